@@ -1,0 +1,57 @@
+//! What each subcommand does. Start-up failures surface as one `anyhow` line in `main`.
+
+use std::io::BufRead;
+
+use anyhow::{Context, bail};
+
+use crate::config::{Cli, Command, UserCommand};
+use crate::http::{self, AppState};
+use crate::{accounts, db, import, seed};
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let pool = db::connect_and_migrate(&cli.db).await?;
+            if args.seed_demo_if_empty && !seed::has_grids(&pool).await? {
+                seed::seed_demo(&pool, 1).await?;
+            }
+            let mut state = AppState::new(pool);
+            state.web_dir = args.web_dir;
+            http::serve(state, args.listen).await
+        }
+        Command::Migrate => {
+            db::connect_and_migrate(&cli.db).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Seed(args) => {
+            let pool = db::connect_and_migrate(&cli.db).await?;
+            seed::seed_demo(&pool, args.scale).await
+        }
+        Command::Import(args) => {
+            let pool = db::connect_and_migrate(&cli.db).await?;
+            let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+            let options = import::ImportOptions {
+                target: args.target,
+                allow_outside_county: args.allow_outside_county,
+                source: args.source,
+            };
+            let report = import::import_geojson(&pool, &bytes, &options).await?;
+            println!("{report}");
+            Ok(())
+        }
+        Command::User { command: UserCommand::Add { role, name, password_stdin, part_time_grid_worker, grids } } => {
+            if !password_stdin {
+                bail!("pass the password on standard input with --password-stdin");
+            }
+            let mut password = String::new();
+            std::io::stdin().lock().read_line(&mut password).context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let pool = db::connect_and_migrate(&cli.db).await?;
+            let new = accounts::NewAccount { name: &name, role, password, part_time_grid_worker, grid_codes: &grids };
+            let id = accounts::upsert(&pool, &new).await?;
+            println!("account {name} (id {id}, role {}) saved", role.as_str());
+            Ok(())
+        }
+    }
+}

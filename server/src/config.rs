@@ -1,0 +1,133 @@
+//! Command line and environment: every flag can also be given as an environment variable, and
+//! every one has a default that runs the demo on this machine without a config file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// gridmap — tiles, features, grid editing and mobile-probe reports for urban grid governance.
+#[derive(Debug, Parser)]
+#[command(name = "gridmap", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// PostgreSQL (with PostGIS) connection URL.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/gridmap", global = true)]
+    pub database_url: String,
+    /// Largest number of pooled database connections.
+    #[arg(long, env = "GRIDMAP_DB_POOL", default_value_t = 16, global = true)]
+    pub db_pool: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply migrations, then serve HTTP until SIGTERM / Ctrl-C.
+    Serve(ServeArgs),
+    /// Apply the embedded migrations and exit.
+    Migrate,
+    /// Load the synthetic demo city (idempotent).
+    Seed(SeedArgs),
+    /// Import a GeoJSON FeatureCollection in one transaction.
+    Import(ImportArgs),
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "GRIDMAP_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Folder with the built web map (web-map/dist); served at `/`.
+    #[arg(long, env = "GRIDMAP_WEB_DIR", default_value = "web-map/dist")]
+    pub web_dir: PathBuf,
+    /// Load the demo city first when the database holds no grids.
+    #[arg(long, env = "GRIDMAP_SEED_DEMO_IF_EMPTY", default_value_t = false)]
+    pub seed_demo_if_empty: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    /// Load the synthetic Yiyuan county-seat demo city.
+    #[arg(long, required = true)]
+    pub demo: bool,
+    /// Multiply grids and buildings (10 → 2,670 grids) for benchmarks.
+    #[arg(long, env = "GRIDMAP_SEED_SCALE", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub scale: u32,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ImportTarget {
+    Grids,
+    Buildings,
+    Stations,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// What the file holds.
+    #[arg(value_enum)]
+    pub target: ImportTarget,
+    /// A GeoJSON FeatureCollection in EPSG:4326 (CGCS2000 accepted as equal).
+    pub file: PathBuf,
+    /// Accept features outside the county's bounding box (e.g. another city's data).
+    #[arg(long)]
+    pub allow_outside_county: bool,
+    /// Label stored in each row's `source` column.
+    #[arg(long, default_value = "import")]
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Role {
+    Resident,
+    Rider,
+    GridWorker,
+    Planner,
+    Admin,
+}
+
+impl Role {
+    /// The value stored in `account.role`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Resident => "resident",
+            Role::Rider => "rider",
+            Role::GridWorker => "grid_worker",
+            Role::Planner => "planner",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account (or reset its password and role if the name exists).
+    Add {
+        /// The account's role.
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Login name.
+        #[arg(long)]
+        name: String,
+        /// Read the password from standard input (first line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Mark a rider as a part-time grid worker (a "mobile probe").
+        #[arg(long)]
+        part_time_grid_worker: bool,
+        /// Assign the account to this grid (code, e.g. LS-001); repeatable.
+        #[arg(long = "grid")]
+        grids: Vec<String>,
+    },
+}

@@ -1,0 +1,109 @@
+//! Connecting to PostgreSQL/PostGIS and applying the embedded migrations, with start-up errors
+//! that tell an operator what is wrong and what to run.
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::config::DbArgs;
+
+/// The schema, embedded in the binary and applied at start.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+const INSTALL_POSTGIS: &str = "apt-get install -y postgresql-15-postgis-3 (or run: bash scripts/setup.sh)";
+
+/// Connect, check PostGIS, and apply pending migrations.
+pub async fn connect_and_migrate(args: &DbArgs) -> anyhow::Result<PgPool> {
+    let pool = connect(args).await?;
+    ensure_postgis(&pool).await?;
+    MIGRATOR.run(&pool).await.context("applying database migrations failed")?;
+    Ok(pool)
+}
+
+/// Open the pool and make one round trip, translating the usual failures into advice.
+pub async fn connect(args: &DbArgs) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = args
+        .database_url
+        .parse()
+        .with_context(|| "DATABASE_URL is not a valid postgres:// URL".to_string())?;
+    let target = format!(
+        "{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("(default database)")
+    );
+    let pool = PgPoolOptions::new()
+        .max_connections(args.db_pool)
+        .acquire_timeout(Duration::from_secs(5))
+        // A statement never runs longer than this unless a route sets its own, shorter limit.
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query("set statement_timeout = '30s'").execute(conn).await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(|err| explain_connect_error(&err, &target))?;
+    Ok(pool)
+}
+
+fn explain_connect_error(err: &sqlx::Error, target: &str) -> anyhow::Error {
+    if let sqlx::Error::Database(db) = err {
+        match db.code().as_deref() {
+            Some("3D000") => {
+                return anyhow!(
+                    "database at {target} does not exist: create it with `createdb -h 127.0.0.1 -U postgres gridmap` \
+                     (scripts/run.sh does this), or point DATABASE_URL at an existing one"
+                );
+            }
+            Some("28P01" | "28000") => {
+                return anyhow!("PostgreSQL at {target} refused the login ({}): check the user and password in DATABASE_URL", db.message());
+            }
+            _ => {}
+        }
+    }
+    if matches!(err, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut) {
+        return anyhow!(
+            "cannot reach PostgreSQL at {target} ({err}): start it (e.g. `pg_ctlcluster 15 main start`) or set DATABASE_URL"
+        );
+    }
+    anyhow!("cannot connect to PostgreSQL at {target}: {err}")
+}
+
+/// PostGIS must be installed on the server and enabled in this database (enabled here if it is not).
+pub async fn ensure_postgis(pool: &PgPool) -> anyhow::Result<()> {
+    let (available, enabled, db, role): (bool, bool, String, String) = sqlx::query_as(
+        r"select exists (select 1 from pg_available_extensions where name = 'postgis'),
+                 exists (select 1 from pg_extension where extname = 'postgis'),
+                 current_database()::text, current_user::text",
+    )
+    .fetch_one(pool)
+    .await
+    .context("checking for PostGIS failed")?;
+    if enabled {
+        return Ok(());
+    }
+    if !available {
+        bail!("PostGIS is not installed on the PostgreSQL server: run `{INSTALL_POSTGIS}`, then start gridmap again");
+    }
+    if let Err(err) = sqlx::query("create extension if not exists postgis").execute(pool).await {
+        let reason = err.as_database_error().map_or_else(|| err.to_string(), |e| e.message().to_string());
+        bail!(
+            "PostGIS is not enabled in database `{db}` and role `{role}` cannot enable it ({reason}): \
+             run `psql -d {db} -c 'CREATE EXTENSION postgis'` as a superuser"
+        );
+    }
+    Ok(())
+}
+
+/// Whether every embedded migration has been applied (for `/readyz`).
+pub async fn migrations_applied(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    let applied: Option<i64> =
+        sqlx::query_scalar("select max(version) from _sqlx_migrations where success").fetch_one(pool).await?;
+    Ok(applied.unwrap_or(0) >= latest)
+}

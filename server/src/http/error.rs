@@ -1,0 +1,165 @@
+//! The one error type at the HTTP edge. Every error response is JSON:
+//! `{"code": "...", "message": "...", "details": ...}` with a stable machine-readable `code`.
+//! 5xx bodies say only "internal error"; the cause goes to the log.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{message}")]
+    InvalidField { field: String, message: String },
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    PreconditionRequired(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{message}")]
+    Unprocessable { message: String, details: Value },
+    #[error("{0}")]
+    TooManyRequests(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest(message.into())
+    }
+
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidField { field: field.into(), message: message.into() }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::NotFound(what.into())
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::InvalidField { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
+            Self::PreconditionRequired(_) => (StatusCode::PRECONDITION_REQUIRED, "precondition_required"),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
+            Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Database(err) if is_timeout_or_unavailable(err) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Database(_) | Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+/// Statement timeouts, cancelled queries and an exhausted or unreachable pool are the
+/// database being busy or away: the client may retry, so they are 503, not 500.
+fn is_timeout_or_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            // query_canceled, admin_shutdown, crash_shutdown, cannot_connect_now
+            Some("57014" | "57P01" | "57P02" | "57P03")
+        ),
+        _ => false,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let mut body = json!({ "code": code });
+        match &self {
+            Self::Database(_) | Self::Internal(_) if status.is_server_error() => {
+                tracing::error!(error = ?self, "request failed");
+                body["message"] = if status == StatusCode::SERVICE_UNAVAILABLE {
+                    "the database is busy or unavailable; retry shortly".into()
+                } else {
+                    "internal error".into()
+                };
+            }
+            Self::InvalidField { field, message } => {
+                body["message"] = format!("{field}: {message}").into();
+                body["field"] = field.clone().into();
+            }
+            Self::Unprocessable { message, details } => {
+                body["message"] = message.clone().into();
+                body["details"] = details.clone();
+            }
+            other => body["message"] = other.to_string().into(),
+        }
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => {
+                Self::UnsupportedMediaType("expected a body with content-type application/json".into())
+            }
+            JsonRejection::BytesRejection(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::PayloadTooLarge("request body too large".into())
+            }
+            other => Self::BadRequest(format!("invalid JSON body: {}", other.body_text())),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::BadRequest(format!("invalid query string: {}", rejection.body_text()))
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::BadRequest(format!("invalid path: {}", rejection.body_text()))
+    }
+}
+
+/// Map a violated, named database constraint to a client error; anything else stays a 500.
+/// Constraint names are stable because the migrations name every constraint.
+pub fn on_constraint(err: sqlx::Error, map: impl FnOnce(&str) -> Option<ApiError>) -> ApiError {
+    if let Some(db) = err.as_database_error()
+        && let Some(constraint) = db.constraint()
+        && let Some(mapped) = map(constraint)
+    {
+        return mapped;
+    }
+    ApiError::Database(err)
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,36 @@
+//! `/healthz` (the process is up) and `/readyz` (the database answers and the schema is current).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::AppState;
+use crate::db;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match db::migrations_applied(&state.pool).await {
+        Ok(true) => (StatusCode::OK, Json(json!({ "status": "ready", "database": "ok", "migrations": "applied" }))),
+        Ok(false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not_ready", "database": "ok", "migrations": "pending" })),
+        ),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "not_ready", "database": "unreachable", "migrations": "unknown" })),
+            )
+        }
+    }
+}

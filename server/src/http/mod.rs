@@ -1,0 +1,92 @@
+//! The HTTP edge: shared state, the router, and the server loop with graceful shutdown.
+//! One module per URL segment; `app()` never binds a port, so tests drive it in-process.
+
+pub mod error;
+pub mod extract;
+pub mod health;
+
+use std::path::PathBuf;
+
+use axum::Router;
+use axum::http::Uri;
+use sqlx::PgPool;
+use tower_http::services::ServeDir;
+use tower_http::trace::TraceLayer;
+
+use self::error::ApiError;
+
+/// Everything a handler may need; cheap to clone (pools and `Arc`s only).
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub web_dir: PathBuf,
+}
+
+impl AppState {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool, web_dir: PathBuf::from("web-map/dist") }
+    }
+}
+
+/// The whole application as a router (no port bound).
+pub fn app(state: AppState) -> Router {
+    let web = ServeDir::new(&state.web_dir).append_index_html_on_directories(true).not_found_service(
+        axum::routing::any(not_found).with_state(()),
+    );
+    Router::new()
+        .merge(health::router())
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback_service(web)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no resource at {}", uri.path()))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Serve until SIGTERM or Ctrl-C; then stop accepting and let in-flight requests finish.
+pub async fn serve(state: AppState, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (set GRIDMAP_LISTEN to another address)"))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(%local, "gridmap listening");
+    println!("gridmap listening on http://{local}");
+    axum::serve(listener, app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server error")?;
+    tracing::info!("gridmap stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested: finishing in-flight requests");
+}

@@ -1,0 +1,12 @@
+//! gridmap: the map service under a county's urban grid governance — grid boundaries, buildings,
+//! warm-"new" stations, and the riders' geotagged reports.
+
+pub mod accounts;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod geo_input;
+pub mod http;
+pub mod import;
+pub mod seed;
+pub mod telemetry;

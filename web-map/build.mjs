@@ -1,0 +1,27 @@
+// Build web-map/dist: our own sources plus the vendor files from node_modules, so that gridmap
+// serves every asset itself and nothing is fetched from the internet at run time.
+import { cpSync, mkdirSync, rmSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const dist = join(here, 'dist');
+rmSync(dist, { recursive: true, force: true });
+mkdirSync(dist, { recursive: true });
+cpSync(join(here, 'src'), dist, { recursive: true });
+
+const vendor = [
+  ['maplibre-gl/dist/maplibre-gl.mjs', 'maplibre-gl/maplibre-gl.mjs'],
+  ['maplibre-gl/dist/maplibre-gl-worker.mjs', 'maplibre-gl/maplibre-gl-worker.mjs'],
+  ['maplibre-gl/dist/maplibre-gl.css', 'maplibre-gl/maplibre-gl.css'],
+];
+for (const [from, to] of vendor) {
+  const src = join(here, 'node_modules', from);
+  if (!existsSync(src)) {
+    throw new Error(`missing ${src}: run npm ci in web-map/`);
+  }
+  const dest = join(dist, 'vendor', to);
+  mkdirSync(dirname(dest), { recursive: true });
+  cpSync(src, dest);
+}
+console.log(`web-map built into ${dist}`);

@@ -1,6 +1,7 @@
 //! The HTTP edge: shared state, the router, and the server loop with graceful shutdown.
 //! One module per URL segment; `app()` never binds a port, so tests drive it in-process.
 
+pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -35,6 +36,7 @@ pub fn app(state: AppState) -> Router {
     );
     Router::new()
         .merge(health::router())
+        .merge(auth::router())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(web)
         .layer(TraceLayer::new_for_http())

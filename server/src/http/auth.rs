@@ -32,10 +32,15 @@ pub struct LoginResponse {
     pub role: Role,
 }
 
-async fn login(State(state): State<AppState>, Json(body): Json<LoginRequest>) -> ApiResult<Json<LoginResponse>> {
+async fn login(
+    State(state): State<AppState>,
+    extensions: axum::http::Extensions,
+    Json(body): Json<LoginRequest>,
+) -> ApiResult<Json<LoginResponse>> {
     if body.name.len() > 64 || body.password.len() > 1024 {
         return Err(ApiError::Unauthorized("invalid name or password".into()));
     }
+    state.limits.check_login(&body.name, super::limits::client_ip(&extensions))?;
     match auth::login(&state.pool, &body.name, &body.password).await? {
         Some(l) => Ok(Json(LoginResponse { token: l.token, expires_at: l.expires_at, role: l.role })),
         // One answer for unknown names, wrong passwords and disabled accounts: no enumeration.

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod limits;
 
 use std::path::PathBuf;
 
@@ -16,16 +17,20 @@ use tower_http::trace::TraceLayer;
 
 use self::error::ApiError;
 
+/// Largest request body accepted by default (1 MiB): a detailed grid boundary fits easily.
+pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
+
 /// Everything a handler may need; cheap to clone (pools and `Arc`s only).
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
     pub web_dir: PathBuf,
+    pub limits: std::sync::Arc<limits::Limits>,
 }
 
 impl AppState {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, web_dir: PathBuf::from("web-map/dist") }
+        Self { pool, web_dir: PathBuf::from("web-map/dist"), limits: limits::Limits::from_env() }
     }
 }
 
@@ -39,6 +44,8 @@ pub fn app(state: AppState) -> Router {
         .merge(auth::router())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(web)
+        // Bodies are small JSON unless a route (photo upload) raises its own limit.
+        .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

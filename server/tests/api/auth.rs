@@ -67,3 +67,32 @@ async fn logout_revokes_the_token(pool: PgPool) {
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
     assert_eq!(again.json()["code"], "unauthorized");
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn repeated_wrong_passwords_are_throttled_with_429(pool: PgPool) {
+    use tower::ServiceExt;
+    let password = make_user(&pool, "rider-li", Role::Rider).await;
+    // The limiter lives in the app's state, so every attempt goes through one app instance.
+    let app = gridmap_server::http::app(gridmap_server::http::AppState::new(pool.clone()));
+    let attempt = |password: &str| {
+        Request::post("/api/auth/login")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(json!({"name": "rider-li", "password": password}).to_string()))
+            .expect("request")
+    };
+    for _ in 0..5 {
+        let r = app.clone().oneshot(attempt("guess guess guess")).await.expect("infallible");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let throttled = app.clone().oneshot(attempt(&password)).await.expect("infallible");
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
+    assert!(throttled.headers().contains_key(header::RETRY_AFTER));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_oversized_body_is_refused_with_413(pool: PgPool) {
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let r = send_json(&pool, "POST", "/api/auth/login", &json!({"name": "a", "password": huge})).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.json()["code"], "payload_too_large");
+}

@@ -3,7 +3,9 @@
 
 pub mod error;
 pub mod extract;
+pub mod grids;
 pub mod health;
+pub mod stations;
 
 use std::path::PathBuf;
 
@@ -35,6 +37,8 @@ pub fn app(state: AppState) -> Router {
     );
     Router::new()
         .merge(health::router())
+        .merge(stations::router())
+        .merge(grids::router())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(web)
         .layer(TraceLayer::new_for_http())

@@ -1,5 +1,5 @@
 //! `/api/stations…`: the 48 warm-"new" stations (暖"新"驿站) for residents and riders — the list
-//! with search, one station, and the stations nearest to a point (KNN on the GiST index).
+//! with search, one station, and the stations nearest to a point (a KNN search on the spatial index).
 //!
 //! Public fields only. A station's `phone` is the station's own published service line (the
 //! number on its door sign), not a person's; it is the only phone number this module returns.

@@ -9,7 +9,8 @@ mode="${1:-run}"
 
 packages=(postgresql-15-postgis-3)
 if [ "$mode" = test ]; then
-  packages+=(chromium chromium-driver gdal-bin)
+  # fonts-wqy-microhei: the headless browser tests render the Chinese UI (screenshots) legibly.
+  packages+=(chromium chromium-driver gdal-bin fonts-wqy-microhei)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -1,19 +1,327 @@
-// The map page: MapLibre draws gridmap's own style (grids, buildings, stations) from gridmap's tiles.
-import * as maplibregl from '/vendor/maplibre-gl/maplibre-gl.mjs';
+// The resident view: the map (gridmap's own style and tiles), the 48 warm-"new" stations in a
+// searchable list and on the map with their cards, the nearest stations to a point, and "which
+// grid am I in". The rider view lives in rider.js. Every asset is served by gridmap itself.
+import * as maplibregl from 'maplibre-gl';
+import { t, setLang, getLang, applyStatic, serviceLabel, serviceSearchText, SERVICES } from './i18n.js';
+import { isOpen, isAlwaysOpen } from './hours.js';
+import { api } from './api.js';
+import { h, $ } from './dom.js';
+import { initRider } from './rider.js';
 
-const status = document.getElementById('status');
-const map = new maplibregl.Map({
-  container: 'map',
-  style: '/tiles/style.json',
-  center: [118.17, 36.18],
-  zoom: 13,
-  hash: true,
-});
-map.addControl(new maplibregl.NavigationControl(), 'top-right');
-map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
-map.on('error', (e) => { status.textContent = `地图错误: ${e.error?.message ?? e}`; });
-map.once('idle', () => {
-  status.textContent = '';
-  window.__mapReady = true;
-});
-window.__map = map;
+// The county seat (沂源县城); the map fits the stations once they are known.
+const CENTER = [118.17, 36.185];
+const FALLBACK_STYLE = {
+  version: 8,
+  // No glyphs: MapLibre then draws any label text with the browser's local fonts.
+  sources: {},
+  layers: [{ id: 'background', type: 'background', paint: { 'background-color': '#eef0ea' } }],
+};
+const STATIONS_CACHE = 'gridmap.stations';
+
+const state = {
+  tab: 'stations',
+  stations: [],
+  query: '',
+  selected: null,
+  nearest: null, // {lon, lat, stations}
+  grid: null, // {lon, lat, card | null}
+  status: { key: 'loading', extra: '' },
+  mapMessage: null,
+};
+const app = { state, map: null, onMapClick: {}, rerender: [] };
+window.__app = app;
+
+function setStatus(key, extra = '') {
+  state.status = { key, extra };
+  const text = key ? t(key) + extra : extra;
+  $('#status').textContent = [text, state.mapMessage && t(state.mapMessage)].filter(Boolean).join(' · ');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Map
+
+async function loadStyle() {
+  try {
+    // The tile server (issue 3) serves the style; until it is deployed this is a 404, which the
+    // page answers with a plain background and its own station layer rather than a blank screen.
+    const response = await fetch('/tiles/style.json', { expectFailure: true });
+    if (response.ok) return await response.json();
+  } catch { /* offline: fall through */ }
+  state.mapMessage = 'map_no_style';
+  return FALLBACK_STYLE;
+}
+
+function emptyCollection() {
+  return { type: 'FeatureCollection', features: [] };
+}
+
+function addOverlay(map) {
+  map.addSource('gm-grid', { type: 'geojson', data: emptyCollection() });
+  map.addLayer({ id: 'gm-grid-fill', type: 'fill', source: 'gm-grid', paint: { 'fill-color': '#1a73e8', 'fill-opacity': 0.12 } });
+  map.addLayer({ id: 'gm-grid-line', type: 'line', source: 'gm-grid', paint: { 'line-color': '#1a73e8', 'line-width': 3 } });
+  map.addSource('gm-stations', { type: 'geojson', data: emptyCollection(), promoteId: 'id' });
+  map.addLayer({
+    id: 'gm-stations', type: 'circle', source: 'gm-stations',
+    paint: {
+      'circle-radius': ['interpolate', ['linear'], ['zoom'], 11, 4, 16, 8],
+      'circle-color': ['case', ['boolean', ['feature-state', 'near'], false], '#f29900', '#b3261e'],
+      'circle-stroke-color': '#fff', 'circle-stroke-width': 2,
+    },
+  });
+  map.addLayer({
+    id: 'gm-stations-selected', type: 'circle', source: 'gm-stations', filter: ['==', ['get', 'id'], -1],
+    paint: { 'circle-radius': 12, 'circle-color': 'rgba(0,0,0,0)', 'circle-stroke-color': '#b3261e', 'circle-stroke-width': 3 },
+  });
+  map.addSource('gm-point', { type: 'geojson', data: emptyCollection() });
+  map.addLayer({
+    id: 'gm-point', type: 'circle', source: 'gm-point',
+    paint: { 'circle-radius': 7, 'circle-color': '#1a73e8', 'circle-stroke-color': '#fff', 'circle-stroke-width': 3 },
+  });
+}
+
+function stationFeatures() {
+  return {
+    type: 'FeatureCollection',
+    features: state.stations.map((s) => ({
+      type: 'Feature', id: s.id, geometry: { type: 'Point', coordinates: [s.lon, s.lat] },
+      properties: { id: s.id, name: s.name },
+    })),
+  };
+}
+
+function updateStationLayer() {
+  const map = app.map;
+  if (!map || !map.getSource('gm-stations')) return;
+  map.getSource('gm-stations').setData(stationFeatures());
+  map.setFilter('gm-stations-selected', ['==', ['get', 'id'], state.selected ?? -1]);
+  const near = new Set((state.nearest?.stations ?? []).map((s) => s.id));
+  for (const s of state.stations) map.setFeatureState({ source: 'gm-stations', id: s.id }, { near: near.has(s.id) });
+}
+
+function setPoint(lon, lat) {
+  app.map?.getSource('gm-point')?.setData(
+    lon === null ? emptyCollection() : { type: 'Feature', geometry: { type: 'Point', coordinates: [lon, lat] }, properties: {} },
+  );
+}
+
+async function initMap() {
+  const style = await loadStyle();
+  const map = new maplibregl.Map({ container: 'map', style, center: CENTER, zoom: 13, attributionControl: { compact: true } });
+  app.map = map;
+  window.__map = map;
+  map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
+  map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
+  map.on('error', (e) => {
+    console.error(`map: ${e.error?.message ?? e}`);
+    setStatus('map_error', e.error?.message ?? '');
+  });
+  map.on('load', () => {
+    addOverlay(map);
+    updateStationLayer();
+    map.once('idle', () => {
+      // Map with every layer drawn, measured from navigation start (Performance API).
+      window.__firstPaint = Math.round(performance.now());
+      window.__mapIdle = true;
+      performance.mark('gridmap-map-idle');
+    });
+  });
+  map.on('click', (e) => {
+    const handler = app.onMapClick[state.tab];
+    if (handler) handler(e);
+  });
+  map.on('mouseenter', 'gm-stations', () => { map.getCanvas().style.cursor = 'pointer'; });
+  map.on('mouseleave', 'gm-stations', () => { map.getCanvas().style.cursor = ''; });
+  setStatus(null);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stations: list, search, card
+
+function hoursBadge(hours) {
+  const open = isOpen(hours);
+  if (open === null) return h('span', { class: 'badge unknown' }, t('hours_unknown'));
+  return h('span', { class: `badge ${open ? 'open' : 'closed'}`, dataset: { open: String(open) } }, t(open ? 'open_now' : 'closed_now'));
+}
+
+function matches(station, q) {
+  if (!q) return true;
+  const hay = [station.name, station.address, station.host_org, ...station.services.map(serviceSearchText)].join(' ').toLowerCase();
+  return q.toLowerCase().split(/\s+/).every((word) => hay.includes(word));
+}
+
+function renderStations() {
+  const list = $('#station-list');
+  const shown = state.stations.filter((s) => matches(s, state.query));
+  $('#stations-count').textContent = state.query ? `${shown.length} / ${state.stations.length}` : t('stations_count', state.stations.length);
+  list.replaceChildren(
+    ...shown.map((s) => h('li', { tabindex: 0, dataset: { id: s.id }, onclick: () => selectStation(s.id), onkeydown: (e) => { if (e.key === 'Enter') selectStation(s.id); } },
+      h('div', { class: 'name' }, s.name, hoursBadge(s.opening_hours)),
+      h('div', { class: 'sub' }, s.address))),
+  );
+  if (!shown.length) list.append(h('li', { class: 'muted' }, t('no_match')));
+  renderStationCard();
+}
+
+function renderStationCard() {
+  const card = $('#station-card');
+  const s = state.stations.find((x) => x.id === state.selected);
+  if (!s) { card.hidden = true; return; }
+  card.hidden = false;
+  const hours = isAlwaysOpen(s.opening_hours) ? t('open_24_7') : (s.opening_hours || '—');
+  card.replaceChildren(
+    h('h2', {}, s.name, hoursBadge(s.opening_hours)),
+    h('dl', {},
+      h('dt', {}, t('address')), h('dd', {}, s.address),
+      h('dt', {}, t('hours')), h('dd', { class: 'hours' }, hours),
+      h('dt', {}, t('services')), h('dd', {}, h('ul', { class: 'services' },
+        ...s.services.map((code) => h('li', { dataset: { service: code } },
+          h('span', { 'aria-hidden': 'true' }, SERVICES[code]?.icon ?? '•'), ' ', serviceLabel(code))))),
+      h('dt', {}, t('host')), h('dd', {}, s.host_org),
+      s.phone ? [h('dt', {}, t('phone')), h('dd', {}, h('a', { href: `tel:${s.phone}` }, s.phone))] : null),
+    h('p', { class: 'row' }, h('button', { type: 'button', class: 'link', onclick: () => { state.selected = null; renderStationCard(); updateStationLayer(); } }, t('back'))),
+  );
+}
+
+function selectStation(id, { fly = true } = {}) {
+  state.selected = id;
+  const s = state.stations.find((x) => x.id === id);
+  if (state.tab !== 'stations') showTab('stations');
+  renderStationCard();
+  updateStationLayer();
+  if (s && fly && app.map) app.map.easeTo({ center: [s.lon, s.lat], zoom: Math.max(app.map.getZoom(), 15) });
+  $('#station-card').scrollIntoView?.({ block: 'nearest' });
+}
+
+async function loadStations() {
+  try {
+    const body = await api('/api/stations');
+    state.stations = body.stations;
+    try { localStorage.setItem(STATIONS_CACHE, JSON.stringify(body.stations)); } catch { /* storage full: fine */ }
+  } catch (err) {
+    // A rider on a dead connection still gets the list from the last visit.
+    const cached = JSON.parse(localStorage.getItem(STATIONS_CACHE) || '[]');
+    state.stations = cached;
+    setStatus('api_error', err.message);
+  }
+  renderStations();
+  updateStationLayer();
+  window.__stationsLoaded = state.stations.length;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nearest stations and which grid
+
+function locate(then) {
+  if (!navigator.geolocation) { setStatus('geo_denied'); return; }
+  setStatus('locating');
+  navigator.geolocation.getCurrentPosition(
+    (pos) => { setStatus(null); then(pos.coords.longitude, pos.coords.latitude, pos.coords.accuracy); },
+    () => setStatus('geo_denied'),
+    { enableHighAccuracy: true, timeout: 15000, maximumAge: 30000 },
+  );
+}
+
+async function nearestAt(lon, lat) {
+  setPoint(lon, lat);
+  try {
+    const body = await api(`/api/stations/nearest?lon=${lon}&lat=${lat}&limit=5`);
+    state.nearest = { lon, lat, stations: body.stations };
+  } catch (err) {
+    setStatus('api_error', err.message);
+    state.nearest = { lon, lat, stations: [], error: err.message };
+  }
+  renderNearest();
+  updateStationLayer();
+  return state.nearest;
+}
+
+function renderNearest() {
+  const n = state.nearest;
+  $('#nearest-from').textContent = n ? t('nearest_from', n.lon, n.lat) : '';
+  $('#nearest-list').replaceChildren(...(n?.stations ?? []).map((s) => h('li', { tabindex: 0, dataset: { id: s.id }, onclick: () => selectStation(s.id) },
+    h('span', { class: 'dist' }, t('metres', s.distance_m)),
+    h('span', { class: 'name' }, s.name), hoursBadge(s.opening_hours),
+    h('div', { class: 'sub' }, s.address))));
+}
+
+async function gridAt(lon, lat) {
+  setPoint(lon, lat);
+  let card = null;
+  try {
+    card = await api(`/api/grids/at?lon=${lon}&lat=${lat}`, { expectFailure: true });
+  } catch (err) {
+    if (err.status !== 404) setStatus('api_error', err.message);
+  }
+  state.grid = { lon, lat, card };
+  renderGrid();
+  app.map?.getSource('gm-grid')?.setData(card ? { type: 'Feature', geometry: card.geometry, properties: {} } : emptyCollection());
+  return card;
+}
+
+function renderGrid() {
+  const el = $('#grid-card');
+  const g = state.grid;
+  if (!g) { el.hidden = true; return; }
+  el.hidden = false;
+  if (!g.card) { el.replaceChildren(h('p', { class: 'muted' }, t('grid_none'))); return; }
+  const c = g.card;
+  el.replaceChildren(
+    h('h2', {}, c.name),
+    h('dl', {},
+      h('dt', {}, t('grid_code')), h('dd', { class: 'grid-code' }, c.code),
+      h('dt', {}, t('community')), h('dd', {}, c.community ?? '—'),
+      h('dt', {}, t('subdistrict')), h('dd', {}, c.subdistrict ?? '—'),
+      h('dt', {}, t('households')), h('dd', {}, t('households_n', c.households)),
+      h('dt', {}, t('workers')), h('dd', {},
+        c.workers.length
+          ? h('ul', { class: 'workers list' }, ...c.workers.map((w) => h('li', {}, w.name, ' ',
+            w.public_phone ? h('a', { href: `tel:${w.public_phone}` }, w.public_phone) : h('span', { class: 'muted' }, `（${t('phone_unpublished')}）`))))
+          : t('no_workers'))),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tabs, language, wiring
+
+function showTab(tab) {
+  state.tab = tab;
+  for (const b of document.querySelectorAll('#tabs button')) b.setAttribute('aria-selected', String(b.dataset.tab === tab));
+  for (const v of document.querySelectorAll('.view')) v.hidden = v.id !== `view-${tab}`;
+  window.dispatchEvent(new CustomEvent('gridmap:tab', { detail: tab }));
+}
+
+function renderAll() {
+  document.title = `${t('title')} · gridmap`;
+  applyStatic();
+  setStatus(state.status.key, state.status.extra);
+  renderStations();
+  renderNearest();
+  renderGrid();
+  for (const f of app.rerender) f();
+}
+
+function wire() {
+  for (const b of document.querySelectorAll('#tabs button')) b.addEventListener('click', () => showTab(b.dataset.tab));
+  $('#lang').addEventListener('click', () => { setLang(getLang() === 'en' ? 'zh-CN' : 'en'); renderAll(); });
+  $('#search').addEventListener('input', (e) => { state.query = e.target.value.trim(); renderStations(); });
+  $('#locate-nearest').addEventListener('click', () => locate((lon, lat) => nearestAt(lon, lat)));
+  $('#locate-grid').addEventListener('click', () => locate((lon, lat) => gridAt(lon, lat)));
+  app.onMapClick.stations = (e) => {
+    const hit = app.map.queryRenderedFeatures(e.point, { layers: ['gm-stations'] })[0];
+    if (hit) selectStation(hit.properties.id, { fly: false });
+  };
+  app.onMapClick.nearest = (e) => nearestAt(e.lngLat.lng, e.lngLat.lat);
+  app.onMapClick.grid = (e) => gridAt(e.lngLat.lng, e.lngLat.lat);
+  window.addEventListener('offline', () => setStatus('offline'));
+  window.addEventListener('online', () => setStatus(null));
+}
+
+Object.assign(app, { nearestAt, gridAt, selectStation, showTab, setStatus, renderAll });
+
+setLang(getLang());
+wire();
+renderAll();
+await Promise.all([initMap(), loadStations()]);
+initRider(app);
+renderAll();
+window.__appReady = true;

@@ -4,8 +4,10 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod grids;
 pub mod health;
 pub mod limits;
+pub mod stations;
 
 use std::path::PathBuf;
 
@@ -42,6 +44,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(auth::router())
+        .merge(stations::router())
+        .merge(grids::router())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(web)
         // Bodies are small JSON unless a route (photo upload) raises its own limit.

@@ -6,3 +6,4 @@ mod common;
 mod foundation;
 mod import;
 mod seed;
+mod stations;

@@ -4,7 +4,9 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod grids;
 pub mod health;
+pub mod ogc;
 
 use std::path::PathBuf;
 
@@ -37,6 +39,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(auth::router())
+        .merge(ogc::router())
+        .merge(grids::router())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(web)
         .layer(TraceLayer::new_for_http())

@@ -230,7 +230,7 @@ fn parse_items_query(coll: &Collection, pairs: &[(String, String)]) -> ApiResult
                     .collect::<Option<_>>()
                     .ok_or_else(|| ApiError::field("bbox", "must be 4 (or 6) comma-separated numbers"))?;
                 let b = match nums.as_slice() {
-                    [a, b, c, d] | [a, b, _, c, d, _] => [*a, *b, *c, *d],
+                    [x0, y0, x1, y1] | [x0, y0, _, x1, y1, _] => [*x0, *y0, *x1, *y1],
                     _ => return Err(ApiError::field("bbox", "must be 4 (or 6) comma-separated numbers")),
                 };
                 if b[0] > b[2] || b[1] > b[3] {
@@ -431,6 +431,7 @@ async fn create_item(
     Ok(written_response(StatusCode::CREATED, &base(&headers), coll, &written))
 }
 
+#[allow(clippy::too_many_arguments)] // PUT and PATCH share it; each argument is one extractor
 async fn update_item(state: AppState, auth: Auth, headers: HeaderMap, id: String, fid: String, raw: Option<String>, body: Value, patch: bool) -> ApiResult<Response> {
     let coll = collection(&id)?;
     let fid = feature_id(&fid)?;

@@ -56,7 +56,6 @@ fn bracket_depth(s: &str) -> usize {
     for c in s.chars() {
         match (quote, c) {
             (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
             (None, '\'' | '"') => quote = Some(c),
             (None, '(' | '[' | '{') => {
                 depth += 1;
@@ -182,7 +181,7 @@ fn push_operation(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, op: &s
             let b = push_value(qb, coll, &args[1], hint)?;
             qb.push(" and ");
             let c = push_value(qb, coll, &args[2], hint)?;
-            if !(compatible(a, b) && compatible(a, c)) || !matches!(a, Ty::Number | Ty::Time | Ty::Text) {
+            if !(compatible(a, b) && compatible(a, c) && matches!(a, Ty::Number | Ty::Time | Ty::Text)) {
                 return Err(Error::bad("BETWEEN needs a number, text or time and two bounds of the same type"));
             }
             qb.push(")");
@@ -346,7 +345,7 @@ fn push_value(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, expr: &Exp
                 })
                 .collect::<Result<_>>()?;
             let [x0, y0, x1, y1] = match nums.as_slice() {
-                [a, b, c, d] | [a, b, _, c, d, _] => [*a, *b, *c, *d],
+                [x0, y0, x1, y1] | [x0, y0, _, x1, y1, _] => [*x0, *y0, *x1, *y1],
                 _ => return Err(Error::bad("BBOX takes 4 (or 6) numbers")),
             };
             qb.push("ST_MakeEnvelope(")

@@ -4,5 +4,7 @@
 mod auth;
 mod common;
 mod foundation;
+mod grid_edit;
 mod import;
+mod ogc;
 mod seed;

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod grids;
 pub mod health;
 pub mod limits;
+pub mod ogc;
 pub mod stations;
 
 use std::path::PathBuf;
@@ -45,6 +46,7 @@ pub fn app(state: AppState) -> Router {
         .merge(health::router())
         .merge(auth::router())
         .merge(stations::router())
+        .merge(ogc::router())
         .merge(grids::router())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(web)

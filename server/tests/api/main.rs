@@ -4,6 +4,8 @@
 mod auth;
 mod common;
 mod foundation;
+mod grid_edit;
 mod import;
+mod ogc;
 mod seed;
 mod stations;

@@ -1,0 +1,568 @@
+//! `/ogc…`: OGC API – Features. Part 1 Core + GeoJSON + OpenAPI 3.0 (landing page, conformance,
+//! API definition, collections, items, item), Part 3 filtering (CQL2 text and JSON, queryables),
+//! Part 4 create/replace/update/delete with strong ETags and mandatory `If-Match`.
+//!
+//! Query parameters of `…/items`: `limit` (default 10, larger than 1000 is clamped to 1000),
+//! `offset`, `bbox` (CRS84), `properties`, `filter`, `filter-lang`, `filter-crs` (CRS84 only),
+//! `datetime` (accepted and ignored: no collection has a temporal extent), `f=json`, and one
+//! equality filter per published property (`?code=LS-001`). Anything else is a 400 naming it.
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::Auth;
+use super::error::{ApiError, ApiResult};
+use super::extract::{Json, Path};
+use crate::auth::Role;
+use crate::ogc::edit::{self, Actor};
+use crate::ogc::features::{self, DEFAULT_LIMIT, ItemsQuery, MAX_LIMIT};
+use crate::ogc::{self, Changed, Collection, Kind, collections, cql};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ogc", get(landing))
+        .route("/ogc/", get(landing))
+        .route("/ogc/conformance", get(conformance))
+        .route("/ogc/api", get(api))
+        .route("/ogc/collections", get(list_collections))
+        .route("/ogc/collections/{collection}", get(get_collection))
+        .route("/ogc/collections/{collection}/queryables", get(queryables))
+        .route("/ogc/collections/{collection}/items", get(get_items).post(create_item))
+        .route(
+            "/ogc/collections/{collection}/items/{id}",
+            get(get_item).put(replace_item).patch(patch_item).delete(delete_item),
+        )
+}
+
+impl From<ogc::Error> for ApiError {
+    fn from(err: ogc::Error) -> Self {
+        match err {
+            ogc::Error::BadRequest(m) => Self::BadRequest(m),
+            ogc::Error::NotFound(m) => Self::NotFound(m),
+            ogc::Error::Forbidden(m) => Self::Forbidden(m),
+            ogc::Error::Conflict(m) => Self::Conflict(m),
+            ogc::Error::PreconditionFailed(m) => Self::PreconditionFailed(m),
+            ogc::Error::Unprocessable { message, details } => Self::Unprocessable { message, details },
+            ogc::Error::Database(e) => Self::Database(e),
+        }
+    }
+}
+
+/// Called after every committed write of grids, buildings or stations, before the response.
+/// The single place where the rest of the system learns that the map changed.
+pub fn after_commit(state: &AppState, changed: &Changed) {
+    // TODO(tiles): once the tiles branch is in main: `state.tiles.invalidate(bbox)` for `changed.bbox`.
+    // TODO(reports): once the reports branch is in main, when `changed.kind == Some(Kind::Grids)`:
+    //   re-assign open reports inside `changed.bbox` and reload the in-memory grid index.
+    let _ = state;
+    tracing::info!(kind = ?changed.kind, bbox = ?changed.bbox, grids = ?changed.grid_ids, "map data changed");
+}
+
+pub const CONFORMANCE: &[&str] = &[
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
+];
+
+const GEOJSON: &str = "application/geo+json";
+const JSON: &str = "application/json";
+const OPENAPI: &str = "application/vnd.oai.openapi+json;version=3.0";
+const CRS84: &str = "http://www.opengis.net/def/crs/OGC/1.3/CRS84";
+
+/// Absolute base URL of this server as the client addressed it (links must be absolute for
+/// GDAL); relative when there is no Host header (in-process tests).
+fn base(headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()));
+    let proto = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).filter(|p| *p == "https").unwrap_or("http");
+    host.map_or_else(String::new, |h| format!("{proto}://{h}"))
+}
+
+/// `f=json` (or none) is the only format; anything else is a 400 naming what exists.
+fn check_format(f: Option<&str>) -> ApiResult<()> {
+    match f {
+        None | Some("json" | "geojson") => Ok(()),
+        Some(other) => Err(ApiError::bad_request(format!("format `{other}` is not offered; use f=json"))),
+    }
+}
+
+fn json_response(body: &Value, content_type: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body.to_string()).into_response()
+}
+
+/// Features go out as `application/geo+json` unless the client asked only for plain JSON.
+fn feature_type(headers: &HeaderMap) -> &'static str {
+    let accept = headers.get(header::ACCEPT).and_then(|a| a.to_str().ok()).unwrap_or("");
+    if accept.contains("application/json") && !accept.contains("geo+json") { JSON } else { GEOJSON }
+}
+
+fn params(raw: Option<&str>) -> ApiResult<Vec<(String, String)>> {
+    serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
+}
+
+fn simple_format(raw: Option<&str>) -> ApiResult<()> {
+    let ps = params(raw)?;
+    check_format(ps.iter().find(|(k, _)| k == "f").map(|(_, v)| v.as_str()))
+}
+
+fn collection(id: &str) -> ApiResult<&'static Collection> {
+    collections::find(id).ok_or_else(|| ApiError::not_found(format!("collection `{id}` (collections: grids, buildings, stations)")))
+}
+
+/// Part 1 §7.2: the landing page.
+async fn landing(headers: HeaderMap, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    simple_format(raw.as_deref())?;
+    let b = base(&headers);
+    Ok(json_response(
+        &json!({
+            "title": "gridmap — Yiyuan county grids, buildings and warm-\"new\" stations",
+            "description": "OGC API – Features (Parts 1, 3 and 4) for the urban grid governance of Yiyuan county.",
+            "links": [
+                {"href": format!("{b}/ogc"), "rel": "self", "type": JSON, "title": "This document"},
+                {"href": format!("{b}/ogc/api"), "rel": "service-desc", "type": OPENAPI, "title": "The API definition"},
+                {"href": format!("{b}/ogc/conformance"), "rel": "conformance", "type": JSON, "title": "Conformance classes"},
+                {"href": format!("{b}/ogc/collections"), "rel": "data", "type": JSON, "title": "Collections"},
+            ]
+        }),
+        JSON,
+    ))
+}
+
+/// Part 1 §7.4: conformance classes — only what is implemented.
+async fn conformance(RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    simple_format(raw.as_deref())?;
+    Ok(json_response(&json!({ "conformsTo": CONFORMANCE }), JSON))
+}
+
+async fn collection_json(state: &AppState, coll: &Collection, b: &str) -> ApiResult<Value> {
+    let extent = features::extent(&state.pool, coll).await?.unwrap_or(crate::geo_input::COUNTY_BBOX);
+    let href = format!("{b}/ogc/collections/{}", coll.id);
+    Ok(json!({
+        "id": coll.id,
+        "title": coll.title,
+        "description": coll.description,
+        "itemType": "feature",
+        "crs": [CRS84],
+        "storageCrs": CRS84,
+        "extent": {"spatial": {"bbox": [extent], "crs": CRS84}},
+        "links": [
+            {"href": href, "rel": "self", "type": JSON, "title": coll.title},
+            {"href": format!("{href}/items"), "rel": "items", "type": GEOJSON, "title": "Features"},
+            {"href": format!("{href}/queryables"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables", "type": "application/schema+json", "title": "Queryables"},
+        ]
+    }))
+}
+
+/// Part 1 §7.13: the collections.
+async fn list_collections(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    simple_format(raw.as_deref())?;
+    let b = base(&headers);
+    let mut list = Vec::new();
+    for coll in collections::ALL {
+        list.push(collection_json(&state, coll, &b).await?);
+    }
+    Ok(json_response(
+        &json!({
+            "links": [{"href": format!("{b}/ogc/collections"), "rel": "self", "type": JSON, "title": "Collections"}],
+            "collections": list,
+        }),
+        JSON,
+    ))
+}
+
+/// Part 1 §7.14: one collection.
+async fn get_collection(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    simple_format(raw.as_deref())?;
+    let coll = collection(&id)?;
+    Ok(json_response(&collection_json(&state, coll, &base(&headers)).await?, JSON))
+}
+
+/// Part 3 §6: the queryables of a collection (JSON Schema).
+async fn queryables(headers: HeaderMap, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    simple_format(raw.as_deref())?;
+    let coll = collection(&id)?;
+    let url = format!("{}/ogc/collections/{}/queryables", base(&headers), coll.id);
+    Ok(json_response(&coll.queryables(&url), "application/schema+json"))
+}
+
+fn parse_items_query(coll: &Collection, pairs: &[(String, String)]) -> ApiResult<ItemsQuery> {
+    let mut q = ItemsQuery { limit: DEFAULT_LIMIT, ..ItemsQuery::default() };
+    let (mut filter, mut lang) = (None, None);
+    for (key, value) in pairs {
+        match key.as_str() {
+            "limit" => {
+                let n: i64 = value.parse().map_err(|_| ApiError::field("limit", "must be an integer from 1"))?;
+                if n < 1 {
+                    return Err(ApiError::field("limit", "must be an integer from 1"));
+                }
+                q.limit = n.min(MAX_LIMIT);
+            }
+            "offset" => {
+                q.offset = value.parse().ok().filter(|n: &i64| *n >= 0).ok_or_else(|| ApiError::field("offset", "must be an integer from 0"))?;
+            }
+            "bbox" => {
+                let nums: Vec<f64> = value
+                    .split(',')
+                    .map(|s| s.trim().parse::<f64>().ok().filter(|f| f.is_finite()))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| ApiError::field("bbox", "must be 4 (or 6) comma-separated numbers"))?;
+                let b = match nums.as_slice() {
+                    [x0, y0, x1, y1] | [x0, y0, _, x1, y1, _] => [*x0, *y0, *x1, *y1],
+                    _ => return Err(ApiError::field("bbox", "must be 4 (or 6) comma-separated numbers")),
+                };
+                if b[0] > b[2] || b[1] > b[3] {
+                    return Err(ApiError::field("bbox", "must be minx,miny,maxx,maxy (this server does not wrap the antimeridian)"));
+                }
+                q.bbox = Some(b);
+            }
+            "bbox-crs" | "filter-crs" | "crs" => {
+                if value != CRS84 {
+                    return Err(ApiError::field(key.clone(), format!("only {CRS84} is supported")));
+                }
+            }
+            "properties" => {
+                let list = value
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|name| {
+                        coll.property(name).ok_or_else(|| {
+                            ApiError::field("properties", format!("unknown property `{name}`; known: {}", coll.property_names()))
+                        })
+                    })
+                    .collect::<ApiResult<Vec<_>>>()?;
+                q.properties = Some(list);
+            }
+            "filter" => filter = Some(value.clone()),
+            "filter-lang" => lang = Some(value.clone()),
+            "f" => check_format(Some(value))?,
+            "datetime" => {}
+            name => match coll.property(name) {
+                Some(p) => q.equals.push((p, value.clone())),
+                None => {
+                    return Err(ApiError::bad_request(format!(
+                        "unknown query parameter `{name}`; use limit, offset, bbox, properties, filter, filter-lang or a property: {}",
+                        coll.property_names()
+                    )));
+                }
+            },
+        }
+    }
+    if let Some(filter) = filter {
+        q.filter = Some(cql::parse(&filter, cql::Lang::from_param(lang.as_deref())?)?);
+    } else if lang.is_some() {
+        cql::Lang::from_param(lang.as_deref())?;
+    }
+    Ok(q)
+}
+
+fn page_link(b: &str, coll: &Collection, pairs: &[(String, String)], offset: i64, rel: &str) -> Value {
+    let mut kept: Vec<(String, String)> = pairs.iter().filter(|(k, _)| k != "offset").cloned().collect();
+    kept.push(("offset".into(), offset.to_string()));
+    let query = serde_urlencoded::to_string(&kept).unwrap_or_default();
+    json!({"href": format!("{b}/ogc/collections/{}/items?{query}", coll.id), "rel": rel, "type": GEOJSON})
+}
+
+/// Part 1 §7.15, Part 3 §8: a page of features.
+async fn get_items(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let coll = collection(&id)?;
+    let pairs = params(raw.as_deref())?;
+    let q = parse_items_query(coll, &pairs)?;
+    let page = features::items(&state.pool, coll, &q).await?;
+    let b = base(&headers);
+    let returned = page.features.len() as i64;
+    let mut links = vec![
+        json!({"href": format!("{b}/ogc/collections/{}/items{}", coll.id, raw.as_deref().map(|r| format!("?{r}")).unwrap_or_default()), "rel": "self", "type": GEOJSON}),
+        json!({"href": format!("{b}/ogc/collections/{}", coll.id), "rel": "collection", "type": JSON}),
+    ];
+    if q.offset + returned < page.number_matched {
+        links.push(page_link(&b, coll, &pairs, q.offset + returned, "next"));
+    }
+    if q.offset > 0 {
+        links.push(page_link(&b, coll, &pairs, (q.offset - q.limit).max(0), "prev"));
+    }
+    let head = json!({
+        "type": "FeatureCollection",
+        "numberMatched": page.number_matched,
+        "numberReturned": returned,
+        "timeStamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "links": links,
+    })
+    .to_string();
+    // Splice the features (already GeoJSON text from PostgreSQL) into the collection object.
+    let mut body = String::with_capacity(head.len() + page.features.iter().map(|f| f.len() + 1).sum::<usize>() + 16);
+    body.push_str(&head[..head.len() - 1]);
+    body.push_str(",\"features\":[");
+    for (i, f) in page.features.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(f);
+    }
+    body.push_str("]}");
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static(feature_type(&headers)))], body).into_response())
+}
+
+fn etag_header(etag: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{etag}\"")).expect("digits and quotes are a valid header value")
+}
+
+/// Part 1 §7.16: one feature, with its strong ETag.
+async fn get_item(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, fid)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    simple_format(raw.as_deref())?;
+    let coll = collection(&id)?;
+    let fid = feature_id(&fid)?;
+    let (feature, etag) = features::one(&state.pool, coll, fid).await?.ok_or_else(|| ApiError::not_found(format!("{} {fid}", coll.id)))?;
+    if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok())
+        && inm.split(',').any(|t| t.trim().trim_start_matches("W/") == format!("\"{etag}\""))
+    {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header(etag))]).into_response());
+    }
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static(feature_type(&headers))), (header::ETAG, etag_header(etag))], feature).into_response())
+}
+
+fn feature_id(raw: &str) -> ApiResult<i64> {
+    raw.parse().map_err(|_| ApiError::not_found(format!("feature `{raw}` (ids are integers)")))
+}
+
+/// The `If-Match` ETag value: missing → 428; weak, `*` or not ours → 412 (never matches).
+pub fn if_match(headers: &HeaderMap) -> ApiResult<i64> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Err(ApiError::PreconditionRequired("send If-Match with the feature's ETag (GET it first)".into()));
+    };
+    let value = value.to_str().unwrap_or("").trim();
+    value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| ApiError::PreconditionFailed(format!("If-Match {value} does not match the current ETag")))
+}
+
+/// Who may edit what: planners and admins edit grids; admins edit buildings and stations.
+fn editor<'a>(auth: &'a Auth, coll: &Collection, reason: Option<&'a str>) -> ApiResult<Actor<'a>> {
+    let principal = match coll.kind {
+        Kind::Grids => auth.require(&[Role::Planner, Role::Admin])?,
+        Kind::Buildings | Kind::Stations => auth.require(&[Role::Admin])?,
+    };
+    Ok(Actor { name: &principal.name, reason })
+}
+
+/// `?reason=…` (stored with the grid version) and `?clip=neighbours`.
+struct WriteParams {
+    reason: Option<String>,
+    clip: bool,
+}
+
+fn write_params(raw: Option<&str>) -> ApiResult<WriteParams> {
+    let mut p = WriteParams { reason: None, clip: false };
+    for (k, v) in params(raw)? {
+        match k.as_str() {
+            "reason" => p.reason = Some(v),
+            "clip" if v == "neighbours" => p.clip = true,
+            "clip" => return Err(ApiError::field("clip", "the only value is `neighbours`")),
+            "f" => check_format(Some(&v))?,
+            other => return Err(ApiError::bad_request(format!("unknown query parameter `{other}` (use reason, clip)"))),
+        }
+    }
+    Ok(p)
+}
+
+fn written_response(status: StatusCode, b: &str, coll: &Collection, w: &edit::Written) -> Response {
+    let mut feature: Value = serde_json::from_str(&w.feature).unwrap_or(Value::Null);
+    if !w.warnings.is_empty() {
+        feature["warnings"] = json!(w.warnings);
+    }
+    let location = format!("{b}/ogc/collections/{}/items/{}", coll.id, w.id);
+    let mut response = json_response(&feature, GEOJSON);
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::ETAG, etag_header(w.etag));
+    if let Ok(l) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, l);
+    }
+    response
+}
+
+/// Part 4: create a feature → 201 + Location + ETag.
+async fn create_item(
+    State(state): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    Json(body): Json<Value>,
+) -> ApiResult<Response> {
+    let coll = collection(&id)?;
+    let p = write_params(raw.as_deref())?;
+    let actor = editor(&auth, coll, p.reason.as_deref())?;
+    let written = edit::create(&state.pool, coll, &body, actor, p.clip).await?;
+    after_commit(&state, &written.changed);
+    Ok(written_response(StatusCode::CREATED, &base(&headers), coll, &written))
+}
+
+#[allow(clippy::too_many_arguments)] // PUT and PATCH share it; each argument is one extractor
+async fn update_item(state: AppState, auth: Auth, headers: HeaderMap, id: String, fid: String, raw: Option<String>, body: Value, patch: bool) -> ApiResult<Response> {
+    let coll = collection(&id)?;
+    let fid = feature_id(&fid)?;
+    let p = write_params(raw.as_deref())?;
+    let actor = editor(&auth, coll, p.reason.as_deref())?;
+    let etag = if_match(&headers)?;
+    let written = edit::replace(&state.pool, coll, fid, etag, &body, patch, actor, p.clip).await?;
+    after_commit(&state, &written.changed);
+    Ok(written_response(StatusCode::OK, &base(&headers), coll, &written))
+}
+
+/// Part 4: replace a feature (If-Match required).
+async fn replace_item(
+    State(state): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    Path((id, fid)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    Json(body): Json<Value>,
+) -> ApiResult<Response> {
+    update_item(state, auth, headers, id, fid, raw, body, false).await
+}
+
+/// Part 4: update a feature with a JSON merge patch (If-Match required).
+async fn patch_item(
+    State(state): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    Path((id, fid)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    Json(body): Json<Value>,
+) -> ApiResult<Response> {
+    update_item(state, auth, headers, id, fid, raw, body, true).await
+}
+
+/// Part 4: delete a feature (If-Match required) → 204.
+async fn delete_item(
+    State(state): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    Path((id, fid)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<StatusCode> {
+    let coll = collection(&id)?;
+    let fid = feature_id(&fid)?;
+    let p = write_params(raw.as_deref())?;
+    let actor = editor(&auth, coll, p.reason.as_deref())?;
+    let etag = if_match(&headers)?;
+    let changed = edit::delete(&state.pool, coll, fid, etag, actor).await?;
+    after_commit(&state, &changed);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Part 1 §7.3 / OpenAPI 3.0: the API definition, built from the collection allow-lists.
+async fn api(headers: HeaderMap, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    simple_format(raw.as_deref())?;
+    Ok(json_response(&openapi(&base(&headers)), OPENAPI))
+}
+
+fn openapi(b: &str) -> Value {
+    let json_ok = |d: &str| json!({"description": d, "content": {JSON: {"schema": {"type": "object"}}}});
+    let geo_ok = |d: &str| json!({"description": d, "content": {GEOJSON: {"schema": {"type": "object"}}}});
+    let err = json!({"description": "error", "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let mut paths = serde_json::Map::new();
+    paths.insert("/ogc".into(), json!({"get": {"summary": "Landing page", "operationId": "getLandingPage", "responses": {"200": json_ok("links to the API")}}}));
+    paths.insert("/ogc/conformance".into(), json!({"get": {"summary": "Conformance classes", "operationId": "getConformance", "responses": {"200": json_ok("conformsTo")}}}));
+    paths.insert("/ogc/api".into(), json!({"get": {"summary": "This API definition", "operationId": "getApi", "responses": {"200": {"description": "OpenAPI 3.0", "content": {OPENAPI: {}}}}}}));
+    paths.insert("/ogc/collections".into(), json!({"get": {"summary": "Collections", "operationId": "getCollections", "responses": {"200": json_ok("collections")}}}));
+    for coll in collections::ALL {
+        let c = coll.id;
+        let mut item_params = vec![
+            json!({"$ref": "#/components/parameters/limit"}),
+            json!({"$ref": "#/components/parameters/offset"}),
+            json!({"$ref": "#/components/parameters/bbox"}),
+            json!({"$ref": "#/components/parameters/filter"}),
+            json!({"$ref": "#/components/parameters/filter-lang"}),
+            json!({"name": "properties", "in": "query", "required": false, "style": "form", "explode": false,
+                   "schema": {"type": "array", "items": {"type": "string", "enum": coll.properties.iter().map(|p| p.name).collect::<Vec<_>>()}}}),
+        ];
+        for p in coll.properties.iter().filter(|p| p.ty != ogc::PropType::TextArray) {
+            item_params.push(json!({"name": p.name, "in": "query", "required": false, "description": format!("{} equals", p.title), "schema": p.ty.schema()}));
+        }
+        let write_security = json!([{"bearer": []}]);
+        let if_match = json!({"$ref": "#/components/parameters/If-Match"});
+        paths.insert(format!("/ogc/collections/{c}"), json!({"get": {"summary": coll.title, "operationId": format!("describe_{c}"), "responses": {"200": json_ok("the collection"), "404": err}}}));
+        paths.insert(format!("/ogc/collections/{c}/queryables"), json!({"get": {"summary": format!("Queryables of {c}"), "operationId": format!("queryables_{c}"), "responses": {"200": {"description": "JSON Schema", "content": {"application/schema+json": {}}}}}}));
+        paths.insert(
+            format!("/ogc/collections/{c}/items"),
+            json!({
+                "get": {"summary": format!("Features of {c}"), "operationId": format!("getFeatures_{c}"), "parameters": item_params,
+                        "responses": {"200": geo_ok("a page of features"), "400": err}},
+                "post": {"summary": format!("Create a feature in {c}"), "operationId": format!("createFeature_{c}"), "security": write_security,
+                         "requestBody": {"required": true, "content": {GEOJSON: {"schema": {"type": "object"}}}},
+                         "responses": {"201": {"description": "created; Location and ETag headers"}, "400": err, "401": err, "403": err, "409": err, "422": err}},
+            }),
+        );
+        paths.insert(
+            format!("/ogc/collections/{c}/items/{{featureId}}"),
+            json!({
+                "parameters": [{"name": "featureId", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                "get": {"summary": format!("One feature of {c}"), "operationId": format!("getFeature_{c}"), "responses": {"200": geo_ok("the feature, with an ETag"), "404": err}},
+                "put": {"summary": "Replace", "operationId": format!("replaceFeature_{c}"), "security": write_security, "parameters": [if_match],
+                        "requestBody": {"required": true, "content": {GEOJSON: {"schema": {"type": "object"}}}},
+                        "responses": {"200": geo_ok("replaced"), "412": err, "428": err, "422": err}},
+                "patch": {"summary": "Update (JSON merge patch)", "operationId": format!("updateFeature_{c}"), "security": write_security, "parameters": [if_match],
+                          "requestBody": {"required": true, "content": {"application/merge-patch+json": {"schema": {"type": "object"}}}},
+                          "responses": {"200": geo_ok("updated"), "412": err, "428": err, "422": err}},
+                "delete": {"summary": "Delete", "operationId": format!("deleteFeature_{c}"), "security": write_security, "parameters": [if_match],
+                           "responses": {"204": {"description": "deleted"}, "412": err, "428": err}},
+            }),
+        );
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "gridmap OGC API – Features", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Grids, buildings and warm-\"new\" stations of Yiyuan county. limit defaults to 10; values above 1000 are clamped to 1000."},
+        "servers": [{"url": if b.is_empty() { "/".to_string() } else { b.to_string() }}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "POST /api/auth/login"}},
+            "parameters": {
+                "limit": {"name": "limit", "in": "query", "required": false, "style": "form", "explode": false,
+                          "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
+                "offset": {"name": "offset", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                "bbox": {"name": "bbox", "in": "query", "required": false, "style": "form", "explode": false,
+                         "schema": {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}},
+                "filter": {"name": "filter", "in": "query", "required": false, "schema": {"type": "string", "maxLength": cql::MAX_FILTER_BYTES}},
+                "filter-lang": {"name": "filter-lang", "in": "query", "required": false, "schema": {"type": "string", "enum": ["cql2-text", "cql2-json"], "default": "cql2-text"}},
+                "If-Match": {"name": "If-Match", "in": "header", "required": true, "description": "the feature's ETag; missing → 428, stale → 412", "schema": {"type": "string"}},
+            },
+            "schemas": {"Error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}},
+        },
+    })
+}

@@ -1,0 +1,173 @@
+//! The published collections and the allow-list of their properties. Private columns
+//! (a building's `leader_name`/`leader_phone`) are simply not listed, so no query can name them.
+
+use serde::Serialize;
+
+/// Which table a collection serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Grids,
+    Buildings,
+    Stations,
+}
+
+/// The SQL type of a property, used to type-check filters and parse equality parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PropType {
+    Text,
+    Integer,
+    Timestamp,
+    TextArray,
+}
+
+impl PropType {
+    /// JSON Schema for `/queryables` and the OpenAPI document.
+    pub fn schema(self) -> serde_json::Value {
+        match self {
+            Self::Text => serde_json::json!({"type": "string"}),
+            Self::Integer => serde_json::json!({"type": "integer"}),
+            Self::Timestamp => serde_json::json!({"type": "string", "format": "date-time"}),
+            Self::TextArray => serde_json::json!({"type": "array", "items": {"type": "string"}}),
+        }
+    }
+}
+
+/// One published property.
+#[derive(Debug, Clone, Copy)]
+pub struct Property {
+    /// Name in GeoJSON `properties` and in filters.
+    pub name: &'static str,
+    /// The column (a static identifier, never client input).
+    pub column: &'static str,
+    pub ty: PropType,
+    pub title: &'static str,
+    /// Whether a client may set it (Part 4); derived values (households, version) are not.
+    pub writable: bool,
+    /// Required on create.
+    pub required: bool,
+}
+
+/// A published collection.
+#[derive(Debug)]
+pub struct Collection {
+    pub kind: Kind,
+    pub id: &'static str,
+    pub table: &'static str,
+    pub title: &'static str,
+    pub description: &'static str,
+    /// GeoJSON geometry types accepted on write.
+    pub geometry: crate::geo_input::Expected,
+    pub geometry_format: &'static str,
+    pub properties: &'static [Property],
+    /// SQL (bigint) whose value is the strong ETag: a grid's edit `version`; elsewhere
+    /// `updated_at` in microseconds (set by a trigger on every change).
+    pub etag_sql: &'static str,
+}
+
+const fn p(name: &'static str, column: &'static str, ty: PropType, title: &'static str, writable: bool, required: bool) -> Property {
+    Property { name, column, ty, title, writable, required }
+}
+
+use PropType::{Integer, Text, TextArray, Timestamp};
+
+pub static GRIDS: Collection = Collection {
+    kind: Kind::Grids,
+    id: "grids",
+    table: "grid",
+    title: "Grids (网格)",
+    description: "The grids that partition the county seat, about 300 households each.",
+    geometry: crate::geo_input::Expected::Polygonal,
+    geometry_format: "geometry-multipolygon",
+    properties: &[
+        p("code", "code", Text, "Grid code", true, true),
+        p("name", "name", Text, "Grid name", true, true),
+        p("community_id", "community_id", Integer, "Community (社区) id", true, false),
+        p("households", "households", Integer, "Resident households (derived from the buildings inside)", false, false),
+        p("version", "version", Integer, "Edit version (the ETag)", false, false),
+        p("source", "source", Text, "Data source", false, false),
+        p("updated_at", "updated_at", Timestamp, "Last edit", false, false),
+    ],
+    etag_sql: "version::bigint",
+};
+
+pub static BUILDINGS: Collection = Collection {
+    kind: Kind::Buildings,
+    id: "buildings",
+    table: "building",
+    title: "Buildings (楼栋)",
+    description: "Building footprints with floors, units and households; leaders' contacts are never published.",
+    geometry: crate::geo_input::Expected::Polygonal,
+    geometry_format: "geometry-multipolygon",
+    properties: &[
+        p("grid_id", "grid_id", Integer, "Grid the building belongs to (derived)", false, false),
+        p("floors", "floors", Integer, "Floors", true, false),
+        p("units", "units", Integer, "Units (单元)", true, false),
+        p("households", "households", Integer, "Households", true, false),
+        p("use", "use", Text, "Use (residential, commercial, mixed, public, industrial, other)", true, false),
+        p("name", "name", Text, "Name", true, false),
+        p("external_id", "external_id", Text, "External id", true, false),
+        p("source", "source", Text, "Data source", false, false),
+        p("updated_at", "updated_at", Timestamp, "Last change", false, false),
+    ],
+    etag_sql: "(extract(epoch from updated_at) * 1000000)::bigint",
+};
+
+pub static STATIONS: Collection = Collection {
+    kind: Kind::Stations,
+    id: "stations",
+    table: "station",
+    title: "Warm-\"new\" stations (暖\"新\"驿站)",
+    description: "Rest stations for delivery riders, couriers and drivers.",
+    geometry: crate::geo_input::Expected::Point,
+    geometry_format: "geometry-point",
+    properties: &[
+        p("name", "name", Text, "Name", true, true),
+        p("address", "address", Text, "Address", true, false),
+        p("opening_hours", "opening_hours", Text, "Opening hours", true, false),
+        p("services", "services", TextArray, "Services offered", true, false),
+        p("host_org", "host_org", Text, "Host organisation", true, false),
+        p("phone", "phone", Text, "Public phone of the station", true, false),
+        p("source", "source", Text, "Data source", false, false),
+        p("updated_at", "updated_at", Timestamp, "Last change", false, false),
+    ],
+    etag_sql: "(extract(epoch from updated_at) * 1000000)::bigint",
+};
+
+// TODO(reports): publish a read-only `reports` collection once the reports branch's `report`
+// table is in main (public fields only: no reporter name). Until then it is not advertised.
+pub static ALL: [&Collection; 3] = [&GRIDS, &BUILDINGS, &STATIONS];
+
+pub fn find(id: &str) -> Option<&'static Collection> {
+    ALL.iter().copied().find(|c| c.id == id)
+}
+
+impl Collection {
+    pub fn property(&self, name: &str) -> Option<&'static Property> {
+        self.properties.iter().find(|p| p.name == name)
+    }
+
+    pub fn property_names(&self) -> String {
+        self.properties.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+    }
+
+    /// `/queryables`: a JSON Schema of the filterable properties (Part 3).
+    pub fn queryables(&self, self_url: &str) -> serde_json::Value {
+        let mut props = serde_json::Map::new();
+        props.insert("id".into(), serde_json::json!({"title": "Feature id", "type": "integer"}));
+        props.insert("geometry".into(), serde_json::json!({"title": "Geometry", "format": self.geometry_format}));
+        for p in self.properties {
+            let mut s = p.ty.schema();
+            s["title"] = p.title.into();
+            props.insert(p.name.into(), s);
+        }
+        serde_json::json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": self_url,
+            "type": "object",
+            "title": self.title,
+            "properties": props,
+            "additionalProperties": false,
+        })
+    }
+}

@@ -1,0 +1,425 @@
+//! CQL2 (text and JSON, parsed by the `cql2` crate) → a parameterised SQL predicate.
+//! The AST is walked here: property names are looked up in the collection's allow-list
+//! (unknown → 400 naming the property), every literal is a bind parameter, and the size of a
+//! filter is bounded before and after parsing.
+
+use cql2::Expr;
+use sqlx::{Postgres, QueryBuilder};
+
+use super::{Collection, Error, PropType, Result};
+
+/// Longest filter accepted, in bytes.
+pub const MAX_FILTER_BYTES: usize = 16 * 1024;
+/// Deepest nesting of brackets / operations.
+pub const MAX_DEPTH: usize = 24;
+/// Most AST nodes (operations, properties, literals) in one filter.
+pub const MAX_NODES: usize = 400;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Text,
+    Json,
+}
+
+impl Lang {
+    pub fn from_param(value: Option<&str>) -> Result<Self> {
+        match value {
+            None | Some("cql2-text") => Ok(Self::Text),
+            Some("cql2-json") => Ok(Self::Json),
+            Some(other) => Err(Error::bad(format!("filter-lang `{other}` is not supported (use cql2-text or cql2-json)"))),
+        }
+    }
+}
+
+/// Parse a filter, refusing oversized or deeply nested ones before the parser sees them
+/// (a recursive-descent parser must not be handed unbounded nesting).
+pub fn parse(filter: &str, lang: Lang) -> Result<Expr> {
+    if filter.len() > MAX_FILTER_BYTES {
+        return Err(Error::bad(format!("filter is {} bytes; the limit is {MAX_FILTER_BYTES}", filter.len())));
+    }
+    if bracket_depth(filter) > MAX_DEPTH {
+        return Err(Error::bad(format!("filter nests deeper than {MAX_DEPTH} levels")));
+    }
+    let expr = match lang {
+        Lang::Text => cql2::parse_text(filter).map_err(|e| Error::bad(format!("invalid cql2-text filter: {e}")))?,
+        Lang::Json => cql2::parse_json(filter).map_err(|e| Error::bad(format!("invalid cql2-json filter: {e}")))?,
+    };
+    let nodes = count_nodes(&expr, 0)?;
+    if nodes > MAX_NODES {
+        return Err(Error::bad(format!("filter has {nodes} terms; the limit is {MAX_NODES}")));
+    }
+    Ok(expr)
+}
+
+fn bracket_depth(s: &str) -> usize {
+    let (mut depth, mut max, mut quote) = (0usize, 0usize, None::<char>);
+    for c in s.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '(' | '[' | '{') => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            (None, ')' | ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+fn count_nodes(expr: &Expr, depth: usize) -> Result<usize> {
+    if depth > MAX_DEPTH {
+        return Err(Error::bad(format!("filter nests deeper than {MAX_DEPTH} levels")));
+    }
+    let children: usize = match expr {
+        Expr::Operation { args, .. } | Expr::Array(args) | Expr::BBox { bbox: args } | Expr::Interval { interval: args } => {
+            let mut n = 0;
+            for a in args {
+                n += count_nodes(a, depth + 1)?;
+            }
+            n
+        }
+        _ => 0,
+    };
+    Ok(children + 1)
+}
+
+/// The type of a value expression, for type checks before SQL sees a mismatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ty {
+    Text,
+    Number,
+    Bool,
+    Time,
+    Geometry,
+    Null,
+    TextArray,
+}
+
+fn compatible(a: Ty, b: Ty) -> bool {
+    a == b || a == Ty::Null || b == Ty::Null
+}
+
+fn prop_ty(ty: PropType) -> Ty {
+    match ty {
+        PropType::Text => Ty::Text,
+        PropType::Integer => Ty::Number,
+        PropType::Timestamp => Ty::Time,
+        PropType::TextArray => Ty::TextArray,
+    }
+}
+
+/// Append `expr` (a predicate) to the query.
+pub fn push_predicate(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, expr: &Expr) -> Result<()> {
+    match expr {
+        Expr::Bool(b) => {
+            qb.push(if *b { "true" } else { "false" });
+            Ok(())
+        }
+        Expr::Operation { op, args } => push_operation(qb, coll, op, args),
+        Expr::Property { property } => Err(Error::bad(format!("property `{property}` is not a boolean predicate"))),
+        _ => Err(Error::bad("the filter must be a predicate (a comparison, a spatial test, AND/OR/NOT …)")),
+    }
+}
+
+fn arity(op: &str, args: &[Box<Expr>], n: usize) -> Result<()> {
+    if args.len() == n {
+        Ok(())
+    } else {
+        Err(Error::bad(format!("`{op}` takes {n} arguments, got {}", args.len())))
+    }
+}
+
+fn push_operation(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, op: &str, args: &[Box<Expr>]) -> Result<()> {
+    match op {
+        "and" | "or" => {
+            if args.is_empty() {
+                return Err(Error::bad(format!("`{op}` needs arguments")));
+            }
+            qb.push("(");
+            for (i, a) in args.iter().enumerate() {
+                if i > 0 {
+                    qb.push(if op == "and" { " and " } else { " or " });
+                }
+                push_predicate(qb, coll, a)?;
+            }
+            qb.push(")");
+        }
+        "not" => {
+            arity(op, args, 1)?;
+            qb.push("(not ");
+            push_predicate(qb, coll, &args[0])?;
+            qb.push(")");
+        }
+        "=" | "<>" | "<" | "<=" | ">" | ">=" => {
+            arity(op, args, 2)?;
+            qb.push("(");
+            let (l, r) = push_pair(qb, coll, &args[0], &args[1], op)?;
+            if matches!(l, Ty::Geometry | Ty::TextArray) || matches!(r, Ty::Geometry | Ty::TextArray) {
+                return Err(Error::bad(format!("`{op}` cannot compare geometries or arrays; use S_* or A_* functions")));
+            }
+            qb.push(")");
+        }
+        "like" => {
+            arity(op, args, 2)?;
+            qb.push("(");
+            let l = push_value(qb, coll, &args[0], Some(Ty::Text))?;
+            qb.push(" like ");
+            let r = push_value(qb, coll, &args[1], Some(Ty::Text))?;
+            if l != Ty::Text || r != Ty::Text {
+                return Err(Error::bad("LIKE compares text with a text pattern"));
+            }
+            qb.push(")");
+        }
+        "between" => {
+            arity(op, args, 3)?;
+            let hint = static_ty(coll, &args[0]);
+            qb.push("(");
+            let a = push_value(qb, coll, &args[0], None)?;
+            qb.push(" between ");
+            let b = push_value(qb, coll, &args[1], hint)?;
+            qb.push(" and ");
+            let c = push_value(qb, coll, &args[2], hint)?;
+            if !(compatible(a, b) && compatible(a, c) && matches!(a, Ty::Number | Ty::Time | Ty::Text)) {
+                return Err(Error::bad("BETWEEN needs a number, text or time and two bounds of the same type"));
+            }
+            qb.push(")");
+        }
+        "in" => {
+            arity(op, args, 2)?;
+            let Expr::Array(items) = &*args[1] else {
+                return Err(Error::bad("IN needs a list of values"));
+            };
+            if items.is_empty() {
+                qb.push("false");
+                return Ok(());
+            }
+            let hint = static_ty(coll, &args[0]);
+            qb.push("(");
+            let a = push_value(qb, coll, &args[0], None)?;
+            qb.push(" in (");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    qb.push(", ");
+                }
+                let t = push_value(qb, coll, item, hint)?;
+                if !compatible(a, t) {
+                    return Err(Error::bad("IN list values must have the type of the property"));
+                }
+            }
+            qb.push("))");
+        }
+        "isNull" => {
+            arity(op, args, 1)?;
+            qb.push("(");
+            push_value(qb, coll, &args[0], None)?;
+            qb.push(" is null)");
+        }
+        spatial if spatial.starts_with("s_") => {
+            arity(op, args, 2)?;
+            let function = match spatial {
+                "s_intersects" => "ST_Intersects",
+                "s_equals" => "ST_Equals",
+                "s_disjoint" => "ST_Disjoint",
+                "s_touches" => "ST_Touches",
+                "s_within" => "ST_Within",
+                "s_overlaps" => "ST_Overlaps",
+                "s_crosses" => "ST_Crosses",
+                "s_contains" => "ST_Contains",
+                other => return Err(Error::bad(format!("spatial operator `{other}` is not supported"))),
+            };
+            qb.push(function).push("(");
+            let a = push_value(qb, coll, &args[0], None)?;
+            qb.push(", ");
+            let b = push_value(qb, coll, &args[1], None)?;
+            qb.push(")");
+            if a != Ty::Geometry || b != Ty::Geometry {
+                return Err(Error::bad(format!("`{op}` compares two geometries")));
+            }
+        }
+        other => return Err(Error::bad(format!("operator `{other}` is not supported by this server (see /ogc/conformance)"))),
+    }
+    Ok(())
+}
+
+/// Push `a <op> b`, giving each literal the other side's type so that `updated_at > '2026-01-01'`
+/// binds a timestamp; returns both types after checking they are comparable.
+fn push_pair(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, a: &Expr, b: &Expr, op: &str) -> Result<(Ty, Ty)> {
+    let (ha, hb) = (static_ty(coll, b), static_ty(coll, a));
+    let l = push_value(qb, coll, a, ha)?;
+    qb.push(" ").push(op).push(" ");
+    let r = push_value(qb, coll, b, hb)?;
+    if !compatible(l, r) {
+        return Err(Error::bad(format!("`{op}` compares values of different types ({l:?} and {r:?})")));
+    }
+    Ok((l, r))
+}
+
+fn static_ty(coll: &Collection, expr: &Expr) -> Option<Ty> {
+    match expr {
+        Expr::Property { property } => match property.as_str() {
+            "id" => Some(Ty::Number),
+            "geometry" => Some(Ty::Geometry),
+            name => coll.property(name).map(|p| prop_ty(p.ty)),
+        },
+        Expr::Float(_) => Some(Ty::Number),
+        Expr::Literal(_) => Some(Ty::Text),
+        Expr::Bool(_) => Some(Ty::Bool),
+        Expr::Timestamp { .. } | Expr::Date { .. } => Some(Ty::Time),
+        Expr::Geometry(_) | Expr::BBox { .. } => Some(Ty::Geometry),
+        Expr::Operation { op, .. } if op == "casei" => Some(Ty::Text),
+        _ => None,
+    }
+}
+
+fn literal_text(expr: &Expr) -> Result<&str> {
+    match expr {
+        Expr::Literal(s) => Ok(s),
+        _ => Err(Error::bad("TIMESTAMP()/DATE() take a string")),
+    }
+}
+
+/// Append a value expression; returns its type. `hint` is the type of the other operand.
+fn push_value(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, expr: &Expr, hint: Option<Ty>) -> Result<Ty> {
+    Ok(match expr {
+        Expr::Property { property } => match property.as_str() {
+            "id" => {
+                qb.push("id");
+                Ty::Number
+            }
+            "geometry" => {
+                qb.push("geom");
+                Ty::Geometry
+            }
+            name => {
+                let p = coll.property(name).ok_or_else(|| {
+                    Error::bad(format!(
+                        "unknown property `{name}` in filter; the queryables of `{}` are: id, geometry, {}",
+                        coll.id,
+                        coll.property_names()
+                    ))
+                })?;
+                qb.push(p.column);
+                prop_ty(p.ty)
+            }
+        },
+        Expr::Float(f) => {
+            if !f.is_finite() {
+                return Err(Error::bad("numbers must be finite"));
+            }
+            qb.push("(").push_bind(*f).push("::float8)");
+            Ty::Number
+        }
+        Expr::Literal(s) if hint == Some(Ty::Time) => {
+            qb.push("(").push_bind(s.clone()).push("::timestamptz)");
+            Ty::Time
+        }
+        Expr::Literal(s) => {
+            qb.push("(").push_bind(s.clone()).push("::text)");
+            Ty::Text
+        }
+        Expr::Bool(b) => {
+            qb.push("(").push_bind(*b).push("::boolean)");
+            Ty::Bool
+        }
+        Expr::Timestamp { timestamp } => {
+            qb.push("(").push_bind(literal_text(timestamp)?.to_string()).push("::timestamptz)");
+            Ty::Time
+        }
+        Expr::Date { date } => {
+            qb.push("(").push_bind(literal_text(date)?.to_string()).push("::date)");
+            Ty::Time
+        }
+        Expr::Geometry(g) => {
+            let wkt = g.to_wkt().map_err(|e| Error::bad(format!("invalid geometry in filter: {e}")))?;
+            qb.push("ST_GeomFromText(").push_bind(wkt).push(", 4326)");
+            Ty::Geometry
+        }
+        Expr::BBox { bbox } => {
+            let nums: Vec<f64> = bbox
+                .iter()
+                .map(|b| match **b {
+                    Expr::Float(f) if f.is_finite() => Ok(f),
+                    _ => Err(Error::bad("BBOX takes numbers")),
+                })
+                .collect::<Result<_>>()?;
+            let [x0, y0, x1, y1] = match nums.as_slice() {
+                [x0, y0, x1, y1] | [x0, y0, _, x1, y1, _] => [*x0, *y0, *x1, *y1],
+                _ => return Err(Error::bad("BBOX takes 4 (or 6) numbers")),
+            };
+            qb.push("ST_MakeEnvelope(")
+                .push_bind(x0)
+                .push(", ")
+                .push_bind(y0)
+                .push(", ")
+                .push_bind(x1)
+                .push(", ")
+                .push_bind(y1)
+                .push(", 4326)");
+            Ty::Geometry
+        }
+        Expr::Null => {
+            qb.push("null");
+            Ty::Null
+        }
+        Expr::Operation { op, args } if op == "casei" => {
+            arity(op, args, 1)?;
+            qb.push("lower(");
+            let t = push_value(qb, coll, &args[0], Some(Ty::Text))?;
+            qb.push(")");
+            if t != Ty::Text {
+                return Err(Error::bad("CASEI takes text"));
+            }
+            Ty::Text
+        }
+        Expr::Operation { op, .. } => {
+            return Err(Error::bad(format!("`{op}` is not supported as a value here (see /ogc/conformance)")));
+        }
+        _ => return Err(Error::bad("this kind of value is not supported in filters")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ogc::collections::GRIDS;
+
+    fn sql(filter: &str, lang: Lang) -> Result<String> {
+        let expr = parse(filter, lang)?;
+        let mut qb = QueryBuilder::<Postgres>::new("");
+        push_predicate(&mut qb, &GRIDS, &expr)?;
+        Ok(qb.sql().to_string())
+    }
+
+    #[test]
+    fn values_become_parameters_never_sql_text() {
+        let s = sql("code = 'x''; drop table grid; --' and households > 200", Lang::Text).expect("parses");
+        assert!(!s.contains("drop"), "{s}");
+        assert!(s.contains("code = ($1::text)") && s.contains("households > ($2::float8)"), "{s}");
+    }
+
+    #[test]
+    fn unknown_property_is_named() {
+        let err = sql("leader_phone = '1'", Lang::Text).expect_err("private column");
+        assert!(err.to_string().contains("`leader_phone`"), "{err}");
+    }
+
+    #[test]
+    fn json_and_text_give_the_same_sql() {
+        let t = sql("code IN ('A','B') AND NOT (name LIKE 'x%')", Lang::Text).expect("text");
+        let j = sql(
+            r#"{"op":"and","args":[{"op":"in","args":[{"property":"code"},["A","B"]]},{"op":"not","args":[{"op":"like","args":[{"property":"name"},"x%"]}]}]}"#,
+            Lang::Json,
+        )
+        .expect("json");
+        assert_eq!(t, j);
+    }
+
+    #[test]
+    fn type_mismatch_and_deep_nesting_are_400() {
+        assert!(sql("households = 'many'", Lang::Text).is_err());
+        let deep = format!("{}code = 'a'{}", "(".repeat(40), ")".repeat(40));
+        assert!(sql(&deep, Lang::Text).expect_err("too deep").to_string().contains("deeper"));
+    }
+}

@@ -1,0 +1,139 @@
+//! Reading features (Part 1 items and item, Part 3 filters). GeoJSON is assembled by PostgreSQL
+//! (`ST_AsGeoJSON` + `json_build_object`), so a page is one query and no geometry is decoded here.
+
+use sqlx::{PgExecutor, PgPool, Postgres, QueryBuilder};
+
+use super::{Collection, Error, PropType, Property, Result, cql};
+
+/// Default and largest page size. A larger `limit` is clamped to `MAX_LIMIT` (Part 1 allows
+/// either; clamping keeps naive clients working), and the `next` link continues from there.
+pub const DEFAULT_LIMIT: i64 = 10;
+pub const MAX_LIMIT: i64 = 1000;
+
+/// A parsed items request.
+#[derive(Debug, Default)]
+pub struct ItemsQuery {
+    pub limit: i64,
+    pub offset: i64,
+    pub bbox: Option<[f64; 4]>,
+    /// `?code=LS-001`: property equality filters (raw values, parsed per type).
+    pub equals: Vec<(&'static Property, String)>,
+    /// `?properties=a,b`: which properties to return (None: all).
+    pub properties: Option<Vec<&'static Property>>,
+    pub filter: Option<cql2::Expr>,
+}
+
+/// One page: each feature is GeoJSON text.
+#[derive(Debug)]
+pub struct Page {
+    pub features: Vec<String>,
+    pub number_matched: i64,
+}
+
+/// The GeoJSON Feature text of each row, for the given properties.
+fn push_feature_sql(qb: &mut QueryBuilder<'_, Postgres>, properties: &[&Property]) {
+    qb.push(r#"'{"type":"Feature","id":' || id || ',"geometry":' || ST_AsGeoJSON(geom, 7) || ',"properties":' || json_build_object("#);
+    for (i, p) in properties.iter().enumerate() {
+        if i > 0 {
+            qb.push(", ");
+        }
+        // Both the key and the column come from the static allow-list.
+        qb.push("'").push(p.name).push("', ").push(p.column);
+    }
+    qb.push(")::text || '}'");
+}
+
+fn push_where(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, q: &ItemsQuery) -> Result<()> {
+    qb.push(" where true");
+    if let Some([x0, y0, x1, y1]) = q.bbox {
+        qb.push(" and ST_Intersects(geom, ST_MakeEnvelope(")
+            .push_bind(x0)
+            .push(", ")
+            .push_bind(y0)
+            .push(", ")
+            .push_bind(x1)
+            .push(", ")
+            .push_bind(y1)
+            .push(", 4326))");
+    }
+    for (p, value) in &q.equals {
+        qb.push(" and ");
+        match p.ty {
+            PropType::Text => {
+                qb.push(p.column).push(" = ").push_bind(value.clone());
+            }
+            PropType::Integer => {
+                let n: i64 = value.parse().map_err(|_| Error::bad(format!("`{}` must be an integer, got `{value}`", p.name)))?;
+                qb.push(p.column).push(" = ").push_bind(n);
+            }
+            PropType::Timestamp => {
+                let t = chrono::DateTime::parse_from_rfc3339(value)
+                    .map_err(|_| Error::bad(format!("`{}` must be an RFC 3339 timestamp, got `{value}`", p.name)))?;
+                qb.push(p.column).push(" = ").push_bind(t.with_timezone(&chrono::Utc));
+            }
+            PropType::TextArray => {
+                qb.push_bind(value.clone()).push(" = any(").push(p.column).push(")");
+            }
+        }
+    }
+    if let Some(filter) = &q.filter {
+        qb.push(" and ");
+        cql::push_predicate(qb, coll, filter)?;
+    }
+    Ok(())
+}
+
+/// One page of features and the number matched.
+pub async fn items(pool: &PgPool, coll: &Collection, q: &ItemsQuery) -> Result<Page> {
+    let selected: Vec<&Property> = match &q.properties {
+        Some(list) => list.clone(),
+        None => coll.properties.iter().collect(),
+    };
+    let mut data = QueryBuilder::<Postgres>::new("select ");
+    push_feature_sql(&mut data, &selected);
+    data.push(" from ").push(coll.table);
+    push_where(&mut data, coll, q)?;
+    data.push(" order by id limit ").push_bind(q.limit).push(" offset ").push_bind(q.offset);
+
+    let mut count = QueryBuilder::<Postgres>::new("select count(*) from ");
+    count.push(coll.table);
+    push_where(&mut count, coll, q)?;
+
+    let (features, number_matched) = tokio::try_join!(
+        data.build_query_scalar::<String>().fetch_all(pool),
+        count.build_query_scalar::<i64>().fetch_one(pool),
+    )
+    .map_err(filter_error)?;
+    Ok(Page { features, number_matched })
+}
+
+/// A filter that parsed but that PostgreSQL refuses (a malformed timestamp or WKT literal) is
+/// the client's mistake: 400, not 500.
+fn filter_error(err: sqlx::Error) -> Error {
+    if let Some(db) = err.as_database_error()
+        && let Some(code) = db.code()
+        && (code.starts_with("22") || code == "XX000")
+    {
+        return Error::bad(format!("the filter has an invalid value: {}", db.message()));
+    }
+    Error::Database(err)
+}
+
+/// One feature as GeoJSON text and its ETag value.
+pub async fn one(executor: impl PgExecutor<'_>, coll: &Collection, id: i64) -> Result<Option<(String, i64)>> {
+    let mut qb = QueryBuilder::<Postgres>::new("select ");
+    let all: Vec<&Property> = coll.properties.iter().collect();
+    push_feature_sql(&mut qb, &all);
+    qb.push(", ").push(coll.etag_sql).push(" from ").push(coll.table).push(" where id = ").push_bind(id);
+    Ok(qb.build_query_as::<(String, i64)>().fetch_optional(executor).await?)
+}
+
+/// Spatial extent of a collection (EPSG:4326), for the collection metadata.
+pub async fn extent(pool: &PgPool, coll: &Collection) -> Result<Option<[f64; 4]>> {
+    let sql = format!(
+        "select array[ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)] from (select ST_Extent(geom) e from {}) s where e is not null",
+        coll.table
+    );
+    let row: Option<Vec<f64>> = sqlx::query_scalar(&sql).fetch_optional(pool).await?;
+    Ok(row.and_then(|v| v.try_into().ok()))
+}

@@ -1,0 +1,172 @@
+//! The authorization table: every route × {anonymous, rider, grid worker of this grid, grid
+//! worker of another grid, planner, admin} → allowed, 401 or 403. The test reads the routes
+//! from the router's source (`server/src/http/*.rs`) and **fails when a route has no entry**
+//! (or an entry names a route that no longer exists), then sends every request as every
+//! principal and checks the outcome. "Allowed" means the request got past authorization: any
+//! status but 401/403 (bodies here are deliberately empty or invalid, so no data changes).
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use sqlx::PgPool;
+
+use crate::common::send;
+use gridmap_server::accounts::{NewAccount, upsert};
+use gridmap_server::config::Role;
+use gridmap_server::seed;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum O {
+    /// Past authorization.
+    A,
+    /// 401: a login is required.
+    U,
+    /// 403: logged in, but not allowed.
+    F,
+}
+use O::{A, F, U};
+
+/// (method, route pattern, [anonymous, rider, worker of this grid, worker of another grid, planner, admin])
+const TABLE: &[(&str, &str, [O; 6])] = &[
+    ("GET", "/healthz", [A, A, A, A, A, A]),
+    ("GET", "/readyz", [A, A, A, A, A, A]),
+    ("POST", "/api/auth/login", [A, A, A, A, A, A]),
+    ("GET", "/api/stations", [A, A, A, A, A, A]),
+    ("GET", "/api/stations/nearest", [A, A, A, A, A, A]),
+    ("GET", "/api/stations/{id}", [A, A, A, A, A, A]),
+    ("GET", "/api/grids/at", [A, A, A, A, A, A]),
+    ("GET", "/api/grids/gaps", [A, A, A, A, A, A]),
+    ("GET", "/api/grids/balance", [A, A, A, A, A, A]),
+    ("GET", "/api/grids/{id}/history", [A, A, A, A, A, A]),
+    ("POST", "/api/grids/merge", [U, F, F, F, A, A]),
+    ("POST", "/api/grids/{id}/revert", [U, F, F, F, A, A]),
+    ("POST", "/api/grids/{id}/split", [U, F, F, F, A, A]),
+    ("GET", "/ogc", [A, A, A, A, A, A]),
+    ("GET", "/ogc/", [A, A, A, A, A, A]),
+    ("GET", "/ogc/api", [A, A, A, A, A, A]),
+    ("GET", "/ogc/conformance", [A, A, A, A, A, A]),
+    ("GET", "/ogc/collections", [A, A, A, A, A, A]),
+    ("GET", "/ogc/collections/{collection}", [A, A, A, A, A, A]),
+    ("GET", "/ogc/collections/{collection}/queryables", [A, A, A, A, A, A]),
+    ("GET", "/ogc/collections/{collection}/items", [A, A, A, A, A, A]),
+    ("POST", "/ogc/collections/{collection}/items", [U, F, F, F, A, A]),
+    ("GET", "/ogc/collections/{collection}/items/{featureId}", [A, A, A, A, A, A]),
+    ("PUT", "/ogc/collections/{collection}/items/{featureId}", [U, F, F, F, A, A]),
+    ("PATCH", "/ogc/collections/{collection}/items/{featureId}", [U, F, F, F, A, A]),
+    ("DELETE", "/ogc/collections/{collection}/items/{featureId}", [U, F, F, F, A, A]),
+    // Last: it revokes the token it is sent with.
+    ("POST", "/api/auth/logout", [U, A, A, A, A, A]),
+];
+
+/// Every (method, path) registered with `.route(...)` in the HTTP modules.
+fn routes_in_source() -> BTreeSet<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
+    let mut found = BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).expect("read server/src/http") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read source");
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find(".route(") {
+            let after = &rest[at + ".route(".len()..];
+            // The call's arguments, up to its balanced closing parenthesis.
+            let mut depth = 1;
+            let end = after
+                .char_indices()
+                .find_map(|(i, c)| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
+                    }
+                    (depth == 0).then_some(i)
+                })
+                .expect("balanced .route(...)");
+            let args = &after[..end];
+            let route = args.split('"').nth(1).expect("route path literal").to_string();
+            for method in ["get", "post", "put", "patch", "delete"] {
+                let needle = format!("{method}(");
+                let called = args.match_indices(&needle).any(|(i, _)| {
+                    i == 0 || !args.as_bytes()[i - 1].is_ascii_alphanumeric() && args.as_bytes()[i - 1] != b'_'
+                });
+                if called {
+                    found.insert((method.to_uppercase(), route.clone()));
+                }
+            }
+            rest = &after[end..];
+        }
+    }
+    found
+}
+
+#[test]
+fn every_route_has_an_entry_in_the_authorization_table() {
+    let in_source = routes_in_source();
+    let in_table: BTreeSet<(String, String)> = TABLE.iter().map(|(m, p, _)| ((*m).to_string(), (*p).to_string())).collect();
+    let missing: Vec<_> = in_source.difference(&in_table).collect();
+    let stale: Vec<_> = in_table.difference(&in_source).collect();
+    assert!(missing.is_empty(), "routes without an authorization entry: {missing:?}");
+    assert!(stale.is_empty(), "entries for routes that do not exist: {stale:?}");
+    assert!(in_source.len() >= 20, "the source scan found only {} routes", in_source.len());
+}
+
+async fn token(pool: &PgPool, name: &str, role: Role) -> String {
+    let password = format!("{name}-access-test");
+    upsert(pool, &NewAccount { name, role, password: &password, part_time_grid_worker: role == Role::Rider, grid_codes: &[] })
+        .await
+        .expect("account");
+    gridmap_server::auth::login(pool, name, &password).await.expect("login").expect("valid login").token
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
+    seed::seed_demo(&pool, 1).await.expect("seed");
+    // gw-0001 works the lowest grid of its assignment; gw-0002 works another grid.
+    let own_grid: i64 = sqlx::query_scalar(
+        "select ga.grid_id from grid_assignment ga join account a on a.id = ga.account_id where a.name = 'gw-0001' order by 1 limit 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("own grid");
+    let station: i64 = sqlx::query_scalar("select min(id) from station").fetch_one(&pool).await.expect("station");
+    let tokens = [
+        None,
+        Some(token(&pool, "rider-01", Role::Rider).await),
+        Some(token(&pool, "gw-0001", Role::GridWorker).await),
+        Some(token(&pool, "gw-0002", Role::GridWorker).await),
+        Some(token(&pool, "demo-planner", Role::Planner).await),
+        Some(token(&pool, "demo-admin", Role::Admin).await),
+    ];
+    let who = ["anonymous", "rider", "worker of this grid", "worker of another grid", "planner", "admin"];
+    let mut failures = Vec::new();
+    for (method, route, expected) in TABLE {
+        let uri = route
+            .replace("{collection}", "grids")
+            .replace("{featureId}", &own_grid.to_string())
+            .replace("{id}", &if route.starts_with("/api/stations") { station } else { own_grid }.to_string());
+        let uri = match *route {
+            "/api/stations/nearest" | "/api/grids/at" => format!("{uri}?lon=118.17&lat=36.18"),
+            _ => uri,
+        };
+        for (i, token) in tokens.iter().enumerate() {
+            let mut request = Request::builder().method(*method).uri(&uri).header(header::CONTENT_TYPE, "application/json");
+            if let Some(t) = token {
+                request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
+            }
+            let body = if *method == "GET" || *method == "DELETE" { Body::empty() } else { Body::from("{}") };
+            let reply = send(&pool, request.body(body).expect("request")).await;
+            let got = match reply.status {
+                StatusCode::UNAUTHORIZED => U,
+                StatusCode::FORBIDDEN => F,
+                _ => A,
+            };
+            if got != expected[i] {
+                failures.push(format!("{method} {uri} as {}: expected {:?}, got {} {}", who[i], expected[i], reply.status, String::from_utf8_lossy(&reply.body)));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "authorization table violations:\n{}", failures.join("\n"));
+}

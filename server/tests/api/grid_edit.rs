@@ -1,0 +1,197 @@
+//! Planners' grid editing: overlap 422 with the neighbour list, clipping, history and revert,
+//! split and merge, gaps and household balance — all through the router.
+
+use axum::http::{StatusCode, header};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::common::get;
+use crate::ogc::{call, token};
+use gridmap_server::config::Role;
+use gridmap_server::seed;
+
+/// A grid away from the county edge, and its geometry grown by `metres`.
+async fn inner_grid(pool: &PgPool, metres: f64) -> (i64, Value) {
+    let (id, geometry): (i64, String) = sqlx::query_as(
+        r"select g.id, ST_AsGeoJSON(ST_Buffer(g.geom::geography, $1)::geometry)
+            from grid g, area c
+           where c.kind = 'county' and ST_Within(ST_Buffer(g.geom::geography, 200)::geometry, c.geom)
+             and (select count(*) from grid n where n.id <> g.id and ST_Relate(n.geom, g.geom, '****1****')) >= 3
+           order by g.id limit 1",
+    )
+    .bind(metres)
+    .fetch_one(pool)
+    .await
+    .expect("an inner grid");
+    (id, serde_json::from_str(&geometry).expect("geojson"))
+}
+
+fn item(id: i64) -> String {
+    format!("/ogc/collections/grids/items/{id}")
+}
+
+async fn version(pool: &PgPool, id: i64) -> i32 {
+    sqlx::query_scalar("select version from grid where id = $1").bind(id).fetch_one(pool).await.expect("version")
+}
+
+async fn households_from_buildings(pool: &PgPool, id: i64) -> i64 {
+    sqlx::query_scalar("select coalesce(sum(households), 0)::bigint from building where gridmap_grid_at(anchor) = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .expect("sum")
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn overlapping_a_neighbour_is_422_listing_each_one_unless_clipped(pool: PgPool) {
+    seed::seed_demo(&pool, 1).await.expect("seed");
+    let planner = token(&pool, "planner-zhao", Role::Planner).await;
+    let (id, grown) = inner_grid(&pool, 30.0).await;
+    let patch = json!({"geometry": grown});
+    let missing = call(&pool, "PATCH", &item(id), Some(&planner), None, Some(&patch)).await;
+    assert_eq!(missing.status, StatusCode::PRECONDITION_REQUIRED);
+
+    let refused = call(&pool, "PATCH", &item(id), Some(&planner), Some("\"1\""), Some(&patch)).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", String::from_utf8_lossy(&refused.body));
+    let neighbours = refused.json()["details"]["neighbours"].as_array().expect("neighbour list").clone();
+    assert!(neighbours.len() >= 3, "{neighbours:?}");
+    for n in &neighbours {
+        assert!(n["overlap_m2"].as_f64().expect("area") > 1.0);
+        assert!(n["code"].is_string() && n["id"].is_i64());
+    }
+    assert_eq!(version(&pool, id).await, 1, "nothing was written");
+
+    let clipped = call(&pool, "PATCH", &format!("{}?clip=neighbours&reason=widen%20the%20square", item(id)), Some(&planner), Some("\"1\""), Some(&patch)).await;
+    assert_eq!(clipped.status, StatusCode::OK, "{}", String::from_utf8_lossy(&clipped.body));
+    assert_eq!(clipped.headers[header::ETAG], "\"2\"");
+    let body = clipped.json();
+    assert_eq!(body["properties"]["households"].as_i64(), Some(households_from_buildings(&pool, id).await), "households recomputed and returned");
+    for n in &neighbours {
+        let nid = n["id"].as_i64().expect("id");
+        assert_eq!(version(&pool, nid).await, 2, "neighbour {nid} got a new version");
+        let (author, reason): (String, Option<String>) =
+            sqlx::query_as("select author, reason from grid_version where grid_id = $1 and version = 2").bind(nid).fetch_one(&pool).await.expect("row");
+        assert_eq!((author.as_str(), reason.as_deref()), ("planner-zhao", Some("widen the square")));
+    }
+    let overlap: f64 = sqlx::query_scalar(
+        "select coalesce(max(ST_Area(ST_Intersection(a.geom, b.geom)::geography)), 0) from grid a join grid b on a.id = $1 and b.id <> a.id and a.geom && b.geom",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .expect("overlap");
+    assert!(overlap < 1.0, "still overlapping by {overlap} m²");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn grid_edits_keep_history_and_revert_makes_a_new_version(pool: PgPool) {
+    seed::seed_demo(&pool, 1).await.expect("seed");
+    let planner = token(&pool, "planner-qian", Role::Planner).await;
+    let (id, _) = inner_grid(&pool, 0.0).await;
+    let original: String = sqlx::query_scalar("select name from grid where id = $1").bind(id).fetch_one(&pool).await.expect("name");
+    let renamed = call(&pool, "PATCH", &format!("{}?reason=rename", item(id)), Some(&planner), Some("\"1\""), Some(&json!({"properties": {"name": "新名字"}}))).await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", String::from_utf8_lossy(&renamed.body));
+    let stale = call(&pool, "PATCH", &item(id), Some(&planner), Some("\"1\""), Some(&json!({"properties": {"name": "again"}}))).await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+
+    let history = get(&pool, &format!("/api/grids/{id}/history")).await.json();
+    let versions = history["versions"].as_array().expect("versions");
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[1]["author"], "planner-qian");
+    assert_eq!(versions[1]["reason"], "rename");
+    assert_eq!(versions[1]["name"], "新名字");
+    assert!(versions[0]["geometry"]["coordinates"].is_array());
+
+    let no_match = call(&pool, "POST", &format!("/api/grids/{id}/revert"), Some(&planner), None, Some(&json!({"version": 1}))).await;
+    assert_eq!(no_match.status, StatusCode::PRECONDITION_REQUIRED);
+    let reverted = call(&pool, "POST", &format!("/api/grids/{id}/revert"), Some(&planner), Some("\"2\""), Some(&json!({"version": 1}))).await;
+    assert_eq!(reverted.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reverted.body));
+    assert_eq!(reverted.json()["grid"]["properties"]["name"], original);
+    assert_eq!(version(&pool, id).await, 3);
+    let history = get(&pool, &format!("/api/grids/{id}/history")).await.json();
+    assert_eq!(history["versions"][2]["reason"], "revert to version 1");
+    assert_eq!(get(&pool, "/api/grids/999999/history").await.status, StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn split_by_a_line_then_merge_back_keeps_households_and_codes(pool: PgPool) {
+    seed::seed_demo(&pool, 1).await.expect("seed");
+    let planner = token(&pool, "planner-sun", Role::Planner).await;
+    let (id, _) = inner_grid(&pool, 0.0).await;
+    let (code, households, x, y0, y1): (String, i32, f64, f64, f64) = sqlx::query_as(
+        "select code, households, ST_X(ST_PointOnSurface(geom)), ST_YMin(geom) - 0.01, ST_YMax(geom) + 0.01 from grid where id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .expect("grid");
+    let line = json!({"type": "LineString", "coordinates": [[x, y0], [x, y1]]});
+    let stale = call(&pool, "POST", &format!("/api/grids/{id}/split"), Some(&planner), Some("\"9\""), Some(&json!({"line": line}))).await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+    let miss = json!({"type": "LineString", "coordinates": [[x, y0], [x, y0 + 0.001]]});
+    let refused = call(&pool, "POST", &format!("/api/grids/{id}/split"), Some(&planner), Some("\"1\""), Some(&json!({"line": miss}))).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let split = call(&pool, "POST", &format!("/api/grids/{id}/split"), Some(&planner), Some("\"1\""), Some(&json!({"line": line, "reason": "too many households"}))).await;
+    assert_eq!(split.status, StatusCode::OK, "{}", String::from_utf8_lossy(&split.body));
+    let grids = split.json()["grids"].as_array().expect("grids").clone();
+    assert!(grids.len() >= 2);
+    assert_eq!(grids[0]["id"].as_i64(), Some(id));
+    assert_eq!(grids[0]["code"], code.as_str(), "the largest part keeps the code");
+    assert_eq!(grids[1]["code"], format!("{code}-S1"));
+    let total: i64 = grids.iter().map(|g| g["households"].as_i64().expect("households")).sum();
+    assert_eq!(total, i64::from(households), "no household is lost or counted twice");
+
+    let merge_body = json!({"grids": grids.iter().map(|g| json!({"id": g["id"], "version": g["version"]})).collect::<Vec<_>>(), "reason": "undo"});
+    let mut stale_body = merge_body.clone();
+    stale_body["grids"][0]["version"] = json!(1);
+    assert_eq!(call(&pool, "POST", "/api/grids/merge", Some(&planner), None, Some(&stale_body)).await.status, StatusCode::PRECONDITION_FAILED);
+    let merged = call(&pool, "POST", "/api/grids/merge", Some(&planner), None, Some(&merge_body)).await;
+    assert_eq!(merged.status, StatusCode::OK, "{}", String::from_utf8_lossy(&merged.body));
+    let grid = merged.json()["grid"].clone();
+    assert_eq!((grid["id"].as_i64(), grid["code"].as_str()), (Some(id), Some(code.as_str())));
+    assert_eq!(grid["households"].as_i64(), Some(i64::from(households)));
+    let left: i64 = sqlx::query_scalar("select count(*) from grid").fetch_one(&pool).await.expect("count");
+    assert_eq!(left, 267);
+    let deleted: i64 = sqlx::query_scalar("select count(*) from grid_version where op = 'delete' and reason = 'undo'").fetch_one(&pool).await.expect("rows");
+    assert_eq!(deleted as usize, grids.len() - 1);
+    let far_apart: Vec<i64> = sqlx::query_scalar("select id from grid order by id limit 1").fetch_all(&pool).await.expect("ids");
+    let apart = json!({"grids": [{"id": far_apart[0], "version": version(&pool, far_apart[0]).await}, {"id": id, "version": grid["version"]}]});
+    let not_adjacent = call(&pool, "POST", "/api/grids/merge", Some(&planner), None, Some(&apart)).await;
+    assert!(not_adjacent.status == StatusCode::UNPROCESSABLE_ENTITY || far_apart[0] == id, "{}", String::from_utf8_lossy(&not_adjacent.body));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn gaps_list_the_hole_a_deleted_grid_leaves(pool: PgPool) {
+    seed::seed_demo(&pool, 1).await.expect("seed");
+    let before = get(&pool, "/api/grids/gaps").await;
+    assert_eq!(before.status, StatusCode::OK);
+    assert_eq!(before.json()["numberReturned"], 0, "the demo city has no gaps");
+    let planner = token(&pool, "planner-li", Role::Planner).await;
+    let (id, _) = inner_grid(&pool, 0.0).await;
+    let area: f64 = sqlx::query_scalar("select ST_Area(geom::geography) from grid where id = $1").bind(id).fetch_one(&pool).await.expect("area");
+    assert_eq!(call(&pool, "DELETE", &item(id), Some(&planner), None, None).await.status, StatusCode::PRECONDITION_REQUIRED);
+    assert_eq!(call(&pool, "DELETE", &item(id), Some(&planner), Some("\"1\""), None).await.status, StatusCode::NO_CONTENT);
+    let gaps = get(&pool, "/api/grids/gaps").await.json();
+    assert_eq!(gaps["numberReturned"], 1);
+    let gap = gaps["features"][0]["properties"]["area_m2"].as_f64().expect("area");
+    assert!((gap - area).abs() / area < 0.01, "gap {gap} m² vs grid {area} m²");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn balance_lists_grids_outside_the_range_with_their_neighbours(pool: PgPool) {
+    seed::seed_demo(&pool, 1).await.expect("seed");
+    let expected: i64 = sqlx::query_scalar("select count(*) from grid where households < 250 or households > 350").fetch_one(&pool).await.expect("count");
+    assert!(expected > 0);
+    let body = get(&pool, "/api/grids/balance?min=250&max=350").await.json();
+    assert_eq!(body["count"].as_i64(), Some(expected));
+    for g in body["grids"].as_array().expect("grids") {
+        let h = g["households"].as_i64().expect("households");
+        assert!(!(250..=350).contains(&h));
+        assert_eq!(g["status"], if h < 250 { "under" } else { "over" });
+        assert!(!g["neighbours"].as_array().expect("neighbours").is_empty(), "every grid in a partition has neighbours");
+    }
+    let default = get(&pool, "/api/grids/balance").await.json();
+    assert_eq!((default["min"].as_i64(), default["max"].as_i64()), (Some(200), Some(400)));
+    assert_eq!(get(&pool, "/api/grids/balance?min=500&max=100").await.status, StatusCode::BAD_REQUEST);
+}

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod export;
 pub mod geo_input;
 pub mod http;
 pub mod import;

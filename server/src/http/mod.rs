@@ -4,8 +4,11 @@
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod metrics;
+pub mod tiles;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::http::Uri;
@@ -20,11 +23,14 @@ use self::error::ApiError;
 pub struct AppState {
     pub pool: PgPool,
     pub web_dir: PathBuf,
+    /// Vector tiles: cache, renders, and `invalidate_bbox_4326` for write handlers (see http/tiles.rs).
+    pub tiles: Arc<gridmap_tiles::TileService>,
 }
 
 impl AppState {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, web_dir: PathBuf::from("web-map/dist") }
+        let tiles = Arc::new(gridmap_tiles::TileService::new(pool.clone(), gridmap_tiles::TileConfig::default()));
+        Self { pool, web_dir: PathBuf::from("web-map/dist"), tiles }
     }
 }
 
@@ -35,6 +41,8 @@ pub fn app(state: AppState) -> Router {
     );
     Router::new()
         .merge(health::router())
+        .merge(tiles::router())
+        .merge(metrics::router())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(web)
         .layer(TraceLayer::new_for_http())

@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 
 use crate::config::{Cli, Command, UserCommand};
 use crate::http::{self, AppState};
-use crate::{accounts, db, import, seed};
+use crate::{accounts, db, export, import, seed};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -15,8 +15,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if args.seed_demo_if_empty && !seed::has_grids(&pool).await? {
                 seed::seed_demo(&pool, 1).await?;
             }
-            let mut state = AppState::new(pool);
+            let mut state = AppState::new(pool.clone());
             state.web_dir = args.web_dir;
+            state.tiles = export::tile_service(&pool, &args.tiles);
+            // Keeps the cache current for SQL done behind the server's back (migration 0002).
+            let _listener = gridmap_tiles::spawn_listener(state.tiles.clone(), pool);
             http::serve(state, args.listen).await
         }
         Command::Migrate => {
@@ -37,6 +40,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 source: args.source,
             };
             let report = import::import_geojson(&pool, &bytes, &options).await?;
+            println!("{report}");
+            Ok(())
+        }
+        Command::ExportTiles(args) => {
+            let pool = db::connect_and_migrate(&cli.db).await?;
+            let report = export::export_pmtiles(&pool, &args).await?;
             println!("{report}");
             Ok(())
         }

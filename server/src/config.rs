@@ -36,6 +36,8 @@ pub enum Command {
     Seed(SeedArgs),
     /// Import a GeoJSON FeatureCollection in one transaction.
     Import(ImportArgs),
+    /// Write a PMTiles v3 archive of the vector tiles (for a static host or CDN).
+    ExportTiles(ExportTilesArgs),
     /// Manage accounts.
     User {
         #[command(subcommand)]
@@ -54,6 +56,46 @@ pub struct ServeArgs {
     /// Load the demo city first when the database holds no grids.
     #[arg(long, env = "GRIDMAP_SEED_DEMO_IF_EMPTY", default_value_t = false)]
     pub seed_demo_if_empty: bool,
+    #[command(flatten)]
+    pub tiles: TileArgs,
+}
+
+/// Vector tile settings (`/tiles/…`).
+#[derive(Debug, Clone, Args)]
+pub struct TileArgs {
+    /// The URL clients reach this server at, for tile URLs in TileJSON and the style (default: the request's Host).
+    #[arg(long, env = "GRIDMAP_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Optional raster basemap XYZ URL template drawn under the data in /tiles/style.json (none: fully offline).
+    #[arg(long, env = "GRIDMAP_BASEMAP_URL")]
+    pub basemap_url: Option<String>,
+    /// Upper bound of the in-memory tile cache, in MiB of compressed tiles.
+    #[arg(long, env = "GRIDMAP_TILE_CACHE_MB", default_value_t = 256)]
+    pub tile_cache_mb: u64,
+    /// Tile renders running in PostgreSQL at once (a dedicated pool of this size).
+    #[arg(long, env = "GRIDMAP_TILE_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub tile_concurrency: u32,
+    /// Statement timeout of one tile render, in milliseconds.
+    #[arg(long, env = "GRIDMAP_TILE_TIMEOUT_MS", default_value_t = 5000)]
+    pub tile_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportTilesArgs {
+    /// Comma list of layers: grids, buildings, stations, roads.
+    #[arg(long, default_value = "grids,buildings,stations")]
+    pub layers: String,
+    /// Lowest zoom written.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=22))]
+    pub minzoom: u8,
+    /// Highest zoom written.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u8).range(0..=22))]
+    pub maxzoom: u8,
+    /// Tile renders running at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: u32,
+    /// The archive to write (replaced if it exists).
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

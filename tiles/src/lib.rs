@@ -1,1 +1,31 @@
 //! Tile math, MVT layer SQL and the tile cache. No HTTP here: the server crate owns the edge.
+//!
+//! - [`tile`]: XYZ ↔ EPSG:3857 bounds.
+//! - [`layer`]: the public layers and the one `ST_AsMVT` statement per tile.
+//! - [`cache`]: the byte-bounded cache of gzip tiles with exact, race-free invalidation.
+//! - [`service`]: cache + bounded renders; `invalidate_bbox_4326` for API writes.
+//! - [`notify`]: the LISTEN side of migration 0002's change triggers.
+//! - [`metrics`]: Prometheus counters and histograms.
+
+pub mod cache;
+pub mod layer;
+pub mod metrics;
+pub mod notify;
+pub mod service;
+pub mod tile;
+
+pub use cache::{CachedTile, TileCache, TileKey};
+pub use layer::{Layer, LayerError, LayerSet};
+pub use notify::{ListenerHandle, spawn_listener};
+pub use service::{Served, TileConfig, TileError, TileService};
+pub use tile::{Bbox, TileCoord, TileCoordError};
+
+/// Connection options for a pool dedicated to tile renders: each statement is stopped after
+/// `statement_timeout`, and a backend whose client hung up (an abandoned render) notices
+/// within a second and stops too.
+pub fn tile_pool_options(base: &sqlx::postgres::PgConnectOptions, statement_timeout: std::time::Duration) -> sqlx::postgres::PgConnectOptions {
+    base.clone().options([
+        ("statement_timeout", format!("{}", statement_timeout.as_millis())),
+        ("client_connection_check_interval", "1000".to_string()),
+    ])
+}

@@ -7,10 +7,13 @@ pub mod extract;
 pub mod grids;
 pub mod health;
 pub mod limits;
+pub mod metrics;
 pub mod ogc;
 pub mod stations;
+pub mod tiles;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::http::Uri;
@@ -28,12 +31,15 @@ pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
 pub struct AppState {
     pub pool: PgPool,
     pub web_dir: PathBuf,
-    pub limits: std::sync::Arc<limits::Limits>,
+    pub limits: Arc<limits::Limits>,
+    /// Vector tiles: cache, renders, and `invalidate_bbox_4326` for write handlers (see http/tiles.rs).
+    pub tiles: Arc<gridmap_tiles::TileService>,
 }
 
 impl AppState {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, web_dir: PathBuf::from("web-map/dist"), limits: limits::Limits::from_env() }
+        let tiles = Arc::new(gridmap_tiles::TileService::new(pool.clone(), gridmap_tiles::TileConfig::default()));
+        Self { pool, web_dir: PathBuf::from("web-map/dist"), limits: limits::Limits::from_env(), tiles }
     }
 }
 
@@ -48,6 +54,8 @@ pub fn app(state: AppState) -> Router {
         .merge(stations::router())
         .merge(ogc::router())
         .merge(grids::router())
+        .merge(tiles::router())
+        .merge(metrics::router())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(web)
         // Bodies are small JSON unless a route (photo upload) raises its own limit.

@@ -56,10 +56,12 @@ impl From<ogc::Error> for ApiError {
 /// Called after every committed write of grids, buildings or stations, before the response.
 /// The single place where the rest of the system learns that the map changed.
 pub fn after_commit(state: &AppState, changed: &Changed) {
-    // TODO(tiles): once the tiles branch is in main: `state.tiles.invalidate(bbox)` for `changed.bbox`.
+    // Every layer: a building edit changes its grid's household balance, a grid edit its label.
+    if let Some([min_lon, min_lat, max_lon, max_lat]) = changed.bbox {
+        state.tiles.invalidate_bbox_4326(gridmap_tiles::LayerSet::ALL, min_lon, min_lat, max_lon, max_lat);
+    }
     // TODO(reports): once the reports branch is in main, when `changed.kind == Some(Kind::Grids)`:
     //   re-assign open reports inside `changed.bbox` and reload the in-memory grid index.
-    let _ = state;
     tracing::info!(kind = ?changed.kind, bbox = ?changed.bbox, grids = ?changed.grid_ids, "map data changed");
 }
 

@@ -1,0 +1,269 @@
+//! The in-memory tile cache: gzip-compressed tiles bounded by bytes (moka), invalidated exactly
+//! by the changed area — and guarded against the race where a render that read the old data
+//! finishes after the invalidation and would put a stale tile back.
+//!
+//! The guard: every invalidation gets a generation number and is kept in a short log. A render
+//! notes the generation before it queries; when it finishes, its tile is cached only if no
+//! invalidation logged since then touches it (or, if the log has been trimmed past that point,
+//! not at all). The check and the insert happen under the log's lock, and an invalidation logs
+//! itself under that lock before it scans the cache, so every interleaving ends fresh.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::layer::LayerSet;
+use crate::tile::{Bbox, TileCoord};
+
+/// How many invalidations are remembered for the race guard. A render slower than this many
+/// invalidations simply is not cached.
+const LOG_LEN: usize = 1024;
+/// Rough per-entry bookkeeping cost, so many tiny (empty) tiles still count against the bound.
+const ENTRY_OVERHEAD: u32 = 128;
+
+/// What a cache entry is for: a set of layers at one tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TileKey {
+    pub layers: LayerSet,
+    pub tile: TileCoord,
+}
+
+/// A rendered tile: gzip bytes (empty for an empty tile), its strong validator, and its raw size.
+#[derive(Debug)]
+pub struct CachedTile {
+    /// The MVT, gzip-compressed; empty when the tile holds no features.
+    pub gzip: bytes::Bytes,
+    /// Hex digest of the uncompressed MVT (the basis of the ETag).
+    pub digest: String,
+    /// Size of the uncompressed MVT in bytes.
+    pub raw_len: usize,
+}
+
+impl CachedTile {
+    pub fn is_empty(&self) -> bool {
+        self.raw_len == 0
+    }
+
+    /// The uncompressed MVT, for the rare client that does not accept gzip.
+    pub fn identity(&self) -> std::io::Result<Vec<u8>> {
+        use std::io::Read as _;
+        let mut raw = Vec::with_capacity(self.raw_len);
+        if !self.gzip.is_empty() {
+            flate2::read::GzDecoder::new(&self.gzip[..]).read_to_end(&mut raw)?;
+        }
+        Ok(raw)
+    }
+}
+
+/// One logged invalidation.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    All,
+    Area { layers: LayerSet, bbox: Bbox },
+}
+
+impl Change {
+    fn touches(&self, key: &TileKey) -> bool {
+        match self {
+            Change::All => true,
+            Change::Area { layers, bbox } => layers.intersects(key.layers) && key.tile.buffered_bounds().intersects(bbox),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    generation: u64,
+    recent: VecDeque<(u64, Change)>,
+}
+
+/// The tile cache. Cheap to share (`Arc` inside moka); all methods take `&self`.
+pub struct TileCache {
+    tiles: moka::sync::Cache<TileKey, Arc<CachedTile>>,
+    log: Mutex<Log>,
+}
+
+impl TileCache {
+    /// A cache holding at most `max_bytes` of compressed tiles.
+    pub fn new(max_bytes: u64) -> Self {
+        let tiles = moka::sync::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|_k: &TileKey, v: &Arc<CachedTile>| u32::try_from(v.gzip.len()).unwrap_or(u32::MAX).saturating_add(ENTRY_OVERHEAD))
+            .build();
+        Self { tiles, log: Mutex::new(Log::default()) }
+    }
+
+    fn log(&self) -> MutexGuard<'_, Log> {
+        // A panic while holding the lock cannot leave the log inconsistent (push/pop only).
+        self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn get(&self, key: &TileKey) -> Option<Arc<CachedTile>> {
+        self.tiles.get(key)
+    }
+
+    /// Note this before rendering; pass it to [`TileCache::insert_if_fresh`] afterwards.
+    pub fn generation(&self) -> u64 {
+        self.log().generation
+    }
+
+    /// Cache a tile rendered from data read after `started` — unless an invalidation since
+    /// then touches it, in which case the tile may show old data and is not kept.
+    /// Returns whether it was cached.
+    pub fn insert_if_fresh(&self, key: TileKey, tile: Arc<CachedTile>, started: u64) -> bool {
+        let log = self.log();
+        if log.generation != started {
+            let oldest_logged = log.recent.front().map_or(u64::MAX, |(g, _)| *g);
+            if oldest_logged > started + 1 {
+                return false; // the log no longer reaches back to the render's start
+            }
+            if log.recent.iter().any(|(g, change)| *g > started && change.touches(&key)) {
+                return false;
+            }
+        }
+        self.tiles.insert(key, tile);
+        true
+    }
+
+    fn record(&self, change: Change) {
+        let mut log = self.log();
+        log.generation += 1;
+        let generation = log.generation;
+        log.recent.push_back((generation, change));
+        while log.recent.len() > LOG_LEN {
+            log.recent.pop_front();
+        }
+    }
+
+    /// Drop every cached tile of `layers` whose buffered bounds touch `bbox` (EPSG:3857).
+    /// Returns how many were dropped. Tiles elsewhere stay cached.
+    pub fn invalidate(&self, layers: LayerSet, bbox: Bbox) -> usize {
+        // A NaN box would intersect nothing; treat it as "somewhere" and be safe.
+        if !bbox.is_finite() {
+            self.invalidate_all();
+            return 0;
+        }
+        let change = Change::Area { layers, bbox };
+        self.record(change);
+        let mut dropped = 0;
+        for (key, _) in self.tiles.iter() {
+            if change.touches(&key) {
+                self.tiles.invalidate(key.as_ref());
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    /// Drop everything (a missed notification, a TRUNCATE).
+    pub fn invalidate_all(&self) {
+        self.record(Change::All);
+        self.tiles.invalidate_all();
+    }
+
+    /// Number of cached tiles (approximate while moka runs its maintenance).
+    pub fn entry_count(&self) -> u64 {
+        self.tiles.run_pending_tasks();
+        self.tiles.entry_count()
+    }
+
+    /// Bytes held (approximate, see [`TileCache::entry_count`]).
+    pub fn weighted_size(&self) -> u64 {
+        self.tiles.run_pending_tasks();
+        self.tiles.weighted_size()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::Layer;
+    use crate::tile::tiles_in_bbox;
+
+    fn tile(bytes: &[u8]) -> Arc<CachedTile> {
+        Arc::new(CachedTile { gzip: bytes::Bytes::copy_from_slice(bytes), digest: "d".into(), raw_len: bytes.len() })
+    }
+
+    fn key(layers: LayerSet, z: u32, x: u32, y: u32) -> TileKey {
+        TileKey { layers, tile: TileCoord::new(z, x, y).expect("valid") }
+    }
+
+    #[test]
+    fn invalidation_drops_touched_tiles_of_the_changed_layer_only() {
+        let cache = TileCache::new(1 << 20);
+        let grids = LayerSet::from(Layer::Grids);
+        let buildings = LayerSet::from(Layer::Buildings);
+        let here = key(grids, 14, 13570, 6415);
+        let far = key(grids, 14, 13580, 6415);
+        let other_layer = key(buildings, 14, 13570, 6415);
+        let g = cache.generation();
+        for k in [here, far, other_layer] {
+            assert!(cache.insert_if_fresh(k, tile(b"x"), g));
+        }
+        let b = here.tile.bounds();
+        let centre = Bbox::new(b.min_x + 10.0, b.min_y + 10.0, b.min_x + 20.0, b.min_y + 20.0);
+        assert_eq!(cache.invalidate(grids, centre), 1);
+        assert!(cache.get(&here).is_none());
+        assert!(cache.get(&far).is_some());
+        assert!(cache.get(&other_layer).is_some());
+    }
+
+    #[test]
+    fn a_change_near_the_edge_reaches_the_neighbour_through_the_buffer() {
+        let cache = TileCache::new(1 << 20);
+        let grids = LayerSet::from(Layer::Grids);
+        let left = key(grids, 16, 100, 100);
+        let right = key(grids, 16, 101, 100);
+        let g = cache.generation();
+        cache.insert_if_fresh(left, tile(b"l"), g);
+        cache.insert_if_fresh(right, tile(b"r"), g);
+        // A point just inside `right`, within the buffer of `left`.
+        let edge = right.tile.bounds().min_x + 1.0;
+        let y = right.tile.bounds().min_y + 100.0;
+        cache.invalidate(grids, Bbox::new(edge, y, edge, y));
+        assert!(cache.get(&left).is_none() && cache.get(&right).is_none());
+    }
+
+    #[test]
+    fn a_render_that_started_before_an_invalidation_is_not_cached() {
+        let cache = TileCache::new(1 << 20);
+        let grids = LayerSet::from(Layer::Grids);
+        let k = key(grids, 15, 27140, 12830);
+        let started = cache.generation();
+        cache.invalidate(grids, k.tile.bounds());
+        assert!(!cache.insert_if_fresh(k, tile(b"stale"), started));
+        assert!(cache.get(&k).is_none());
+        // An unrelated invalidation does not stop an insert.
+        let started = cache.generation();
+        cache.invalidate(grids, key(grids, 15, 0, 0).tile.bounds());
+        assert!(cache.insert_if_fresh(k, tile(b"fresh"), started));
+    }
+
+    #[test]
+    fn a_render_older_than_the_log_is_not_cached() {
+        let cache = TileCache::new(1 << 20);
+        let grids = LayerSet::from(Layer::Grids);
+        let started = cache.generation();
+        let far = key(grids, 10, 0, 0).tile.bounds();
+        for _ in 0..=LOG_LEN {
+            cache.invalidate(grids, far);
+        }
+        let k = key(grids, 10, 800, 400);
+        assert!(!cache.insert_if_fresh(k, tile(b"?"), started));
+    }
+
+    #[test]
+    fn clear_drops_everything() {
+        let cache = TileCache::new(1 << 20);
+        let all = LayerSet::ALL;
+        let g = cache.generation();
+        let b = Bbox::from_lonlat(118.1, 36.1, 118.2, 36.2);
+        for t in tiles_in_bbox(&b, 14) {
+            cache.insert_if_fresh(TileKey { layers: all, tile: t }, tile(b"t"), g);
+        }
+        assert!(cache.entry_count() > 0);
+        let started = cache.generation();
+        cache.invalidate_all();
+        assert_eq!(cache.entry_count(), 0);
+        assert!(!cache.insert_if_fresh(key(all, 0, 0, 0), tile(b"z"), started));
+    }
+}

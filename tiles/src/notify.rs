@@ -1,0 +1,119 @@
+//! Keeping the cache current when data changes behind the server's back: migration 0002's
+//! statement triggers `pg_notify('gridmap_tiles', …)` the EPSG:3857 boxes of every changed row
+//! (old and new), and this listener invalidates exactly the tiles they touch. When the
+//! connection drops, notifications may have been missed, so the whole cache is cleared once
+//! listening again.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+
+use crate::layer::{Layer, LayerSet};
+use crate::service::TileService;
+use crate::tile::Bbox;
+
+/// The notification channel the triggers use.
+pub const CHANNEL: &str = "gridmap_tiles";
+
+/// What a trigger sends: the table that changed and either the boxes of the changed rows
+/// (`[min_x, min_y, max_x, max_y]` in EPSG:3857) or `all` (TRUNCATE).
+#[derive(Debug, Deserialize, PartialEq)]
+pub struct Notification {
+    pub table: String,
+    #[serde(default)]
+    pub boxes: Vec<[f64; 4]>,
+    #[serde(default)]
+    pub all: bool,
+}
+
+impl Notification {
+    pub fn parse(payload: &str) -> Result<Notification, serde_json::Error> {
+        serde_json::from_str(payload)
+    }
+
+    /// The layers drawn from the changed table (none if the table draws no layer).
+    pub fn layers(&self) -> LayerSet {
+        Layer::ALL.into_iter().filter(|l| l.table() == self.table).fold(LayerSet::EMPTY, LayerSet::with)
+    }
+}
+
+impl TileService {
+    /// Apply one notification payload to the cache.
+    pub fn apply_notification(&self, payload: &str) {
+        self.metrics.notifications.fetch_add(1, Relaxed);
+        match Notification::parse(payload) {
+            Ok(n) if n.all => self.invalidate_all(),
+            Ok(n) => {
+                let layers = n.layers();
+                if layers.is_empty() {
+                    return;
+                }
+                for [a, b, c, d] in n.boxes {
+                    self.invalidate_bbox_3857(layers, Bbox::new(a, b, c, d));
+                }
+            }
+            Err(err) => {
+                // Something changed but we cannot tell where: be safe.
+                tracing::warn!(%err, payload, "unreadable tile change notification; clearing the tile cache");
+                self.invalidate_all();
+            }
+        }
+    }
+}
+
+/// The running listener; it stops when this handle is dropped.
+pub struct ListenerHandle(tokio::task::JoinHandle<()>);
+
+impl Drop for ListenerHandle {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// LISTEN on [`CHANNEL`] for as long as the handle lives, reconnecting after failures.
+pub fn spawn_listener(service: Arc<TileService>, pool: PgPool) -> ListenerHandle {
+    ListenerHandle(tokio::spawn(async move {
+        loop {
+            match listen(&service, &pool).await {
+                Ok(()) => tracing::warn!("tile change listener lost its connection; reconnecting"),
+                Err(err) => tracing::warn!(%err, "tile change listener failed; reconnecting"),
+            }
+            service.listening.store(false, Relaxed);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }))
+}
+
+async fn listen(service: &TileService, pool: &PgPool) -> Result<(), sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    // Changes made while we were not listening were never announced to us.
+    service.invalidate_all();
+    service.listening.store(true, Relaxed);
+    tracing::info!(channel = CHANNEL, "tile change listener is listening");
+    // try_recv yields None when the connection drops (recv would silently reconnect and
+    // hide the gap); we reconnect ourselves so the cache is cleared after every gap.
+    while let Some(notification) = listener.try_recv().await? {
+        service.apply_notification(notification.payload());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_name_the_layers_of_their_table() {
+        let n = Notification::parse(r#"{"table":"building","boxes":[[1,2,3,4]]}"#).expect("valid");
+        assert_eq!(n.layers(), LayerSet::from(Layer::Buildings));
+        assert_eq!(n.boxes, vec![[1.0, 2.0, 3.0, 4.0]]);
+        let t = Notification::parse(r#"{"table":"grid","all":true}"#).expect("valid");
+        assert!(t.all && t.layers() == LayerSet::from(Layer::Grids));
+        assert!(Notification::parse(r#"{"table":"account","boxes":[]}"#).expect("valid").layers().is_empty());
+    }
+}

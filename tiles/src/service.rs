@@ -1,0 +1,229 @@
+//! The tile service: cache lookup, a bounded number of concurrent PostGIS renders, gzip,
+//! and the invalidation entry points that API writes and the change listener call.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use tokio::sync::Semaphore;
+
+use crate::cache::{CachedTile, TileCache, TileKey};
+use crate::layer::LayerSet;
+use crate::metrics::TileMetrics;
+use crate::tile::{Bbox, TileCoord};
+
+/// Settings of the tile service (the server fills them from its command line).
+#[derive(Debug, Clone)]
+pub struct TileConfig {
+    /// Upper bound of the cache, in compressed bytes.
+    pub cache_bytes: u64,
+    /// Tile renders running in PostgreSQL at once; further requests wait for a slot.
+    pub concurrency: usize,
+    /// How long a request waits for a render slot before it is answered 503.
+    pub queue_timeout: Duration,
+    /// gzip level (0–9) for rendered tiles.
+    pub gzip_level: u32,
+    /// The URL clients reach this server at (TileJSON/style tile URLs); None → the request's Host.
+    pub public_url: Option<String>,
+    /// An optional raster basemap (XYZ URL template) drawn under the data in the style.
+    pub basemap_url: Option<String>,
+}
+
+impl Default for TileConfig {
+    fn default() -> Self {
+        Self {
+            cache_bytes: 256 << 20,
+            concurrency: 8,
+            queue_timeout: Duration::from_secs(10),
+            gzip_level: 6,
+            public_url: None,
+            basemap_url: None,
+        }
+    }
+}
+
+/// Why a tile could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum TileError {
+    #[error("every tile render slot stayed busy")]
+    Busy,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("compressing a tile failed: {0}")]
+    Compress(#[from] std::io::Error),
+}
+
+/// A tile ready to send, and whether it came from the cache.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub tile: Arc<CachedTile>,
+    pub hit: bool,
+}
+
+/// Renders, caches and invalidates tiles. Share it as `Arc<TileService>`.
+pub struct TileService {
+    pool: PgPool,
+    cache: TileCache,
+    limiter: Semaphore,
+    config: TileConfig,
+    pub metrics: TileMetrics,
+    pub(crate) listening: AtomicBool,
+}
+
+impl TileService {
+    /// A service rendering from `pool`. For production give it a pool of its own whose
+    /// connections set `statement_timeout` and `client_connection_check_interval` (see
+    /// [`tile_pool_options`](crate::tile_pool_options)), so a slow or abandoned render stops.
+    pub fn new(pool: PgPool, config: TileConfig) -> Self {
+        Self {
+            pool,
+            cache: TileCache::new(config.cache_bytes),
+            limiter: Semaphore::new(config.concurrency.max(1)),
+            config,
+            metrics: TileMetrics::default(),
+            listening: AtomicBool::new(false),
+        }
+    }
+
+    pub fn config(&self) -> &TileConfig {
+        &self.config
+    }
+
+    pub fn cache(&self) -> &TileCache {
+        &self.cache
+    }
+
+    /// Whether the change listener is connected and LISTENing right now.
+    pub fn is_listening(&self) -> bool {
+        self.listening.load(Relaxed)
+    }
+
+    /// The tile from the cache, or rendered (and cached unless the data changed meanwhile).
+    /// Dropping the future (the client went away) abandons the render in PostgreSQL too.
+    pub async fn tile(&self, layers: LayerSet, tile: TileCoord) -> Result<Served, TileError> {
+        let started = Instant::now();
+        let key = TileKey { layers, tile };
+        if let Some(cached) = self.cache.get(&key) {
+            self.metrics.hits.fetch_add(1, Relaxed);
+            self.metrics.request.observe(started.elapsed());
+            return Ok(Served { tile: cached, hit: true });
+        }
+        self.metrics.misses.fetch_add(1, Relaxed);
+        let generation = self.cache.generation();
+        let rendered = match self.render(layers, tile).await {
+            Ok(t) => Arc::new(t),
+            Err(err) => {
+                match err {
+                    TileError::Busy => self.metrics.busy.fetch_add(1, Relaxed),
+                    _ => self.metrics.errors.fetch_add(1, Relaxed),
+                };
+                return Err(err);
+            }
+        };
+        self.metrics.render.observe(started.elapsed());
+        if !self.cache.insert_if_fresh(key, Arc::clone(&rendered), generation) {
+            self.metrics.stale_discarded.fetch_add(1, Relaxed);
+        }
+        self.metrics.request.observe(started.elapsed());
+        Ok(Served { tile: rendered, hit: false })
+    }
+
+    /// Render without touching the cache (the PMTiles export uses this too).
+    pub async fn render(&self, layers: LayerSet, tile: TileCoord) -> Result<CachedTile, TileError> {
+        let raw = self.render_mvt(layers, tile).await?;
+        let level = self.config.gzip_level.min(9);
+        let compressed = tokio_free_gzip(&raw, level)?;
+        Ok(compressed)
+    }
+
+    /// The uncompressed MVT straight from PostGIS (empty when the tile holds no features).
+    pub async fn render_mvt(&self, layers: LayerSet, tile: TileCoord) -> Result<Vec<u8>, TileError> {
+        let _permit = tokio::time::timeout(self.config.queue_timeout, self.limiter.acquire())
+            .await
+            .map_err(|_| TileError::Busy)?
+            .map_err(|_| TileError::Busy)?;
+        let mut guard = AbandonGuard { conn: Some(self.pool.acquire().await?), metrics: &self.metrics };
+        let sql = layers.sql(tile.z);
+        let conn = guard.conn.as_mut().expect("set just above");
+        let mvt: Vec<u8> = sqlx::query_scalar(&sql)
+            .bind(i32::from(tile.z))
+            .bind(tile.x as i32)
+            .bind(tile.y as i32)
+            .fetch_one(&mut **conn)
+            .await?;
+        // Finished: the connection is healthy and goes back to the pool.
+        drop(guard.conn.take());
+        Ok(mvt)
+    }
+
+    /// Drop the cached tiles of `layers` that an edit inside this lon/lat box (EPSG:4326)
+    /// may have changed. API write handlers call this before they answer, so the very next
+    /// tile request already shows the edit. (SQL done behind the server's back is caught by
+    /// the database triggers and the listener instead.) Returns how many tiles were dropped.
+    pub fn invalidate_bbox_4326(&self, layers: LayerSet, min_lon: f64, min_lat: f64, max_lon: f64, max_lat: f64) -> usize {
+        self.invalidate_bbox_3857(layers, Bbox::from_lonlat(min_lon, min_lat, max_lon, max_lat))
+    }
+
+    /// As [`TileService::invalidate_bbox_4326`], for a box in EPSG:3857 metres.
+    pub fn invalidate_bbox_3857(&self, layers: LayerSet, bbox: Bbox) -> usize {
+        let dropped = self.cache.invalidate(layers, bbox);
+        self.metrics.invalidations.fetch_add(1, Relaxed);
+        self.metrics.invalidated_tiles.fetch_add(dropped as u64, Relaxed);
+        dropped
+    }
+
+    /// Drop every cached tile.
+    pub fn invalidate_all(&self) {
+        self.cache.invalidate_all();
+        self.metrics.cache_clears.fetch_add(1, Relaxed);
+    }
+
+    /// `/metrics` text for the tile path.
+    pub fn prometheus(&self) -> String {
+        self.metrics.render_prometheus(self.cache.entry_count(), self.cache.weighted_size(), self.is_listening())
+    }
+}
+
+/// gzip and fingerprint a rendered MVT. Small tiles compress in well under a millisecond,
+/// so this runs inline rather than on the blocking pool.
+fn tokio_free_gzip(raw: &[u8], level: u32) -> Result<CachedTile, std::io::Error> {
+    let digest = hex_digest(raw);
+    if raw.is_empty() {
+        return Ok(CachedTile { gzip: bytes::Bytes::new(), digest, raw_len: 0 });
+    }
+    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(raw.len() / 2), flate2::Compression::new(level));
+    encoder.write_all(raw)?;
+    Ok(CachedTile { gzip: encoder.finish()?.into(), digest, raw_len: raw.len() })
+}
+
+/// First 128 bits of SHA-256, hex: the strong validator of a tile's content.
+pub fn hex_digest(bytes: &[u8]) -> String {
+    let hash = Sha256::digest(bytes);
+    hash[..16].iter().fold(String::with_capacity(32), |mut s, b| {
+        use std::fmt::Write as _;
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// If a render is dropped mid-query (the client disconnected), sqlx would return the
+/// connection to the pool and wait there for the query to finish. Detaching and dropping it
+/// instead closes the socket, and PostgreSQL (with `client_connection_check_interval`) stops
+/// the query; the pool opens a fresh connection when it needs one.
+struct AbandonGuard<'a> {
+    conn: Option<PoolConnection<sqlx::Postgres>>,
+    metrics: &'a TileMetrics,
+}
+
+impl Drop for AbandonGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.metrics.cancelled.fetch_add(1, Relaxed);
+            drop(conn.detach());
+        }
+    }
+}

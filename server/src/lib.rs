@@ -9,5 +9,6 @@ pub mod db;
 pub mod geo_input;
 pub mod http;
 pub mod import;
+pub mod reports;
 pub mod seed;
 pub mod telemetry;

@@ -5,6 +5,11 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod open311;
+pub mod openapi;
+pub mod points;
+pub mod reports;
+pub mod stats;
 
 use std::path::PathBuf;
 
@@ -21,11 +26,13 @@ use self::error::ApiError;
 pub struct AppState {
     pub pool: PgPool,
     pub web_dir: PathBuf,
+    /// Report intake: the in-memory grid index, categories, the live feed.
+    pub reports: crate::reports::Reports,
 }
 
 impl AppState {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, web_dir: PathBuf::from("web-map/dist") }
+        Self { pool, web_dir: PathBuf::from("web-map/dist"), reports: crate::reports::Reports::default() }
     }
 }
 
@@ -37,6 +44,11 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(auth::router())
+        .merge(reports::router())
+        .merge(stats::router())
+        .merge(points::router())
+        .merge(openapi::router())
+        .merge(open311::router())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(web)
         .layer(TraceLayer::new_for_http())
@@ -57,6 +69,7 @@ pub async fn serve(state: AppState, listen: std::net::SocketAddr) -> anyhow::Res
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (set GRIDMAP_LISTEN to another address)"))?;
+    crate::reports::spawn_grid_listener(state.pool.clone(), state.reports.clone());
     let local = listener.local_addr().context("reading the bound address")?;
     tracing::info!(%local, "gridmap listening");
     println!("gridmap listening on http://{local}");

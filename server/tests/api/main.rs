@@ -5,4 +5,7 @@ mod auth;
 mod common;
 mod foundation;
 mod import;
+mod open311;
+mod report_index;
+mod reports;
 mod seed;

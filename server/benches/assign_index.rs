@@ -1,5 +1,5 @@
 //! Assignment micro-benchmark: lookups/s of the in-memory H3 + exact index against one PostGIS
-//! `gridmap_grid_at` (ST_Covers) query per point, on the demo city (267 grids) and `--scale 10`.
+//! `gridmap_grid_at` (`ST_Covers`) query per point, on the demo city (267 grids) and `--scale 10`.
 //!
 //! Needs a database with the demo city: `GRIDMAP_BENCH_DB` (default
 //! `postgres://postgres@127.0.0.1:5432/gridmap_bench`, seeded with `gridmap seed --demo`) and,

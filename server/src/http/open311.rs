@@ -1,5 +1,5 @@
 //! Open311 GeoReport v2 (<http://wiki.open311.org/GeoReport_v2>) at `/open311/v2/`, the civic
-//! issue API FixMyStreet speaks: discovery, services (our report categories), POST a request
+//! issue API `FixMyStreet` speaks: discovery, services (our report categories), POST a request
 //! (`api_key` = a logged-in account's bearer token), GET requests with filters, GET one request.
 //! JSON format only; errors are `[{"code": <http status>, "description": "..."}]`.
 //! Requests go through the same intake as `/api/reports` (validation, GCJ-02 not applicable:

@@ -27,7 +27,7 @@ pub struct LoginBody {
 pub struct LoginReply {
     pub token: String,
     pub expires_at: chrono::DateTime<chrono::Utc>,
-    /// resident | rider | grid_worker | planner | admin
+    /// `resident`, `rider`, `grid_worker`, `planner` or `admin`
     pub role: String,
 }
 

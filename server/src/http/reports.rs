@@ -548,9 +548,8 @@ pub async fn stream(
     let bbox = q.bbox.as_deref().map(parse_bbox).transpose()?;
     let grids: Option<Vec<i64>> = match (q.grid, bbox) {
         (Some(g), _) => Some(vec![g]),
-        (None, Some(_)) => None,
         (None, None) if principal.role == Role::GridWorker => Some(principal.grid_ids.clone()),
-        (None, None) => None,
+        (None, _) => None,
     };
     let receiver = state.reports.events.subscribe();
     let events = BroadcastStream::new(receiver).filter_map(move |change| {

@@ -144,7 +144,7 @@ fn point_in_multipolygon(polygons: &[Vec<Ring>], point: [f64; 2]) -> i32 {
 // ---------------------------------------------------------------------------------------------
 
 /// A multiplicative hasher for H3 indexes: their low bits are constant (unused digits are 7), so
-/// an identity hash would collide; SipHash would be correct but needlessly slow here.
+/// an identity hash would collide; `SipHash` would be correct but needlessly slow here.
 #[derive(Default)]
 pub struct CellHasher(u64);
 
@@ -378,7 +378,7 @@ impl GridIndexHandle {
 
 impl std::fmt::Debug for GridIndexHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GridIndexHandle").field("loaded", &self.current.load().is_some()).finish()
+        f.debug_struct("GridIndexHandle").field("loaded", &self.current.load().is_some()).finish_non_exhaustive()
     }
 }
 

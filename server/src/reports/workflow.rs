@@ -74,7 +74,7 @@ pub struct TransitionRequest {
     /// Free text for the history (≤ 2,000 characters).
     #[serde(default)]
     pub note: Option<String>,
-    /// For `cancelled`: duplicate | invalid | out_of_remit | other.
+    /// For `cancelled`: `duplicate`, `invalid`, `out_of_remit` or `other`.
     #[serde(default)]
     pub reason: Option<String>,
     /// For `cancelled` with reason `duplicate`: the report this one duplicates.

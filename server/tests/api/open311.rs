@@ -1,4 +1,4 @@
-//! Open311 GeoReport v2 at /open311/v2/: discovery, services, POST with api_key, GET filters.
+//! Open311 GeoReport v2 at /open311/v2/: discovery, services, POST with `api_key`, GET filters.
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

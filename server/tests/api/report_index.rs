@@ -1,4 +1,4 @@
-//! The in-memory assignment index agrees 100% with PostGIS `gridmap_grid_at` (ST_Covers plus
+//! The in-memory assignment index agrees 100% with PostGIS `gridmap_grid_at` (`ST_Covers` plus
 //! the lowest-id edge rule) on 100,000 points of the seeded demo city: uniform random points,
 //! grid vertices, points on shared edges (segment midpoints and interpolations), and points a
 //! hair off the edges. Compared in bulk: all points go to PostgreSQL as two arrays in one query.

@@ -11,5 +11,6 @@ pub mod geo_input;
 pub mod http;
 pub mod import;
 pub mod ogc;
+pub mod reports;
 pub mod seed;
 pub mod telemetry;

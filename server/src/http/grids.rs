@@ -103,7 +103,7 @@ async fn revert_grid(State(state): State<AppState>, auth: Auth, headers: HeaderM
     let name = planner(&auth)?;
     let etag = if_match(&headers)?;
     let w = grid_ops::revert(&state.pool, id, etag, body.version, Actor { name, reason: body.reason.as_deref() }, body.clip_neighbours).await?;
-    after_commit(&state, &w.changed);
+    after_commit(&state, &w.changed).await;
     let feature: Value = serde_json::from_str(&w.feature).unwrap_or(Value::Null);
     Ok(([(header::ETAG, format!("\"{}\"", w.etag))], Json(json!({"grid": feature, "warnings": w.warnings}))).into_response())
 }
@@ -121,7 +121,7 @@ async fn split_grid(State(state): State<AppState>, auth: Auth, headers: HeaderMa
     let name = planner(&auth)?;
     let etag = if_match(&headers)?;
     let (grids, changed) = grid_ops::split(&state.pool, id, etag, &body.line, Actor { name, reason: body.reason.as_deref() }).await?;
-    after_commit(&state, &changed);
+    after_commit(&state, &changed).await;
     Ok((StatusCode::OK, Json(json!({"grids": grids}))).into_response())
 }
 
@@ -144,7 +144,7 @@ async fn merge_grids(State(state): State<AppState>, auth: Auth, Json(body): Json
     let name = planner(&auth)?;
     let grids: Vec<(i64, i64)> = body.grids.iter().map(|g| (g.id, g.version)).collect();
     let (grid, changed) = grid_ops::merge(&state.pool, &grids, Actor { name, reason: body.reason.as_deref() }).await?;
-    after_commit(&state, &changed);
+    after_commit(&state, &changed).await;
     Ok(Json(json!({"grid": grid, "removed": changed.grid_ids.iter().filter(|id| **id != grid.id).collect::<Vec<_>>()})).into_response())
 }
 

@@ -9,7 +9,12 @@ pub mod health;
 pub mod limits;
 pub mod metrics;
 pub mod ogc;
+pub mod open311;
+pub mod openapi;
+pub mod points;
+pub mod reports;
 pub mod stations;
+pub mod stats;
 pub mod tiles;
 
 use std::path::PathBuf;
@@ -34,12 +39,20 @@ pub struct AppState {
     pub limits: Arc<limits::Limits>,
     /// Vector tiles: cache, renders, and `invalidate_bbox_4326` for write handlers (see http/tiles.rs).
     pub tiles: Arc<gridmap_tiles::TileService>,
+    /// Report intake: the in-memory grid index, categories, the live feed.
+    pub reports: crate::reports::Reports,
 }
 
 impl AppState {
     pub fn new(pool: PgPool) -> Self {
         let tiles = Arc::new(gridmap_tiles::TileService::new(pool.clone(), gridmap_tiles::TileConfig::default()));
-        Self { pool, web_dir: PathBuf::from("web-map/dist"), limits: limits::Limits::from_env(), tiles }
+        Self {
+            pool,
+            web_dir: PathBuf::from("web-map/dist"),
+            limits: limits::Limits::from_env(),
+            tiles,
+            reports: crate::reports::Reports::default(),
+        }
     }
 }
 
@@ -56,6 +69,11 @@ pub fn app(state: AppState) -> Router {
         .merge(grids::router())
         .merge(tiles::router())
         .merge(metrics::router())
+        .merge(reports::router())
+        .merge(stats::router())
+        .merge(points::router())
+        .merge(openapi::router())
+        .merge(open311::router())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(web)
         // Bodies are small JSON unless a route (photo upload) raises its own limit.
@@ -78,6 +96,7 @@ pub async fn serve(state: AppState, listen: std::net::SocketAddr) -> anyhow::Res
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (set GRIDMAP_LISTEN to another address)"))?;
+    crate::reports::spawn_grid_listener(state.pool.clone(), state.reports.clone());
     let local = listener.local_addr().context("reading the bound address")?;
     tracing::info!(%local, "gridmap listening");
     println!("gridmap listening on http://{local}");

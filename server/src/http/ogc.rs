@@ -55,13 +55,19 @@ impl From<ogc::Error> for ApiError {
 
 /// Called after every committed write of grids, buildings or stations, before the response.
 /// The single place where the rest of the system learns that the map changed.
-pub fn after_commit(state: &AppState, changed: &Changed) {
+/// What every committed map edit sets off before the response goes out: the touched tiles
+/// leave the cache, and after a grid edit the in-memory grid index is rebuilt. (Open reports
+/// were already re-assigned inside the edit's transaction, by the 0004 triggers.) Failures
+/// here are logged, not returned: the edit itself is committed.
+pub async fn after_commit(state: &AppState, changed: &Changed) {
     // Every layer: a building edit changes its grid's household balance, a grid edit its label.
-    if let Some([min_lon, min_lat, max_lon, max_lat]) = changed.bbox {
-        state.tiles.invalidate_bbox_4326(gridmap_tiles::LayerSet::ALL, min_lon, min_lat, max_lon, max_lat);
+    let Some([min_lon, min_lat, max_lon, max_lat]) = changed.bbox else { return };
+    state.tiles.invalidate_bbox_4326(gridmap_tiles::LayerSet::ALL, min_lon, min_lat, max_lon, max_lat);
+    if changed.kind == Some(crate::ogc::collections::Kind::Grids) {
+        if let Err(err) = state.reports.index.reload(&state.pool).await {
+            tracing::error!(%err, "reloading the grid index after a grid edit failed");
+        }
     }
-    // TODO(reports): once the reports branch is in main, when `changed.kind == Some(Kind::Grids)`:
-    //   re-assign open reports inside `changed.bbox` and reload the in-memory grid index.
     tracing::info!(kind = ?changed.kind, bbox = ?changed.bbox, grids = ?changed.grid_ids, "map data changed");
 }
 
@@ -429,7 +435,7 @@ async fn create_item(
     let p = write_params(raw.as_deref())?;
     let actor = editor(&auth, coll, p.reason.as_deref())?;
     let written = edit::create(&state.pool, coll, &body, actor, p.clip).await?;
-    after_commit(&state, &written.changed);
+    after_commit(&state, &written.changed).await;
     Ok(written_response(StatusCode::CREATED, &base(&headers), coll, &written))
 }
 
@@ -441,7 +447,7 @@ async fn update_item(state: AppState, auth: Auth, headers: HeaderMap, id: String
     let actor = editor(&auth, coll, p.reason.as_deref())?;
     let etag = if_match(&headers)?;
     let written = edit::replace(&state.pool, coll, fid, etag, &body, patch, actor, p.clip).await?;
-    after_commit(&state, &written.changed);
+    after_commit(&state, &written.changed).await;
     Ok(written_response(StatusCode::OK, &base(&headers), coll, &written))
 }
 
@@ -483,7 +489,7 @@ async fn delete_item(
     let actor = editor(&auth, coll, p.reason.as_deref())?;
     let etag = if_match(&headers)?;
     let changed = edit::delete(&state.pool, coll, fid, etag, actor).await?;
-    after_commit(&state, &changed);
+    after_commit(&state, &changed).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

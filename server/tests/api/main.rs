@@ -7,5 +7,8 @@ mod foundation;
 mod grid_edit;
 mod import;
 mod ogc;
+mod open311;
+mod report_index;
+mod reports;
 mod seed;
 mod stations;

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Intake benchmark (issue 5): 50 concurrent clients for 60 s against the release binary, every
+# 10th request re-sent with its key; then, in the same run, the floor — the same INSERT through
+# pgbench with the same concurrency and duration; then rows stored vs distinct keys accepted.
+# Then the assignment micro-benchmark (criterion). Figures go to bench/RESULTS.md by hand.
+#
+#   bash bench/reports.sh            # CLIENTS=50 DURATION=60 by default, release build
+#   PROFILE=dev bash bench/reports.sh   # the dev profile (deps at opt-level 2, our code at 0)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PG=${PG:-postgres://postgres@127.0.0.1:5432}
+DB=gridmap_bench
+CLIENTS=${CLIENTS:-50}
+DURATION=${DURATION:-60}
+PORT=${PORT:-8099}
+OUT=${OUT:-target/bench-reports}
+PROFILE=${PROFILE:-release}
+BIN=target/$([ "$PROFILE" = dev ] && echo debug || echo release)/gridmap
+mkdir -p "$OUT"
+
+cargo build --profile "$PROFILE" -p gridmap-server --bin gridmap
+cargo bench --profile "$PROFILE" -p gridmap-server --no-run --bench reports_load --bench assign_index
+
+psql -q "$PG/postgres" -c "drop database if exists $DB" -c "create database $DB"
+export DATABASE_URL="$PG/$DB"
+$BIN migrate
+$BIN seed --demo > /dev/null
+echo "bench-rider-password" | $BIN user add --role rider --name bench-rider --password-stdin
+
+GRIDMAP_LISTEN=127.0.0.1:$PORT $BIN serve > "$OUT/server.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/healthz" > /dev/null && break; sleep 0.2; done
+TOKEN=$(curl -fs -X POST "http://127.0.0.1:$PORT/api/auth/login" -H 'content-type: application/json' \
+  -d '{"name":"bench-rider","password":"bench-rider-password"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+
+echo "== gridmap intake: $CLIENTS clients, ${DURATION}s, every 10th request re-sent"
+GRIDMAP_URL="http://127.0.0.1:$PORT" GRIDMAP_TOKEN="$TOKEN" CLIENTS=$CLIENTS SECONDS=$DURATION KEYS_FILE="$OUT/keys.txt" \
+  cargo bench --profile "$PROFILE" -p gridmap-server --bench reports_load | tee "$OUT/load.json"
+kill $SERVER; wait $SERVER 2>/dev/null || true
+trap - EXIT
+
+ROWS=$(psql -tA "$DATABASE_URL" -c "select count(*) from report")
+KEYS=$(wc -l < "$OUT/keys.txt")
+psql -q "$DATABASE_URL" -c "create temp table k (key uuid)" -c "\copy k from '$OUT/keys.txt'" \
+  -c "select count(*) as accepted_keys_missing from k where not exists (select 1 from report r where r.idempotency_key = k.key)" \
+  -c "select count(*) - count(distinct idempotency_key) as duplicated_keys from report"
+echo "rows in report: $ROWS; distinct keys accepted: $KEYS"
+
+echo "== floor: the same INSERT through pgbench, $CLIENTS clients, ${DURATION}s"
+pgbench -n -c "$CLIENTS" -j 2 -T "$DURATION" -f bench/reports_insert.sql "$DATABASE_URL" | tee "$OUT/pgbench.txt"
+
+echo "== assignment index vs one PostGIS query per point (criterion)"
+GRIDMAP_BENCH_DB="$DATABASE_URL" GRIDMAP_BENCH_DB_SCALE10="${GRIDMAP_BENCH_DB_SCALE10:-}" \
+  cargo bench --profile "$PROFILE" -p gridmap-server --bench assign_index -- --noplot 2>&1 | tee "$OUT/assign.txt"

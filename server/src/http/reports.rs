@@ -1,0 +1,570 @@
+//! `/api/reports*` and `/api/report-categories`: mobile-probe intake (JSON or multipart with
+//! photos), the offline batch, listing, one report with history, workflow transitions, the
+//! H3 hexbin heatmap and the live feed (SSE). Rules are documented in `crate::reports`.
+
+use std::convert::Infallible;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::BroadcastStream;
+use uuid::Uuid;
+
+use super::AppState;
+use super::auth::{Auth, MaybeAuth};
+use super::error::{ApiError, ApiResult};
+use super::extract::{Json, Path, Query};
+use crate::auth::Role;
+use crate::reports::intake::{self, IntakeError, Outcome};
+use crate::reports::workflow::{self, ListFilter, ReportView, TransitionRequest, WorkflowError};
+use crate::reports::{Category, ReportChange, photos};
+
+/// Largest multipart body: three 5 MB photos and the fields.
+const MAX_MULTIPART_BYTES: usize = 3 * photos::MAX_PHOTO_BYTES + 64 * 1024;
+/// Most items in one offline batch.
+pub const MAX_BATCH_ITEMS: usize = 100;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/report-categories", get(list_categories))
+        .route("/api/reports", post(create_report).get(list_reports).layer(DefaultBodyLimit::max(MAX_MULTIPART_BYTES)))
+        .route("/api/reports/batch", post(create_reports_batch))
+        .route("/api/reports/hexbins", get(hexbins))
+        .route("/api/reports/stream", get(stream))
+        .route("/api/reports/{id}", get(get_report))
+        .route("/api/reports/{id}/transitions", post(create_transition))
+}
+
+impl From<IntakeError> for ApiError {
+    fn from(err: IntakeError) -> Self {
+        match err {
+            IntakeError::Field { field, message } => ApiError::field(field, message),
+            IntakeError::LoginRequired(m) => ApiError::Unauthorized(m),
+            IntakeError::KeyReused => ApiError::Conflict(err.to_string()),
+            IntakeError::Database(e) => ApiError::Database(e),
+        }
+    }
+}
+
+impl From<WorkflowError> for ApiError {
+    fn from(err: WorkflowError) -> Self {
+        match err {
+            WorkflowError::NotFound(_) => ApiError::not_found(err.to_string()),
+            WorkflowError::Field { field, message } => ApiError::field(field, message),
+            WorkflowError::Forbidden(m) => ApiError::Forbidden(m),
+            WorkflowError::VersionRequired => ApiError::PreconditionRequired(err.to_string()),
+            WorkflowError::Stale { .. } => ApiError::PreconditionFailed(err.to_string()),
+            WorkflowError::Transition { .. } => ApiError::Conflict(err.to_string()),
+            WorkflowError::Database(e) => ApiError::Database(e),
+        }
+    }
+}
+
+/// Report categories, grouped as the national practice does (events 事件, facilities 部件).
+#[utoipa::path(get, path = "/api/report-categories", tag = "reports",
+    responses((status = 200, description = "All categories in display order", body = [Category])))]
+pub async fn list_categories(State(state): State<AppState>) -> ApiResult<Json<Vec<Category>>> {
+    Ok(Json(state.reports.categories(&state.pool).await?.as_ref().clone()))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Uuid, ApiError> {
+    let value = headers
+        .get("idempotency-key")
+        .ok_or_else(|| ApiError::field("Idempotency-Key", "required: a UUID made by the client, reused on every resend"))?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|s| Uuid::parse_str(s.trim()).ok())
+        .ok_or_else(|| ApiError::field("Idempotency-Key", "must be a UUID"))
+}
+
+fn created(outcome: &Outcome) -> Response {
+    let id = match outcome {
+        Outcome::Created { id, .. } | Outcome::Replayed { id, .. } => *id,
+    };
+    let mut response = (StatusCode::CREATED, outcome.body().to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/reports/{id}")) {
+        headers.insert(header::LOCATION, location);
+    }
+    if matches!(outcome, Outcome::Replayed { .. }) {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// The body of `POST /api/reports` (JSON). Multipart: a part `report` holding this JSON and up
+/// to three parts `photo` (JPEG/PNG/WebP, ≤ 5 MB each).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct CreateReport {
+    /// A category code from `GET /api/report-categories`.
+    pub category: String,
+    /// At most 2,000 characters.
+    pub description: Option<String>,
+    pub location: ReportLocation,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ReportLocation {
+    pub lon: f64,
+    pub lat: f64,
+    /// `wgs84` (default; GPS, the browser), `gcj02` (Amap/Tencent; converted) or `cgcs2000`.
+    pub crs: Option<String>,
+    /// GPS accuracy in metres, 0..=100. 0 (mock location) is accepted but flagged `location_suspect`.
+    pub accuracy_m: Option<f64>,
+}
+
+/// The 201 body of an intake (and of its resends).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedReport {
+    pub id: i64,
+    pub status: String,
+    pub version: i32,
+    pub category: String,
+    pub grid_id: Option<i64>,
+    pub grid_code: Option<String>,
+    pub grid_name: Option<String>,
+    /// `covers`, `nearest` (within 150 m) or `unassigned`.
+    pub assignment: String,
+    pub subdistrict_id: Option<i64>,
+    /// The grid's workers, public display names only.
+    pub assigned_workers: Vec<WorkerName>,
+    /// Open reports of the same category within the category's radius.
+    pub possible_duplicates: Vec<PossibleDuplicate>,
+    pub location_suspect: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WorkerName {
+    pub display_name: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PossibleDuplicate {
+    pub id: i64,
+    pub status: String,
+    pub distance_m: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Submit a report (ODK-style idempotency on `Idempotency-Key`).
+#[utoipa::path(post, path = "/api/reports", tag = "reports",
+    request_body(content = CreateReport, content_type = "application/json"),
+    params(("Idempotency-Key" = String, Header, description = "A client-made UUID; a resend with the same payload gets the original response")),
+    responses(
+        (status = 201, description = "Stored (or the original response to a resend)", body = CreatedReport),
+        (status = 400, description = "Invalid field; nothing stored", body = super::openapi::ErrorBody),
+        (status = 401, description = "This category needs a login", body = super::openapi::ErrorBody),
+        (status = 409, description = "The key was used for a different payload", body = super::openapi::ErrorBody),
+        (status = 413, description = "Too large", body = super::openapi::ErrorBody),
+        (status = 415, description = "Not JSON or multipart/form-data", body = super::openapi::ErrorBody)))]
+pub async fn create_report(State(state): State<AppState>, MaybeAuth(principal): MaybeAuth, request: Request) -> ApiResult<Response> {
+    let key = idempotency_key(request.headers())?;
+    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let categories = state.reports.categories(&state.pool).await?;
+    let report = if content_type.starts_with("application/json") {
+        let bytes = Bytes::from_request(request, &()).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge("request body too large".into())
+            } else {
+                ApiError::bad_request(e.body_text())
+            }
+        })?;
+        let body: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+        intake::validate(&body, &categories)?
+    } else if content_type.starts_with("multipart/form-data") {
+        read_multipart(request, &categories).await?
+    } else {
+        return Err(ApiError::UnsupportedMediaType("send application/json or multipart/form-data".into()));
+    };
+    let outcome = intake::submit(&state.pool, &state.reports, &report, principal.as_ref(), Some(key)).await?;
+    Ok(created(&outcome))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct BatchRequest {
+    /// Each item is a report body plus its own `idempotency_key` (UUID).
+    pub items: Vec<Value>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchResult {
+    pub idempotency_key: Option<String>,
+    /// The status this item would have had on its own: 201, 400, 401, 409 …
+    pub status: u16,
+    /// The 201 body (for 201).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<Value>,
+    /// The error body (otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
+}
+
+/// A rider's offline queue: each item is stored (or refused) on its own, with its own key.
+#[utoipa::path(post, path = "/api/reports/batch", tag = "reports", request_body = BatchRequest,
+    responses((status = 200, description = "One result per item, in order", body = [BatchResult]),
+        (status = 400, description = "Not a batch", body = super::openapi::ErrorBody)))]
+pub async fn create_reports_batch(
+    State(state): State<AppState>,
+    MaybeAuth(principal): MaybeAuth,
+    Json(batch): Json<BatchRequest>,
+) -> ApiResult<Json<Vec<BatchResult>>> {
+    if batch.items.len() > MAX_BATCH_ITEMS {
+        return Err(ApiError::field("items", format!("at most {MAX_BATCH_ITEMS} items per batch")));
+    }
+    let categories = state.reports.categories(&state.pool).await?;
+    let mut results = Vec::with_capacity(batch.items.len());
+    for mut item in batch.items {
+        let key_text = item.as_object_mut().and_then(|o| o.remove("idempotency_key"));
+        let key_string = key_text.as_ref().and_then(Value::as_str).map(str::to_string);
+        let outcome = async {
+            let key = key_string
+                .as_deref()
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .ok_or_else(|| ApiError::field("idempotency_key", "required: a UUID per item"))?;
+            let report = intake::validate(&item, &categories)?;
+            Ok::<_, ApiError>(intake::submit(&state.pool, &state.reports, &report, principal.as_ref(), Some(key)).await?)
+        }
+        .await;
+        results.push(match outcome {
+            Ok(o) => BatchResult {
+                idempotency_key: key_string,
+                status: 201,
+                report: serde_json::from_str(o.body()).ok(),
+                error: None,
+            },
+            Err(err) => {
+                if matches!(err, ApiError::Database(_) | ApiError::Internal(_)) {
+                    return Err(err);
+                }
+                let response = err.into_response();
+                let status = response.status().as_u16();
+                let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
+                BatchResult { idempotency_key: key_string, status, report: None, error: serde_json::from_slice(&body).ok() }
+            }
+        });
+    }
+    Ok(Json(results))
+}
+
+/// Query string of `GET /api/reports`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListReportsQuery {
+    /// A grid id, or `none` for the unassigned queue.
+    pub grid: Option<String>,
+    /// One status or several, comma-separated.
+    pub status: Option<String>,
+    pub category: Option<String>,
+    /// minlon,minlat,maxlon,maxlat (WGS84).
+    pub bbox: Option<String>,
+    pub subdistrict: Option<i64>,
+    /// Created at or after (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Created before (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+    /// 1..=500, default 50.
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReportPage {
+    pub items: Vec<ReportView>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+    /// The next page, if any.
+    pub next: Option<String>,
+}
+
+pub fn parse_bbox(text: &str) -> Result<[f64; 4], ApiError> {
+    let parts: Vec<f64> = text.split(',').map(|p| p.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| {
+        ApiError::field("bbox", "four numbers: minlon,minlat,maxlon,maxlat")
+    })?;
+    match parts.as_slice() {
+        [a, b, c, d] if parts.iter().all(|v| v.is_finite()) && a <= c && b <= d => Ok([*a, *b, *c, *d]),
+        _ => Err(ApiError::field("bbox", "four finite numbers: minlon,minlat,maxlon,maxlat with min <= max")),
+    }
+}
+
+/// Reports, newest first; public fields unless the caller is a grid worker or an admin.
+#[utoipa::path(get, path = "/api/reports", tag = "reports", params(ListReportsQuery),
+    responses((status = 200, body = ReportPage), (status = 400, body = super::openapi::ErrorBody)))]
+pub async fn list_reports(
+    State(state): State<AppState>,
+    MaybeAuth(viewer): MaybeAuth,
+    Query(q): Query<ListReportsQuery>,
+) -> ApiResult<Json<ReportPage>> {
+    let grid = match q.grid.as_deref() {
+        None => None,
+        Some("none") => Some(None),
+        Some(g) => Some(Some(g.parse::<i64>().map_err(|_| ApiError::field("grid", "a grid id or `none`"))?)),
+    };
+    let statuses = match &q.status {
+        None => None,
+        Some(s) => {
+            let list: Vec<String> = s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
+            if let Some(bad) = list.iter().find(|p| !workflow::STATUSES.contains(&p.as_str())) {
+                return Err(ApiError::field("status", format!("unknown status `{bad}`")));
+            }
+            Some(list)
+        }
+    };
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::field("limit", "between 1 and 500"));
+    }
+    let offset = q.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::field("offset", "must not be negative"));
+    }
+    let filter = ListFilter {
+        grid,
+        statuses,
+        category: q.category.clone(),
+        bbox: q.bbox.as_deref().map(parse_bbox).transpose()?,
+        from: q.from,
+        to: q.to,
+        subdistrict: q.subdistrict,
+        limit,
+        offset,
+    };
+    let (items, total) = workflow::list_reports(&state.pool, &filter, viewer.as_ref()).await?;
+    let next = (offset + limit < total).then(|| {
+        let mut params: Vec<String> = Vec::new();
+        if let Some(g) = &q.grid {
+            params.push(format!("grid={g}"));
+        }
+        if let Some(s) = &q.status {
+            params.push(format!("status={s}"));
+        }
+        if let Some(c) = &q.category {
+            params.push(format!("category={c}"));
+        }
+        if let Some(b) = &q.bbox {
+            params.push(format!("bbox={b}"));
+        }
+        if let Some(s) = q.subdistrict {
+            params.push(format!("subdistrict={s}"));
+        }
+        if let Some(f) = q.from {
+            params.push(format!("from={}", f.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+        }
+        if let Some(t) = q.to {
+            params.push(format!("to={}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+        }
+        params.push(format!("limit={limit}"));
+        params.push(format!("offset={}", offset + limit));
+        format!("/api/reports?{}", params.join("&"))
+    });
+    Ok(Json(ReportPage { items, total, limit, offset, next }))
+}
+
+/// A multipart intake: a part `report` (the JSON body) and up to three parts `photo`.
+async fn read_multipart(request: Request, categories: &[Category]) -> Result<intake::NewReport, ApiError> {
+    let mut multipart = axum::extract::Multipart::from_request(request, &())
+        .await
+        .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {}", e.body_text())))?;
+    let mut report: Option<Value> = None;
+    let mut stored = Vec::new();
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::PayloadTooLarge("request body too large (3 photos of 5 MB at most)".into()));
+            }
+            Err(e) => return Err(ApiError::bad_request(format!("invalid multipart body: {}", e.body_text()))),
+        };
+        let name = field.name().unwrap_or_default().to_string();
+        let bytes = field.bytes().await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge("request body too large (3 photos of 5 MB at most)".into())
+            } else {
+                ApiError::bad_request(format!("invalid multipart body: {}", e.body_text()))
+            }
+        })?;
+        match name.as_str() {
+            "report" => {
+                report = Some(serde_json::from_slice(&bytes).map_err(|e| ApiError::field("report", format!("invalid JSON: {e}")))?);
+            }
+            "photo" => {
+                if stored.len() == photos::MAX_PHOTOS {
+                    return Err(ApiError::field("photo", format!("at most {} photos", photos::MAX_PHOTOS)));
+                }
+                if bytes.len() > photos::MAX_PHOTO_BYTES {
+                    return Err(ApiError::PayloadTooLarge(format!("photo {}: more than 5 MB", stored.len() + 1)));
+                }
+                stored.push(photos::check_and_strip(&bytes).map_err(|m| ApiError::field("photo", m))?);
+            }
+            other => return Err(ApiError::field(other, "unknown part (expected `report` and `photo`)")),
+        }
+    }
+    let report = report.ok_or_else(|| ApiError::field("report", "a part `report` with the JSON body is required"))?;
+    let mut new = intake::validate(&report, categories)?;
+    new.photos = stored;
+    Ok(new)
+}
+
+fn etag(version: i32) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).expect("a number is a valid header value")
+}
+
+/// One report with its history; `ETag` is its version (send it back in `If-Match`).
+#[utoipa::path(get, path = "/api/reports/{id}", tag = "reports", params(("id" = i64, Path)),
+    responses((status = 200, body = ReportView, headers(("ETag" = String))), (status = 404, body = super::openapi::ErrorBody)))]
+pub async fn get_report(State(state): State<AppState>, MaybeAuth(viewer): MaybeAuth, Path(id): Path<i64>) -> ApiResult<Response> {
+    let view = workflow::get_report(&state.pool, id, viewer.as_ref())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no report {id}")))?;
+    let tag = etag(view.version);
+    let mut response = axum::Json(view).into_response();
+    response.headers_mut().insert(header::ETAG, tag);
+    Ok(response)
+}
+
+fn parse_if_match(headers: &HeaderMap) -> Result<Option<i32>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let text = value.to_str().map_err(|_| ApiError::bad_request("malformed If-Match"))?.trim();
+    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    // An unparsable tag can never match the current version.
+    Ok(Some(text.parse::<i32>().unwrap_or(-1)))
+}
+
+/// Move a report through the workflow (see `crate::reports::workflow` for who may do what).
+#[utoipa::path(post, path = "/api/reports/{id}/transitions", tag = "reports", params(("id" = i64, Path),
+        ("If-Match" = String, Header, description = "The report's ETag")),
+    request_body = TransitionRequest,
+    responses((status = 200, description = "The report after the transition, with history", body = ReportView),
+        (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody),
+        (status = 403, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody),
+        (status = 409, description = "Not allowed from the current status", body = super::openapi::ErrorBody),
+        (status = 412, description = "Stale If-Match", body = super::openapi::ErrorBody),
+        (status = 428, description = "If-Match missing", body = super::openapi::ErrorBody)))]
+pub async fn create_transition(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    Json(body): Json<TransitionRequest>,
+) -> ApiResult<Response> {
+    let if_match = parse_if_match(&headers)?;
+    let (version, change) = workflow::transition(&state.pool, id, &actor, if_match, &body).await?;
+    state.reports.publish(change);
+    let view = workflow::get_report(&state.pool, id, Some(&actor))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no report {id}")))?;
+    let mut response = axum::Json(view).into_response();
+    response.headers_mut().insert(header::ETAG, etag(version));
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HexbinQuery {
+    /// H3 resolution 7..=10 (default 8).
+    pub res: Option<u8>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub category: Option<String>,
+}
+
+/// A heatmap: GeoJSON FeatureCollection of H3 cells with report counts (cancelled excluded).
+#[utoipa::path(get, path = "/api/reports/hexbins", tag = "reports", params(HexbinQuery),
+    responses((status = 200, description = "GeoJSON FeatureCollection; properties h3, count", content_type = "application/geo+json", body = Object),
+        (status = 400, body = super::openapi::ErrorBody)))]
+pub async fn hexbins(State(state): State<AppState>, Query(q): Query<HexbinQuery>) -> ApiResult<Response> {
+    let res = q.res.unwrap_or(8);
+    if !(7..=10).contains(&res) {
+        return Err(ApiError::field("res", "an H3 resolution from 7 to 10"));
+    }
+    let resolution = h3o::Resolution::try_from(res).map_err(|_| ApiError::field("res", "an H3 resolution from 7 to 10"))?;
+    let points: Vec<(f64, f64)> = sqlx::query_as(
+        r"select ST_X(geom), ST_Y(geom) from report
+           where status <> 'cancelled' and ($1::timestamptz is null or created_at >= $1)
+             and ($2::timestamptz is null or created_at < $2) and ($3::text is null or category = $3)",
+    )
+    .bind(q.from)
+    .bind(q.to)
+    .bind(&q.category)
+    .fetch_all(&state.pool)
+    .await?;
+    let mut counts: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+    for (lon, lat) in points {
+        if let Ok(ll) = h3o::LatLng::new(lat, lon) {
+            *counts.entry(u64::from(ll.to_cell(resolution))).or_default() += 1;
+        }
+    }
+    let features: Vec<Value> = counts
+        .into_iter()
+        .filter_map(|(cell, count)| {
+            let cell = h3o::CellIndex::try_from(cell).ok()?;
+            let mut ring: Vec<[f64; 2]> = cell.boundary().iter().map(|v| [v.lng(), v.lat()]).collect();
+            ring.push(*ring.first()?);
+            Some(json!({
+                "type": "Feature",
+                "id": cell.to_string(),
+                "properties": {"h3": cell.to_string(), "count": count},
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+            }))
+        })
+        .collect();
+    let body = json!({"type": "FeatureCollection", "features": features});
+    Ok(([(header::CONTENT_TYPE, "application/geo+json")], body.to_string()).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// Only this grid.
+    pub grid: Option<i64>,
+    /// Only inside minlon,minlat,maxlon,maxlat.
+    pub bbox: Option<String>,
+}
+
+/// Live feed (Server-Sent Events, event `report`) of new and changed reports, for grid workers,
+/// planners and admins. Without a filter a grid worker gets the grids they work.
+#[utoipa::path(get, path = "/api/reports/stream", tag = "reports", params(StreamQuery),
+    responses((status = 200, description = "text/event-stream of ReportChange", content_type = "text/event-stream", body = ReportChange),
+        (status = 401, body = super::openapi::ErrorBody), (status = 403, body = super::openapi::ErrorBody)))]
+pub async fn stream(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<StreamQuery>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let principal = auth.require(&[Role::GridWorker, Role::Planner, Role::Admin])?.clone();
+    let bbox = q.bbox.as_deref().map(parse_bbox).transpose()?;
+    let grids: Option<Vec<i64>> = match (q.grid, bbox) {
+        (Some(g), _) => Some(vec![g]),
+        (None, None) if principal.role == Role::GridWorker => Some(principal.grid_ids.clone()),
+        (None, _) => None,
+    };
+    let receiver = state.reports.events.subscribe();
+    let events = BroadcastStream::new(receiver).filter_map(move |change| {
+        let change: ReportChange = change.ok()?;
+        if let Some(grids) = &grids
+            && !change.grid_id.is_some_and(|g| grids.contains(&g))
+        {
+            return None;
+        }
+        if let Some([a, b, c, d]) = bbox
+            && !(change.lon >= a && change.lon <= c && change.lat >= b && change.lat <= d)
+        {
+            return None;
+        }
+        Some(Ok(Event::default().event("report").id(format!("{}-{}", change.id, change.version)).json_data(&change).ok()?))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}

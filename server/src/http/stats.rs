@@ -1,0 +1,35 @@
+//! `GET /api/stats`: the published grid-event metrics — closure rate (结案率), on-time closure
+//! rate (按期结案率), rework rate (返工率), median time to close — for a grid or a subdistrict.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::ApiResult;
+use super::extract::{Json, Query};
+use crate::reports::workflow::{self, Stats};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/stats", get(get_stats))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    pub grid: Option<i64>,
+    pub subdistrict: Option<i64>,
+    /// Reports created at or after (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Reports created before (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Metrics over reports created in the period (rates are null when there is nothing to divide).
+#[utoipa::path(get, path = "/api/stats", tag = "reports", params(StatsQuery),
+    responses((status = 200, body = Stats), (status = 400, body = super::openapi::ErrorBody)))]
+pub async fn get_stats(State(state): State<AppState>, Query(q): Query<StatsQuery>) -> ApiResult<Json<Stats>> {
+    Ok(Json(workflow::stats(&state.pool, q.grid, q.subdistrict, q.from, q.to).await?))
+}

@@ -1,0 +1,432 @@
+//! The in-memory assignment index: which grid covers a point, without a database round trip.
+//!
+//! H3 cells (resolution 11, ~25 m edges) map to grids. A cell that lies wholly inside one grid,
+//! with a safety margin, and near no other grid answers directly; any other cell keeps a short
+//! list of candidate grids (sorted by id) that are decided by an exact point-in-polygon test.
+//!
+//! The exact test is a port of PostGIS's own point-in-polygon short-circuit that `ST_Covers`
+//! uses for (polygon, point) (`point_in_ring` / `point_in_multipolygon` in
+//! `postgis/lwgeom_geos.c`): the same double-precision side determinant, the same on-segment
+//! check, the same winding rule. A robust predicate (geo's `orient2d`) would be *more* exact but
+//! would disagree with PostGIS on points within ~1e-15° of an edge, and the contract is to agree
+//! with `gridmap_grid_at` 100 %: boundary counts as inside, the lowest grid id wins. Geometries are
+//! read from PostGIS as WKB, so both sides see bit-identical coordinates.
+//!
+//! The index is immutable; [`GridIndexHandle`] swaps a freshly built one in atomically
+//! (`arc-swap`) when grids change, so lookups never block.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use geo_types::{Geometry, MultiPolygon};
+use h3o::geom::{ContainmentMode, TilerBuilder};
+use h3o::{CellIndex, LatLng, Resolution};
+use sqlx::PgPool;
+
+/// The H3 resolution of the index: ~25 m edges, so a ~300-household grid holds dozens of cells.
+pub const RESOLUTION: Resolution = Resolution::Eleven;
+/// Margin (degrees, ~0.1 m) by which a cell must clear every grid edge to answer directly; it
+/// absorbs the difference between H3's geodesic cell edges and straight lines in lon/lat.
+const MARGIN_DEG: f64 = 1e-6;
+
+type Ring = Vec<[f64; 2]>;
+
+/// One grid's polygons as PostGIS stores them: polygons → rings (exterior first) → points.
+#[derive(Debug, Clone)]
+pub struct GridShape {
+    pub id: i64,
+    pub bbox: [f64; 4],
+    polygons: Vec<Vec<Ring>>,
+}
+
+impl GridShape {
+    pub fn new(id: i64, geometry: &MultiPolygon<f64>) -> Self {
+        let mut bbox = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+        let polygons = geometry
+            .0
+            .iter()
+            .map(|polygon| {
+                std::iter::once(polygon.exterior())
+                    .chain(polygon.interiors())
+                    .map(|ring| {
+                        ring.0
+                            .iter()
+                            .map(|c| {
+                                bbox = [bbox[0].min(c.x), bbox[1].min(c.y), bbox[2].max(c.x), bbox[3].max(c.y)];
+                                [c.x, c.y]
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        Self { id, bbox, polygons }
+    }
+
+    /// `ST_Covers(grid, point)` exactly as PostGIS decides it (boundary counts as inside).
+    pub fn covers(&self, x: f64, y: f64) -> bool {
+        if x < self.bbox[0] || x > self.bbox[2] || y < self.bbox[1] || y > self.bbox[3] {
+            return false;
+        }
+        point_in_multipolygon(&self.polygons, [x, y]) != -1
+    }
+
+    fn segments(&self) -> impl Iterator<Item = ([f64; 2], [f64; 2])> + '_ {
+        self.polygons.iter().flatten().flat_map(|ring| ring.windows(2).map(|w| (w[0], w[1])))
+    }
+}
+
+// ---- A port of PostGIS's point-in-polygon (lwgeom_geos.c); keep the arithmetic identical. ----
+
+fn determine_side(seg1: [f64; 2], seg2: [f64; 2], point: [f64; 2]) -> f64 {
+    (seg2[0] - seg1[0]) * (point[1] - seg1[1]) - (point[0] - seg1[0]) * (seg2[1] - seg1[1])
+}
+
+fn is_on_segment(seg1: [f64; 2], seg2: [f64; 2], point: [f64; 2]) -> bool {
+    let (min_x, max_x) = if seg1[0] > seg2[0] { (seg2[0], seg1[0]) } else { (seg1[0], seg2[0]) };
+    let (min_y, max_y) = if seg1[1] > seg2[1] { (seg2[1], seg1[1]) } else { (seg1[1], seg2[1]) };
+    !(point[0] < min_x || point[0] > max_x || point[1] < min_y || point[1] > max_y)
+}
+
+/// 1 inside, 0 on the boundary, -1 outside.
+fn point_in_ring(ring: &[[f64; 2]], point: [f64; 2]) -> i32 {
+    let mut wn = 0;
+    for w in ring.windows(2) {
+        let (seg1, seg2) = (w[0], w[1]);
+        let side = determine_side(seg1, seg2, point);
+        if (seg2[0] - seg1[0]) * (seg2[0] - seg1[0]) + (seg2[1] - seg1[1]) * (seg2[1] - seg1[1]) < 1e-12 * 1e-12 {
+            continue;
+        }
+        #[allow(clippy::float_cmp)] // PostGIS compares with exactly 0.0 (see its ticket #852)
+        if side == 0.0 && is_on_segment(seg1, seg2, point) {
+            return 0;
+        }
+        if seg1[1] <= point[1] && point[1] < seg2[1] && side > 0.0 {
+            wn += 1;
+        } else if seg2[1] <= point[1] && point[1] < seg1[1] && side < 0.0 {
+            wn -= 1;
+        }
+    }
+    if wn == 0 { -1 } else { 1 }
+}
+
+fn point_in_multipolygon(polygons: &[Vec<Ring>], point: [f64; 2]) -> i32 {
+    let mut result = -1;
+    for polygon in polygons {
+        let Some(exterior) = polygon.first() else { continue };
+        let in_ring = point_in_ring(exterior, point);
+        if in_ring == -1 {
+            continue;
+        }
+        if in_ring == 0 {
+            return 0;
+        }
+        result = in_ring;
+        for hole in &polygon[1..] {
+            match point_in_ring(hole, point) {
+                1 => {
+                    result = -1;
+                    break;
+                }
+                0 => return 0,
+                _ => {}
+            }
+        }
+        if result != -1 {
+            return result;
+        }
+    }
+    result
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// A multiplicative hasher for H3 indexes: their low bits are constant (unused digits are 7), so
+/// an identity hash would collide; `SipHash` would be correct but needlessly slow here.
+#[derive(Default)]
+pub struct CellHasher(u64);
+
+impl Hasher for CellHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        let x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = x ^ (x >> 29);
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Entry {
+    /// The whole cell (plus margin) is inside this grid (index into `grids`) and near no other.
+    Interior(u32),
+    /// Grids (indexes into `grids`, ascending id) that may cover a point of this cell.
+    Candidates(Box<[u32]>),
+}
+
+/// An immutable snapshot of the grids, ready for lookups.
+#[derive(Debug)]
+pub struct GridIndex {
+    grids: Vec<GridShape>,
+    cells: HashMap<u64, Entry, BuildHasherDefault<CellHasher>>,
+    interior_cells: usize,
+}
+
+impl GridIndex {
+    /// Build from grids (any order); the edge rule needs them sorted by id, which this does.
+    pub fn build(mut grids: Vec<GridShape>) -> Self {
+        grids.sort_by_key(|g| g.id);
+        let mut candidates: HashMap<u64, Vec<u32>, BuildHasherDefault<CellHasher>> = HashMap::default();
+        for (k, grid) in grids.iter().enumerate() {
+            let mut tiler = TilerBuilder::new(RESOLUTION).containment_mode(ContainmentMode::Covers).build();
+            for polygon in &grid.polygons {
+                let rings: Vec<geo_types::LineString<f64>> = polygon
+                    .iter()
+                    .map(|ring| ring.iter().map(|c| geo_types::Coord { x: c[0], y: c[1] }).collect())
+                    .collect();
+                let mut rings = rings.into_iter();
+                let Some(exterior) = rings.next() else { continue };
+                let _ = tiler.add(geo_types::Polygon::new(exterior, rings.collect()));
+            }
+            let mut cells: Vec<CellIndex> = tiler.into_coverage().collect();
+            // A tiny grid (or one h3o rejected) still gets the cells around its vertices.
+            cells.extend(grid.polygons.iter().flatten().flatten().filter_map(|c| {
+                LatLng::new(c[1], c[0]).ok().map(|ll| ll.to_cell(RESOLUTION))
+            }));
+            // Dilate by one ring so that the candidate lists never depend on h3o's polyfill
+            // being exact at the grid's edge: extra candidates only cost an exact test.
+            let mut dilated: Vec<u64> = cells.iter().flat_map(|c| c.grid_disk::<Vec<_>>(1)).map(u64::from).collect();
+            dilated.sort_unstable();
+            dilated.dedup();
+            for cell in dilated {
+                candidates.entry(cell).or_default().push(k as u32);
+            }
+        }
+        let mut cells: HashMap<u64, Entry, BuildHasherDefault<CellHasher>> = HashMap::default();
+        cells.reserve(candidates.len());
+        let mut interior_cells = 0;
+        for (cell, list) in candidates {
+            let entry = match list.as_slice() {
+                [only] if Self::cell_is_interior(&grids, *only as usize, cell) => {
+                    interior_cells += 1;
+                    Entry::Interior(*only)
+                }
+                _ => Entry::Candidates(list.into_boxed_slice()),
+            };
+            cells.insert(cell, entry);
+        }
+        Self { grids, cells, interior_cells }
+    }
+
+    /// The cell's bounding box (plus margin) is crossed by no edge of the grid, its centre is
+    /// strictly inside, and no other grid's box comes near it.
+    fn cell_is_interior(grids: &[GridShape], k: usize, cell: u64) -> bool {
+        let Ok(cell) = CellIndex::try_from(cell) else { return false };
+        let mut rect = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+        for v in cell.boundary().iter() {
+            rect = [rect[0].min(v.lng()), rect[1].min(v.lat()), rect[2].max(v.lng()), rect[3].max(v.lat())];
+        }
+        let rect = [rect[0] - MARGIN_DEG, rect[1] - MARGIN_DEG, rect[2] + MARGIN_DEG, rect[3] + MARGIN_DEG];
+        let grid = &grids[k];
+        let centre = LatLng::from(cell);
+        if point_in_multipolygon(&grid.polygons, [centre.lng(), centre.lat()]) != 1 {
+            return false;
+        }
+        if grid.segments().any(|(a, b)| segment_hits_rect(a, b, rect)) {
+            return false;
+        }
+        // Other grids whose box comes near: none of their edges may touch the box and the
+        // centre must be outside them (so they do not reach into the cell at all).
+        !grids.iter().enumerate().any(|(j, g)| {
+            j != k
+                && g.bbox[0] <= rect[2]
+                && g.bbox[2] >= rect[0]
+                && g.bbox[1] <= rect[3]
+                && g.bbox[3] >= rect[1]
+                && (point_in_multipolygon(&g.polygons, [centre.lng(), centre.lat()]) != -1
+                    || g.segments().any(|(a, b)| segment_hits_rect(a, b, rect)))
+        })
+    }
+
+    /// The grid covering the point by the edge rule (lowest id on a shared edge), or `None`.
+    pub fn lookup(&self, lon: f64, lat: f64) -> Option<i64> {
+        let cell = LatLng::new(lat, lon).ok()?.to_cell(RESOLUTION);
+        match self.cells.get(&u64::from(cell))? {
+            Entry::Interior(k) => Some(self.grids[*k as usize].id),
+            Entry::Candidates(list) => {
+                list.iter().map(|k| &self.grids[*k as usize]).find(|g| g.covers(lon, lat)).map(|g| g.id)
+            }
+        }
+    }
+
+    /// The same answer without the H3 shortcut: every grid, lowest id first (for tests).
+    pub fn lookup_brute_force(&self, lon: f64, lat: f64) -> Option<i64> {
+        self.grids.iter().find(|g| g.covers(lon, lat)).map(|g| g.id)
+    }
+
+    pub fn grid_count(&self) -> usize {
+        self.grids.len()
+    }
+
+    /// (cells answered directly, all cells) — how much the H3 shortcut saves.
+    pub fn cell_stats(&self) -> (usize, usize) {
+        (self.interior_cells, self.cells.len())
+    }
+
+    pub fn grids(&self) -> &[GridShape] {
+        &self.grids
+    }
+
+    /// Read every grid from PostGIS (as WKB, so coordinates are bit-identical) and build.
+    pub async fn load(pool: &PgPool) -> Result<Self, sqlx::Error> {
+        let rows: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("select id, ST_AsBinary(geom) from grid order by id").fetch_all(pool).await?;
+        let shapes = tokio::task::spawn_blocking(move || {
+            rows.into_iter()
+                .filter_map(|(id, wkb)| {
+                    use geozero::ToGeo;
+                    match geozero::wkb::Wkb(wkb).to_geo() {
+                        Ok(Geometry::MultiPolygon(mp)) => Some(GridShape::new(id, &mp)),
+                        Ok(Geometry::Polygon(p)) => Some(GridShape::new(id, &MultiPolygon(vec![p]))),
+                        other => {
+                            tracing::error!(id, ?other, "grid geometry is not polygonal; left out of the index");
+                            None
+                        }
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| sqlx::Error::Protocol(format!("index build task failed: {e}")))?;
+        let index = tokio::task::spawn_blocking(move || Self::build(shapes))
+            .await
+            .map_err(|e| sqlx::Error::Protocol(format!("index build task failed: {e}")))?;
+        Ok(index)
+    }
+}
+
+/// Liang–Barsky: does the segment a–b touch the rectangle [minx, miny, maxx, maxy]?
+fn segment_hits_rect(a: [f64; 2], b: [f64; 2], r: [f64; 4]) -> bool {
+    if a[0].max(b[0]) < r[0] || a[0].min(b[0]) > r[2] || a[1].max(b[1]) < r[1] || a[1].min(b[1]) > r[3] {
+        return false;
+    }
+    let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
+    let (mut t0, mut t1) = (0.0_f64, 1.0_f64);
+    for (p, q) in [(-dx, a[0] - r[0]), (dx, r[2] - a[0]), (-dy, a[1] - r[1]), (dy, r[3] - a[1])] {
+        if p == 0.0 {
+            if q < 0.0 {
+                return false;
+            }
+        } else {
+            let t = q / p;
+            if p < 0.0 {
+                t0 = t0.max(t);
+            } else {
+                t1 = t1.min(t);
+            }
+            if t0 > t1 {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// The current index, swapped atomically when grids change; loaded on first use.
+#[derive(Default)]
+pub struct GridIndexHandle {
+    current: ArcSwapOption<GridIndex>,
+    loading: tokio::sync::Mutex<()>,
+}
+
+impl GridIndexHandle {
+    /// The current index (built from the database on first use).
+    pub async fn get(&self, pool: &PgPool) -> Result<Arc<GridIndex>, sqlx::Error> {
+        if let Some(index) = self.current.load_full() {
+            return Ok(index);
+        }
+        let _guard = self.loading.lock().await;
+        if let Some(index) = self.current.load_full() {
+            return Ok(index);
+        }
+        let index = Arc::new(GridIndex::load(pool).await?);
+        self.current.store(Some(index.clone()));
+        Ok(index)
+    }
+
+    /// Rebuild from the database and swap it in; lookups in flight finish on the old snapshot.
+    /// Call after changing grids (the server also reloads on `NOTIFY gridmap_grids_changed`).
+    pub async fn reload(&self, pool: &PgPool) -> Result<Arc<GridIndex>, sqlx::Error> {
+        let _guard = self.loading.lock().await;
+        let index = Arc::new(GridIndex::load(pool).await?);
+        self.current.store(Some(index.clone()));
+        Ok(index)
+    }
+
+    /// Swap in an index built elsewhere (tests, benchmarks).
+    pub fn replace(&self, index: GridIndex) {
+        self.current.store(Some(Arc::new(index)));
+    }
+}
+
+impl std::fmt::Debug for GridIndexHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GridIndexHandle").field("loaded", &self.current.load().is_some()).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geo_types::{LineString, Polygon};
+
+    fn square(id: i64, x0: f64, y0: f64, size: f64) -> GridShape {
+        let ring = LineString::from(vec![(x0, y0), (x0 + size, y0), (x0 + size, y0 + size), (x0, y0 + size), (x0, y0)]);
+        GridShape::new(id, &MultiPolygon(vec![Polygon::new(ring, vec![])]))
+    }
+
+    #[test]
+    fn shared_edge_and_vertex_go_to_the_lowest_id() {
+        let index = GridIndex::build(vec![square(7, 118.17, 36.18, 0.01), square(3, 118.18, 36.18, 0.01)]);
+        assert_eq!(index.lookup(118.18, 36.185), Some(3), "shared edge: lower id");
+        assert_eq!(index.lookup(118.18, 36.18), Some(3), "shared vertex: lower id");
+        assert_eq!(index.lookup(118.175, 36.185), Some(7));
+        assert_eq!(index.lookup(118.17, 36.18), Some(7), "outer vertex is covered");
+        assert_eq!(index.lookup(118.169_99, 36.185), None);
+        assert_eq!(index.lookup(f64::NAN, 36.185), None);
+    }
+
+    #[test]
+    fn interior_cells_answer_directly_and_agree_with_brute_force() {
+        let index = GridIndex::build(vec![square(1, 118.17, 36.18, 0.02), square(2, 118.19, 36.18, 0.02)]);
+        let (interior, all) = index.cell_stats();
+        assert!(interior > all / 3, "{interior} of {all} cells are interior");
+        let mut state = 12345_u64;
+        for _ in 0..20_000 {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let x = 118.165 + (state >> 11) as f64 / (1u64 << 53) as f64 * 0.05;
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let y = 36.175 + (state >> 11) as f64 / (1u64 << 53) as f64 * 0.03;
+            assert_eq!(index.lookup(x, y), index.lookup_brute_force(x, y), "({x}, {y})");
+        }
+    }
+
+    #[test]
+    fn a_hole_is_outside_and_its_edge_is_covered() {
+        let outer = LineString::from(vec![(0.0, 0.0), (10.0, 0.0), (10.0, 10.0), (0.0, 10.0), (0.0, 0.0)]);
+        let hole = LineString::from(vec![(4.0, 4.0), (6.0, 4.0), (6.0, 6.0), (4.0, 6.0), (4.0, 4.0)]);
+        let g = GridShape::new(1, &MultiPolygon(vec![Polygon::new(outer, vec![hole])]));
+        assert!(g.covers(1.0, 1.0));
+        assert!(!g.covers(5.0, 5.0));
+        assert!(g.covers(4.0, 5.0));
+        assert!(g.covers(0.0, 5.0));
+        assert!(!g.covers(-0.1, 5.0));
+    }
+}

@@ -1,0 +1,401 @@
+//! Report intake: validate (naming the offending field), convert GCJ-02, assign a grid, and
+//! store exactly once per `Idempotency-Key` — like ODK Central, the same key with the same
+//! payload gets the original 201 body back and stores nothing; the same key with a different
+//! payload is a conflict. A SHA-256 of the canonical payload (including who sent it and the
+//! photos' digests) is stored next to the key.
+//!
+//! The happy path is one SQL statement (duplicates, grid and workers, insert, history row), so
+//! intake costs one round trip and one durable commit.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{Category, MAX_ACCURACY_M, MAX_DESCRIPTION_CHARS, Reports, gcj02};
+use crate::auth::Principal;
+
+/// Why a report was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("{field}: {message}")]
+    Field { field: String, message: String },
+    #[error("{0}")]
+    LoginRequired(String),
+    #[error("this Idempotency-Key was already used for a different report")]
+    KeyReused,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+fn field(field: &str, message: impl Into<String>) -> IntakeError {
+    IntakeError::Field { field: field.to_string(), message: message.into() }
+}
+
+/// The coordinate systems a client may declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crs {
+    Wgs84,
+    Gcj02,
+    Cgcs2000,
+}
+
+impl Crs {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Wgs84 => "wgs84",
+            Self::Gcj02 => "gcj02",
+            Self::Cgcs2000 => "cgcs2000",
+        }
+    }
+}
+
+/// A photo that passed the content checks, EXIF already removed.
+#[derive(Debug, Clone)]
+pub struct Photo {
+    pub media_type: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+/// A checked report, coordinates in WGS84.
+#[derive(Debug, Clone)]
+pub struct NewReport {
+    pub category: Category,
+    pub description: String,
+    pub lon: f64,
+    pub lat: f64,
+    pub input_lon: f64,
+    pub input_lat: f64,
+    pub crs: Crs,
+    pub accuracy_m: Option<f64>,
+    pub location_suspect: bool,
+    pub photos: Vec<Photo>,
+}
+
+/// Check a JSON report body (`category`, `description`, `location {lon, lat, crs, accuracy_m}`).
+/// Field names in errors are JSON paths such as `location.lon`.
+pub fn validate(body: &Value, categories: &[Category]) -> Result<NewReport, IntakeError> {
+    let obj = body.as_object().ok_or_else(|| field("body", "expected a JSON object"))?;
+    for key in obj.keys() {
+        if !matches!(key.as_str(), "category" | "description" | "location" | "idempotency_key") {
+            return Err(field(key, "unknown field"));
+        }
+    }
+    let code = obj.get("category").and_then(Value::as_str).ok_or_else(|| field("category", "required, a category code"))?;
+    let category = categories
+        .iter()
+        .find(|c| c.code == code)
+        .cloned()
+        .ok_or_else(|| field("category", format!("unknown category `{code}` (see GET /api/report-categories)")))?;
+    let description = match obj.get("description") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(_) => return Err(field("description", "must be a string")),
+    };
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(field("description", format!("at most {MAX_DESCRIPTION_CHARS} characters")));
+    }
+    let location = obj.get("location").and_then(Value::as_object).ok_or_else(|| field("location", "required, an object {lon, lat, crs, accuracy_m}"))?;
+    for key in location.keys() {
+        if !matches!(key.as_str(), "lon" | "lat" | "crs" | "accuracy_m") {
+            return Err(field(&format!("location.{key}"), "unknown field"));
+        }
+    }
+    let number = |name: &str| -> Result<f64, IntakeError> {
+        let path = format!("location.{name}");
+        let v = location.get(name).ok_or_else(|| field(&path, "required"))?;
+        let n = v.as_f64().ok_or_else(|| field(&path, "must be a finite number"))?;
+        if n.is_finite() { Ok(n) } else { Err(field(&path, "must be a finite number")) }
+    };
+    let input_lon = number("lon")?;
+    let input_lat = number("lat")?;
+    if !(-180.0..=180.0).contains(&input_lon) {
+        return Err(field("location.lon", "must be between -180 and 180"));
+    }
+    if !(-90.0..=90.0).contains(&input_lat) {
+        return Err(field("location.lat", "must be between -90 and 90"));
+    }
+    let crs = match location.get("crs") {
+        None | Some(Value::Null) => Crs::Wgs84,
+        Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+            "wgs84" | "epsg:4326" => Crs::Wgs84,
+            "gcj02" => Crs::Gcj02,
+            "cgcs2000" | "epsg:4490" => Crs::Cgcs2000,
+            _ => return Err(field("location.crs", "one of wgs84, gcj02, cgcs2000")),
+        },
+        Some(_) => return Err(field("location.crs", "one of wgs84, gcj02, cgcs2000")),
+    };
+    let accuracy_m = match location.get("accuracy_m") {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            let a = v.as_f64().filter(|a| a.is_finite()).ok_or_else(|| field("location.accuracy_m", "must be a number"))?;
+            if a < 0.0 {
+                return Err(field("location.accuracy_m", "must not be negative"));
+            }
+            if a > MAX_ACCURACY_M {
+                return Err(field(
+                    "location.accuracy_m",
+                    format!("GPS accuracy {a} m is worse than {MAX_ACCURACY_M} m; wait for a better fix"),
+                ));
+            }
+            Some(a)
+        }
+    };
+    let (lon, lat) = match crs {
+        Crs::Gcj02 => gcj02::gcj02_to_wgs84(input_lon, input_lat),
+        Crs::Wgs84 | Crs::Cgcs2000 => (input_lon, input_lat),
+    };
+    Ok(NewReport {
+        category,
+        description,
+        lon,
+        lat,
+        input_lon,
+        input_lat,
+        crs,
+        accuracy_m,
+        // Mock-location providers report exactly 0 m; real fixes never do.
+        location_suspect: accuracy_m == Some(0.0),
+        photos: Vec::new(),
+    })
+}
+
+/// The SHA-256 of the canonical payload: what the client sent (after parsing, so key order and
+/// whitespace do not matter), who sent it, and the photos' digests.
+pub fn payload_hash(report: &NewReport, reporter: Option<i64>) -> Vec<u8> {
+    let photos: Vec<String> = report.photos.iter().map(|p| hex::encode(Sha256::digest(&p.bytes))).collect();
+    let canonical = json!([
+        report.category.code,
+        report.description,
+        report.input_lon,
+        report.input_lat,
+        report.crs.as_str(),
+        report.accuracy_m,
+        reporter,
+        photos,
+    ]);
+    Sha256::digest(canonical.to_string().as_bytes()).to_vec()
+}
+
+/// What intake did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A new report; `body` is the 201 body (JSON text).
+    Created { id: i64, grid_id: Option<i64>, body: String },
+    /// A resend of an earlier report: the original 201 body, nothing stored.
+    Replayed { id: i64, body: String },
+}
+
+impl Outcome {
+    pub fn body(&self) -> &str {
+        match self {
+            Self::Created { body, .. } | Self::Replayed { body, .. } => body,
+        }
+    }
+}
+
+/// The grid assignment of a point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub grid_id: Option<i64>,
+    /// `covers`, `nearest` or `unassigned`.
+    pub method: String,
+    pub subdistrict_id: Option<i64>,
+}
+
+/// Assign a WGS84 point: the in-memory index answers rule 1; PostGIS answers the rare rest
+/// (nearest grid within 150 m, the subdistrict queue) and checks the county boundary.
+/// `Ok(None)` means the point is outside the county.
+pub async fn assign(pool: &PgPool, reports: &Reports, lon: f64, lat: f64) -> Result<Option<Assignment>, sqlx::Error> {
+    let index = reports.index.get(pool).await?;
+    if let Some(grid_id) = index.lookup(lon, lat) {
+        // Grids lie inside the county, so a covered point needs no county check.
+        return Ok(Some(Assignment { grid_id: Some(grid_id), method: "covers".into(), subdistrict_id: None }));
+    }
+    let row: (Option<bool>, Option<i64>, String, Option<i64>) = sqlx::query_as(
+        r"with p as (select ST_SetSRID(ST_MakePoint($1, $2), 4326) as g)
+          select (select ST_DWithin(a.geom::geography, p.g::geography, $3) from area a where a.kind = 'county'),
+                 a.grid_id, a.assignment, a.subdistrict_id
+            from p, gridmap_report_assignment(p.g) a",
+    )
+    .bind(lon)
+    .bind(lat)
+    .bind(super::COUNTY_MARGIN_M)
+    .fetch_one(pool)
+    .await?;
+    let in_county = row.0.unwrap_or_else(|| {
+        // No county boundary loaded (an empty database): fall back to the county's box.
+        crate::geo_input::inside_county([lon, lat, lon, lat])
+    });
+    if !in_county {
+        return Ok(None);
+    }
+    Ok(Some(Assignment { grid_id: row.1, method: row.2, subdistrict_id: row.3 }))
+}
+
+/// Store a checked report once per key. `actor` is the reporter's name for the history
+/// (`anonymous` without a login).
+pub async fn submit(
+    pool: &PgPool,
+    reports: &Reports,
+    report: &NewReport,
+    reporter: Option<&Principal>,
+    key: Option<Uuid>,
+) -> Result<Outcome, IntakeError> {
+    if reporter.is_none() && !report.category.anonymous_allowed {
+        return Err(IntakeError::LoginRequired(format!(
+            "category `{}` needs a login; anonymous reports are allowed only for some categories",
+            report.category.code
+        )));
+    }
+    let reporter_id = reporter.map(|p| p.account_id);
+    let hash = payload_hash(report, reporter_id);
+    // A resend is the common case for an offline queue: answer it without assigning again.
+    if let Some(key) = key
+        && let Some(outcome) = replay(pool, key, &hash).await?
+    {
+        return Ok(outcome);
+    }
+    let assignment = assign(pool, reports, report.lon, report.lat)
+        .await?
+        .ok_or_else(|| field("location", "the point is outside Yiyuan county"))?;
+    let now: DateTime<Utc> = Utc::now();
+    let partial = json!({
+        "status": "submitted",
+        "version": 1,
+        "category": report.category.code,
+        "category_name": report.category.name_zh,
+        "description": report.description,
+        "location": {"lon": report.lon, "lat": report.lat, "crs": "wgs84"},
+        "input_location": {"lon": report.input_lon, "lat": report.input_lat, "crs": report.crs.as_str()},
+        "accuracy_m": report.accuracy_m,
+        "location_suspect": report.location_suspect,
+        "assignment": assignment.method,
+        "photo_count": report.photos.len(),
+        "created_at": now,
+    });
+    // Degrees to pre-filter the duplicate search with the GiST index (1° latitude ≥ 110 km;
+    // longitude degrees are shorter here, so divide by cos(lat)).
+    let radius = f64::from(report.category.duplicate_radius_m);
+    let deg = radius / 110_000.0 / report.lat.to_radians().cos().max(0.1);
+    let actor = reporter.map_or("anonymous", |p| p.name.as_str());
+    let query = || {
+        sqlx::query_as::<_, (i64, Option<i64>, String)>(INSERT_SQL)
+            .bind(&report.category.code)
+            .bind(&report.description)
+            .bind(report.lon)
+            .bind(report.lat)
+            .bind(report.input_lon)
+            .bind(report.input_lat)
+            .bind(report.crs.as_str())
+            .bind(report.accuracy_m)
+            .bind(report.location_suspect)
+            .bind(assignment.grid_id)
+            .bind(&assignment.method)
+            .bind(assignment.subdistrict_id)
+            .bind(reporter_id)
+            .bind(key)
+            .bind(&hash)
+            .bind(report.photos.len() as i32)
+            .bind(now)
+            .bind(&partial)
+            .bind(deg)
+            .bind(radius)
+            .bind(actor)
+    };
+    // Without photos the one statement is its own transaction: one round trip, one commit.
+    let row = if report.photos.is_empty() {
+        query().fetch_optional(pool).await?
+    } else {
+        let mut tx = pool.begin().await?;
+        let row = query().fetch_optional(&mut *tx).await?;
+        if let Some((id, _, _)) = &row {
+            for photo in &report.photos {
+                sqlx::query("insert into report_photo (report_id, media_type, bytes) values ($1, $2, $3)")
+                    .bind(id)
+                    .bind(photo.media_type)
+                    .bind(&photo.bytes)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        row
+    };
+    let Some((id, grid_id, body)) = row else {
+        let key = key.expect("only a keyed insert can conflict");
+        return replay(pool, key, &hash).await?.ok_or_else(|| {
+            IntakeError::Database(sqlx::Error::Protocol("idempotency key conflict without a stored report".into()))
+        });
+    };
+    reports.publish(super::ReportChange {
+        kind: "created",
+        id,
+        status: "submitted".into(),
+        category: report.category.code.clone(),
+        grid_id,
+        lon: report.lon,
+        lat: report.lat,
+        version: 1,
+    });
+    Ok(Outcome::Created { id, grid_id, body })
+}
+
+/// The stored answer for a key: the original body if the payload matches, else a conflict.
+async fn replay(pool: &PgPool, key: Uuid, hash: &[u8]) -> Result<Option<Outcome>, IntakeError> {
+    let row: Option<(i64, Option<Vec<u8>>, Option<String>)> =
+        sqlx::query_as("select id, payload_hash, response::text from report where idempotency_key = $1")
+            .bind(key)
+            .fetch_optional(pool)
+            .await?;
+    match row {
+        None => Ok(None),
+        Some((id, Some(stored), Some(body))) if stored == hash => Ok(Some(Outcome::Replayed { id, body })),
+        Some(_) => Err(IntakeError::KeyReused),
+    }
+}
+
+const INSERT_SQL: &str = r"
+with p as (select ST_SetSRID(ST_MakePoint($3, $4), 4326) as g),
+dups as (
+    select coalesce(jsonb_agg(d order by d.distance_m, d.id), '[]'::jsonb) as list
+      from (select r.id, r.status, r.created_at,
+                   round(ST_Distance(r.geom::geography, p.g::geography))::integer as distance_m
+              from report r, p
+             where r.category = $1 and r.status not in ('cancelled', 'closed')
+               and r.geom && ST_Expand(p.g, $19)
+               and ST_DWithin(r.geom::geography, p.g::geography, $20)
+             order by 4, 1
+             limit 20) d
+),
+g as (
+    select g.id, g.code, g.name, c.subdistrict_id
+      from grid g left join community c on c.id = g.community_id
+     where g.id = $10
+),
+workers as (
+    select coalesce(jsonb_agg(jsonb_build_object('display_name', coalesce(a.display_name, a.name)) order by a.id),
+                    '[]'::jsonb) as list
+      from grid_assignment ga join account a on a.id = ga.account_id
+     where ga.grid_id = $10 and a.role = 'grid_worker' and not a.disabled
+),
+new as (select nextval(pg_get_serial_sequence('report', 'id')) as id),
+ins as (
+    insert into report (id, category, description, geom, input_lon, input_lat, input_crs, accuracy_m,
+                        location_suspect, grid_id, assignment, subdistrict_id, reporter_id, idempotency_key,
+                        payload_hash, photo_count, created_at, updated_at, response)
+    select new.id, $1, $2, p.g, $5, $6, $7, $8, $9, g.id, $11, coalesce(g.subdistrict_id, $12), $13, $14, $15,
+           $16, $17, $17,
+           $18::jsonb || jsonb_build_object('id', new.id, 'grid_id', g.id, 'grid_code', g.code, 'grid_name', g.name,
+                                            'subdistrict_id', coalesce(g.subdistrict_id, $12),
+                                            'assigned_workers', workers.list, 'possible_duplicates', dups.list)
+      from new cross join p cross join dups cross join workers left join g on true
+    on conflict on constraint report_idempotency_key_key do nothing
+    returning id, grid_id, response
+),
+ev as (
+    insert into report_event (report_id, action, to_status, actor_id, actor, grid_id, created_at)
+    select id, 'submit', 'submitted', $13, $21, grid_id, $17 from ins
+)
+select id, grid_id, response::text from ins";

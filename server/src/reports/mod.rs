@@ -1,0 +1,163 @@
+//! Mobile-probe reports (移动探头): intake with ODK-style idempotency, assignment to the grid that
+//! contains the point, the grid-event workflow, duplicates, points and the live feed.
+//!
+//! Assignment rules (the same in the in-memory index and in SQL `gridmap_report_assignment`):
+//! 1. `covers`: the grid whose polygon covers the point — boundary counts as inside, and on a
+//!    shared edge or vertex the lowest grid id wins (`gridmap_grid_at`);
+//! 2. `nearest`: else the nearest grid within [`NEAREST_GRID_M`] (geodesic; ties: lowest id);
+//! 3. `unassigned`: else no grid; the report waits in the queue of the subdistrict of the nearest
+//!    grid (admins see it in `GET /api/reports?status=submitted&grid=none`).
+//!
+//! Location rules: `crs` is `wgs84` (default), `cgcs2000` (taken as WGS84, < 1 m apart) or
+//! `gcj02` (converted with [`gcj02::gcj02_to_wgs84`]). The point must lie in the county polygon
+//! or within [`COUNTY_MARGIN_M`] of it. `accuracy_m` above 100 is refused; **accuracy 0** is what
+//! mock-location apps report: the report is accepted but flagged `location_suspect: true` so the
+//! verifier checks the spot (refusing it would push riders to fake a plausible accuracy instead).
+
+pub mod gcj02;
+pub mod index;
+pub mod intake;
+pub mod photos;
+pub mod points;
+pub mod workflow;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use sqlx::PgPool;
+use tokio::sync::{OnceCell, broadcast};
+
+pub use index::{GridIndex, GridIndexHandle};
+pub use workflow::reassign_open_reports;
+
+/// Rule 2: the nearest grid within this distance takes a point in no grid.
+pub const NEAREST_GRID_M: f64 = 150.0;
+/// How far outside the county polygon a point may be (GPS noise, boundary generalisation).
+pub const COUNTY_MARGIN_M: f64 = 500.0;
+/// Worst GPS accuracy accepted (ODK flags worse than 100 m).
+pub const MAX_ACCURACY_M: f64 = 100.0;
+/// Longest description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 2000;
+/// Points credited for an accepted report.
+pub const POINTS_PER_ACCEPTED_REPORT: i32 = 10;
+
+/// A report category (`GET /api/report-categories`).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Category {
+    /// Stable machine code, e.g. `manhole_cover`.
+    pub code: String,
+    /// `event` (事件) or `facility` (部件).
+    pub kind: String,
+    pub group_code: String,
+    pub group_zh: String,
+    pub group_en: String,
+    pub name_zh: String,
+    pub name_en: String,
+    /// Hours from dispatch to the deadline.
+    pub sla_hours: i32,
+    /// Open reports of this category within this radius are offered as possible duplicates.
+    pub duplicate_radius_m: i32,
+    /// Whether a resident may report this without logging in.
+    pub anonymous_allowed: bool,
+}
+
+/// A change to a report, for the live feed (public-safe: no reporter identity).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ReportChange {
+    /// `created`, `transition` or `reassign`.
+    pub kind: &'static str,
+    pub id: i64,
+    pub status: String,
+    pub category: String,
+    pub grid_id: Option<i64>,
+    pub lon: f64,
+    pub lat: f64,
+    pub version: i32,
+}
+
+/// Shared report machinery in `AppState`: the grid index, cached categories, the live feed.
+#[derive(Debug, Clone)]
+pub struct Reports {
+    pub index: Arc<GridIndexHandle>,
+    pub events: broadcast::Sender<ReportChange>,
+    categories: Arc<OnceCell<Arc<Vec<Category>>>>,
+}
+
+impl Default for Reports {
+    fn default() -> Self {
+        Self {
+            index: Arc::new(GridIndexHandle::default()),
+            events: broadcast::channel(1024).0,
+            categories: Arc::new(OnceCell::new()),
+        }
+    }
+}
+
+impl Reports {
+    /// Categories in display order (read once; they change only with a migration).
+    pub async fn categories(&self, pool: &PgPool) -> Result<Arc<Vec<Category>>, sqlx::Error> {
+        self.categories
+            .get_or_try_init(|| async {
+                let rows: Vec<Category> = sqlx::query_as(
+                    r"select code, kind, group_code, group_zh, group_en, name_zh, name_en, sla_hours,
+                             duplicate_radius_m, anonymous_allowed
+                        from report_category order by sort, code",
+                )
+                .fetch_all(pool)
+                .await?;
+                Ok(Arc::new(rows))
+            })
+            .await
+            .cloned()
+    }
+
+    /// Publish a change to live-feed subscribers (no subscribers is fine).
+    pub fn publish(&self, change: ReportChange) {
+        let _ = self.events.send(change);
+    }
+}
+
+/// Reload the grid index whenever any writer changes grids (`NOTIFY gridmap_grids_changed`
+/// from the grid triggers), so imports and plain SQL are picked up too. Runs until the pool closes.
+pub fn spawn_grid_listener(pool: PgPool, reports: Reports) {
+    tokio::spawn(async move {
+        loop {
+            let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                Ok(l) => l,
+                Err(err) => {
+                    if pool.is_closed() {
+                        return;
+                    }
+                    tracing::warn!(%err, "grid change listener cannot connect; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    continue;
+                }
+            };
+            if let Err(err) = listener.listen("gridmap_grids_changed").await {
+                tracing::warn!(%err, "LISTEN gridmap_grids_changed failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                continue;
+            }
+            // A change may have happened while we were not listening.
+            if let Err(err) = reports.index.reload(&pool).await {
+                tracing::warn!(%err, "grid index reload failed");
+            }
+            loop {
+                match listener.recv().await {
+                    Ok(_) => {
+                        // Coalesce a burst of notifications (one per statement) into one reload.
+                        while listener.next_buffered().is_some() {}
+                        match reports.index.reload(&pool).await {
+                            Ok(index) => tracing::info!(grids = index.grid_count(), "grid index reloaded"),
+                            Err(err) => tracing::warn!(%err, "grid index reload failed"),
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(%err, "grid change listener lost its connection");
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,514 @@
+//! The grid-event workflow (the national digital city-management practice):
+//!
+//! ```text
+//! submitted → accepted (立案) | cancelled (注销, with a reason)
+//! accepted  → dispatched (派遣; the SLA clock starts: due = now + category SLA) | cancelled | parked
+//! dispatched → handling | cancelled | parked
+//! handling  → feedback | parked
+//! feedback  → verified | rework (返工: failed verification)
+//! rework    → handling
+//! verified  → closed (结案)
+//! parked (挂账) → handling | cancelled
+//! ```
+//!
+//! Who may act: an admin, or a grid worker (role `grid_worker`) assigned to the report's grid.
+//! Riders (also part-time workers) report but do not handle. Unassigned reports: admins only.
+//! **Verification is four-eyes**: `verified` and `rework` may not be done by the account that gave
+//! the feedback (an admin may always). Every write needs `If-Match` with the report's version.
+//! History rows are append-only (a trigger refuses updates and deletes).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+
+use super::{ReportChange, points};
+use crate::auth::{Principal, Role};
+
+pub const STATUSES: [&str; 10] =
+    ["submitted", "accepted", "cancelled", "dispatched", "handling", "feedback", "verified", "closed", "rework", "parked"];
+/// Statuses in which a report still needs work (duplicates are searched among these).
+pub const OPEN_STATUSES: [&str; 8] =
+    ["submitted", "accepted", "dispatched", "handling", "feedback", "verified", "rework", "parked"];
+/// Why a report may be cancelled.
+pub const CANCEL_REASONS: [&str; 4] = ["duplicate", "invalid", "out_of_remit", "other"];
+
+/// The allowed next statuses.
+pub fn next_statuses(from: &str) -> &'static [&'static str] {
+    match from {
+        "submitted" => &["accepted", "cancelled"],
+        "accepted" => &["dispatched", "cancelled", "parked"],
+        "dispatched" => &["handling", "cancelled", "parked"],
+        "handling" => &["feedback", "parked"],
+        "feedback" => &["verified", "rework"],
+        "rework" => &["handling"],
+        "verified" => &["closed"],
+        "parked" => &["handling", "cancelled"],
+        _ => &[],
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error("no report {0}")]
+    NotFound(i64),
+    #[error("{field}: {message}")]
+    Field { field: &'static str, message: String },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("this needs If-Match with the report's version (its ETag)")]
+    VersionRequired,
+    #[error("the report changed (version {current}); reload it and try again")]
+    Stale { current: i32 },
+    #[error("a report in status {from} cannot go to {to} (allowed: {allowed})")]
+    Transition { from: String, to: String, allowed: String },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// A requested transition.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionRequest {
+    /// The target status.
+    pub to: String,
+    /// Free text for the history (≤ 2,000 characters).
+    #[serde(default)]
+    pub note: Option<String>,
+    /// For `cancelled`: `duplicate`, `invalid`, `out_of_remit` or `other`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// For `cancelled` with reason `duplicate`: the report this one duplicates.
+    #[serde(default)]
+    pub duplicate_of: Option<i64>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct Current {
+    status: String,
+    version: i32,
+    grid_id: Option<i64>,
+    category: String,
+    lon: f64,
+    lat: f64,
+    sla_hours: i32,
+}
+
+/// Apply a transition; returns the report's new version.
+pub async fn transition(
+    pool: &PgPool,
+    id: i64,
+    actor: &Principal,
+    if_match: Option<i32>,
+    request: &TransitionRequest,
+) -> Result<(i32, ReportChange), WorkflowError> {
+    let note = request.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    if note.is_some_and(|n| n.chars().count() > 2000) {
+        return Err(WorkflowError::Field { field: "note", message: "at most 2000 characters".into() });
+    }
+    if !STATUSES.contains(&request.to.as_str()) {
+        return Err(WorkflowError::Field { field: "to", message: format!("unknown status (one of {})", STATUSES.join(", ")) });
+    }
+    let mut tx = pool.begin().await?;
+    let current: Current = sqlx::query_as(
+        r"select r.status, r.version, r.grid_id, r.category, ST_X(r.geom) as lon, ST_Y(r.geom) as lat, c.sla_hours
+            from report r join report_category c on c.code = r.category
+           where r.id = $1 for update of r",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(WorkflowError::NotFound(id))?;
+    authorize(&mut tx, id, actor, &current, &request.to).await?;
+    let version = if_match.ok_or(WorkflowError::VersionRequired)?;
+    if version != current.version {
+        return Err(WorkflowError::Stale { current: current.version });
+    }
+    let allowed = next_statuses(&current.status);
+    if !allowed.contains(&request.to.as_str()) {
+        return Err(WorkflowError::Transition {
+            from: current.status.clone(),
+            to: request.to.clone(),
+            allowed: if allowed.is_empty() { "none".into() } else { allowed.join(", ") },
+        });
+    }
+    let (reason, duplicate_of) = if request.to == "cancelled" {
+        let reason = request.reason.as_deref().ok_or(WorkflowError::Field {
+            field: "reason",
+            message: format!("cancelling needs a reason: {}", CANCEL_REASONS.join(", ")),
+        })?;
+        if !CANCEL_REASONS.contains(&reason) {
+            return Err(WorkflowError::Field { field: "reason", message: format!("one of {}", CANCEL_REASONS.join(", ")) });
+        }
+        let duplicate_of = if reason == "duplicate" {
+            let original = request.duplicate_of.ok_or(WorkflowError::Field {
+                field: "duplicate_of",
+                message: "a duplicate needs the id of the report it duplicates".into(),
+            })?;
+            let exists: bool = sqlx::query_scalar("select exists (select 1 from report where id = $1 and id <> $2)")
+                .bind(original)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if !exists {
+                return Err(WorkflowError::Field { field: "duplicate_of", message: "no such other report".into() });
+            }
+            Some(original)
+        } else {
+            if request.duplicate_of.is_some() {
+                return Err(WorkflowError::Field { field: "duplicate_of", message: "only with reason duplicate".into() });
+            }
+            None
+        };
+        (Some(reason), duplicate_of)
+    } else {
+        if request.reason.is_some() || request.duplicate_of.is_some() {
+            return Err(WorkflowError::Field { field: "reason", message: "reason and duplicate_of go with cancelled only".into() });
+        }
+        (None, None)
+    };
+    let new_version: i32 = sqlx::query_scalar(
+        r"update report
+             set status = $2, version = version + 1,
+                 accepted_at = case when $2 = 'accepted' then now() else accepted_at end,
+                 dispatched_at = case when $2 = 'dispatched' then now() else dispatched_at end,
+                 due_at = case when $2 = 'dispatched' then now() + make_interval(hours => $3) else due_at end,
+                 closed_at = case when $2 = 'closed' then now() else closed_at end,
+                 rework_count = rework_count + case when $2 = 'rework' then 1 else 0 end,
+                 cancel_reason = coalesce($4, cancel_reason),
+                 duplicate_of = coalesce($5, duplicate_of)
+           where id = $1
+       returning version",
+    )
+    .bind(id)
+    .bind(&request.to)
+    .bind(current.sla_hours)
+    .bind(reason)
+    .bind(duplicate_of)
+    .fetch_one(&mut *tx)
+    .await?;
+    let full_note = match (reason, note) {
+        (Some(r), Some(n)) => Some(format!("[{r}] {n}")),
+        (Some(r), None) => Some(format!("[{r}]")),
+        (None, n) => n.map(str::to_string),
+    };
+    sqlx::query(
+        r"insert into report_event (report_id, action, from_status, to_status, actor_id, actor, note, grid_id)
+          values ($1, 'transition', $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(&current.status)
+    .bind(&request.to)
+    .bind(actor.account_id)
+    .bind(&actor.name)
+    .bind(full_note)
+    .bind(current.grid_id)
+    .execute(&mut *tx)
+    .await?;
+    if request.to == "accepted" {
+        points::credit_accepted(&mut tx, id).await?;
+    }
+    if matches!(reason, Some("duplicate" | "invalid")) {
+        points::reverse(&mut tx, id).await?;
+    }
+    tx.commit().await?;
+    let change = ReportChange {
+        kind: "transition",
+        id,
+        status: request.to.clone(),
+        category: current.category,
+        grid_id: current.grid_id,
+        lon: current.lon,
+        lat: current.lat,
+        version: new_version,
+    };
+    Ok((new_version, change))
+}
+
+async fn authorize(
+    conn: &mut PgConnection,
+    id: i64,
+    actor: &Principal,
+    current: &Current,
+    to: &str,
+) -> Result<(), WorkflowError> {
+    match actor.role {
+        Role::Admin => return Ok(()),
+        Role::GridWorker if current.grid_id.is_some_and(|g| actor.works_grid(g)) => {}
+        Role::GridWorker => {
+            return Err(WorkflowError::Forbidden("only the workers of this report's grid (or an admin) may act on it".into()));
+        }
+        _ => return Err(WorkflowError::Forbidden("only grid workers and admins handle reports".into())),
+    }
+    if matches!(to, "verified" | "rework") {
+        let gave_feedback: Option<i64> = sqlx::query_scalar(
+            "select actor_id from report_event where report_id = $1 and to_status = 'feedback' order by id desc limit 1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .flatten();
+        if gave_feedback == Some(actor.account_id) {
+            return Err(WorkflowError::Forbidden(
+                "verification is four-eyes: another worker of the grid or an admin verifies your feedback".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Re-run the assignment for open reports in `area` (an EPSG:4326 geometry, e.g. the union or
+/// extent of the old and new shapes of edited grids); each moved report gets a `reassign` row in
+/// its history. Returns how many moved. The grid triggers already call this for every grid
+/// write; calling it again in the same transaction is harmless (nothing left to move).
+pub async fn reassign_open_reports(conn: &mut PgConnection, area_wkb: &[u8]) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar("select gridmap_reassign_reports(ST_SetSRID(ST_GeomFromWKB($1), 4326))")
+        .bind(area_wkb)
+        .fetch_one(conn)
+        .await
+}
+
+/// One history row.
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct HistoryEntry {
+    pub action: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    /// Who acted (omitted in public responses: the first row's actor is the reporter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    pub note: Option<String>,
+    pub grid_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The reporter, for workers and admins only.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Reporter {
+    pub id: i64,
+    pub name: String,
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Location {
+    pub lon: f64,
+    pub lat: f64,
+}
+
+/// A report as the API shows it.
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct ReportView {
+    pub id: i64,
+    pub status: String,
+    pub version: i32,
+    pub category: String,
+    pub category_name: String,
+    pub description: String,
+    #[sqlx(skip)]
+    pub location: Option<Location>,
+    #[serde(skip)]
+    pub lon: f64,
+    #[serde(skip)]
+    pub lat: f64,
+    pub grid_id: Option<i64>,
+    pub grid_code: Option<String>,
+    pub grid_name: Option<String>,
+    pub assignment: String,
+    pub subdistrict_id: Option<i64>,
+    pub accuracy_m: Option<f64>,
+    pub location_suspect: bool,
+    pub photo_count: i32,
+    pub duplicate_of: Option<i64>,
+    pub cancel_reason: Option<String>,
+    pub rework_count: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub dispatched_at: Option<DateTime<Utc>>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub reporter_id: Option<i64>,
+    #[serde(skip)]
+    pub reporter_name: Option<String>,
+    #[serde(skip)]
+    pub reporter_display_name: Option<String>,
+    /// Present for grid workers and admins only.
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reporter: Option<Reporter>,
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<HistoryEntry>>,
+}
+
+const VIEW_SELECT: &str = r"
+select r.id, r.status, r.version, r.category, c.name_zh as category_name, r.description,
+       ST_X(r.geom) as lon, ST_Y(r.geom) as lat, r.grid_id, g.code as grid_code, g.name as grid_name,
+       r.assignment, r.subdistrict_id, r.accuracy_m, r.location_suspect, r.photo_count, r.duplicate_of,
+       r.cancel_reason, r.rework_count, r.created_at, r.updated_at, r.accepted_at, r.dispatched_at, r.due_at,
+       r.closed_at, r.reporter_id, a.name as reporter_name, a.display_name as reporter_display_name
+  from report r
+  join report_category c on c.code = r.category
+  left join grid g on g.id = r.grid_id
+  left join account a on a.id = r.reporter_id";
+
+/// May this viewer see reporters and history actors?
+pub fn sees_private(viewer: Option<&Principal>) -> bool {
+    viewer.is_some_and(|p| matches!(p.role, Role::GridWorker | Role::Admin))
+}
+
+impl ReportView {
+    fn finish(mut self, private: bool) -> Self {
+        self.location = Some(Location { lon: self.lon, lat: self.lat });
+        if private && let Some(id) = self.reporter_id {
+            self.reporter = Some(Reporter {
+                id,
+                name: self.reporter_name.take().unwrap_or_default(),
+                display_name: self.reporter_display_name.take(),
+            });
+        }
+        self
+    }
+}
+
+/// One report, with its history.
+pub async fn get_report(pool: &PgPool, id: i64, viewer: Option<&Principal>) -> Result<Option<ReportView>, sqlx::Error> {
+    let private = sees_private(viewer);
+    let Some(view) = sqlx::query_as::<_, ReportView>(&format!("{VIEW_SELECT} where r.id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut view = view.finish(private);
+    let mut history: Vec<HistoryEntry> = sqlx::query_as(
+        r"select action, from_status, to_status, actor, note, grid_id, created_at
+            from report_event where report_id = $1 order by id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    if !private {
+        for h in &mut history {
+            h.actor = None;
+        }
+    }
+    view.history = Some(history);
+    Ok(Some(view))
+}
+
+/// Filters for `GET /api/reports`.
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    /// `Some(None)`: unassigned reports only.
+    pub grid: Option<Option<i64>>,
+    pub statuses: Option<Vec<String>>,
+    pub category: Option<String>,
+    pub bbox: Option<[f64; 4]>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub subdistrict: Option<i64>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// A page of reports (newest first) and the total matching.
+pub async fn list_reports(
+    pool: &PgPool,
+    filter: &ListFilter,
+    viewer: Option<&Principal>,
+) -> Result<(Vec<ReportView>, i64), sqlx::Error> {
+    let private = sees_private(viewer);
+    let conditions = r"
+        where ($1::boolean is false or r.grid_id is not distinct from $2)
+          and ($3::text[] is null or r.status = any($3))
+          and ($4::text is null or r.category = $4)
+          and ($5::float8[] is null or r.geom && ST_MakeEnvelope($5[1], $5[2], $5[3], $5[4], 4326))
+          and ($6::timestamptz is null or r.created_at >= $6)
+          and ($7::timestamptz is null or r.created_at < $7)
+          and ($8::bigint is null or r.subdistrict_id = $8)";
+    let bbox = filter.bbox.map(|b| b.to_vec());
+    let rows: Vec<ReportView> =
+        sqlx::query_as(&format!("{VIEW_SELECT} {conditions} order by r.created_at desc, r.id desc limit $9 offset $10"))
+            .bind(filter.grid.is_some())
+            .bind(filter.grid.flatten())
+            .bind(&filter.statuses)
+            .bind(&filter.category)
+            .bind(&bbox)
+            .bind(filter.from)
+            .bind(filter.to)
+            .bind(filter.subdistrict)
+            .bind(filter.limit)
+            .bind(filter.offset)
+            .fetch_all(pool)
+            .await?;
+    let total: i64 = sqlx::query_scalar(&format!("select count(*) from report r {conditions}"))
+        .bind(filter.grid.is_some())
+        .bind(filter.grid.flatten())
+        .bind(&filter.statuses)
+        .bind(&filter.category)
+        .bind(&bbox)
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(filter.subdistrict)
+        .fetch_one(pool)
+        .await?;
+    Ok((rows.into_iter().map(|r| r.finish(private)).collect(), total))
+}
+
+/// Published metrics for a period (by report creation time).
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Stats {
+    /// Reports created in the period, not counting cancelled ones.
+    pub reports: i64,
+    pub cancelled: i64,
+    pub closed: i64,
+    /// closed / reports (结案率); null without reports.
+    pub closure_rate: Option<f64>,
+    /// closed by the deadline / closed (按期结案率).
+    pub on_time_closure_rate: Option<f64>,
+    /// reports sent back at least once / reports that reached verification (返工率).
+    pub rework_rate: Option<f64>,
+    /// Median hours from report to closure.
+    pub median_hours_to_close: Option<f64>,
+}
+
+pub async fn stats(
+    pool: &PgPool,
+    grid: Option<i64>,
+    subdistrict: Option<i64>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Result<Stats, sqlx::Error> {
+    sqlx::query_as(
+        r"with r as (
+              select * from report
+               where ($1::bigint is null or grid_id = $1) and ($2::bigint is null or subdistrict_id = $2)
+                 and ($3::timestamptz is null or created_at >= $3) and ($4::timestamptz is null or created_at < $4)
+          ), s as (
+              select count(*) filter (where status <> 'cancelled') as reports,
+                     count(*) filter (where status = 'cancelled') as cancelled,
+                     count(*) filter (where status = 'closed') as closed,
+                     count(*) filter (where status = 'closed' and due_at is not null and closed_at <= due_at) as on_time,
+                     count(*) filter (where rework_count > 0) as reworked,
+                     count(*) filter (where rework_count > 0 or status in ('verified', 'closed')) as verified_once,
+                     percentile_cont(0.5) within group (order by extract(epoch from closed_at - created_at) / 3600.0)
+                         filter (where status = 'closed') as median_hours
+                from r
+          )
+          select reports, cancelled, closed,
+                 closed::float8 / nullif(reports, 0) as closure_rate,
+                 on_time::float8 / nullif(closed, 0) as on_time_closure_rate,
+                 reworked::float8 / nullif(verified_once, 0) as rework_rate,
+                 median_hours::float8 as median_hours_to_close
+            from s",
+    )
+    .bind(grid)
+    .bind(subdistrict)
+    .bind(from)
+    .bind(to)
+    .fetch_one(pool)
+    .await
+}

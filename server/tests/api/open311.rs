@@ -1,0 +1,63 @@
+//! Open311 GeoReport v2 at /open311/v2/: discovery, services, POST with `api_key`, GET filters.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::common::{get, send};
+use crate::reports::{small_city, user};
+use gridmap_server::config::Role;
+
+async fn post_form(pool: &PgPool, form: &str) -> crate::common::Reply {
+    let request = Request::post("/open311/v2/requests.json")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_string()))
+        .expect("request");
+    send(pool, request).await
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn open311_discovery_services_and_definitions(pool: PgPool) {
+    let discovery = get(&pool, "/open311/v2/discovery.json").await.json();
+    assert_eq!(discovery["endpoints"][0]["specification"], "http://wiki.open311.org/GeoReport_v2");
+    let services = get(&pool, "/open311/v2/services.json").await.json();
+    let manhole = services.as_array().expect("array").iter().find(|s| s["service_code"] == "manhole_cover").cloned().expect("svc");
+    assert_eq!(manhole["type"], "realtime");
+    assert_eq!(manhole["metadata"], false);
+    assert_eq!(get(&pool, "/open311/v2/services/manhole_cover.json").await.json()["service_code"], "manhole_cover");
+    let missing = get(&pool, "/open311/v2/services/nope.json").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.json()[0]["code"], 404);
+    assert!(missing.json()[0]["description"].is_string());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn open311_post_with_a_rider_token_then_get_with_filters(pool: PgPool) {
+    small_city(&pool).await;
+    let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
+    let no_key = post_form(&pool, "service_code=manhole_cover&lat=36.175&long=118.175").await;
+    assert_eq!(no_key.status, StatusCode::BAD_REQUEST);
+    assert_eq!(no_key.json()[0]["code"], 400);
+    let bad_key = post_form(&pool, "api_key=nope&service_code=manhole_cover&lat=36.175&long=118.175").await;
+    assert_eq!(bad_key.status, StatusCode::FORBIDDEN);
+    let bad_lat = post_form(&pool, &format!("api_key={rider}&service_code=manhole_cover&lat=91&long=118.175")).await;
+    assert_eq!(bad_lat.status, StatusCode::BAD_REQUEST);
+    assert!(bad_lat.json()[0]["description"].as_str().expect("d").starts_with("lat"));
+
+    let created = post_form(&pool, &format!("api_key={rider}&service_code=manhole_cover&lat=36.175&long=118.185&description=%E4%BA%95%E7%9B%96+missing")).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&created.body));
+    let id = created.json()[0]["service_request_id"].as_str().expect("id").to_string();
+    let one = get(&pool, &format!("/open311/v2/requests/{id}.json")).await.json();
+    assert_eq!(one[0]["status"], "open");
+    assert_eq!(one[0]["description"], "井盖 missing");
+    assert_eq!(one[0]["agency_responsible"], "东网格");
+    assert_eq!(one[0]["long"], 118.185);
+    assert!(!one.to_string().contains("rider-li"));
+
+    assert_eq!(get(&pool, "/open311/v2/requests.json?status=open").await.json().as_array().expect("a").len(), 1);
+    assert_eq!(get(&pool, "/open311/v2/requests.json?status=closed").await.json(), json!([]));
+    assert_eq!(get(&pool, "/open311/v2/requests.json?service_code=streetlight").await.json(), json!([]));
+    assert_eq!(get(&pool, "/open311/v2/requests.json?start_date=2000-01-01T00:00:00Z&end_date=2000-02-01T00:00:00Z").await.json(), json!([]));
+    assert_eq!(get(&pool, "/open311/v2/requests/999999.json").await.json()[0]["code"], 404);
+}

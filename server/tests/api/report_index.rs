@@ -1,0 +1,96 @@
+//! The in-memory assignment index agrees 100% with PostGIS `gridmap_grid_at` (`ST_Covers` plus
+//! the lowest-id edge rule) on 100,000 points of the seeded demo city: uniform random points,
+//! grid vertices, points on shared edges (segment midpoints and interpolations), and points a
+//! hair off the edges. Compared in bulk: all points go to PostgreSQL as two arrays in one query.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sqlx::PgPool;
+
+use gridmap_server::reports::GridIndex;
+
+async fn postgis_answers(pool: &PgPool, points: &[(f64, f64)]) -> Vec<Option<i64>> {
+    let mut answers = Vec::with_capacity(points.len());
+    for chunk in points.chunks(25_000) {
+        let xs: Vec<f64> = chunk.iter().map(|p| p.0).collect();
+        let ys: Vec<f64> = chunk.iter().map(|p| p.1).collect();
+        let rows: Vec<Option<i64>> = sqlx::query_scalar(
+            r"select gridmap_grid_at(ST_SetSRID(ST_MakePoint(p.x, p.y), 4326))
+                from unnest($1::float8[], $2::float8[]) with ordinality as p(x, y, n) order by p.n",
+        )
+        .bind(&xs)
+        .bind(&ys)
+        .fetch_all(pool)
+        .await
+        .expect("bulk gridmap_grid_at");
+        answers.extend(rows);
+    }
+    answers
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn index_agrees_with_postgis_on_100k_points_including_edges_and_vertices(pool: PgPool) {
+    gridmap_server::seed::seed_demo(&pool, 1).await.expect("seed");
+    let index = GridIndex::load(&pool).await.expect("index");
+    assert_eq!(index.grid_count(), 267);
+    let (interior, cells) = index.cell_stats();
+    eprintln!("index: {interior} of {cells} H3 cells answer without an exact test");
+    assert!(interior * 5 > cells, "a good share of cells answer without an exact test ({interior}/{cells})");
+
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut points: Vec<(f64, f64)> = Vec::with_capacity(100_000);
+    let (minx, miny, maxx, maxy) = index.grids().iter().fold(
+        (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY),
+        |b, g| (b.0.min(g.bbox[0]), b.1.min(g.bbox[1]), b.2.max(g.bbox[2]), b.3.max(g.bbox[3])),
+    );
+    let (pad_x, pad_y) = ((maxx - minx) * 0.05, (maxy - miny) * 0.05);
+    // Edge material: every vertex and segment of every grid, as stored (read back as WKB).
+    let wkb: Vec<Vec<u8>> = sqlx::query_scalar("select ST_AsBinary(geom) from grid").fetch_all(&pool).await.expect("wkb");
+    let mut segments: Vec<([f64; 2], [f64; 2])> = Vec::new();
+    for bytes in wkb {
+        use geozero::ToGeo;
+        let geometry = geozero::wkb::Wkb(bytes).to_geo().expect("wkb");
+        if let geo_types::Geometry::MultiPolygon(mp) = geometry {
+            for polygon in &mp.0 {
+                for ring in std::iter::once(polygon.exterior()).chain(polygon.interiors()) {
+                    for w in ring.0.windows(2) {
+                        segments.push(([w[0].x, w[0].y], [w[1].x, w[1].y]));
+                    }
+                }
+            }
+        }
+    }
+    assert!(!segments.is_empty());
+    while points.len() < 100_000 {
+        let (a, b) = segments[rng.random_range(0..segments.len())];
+        let p = match points.len() % 5 {
+            // uniform over the city plus a margin (some points in no grid)
+            0 | 1 => (rng.random_range(minx - pad_x..maxx + pad_x), rng.random_range(miny - pad_y..maxy + pad_y)),
+            // a vertex, exactly
+            2 => (a[0], a[1]),
+            // on a segment (a midpoint or a random interpolation: exactly on in real numbers)
+            3 => {
+                let t: f64 = if rng.random_bool(0.5) { 0.5 } else { rng.random_range(0.0..1.0) };
+                (a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1]))
+            }
+            // a few ulps to a few nanodegrees off a segment
+            _ => {
+                let t: f64 = rng.random_range(0.0..1.0);
+                let eps = [1e-15, 1e-12, 1e-9][rng.random_range(0..3)];
+                (a[0] + t * (b[0] - a[0]) + rng.random_range(-eps..eps), a[1] + t * (b[1] - a[1]) + rng.random_range(-eps..eps))
+            }
+        };
+        points.push(p);
+    }
+    let expected = postgis_answers(&pool, &points).await;
+    let mut disagreements = Vec::new();
+    for (p, want) in points.iter().zip(&expected) {
+        let got = index.lookup(p.0, p.1);
+        if got != *want {
+            disagreements.push((p, got, want));
+        }
+    }
+    let covered = expected.iter().filter(|e| e.is_some()).count();
+    assert!(covered > 60_000 && covered < 100_000, "the sample has covered and uncovered points ({covered})");
+    assert!(disagreements.is_empty(), "{} of 100000 disagree, e.g. {:?}", disagreements.len(), &disagreements[..disagreements.len().min(5)]);
+}

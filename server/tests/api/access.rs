@@ -55,6 +55,29 @@ const TABLE: &[(&str, &str, [O; 6])] = &[
     ("PUT", "/ogc/collections/{collection}/items/{featureId}", [U, F, F, F, A, A]),
     ("PATCH", "/ogc/collections/{collection}/items/{featureId}", [U, F, F, F, A, A]),
     ("DELETE", "/ogc/collections/{collection}/items/{featureId}", [U, F, F, F, A, A]),
+    ("GET", "/tiles/{file}", [A, A, A, A, A, A]),
+    ("GET", "/tiles/{layers}/{z}/{x}/{file}", [A, A, A, A, A, A]),
+    ("GET", "/metrics", [A, A, A, A, A, A]),
+    ("GET", "/api/report-categories", [A, A, A, A, A, A]),
+    // Anonymous residents may report in the categories that allow it; the body decides.
+    ("POST", "/api/reports", [A, A, A, A, A, A]),
+    ("GET", "/api/reports", [A, A, A, A, A, A]),
+    ("POST", "/api/reports/batch", [A, A, A, A, A, A]),
+    ("GET", "/api/reports/hexbins", [A, A, A, A, A, A]),
+    ("GET", "/api/reports/stream", [U, F, A, A, A, A]),
+    ("GET", "/api/reports/{id}", [A, A, A, A, A, A]),
+    // Only the report's grid workers and admins move a report along.
+    ("POST", "/api/reports/{id}/transitions", [U, F, A, F, F, A]),
+    ("GET", "/api/points/me", [U, A, A, A, A, A]),
+    ("GET", "/api/points/leaderboard", [A, A, A, A, A, A]),
+    ("GET", "/api/stats", [A, A, A, A, A, A]),
+    ("GET", "/open311/v2/discovery.json", [A, A, A, A, A, A]),
+    ("GET", "/open311/v2/services.json", [A, A, A, A, A, A]),
+    ("GET", "/open311/v2/services/{file}", [A, A, A, A, A, A]),
+    ("GET", "/open311/v2/requests.json", [A, A, A, A, A, A]),
+    // Open311 authenticates by the `api_key` field, not the header; an empty body is a 400.
+    ("POST", "/open311/v2/requests.json", [A, A, A, A, A, A]),
+    ("GET", "/open311/v2/requests/{file}", [A, A, A, A, A, A]),
     // Last: it revokes the token it is sent with.
     ("POST", "/api/auth/logout", [U, A, A, A, A, A]),
 ];
@@ -132,6 +155,22 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
     .await
     .expect("own grid");
     let station: i64 = sqlx::query_scalar("select min(id) from station").fetch_one(&pool).await.expect("station");
+    // A report inside the worker's own grid, for the report routes.
+    let (lon, lat): (f64, f64) = sqlx::query_as("select ST_X(p), ST_Y(p) from (select ST_PointOnSurface(geom) p from grid where id = $1) s")
+        .bind(own_grid)
+        .fetch_one(&pool)
+        .await
+        .expect("point in own grid");
+    let report = crate::common::send_json(
+        &pool,
+        "POST",
+        "/api/reports",
+        &serde_json::json!({"category": "road_damage", "description": "access test",
+                            "location": {"lon": lon, "lat": lat, "crs": "wgs84", "accuracy_m": 8}}),
+    )
+    .await;
+    assert_eq!(report.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&report.body));
+    let report_id = report.json()["id"].as_i64().expect("report id");
     let tokens = [
         None,
         Some(token(&pool, "rider-01", Role::Rider).await),
@@ -143,21 +182,35 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
     let who = ["anonymous", "rider", "worker of this grid", "worker of another grid", "planner", "admin"];
     let mut failures = Vec::new();
     for (method, route, expected) in TABLE {
+        let id = if route.starts_with("/api/stations") {
+            station.to_string()
+        } else if route.starts_with("/api/reports/") {
+            report_id.to_string()
+        } else {
+            own_grid.to_string()
+        };
         let uri = route
             .replace("{collection}", "grids")
             .replace("{featureId}", &own_grid.to_string())
-            .replace("{id}", &if route.starts_with("/api/stations") { station } else { own_grid }.to_string());
+            .replace("{id}", &id)
+            .replace("{layers}/{z}/{x}/{file}", "grids/14/13525/6380.mvt")
+            .replace("/tiles/{file}", "/tiles/style.json")
+            .replace("services/{file}", "services/road_damage.json")
+            .replace("requests/{file}", &format!("requests/{report_id}.json"));
         let uri = match *route {
             "/api/stations/nearest" | "/api/grids/at" => format!("{uri}?lon=118.17&lat=36.18"),
             _ => uri,
         };
+        let body = if *route == "/api/reports/{id}/transitions" { r#"{"to": "accepted"}"# } else { "{}" };
         for (i, token) in tokens.iter().enumerate() {
             let mut request = Request::builder().method(*method).uri(&uri).header(header::CONTENT_TYPE, "application/json");
             if let Some(t) = token {
                 request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
             }
-            let body = if *method == "GET" || *method == "DELETE" { Body::empty() } else { Body::from("{}") };
-            let reply = send(&pool, request.body(body).expect("request")).await;
+            let body = if *method == "GET" || *method == "DELETE" { Body::empty() } else { Body::from(body) };
+            let request = request.body(body).expect("request");
+            // The live feed never ends: judge it by its status line alone.
+            let reply = if *route == "/api/reports/stream" { status_only(&pool, request).await } else { send(&pool, request).await };
             let got = match reply.status {
                 StatusCode::UNAUTHORIZED => U,
                 StatusCode::FORBIDDEN => F,
@@ -169,4 +222,22 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
         }
     }
     assert!(failures.is_empty(), "authorization table violations:\n{}", failures.join("\n"));
+}
+
+async fn status_only(pool: &PgPool, request: Request<Body>) -> crate::common::Reply {
+    use tower::ServiceExt;
+    let response = gridmap_server::http::app(gridmap_server::http::AppState::new(pool.clone()))
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    crate::common::Reply { status: response.status(), headers: response.headers().clone(), body: Vec::new() }
+}
+
+/// Routes mounted by utoipa-swagger-ui rather than `.route(...)`: public documentation.
+#[sqlx::test(migrations = "../migrations")]
+async fn api_documentation_is_public(pool: PgPool) {
+    for uri in ["/api/openapi.json", "/api/docs/"] {
+        let reply = crate::common::get(&pool, uri).await;
+        assert_eq!(reply.status, StatusCode::OK, "{uri}");
+    }
 }

@@ -43,6 +43,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{report}");
             Ok(())
         }
+        Command::ExportTiles(args) if args.print_sql.is_some() => {
+            let layers = gridmap_tiles::LayerSet::parse(&args.layers).map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", layers.sql(args.print_sql.unwrap_or_default()));
+            Ok(())
+        }
         Command::ExportTiles(args) => {
             let pool = db::connect_and_migrate(&cli.db).await?;
             let report = export::export_pmtiles(&pool, &args).await?;

@@ -94,7 +94,12 @@ pub struct ExportTilesArgs {
     /// Tile renders running at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: u32,
+    /// Print the tile SQL for this zoom (binds $1 z, $2 x, $3 y) and exit; bench/tiles.sh uses it
+    /// to measure the PostGIS floor.
+    #[arg(long, hide = true)]
+    pub print_sql: Option<u8>,
     /// The archive to write (replaced if it exists).
+    #[arg(default_value = "tiles.pmtiles")]
     pub out: PathBuf,
 }
 

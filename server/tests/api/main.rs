@@ -12,3 +12,4 @@ mod report_index;
 mod reports;
 mod seed;
 mod stations;
+mod tiles;

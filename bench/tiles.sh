@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Tile server benchmark: gridmap vs Martin 1.14 on the same PostGIS, same data, one run.
+#
+#   bash bench/tiles.sh                 # all data sets: demo1 demo10 liechtenstein
+#   bash bench/tiles.sh demo1           # one data set
+#
+# For each data set: a fresh database, 2,000 distinct z10–z16 tiles that hold data (all of them
+# where fewer exist), then for gridmap and Martin: cold (server just started, empty cache, each
+# tile once) and warm (the same list again). Load comes from wrk (bench/tiles.lua: each tile
+# exactly once per run, 2 threads, 16 connections, Accept-Encoding: gzip). The PostGIS floor is
+# the same tiles' ST_AsMVT statement (gridmap's SQL) run by pgbench with 16 clients.
+# Figures go to bench/out/<set>/*.txt; copy the summary into bench/RESULTS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PGURL_BASE=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
+SETS=${*:-demo1 demo10 liechtenstein}
+LAYERS=grids,buildings,stations
+CONN=${BENCH_CONNECTIONS:-16}
+GRIDMAP_PORT=18080
+MARTIN_PORT=13000
+OSM="$ROOT/../shared/data/osm-liechtenstein/buildings.geojson"
+
+command -v wrk >/dev/null || apt-get install -y wrk
+command -v martin >/dev/null || cargo install martin --version 1.14.0 --locked --no-default-features --features postgres
+cargo build --release -p gridmap-server
+GRIDMAP="$ROOT/target/release/gridmap"
+
+wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "not up: $1" >&2; return 1; }
+
+run_wrk() { # name url-prefix paths
+  local name=$1 prefix=$2 paths=$3
+  sed "s#^#$prefix#" "$paths" > "$OUT/urls.$name.txt"
+  # wrk needs a base URL; the script supplies the paths.
+  wrk -t2 -c"$CONN" -d300s --timeout 30s -s bench/tiles.lua "$prefix" -- "$OUT/urls.$name.txt" 2 \
+    | tee "$OUT/$name.txt" | grep RESULT | sed "s/^RESULT/$name/"
+}
+
+for SET in $SETS; do
+  OUT="$ROOT/bench/out/$SET"; mkdir -p "$OUT"
+  DB="bench_tiles_$SET"
+  DBURL="$PGURL_BASE/$DB"
+  psql "$PGURL_BASE/postgres" -qc "drop database if exists $DB with (force)" -c "create database $DB"
+  export DATABASE_URL=$DBURL
+  "$GRIDMAP" migrate >/dev/null
+  case $SET in
+    demo1) "$GRIDMAP" seed --demo --scale 1 >/dev/null ;;
+    demo10) "$GRIDMAP" seed --demo --scale 10 >/dev/null ;;
+    liechtenstein)
+      [ -f "$OSM" ] || { echo "SKIPPED liechtenstein: $OSM is missing"; continue; }
+      "$GRIDMAP" import buildings "$OSM" --allow-outside-county >/dev/null ;;
+  esac
+  psql "$DBURL" -qc "vacuum analyze"
+
+  # 2,000 distinct tiles z10–z16 that hold data (sampled deterministically).
+  psql "$DBURL" -Atc "
+    with pts as (select anchor as p from building union all select ST_PointOnSurface(geom) from grid union all select geom from station),
+    t as (select distinct z, floor((ST_X(ST_Transform(p, 3857)) + 20037508.342789244) / (40075016.68557849 / 2^z))::int as x,
+                              floor((20037508.342789244 - ST_Y(ST_Transform(p, 3857))) / (40075016.68557849 / 2^z))::int as y
+            from pts, generate_series(10, 16) z)
+    select z || '/' || x || '/' || y from t order by md5(z || '/' || x || '/' || y) limit 2000" > "$OUT/tiles.txt"
+  echo "== $SET: $(wc -l < "$OUT/tiles.txt") tiles"
+  sed "s#^#/tiles/$LAYERS/#; s#\$#.mvt#" "$OUT/tiles.txt" > "$OUT/paths.gridmap.txt"
+  sed "s#^#/$LAYERS/#" "$OUT/tiles.txt" > "$OUT/paths.martin.txt"
+
+  # Martin: the same three layers from the same precomputed EPSG:3857 columns, buildings from z14.
+  cat > "$OUT/martin.yaml" <<YAML
+listen_addresses: '127.0.0.1:$MARTIN_PORT'
+cache_size_mb: 512
+postgres:
+  connection_string: '$DBURL'
+  pool_size: 16
+  auto_publish: false
+  tables:
+    grids: { schema: public, table: grid, srid: 3857, geometry_column: geom_3857, geometry_type: MULTIPOLYGON, id_column: id, properties: { code: text, name: text, households: int4 } }
+    buildings: { schema: public, table: building, srid: 3857, geometry_column: geom_3857, geometry_type: MULTIPOLYGON, id_column: id, minzoom: 14, properties: { floors: int4, households: int4, use: text } }
+    stations: { schema: public, table: station, srid: 3857, geometry_column: geom_3857, geometry_type: POINT, id_column: id, properties: { name: text, opening_hours: text } }
+YAML
+
+  # Largest tile at any zoom (the 500 KB rule), measured over the same tiles plus z0–z9 parents.
+  "$GRIDMAP" export-tiles --layers "$LAYERS" --minzoom 0 --maxzoom 16 --concurrency 2 "$OUT/all.pmtiles" | tee "$OUT/export.txt"
+
+  for server in gridmap martin; do
+    if [ $server = gridmap ]; then
+      GRIDMAP_LISTEN=127.0.0.1:$GRIDMAP_PORT GRIDMAP_TILE_CONCURRENCY=16 RUST_LOG=warn "$GRIDMAP" serve >/dev/null 2>"$OUT/gridmap.log" &
+      PID=$!; BASE=http://127.0.0.1:$GRIDMAP_PORT; wait_http "$BASE/readyz"
+    else
+      RUST_LOG=warn martin --config "$OUT/martin.yaml" >/dev/null 2>"$OUT/martin.log" &
+      PID=$!; BASE=http://127.0.0.1:$MARTIN_PORT; wait_http "$BASE/health"
+    fi
+    run_wrk "$server.cold" "$BASE" "$OUT/paths.$server.txt"
+    run_wrk "$server.warm" "$BASE" "$OUT/paths.$server.txt"
+    kill "$PID"; wait "$PID" 2>/dev/null || true
+  done
+
+  # PostGIS floor: gridmap's statement per zoom, a random tile of the list per transaction.
+  psql "$DBURL" -qc "drop table if exists bench_tile; create table bench_tile (i int, z int, x int, y int)"
+  awk -F/ '{print NR-1 "\t" $1 "\t" $2 "\t" $3}' "$OUT/tiles.txt" | psql "$DBURL" -qc "copy bench_tile from stdin"
+  args=()
+  for z in 10 11 12 13 14 15 16; do
+    n=$(awk -F/ -v z=$z '$1==z' "$OUT/tiles.txt" | wc -l); [ "$n" -gt 0 ] || continue
+    { echo "\\set k random(0, $((n - 1)))"
+      echo "select z, x, y from bench_tile where z = $z order by i offset :k limit 1 \\gset"
+      "$GRIDMAP" export-tiles --layers "$LAYERS" --print-sql "$z" | sed 's/\$1/:z/g; s/\$2/:x/g; s/\$3/:y/g' | tr '\n' ' '
+      echo ";"
+    } > "$OUT/floor.z$z.sql"
+    args+=(-f "$OUT/floor.z$z.sql@$n")
+  done
+  pgbench -n -c "$CONN" -j 2 -t $((2000 / CONN)) "${args[@]}" "$DBURL" > "$OUT/floor.txt" 2>&1 || true
+  grep -E "^(tps|latency average)" "$OUT/floor.txt" | sed "s/^/floor: /"
+done

@@ -58,6 +58,32 @@ async fn sigterm_exits_zero_and_stops_accepting() {
 }
 
 #[tokio::test]
+async fn sigterm_lets_an_in_flight_request_finish() {
+    let db = ScratchDb::new(true).await;
+    let mut server = Server::start(&db, &[]).await;
+    // A login whose body arrives in two parts: SIGTERM lands while the server is still reading.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    let body = reqwest::Body::wrap_stream(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) }));
+    let request = reqwest::Client::new()
+        .post(server.url("/api/auth/login"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send();
+    let in_flight = tokio::spawn(request);
+    tx.send(Ok(br#"{"name": "nobody-at-all", "#.to_vec())).await.expect("first half");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = server.child.id();
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tx.send(Ok(br#""password": "wrong password here"}"#.to_vec())).await.expect("second half");
+    drop(tx);
+    let response = in_flight.await.expect("join").expect("the in-flight request is answered");
+    assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED, "handled to the end, not cut off");
+    let status = tokio::task::spawn_blocking(move || server.child.wait().expect("wait")).await.expect("join");
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test]
 async fn import_cli_rejects_a_bad_file_by_index_and_stores_nothing() {
     let db = ScratchDb::new(true).await;
     let mut file = tempfile();

@@ -1,10 +1,12 @@
 //! The HTTP edge: shared state, the router, and the server loop with graceful shutdown.
 //! One module per URL segment; `app()` never binds a port, so tests drive it in-process.
 
+pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod grids;
 pub mod health;
+pub mod limits;
 pub mod stations;
 
 use std::path::PathBuf;
@@ -17,16 +19,20 @@ use tower_http::trace::TraceLayer;
 
 use self::error::ApiError;
 
+/// Largest request body accepted by default (1 MiB): a detailed grid boundary fits easily.
+pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
+
 /// Everything a handler may need; cheap to clone (pools and `Arc`s only).
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
     pub web_dir: PathBuf,
+    pub limits: std::sync::Arc<limits::Limits>,
 }
 
 impl AppState {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, web_dir: PathBuf::from("web-map/dist") }
+        Self { pool, web_dir: PathBuf::from("web-map/dist"), limits: limits::Limits::from_env() }
     }
 }
 
@@ -37,10 +43,13 @@ pub fn app(state: AppState) -> Router {
     );
     Router::new()
         .merge(health::router())
+        .merge(auth::router())
         .merge(stations::router())
         .merge(grids::router())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(web)
+        // Bodies are small JSON unless a route (photo upload) raises its own limit.
+        .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

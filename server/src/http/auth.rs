@@ -1,0 +1,122 @@
+//! `/api/auth/*`: log in for a bearer token, log out; and the extractors handlers use to know
+//! who is asking (`Auth` when a login is required, `MaybeAuth` when it is optional).
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::extract::Json;
+use crate::auth::{self, Principal, Role};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/auth/login", post(login)).route("/api/auth/logout", post(logout))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub name: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LoginResponse {
+    pub token: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub role: Role,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    extensions: axum::http::Extensions,
+    Json(body): Json<LoginRequest>,
+) -> ApiResult<Json<LoginResponse>> {
+    if body.name.len() > 64 || body.password.len() > 1024 {
+        return Err(ApiError::Unauthorized("invalid name or password".into()));
+    }
+    state.limits.check_login(&body.name, super::limits::client_ip(&extensions))?;
+    match auth::login(&state.pool, &body.name, &body.password).await? {
+        Some(l) => Ok(Json(LoginResponse { token: l.token, expires_at: l.expires_at, role: l.role })),
+        // One answer for unknown names, wrong passwords and disabled accounts: no enumeration.
+        None => Err(ApiError::Unauthorized("invalid name or password".into())),
+    }
+}
+
+async fn logout(State(state): State<AppState>, Auth(_): Auth, parts: BearerToken) -> ApiResult<StatusCode> {
+    auth::revoke(&state.pool, &parts.0).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The raw bearer token of a request.
+pub struct BearerToken(pub String);
+
+fn bearer(parts: &Parts) -> Result<Option<String>, ApiError> {
+    let Some(value) = parts.headers.get(AUTHORIZATION) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(Some(token.trim().to_string()))
+        }
+        _ => Err(ApiError::Unauthorized("expected `Authorization: Bearer <token>`".into())),
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        bearer(parts)?.map(Self).ok_or_else(|| ApiError::Unauthorized("login required".into()))
+    }
+}
+
+/// A logged-in account; 401 JSON without a valid token.
+pub struct Auth(pub Principal);
+
+/// The account if a token was sent; a token that is sent but invalid is still a 401, so a
+/// client with an expired login learns it instead of silently acting anonymously.
+pub struct MaybeAuth(pub Option<Principal>);
+
+impl FromRequestParts<AppState> for MaybeAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(Self(Some(principal.clone())));
+        }
+        let Some(token) = bearer(parts)? else { return Ok(Self(None)) };
+        let principal = auth::authenticate(&state.pool, &token)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("the login has expired or was revoked; log in again".into()))?;
+        parts.extensions.insert(principal.clone());
+        Ok(Self(Some(principal)))
+    }
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        MaybeAuth::from_request_parts(parts, state)
+            .await?
+            .0
+            .map(Self)
+            .ok_or_else(|| ApiError::Unauthorized("login required".into()))
+    }
+}
+
+impl Auth {
+    /// 403 unless the account has one of these roles.
+    pub fn require(&self, roles: &[Role]) -> Result<&Principal, ApiError> {
+        if roles.contains(&self.0.role) {
+            Ok(&self.0)
+        } else {
+            Err(ApiError::Forbidden(format!("this needs the role {}", roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" or "))))
+        }
+    }
+}

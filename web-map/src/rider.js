@@ -276,7 +276,13 @@ export function initRider(app) {
       error.textContent = err.status === 401 || err.status === 400 ? t('login_failed') : t('api_error') + err.message;
     }
   });
-  $('#logout').addEventListener('click', () => { saveSession(null); render(); });
+  $('#logout').addEventListener('click', () => {
+    // Revoke the token on the server too; offline, forgetting it locally is all we can do.
+    const token = rider.session?.token;
+    if (token) api('/api/auth/logout', { method: 'POST', token, expectFailure: true }).catch(() => {});
+    saveSession(null);
+    render();
+  });
   $('#use-gps').addEventListener('click', () => {
     if (!navigator.geolocation) return;
     $('#report-location').textContent = t('locating');

@@ -225,7 +225,7 @@ async function submit(e, app) {
     result.textContent = t('sending');
     const results = await flush();
     const failed = results.find((r) => !r.ok);
-    if (failed && failed.status && failed.status !== 404) { result.textContent = t('send_failed') + failed.error; result.className = 'error'; }
+    if (failed && failed.status && failed.status !== 404 && failed.status !== 405) { result.textContent = t('send_failed') + failed.error; result.className = 'error'; }
     else if (failed) result.textContent = t('queued');
   }
   app.map?.triggerRepaint();

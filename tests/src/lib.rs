@@ -130,3 +130,19 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+pub mod browser;
+
+/// A scratch database with the demo city loaded by the real binary (`gridmap seed --demo`).
+pub async fn seeded_db(password: &str) -> ScratchDb {
+    let db = ScratchDb::new(true).await;
+    let out = gridmap(&db.url)
+        .args(["seed", "--demo"])
+        .env("GRIDMAP_DEMO_PASSWORD", password)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run gridmap seed --demo");
+    assert!(out.status.success(), "seed failed: {}", String::from_utf8_lossy(&out.stderr));
+    db
+}

@@ -67,14 +67,16 @@ export function flush(send, { includeFailed = false } = {}) {
         results.push({ key: item.key, ok: true, answer });
       } catch (err) {
         const status = err.status ?? 0;
-        const retryable = status === 0 || status === 401 || status === 408 || status === 429 || status >= 500 || status === 404;
+        // 404/405: this server has no reports API yet (the static-file fallback answers); keep waiting.
+        const absent = status === 404 || status === 405;
+        const retryable = status === 0 || absent || status === 401 || status === 408 || status === 429 || status >= 500;
         item.attempts += 1;
         item.last_error = err.message;
         item.state = retryable ? 'pending' : 'failed';
         await tx('outbox', 'readwrite', (s) => s.put(item));
         results.push({ key: item.key, ok: false, status, error: err.message });
         // No network (or no reports API yet): the rest would fail the same way; wait for the next trigger.
-        if (status === 0 || status === 404) break;
+        if (status === 0 || absent) break;
       }
     }
     return results;

@@ -225,7 +225,7 @@ async function submit(e, app) {
     result.textContent = t('sending');
     const results = await flush();
     const failed = results.find((r) => !r.ok);
-    if (failed && failed.status && failed.status !== 404) { result.textContent = t('send_failed') + failed.error; result.className = 'error'; }
+    if (failed && failed.status && failed.status !== 404 && failed.status !== 405) { result.textContent = t('send_failed') + failed.error; result.className = 'error'; }
     else if (failed) result.textContent = t('queued');
   }
   app.map?.triggerRepaint();
@@ -276,7 +276,13 @@ export function initRider(app) {
       error.textContent = err.status === 401 || err.status === 400 ? t('login_failed') : t('api_error') + err.message;
     }
   });
-  $('#logout').addEventListener('click', () => { saveSession(null); render(); });
+  $('#logout').addEventListener('click', () => {
+    // Revoke the token on the server too; offline, forgetting it locally is all we can do.
+    const token = rider.session?.token;
+    if (token) api('/api/auth/logout', { method: 'POST', token, expectFailure: true }).catch(() => {});
+    saveSession(null);
+    render();
+  });
   $('#use-gps').addEventListener('click', () => {
     if (!navigator.geolocation) return;
     $('#report-location').textContent = t('locating');

@@ -129,7 +129,7 @@ pub async fn export_pmtiles(pool: &PgPool, args: &ExportTilesArgs) -> anyhow::Re
         if let Some(e) = extent {
             let (w, s) = mercator_to_lonlat(e.min_x, e.min_y);
             let (east, n) = mercator_to_lonlat(e.max_x, e.max_y);
-            writer = writer.bounds(w, s, east, n).center((w + east) / 2.0, (s + n) / 2.0).center_zoom(maxzoom.min(14));
+            writer = writer.bounds(w, s, east, n).center(f64::midpoint(w, east), f64::midpoint(s, n)).center_zoom(maxzoom.min(14));
         }
         let mut out = writer.create(std::io::BufWriter::new(file)).context("starting the PMTiles archive")?;
         for (_, coord, data) in &tiles {
@@ -140,6 +140,6 @@ pub async fn export_pmtiles(pool: &PgPool, args: &ExportTilesArgs) -> anyhow::Re
     })
     .await
     .context("the archive writer stopped")??;
-    let bytes = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
+    let bytes = std::fs::metadata(&args.out).map_or(0, |m| m.len());
     Ok(ExportReport { path: args.out.clone(), tiles: count, empty_skipped, bytes })
 }

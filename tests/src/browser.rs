@@ -1,4 +1,4 @@
-//! Driving Debian's Chromium headless through its own chromedriver (W3C WebDriver, fantoccini):
+//! Driving Debian's Chromium headless through its own `chromedriver` (W3C WebDriver, fantoccini):
 //! each `Browser` starts a chromedriver on a free port with a fresh profile and ends both on drop.
 //! Absent binaries make `Browser::start` return `None` after printing `SKIPPED`, so a machine
 //! without Chromium still runs the rest of the suite (`scripts/setup.sh test` installs them).

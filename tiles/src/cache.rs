@@ -145,7 +145,7 @@ impl TileCache {
         let change = Change::Area { layers, bbox };
         self.record(change);
         let mut dropped = 0;
-        for (key, _) in self.tiles.iter() {
+        for (key, _) in &self.tiles {
             if change.touches(&key) {
                 self.tiles.invalidate(key.as_ref());
                 dropped += 1;

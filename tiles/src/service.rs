@@ -97,7 +97,7 @@ impl TileService {
         &self.cache
     }
 
-    /// Whether the change listener is connected and LISTENing right now.
+    /// Whether the change listener is connected and `LISTEN`ing right now.
     pub fn is_listening(&self) -> bool {
         self.listening.load(Relaxed)
     }

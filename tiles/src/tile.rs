@@ -43,6 +43,7 @@ impl Bbox {
     }
 
     /// Grow by `margin` on every side.
+    #[must_use]
     pub fn expand(&self, margin: f64) -> Bbox {
         Bbox::new(self.min_x - margin, self.min_y - margin, self.max_x + margin, self.max_y + margin)
     }

@@ -63,10 +63,10 @@ pub async fn after_commit(state: &AppState, changed: &Changed) {
     // Every layer: a building edit changes its grid's household balance, a grid edit its label.
     let Some([min_lon, min_lat, max_lon, max_lat]) = changed.bbox else { return };
     state.tiles.invalidate_bbox_4326(gridmap_tiles::LayerSet::ALL, min_lon, min_lat, max_lon, max_lat);
-    if changed.kind == Some(crate::ogc::collections::Kind::Grids) {
-        if let Err(err) = state.reports.index.reload(&state.pool).await {
-            tracing::error!(%err, "reloading the grid index after a grid edit failed");
-        }
+    if changed.kind == Some(crate::ogc::collections::Kind::Grids)
+        && let Err(err) = state.reports.index.reload(&state.pool).await
+    {
+        tracing::error!(%err, "reloading the grid index after a grid edit failed");
     }
     tracing::info!(kind = ?changed.kind, bbox = ?changed.bbox, grids = ?changed.grid_ids, "map data changed");
 }

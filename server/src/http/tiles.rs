@@ -172,7 +172,7 @@ pub fn vector_layers_json(layers: LayerSet) -> Vec<Value> {
 /// TileJSON 3.0.0 (<https://github.com/mapbox/tilejson-spec/tree/master/3.0.0>).
 async fn tilejson(state: &AppState, base: &str, layers: LayerSet) -> ApiResult<Value> {
     let bounds = data_bounds(state, layers).await?;
-    let center = [(bounds[0] + bounds[2]) / 2.0, (bounds[1] + bounds[3]) / 2.0, 14.0];
+    let center = [f64::midpoint(bounds[0], bounds[2]), f64::midpoint(bounds[1], bounds[3]), 14.0];
     let vector_layers = vector_layers_json(layers);
     Ok(json!({
         "tilejson": "3.0.0",

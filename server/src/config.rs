@@ -139,6 +139,8 @@ pub struct ImportArgs {
 pub enum Role {
     Resident,
     Rider,
+    // The contract spells it as stored: `--role grid_worker` (clap would say grid-worker).
+    #[value(name = "grid_worker")]
     GridWorker,
     Planner,
     Admin,
@@ -177,4 +179,22 @@ pub enum UserCommand {
         #[arg(long = "grid")]
         grids: Vec<String>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command, Role, UserCommand};
+
+    #[test]
+    fn user_add_takes_the_role_names_of_the_contract() {
+        for (name, role) in [("rider", Role::Rider), ("grid_worker", Role::GridWorker), ("planner", Role::Planner), ("admin", Role::Admin)] {
+            let cli = Cli::try_parse_from(["gridmap", "user", "add", "--role", name, "--name", "x1", "--password-stdin"])
+                .unwrap_or_else(|e| panic!("--role {name}: {e}"));
+            let Command::User { command: UserCommand::Add { role: parsed, .. } } = cli.command else { panic!("not user add") };
+            assert_eq!(parsed, role);
+            assert_eq!(parsed.as_str(), name);
+        }
+    }
 }

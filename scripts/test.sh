@@ -11,7 +11,8 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 cargo build --workspace --all-targets
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
 status=${PIPESTATUS[0]}
-# sqlx::test leaves the databases of failed tests for inspection; drop the rest of old runs' leftovers.
+# sqlx::test keeps the databases of failed tests; drop them all so runs do not pile them up
+# (re-run the failing test to inspect its database).
 psql "$DATABASE_URL" -Atqc "select 'drop database \"' || datname || '\";' from pg_database where datname like '_sqlx_test_%'" \
   | psql "$DATABASE_URL" -q >/dev/null 2>&1 || true
 if [ "$status" -ne 0 ]; then

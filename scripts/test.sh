@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every test against a real PostGIS: installs what is missing (PostGIS, Chromium, GDAL, npm
 # packages), then the unit, API (a fresh database per test), end-to-end and browser tests, then
-# clippy with warnings denied. Tests that need ../shared/data say so and skip where it is absent.
+# clippy with warnings denied and cargo-deny (licences, bans, sources). Tests that need
+# ../shared/data say so and skip where it is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
@@ -19,6 +20,10 @@ if [ "$status" -ne 0 ]; then
   exit "$status"
 fi
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# Licences, banned crates and sources (deny.toml). Offline: the advisory database needs GitHub,
+# which CI cannot reach (docs/security.md says how to run that check elsewhere).
+command -v cargo-deny >/dev/null || cargo install cargo-deny --locked --quiet
+cargo deny --log-level error check licenses bans sources
 passed=$(grep -Eo '[0-9]+ passed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
 ignored=$(grep -Eo '[0-9]+ ignored' target/test-output.txt | awk '{s+=$1} END {print s+0}')

@@ -11,12 +11,14 @@ use crate::accounts;
 /// How long a login lasts: a rider's shift and the offline queue's retries fit comfortably.
 pub const TOKEN_LIFETIME_HOURS: i64 = 24 * 7;
 
-/// An account role (`account.role`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// An account role (`account.role`), spelled the same in JSON, on the command line
+/// (`--role grid_worker`; clap alone would say grid-worker) and in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Resident,
     Rider,
+    #[value(name = "grid_worker")]
     GridWorker,
     Planner,
     Admin,

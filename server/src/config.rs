@@ -135,29 +135,8 @@ pub struct ImportArgs {
     pub source: String,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum Role {
-    Resident,
-    Rider,
-    // The contract spells it as stored: `--role grid_worker` (clap would say grid-worker).
-    #[value(name = "grid_worker")]
-    GridWorker,
-    Planner,
-    Admin,
-}
-
-impl Role {
-    /// The value stored in `account.role`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Resident => "resident",
-            Role::Rider => "rider",
-            Role::GridWorker => "grid_worker",
-            Role::Planner => "planner",
-            Role::Admin => "admin",
-        }
-    }
-}
+/// One role type for the CLI, the database and the API (see `auth::Role`).
+pub use crate::auth::Role;
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {

@@ -87,7 +87,7 @@ pub async fn import_geojson(pool: &PgPool, bytes: &[u8], options: &ImportOptions
 }
 
 /// Each feature is parsed on its own so that an error can name its index.
-fn parse_collection(bytes: &[u8]) -> Result<Vec<Feature>, ImportError> {
+pub(crate) fn parse_collection(bytes: &[u8]) -> Result<Vec<Feature>, ImportError> {
     let root: Value = serde_json::from_slice(bytes).map_err(|e| ImportError::NotACollection(format!("invalid JSON: {e}")))?;
     if root.get("type").and_then(Value::as_str) != Some("FeatureCollection") {
         return Err(ImportError::NotACollection("top-level `type` must be \"FeatureCollection\"".into()));

@@ -7,6 +7,8 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod export;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod geo_input;
 pub mod http;
 pub mod import;

@@ -39,7 +39,7 @@ async fn gdal_lists_collections_pages_all_grids_and_copies_them_to_geopackage() 
     let (_db, server) = seeded_server().await;
     let source = format!("OAPIF:{}", server.url("/ogc"));
     let listing = run(Command::new("ogrinfo").args(["-ro", source.as_str()]));
-    for layer in ["grids", "buildings", "stations"] {
+    for layer in ["grids", "buildings", "stations", "reports"] {
         assert!(listing.contains(layer), "ogrinfo lists {layer}: {listing}");
     }
     // 100 per page: three pages, followed through the `next` links.

@@ -120,3 +120,25 @@ impl Auth {
         }
     }
 }
+
+/// Role checks as extractors, so that they run before the body is read: a caller without the
+/// role gets 403 whatever body they sent (not a 400 that tells them about the body's shape).
+macro_rules! role_extractor {
+    ($name:ident, $doc:literal, [$($role:expr),+]) => {
+        #[doc = $doc]
+        pub struct $name(pub Principal);
+
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+                let auth = Auth::from_request_parts(parts, state).await?;
+                auth.require(&[$($role),+])?;
+                Ok(Self(auth.0))
+            }
+        }
+    };
+}
+
+role_extractor!(Admin, "An admin's login.", [Role::Admin]);
+role_extractor!(Planner, "A planner's (or an admin's) login.", [Role::Planner, Role::Admin]);

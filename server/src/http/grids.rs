@@ -20,12 +20,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::Auth;
+use super::auth::Planner;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path, Query};
 use super::ogc::{after_commit, if_match};
 use super::stations::lon_lat;
-use crate::auth::Role;
 use crate::ogc::edit::Actor;
 use crate::ogc::grid_ops;
 
@@ -80,10 +79,6 @@ async fn grid_at(State(state): State<AppState>, Query(params): Query<HashMap<Str
     grid.map(Json).ok_or_else(|| ApiError::not_found(format!("no grid covers lon {lon}, lat {lat}")))
 }
 
-fn planner(auth: &Auth) -> ApiResult<&str> {
-    Ok(&auth.require(&[Role::Planner, Role::Admin])?.name)
-}
-
 async fn get_history(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Response> {
     let entries = grid_ops::history(&state.pool, id).await?;
     Ok(Json(json!({"grid_id": id, "versions": entries})).into_response())
@@ -99,8 +94,8 @@ pub struct RevertGrid {
 }
 
 /// Revert to a chosen version (If-Match: the grid's current ETag).
-async fn revert_grid(State(state): State<AppState>, auth: Auth, headers: HeaderMap, Path(id): Path<i64>, Json(body): Json<RevertGrid>) -> ApiResult<Response> {
-    let name = planner(&auth)?;
+async fn revert_grid(State(state): State<AppState>, Planner(planner): Planner, headers: HeaderMap, Path(id): Path<i64>, Json(body): Json<RevertGrid>) -> ApiResult<Response> {
+    let name = planner.name.as_str();
     let etag = if_match(&headers)?;
     let w = grid_ops::revert(&state.pool, id, etag, body.version, Actor { name, reason: body.reason.as_deref() }, body.clip_neighbours).await?;
     after_commit(&state, &w.changed).await;
@@ -117,8 +112,8 @@ pub struct SplitGrid {
 }
 
 /// Split by a line (If-Match: the grid's current ETag).
-async fn split_grid(State(state): State<AppState>, auth: Auth, headers: HeaderMap, Path(id): Path<i64>, Json(body): Json<SplitGrid>) -> ApiResult<Response> {
-    let name = planner(&auth)?;
+async fn split_grid(State(state): State<AppState>, Planner(planner): Planner, headers: HeaderMap, Path(id): Path<i64>, Json(body): Json<SplitGrid>) -> ApiResult<Response> {
+    let name = planner.name.as_str();
     let etag = if_match(&headers)?;
     let (grids, changed) = grid_ops::split(&state.pool, id, etag, &body.line, Actor { name, reason: body.reason.as_deref() }).await?;
     after_commit(&state, &changed).await;
@@ -140,8 +135,8 @@ pub struct MergeGrids {
     pub reason: Option<String>,
 }
 
-async fn merge_grids(State(state): State<AppState>, auth: Auth, Json(body): Json<MergeGrids>) -> ApiResult<Response> {
-    let name = planner(&auth)?;
+async fn merge_grids(State(state): State<AppState>, Planner(planner): Planner, Json(body): Json<MergeGrids>) -> ApiResult<Response> {
+    let name = planner.name.as_str();
     let grids: Vec<(i64, i64)> = body.grids.iter().map(|g| (g.id, g.version)).collect();
     let (grid, changed) = grid_ops::merge(&state.pool, &grids, Actor { name, reason: body.reason.as_deref() }).await?;
     after_commit(&state, &changed).await;

@@ -95,25 +95,60 @@ fn key(request: &Request) -> String {
     }
 }
 
-/// Middleware for write routes.
-pub async fn limit_writes(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
-    if state.limits.writes.check_key(&key(&request)).is_err() {
-        return Err(ApiError::TooManyRequests("too many writes; slow down and retry".into()));
-    }
-    Ok(next.run(request).await)
+/// What a request counts against. Every write (any method but GET/HEAD/OPTIONS) is a write,
+/// so a route added later is limited without anyone remembering to; the login has its own,
+/// stricter throttle. Heavy reads are the queries whose cost grows with the data: feature pages,
+/// report lists and hexbins, gaps and balance, statistics, Open311 searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Write,
+    HeavyRead,
+    Other,
 }
 
-/// Middleware for expensive reads (feature pages, hexbins, report lists).
-pub async fn limit_heavy_reads(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
-    if state.limits.heavy_reads.check_key(&key(&request)).is_err() {
-        return Err(ApiError::TooManyRequests("too many requests; slow down and retry".into()));
+pub fn classify(method: &axum::http::Method, path: &str) -> Class {
+    use axum::http::Method;
+    if !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return if path == "/api/auth/login" { Class::Other } else { Class::Write };
     }
-    Ok(next.run(request).await)
+    let heavy = (path.starts_with("/ogc/collections/") && path.trim_end_matches('/').ends_with("/items"))
+        || matches!(
+            path,
+            "/api/reports" | "/api/reports/hexbins" | "/api/grids/gaps" | "/api/grids/balance" | "/api/stats"
+                | "/open311/v2/requests.json" | "/api/admin/accounts"
+        );
+    if heavy { Class::HeavyRead } else { Class::Other }
+}
+
+/// Middleware on the whole router: per-token (else per-IP) quotas for writes and heavy reads;
+/// a refusal is a JSON 429 with `Retry-After`, before any work is done.
+pub async fn limit_requests(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
+    match classify(request.method(), request.uri().path()) {
+        Class::Write if state.limits.writes.check_key(&key(&request)).is_err() => {
+            Err(ApiError::TooManyRequests("too many writes; slow down and retry".into()))
+        }
+        Class::HeavyRead if state.limits.heavy_reads.check_key(&key(&request)).is_err() => {
+            Err(ApiError::TooManyRequests("too many requests; slow down and retry".into()))
+        }
+        _ => Ok(next.run(request).await),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_are_classified_by_method_and_path() {
+        use axum::http::Method;
+        assert_eq!(classify(&Method::POST, "/api/reports"), Class::Write);
+        assert_eq!(classify(&Method::DELETE, "/ogc/collections/grids/items/3"), Class::Write);
+        assert_eq!(classify(&Method::POST, "/api/auth/login"), Class::Other);
+        assert_eq!(classify(&Method::GET, "/ogc/collections/grids/items"), Class::HeavyRead);
+        assert_eq!(classify(&Method::GET, "/ogc/collections/grids/items/3"), Class::Other);
+        assert_eq!(classify(&Method::GET, "/api/reports/hexbins"), Class::HeavyRead);
+        assert_eq!(classify(&Method::GET, "/tiles/grids/14/1/2.mvt"), Class::Other);
+    }
 
     #[test]
     fn rate_parses_from_env_format() {

@@ -1,6 +1,7 @@
 //! The HTTP edge: shared state, the router, and the server loop with graceful shutdown.
 //! One module per URL segment; `app()` never binds a port, so tests drive it in-process.
 
+pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -64,6 +65,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(auth::router())
+        .merge(admin::router())
         .merge(stations::router())
         .merge(ogc::router())
         .merge(grids::router())
@@ -76,6 +78,7 @@ pub fn app(state: AppState) -> Router {
         .merge(open311::router())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(web)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit_requests))
         // Bodies are small JSON unless a route (photo upload) raises its own limit.
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(TraceLayer::new_for_http())

@@ -378,11 +378,16 @@ pub fn if_match(headers: &HeaderMap) -> ApiResult<i64> {
         .ok_or_else(|| ApiError::PreconditionFailed(format!("If-Match {value} does not match the current ETag")))
 }
 
-/// Who may edit what: planners and admins edit grids; admins edit buildings and stations.
+/// Who may edit what: planners and admins edit grids; admins edit buildings and stations;
+/// nobody edits reports here.
 fn editor<'a>(auth: &'a Auth, coll: &Collection, reason: Option<&'a str>) -> ApiResult<Actor<'a>> {
     let principal = match coll.kind {
         Kind::Grids => auth.require(&[Role::Planner, Role::Admin])?,
         Kind::Buildings | Kind::Stations => auth.require(&[Role::Admin])?,
+        // Reports move through their own workflow (`/api/reports/{id}/transitions`).
+        Kind::Reports => {
+            return Err(ApiError::MethodNotAllowed);
+        }
     };
     Ok(Actor { name: &principal.name, reason })
 }
@@ -526,19 +531,14 @@ fn openapi(b: &str) -> Value {
         let if_match = json!({"$ref": "#/components/parameters/If-Match"});
         paths.insert(format!("/ogc/collections/{c}"), json!({"get": {"summary": coll.title, "operationId": format!("describe_{c}"), "responses": {"200": json_ok("the collection"), "404": err}}}));
         paths.insert(format!("/ogc/collections/{c}/queryables"), json!({"get": {"summary": format!("Queryables of {c}"), "operationId": format!("queryables_{c}"), "responses": {"200": {"description": "JSON Schema", "content": {"application/schema+json": {}}}}}}));
-        paths.insert(
-            format!("/ogc/collections/{c}/items"),
-            json!({
+        let mut items = json!({
                 "get": {"summary": format!("Features of {c}"), "operationId": format!("getFeatures_{c}"), "parameters": item_params,
                         "responses": {"200": geo_ok("a page of features"), "400": err}},
                 "post": {"summary": format!("Create a feature in {c}"), "operationId": format!("createFeature_{c}"), "security": write_security,
                          "requestBody": {"required": true, "content": {GEOJSON: {"schema": {"type": "object"}}}},
                          "responses": {"201": {"description": "created; Location and ETag headers"}, "400": err, "401": err, "403": err, "409": err, "422": err}},
-            }),
-        );
-        paths.insert(
-            format!("/ogc/collections/{c}/items/{{featureId}}"),
-            json!({
+            });
+        let mut item = json!({
                 "parameters": [{"name": "featureId", "in": "path", "required": true, "schema": {"type": "integer"}}],
                 "get": {"summary": format!("One feature of {c}"), "operationId": format!("getFeature_{c}"), "responses": {"200": geo_ok("the feature, with an ETag"), "404": err}},
                 "put": {"summary": "Replace", "operationId": format!("replaceFeature_{c}"), "security": write_security, "parameters": [if_match],
@@ -549,8 +549,20 @@ fn openapi(b: &str) -> Value {
                           "responses": {"200": geo_ok("updated"), "412": err, "428": err, "422": err}},
                 "delete": {"summary": "Delete", "operationId": format!("deleteFeature_{c}"), "security": write_security, "parameters": [if_match],
                            "responses": {"204": {"description": "deleted"}, "412": err, "428": err}},
-            }),
-        );
+            });
+        if !coll.editable() {
+            // Read-only: advertise no write operations.
+            if let Some(o) = items.as_object_mut() {
+                o.remove("post");
+            }
+            if let Some(o) = item.as_object_mut() {
+                for method in ["put", "patch", "delete"] {
+                    o.remove(method);
+                }
+            }
+        }
+        paths.insert(format!("/ogc/collections/{c}/items"), items);
+        paths.insert(format!("/ogc/collections/{c}/items/{{featureId}}"), item);
     }
     json!({
         "openapi": "3.0.3",

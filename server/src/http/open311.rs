@@ -126,7 +126,7 @@ async fn create_request(State(state): State<AppState>, headers: HeaderMap, body:
             .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
             .collect()
     } else if content_type.starts_with("application/x-www-form-urlencoded") || content_type.is_empty() {
-        serde_urlencoded_pairs(&body)
+        form_pairs(&body)
     } else {
         return Err(Open311Error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/x-www-form-urlencoded".into()));
     };
@@ -154,7 +154,18 @@ async fn create_request(State(state): State<AppState>, headers: HeaderMap, body:
     });
     let categories = state.reports.categories(&state.pool).await?;
     let report = intake::validate(&body, &categories)?;
-    let outcome = intake::submit(&state.pool, &state.reports, &report, Some(&principal), None).await?;
+    // GeoReport v2 has no idempotency of its own; a client that sends `Idempotency-Key` (as
+    // gridmap's own clients do) gets the same exactly-once behaviour as `POST /api/reports`.
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| uuid::Uuid::parse_str(s.trim()).ok())
+                .ok_or_else(|| Open311Error(StatusCode::BAD_REQUEST, "Idempotency-Key: must be a UUID".into()))?,
+        ),
+    };
+    let outcome = intake::submit(&state.pool, &state.reports, &report, Some(&principal), key).await?;
     let (Outcome::Created { id, .. } | Outcome::Replayed { id, .. }) = outcome;
     Ok((
         StatusCode::CREATED,
@@ -163,42 +174,10 @@ async fn create_request(State(state): State<AppState>, headers: HeaderMap, body:
         .into_response())
 }
 
-fn serde_urlencoded_pairs(body: &[u8]) -> std::collections::HashMap<String, String> {
-    url_decode_pairs(&String::from_utf8_lossy(body))
-}
-
-/// `application/x-www-form-urlencoded` decoding (`+` is a space, `%XX` a byte).
-fn url_decode_pairs(text: &str) -> std::collections::HashMap<String, String> {
-    fn decode(s: &str) -> String {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < bytes.len() => {
-                    let hex = |c: u8| (c as char).to_digit(16);
-                    match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                        (Some(h), Some(l)) => {
-                            out.push((h * 16 + l) as u8);
-                            i += 2;
-                        }
-                        _ => out.push(b'%'),
-                    }
-                }
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
-    text.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
+/// `application/x-www-form-urlencoded` pairs (`+` is a space, `%XX` a byte; the last of a
+/// repeated name wins).
+fn form_pairs(body: &[u8]) -> std::collections::HashMap<String, String> {
+    form_urlencoded::parse(body).into_owned().collect()
 }
 
 #[derive(Debug, Deserialize)]
@@ -315,7 +294,7 @@ async fn get_request(State(state): State<AppState>, Path(file): Path<String>) ->
 mod tests {
     #[test]
     fn form_decoding_handles_plus_and_percent() {
-        let m = super::url_decode_pairs("a=1&description=%E4%BA%95%E7%9B%96+broken&lat=36.1&bad=%zz");
+        let m = super::form_pairs(b"a=1&description=%E4%BA%95%E7%9B%96+broken&lat=36.1&bad=%zz");
         assert_eq!(m["description"], "井盖 broken");
         assert_eq!(m["lat"], "36.1");
         assert_eq!(m["bad"], "%zz");

@@ -373,7 +373,7 @@ pub async fn list_reports(
 }
 
 /// A multipart intake: a part `report` (the JSON body) and up to three parts `photo`.
-async fn read_multipart(request: Request, categories: &[Category]) -> Result<intake::NewReport, ApiError> {
+pub(crate) async fn read_multipart(request: Request, categories: &[Category]) -> Result<intake::NewReport, ApiError> {
     let mut multipart = axum::extract::Multipart::from_request(request, &())
         .await
         .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {}", e.body_text())))?;

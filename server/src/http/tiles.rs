@@ -39,6 +39,25 @@ fn parse_layers(list: &str) -> ApiResult<LayerSet> {
     LayerSet::parse(list).map_err(|err| ApiError::not_found(err.to_string()))
 }
 
+/// `{layers}/{z}/{x}/{y}.mvt` as the router splits it (for the fuzz target; the handler gets the
+/// parts from the router).
+pub(crate) fn parse_tile_path(path: &str) -> ApiResult<(LayerSet, TileCoord)> {
+    let mut parts = path.splitn(4, '/');
+    let (Some(layers), Some(z), Some(x), Some(file)) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(ApiError::bad_request("expected {layers}/{z}/{x}/{y}.mvt"));
+    };
+    parse_tile(layers, z, x, file)
+}
+
+/// The layers and tile of a request, each part checked: unknown layer → 404, bad numbers → 400.
+fn parse_tile(layers: &str, z: &str, x: &str, file: &str) -> ApiResult<(LayerSet, TileCoord)> {
+    let layers = parse_layers(layers)?;
+    let Some(y) = file.strip_suffix(".mvt") else {
+        return Err(ApiError::not_found(format!("tiles are served as {{y}}.mvt, not `{file}`")));
+    };
+    Ok((layers, parse_coord(z, x, y)?))
+}
+
 fn parse_coord(z: &str, x: &str, y: &str) -> ApiResult<TileCoord> {
     let number = |name: &str, value: &str| {
         value.parse::<u32>().map_err(|_| ApiError::field(name, format!("`{value}` is not a non-negative integer")))
@@ -72,11 +91,7 @@ async fn get_tile(
     Path((layers, z, x, file)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let layers = parse_layers(&layers)?;
-    let Some(y) = file.strip_suffix(".mvt") else {
-        return Err(ApiError::not_found(format!("tiles are served as {{y}}.mvt, not `{file}`")));
-    };
-    let coord = parse_coord(&z, &x, y)?;
+    let (layers, coord) = parse_tile(&layers, &z, &x, &file)?;
     let served = state.tiles.tile(layers, coord).await.map_err(|err| match err {
         TileError::Busy => ApiError::Unavailable("the tile renderer is busy; retry shortly".into()),
         TileError::Database(err) => ApiError::Database(err),

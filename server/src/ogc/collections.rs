@@ -10,6 +10,7 @@ pub enum Kind {
     Grids,
     Buildings,
     Stations,
+    Reports,
 }
 
 /// The SQL type of a property, used to type-check filters and parse equality parameters.
@@ -134,9 +135,41 @@ pub static STATIONS: Collection = Collection {
     etag_sql: "(extract(epoch from updated_at) * 1000000)::bigint",
 };
 
-// TODO(reports): publish a read-only `reports` collection once the reports branch's `report`
-// table is in main (public fields only: no reporter name). Until then it is not advertised.
-pub static ALL: [&Collection; 3] = [&GRIDS, &BUILDINGS, &STATIONS];
+/// Reports from the street, read-only here (they change through their own workflow at
+/// `/api/reports/{id}/transitions`). Only what the public report list shows: never the
+/// reporter, the idempotency key or the stored response, and not the raw input coordinates.
+pub static REPORTS: Collection = Collection {
+    kind: Kind::Reports,
+    id: "reports",
+    table: "report",
+    title: "Reports (事件上报)",
+    description: "Street problems reported by riders and residents, assigned to the grid that contains them.",
+    geometry: crate::geo_input::Expected::Point,
+    geometry_format: "geometry-point",
+    properties: &[
+        p("category", "category", Text, "Category code (see /api/report-categories)", false, false),
+        p("status", "status", Text, "Workflow status", false, false),
+        p("description", "description", Text, "What the reporter saw", false, false),
+        p("grid_id", "grid_id", Integer, "Grid the report is assigned to", false, false),
+        p("assignment", "assignment", Text, "How it was assigned: covers, nearest or unassigned", false, false),
+        p("photo_count", "photo_count", Integer, "Photos attached", false, false),
+        p("version", "version", Integer, "Workflow version (the ETag)", false, false),
+        p("created_at", "created_at", Timestamp, "Reported at", false, false),
+        p("due_at", "due_at", Timestamp, "SLA deadline once dispatched", false, false),
+        p("closed_at", "closed_at", Timestamp, "Closed at", false, false),
+        p("updated_at", "updated_at", Timestamp, "Last change", false, false),
+    ],
+    etag_sql: "version::bigint",
+};
+
+pub static ALL: [&Collection; 4] = [&GRIDS, &BUILDINGS, &STATIONS, &REPORTS];
+
+impl Collection {
+    /// Whether OGC API Part 4 writes are offered (reports are read-only here).
+    pub fn editable(&self) -> bool {
+        self.kind != Kind::Reports
+    }
+}
 
 pub fn find(id: &str) -> Option<&'static Collection> {
     ALL.iter().copied().find(|c| c.id == id)

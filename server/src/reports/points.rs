@@ -66,16 +66,20 @@ pub async fn balance(pool: &PgPool, account_id: i64) -> Result<Balance, sqlx::Er
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct LeaderboardRow {
     pub rank: i64,
-    /// Public display name only.
+    /// The display name (or login name) masked after its first character: 张**.
     pub display_name: String,
     pub points: i64,
 }
 
-/// The month's leaderboard (UTC month of the ledger rows), top `limit`.
+/// The month's leaderboard (UTC month of the ledger rows), top `limit`, names masked.
 pub async fn leaderboard(pool: &PgPool, year: i32, month: u32, limit: i64) -> Result<Vec<LeaderboardRow>, sqlx::Error> {
     sqlx::query_as(
         r"select rank() over (order by sum(l.delta) desc)::bigint as rank,
-                 coalesce(a.display_name, a.name) as display_name, sum(l.delta)::bigint as points
+                 -- Masked as Chinese public lists do (张**): the board is public, and a full
+                 -- name (or a login name) would tie a rider to the reports near their route.
+                 left(coalesce(a.display_name, a.name), 1) || repeat('*', greatest(char_length(coalesce(a.display_name, a.name)) - 1, 1))
+                     as display_name,
+                 sum(l.delta)::bigint as points
             from points_ledger l join account a on a.id = l.account_id
            where l.created_at >= make_timestamptz($1, $2, 1, 0, 0, 0, 'UTC')
              and l.created_at < make_timestamptz($1, $2, 1, 0, 0, 0, 'UTC') + interval '1 month'

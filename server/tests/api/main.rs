@@ -1,6 +1,9 @@
 //! API and database tests: one test binary, a fresh PostGIS database per test (`#[sqlx::test]`),
 //! the router driven in-process through `app()`.
 
+mod abuse;
+mod access;
+mod admin;
 mod auth;
 mod common;
 mod foundation;
@@ -8,6 +11,7 @@ mod grid_edit;
 mod import;
 mod ogc;
 mod open311;
+mod privacy;
 mod report_index;
 mod reports;
 mod seed;

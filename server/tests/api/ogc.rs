@@ -74,7 +74,9 @@ async fn landing_conformance_api_and_collections_describe_the_service(pool: PgPo
     assert_eq!(api["components"]["parameters"]["limit"]["schema"]["maximum"], 1000);
     let cols = get(&pool, "/ogc/collections").await.json();
     let ids: Vec<&str> = cols["collections"].as_array().expect("list").iter().filter_map(|c| c["id"].as_str()).collect();
-    assert_eq!(ids, ["grids", "buildings", "stations"], "reports is not advertised until its table exists");
+    assert_eq!(ids, ["grids", "buildings", "stations", "reports"]);
+    assert!(api["paths"]["/ogc/collections/reports/items"]["post"].is_null(), "reports are read-only here");
+    assert!(api["paths"]["/ogc/collections/grids/items"]["post"].is_object());
     assert_eq!(get(&pool, "/ogc/collections/nope").await.status, StatusCode::NOT_FOUND);
     assert_eq!(get(&pool, "/ogc?f=html").await.status, StatusCode::BAD_REQUEST);
     let q = get(&pool, "/ogc/collections/buildings/queryables").await.json();
@@ -273,4 +275,38 @@ async fn writes_need_the_right_role(pool: PgPool) {
     assert_eq!(created.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&created.body));
     assert_eq!(created.json()["properties"]["version"], 1);
     assert_eq!(created.headers[header::ETAG], "\"1\"");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn reports_collection_is_public_safe_filterable_and_read_only(pool: PgPool) {
+    crate::reports::small_city(&pool).await;
+    let rider = crate::reports::user(&pool, "rider-secret-name", Role::Rider, &[]).await;
+    for (category, lon) in [("manhole_cover", 118.175), ("streetlight", 118.185)] {
+        let body = crate::reports::report_body(category, lon, 36.175);
+        let reply = crate::reports::post_report(&pool, Some(&rider), Some(&uuid::Uuid::new_v4().to_string()), &body).await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+    }
+    let page = get(&pool, "/ogc/collections/reports/items?limit=10").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let page = page.json();
+    assert_eq!(page["numberMatched"], 2);
+    let first = &page["features"][0];
+    assert_eq!(first["geometry"]["type"], "Point");
+    assert!(first["properties"]["status"].is_string());
+    let text = page.to_string();
+    assert!(!text.contains("rider-secret-name") && !text.contains("reporter") && !text.contains("idempotency"), "{text}");
+    // Equality and CQL2 filters work on the published properties only.
+    assert_eq!(get(&pool, "/ogc/collections/reports/items?category=streetlight").await.json()["numberMatched"], 1);
+    let cql = enc("grid_id = 2 AND status = 'submitted'");
+    assert_eq!(get(&pool, &format!("/ogc/collections/reports/items?filter={cql}")).await.json()["numberMatched"], 1);
+    let private = get(&pool, &format!("/ogc/collections/reports/items?filter={}", enc("reporter_id = 1"))).await;
+    assert_eq!(private.status, StatusCode::BAD_REQUEST, "a private column is an unknown property");
+    let q = get(&pool, "/ogc/collections/reports/queryables").await.json();
+    assert!(q["properties"].get("reporter_id").is_none() && q["properties"]["category"].is_object());
+    // Read-only: even an admin cannot write reports through OGC (their workflow is elsewhere).
+    let admin = token(&pool, "ogc-admin", Role::Admin).await;
+    let feature = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [118.175, 36.175]}, "properties": {}});
+    let created = call(&pool, "POST", "/ogc/collections/reports/items", Some(&admin), None, Some(&feature)).await;
+    assert_eq!(created.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(crate::common::count(&pool, "report").await, 2);
 }

@@ -61,3 +61,33 @@ async fn open311_post_with_a_rider_token_then_get_with_filters(pool: PgPool) {
     assert_eq!(get(&pool, "/open311/v2/requests.json?start_date=2000-01-01T00:00:00Z&end_date=2000-02-01T00:00:00Z").await.json(), json!([]));
     assert_eq!(get(&pool, "/open311/v2/requests/999999.json").await.json()[0]["code"], 404);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn open311_post_with_an_idempotency_key_lands_once(pool: PgPool) {
+    small_city(&pool).await;
+    let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
+    let key = uuid::Uuid::new_v4().to_string();
+    let post = |form: String| {
+        let pool = pool.clone();
+        let key = key.clone();
+        async move {
+            let request = Request::post("/open311/v2/requests.json")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header("Idempotency-Key", key)
+                .body(Body::from(form))
+                .expect("request");
+            send(&pool, request).await
+        }
+    };
+    let form = format!("api_key={rider}&service_code=manhole_cover&lat=36.175&long=118.185");
+    let first = post(form.clone()).await;
+    let again = post(form).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(first.json()[0]["service_request_id"], again.json()[0]["service_request_id"]);
+    assert_eq!(crate::common::count(&pool, "report").await, 1, "a resend is not a second report");
+    let other = post(format!("api_key={rider}&service_code=streetlight&lat=36.175&long=118.185")).await;
+    assert_eq!(other.status, StatusCode::CONFLICT);
+    assert_eq!(other.json()[0]["code"], 409);
+    assert_eq!(crate::common::count(&pool, "report").await, 1);
+}

@@ -1,0 +1,5 @@
+#![no_main]
+//! Fuzz target: see `gridmap_server::fuzzing::multipart`.
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| gridmap_server::fuzzing::multipart(data));

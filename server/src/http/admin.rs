@@ -1,0 +1,280 @@
+//! `/api/admin/*`: what a county's system administrator does with accounts — add riders, grid
+//! workers and planners, disable and re-enable them, reset passwords, assign workers to grids,
+//! revoke logins. Admins only. Disabling an account revokes every token it holds at once, so a
+//! lost phone or a departed worker stops working on the next request, not when the token expires.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::auth::Admin;
+use super::error::{ApiError, ApiResult, on_constraint};
+use super::extract::{Json, Path};
+use crate::accounts::{self, MIN_PASSWORD_CHARS};
+use crate::auth::{self, Role};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/admin/accounts", get(list_accounts).post(create_account))
+        .route("/api/admin/accounts/{id}", get(get_account).patch(update_account))
+        .route("/api/admin/accounts/{id}/grids", put(assign_grids))
+        .route("/api/admin/accounts/{id}/revoke-tokens", post(revoke_tokens))
+}
+
+/// An account as an admin sees it (never the password hash).
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct AccountView {
+    pub id: i64,
+    pub name: String,
+    pub display_name: Option<String>,
+    pub role: String,
+    pub phone: Option<String>,
+    pub public_phone: Option<String>,
+    pub part_time_grid_worker: bool,
+    pub disabled: bool,
+    pub can_log_in: bool,
+    pub grid_ids: Vec<i64>,
+    pub active_tokens: i64,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+const ACCOUNT_SELECT: &str = r"
+select a.id, a.name, a.display_name, a.role, a.phone, a.public_phone, a.part_time_grid_worker, a.disabled,
+       a.password_hash is not null and not a.disabled as can_log_in,
+       array(select g.grid_id from grid_assignment g where g.account_id = a.id order by g.grid_id) as grid_ids,
+       (select count(*) from session_token t where t.account_id = a.id and t.revoked_at is null and t.expires_at > now()) as active_tokens,
+       a.created_at, a.updated_at
+  from account a";
+
+/// `GET /api/admin/accounts`: every account, by id.
+async fn list_accounts(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<AccountView>>> {
+    let rows = sqlx::query_as(&format!("{ACCOUNT_SELECT} order by a.id")).fetch_all(&state.pool).await?;
+    Ok(Json(rows))
+}
+
+async fn load(pool: &sqlx::PgPool, id: i64) -> ApiResult<AccountView> {
+    sqlx::query_as(&format!("{ACCOUNT_SELECT} where a.id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("account {id}")))
+}
+
+async fn get_account(State(state): State<AppState>, _: Admin, Path(id): Path<i64>) -> ApiResult<Json<AccountView>> {
+    Ok(Json(load(&state.pool, id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccountBody {
+    pub name: String,
+    pub role: Role,
+    pub password: String,
+    pub display_name: Option<String>,
+    pub phone: Option<String>,
+    pub public_phone: Option<String>,
+    #[serde(default)]
+    pub part_time_grid_worker: bool,
+    #[serde(default)]
+    pub grid_ids: Vec<i64>,
+}
+
+fn check_password(password: &str) -> ApiResult<()> {
+    if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > 1024 {
+        return Err(ApiError::field("password", format!("between {MIN_PASSWORD_CHARS} characters and 1 KiB")));
+    }
+    Ok(())
+}
+
+fn check_text(field: &str, value: Option<&str>, max_chars: usize) -> ApiResult<()> {
+    if let Some(v) = value
+        && (v.chars().count() > max_chars || v.chars().any(char::is_control))
+    {
+        return Err(ApiError::field(field, format!("at most {max_chars} characters, no control characters")));
+    }
+    Ok(())
+}
+
+fn account_constraint(constraint: &str) -> Option<ApiError> {
+    match constraint {
+        "account_name_key" => Some(ApiError::Conflict("an account with this name exists".into())),
+        "account_name_format" => {
+            Some(ApiError::field("name", "letters, digits and _ . @ - only, 2 to 64 characters"))
+        }
+        "account_part_time_only_riders" => Some(ApiError::field("part_time_grid_worker", "applies to riders only")),
+        "grid_assignment_grid_fkey" => Some(ApiError::field("grid_ids", "names a grid that does not exist")),
+        _ => None,
+    }
+}
+
+/// `POST /api/admin/accounts` → 201 + Location.
+async fn create_account(State(state): State<AppState>, _: Admin, Json(body): Json<NewAccountBody>) -> ApiResult<Response> {
+    check_password(&body.password)?;
+    check_text("display_name", body.display_name.as_deref(), 64)?;
+    check_text("phone", body.phone.as_deref(), 32)?;
+    check_text("public_phone", body.public_phone.as_deref(), 32)?;
+    let password = body.password.clone();
+    let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))??;
+    let mut tx = state.pool.begin().await?;
+    let id: i64 = sqlx::query_scalar(
+        r"insert into account (name, role, password_hash, display_name, phone, public_phone, part_time_grid_worker)
+          values ($1, $2, $3, $4, $5, $6, $7) returning id",
+    )
+    .bind(&body.name)
+    .bind(body.role.as_str())
+    .bind(&hash)
+    .bind(&body.display_name)
+    .bind(&body.phone)
+    .bind(&body.public_phone)
+    .bind(body.part_time_grid_worker)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| on_constraint(e, account_constraint))?;
+    replace_grids(&mut tx, id, &body.grid_ids).await?;
+    tx.commit().await?;
+    let view = load(&state.pool, id).await?;
+    Ok((StatusCode::CREATED, [(header::LOCATION, format!("/api/admin/accounts/{id}"))], Json(view)).into_response())
+}
+
+/// Which grids an account works: replaced as a whole, in one transaction.
+async fn replace_grids(tx: &mut sqlx::PgConnection, id: i64, grid_ids: &[i64]) -> ApiResult<()> {
+    if grid_ids.len() > 50 {
+        return Err(ApiError::field("grid_ids", "at most 50 grids per account"));
+    }
+    sqlx::query("delete from grid_assignment where account_id = $1").bind(id).execute(&mut *tx).await?;
+    sqlx::query("insert into grid_assignment (account_id, grid_id) select $1, unnest($2::bigint[]) on conflict do nothing")
+        .bind(id)
+        .bind(grid_ids)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| on_constraint(e, account_constraint))?;
+    Ok(())
+}
+
+/// `PATCH /api/admin/accounts/{id}`: any of these; absent fields stay as they are.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountPatch {
+    pub disabled: Option<bool>,
+    pub role: Option<Role>,
+    pub password: Option<String>,
+    pub display_name: Option<String>,
+    pub phone: Option<String>,
+    pub public_phone: Option<String>,
+    pub part_time_grid_worker: Option<bool>,
+}
+
+async fn update_account(
+    State(state): State<AppState>,
+    Admin(me): Admin,
+    Path(id): Path<i64>,
+    Json(patch): Json<AccountPatch>,
+) -> ApiResult<Json<AccountView>> {
+    if id == me.account_id && (patch.disabled == Some(true) || patch.role.is_some_and(|r| r != Role::Admin)) {
+        // The last admin locking themselves out would need a database shell to undo.
+        return Err(ApiError::Conflict("an admin cannot disable or demote their own account".into()));
+    }
+    check_text("display_name", patch.display_name.as_deref(), 64)?;
+    check_text("phone", patch.phone.as_deref(), 32)?;
+    check_text("public_phone", patch.public_phone.as_deref(), 32)?;
+    let hash = match patch.password.clone() {
+        Some(password) => {
+            check_password(&password)?;
+            Some(
+                tokio::task::spawn_blocking(move || accounts::hash_password(&password))
+                    .await
+                    .map_err(|e| ApiError::Internal(e.into()))??,
+            )
+        }
+        None => None,
+    };
+    let mut tx = state.pool.begin().await?;
+    let updated = sqlx::query(
+        r"update account set
+              disabled = coalesce($2, disabled),
+              role = coalesce($3, role),
+              password_hash = coalesce($4, password_hash),
+              display_name = coalesce($5, display_name),
+              phone = coalesce($6, phone),
+              public_phone = coalesce($7, public_phone),
+              part_time_grid_worker = coalesce($8, part_time_grid_worker)
+          where id = $1",
+    )
+    .bind(id)
+    .bind(patch.disabled)
+    .bind(patch.role.map(Role::as_str))
+    .bind(hash)
+    .bind(&patch.display_name)
+    .bind(&patch.phone)
+    .bind(&patch.public_phone)
+    .bind(patch.part_time_grid_worker)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| on_constraint(e, account_constraint))?;
+    if updated.rows_affected() == 0 {
+        return Err(ApiError::not_found(format!("account {id}")));
+    }
+    // A disabled account, a new role or a new password ends every open login.
+    if patch.disabled == Some(true) || patch.role.is_some() || patch.password.is_some() {
+        sqlx::query("update session_token set revoked_at = now() where account_id = $1 and revoked_at is null")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(Json(load(&state.pool, id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridsBody {
+    pub grid_ids: Vec<i64>,
+}
+
+/// `PUT /api/admin/accounts/{id}/grids` with `{"grid_ids": [...]}`: the grids this account
+/// works from now on. The change applies to open logins at once (grids are read per request).
+async fn assign_grids(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<i64>,
+    Json(body): Json<GridsBody>,
+) -> ApiResult<Json<AccountView>> {
+    let role: Option<String> =
+        sqlx::query_scalar("select role from account where id = $1").bind(id).fetch_optional(&state.pool).await?;
+    match role.as_deref() {
+        None => return Err(ApiError::not_found(format!("account {id}"))),
+        Some("grid_worker" | "rider") => {}
+        Some(other) if !body.grid_ids.is_empty() => {
+            return Err(ApiError::field("grid_ids", format!("only grid workers and riders work grids, not a {other}")));
+        }
+        Some(_) => {}
+    }
+    let mut tx = state.pool.begin().await?;
+    replace_grids(&mut tx, id, &body.grid_ids).await?;
+    tx.commit().await?;
+    Ok(Json(load(&state.pool, id).await?))
+}
+
+#[derive(Debug, Serialize)]
+pub struct Revoked {
+    pub revoked: u64,
+}
+
+/// `POST /api/admin/accounts/{id}/revoke-tokens`: log the account out everywhere.
+async fn revoke_tokens(State(state): State<AppState>, _: Admin, Path(id): Path<i64>) -> ApiResult<Json<Revoked>> {
+    let exists: bool = sqlx::query_scalar("select exists(select 1 from account where id = $1)")
+        .bind(id)
+        .fetch_one(&state.pool)
+        .await?;
+    if !exists {
+        return Err(ApiError::not_found(format!("account {id}")));
+    }
+    Ok(Json(Revoked { revoked: auth::revoke_all(&state.pool, id).await? }))
+}

@@ -1,0 +1,197 @@
+//! Privacy: sentinel values go into every private field — reporter identity, phone numbers,
+//! building leaders' contacts, login names of workers, idempotency keys, password hashes — then
+//! every public route (each GET the authorization table opens to anonymous callers) is crawled,
+//! anonymously and as an unrelated rider, and no response may contain any sentinel. The crawl
+//! fails if a public route is added without being crawled here.
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::access::{O, TABLE};
+use crate::common::send;
+use gridmap_server::accounts::{NewAccount, upsert};
+use gridmap_server::config::Role;
+use gridmap_server::seed;
+
+const REPORTER_LOGIN: &str = "sentinel-reporter-login";
+const REPORTER_NAME: &str = "SENTINELREPORTERNAME";
+const WORKER_LOGIN: &str = "sentinel-worker-login";
+const PHONE: &str = "SENTINELPHONE";
+const LEADER_NAME: &str = "SENTINELLEADERNAME";
+const LEADER_PHONE: &str = "SENTINELLEADERPHONE";
+const IDEMPOTENCY_KEY: &str = "5e471e15-0000-4000-8000-00000000abcd";
+
+async fn login(pool: &PgPool, name: &str, role: Role, grid_codes: &[String]) -> String {
+    let password = format!("{name}-password");
+    upsert(pool, &NewAccount { name, role, password: &password, part_time_grid_worker: false, grid_codes })
+        .await
+        .expect("account");
+    gridmap_server::auth::login(pool, name, &password).await.expect("login").expect("valid").token
+}
+
+fn request(method: &str, uri: &str, token: Option<&str>, body: Option<serde_json::Value>) -> Request<Body> {
+    let mut r = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        r = r.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    match body {
+        Some(b) => r.header(header::CONTENT_TYPE, "application/json").body(Body::from(b.to_string())),
+        None => r.body(Body::empty()),
+    }
+    .expect("request")
+}
+
+/// XYZ tile containing a WGS84 point.
+fn tile_of(lon: f64, lat: f64, z: u8) -> (u32, u32) {
+    let n = f64::from(1u32 << z);
+    let x = ((lon + 180.0) / 360.0 * n).floor();
+    let lat = lat.to_radians();
+    let y = ((1.0 - (lat.tan() + 1.0 / lat.cos()).ln() / std::f64::consts::PI) / 2.0 * n).floor();
+    (x as u32, y as u32)
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
+    seed::seed_demo(&pool, 1).await.expect("seed");
+    // Private fields everywhere: every account's phone, every building leader.
+    sqlx::query("update account set phone = $1 || id").bind(PHONE).execute(&pool).await.expect("phones");
+    sqlx::query("update building set leader_name = $1, leader_phone = $2")
+        .bind(LEADER_NAME)
+        .bind(LEADER_PHONE)
+        .execute(&pool)
+        .await
+        .expect("leaders");
+
+    // Two grids with reports: a sentinel reporter files them, a sentinel worker acts on one.
+    let grids: Vec<(i64, String, f64, f64)> = sqlx::query_as(
+        "select id, code, ST_X(p), ST_Y(p) from (select id, code, ST_PointOnSurface(geom) p from grid order by id limit 2) s",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("grids");
+    let reporter = login(&pool, REPORTER_LOGIN, Role::Rider, &[]).await;
+    sqlx::query("update account set display_name = $1, phone = $2 where name = $3")
+        .bind(REPORTER_NAME)
+        .bind(PHONE)
+        .bind(REPORTER_LOGIN)
+        .execute(&pool)
+        .await
+        .expect("reporter");
+    let worker = login(&pool, WORKER_LOGIN, Role::GridWorker, &[grids[0].1.clone()]).await;
+    let mut report_ids = Vec::new();
+    for (i, (_, _, lon, lat)) in grids.iter().enumerate() {
+        let mut r = request(
+            "POST",
+            "/api/reports",
+            Some(&reporter),
+            Some(json!({"category": "manhole_cover", "description": "井盖缺失",
+                        "location": {"lon": lon, "lat": lat, "crs": "wgs84", "accuracy_m": 5}})),
+        );
+        let key = if i == 0 { IDEMPOTENCY_KEY.to_string() } else { uuid::Uuid::new_v4().to_string() };
+        r.headers_mut().insert("Idempotency-Key", key.parse().expect("header"));
+        let reply = send(&pool, r).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&reply.body));
+        report_ids.push(reply.json()["id"].as_i64().expect("id"));
+    }
+    let etag = crate::common::get(&pool, &format!("/api/reports/{}", report_ids[0])).await.headers[header::ETAG].clone();
+    let mut accept = request("POST", &format!("/api/reports/{}/transitions", report_ids[0]), Some(&worker), Some(json!({"to": "accepted"})));
+    accept.headers_mut().insert(header::IF_MATCH, etag);
+    let accepted = send(&pool, accept).await;
+    assert_eq!(accepted.status, StatusCode::OK, "{}", String::from_utf8_lossy(&accepted.body));
+    // The privileged view does show the reporter: the sentinel is really there to leak.
+    let privileged = send(&pool, request("GET", &format!("/api/reports/{}", report_ids[0]), Some(&worker), None)).await;
+    assert!(String::from_utf8_lossy(&privileged.body).contains(REPORTER_LOGIN), "the worker sees the reporter");
+
+    let other_rider = login(&pool, "privacy-other-rider", Role::Rider, &[]).await;
+    let station: i64 = sqlx::query_scalar("select min(id) from station").fetch_one(&pool).await.expect("station");
+    let building: i64 = sqlx::query_scalar("select min(id) from building").fetch_one(&pool).await.expect("building");
+
+    // The crawl: (route pattern it covers, URI).
+    let mut crawl: Vec<(&str, String)> = vec![
+        ("/healthz", "/healthz".into()),
+        ("/readyz", "/readyz".into()),
+        ("/api/stations", "/api/stations".into()),
+        ("/api/stations/nearest", "/api/stations/nearest?lon=118.17&lat=36.18&limit=48".into()),
+        ("/api/stations/{id}", format!("/api/stations/{station}")),
+        ("/api/grids/gaps", "/api/grids/gaps".into()),
+        ("/api/grids/balance", "/api/grids/balance".into()),
+        ("/ogc", "/ogc".into()),
+        ("/ogc/", "/ogc/".into()),
+        ("/ogc/api", "/ogc/api".into()),
+        ("/ogc/conformance", "/ogc/conformance".into()),
+        ("/ogc/collections", "/ogc/collections".into()),
+        ("/tiles/{file}", "/tiles/style.json".into()),
+        ("/metrics", "/metrics".into()),
+        ("/api/report-categories", "/api/report-categories".into()),
+        ("/api/reports", "/api/reports?limit=500".into()),
+        ("/api/reports/hexbins", "/api/reports/hexbins?res=9".into()),
+        ("/api/points/leaderboard", "/api/points/leaderboard".into()),
+        ("/api/stats", "/api/stats".into()),
+        ("/open311/v2/discovery.json", "/open311/v2/discovery.json".into()),
+        ("/open311/v2/services.json", "/open311/v2/services.json".into()),
+        ("/open311/v2/services/{file}", "/open311/v2/services/manhole_cover.json".into()),
+        ("/open311/v2/requests.json", "/open311/v2/requests.json".into()),
+    ];
+    let layers = gridmap_tiles::Layer::ALL.map(gridmap_tiles::Layer::name).join(",");
+    crawl.push(("/tiles/{file}", format!("/tiles/{layers}.json")));
+    for (grid, _, lon, lat) in &grids {
+        crawl.push(("/api/grids/at", format!("/api/grids/at?lon={lon}&lat={lat}")));
+        crawl.push(("/api/grids/{id}/history", format!("/api/grids/{grid}/history")));
+        for z in 10..=18u8 {
+            let (x, y) = tile_of(*lon, *lat, z);
+            crawl.push(("/tiles/{layers}/{z}/{x}/{file}", format!("/tiles/{layers}/{z}/{x}/{y}.mvt")));
+        }
+    }
+    for id in &report_ids {
+        crawl.push(("/api/reports/{id}", format!("/api/reports/{id}")));
+        crawl.push(("/open311/v2/requests/{file}", format!("/open311/v2/requests/{id}.json")));
+    }
+    for coll in gridmap_server::ogc::collections::ALL {
+        let c = coll.id;
+        crawl.push(("/ogc/collections/{collection}", format!("/ogc/collections/{c}")));
+        crawl.push(("/ogc/collections/{collection}/queryables", format!("/ogc/collections/{c}/queryables")));
+        crawl.push(("/ogc/collections/{collection}/items", format!("/ogc/collections/{c}/items?limit=1000")));
+        let id = match c {
+            "grids" => grids[0].0,
+            "buildings" => building,
+            "stations" => station,
+            _ => report_ids[0],
+        };
+        crawl.push(("/ogc/collections/{collection}/items/{id}", format!("/ogc/collections/{c}/items/{id}")));
+    }
+
+    // Every public GET route is crawled.
+    let public: BTreeSet<&str> = TABLE.iter().filter(|(m, _, who)| *m == "GET" && who[0] == O::A).map(|(_, p, _)| *p).collect();
+    let crawled: BTreeSet<&str> = crawl.iter().map(|(p, _)| *p).collect();
+    let missed: Vec<_> = public.difference(&crawled).collect();
+    assert!(missed.is_empty(), "public routes the privacy crawl does not visit: {missed:?}");
+
+    let sentinels = [REPORTER_LOGIN, REPORTER_NAME, WORKER_LOGIN, PHONE, LEADER_NAME, LEADER_PHONE, IDEMPOTENCY_KEY, "$argon2id$"];
+    let mut leaks = Vec::new();
+    let mut bytes_seen = 0usize;
+    for token in [None, Some(other_rider.as_str())] {
+        for (_, uri) in &crawl {
+            let reply = send(&pool, request("GET", uri, token, None)).await;
+            assert!(
+                reply.status.is_success() || reply.status == StatusCode::NO_CONTENT,
+                "GET {uri}: {} {}",
+                reply.status,
+                String::from_utf8_lossy(&reply.body)
+            );
+            bytes_seen += reply.body.len();
+            // Bodies are searched as bytes: MVT string tables hold property values verbatim.
+            let text = String::from_utf8_lossy(&reply.body);
+            for s in sentinels.iter().chain(std::iter::once(&reporter.as_str())) {
+                if text.contains(s) {
+                    leaks.push(format!("GET {uri} (token: {}) contains {s}", token.is_some()));
+                }
+            }
+        }
+    }
+    assert!(leaks.is_empty(), "private values in public responses:\n{}", leaks.join("\n"));
+    assert!(bytes_seen > 1_000_000, "the crawl read real content ({bytes_seen} bytes)");
+}

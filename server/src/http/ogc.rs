@@ -89,6 +89,10 @@ pub const CONFORMANCE: &[&str] = &[
     "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
+    // The draft's classes for feature resources and for If-Match/ETag locking (both implemented:
+    // every write needs If-Match, checked in the same statement as the write).
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/optimistic-locking-etags",
 ];
 
 const GEOJSON: &str = "application/geo+json";
@@ -567,7 +571,7 @@ fn openapi(b: &str) -> Value {
     json!({
         "openapi": "3.0.3",
         "info": {"title": "gridmap OGC API – Features", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Grids, buildings and warm-\"new\" stations of Yiyuan county. limit defaults to 10; values above 1000 are clamped to 1000."},
+                 "description": "Grids, buildings, warm-\"new\" stations and (read-only) reports of Yiyuan county. limit defaults to 10; values above 1000 are clamped to 1000."},
         "servers": [{"url": if b.is_empty() { "/".to_string() } else { b.to_string() }}],
         "paths": paths,
         "components": {

@@ -157,7 +157,11 @@ async fn main() {
     }
     let elapsed = started.elapsed().as_secs_f64();
     if let Ok(path) = std::env::var("KEYS_FILE") {
-        std::fs::write(&path, riders_side.keys.iter().map(|k| format!("{k}\n")).collect::<String>()).expect("write keys");
+        let mut lines = riders_side.keys.join("\n");
+        if !lines.is_empty() {
+            lines.push('\n');
+        }
+        std::fs::write(&path, lines).expect("write keys");
     }
     println!(
         "{}",

@@ -84,11 +84,12 @@ pub struct NewAccountBody {
     pub grid_ids: Vec<i64>,
 }
 
-fn check_password(password: &str) -> ApiResult<()> {
+/// Check a new password and hash it off the async threads (argon2 takes tens of milliseconds).
+async fn hashed(password: String) -> ApiResult<String> {
     if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > 1024 {
         return Err(ApiError::field("password", format!("between {MIN_PASSWORD_CHARS} characters and 1 KiB")));
     }
-    Ok(())
+    Ok(tokio::task::spawn_blocking(move || accounts::hash_password(&password)).await.map_err(|e| ApiError::Internal(e.into()))??)
 }
 
 fn check_text(field: &str, value: Option<&str>, max_chars: usize) -> ApiResult<()> {
@@ -114,14 +115,10 @@ fn account_constraint(constraint: &str) -> Option<ApiError> {
 
 /// `POST /api/admin/accounts` → 201 + Location.
 async fn create_account(State(state): State<AppState>, _: Admin, Json(body): Json<NewAccountBody>) -> ApiResult<Response> {
-    check_password(&body.password)?;
     check_text("display_name", body.display_name.as_deref(), 64)?;
     check_text("phone", body.phone.as_deref(), 32)?;
     check_text("public_phone", body.public_phone.as_deref(), 32)?;
-    let password = body.password.clone();
-    let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&password))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))??;
+    let hash = hashed(body.password.clone()).await?;
     let mut tx = state.pool.begin().await?;
     let id: i64 = sqlx::query_scalar(
         r"insert into account (name, role, password_hash, display_name, phone, public_phone, part_time_grid_worker)
@@ -185,14 +182,7 @@ async fn update_account(
     check_text("phone", patch.phone.as_deref(), 32)?;
     check_text("public_phone", patch.public_phone.as_deref(), 32)?;
     let hash = match patch.password.clone() {
-        Some(password) => {
-            check_password(&password)?;
-            Some(
-                tokio::task::spawn_blocking(move || accounts::hash_password(&password))
-                    .await
-                    .map_err(|e| ApiError::Internal(e.into()))??,
-            )
-        }
+        Some(password) => Some(hashed(password).await?),
         None => None,
     };
     let mut tx = state.pool.begin().await?;

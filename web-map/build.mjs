@@ -14,6 +14,9 @@ const vendor = [
   ['maplibre-gl/dist/maplibre-gl.mjs', 'maplibre-gl/maplibre-gl.mjs'],
   ['maplibre-gl/dist/maplibre-gl-worker.mjs', 'maplibre-gl/maplibre-gl-worker.mjs'],
   ['maplibre-gl/dist/maplibre-gl.css', 'maplibre-gl/maplibre-gl.css'],
+  // The planner's grid editor; ES modules, loaded by the planner view only (import map in index.html).
+  ['terra-draw/dist/terra-draw.modern.js', 'terra-draw/terra-draw.modern.js'],
+  ['terra-draw-maplibre-gl-adapter/dist/terra-draw-maplibre-gl-adapter.modern.js', 'terra-draw-maplibre-gl-adapter/terra-draw-maplibre-gl-adapter.modern.js'],
 ];
 for (const [from, to] of vendor) {
   const src = join(here, 'node_modules', from);

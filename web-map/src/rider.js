@@ -8,8 +8,8 @@ import { t, getLang } from './i18n.js';
 import { api, ApiError } from './api.js';
 import { h, $ } from './dom.js';
 import * as queue from './queue.js';
+import { getSession, onSession, login, logout } from './session.js';
 
-const SESSION = 'gridmap.session';
 const MAX_PHOTOS = 3;
 const PHOTO_MAX_SIDE = 1600; // px: legible for a worker, a few hundred KB on a weak connection
 const POOR_ACCURACY_M = 100; // issue 5 flags fixes worse than this
@@ -25,20 +25,6 @@ const rider = {
   lastResult: null,
   points: null,
 };
-
-function loadSession() {
-  try {
-    const s = JSON.parse(localStorage.getItem(SESSION) || 'null');
-    if (s && (!s.expires_at || Date.parse(s.expires_at) > Date.now())) return s;
-  } catch { /* corrupt: log in again */ }
-  return null;
-}
-
-function saveSession(s) {
-  rider.session = s;
-  if (s) localStorage.setItem(SESSION, JSON.stringify(s));
-  else localStorage.removeItem(SESSION);
-}
 
 function label(obj) {
   if (!obj) return '';
@@ -123,7 +109,7 @@ async function send(item) {
   if (item.photos.length) {
     body = new FormData();
     body.append('report', new Blob([JSON.stringify(item.report)], { type: 'application/json' }));
-    item.photos.forEach((p, i) => body.append('photos', p, `photo-${i + 1}.jpg`));
+    item.photos.forEach((p, i) => body.append('photo', p, `photo-${i + 1}.jpg`)); // the server's part names: `report` and `photo` (×3)
   }
   try {
     return await api('/api/reports', { method: 'POST', body, headers, token: rider.session?.token, expectFailure: true });
@@ -206,6 +192,8 @@ async function submit(e, app) {
   const description = form.description.value.trim();
   const missing = !category ? 'need_category' : !description ? 'need_description' : !rider.location ? 'need_location' : null;
   if (missing) { result.textContent = t(missing); result.className = 'error'; return; }
+  // The server refuses a GPS fix worse than 100 m (issue 5): ask for the pin instead of queueing a report it will reject.
+  if (rider.location.accuracy_m !== null && rider.location.accuracy_m > POOR_ACCURACY_M) { result.textContent = t('accuracy_poor'); result.className = 'error'; return; }
   result.className = '';
   const loc = rider.location;
   const location = { lon: Number(loc.lon.toFixed(7)), lat: Number(loc.lat.toFixed(7)), crs: 'wgs84' };
@@ -254,7 +242,8 @@ function render() {
 }
 
 export function initRider(app) {
-  rider.session = loadSession();
+  rider.session = getSession();
+  onSession((s) => { rider.session = s; render(); });
   app.rider = rider;
   app.rerender.push(render);
   app.flushOutbox = flush;
@@ -265,8 +254,7 @@ export function initRider(app) {
     const error = $('#login-error');
     error.textContent = '';
     try {
-      const body = await api('/api/auth/login', { method: 'POST', body: { name: form.elements.namedItem('name').value.trim(), password: form.elements.namedItem('password').value }, expectFailure: true });
-      saveSession({ ...body, name: form.elements.namedItem('name').value.trim() });
+      await login(form.elements.namedItem('name').value.trim(), form.elements.namedItem('password').value);
       form.reset();
       await loadPoints();
       render();
@@ -276,13 +264,7 @@ export function initRider(app) {
       error.textContent = err.status === 401 || err.status === 400 ? t('login_failed') : t('api_error') + err.message;
     }
   });
-  $('#logout').addEventListener('click', () => {
-    // Revoke the token on the server too; offline, forgetting it locally is all we can do.
-    const token = rider.session?.token;
-    if (token) api('/api/auth/logout', { method: 'POST', token, expectFailure: true }).catch(() => {});
-    saveSession(null);
-    render();
-  });
+  $('#logout').addEventListener('click', () => logout());
   $('#use-gps').addEventListener('click', () => {
     if (!navigator.geolocation) return;
     $('#report-location').textContent = t('locating');

@@ -460,13 +460,15 @@ async fn drag_vertex(browser: &Browser, ring: &[[f64; 2]], i: usize, fraction: f
         .js(&format!(
             "const r = document.querySelector('#map').getBoundingClientRect();
              const a = __map.project([{}, {}]); const c = __map.project([{cx}, {cy}]);
-             return [r.left + a.x, r.top + a.y, r.left + c.x, r.top + c.y];",
+             return [r.left + a.x, r.top + a.y, r.left + c.x, r.top + c.y, r.left, r.top, r.right, r.bottom];",
             from[0], from[1]
         ))
         .await;
     let p: Vec<f64> = serde_json::from_value(px).expect("pixels");
     let (x0, y0) = (p[0].round(), p[1].round());
-    let (x1, y1) = ((p[0] + (p[2] - p[0]) * fraction).round(), (p[1] + (p[3] - p[1]) * fraction).round());
+    // Stay on the map (a target outside the viewport is a WebDriver error).
+    let x1 = (p[0] + (p[2] - p[0]) * fraction).round().clamp(p[4] + 10.0, p[6] - 10.0);
+    let y1 = (p[1] + (p[3] - p[1]) * fraction).round().clamp(p[5] + 10.0, p[7] - 10.0);
     let step = Duration::from_millis(60);
     let mut mouse = MouseActions::new("planner".into())
         .then(PointerAction::MoveTo { duration: Some(step), x: x0, y: y0 })
@@ -558,7 +560,7 @@ async fn planner_moves_a_vertex_the_map_redraws_the_boundary_and_overlaps_are_dr
         browser.js("return __draw.getSnapshot().find((f) => f.geometry.type === 'Polygon').geometry.coordinates[0];").await,
     )
     .expect("ring");
-    drag_vertex(&browser, &ring, i, -1.2).await;
+    drag_vertex(&browser, &ring, i, -0.8).await;
     browser.wait_for("document.querySelector('#dirty')", WAIT, "the edit to register").await;
     c.find(Locator::Css("#save-form [name=reason]")).await.expect("reason").send_keys("试探").await.expect("type");
     c.find(Locator::Css("#save-form button[type=submit]")).await.expect("save").click().await.expect("click");

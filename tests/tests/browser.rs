@@ -67,6 +67,8 @@ async fn resident_page_loads_without_errors_and_draws_the_stations() {
             .js("return [...document.querySelectorAll('#legend-balance .legend-stop')].map((e) => Number(e.dataset.households));")
             .await;
         assert_eq!(legend, json!([180, 255, 300, 345, 420]), "legend stops");
+        let legend_text = browser.js("return document.querySelector('#legend').innerText;").await;
+        assert!(!legend_text.as_str().unwrap_or("").contains("null"), "no stray null in the legend: {legend_text}");
     } else {
         // Until the tile server is merged the page must say so, not show a blank map.
         let status = browser.js("return document.querySelector('#status').textContent;").await;
@@ -411,6 +413,8 @@ async fn grid_worker_sees_their_grids_open_reports_with_deadlines_and_acts_with_
     let (actor, note): (String, Option<String>) =
         sqlx::query_as("select actor, note from report_event where report_id = $1 and to_status = 'accepted'").bind(fresh).fetch_one(&pool).await.expect("event");
     assert_eq!((actor.as_str(), note.as_deref()), ("gw-0001", Some("已核实，立案")));
+    let card = c.find(Locator::Css("#report-card")).await.expect("card").text().await.expect("text");
+    assert!(card.contains("垃圾堆放") && !card.contains("null"), "card: {card}");
     browser.screenshot(&screenshot_path("worker.png")).await;
 
     // Someone else dispatches it behind the card's back; the card's If-Match is stale → 412 → reloaded.
@@ -567,6 +571,8 @@ async fn planner_moves_a_vertex_the_map_redraws_the_boundary_and_overlaps_are_dr
     browser.wait_for("window.__plannerRefused", WAIT, "the refusal").await;
     let message = c.find(Locator::Css("#editor-message")).await.expect("message").text().await.expect("text");
     assert!(message.contains("重叠"), "{message}");
+    let editor = c.find(Locator::Css("#editor")).await.expect("editor").text().await.expect("text");
+    assert!(!editor.contains("null"), "no stray null in the editor: {editor}");
     let listed = browser.js("return document.querySelectorAll('#editor .overlaps li').length;").await;
     assert!(listed.as_u64().unwrap_or(0) >= 1, "overlapped neighbours listed: {listed}");
     browser.wait_for("__map.queryRenderedFeatures({ layers: ['gm-overlap'] }).length > 0", WAIT, "the overlaps drawn").await;

@@ -5,7 +5,7 @@ import * as maplibregl from 'maplibre-gl';
 import { t, setLang, getLang, applyStatic, serviceLabel, serviceSearchText, SERVICES } from './i18n.js';
 import { isOpen, isAlwaysOpen } from './hours.js';
 import { api } from './api.js';
-import { h, $ } from './dom.js';
+import { h, $, fill } from './dom.js';
 import { initRider } from './rider.js';
 import { initWorker } from './worker.js';
 import { initPlanner } from './planner.js';
@@ -153,7 +153,7 @@ function renderLegend() {
   }
   if (!stops.length && hexMax === null) { el.hidden = true; return; }
   el.hidden = false;
-  el.replaceChildren(
+  fill(el,
     stops.length ? h('div', { class: 'legend-block', id: 'legend-balance' },
       h('div', { class: 'legend-title' }, t('legend_title')),
       h('div', { class: 'legend-ramp' }, ...stops.map(([v, c]) => h('span', { class: 'legend-stop', dataset: { households: Math.round(v * 300) } },

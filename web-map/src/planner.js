@@ -5,7 +5,7 @@
 // reloads the grid and says who changed it and what; the grid's history with revert; and the
 // H3 heatmap of reports by period and category (`GET /api/reports/hexbins`).
 import { t } from './i18n.js';
-import { h, $ } from './dom.js';
+import { h, $, fill } from './dom.js';
 import { getSession, hasRole, onSession, loginForm, logout, call } from './session.js';
 
 const ROLES = ['planner', 'admin'];
@@ -216,7 +216,7 @@ function renderEditor(app) {
   const current = Number(String(planner.etag).replaceAll('"', ''));
   const reasonInput = h('input', { name: 'reason', required: true, maxlength: 500, placeholder: t('reason_placeholder') });
   const balance = Math.round(((p.households - STANDARD) / STANDARD) * 100);
-  el.replaceChildren(
+  fill(el,
     h('h2', {}, `${p.name} `, h('span', { class: 'muted grid-code' }, p.code)),
     h('p', { class: 'muted' }, t('households_vs_standard', p.households, balance), ' · ', t('version_n', current)),
     planner.message ? h('p', { id: 'editor-message', class: planner.message.kind === 'error' ? 'error' : 'ok', role: 'status' }, planner.message.text) : null,

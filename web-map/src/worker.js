@@ -4,7 +4,7 @@
 // (server/src/reports/workflow.rs), each sent with `If-Match` on the report's version. A 412 means
 // someone else acted first: the card reloads and says so.
 import { t, statusLabel } from './i18n.js';
-import { h, $ } from './dom.js';
+import { h, $, fill } from './dom.js';
 import { getSession, hasRole, onSession, loginForm, logout, call } from './session.js';
 
 const ROLES = ['grid_worker', 'admin'];
@@ -159,7 +159,7 @@ function renderCard(app) {
       type: 'button', class: to === 'cancelled' || to === 'rework' ? '' : 'primary', dataset: { to },
       onclick: (e) => act(app, to, e.target.form),
     }, t(`action_${to}`)))));
-  card.replaceChildren(
+  fill(card,
     h('h2', {}, `#${r.id} ${r.category_name}`, h('span', { class: `badge status-${r.status}` }, statusLabel(r.status))),
     worker.message ? h('p', { class: worker.message.kind === 'error' ? 'error' : 'ok', role: 'status', id: 'report-message' }, worker.message.text) : null,
     h('dl', {},

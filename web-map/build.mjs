@@ -1,6 +1,7 @@
 // Build web-map/dist: our own sources plus the vendor files from node_modules, so that gridmap
 // serves every asset itself and nothing is fetched from the internet at run time.
-import { cpSync, mkdirSync, rmSync, existsSync } from 'node:fs';
+import { cpSync, mkdirSync, rmSync, existsSync, readdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
+import { gzipSync, constants } from 'node:zlib';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,4 +28,16 @@ for (const [from, to] of vendor) {
   mkdirSync(dirname(dest), { recursive: true });
   cpSync(src, dest);
 }
+// A gzip copy beside every text asset; gridmap serves it to browsers that accept gzip
+// (ServeDir::precompressed_gzip), which matters on a rider's weak connection.
+function gzipTree(dir) {
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) gzipTree(path);
+    else if (/\.(m?js|css|html|json|svg)$/.test(name)) {
+      writeFileSync(`${path}.gz`, gzipSync(readFileSync(path), { level: constants.Z_BEST_COMPRESSION }));
+    }
+  }
+}
+gzipTree(dist);
 console.log(`web-map built into ${dist}`);

@@ -82,7 +82,24 @@ async fn resident_page_loads_without_errors_and_draws_the_stations() {
         .await;
     let (js_bytes, files) = shipped_js_bytes();
     eprintln!("MEASURED: first contentful paint {fcp} ms; map drawn with all layers (first idle) {first_paint} ms after navigation start (tiles: {tiles})");
+    let marks = browser
+        .js("return Object.fromEntries(performance.getEntriesByType('mark').map((m) => [m.name, Math.round(m.startTime)]));")
+        .await;
+    eprintln!("MEASURED: milestones (ms after navigation start): {marks}");
     eprintln!("MEASURED: shipped JS {:.1} KiB in {} files: {files:?}", js_bytes as f64 / 1024.0, files.len());
+    // What this page really downloaded (Performance API resource timing): the planner's editor
+    // (terra-draw) is imported only when the planner view opens.
+    let loaded = browser
+        .js(r"const s = performance.getEntriesByType('resource').filter((e) => /\.m?js(\?|$)/.test(e.name));
+             return { files: s.map((e) => new URL(e.name).pathname), decoded: s.reduce((n, e) => n + e.decodedBodySize, 0), transferred: s.reduce((n, e) => n + e.transferSize, 0) };")
+        .await;
+    eprintln!(
+        "MEASURED: the resident page loaded {} JS files, {:.1} KiB decoded, {:.1} KiB transferred",
+        loaded["files"].as_array().map_or(0, Vec::len),
+        loaded["decoded"].as_f64().unwrap_or(0.0) / 1024.0,
+        loaded["transferred"].as_f64().unwrap_or(0.0) / 1024.0
+    );
+    assert!(!loaded["files"].to_string().contains("terra-draw"), "terra-draw loaded on the resident page: {loaded}");
 
     browser.screenshot(&screenshot_path("resident-desktop.png")).await;
     assert_no_page_errors(&browser.js("return window.__errors;").await);

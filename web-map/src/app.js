@@ -112,6 +112,7 @@ function setPoint(lon, lat) {
 
 async function initMap() {
   const style = await loadStyle();
+  performance.mark('gridmap-style');
   const map = new maplibregl.Map({ container: 'map', style, center: CENTER, zoom: 13, attributionControl: { compact: true } });
   app.map = map;
   window.__map = map;
@@ -122,6 +123,7 @@ async function initMap() {
     setStatus('map_error', e.error?.message ?? '');
   });
   map.on('load', () => {
+    performance.mark('gridmap-map-load');
     addOverlay(map);
     renderLegend();
     updateStationLayer();

@@ -372,6 +372,10 @@ async fn rider_report_made_offline_is_queued_then_sent_once_when_the_network_ret
     browser.wait_for("window.__appReady === true", WAIT, "the app after reload").await;
     tab(&browser, "report").await;
     browser.wait_for(&format!("document.querySelector('#sent li[data-key=\"{key}\"]')"), WAIT, "my reports after reload").await;
+    // "My reports" asks the server for the current status.
+    browser
+        .wait_for(&format!("document.querySelector('#sent li[data-key=\"{key}\"] .report-status[data-status=submitted]')"), WAIT, "the status")
+        .await;
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }
@@ -464,6 +468,9 @@ async fn planner_selects(browser: &Browser, pool: &sqlx::PgPool, id: i64) -> Vec
         .await;
     browser.client.find(Locator::Css("#map canvas")).await.expect("canvas").click().await.expect("click the grid");
     browser.wait_for(&format!("window.__plannerGrid && window.__plannerGrid.id === {id}"), WAIT, "the grid in the editor").await;
+    // Selecting is not editing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(browser.js("return document.querySelector('#dirty') === null;").await, true, "no unsaved change right after selecting");
     let ring = browser
         .js("const f = __draw.getSnapshot().find((f) => f.geometry.type === 'Polygon'); return f.geometry.coordinates[0];")
         .await;
@@ -665,6 +672,102 @@ async fn planner_save_after_a_change_behind_its_back_gets_412_reloads_and_can_re
     let tab_text = c.find(Locator::Css("#tabs [data-tab=plan]")).await.expect("tab").text().await.expect("text");
     assert_eq!(tab_text, "Planning");
     assert!(c.find(Locator::Css("#view-plan")).await.expect("view").text().await.expect("text").contains("Grid editor"));
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+/// A real click (pointer down/up) at viewport pixel `(x, y)`.
+async fn click_at(browser: &Browser, x: f64, y: f64) {
+    use fantoccini::actions::{InputSource, MouseActions, PointerAction};
+    let mouse = MouseActions::new("click".into())
+        .then(PointerAction::MoveTo { duration: Some(Duration::from_millis(50)), x: x.round(), y: y.round() })
+        .then(PointerAction::Down { button: 0 })
+        .then(PointerAction::Up { button: 0 });
+    browser.client.perform_actions(mouse).await.expect("click");
+    // Slower than a double click, which MapLibre would take as "zoom in".
+    tokio::time::sleep(Duration::from_millis(700)).await;
+}
+
+#[tokio::test]
+async fn planner_splits_a_grid_along_a_drawn_line_and_merges_it_back() {
+    build_web_map();
+    let Some(browser) = Browser::start(1280, 800).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    open(&browser, &server).await;
+    let id: i64 = sqlx::query_scalar(
+        "select id from grid order by ST_Distance(ST_Centroid(geom), (select ST_Centroid(ST_Collect(geom)) from grid)) limit 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("inner grid");
+    let grids_before: i64 = sqlx::query_scalar("select count(*) from grid").fetch_one(&pool).await.expect("count");
+    planner_selects(&browser, &pool, id).await;
+    let c = &browser.client;
+
+    // Split: draw a line across the grid (west → east through its middle), click its end again.
+    c.find(Locator::Css("#start-split")).await.expect("split").click().await.expect("click");
+    browser.wait_for("__draw.getMode() === 'linestring'", WAIT, "line drawing").await;
+    let (minx, maxx, lat): (f64, f64, f64) = sqlx::query_as(
+        "select ST_XMin(geom), ST_XMax(geom), ST_Y(ST_Centroid(geom)) from grid where id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .expect("bbox");
+    let px = browser
+        .js(&format!(
+            "const r = document.querySelector('#map').getBoundingClientRect();
+             const a = __map.project([{minx}, {lat}]); const b = __map.project([{maxx}, {lat}]);
+             return [r.left + a.x - 40, r.top + a.y, r.left + b.x + 40, r.top + b.y];"
+        ))
+        .await;
+    let p: Vec<f64> = serde_json::from_value(px).expect("pixels");
+    click_at(&browser, p[0], p[1]).await;
+    click_at(&browser, p[2], p[3]).await;
+    click_at(&browser, p[2], p[3]).await;
+    browser.wait_for("document.querySelector('#split-form [name=reason]')", WAIT, "the finished line").await;
+    c.find(Locator::Css("#split-form [name=reason]")).await.expect("reason").send_keys("新建道路分隔").await.expect("type");
+    c.find(Locator::Css("#split-form button[type=submit]")).await.expect("split").click().await.expect("click");
+    browser.wait_for("window.__plannerSplit", WAIT, "the split").await;
+    let parts: Vec<(i64, String)> =
+        sqlx::query_as("select id, code from grid where id = $1 or code like (select code from grid where id = $1) || '-S%' order by id")
+            .bind(id)
+            .fetch_all(&pool)
+            .await
+            .expect("parts");
+    assert_eq!(parts.len(), 2, "two parts: {parts:?}");
+    assert_eq!(sqlx::query_scalar::<_, i64>("select count(*) from grid").fetch_one(&pool).await.expect("count"), grids_before + 1);
+    let message = c.find(Locator::Css("#editor-message")).await.expect("message").text().await.expect("text");
+    assert!(message.contains("已拆分为 2 个网格") && message.contains(&parts[1].1), "{message}");
+    browser.screenshot(&screenshot_path("planner-split.png")).await;
+
+    // Merge the new part back: pick it on the map.
+    let new_id = parts[1].0;
+    let (nlon, nlat): (f64, f64) = sqlx::query_as("select ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) from grid where id = $1")
+        .bind(new_id)
+        .fetch_one(&pool)
+        .await
+        .expect("point");
+    c.find(Locator::Css("#start-merge")).await.expect("merge").click().await.expect("click");
+    let at = browser
+        .js(&format!("const r = document.querySelector('#map').getBoundingClientRect(); const a = __map.project([{nlon}, {nlat}]); return [r.left + a.x, r.top + a.y];"))
+        .await;
+    click_at(&browser, at[0].as_f64().expect("x"), at[1].as_f64().expect("y")).await;
+    browser.wait_for("document.querySelector('#merge-form [name=reason]')", WAIT, "the neighbour picked").await;
+    c.find(Locator::Css("#merge-form [name=reason]")).await.expect("reason").send_keys("道路取消，恢复原网格").await.expect("type");
+    c.find(Locator::Css("#merge-form button[type=submit]")).await.expect("merge").click().await.expect("click");
+    browser.wait_for("window.__plannerMerged", WAIT, "the merge").await;
+    assert_eq!(sqlx::query_scalar::<_, i64>("select count(*) from grid").fetch_one(&pool).await.expect("count"), grids_before);
+    let gone: i64 = sqlx::query_scalar("select count(*) from grid where id = $1").bind(new_id).fetch_one(&pool).await.expect("gone");
+    assert_eq!(gone, 0, "the merged part is gone");
+    let reason: Option<String> = sqlx::query_scalar("select reason from grid_version where grid_id = $1 order by id desc limit 1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .expect("reason");
+    assert_eq!(reason.as_deref(), Some("道路取消，恢复原网格"));
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }

@@ -24,6 +24,9 @@ const planner = {
   draw: null,
   drawLoading: null,
   categories: [],
+  mode: null, // null (editing vertices) | 'split' | 'merge'
+  splitLine: null,
+  mergeWith: null, // {id, code, name, etag}
 };
 
 const round7 = (ring) => ring.map(([x, y]) => [Math.round(x * 1e7) / 1e7, Math.round(y * 1e7) / 1e7]);
@@ -58,7 +61,7 @@ function setVisible(app, visible) {
 async function ensureDraw(app) {
   if (planner.draw) return planner.draw;
   planner.drawLoading ??= (async () => {
-    const [{ TerraDraw, TerraDrawSelectMode, TerraDrawPolygonMode }, { TerraDrawMapLibreGLAdapter }] = await Promise.all([
+    const [{ TerraDraw, TerraDrawSelectMode, TerraDrawPolygonMode, TerraDrawLineStringMode }, { TerraDrawMapLibreGLAdapter }] = await Promise.all([
       import('terra-draw'), import('terra-draw-maplibre-gl-adapter'),
     ]);
     const draw = new TerraDraw({
@@ -69,12 +72,23 @@ async function ensureDraw(app) {
           flags: { polygon: { feature: { coordinates: { draggable: true, midpoints: true, deletable: true } } } },
         }),
         new TerraDrawPolygonMode(),
+        new TerraDrawLineStringMode(), // the split line
       ],
     });
     draw.start();
     draw.setMode('select');
-    draw.on('change', (ids, type) => {
-      if (type === 'update' && planner.draftId && ids.includes(planner.draftId) && !planner.dirty) { planner.dirty = true; render(app); }
+    draw.on('change', (ids) => {
+      // Selecting fires `change` too: dirty means the coordinates differ from the grid as read.
+      if (!planner.draftId || !ids.includes(planner.draftId)) return;
+      const now = JSON.stringify(draw.getSnapshotFeature(planner.draftId)?.geometry.coordinates);
+      const dirty = now !== planner.loadedCoords;
+      if (dirty !== planner.dirty) { planner.dirty = dirty; render(app); }
+    });
+    draw.on('finish', (id, context) => {
+      if (planner.mode === 'split' && context?.mode === 'linestring') {
+        planner.splitLine = draw.getSnapshotFeature(id)?.geometry ?? null;
+        render(app);
+      }
     });
     planner.draw = draw;
     window.__draw = draw;
@@ -101,6 +115,7 @@ function showGrid() {
   const [result] = draw.addFeatures([{ id, type: 'Feature', geometry: { type: 'Polygon', coordinates: rings }, properties: { mode: 'polygon' } }]);
   if (!result.valid) { planner.message = { kind: 'error', text: `${t('not_editable')}${result.reason ?? ''}` }; return; }
   planner.draftId = id;
+  planner.loadedCoords = JSON.stringify(draw.getSnapshotFeature(id)?.geometry.coordinates);
   draw.selectFeature(id);
 }
 
@@ -148,6 +163,7 @@ async function save(app, reason) {
     planner.grid = r.data;
     planner.etag = r.etag;
     planner.dirty = false;
+    planner.loadedCoords = JSON.stringify(snap.geometry.coordinates);
     const after = area(r.data);
     const diff = Math.round(((after - STANDARD) / STANDARD) * 100);
     planner.message = { kind: 'ok', text: t('saved', before, after, diff) + (r.data.warnings?.length ? ` · ${r.data.warnings.join('；')}` : '') };
@@ -194,6 +210,10 @@ async function revert(app, version) {
   const id = planner.grid.id;
   const r = await call(`/api/grids/${id}/revert`, { method: 'POST', body: { version, reason: t('revert_reason', version) }, headers: { 'If-Match': planner.etag } });
   if (r.ok) {
+    planner.conflict = null;
+    planner.overlaps = [];
+    app.map.getSource('gm-mine')?.setData(empty());
+    app.map.getSource('gm-overlap')?.setData(empty());
     await loadGrid(app, id);
     planner.message = { kind: 'ok', text: t('reverted', version, area(planner.grid)) };
     refreshTiles(app);
@@ -201,6 +221,84 @@ async function revert(app, version) {
     planner.message = { kind: 'error', text: `${t('refused')}${r.data?.message ?? r.status}` };
   }
   render(app);
+}
+
+function setMode(app, mode) {
+  planner.mode = mode;
+  planner.splitLine = null;
+  planner.mergeWith = null;
+  if (planner.draw) {
+    if (mode === 'split') planner.draw.setMode('linestring');
+    else { planner.draw.setMode('select'); if (planner.grid) showGrid(); }
+  }
+  render(app);
+}
+
+async function split(app, reason) {
+  const id = planner.grid.id;
+  const r = await call(`/api/grids/${id}/split`, { method: 'POST', body: { line: planner.splitLine, reason }, headers: { 'If-Match': planner.etag } });
+  if (r.ok) {
+    const parts = r.data.grids.map((g) => t('grid_part', g.code, g.households)).join('，');
+    setMode(app, null);
+    await loadGrid(app, id);
+    planner.message = { kind: 'ok', text: t('split_done', r.data.grids.length, parts) };
+    refreshTiles(app);
+    window.__plannerSplit = r.data.grids;
+  } else {
+    planner.message = { kind: 'error', text: `${t('refused')}${r.data?.message ?? r.status}` };
+    if (r.status === 412) { setMode(app, null); await loadGrid(app, id); planner.message = { kind: 'error', text: t('conflict_short') }; }
+  }
+  render(app);
+}
+
+async function pickMergeNeighbour(app, id) {
+  const r = await call(`/ogc/collections/grids/items/${id}`);
+  if (!r.ok) return;
+  planner.mergeWith = { id, code: r.data.properties.code, name: r.data.properties.name, etag: r.etag };
+  render(app);
+}
+
+async function merge(app, reason) {
+  const version = (etag) => Number(String(etag).replaceAll('"', ''));
+  const other = planner.mergeWith;
+  const r = await call('/api/grids/merge', {
+    method: 'POST',
+    body: { grids: [{ id: planner.grid.id, version: version(planner.etag) }, { id: other.id, version: version(other.etag) }], reason },
+  });
+  if (r.ok) {
+    setMode(app, null);
+    await loadGrid(app, r.data.grid.id);
+    planner.message = { kind: 'ok', text: t('merge_done', other.code, r.data.grid.code, r.data.grid.households) };
+    refreshTiles(app);
+    window.__plannerMerged = r.data;
+  } else {
+    planner.message = { kind: 'error', text: `${t('refused')}${r.data?.message ?? r.status}` };
+  }
+  render(app);
+}
+
+function modeTools(app) {
+  const reason = h('input', { name: 'reason', required: true, maxlength: 500, placeholder: t('reason_placeholder') });
+  if (planner.mode === 'split') {
+    return h('form', { class: 'stack', id: 'split-form', onsubmit: (e) => { e.preventDefault(); split(app, reason.value.trim()); } },
+      h('p', { class: 'muted' }, planner.splitLine ? t('split_ready') : t('split_hint')),
+      planner.splitLine ? h('label', {}, h('span', {}, t('reason')), reason) : null,
+      h('div', { class: 'row' },
+        h('button', { type: 'submit', class: 'primary', disabled: !planner.splitLine }, t('split_confirm')),
+        h('button', { type: 'button', onclick: () => setMode(app, null) }, t('cancel'))));
+  }
+  if (planner.mode === 'merge') {
+    const m = planner.mergeWith;
+    return h('form', { class: 'stack', id: 'merge-form', onsubmit: (e) => { e.preventDefault(); merge(app, reason.value.trim()); } },
+      h('p', { class: 'muted' }, m ? t('merge_ready', m.name, m.code) : t('merge_hint')),
+      m ? h('label', {}, h('span', {}, t('reason')), reason) : null,
+      h('div', { class: 'row' },
+        h('button', { type: 'submit', class: 'primary', disabled: !m }, t('merge_confirm')),
+        h('button', { type: 'button', onclick: () => setMode(app, null) }, t('cancel'))));
+  }
+  return h('div', { class: 'row' },
+    h('button', { type: 'button', id: 'start-split', disabled: planner.dirty, onclick: () => setMode(app, 'split') }, t('split')),
+    h('button', { type: 'button', id: 'start-merge', disabled: planner.dirty, onclick: () => setMode(app, 'merge') }, t('merge')));
 }
 
 function fmtTime(iso) {
@@ -225,7 +323,8 @@ function renderEditor(app) {
       h('p', {}, t('conflict_detail', planner.conflict.by ?? '?', fmtTime(planner.conflict.at), planner.conflict.version)),
       h('ul', {}, ...planner.conflict.changes.map((c) => h('li', {}, c))),
       h('p', { class: 'muted' }, t('conflict_hint'))) : null,
-    h('form', { class: 'stack', id: 'save-form', onsubmit: (e) => { e.preventDefault(); save(app, reasonInput.value.trim()); } },
+    modeTools(app),
+    planner.mode ? null : h('form', { class: 'stack', id: 'save-form', onsubmit: (e) => { e.preventDefault(); save(app, reasonInput.value.trim()); } },
       h('label', {}, h('span', {}, t('reason')), reasonInput),
       h('div', { class: 'row' },
         h('button', { type: 'submit', class: 'primary', disabled: !planner.draftId }, t('save')),
@@ -296,8 +395,12 @@ export function initPlanner(app) {
   $('#heatmap-form').addEventListener('submit', (e) => { e.preventDefault(); heatmap(app, e.target); });
   $('#heatmap-clear').addEventListener('click', () => { app.map?.getSource('gm-hex')?.setData(empty()); $('#heatmap-result').textContent = ''; app.showHexLegend?.(null); });
   app.onMapClick.plan = async (e) => {
-    if (!hasRole(ROLES) || planner.dirty) return; // finish or discard the edit before choosing another grid
+    if (!hasRole(ROLES) || planner.dirty || planner.mode === 'split') return; // finish or discard the edit before choosing another grid
     const at = await call(`/api/grids/at?lon=${e.lngLat.lng}&lat=${e.lngLat.lat}`);
+    if (planner.mode === 'merge') {
+      if (at.ok && at.data.id !== planner.grid?.id) await pickMergeNeighbour(app, at.data.id);
+      return;
+    }
     if (at.ok && at.data.id !== planner.grid?.id) {
       planner.message = null; planner.conflict = null; planner.overlaps = [];
       app.map.getSource('gm-overlap')?.setData(empty());

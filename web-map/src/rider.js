@@ -4,7 +4,7 @@
 // waits in the IndexedDB outbox (queue.js) and is sent, with the same Idempotency-Key, when the
 // network is back. Until the reports API is deployed the view says so and keeps queued reports.
 import * as maplibregl from 'maplibre-gl';
-import { t, getLang } from './i18n.js';
+import { t, getLang, statusLabel } from './i18n.js';
 import { api, ApiError } from './api.js';
 import { h, $ } from './dom.js';
 import * as queue from './queue.js';
@@ -24,6 +24,7 @@ const rider = {
   marker: null,
   lastResult: null,
   points: null,
+  statuses: {}, // idempotency key → the report as the server shows it now
 };
 
 function label(obj) {
@@ -135,6 +136,27 @@ function resultLine(answer) {
   return parts.join(' · ');
 }
 
+/** The report's current status (refreshed from the server when online) and its latest step. */
+function statusLine(r) {
+  const now = rider.statuses[r.key];
+  const status = now?.status ?? r.answer?.status;
+  if (!status) return [];
+  const last = now?.history?.[now.history.length - 1];
+  return [h('span', { class: 'report-status', dataset: { status } }, ` · ${t('status')}: ${statusLabel(status)}`),
+    last?.note ? ` · ${last.note}` : ''];
+}
+
+/** Ask the server how the rider's recent reports are doing (public view: status and history). */
+async function refreshStatuses() {
+  if (!navigator.onLine || !rider.session) return;
+  const sent = (await queue.sent()).sort((a, b) => b.sent_at.localeCompare(a.sent_at)).slice(0, 20);
+  for (const r of sent) {
+    if (!r.answer?.id) continue;
+    try { rider.statuses[r.key] = await api(`/api/reports/${r.answer.id}`, { token: rider.session.token, expectFailure: true }); } catch { /* offline: keep what we know */ }
+  }
+  await renderQueues();
+}
+
 async function renderQueues() {
   const [outbox, sent] = await Promise.all([queue.pending(), queue.sent()]);
   $('#outbox').replaceChildren(...(outbox.length ? outbox.map((item) => h('li', { dataset: { key: item.key, state: item.state } },
@@ -146,7 +168,7 @@ async function renderQueues() {
     : [h('li', { class: 'muted' }, t('pending_none'))]));
   $('#sent').replaceChildren(...sent.sort((a, b) => b.sent_at.localeCompare(a.sent_at)).map((r) => h('li', { dataset: { key: r.key } },
     h('div', { class: 'name' }, r.report.description.slice(0, 40)),
-    h('div', { class: 'sub' }, resultLine(r.answer), r.answer?.status ? ` · ${t('status')}: ${r.answer.status}` : ''))));
+    h('div', { class: 'sub' }, resultLine(r.answer), ...statusLine(r)))));
   const result = $('#report-result');
   if (rider.lastResult) {
     result.textContent = resultLine(rider.lastResult);
@@ -293,7 +315,10 @@ export function initRider(app) {
   // Back online, or every 30 s while something waits: send the outbox (same keys as before).
   window.addEventListener('online', () => flush());
   setInterval(async () => { if (navigator.onLine && (await queue.pending()).some((i) => i.state === 'pending')) flush(); }, 30_000);
-  window.addEventListener('gridmap:tab', (e) => { if (e.detail === 'report' && rider.marker === null && rider.session) render(); });
+  window.addEventListener('gridmap:tab', (e) => {
+    if (e.detail === 'report' && rider.marker === null && rider.session) render();
+    if (e.detail === 'report') refreshStatuses();
+  });
 
   render();
   probe().then(async () => { await loadPoints(); render(); if (rider.session && navigator.onLine) flush(); });

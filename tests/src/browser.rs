@@ -116,8 +116,8 @@ impl Browser {
         }
     }
 
-    /// Cut or restore the page's network with Chromium's own network emulation (DevTools
-    /// `Network.emulateNetworkConditions`, through ChromeDriver's `chromium/network_conditions`
+    /// Cut or restore the page's network with Chromium's own network emulation (the Chrome `DevTools` protocol,
+    /// `Network.emulateNetworkConditions`, through `ChromeDriver`'s `chromium/network_conditions`
     /// endpoint): offline, every request of the page fails at the network layer and
     /// `navigator.onLine` turns false; restoring it fires the page's `online` event. The server
     /// keeps running, so the test can look at the database meanwhile.

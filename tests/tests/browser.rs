@@ -555,7 +555,7 @@ async fn planner_moves_a_vertex_the_map_redraws_the_boundary_and_overlaps_are_dr
         })
         .expect("a vertex");
     let (from, to) = drag_vertex(&browser, &ring, i, 0.3).await;
-    let mid = [(from[0] + to[0]) / 2.0, (from[1] + to[1]) / 2.0];
+    let mid = [f64::midpoint(from[0], to[0]), f64::midpoint(from[1], to[1])];
     assert_eq!(browser.js(&format!("return {};", grid_drawn_at(mid[0], mid[1]))).await, json!(id), "before: the map draws the grid there");
     browser.wait_for("document.querySelector('#dirty')", WAIT, "the edit to register").await;
     let c = &browser.client;

@@ -86,6 +86,11 @@ async fn resident_page_loads_without_errors_and_draws_the_stations() {
         .js("return Object.fromEntries(performance.getEntriesByType('mark').map((m) => [m.name, Math.round(m.startTime)]));")
         .await;
     eprintln!("MEASURED: milestones (ms after navigation start): {marks}");
+    let slowest = browser
+        .js("return performance.getEntriesByType('resource').sort((a, b) => b.responseEnd - a.responseEnd).slice(0, 4)
+             .map((e) => `${new URL(e.name).pathname} ${Math.round(e.startTime)}→${Math.round(e.responseEnd)} ms`);")
+        .await;
+    eprintln!("MEASURED: last resources to arrive: {slowest}");
     eprintln!("MEASURED: shipped JS {:.1} KiB in {} files: {files:?}", js_bytes as f64 / 1024.0, files.len());
     // What this page really downloaded (Performance API resource timing): the planner's editor
     // (terra-draw) is imported only when the planner view opens.
@@ -196,6 +201,14 @@ async fn phone_width_layout_puts_the_panel_under_the_map() {
     assert!(rects["panel"]["top"].as_f64() >= rects["map"]["bottom"].as_f64().map(|b| b - 1.0), "panel below map: {rects}");
     assert!((rects["panel"]["width"].as_f64().expect("w") - vw).abs() < 2.0, "full-width panel: {rects}");
     browser.screenshot(&screenshot_path("resident-phone.png")).await;
+
+    // The grid worker's view on a phone: the login, then their (empty) queue under the map.
+    tab(&browser, "worker").await;
+    log_in(&browser, "#view-worker", "gw-0001").await;
+    browser.wait_for("document.querySelector('#worker-summary').textContent.includes('待办 0 件')", WAIT, "the worker's queue").await;
+    let tabs_fit = browser.js("const t = document.querySelector('#tabs'); return t.scrollWidth <= t.clientWidth + 1;").await;
+    assert_eq!(tabs_fit, true, "all six tabs fit a phone's width");
+    browser.screenshot(&screenshot_path("worker-phone.png")).await;
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }

@@ -389,6 +389,38 @@ async fn rider_report_made_offline_is_queued_then_sent_once_when_the_network_ret
     browser
         .wait_for(&format!("document.querySelector('#sent li[data-key=\"{key}\"] .report-status[data-status=submitted]')"), WAIT, "the status")
         .await;
+
+    // Online, a second report of the same category at the same place, with a photo: the
+    // possible-duplicate prompt names the first one; "send anyway" sends it as multipart
+    // (`report` + `photo` parts) with the photo as the browser re-encoded it.
+    browser.wait_for("document.querySelectorAll('#category option[value]:not([value=\"\"])').length > 0", WAIT, "categories").await;
+    c.find(Locator::Css("#category")).await.expect("select").select_by_value(&category).await.expect("choose");
+    c.find(Locator::Css("#report-form textarea")).await.expect("description").send_keys("路灯不亮").await.expect("type");
+    browser.js(&format!("__map.jumpTo({{ center: [{lon}, {lat}], zoom: 16 }}); return true;")).await;
+    c.find(Locator::Css("#use-pin")).await.expect("pin").click().await.expect("click");
+    // A 2400×1800 camera-sized JPEG handed to the file input, as a picker would.
+    c.execute_async(
+        "const done = arguments[arguments.length - 1];
+         const cv = document.createElement('canvas'); cv.width = 2400; cv.height = 1800;
+         const g = cv.getContext('2d'); g.fillStyle = '#c33'; g.fillRect(0, 0, 2400, 1800); g.fillStyle = '#fff'; g.fillRect(200, 200, 800, 600);
+         cv.toBlob((b) => { const dt = new DataTransfer(); dt.items.add(new File([b], 'lamp.jpg', { type: 'image/jpeg' }));
+           const input = document.querySelector('#photos'); input.files = dt.files; input.dispatchEvent(new Event('change')); done(true); }, 'image/jpeg', 0.9);",
+        vec![],
+    )
+    .await
+    .expect("choose a photo");
+    browser.wait_for("document.querySelectorAll('#photo-previews img').length === 1", WAIT, "the resized photo").await;
+    c.find(Locator::Css("#report-form button[type=submit]")).await.expect("submit").click().await.expect("click");
+    browser.wait_for(&format!("!document.querySelector('#duplicates').hidden && document.querySelector('#duplicates').textContent.includes('#{}')", rows[0].0), WAIT, "the possible duplicate").await;
+    c.find(Locator::Css("#duplicates button.primary")).await.expect("send anyway").click().await.expect("click");
+    browser.wait_for("document.querySelectorAll('#sent li[data-key]').length === 2", WAIT, "the second report sent").await;
+    let (photos, one_row): (i32, bool) = sqlx::query_as(
+        "select r.photo_count, (select count(*) from report_photo p where p.report_id = r.id) = 1 from report r where r.description = '路灯不亮'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("the photo report");
+    assert_eq!((photos, one_row), (1, true), "the photo arrived as the server's `photo` part");
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }

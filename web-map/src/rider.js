@@ -14,6 +14,8 @@ const MAX_PHOTOS = 3;
 const PHOTO_MAX_SIDE = 1600; // px: legible for a worker, a few hundred KB on a weak connection
 const POOR_ACCURACY_M = 100; // issue 5 flags fixes worse than this
 const DUPLICATE_RADIUS_M = 250; // FixMyStreet's default; a category may say otherwise
+// The server's open statuses (workflow::OPEN_STATUSES); it has no `open` shorthand and answers 400 to one.
+const OPEN_STATUSES = 'submitted,accepted,dispatched,handling,feedback,verified,rework,parked';
 
 const rider = {
   session: null, // {token, expires_at, role, name}
@@ -182,7 +184,7 @@ async function possibleDuplicates(category, loc) {
   const dLon = dLat / Math.cos((loc.lat * Math.PI) / 180);
   const bbox = [loc.lon - dLon, loc.lat - dLat, loc.lon + dLon, loc.lat + dLat].map((v) => v.toFixed(6)).join(',');
   try {
-    const body = await api(`/api/reports?category=${encodeURIComponent(category)}&status=open&bbox=${bbox}&limit=5`, {
+    const body = await api(`/api/reports?category=${encodeURIComponent(category)}&status=${OPEN_STATUSES}&bbox=${bbox}&limit=5`, {
       token: rider.session?.token, expectFailure: true,
     });
     const list = Array.isArray(body) ? body : body?.items ?? body?.reports ?? body?.features?.map((f) => ({ id: f.id, ...f.properties })) ?? [];

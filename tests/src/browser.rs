@@ -31,6 +31,7 @@ const FLAGS: [&str; 8] = [
 pub struct Browser {
     pub client: Client,
     driver: Child,
+    driver_url: String,
     profile: PathBuf,
 }
 
@@ -91,7 +92,7 @@ impl Browser {
                 Err(err) => panic!("chromedriver did not start a session: {err}"),
             }
         };
-        Some(Self { client, driver, profile })
+        Some(Self { client, driver, driver_url: url, profile })
     }
 
     /// Run `script` (a function body; `arguments` available) and return its value.
@@ -113,6 +114,22 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Cut or restore the page's network with Chromium's own network emulation (the Chrome `DevTools` protocol,
+    /// `Network.emulateNetworkConditions`, through `ChromeDriver`'s `chromium/network_conditions`
+    /// endpoint): offline, every request of the page fails at the network layer and
+    /// `navigator.onLine` turns false; restoring it fires the page's `online` event. The server
+    /// keeps running, so the test can look at the database meanwhile.
+    pub async fn set_offline(&self, offline: bool) {
+        let session = self.client.session_id().await.expect("session id").expect("a session");
+        let url = format!("{}/session/{session}/chromium/network_conditions", self.driver_url);
+        // Throughput -1 = not throttled; ChromeDriver wants every field.
+        let body = json!({ "network_conditions": { "offline": offline, "latency": 0, "download_throughput": -1, "upload_throughput": -1 } });
+        let reply = reqwest::Client::new().post(&url).json(&body).send().await.expect("chromedriver answers");
+        let status = reply.status();
+        let text = reply.text().await.unwrap_or_default();
+        assert!(status.is_success(), "network emulation refused: {status} {text}");
     }
 
     /// Save a PNG of the viewport.

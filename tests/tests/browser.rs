@@ -8,7 +8,7 @@ use std::time::Duration;
 use fantoccini::Locator;
 use gridmap_e2e::browser::{Browser, build_web_map, shipped_js_bytes, web_map_dir};
 use gridmap_e2e::{Server, seeded_db};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -55,7 +55,20 @@ async fn resident_page_loads_without_errors_and_draws_the_stations() {
             .await;
         let names: Vec<&str> = layers.as_array().expect("array").iter().filter_map(Value::as_str).collect();
         assert!(names.contains(&"grids"), "tile layers rendered: {layers}");
-        assert!(names.contains(&"stations"), "tile layers rendered: {layers}");
+        // Stations are drawn once: by our own layer (selection, nearest, offline cache); the
+        // style's circle layer from the tiles is removed, its labels (z14+) stay.
+        let circles = browser
+            .js("return __map.getStyle().layers.filter((l) => l.type === 'circle' && (l.source === 'gm-stations' || l['source-layer'] === 'stations')).map((l) => l.id);")
+            .await;
+        assert_eq!(circles, json!(["gm-stations", "gm-stations-selected"]), "station circle layers");
+        assert_eq!(browser.js("return !!__map.getLayer('stations-label');").await, true);
+        // The household-balance legend, read from the style's ramp (balance × 300 households).
+        let legend = browser
+            .js("return [...document.querySelectorAll('#legend-balance .legend-stop')].map((e) => Number(e.dataset.households));")
+            .await;
+        assert_eq!(legend, json!([180, 255, 300, 345, 420]), "legend stops");
+        let legend_text = browser.js("return document.querySelector('#legend').innerText;").await;
+        assert!(!legend_text.as_str().unwrap_or("").contains("null"), "no stray null in the legend: {legend_text}");
     } else {
         // Until the tile server is merged the page must say so, not show a blank map.
         let status = browser.js("return document.querySelector('#status').textContent;").await;
@@ -69,7 +82,29 @@ async fn resident_page_loads_without_errors_and_draws_the_stations() {
         .await;
     let (js_bytes, files) = shipped_js_bytes();
     eprintln!("MEASURED: first contentful paint {fcp} ms; map drawn with all layers (first idle) {first_paint} ms after navigation start (tiles: {tiles})");
+    let marks = browser
+        .js("return Object.fromEntries(performance.getEntriesByType('mark').map((m) => [m.name, Math.round(m.startTime)]));")
+        .await;
+    eprintln!("MEASURED: milestones (ms after navigation start): {marks}");
+    let slowest = browser
+        .js("return performance.getEntriesByType('resource').sort((a, b) => b.responseEnd - a.responseEnd).slice(0, 4)
+             .map((e) => `${new URL(e.name).pathname} ${Math.round(e.startTime)}→${Math.round(e.responseEnd)} ms`);")
+        .await;
+    eprintln!("MEASURED: last resources to arrive: {slowest}");
     eprintln!("MEASURED: shipped JS {:.1} KiB in {} files: {files:?}", js_bytes as f64 / 1024.0, files.len());
+    // What this page really downloaded (Performance API resource timing): the planner's editor
+    // (terra-draw) is imported only when the planner view opens.
+    let loaded = browser
+        .js(r"const s = performance.getEntriesByType('resource').filter((e) => /\.m?js(\?|$)/.test(e.name));
+             return { files: s.map((e) => new URL(e.name).pathname), decoded: s.reduce((n, e) => n + e.decodedBodySize, 0), transferred: s.reduce((n, e) => n + e.transferSize, 0) };")
+        .await;
+    eprintln!(
+        "MEASURED: the resident page loaded {} JS files, {:.1} KiB decoded, {:.1} KiB transferred",
+        loaded["files"].as_array().map_or(0, Vec::len),
+        loaded["decoded"].as_f64().unwrap_or(0.0) / 1024.0,
+        loaded["transferred"].as_f64().unwrap_or(0.0) / 1024.0
+    );
+    assert!(!loaded["files"].to_string().contains("terra-draw"), "terra-draw loaded on the resident page: {loaded}");
 
     browser.screenshot(&screenshot_path("resident-desktop.png")).await;
     assert_no_page_errors(&browser.js("return window.__errors;").await);
@@ -166,6 +201,14 @@ async fn phone_width_layout_puts_the_panel_under_the_map() {
     assert!(rects["panel"]["top"].as_f64() >= rects["map"]["bottom"].as_f64().map(|b| b - 1.0), "panel below map: {rects}");
     assert!((rects["panel"]["width"].as_f64().expect("w") - vw).abs() < 2.0, "full-width panel: {rects}");
     browser.screenshot(&screenshot_path("resident-phone.png")).await;
+
+    // The grid worker's view on a phone: the login, then their (empty) queue under the map.
+    tab(&browser, "worker").await;
+    log_in(&browser, "#view-worker", "gw-0001").await;
+    browser.wait_for("document.querySelector('#worker-summary').textContent.includes('待办 0 件')", WAIT, "the worker's queue").await;
+    let tabs_fit = browser.js("const t = document.querySelector('#tabs'); return t.scrollWidth <= t.clientWidth + 1;").await;
+    assert_eq!(tabs_fit, true, "all six tabs fit a phone's width");
+    browser.screenshot(&screenshot_path("worker-phone.png")).await;
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }
@@ -181,18 +224,86 @@ fn web_map_unit_tests_pass() {
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
 
+
+const PASSWORD: &str = "browser-demo-pass";
+
+/// Log in through the login form of a view (`#view-worker`, `#view-plan`).
+async fn log_in(browser: &Browser, view: &str, name: &str) {
+    let c = &browser.client;
+    let form = c.find(Locator::Css(&format!("{view} form.login"))).await.expect("login form");
+    form.find(Locator::Css("[name=name]")).await.expect("name").send_keys(name).await.expect("type");
+    form.find(Locator::Css("[name=password]")).await.expect("password").send_keys(PASSWORD).await.expect("type");
+    form.find(Locator::Css("button[type=submit]")).await.expect("submit").click().await.expect("click");
+}
+
+async fn tab(browser: &Browser, name: &str) {
+    browser.client.find(Locator::Css(&format!("#tabs [data-tab={name}]"))).await.expect("tab").click().await.expect("click");
+}
+
+async fn api_login(server: &Server, name: &str) -> String {
+    let body: Value = reqwest::Client::new()
+        .post(server.url("/api/auth/login"))
+        .json(&json!({"name": name, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    body["token"].as_str().unwrap_or_else(|| panic!("login {name}: {body}")).to_string()
+}
+
+/// gw-0001's grid: its id and a point well inside it.
+async fn worker_grid(pool: &sqlx::PgPool) -> (i64, f64, f64) {
+    sqlx::query_as(
+        "select g.id, ST_X(ST_PointOnSurface(g.geom)), ST_Y(ST_PointOnSurface(g.geom))
+           from grid g join grid_assignment ga on ga.grid_id = g.id join account a on a.id = ga.account_id
+          where a.name = 'gw-0001' order by g.id limit 1",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("gw-0001 works a grid")
+}
+
+/// A report filed through the API (as a rider would), returning its id.
+async fn file_report(server: &Server, token: &str, category: &str, lon: f64, lat: f64, text: &str) -> i64 {
+    let reply = reqwest::Client::new()
+        .post(server.url("/api/reports"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+        .json(&json!({"category": category, "description": text, "location": {"lon": lon, "lat": lat, "crs": "wgs84", "accuracy_m": 8.0}}))
+        .send()
+        .await
+        .expect("report");
+    let status = reply.status();
+    let body: Value = reply.json().await.expect("json");
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_i64().expect("id")
+}
+
+async fn transition(server: &Server, token: &str, id: i64, version: i32, to: &str) -> reqwest::StatusCode {
+    reqwest::Client::new()
+        .post(server.url(&format!("/api/reports/{id}/transitions")))
+        .bearer_auth(token)
+        .header("If-Match", format!("\"{version}\""))
+        .json(&json!({"to": to}))
+        .send()
+        .await
+        .expect("transition")
+        .status()
+}
+
 #[tokio::test]
-async fn rider_logs_in_and_a_report_stays_queued_with_its_key_until_the_reports_api_answers() {
+async fn rider_report_made_offline_is_queued_then_sent_once_when_the_network_returns() {
     build_web_map();
     let Some(browser) = Browser::start(1280, 800).await else { return };
-    let password = "browser-demo-pass";
-    let db = seeded_db(password).await;
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
     let server = Server::start(&db, &[]).await;
     open(&browser, &server).await;
     let c = &browser.client;
-    let reports_api = reqwest::get(server.url("/api/report-categories")).await.expect("probe").status().is_success();
 
-    c.find(Locator::Css("#tabs [data-tab=report]")).await.expect("tab").click().await.expect("click");
+    tab(&browser, "report").await;
     let form = c.find(Locator::Css("#login-form")).await.expect("login form");
     form.find(Locator::Css("[name=name]")).await.expect("name").send_keys("rider-01").await.expect("type");
     form.find(Locator::Css("[name=password]")).await.expect("password").send_keys("wrong password").await.expect("type");
@@ -200,34 +311,508 @@ async fn rider_logs_in_and_a_report_stays_queued_with_its_key_until_the_reports_
     browser.wait_for("document.querySelector('#login-error').textContent.includes('账号或密码错误')", WAIT, "the login error").await;
     let pw = form.find(Locator::Css("[name=password]")).await.expect("password");
     pw.clear().await.expect("clear");
-    pw.send_keys(password).await.expect("type");
+    pw.send_keys(PASSWORD).await.expect("type");
     form.find(Locator::Css("button[type=submit]")).await.expect("submit").click().await.expect("click");
     browser.wait_for("!document.querySelector('#rider').hidden", WAIT, "the rider view after login").await;
     assert!(c.find(Locator::Css("#rider-who")).await.expect("who").text().await.expect("text").contains("rider-01"));
+    assert_eq!(browser.js("return document.querySelector('#report-unavailable').hidden;").await, true, "the reports API is there");
 
-    if reports_api {
-        eprintln!("NOTE: the reports API is deployed; the outbox-while-absent path is not exercised here");
-        browser.close().await;
-        return;
-    }
-    // No reports API yet (issue 5): the view says so, and a report goes to the IndexedDB outbox.
-    assert_eq!(browser.js("return document.querySelector('#report-unavailable').hidden;").await, false);
-    // The category list comes from the absent API, so offer one by hand.
-    browser.js("const s = document.querySelector('#category'); s.append(new Option('市容环境', 'city_appearance')); s.value = 'city_appearance'; return true;").await;
-    c.find(Locator::Css("#report-form textarea")).await.expect("description").send_keys("井盖破损").await.expect("type");
+    // The categories come from the server (and are cached for offline use).
+    browser.wait_for("document.querySelectorAll('#category option[value]:not([value=\"\"])').length > 0", WAIT, "categories").await;
+    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1").fetch_one(&pool).await.expect("category");
+    c.find(Locator::Css("#category")).await.expect("select").select_by_value(&category).await.expect("choose");
+    let (grid_id, lon, lat) = worker_grid(&pool).await;
+    browser.js(&format!("__map.jumpTo({{ center: [{lon}, {lat}], zoom: 16 }}); return true;")).await;
     c.find(Locator::Css("#use-pin")).await.expect("pin").click().await.expect("click");
+    // Let the map finish loading its tiles first: a tile cut off mid-flight is a map error.
+    browser.wait_for("__map.loaded() && __map.areTilesLoaded()", WAIT, "the map's tiles").await;
+
+    // Network cut: Chromium's own emulation, the server keeps running.
+    browser.set_offline(true).await;
+    browser.wait_for("navigator.onLine === false", WAIT, "the page to see it is offline").await;
+    c.find(Locator::Css("#report-form textarea")).await.expect("description").send_keys("井盖破损（离线上报）").await.expect("type");
     c.find(Locator::Css("#report-form button[type=submit]")).await.expect("submit").click().await.expect("click");
     browser.wait_for("document.querySelectorAll('#outbox li[data-key]').length === 1", WAIT, "the queued report").await;
     let key = browser.js("return document.querySelector('#outbox li[data-key]').dataset.key;").await;
+    let key = uuid::Uuid::parse_str(key.as_str().expect("key")).expect("a UUID");
     assert_eq!(browser.js("return document.querySelector('#outbox li[data-key]').dataset.state;").await, "pending");
+    // "Retry now" while still offline: the fetch fails, the report stays, same key.
+    c.find(Locator::Css("#outbox li[data-key] button")).await.expect("retry").click().await.expect("click");
+    browser.wait_for("window.__lastFlush && window.__lastFlush.length === 1 && window.__lastFlush[0].status === 0", WAIT, "a failed retry").await;
+    assert_eq!(browser.js("return document.querySelector('#outbox li[data-key]').dataset.key;").await, key.to_string());
+    let stored: i64 = sqlx::query_scalar("select count(*) from report").fetch_one(&pool).await.expect("count");
+    assert_eq!(stored, 0, "nothing reached the server while offline");
     browser.screenshot(&screenshot_path("rider-outbox.png")).await;
 
-    // A reload (the phone's browser killed the tab) keeps it, with the same idempotency key.
+    // The worst case of a weak connection: a send reached the server but its answer was lost.
+    // Replay exactly what the outbox holds, with its key and the rider's token, from outside.
+    let item = browser
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             import('/queue.js').then((q) => q.pending()).then((items) => done({ report: items[0].report, token: JSON.parse(localStorage.getItem('gridmap.session')).token }));",
+            vec![],
+        )
+        .await
+        .expect("read the outbox");
+    let lost = reqwest::Client::new()
+        .post(server.url("/api/reports"))
+        .bearer_auth(item["token"].as_str().expect("token"))
+        .header("Idempotency-Key", key.to_string())
+        .json(&item["report"])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(lost.status(), 201);
+
+    // Network back: the page's `online` event sends the outbox by itself, with the same key.
+    browser.set_offline(false).await;
+    browser.wait_for("navigator.onLine === true", WAIT, "the page to see it is online").await;
+    browser.wait_for("document.querySelectorAll('#outbox li[data-key]').length === 0", WAIT, "the outbox to empty").await;
+    browser.wait_for(&format!("document.querySelector('#sent li[data-key=\"{key}\"]')"), WAIT, "the report under my reports").await;
+    let rows: Vec<(i64, Option<i64>, String)> =
+        sqlx::query_as("select id, grid_id, description from report where idempotency_key = $1").bind(key).fetch_all(&pool).await.expect("rows");
+    assert_eq!(rows.len(), 1, "stored exactly once: {rows:?}");
+    assert_eq!(sqlx::query_scalar::<_, i64>("select count(*) from report").fetch_one(&pool).await.expect("count"), 1);
+    assert_eq!(rows[0].1, Some(grid_id), "the report landed in the grid containing its point");
+    assert_eq!(rows[0].2, "井盖破损（离线上报）");
+    let sent = c.find(Locator::Css(&format!("#sent li[data-key=\"{key}\"]"))).await.expect("sent").text().await.expect("text");
+    assert!(sent.contains(&format!("编号 {}", rows[0].0)), "the answer (replayed by the server) is shown: {sent}");
+    browser.screenshot(&screenshot_path("rider-sent.png")).await;
+
+    // A reload keeps "my reports" (IndexedDB) and the login.
     c.refresh().await.expect("reload");
     browser.wait_for("window.__appReady === true", WAIT, "the app after reload").await;
-    c.find(Locator::Css("#tabs [data-tab=report]")).await.expect("tab").click().await.expect("click");
-    let again = browser.wait_for("document.querySelector('#outbox li[data-key]')?.dataset.key", WAIT, "the outbox after reload").await;
-    assert_eq!(again, key);
+    tab(&browser, "report").await;
+    browser.wait_for(&format!("document.querySelector('#sent li[data-key=\"{key}\"]')"), WAIT, "my reports after reload").await;
+    // "My reports" asks the server for the current status.
+    browser
+        .wait_for(&format!("document.querySelector('#sent li[data-key=\"{key}\"] .report-status[data-status=submitted]')"), WAIT, "the status")
+        .await;
+
+    // Online, a second report of the same category at the same place, with a photo: the
+    // possible-duplicate prompt names the first one; "send anyway" sends it as multipart
+    // (`report` + `photo` parts) with the photo as the browser re-encoded it.
+    browser.wait_for("document.querySelectorAll('#category option[value]:not([value=\"\"])').length > 0", WAIT, "categories").await;
+    c.find(Locator::Css("#category")).await.expect("select").select_by_value(&category).await.expect("choose");
+    c.find(Locator::Css("#report-form textarea")).await.expect("description").send_keys("路灯不亮").await.expect("type");
+    browser.js(&format!("__map.jumpTo({{ center: [{lon}, {lat}], zoom: 16 }}); return true;")).await;
+    c.find(Locator::Css("#use-pin")).await.expect("pin").click().await.expect("click");
+    // A 2400×1800 camera-sized JPEG handed to the file input, as a picker would.
+    c.execute_async(
+        "const done = arguments[arguments.length - 1];
+         const cv = document.createElement('canvas'); cv.width = 2400; cv.height = 1800;
+         const g = cv.getContext('2d'); g.fillStyle = '#c33'; g.fillRect(0, 0, 2400, 1800); g.fillStyle = '#fff'; g.fillRect(200, 200, 800, 600);
+         cv.toBlob((b) => { const dt = new DataTransfer(); dt.items.add(new File([b], 'lamp.jpg', { type: 'image/jpeg' }));
+           const input = document.querySelector('#photos'); input.files = dt.files; input.dispatchEvent(new Event('change')); done(true); }, 'image/jpeg', 0.9);",
+        vec![],
+    )
+    .await
+    .expect("choose a photo");
+    browser.wait_for("document.querySelectorAll('#photo-previews img').length === 1", WAIT, "the resized photo").await;
+    c.find(Locator::Css("#report-form button[type=submit]")).await.expect("submit").click().await.expect("click");
+    browser.wait_for(&format!("!document.querySelector('#duplicates').hidden && document.querySelector('#duplicates').textContent.includes('#{}')", rows[0].0), WAIT, "the possible duplicate").await;
+    c.find(Locator::Css("#duplicates button.primary")).await.expect("send anyway").click().await.expect("click");
+    browser.wait_for("document.querySelectorAll('#sent li[data-key]').length === 2", WAIT, "the second report sent").await;
+    let (photos, one_row): (i32, bool) = sqlx::query_as(
+        "select r.photo_count, (select count(*) from report_photo p where p.report_id = r.id) = 1 from report r where r.description = '路灯不亮'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("the photo report");
+    assert_eq!((photos, one_row), (1, true), "the photo arrived as the server's `photo` part");
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn grid_worker_sees_their_grids_open_reports_with_deadlines_and_acts_with_if_match() {
+    build_web_map();
+    let Some(browser) = Browser::start(1280, 800).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    let (grid_id, lon, lat) = worker_grid(&pool).await;
+    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1").fetch_one(&pool).await.expect("category");
+    let rider = api_login(&server, "rider-01").await;
+    let admin = api_login(&server, "demo-admin").await;
+    let late = file_report(&server, &rider, &category, lon, lat, "占道经营，已派遣未处理").await;
+    let fresh = file_report(&server, &rider, &category, lon, lat, "垃圾堆放").await;
+    // Another grid's report must not show up.
+    let (other_lon, other_lat): (f64, f64) = sqlx::query_as(
+        "select ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) from grid where id <> $1 order by id desc limit 1",
+    )
+    .bind(grid_id)
+    .fetch_one(&pool)
+    .await
+    .expect("other grid");
+    file_report(&server, &rider, &category, other_lon, other_lat, "别的网格").await;
+    assert_eq!(transition(&server, &admin, late, 1, "accepted").await, 200);
+    assert_eq!(transition(&server, &admin, late, 2, "dispatched").await, 200);
+    // Its deadline passed two hours ago.
+    sqlx::query("update report set due_at = now() - interval '2 hours' where id = $1").bind(late).execute(&pool).await.expect("age it");
+
+    open(&browser, &server).await;
+    let c = &browser.client;
+    tab(&browser, "worker").await;
+    log_in(&browser, "#view-worker", "gw-0001").await;
+    browser.wait_for("document.querySelectorAll('#worker-list li[data-id]').length === 2", WAIT, "the grid's two open reports").await;
+    let listed = browser.js("return [...document.querySelectorAll('#worker-list li[data-id]')].map((li) => [Number(li.dataset.id), li.dataset.deadline]);").await;
+    assert_eq!(listed, json!([[late, "overdue"], [fresh, "none"]]), "overdue first, highlighted");
+    let colour = browser.js("return getComputedStyle(document.querySelector('#worker-list li[data-deadline=overdue] .deadline')).color;").await;
+    assert_eq!(colour, "rgb(217, 48, 37)", "overdue deadline in red");
+    let text = c.find(Locator::Css("#worker-list li[data-deadline=overdue]")).await.expect("li").text().await.expect("text");
+    assert!(text.contains("已超期"), "{text}");
+    browser.wait_for("__map.queryRenderedFeatures({ layers: ['gm-work'] }).length === 2", WAIT, "the reports on the map").await;
+    browser.wait_for("__map.queryRenderedFeatures({ layers: ['gm-work-grid'] }).length > 0", WAIT, "the worker's grid outlined").await;
+
+    // Accept the fresh report from its card: only the allowed transitions are offered.
+    c.find(Locator::Css(&format!("#worker-list li[data-id=\"{fresh}\"]"))).await.expect("li").click().await.expect("click");
+    browser.wait_for("!document.querySelector('#report-card').hidden && document.querySelector('#report-card [data-to]')", WAIT, "the card").await;
+    let offered = browser.js("return [...document.querySelectorAll('#report-card [data-to]')].map((b) => b.dataset.to);").await;
+    assert_eq!(offered, json!(["accepted", "cancelled"]));
+    c.find(Locator::Css("#report-card textarea[name=note]")).await.expect("note").send_keys("已核实，立案").await.expect("type");
+    c.find(Locator::Css("#report-card [data-to=accepted]")).await.expect("accept").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-message')?.textContent.includes('已立案')", WAIT, "accepted").await;
+    let (status, version): (String, i32) = sqlx::query_as("select status, version from report where id = $1").bind(fresh).fetch_one(&pool).await.expect("row");
+    assert_eq!((status.as_str(), version), ("accepted", 2));
+    let (actor, note): (String, Option<String>) =
+        sqlx::query_as("select actor, note from report_event where report_id = $1 and to_status = 'accepted'").bind(fresh).fetch_one(&pool).await.expect("event");
+    assert_eq!((actor.as_str(), note.as_deref()), ("gw-0001", Some("已核实，立案")));
+    let card = c.find(Locator::Css("#report-card")).await.expect("card").text().await.expect("text");
+    assert!(card.contains("垃圾堆放") && !card.contains("null"), "card: {card}");
+    browser.screenshot(&screenshot_path("worker.png")).await;
+
+    // Someone else dispatches it behind the card's back; the card's If-Match is stale → 412 → reloaded.
+    assert_eq!(transition(&server, &admin, fresh, 2, "dispatched").await, 200);
+    c.find(Locator::Css("#report-card [data-to=dispatched]")).await.expect("dispatch").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-message')?.textContent.includes('已被他人处理')", WAIT, "the conflict").await;
+    let offered = browser.js("return [...document.querySelectorAll('#report-card [data-to]')].map((b) => b.dataset.to);").await;
+    assert_eq!(offered, json!(["handling", "cancelled", "parked"]), "the card shows the report as it is now");
+    let version: i32 = sqlx::query_scalar("select version from report where id = $1").bind(fresh).fetch_one(&pool).await.expect("v");
+    assert_eq!(version, 3, "the stale click changed nothing");
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+/// Open the planner view logged in and select grid `id` by clicking it on the map; returns the
+/// grid's outer ring as the editor holds it.
+async fn planner_selects(browser: &Browser, pool: &sqlx::PgPool, id: i64) -> Vec<[f64; 2]> {
+    tab(browser, "plan").await;
+    log_in(browser, "#view-plan", "demo-planner").await;
+    browser.wait_for("window.__plannerReady === true", WAIT, "the editor (terra-draw) to load").await;
+    let (minx, miny, maxx, maxy, lon, lat): (f64, f64, f64, f64, f64, f64) = sqlx::query_as(
+        "select ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom), ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) from grid where id = $1",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+    .expect("grid");
+    browser
+        .js(&format!("__map.fitBounds([[{minx}, {miny}], [{maxx}, {maxy}]], {{ padding: 120, duration: 0 }}); __map.setCenter([{lon}, {lat}]); return true;"))
+        .await;
+    browser.client.find(Locator::Css("#map canvas")).await.expect("canvas").click().await.expect("click the grid");
+    browser.wait_for(&format!("window.__plannerGrid && window.__plannerGrid.id === {id}"), WAIT, "the grid in the editor").await;
+    // Selecting is not editing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(browser.js("return document.querySelector('#dirty') === null;").await, true, "no unsaved change right after selecting");
+    let ring = browser
+        .js("const f = __draw.getSnapshot().find((f) => f.geometry.type === 'Polygon'); return f.geometry.coordinates[0];")
+        .await;
+    serde_json::from_value(ring).expect("ring")
+}
+
+/// Drag the ring's vertex `i` with real pointer input to `fraction` of the way to the ring's
+/// centre (negative: away from it). Returns (from, to) in lon/lat.
+async fn drag_vertex(browser: &Browser, ring: &[[f64; 2]], i: usize, fraction: f64) -> ([f64; 2], [f64; 2]) {
+    use fantoccini::actions::{InputSource, MouseActions, PointerAction};
+    let n = ring.len() - 1;
+    let (cx, cy) = ring[..n].iter().fold((0.0, 0.0), |(x, y), p| (x + p[0] / n as f64, y + p[1] / n as f64));
+    let from = ring[i];
+    let px = browser
+        .js(&format!(
+            "const r = document.querySelector('#map').getBoundingClientRect();
+             const a = __map.project([{}, {}]); const c = __map.project([{cx}, {cy}]);
+             return [r.left + a.x, r.top + a.y, r.left + c.x, r.top + c.y, r.left, r.top, r.right, r.bottom];",
+            from[0], from[1]
+        ))
+        .await;
+    let p: Vec<f64> = serde_json::from_value(px).expect("pixels");
+    let (x0, y0) = (p[0].round(), p[1].round());
+    // Stay on the map (a target outside the viewport is a WebDriver error).
+    let x1 = (p[0] + (p[2] - p[0]) * fraction).round().clamp(p[4] + 10.0, p[6] - 10.0);
+    let y1 = (p[1] + (p[3] - p[1]) * fraction).round().clamp(p[5] + 10.0, p[7] - 10.0);
+    let step = Duration::from_millis(60);
+    let mut mouse = MouseActions::new("planner".into())
+        .then(PointerAction::MoveTo { duration: Some(step), x: x0, y: y0 })
+        .then(PointerAction::Down { button: 0 });
+    for k in 1..=8 {
+        let f = f64::from(k) / 8.0;
+        mouse = mouse.then(PointerAction::MoveTo { duration: Some(step), x: x0 + (x1 - x0) * f, y: y0 + (y1 - y0) * f });
+    }
+    mouse = mouse.then(PointerAction::Up { button: 0 });
+    browser.client.perform_actions(mouse).await.expect("drag");
+    let map_left_top = browser.js("const r = document.querySelector('#map').getBoundingClientRect(); return [r.left, r.top];").await;
+    let to = browser
+        .js(&format!("const l = __map.unproject([{} - {}, {} - {}]); return [l.lng, l.lat];", x1, map_left_top[0], y1, map_left_top[1]))
+        .await;
+    (from, serde_json::from_value(to).expect("lnglat"))
+}
+
+/// Which grid the map draws at a lon/lat (from the rendered tiles), or null.
+fn grid_drawn_at(lon: f64, lat: f64) -> String {
+    format!("(() => {{ const p = __map.project([{lon}, {lat}]); const f = __map.queryRenderedFeatures(p, {{ layers: ['grids-fill'] }})[0]; return f ? f.id : null; }})()")
+}
+
+fn near(a: [f64; 2], b: [f64; 2], tol: f64) -> bool {
+    (a[0] - b[0]).abs() < tol && (a[1] - b[1]).abs() < tol
+}
+
+#[tokio::test]
+async fn planner_moves_a_vertex_the_map_redraws_the_boundary_and_overlaps_are_drawn() {
+    build_web_map();
+    let Some(browser) = Browser::start(1280, 800).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    if !tiles_deployed(&server).await {
+        eprintln!("SKIPPED: no tile server in this build");
+        return;
+    }
+    open(&browser, &server).await;
+    // A grid in the middle of the town, so that a vertex pulled outwards meets neighbours, not the county line.
+    let id: i64 = sqlx::query_scalar(
+        "select id from grid order by ST_Distance(ST_Centroid(geom), (select ST_Centroid(ST_Collect(geom)) from grid)) limit 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("inner grid");
+    let ring = planner_selects(&browser, &pool, id).await;
+    // The vertex farthest from its neighbours (the easiest to grab), moved 30 % towards the centre.
+    let n = ring.len() - 1;
+    let i = (0..n)
+        .max_by(|&a, &b| {
+            let gap = |k: usize| {
+                let (p, q, r) = (ring[(k + n - 1) % n], ring[k], ring[(k + 1) % n]);
+                ((q[0] - p[0]).hypot(q[1] - p[1])).min((q[0] - r[0]).hypot(q[1] - r[1]))
+            };
+            gap(a).total_cmp(&gap(b))
+        })
+        .expect("a vertex");
+    let (from, to) = drag_vertex(&browser, &ring, i, 0.3).await;
+    let mid = [f64::midpoint(from[0], to[0]), f64::midpoint(from[1], to[1])];
+    assert_eq!(browser.js(&format!("return {};", grid_drawn_at(mid[0], mid[1]))).await, json!(id), "before: the map draws the grid there");
+    browser.wait_for("document.querySelector('#dirty')", WAIT, "the edit to register").await;
+    let c = &browser.client;
+    c.find(Locator::Css("#save-form [name=reason]")).await.expect("reason").send_keys("按新小区边界调整").await.expect("type");
+    c.find(Locator::Css("#save-form button[type=submit]")).await.expect("save").click().await.expect("click");
+    browser.wait_for("window.__plannerSaved === 1", WAIT, "the save").await;
+
+    // The database and the feature endpoint hold the moved vertex; the history says who and why.
+    let (version, author, reason): (i32, String, Option<String>) = sqlx::query_as(
+        "select g.version, v.author, v.reason from grid g join grid_version v on v.grid_id = g.id and v.version = g.version where g.id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .expect("grid");
+    assert_eq!((version, author.as_str(), reason.as_deref()), (2, "demo-planner", Some("按新小区边界调整")));
+    let item: Value = reqwest::get(server.url(&format!("/ogc/collections/grids/items/{id}"))).await.expect("item").json().await.expect("json");
+    let stored: Vec<[f64; 2]> = serde_json::from_value(item["geometry"]["coordinates"][0][0].clone()).expect("ring");
+    assert!(stored.iter().any(|p| near(*p, to, 2e-6)), "the new vertex {to:?} is stored: {stored:?}");
+    assert!(!stored.iter().any(|p| near(*p, from, 1e-7)), "the old vertex {from:?} is gone");
+    let message = c.find(Locator::Css("#editor-message")).await.expect("message").text().await.expect("text");
+    assert!(message.contains("已保存") && message.contains("户"), "households after the edit shown: {message}");
+    // The map shows the new boundary: the tiles were reloaded, and the place the vertex left is
+    // no longer drawn as this grid.
+    browser.wait_for(&format!("{} !== {id}", grid_drawn_at(mid[0], mid[1])), WAIT, "the map to draw the new boundary").await;
+    browser.screenshot(&screenshot_path("planner-saved.png")).await;
+
+    // Dragging a vertex far out into the neighbours: 422, nothing saved, the overlaps drawn in red.
+    let ring: Vec<[f64; 2]> = serde_json::from_value(
+        browser.js("return __draw.getSnapshot().find((f) => f.geometry.type === 'Polygon').geometry.coordinates[0];").await,
+    )
+    .expect("ring");
+    drag_vertex(&browser, &ring, i, -0.8).await;
+    browser.wait_for("document.querySelector('#dirty')", WAIT, "the edit to register").await;
+    c.find(Locator::Css("#save-form [name=reason]")).await.expect("reason").send_keys("试探").await.expect("type");
+    c.find(Locator::Css("#save-form button[type=submit]")).await.expect("save").click().await.expect("click");
+    browser.wait_for("window.__plannerRefused", WAIT, "the refusal").await;
+    let message = c.find(Locator::Css("#editor-message")).await.expect("message").text().await.expect("text");
+    assert!(message.contains("重叠"), "{message}");
+    let editor = c.find(Locator::Css("#editor")).await.expect("editor").text().await.expect("text");
+    assert!(!editor.contains("null"), "no stray null in the editor: {editor}");
+    let listed = browser.js("return document.querySelectorAll('#editor .overlaps li').length;").await;
+    assert!(listed.as_u64().unwrap_or(0) >= 1, "overlapped neighbours listed: {listed}");
+    browser.wait_for("__map.queryRenderedFeatures({ layers: ['gm-overlap'] }).length > 0", WAIT, "the overlaps drawn").await;
+    let version: i32 = sqlx::query_scalar("select version from grid where id = $1").bind(id).fetch_one(&pool).await.expect("v");
+    assert_eq!(version, 2, "nothing written");
+    browser.screenshot(&screenshot_path("planner-overlap.png")).await;
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn planner_save_after_a_change_behind_its_back_gets_412_reloads_and_can_revert() {
+    build_web_map();
+    let Some(browser) = Browser::start(1280, 800).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    open(&browser, &server).await;
+    let (id, lon, lat) = worker_grid(&pool).await;
+    let original: String = sqlx::query_scalar("select name from grid where id = $1").bind(id).fetch_one(&pool).await.expect("name");
+    let ring = planner_selects(&browser, &pool, id).await;
+
+    // demo-admin renames the grid through the OGC API while the planner has it open.
+    let admin = api_login(&server, "demo-admin").await;
+    let reply = reqwest::Client::new()
+        .patch(server.url(&format!("/ogc/collections/grids/items/{id}?reason=%E6%9B%B4%E5%90%8D")))
+        .bearer_auth(&admin)
+        .header("If-Match", "\"1\"")
+        .json(&json!({"properties": {"name": "幸福里网格"}}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(reply.status(), 200);
+
+    drag_vertex(&browser, &ring, 0, 0.2).await;
+    browser.wait_for("document.querySelector('#dirty')", WAIT, "the edit to register").await;
+    let c = &browser.client;
+    c.find(Locator::Css("#save-form [name=reason]")).await.expect("reason").send_keys("微调").await.expect("type");
+    c.find(Locator::Css("#save-form button[type=submit]")).await.expect("save").click().await.expect("click");
+    browser.wait_for("window.__plannerConflict", WAIT, "the conflict").await;
+    let conflict = c.find(Locator::Css("#conflict")).await.expect("conflict box").text().await.expect("text");
+    assert!(conflict.contains("demo-admin") && conflict.contains("幸福里网格") && conflict.contains(&original), "what changed: {conflict}");
+    assert_eq!(browser.js("return window.__plannerGrid.etag;").await, "\"2\"", "the editor reloaded the grid");
+    let heading = c.find(Locator::Css("#editor h2")).await.expect("h2").text().await.expect("text");
+    assert!(heading.contains("幸福里网格"), "{heading}");
+    let version: i32 = sqlx::query_scalar("select version from grid where id = $1").bind(id).fetch_one(&pool).await.expect("v");
+    assert_eq!(version, 2, "the stale save wrote nothing");
+    browser.wait_for("__map.queryRenderedFeatures({ layers: ['gm-mine'] }).length > 0", WAIT, "my draft drawn for reference").await;
+    browser.screenshot(&screenshot_path("planner-conflict.png")).await;
+
+    // History with revert: back to version 1 (a new version 3 with the old name).
+    c.find(Locator::Css("#grid-history li[data-version=\"1\"] button")).await.expect("revert").click().await.expect("click");
+    browser.wait_for("window.__plannerGrid.etag === '\"3\"'", WAIT, "the revert").await;
+    let (name, version): (String, i32) = sqlx::query_as("select name, version from grid where id = $1").bind(id).fetch_one(&pool).await.expect("row");
+    assert_eq!((name.as_str(), version), (original.as_str(), 3));
+
+    // The H3 heatmap of reports by period and category, with its legend.
+    let rider = api_login(&server, "rider-01").await;
+    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1").fetch_one(&pool).await.expect("category");
+    for k in 0..3 {
+        file_report(&server, &rider, &category, lon, lat + f64::from(k) * 0.00005, "热力图样本").await;
+    }
+    c.find(Locator::Css("#heatmap-form select[name=category]")).await.expect("select").select_by_value(&category).await.expect("choose");
+    c.find(Locator::Css("#heatmap-form button[type=submit]")).await.expect("show").click().await.expect("click");
+    browser.wait_for("window.__heatmap && window.__heatmap.total === 3", WAIT, "the heatmap").await;
+    browser.js(&format!("__map.jumpTo({{ center: [{lon}, {lat}], zoom: 14 }}); return true;")).await;
+    browser.wait_for("__map.queryRenderedFeatures({ layers: ['gm-hex'] }).length > 0", WAIT, "hexagons drawn").await;
+    assert_eq!(browser.js("return !!document.querySelector('#legend-hex');").await, true);
+    browser.screenshot(&screenshot_path("planner-heatmap.png")).await;
+
+    // English: the planner's strings switch too.
+    c.find(Locator::Css("#lang")).await.expect("lang").click().await.expect("click");
+    let tab_text = c.find(Locator::Css("#tabs [data-tab=plan]")).await.expect("tab").text().await.expect("text");
+    assert_eq!(tab_text, "Planning");
+    assert!(c.find(Locator::Css("#view-plan")).await.expect("view").text().await.expect("text").contains("Grid editor"));
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+/// A real click (pointer down/up) at viewport pixel `(x, y)`.
+async fn click_at(browser: &Browser, x: f64, y: f64) {
+    use fantoccini::actions::{InputSource, MouseActions, PointerAction};
+    let mouse = MouseActions::new("click".into())
+        .then(PointerAction::MoveTo { duration: Some(Duration::from_millis(50)), x: x.round(), y: y.round() })
+        .then(PointerAction::Down { button: 0 })
+        .then(PointerAction::Up { button: 0 });
+    browser.client.perform_actions(mouse).await.expect("click");
+    // Slower than a double click, which MapLibre would take as "zoom in".
+    tokio::time::sleep(Duration::from_millis(700)).await;
+}
+
+#[tokio::test]
+async fn planner_splits_a_grid_along_a_drawn_line_and_merges_it_back() {
+    build_web_map();
+    let Some(browser) = Browser::start(1280, 800).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    open(&browser, &server).await;
+    let id: i64 = sqlx::query_scalar(
+        "select id from grid order by ST_Distance(ST_Centroid(geom), (select ST_Centroid(ST_Collect(geom)) from grid)) limit 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("inner grid");
+    let grids_before: i64 = sqlx::query_scalar("select count(*) from grid").fetch_one(&pool).await.expect("count");
+    planner_selects(&browser, &pool, id).await;
+    let c = &browser.client;
+
+    // Split: draw a line across the grid (west → east through its middle), click its end again.
+    c.find(Locator::Css("#start-split")).await.expect("split").click().await.expect("click");
+    browser.wait_for("__draw.getMode() === 'linestring'", WAIT, "line drawing").await;
+    let (minx, maxx, lat): (f64, f64, f64) = sqlx::query_as(
+        "select ST_XMin(geom), ST_XMax(geom), ST_Y(ST_Centroid(geom)) from grid where id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .expect("bbox");
+    let px = browser
+        .js(&format!(
+            "const r = document.querySelector('#map').getBoundingClientRect();
+             const a = __map.project([{minx}, {lat}]); const b = __map.project([{maxx}, {lat}]);
+             return [r.left + a.x - 40, r.top + a.y, r.left + b.x + 40, r.top + b.y];"
+        ))
+        .await;
+    let p: Vec<f64> = serde_json::from_value(px).expect("pixels");
+    click_at(&browser, p[0], p[1]).await;
+    click_at(&browser, p[2], p[3]).await;
+    click_at(&browser, p[2], p[3]).await;
+    browser.wait_for("document.querySelector('#split-form [name=reason]')", WAIT, "the finished line").await;
+    c.find(Locator::Css("#split-form [name=reason]")).await.expect("reason").send_keys("新建道路分隔").await.expect("type");
+    c.find(Locator::Css("#split-form button[type=submit]")).await.expect("split").click().await.expect("click");
+    browser.wait_for("window.__plannerSplit", WAIT, "the split").await;
+    let parts: Vec<(i64, String)> =
+        sqlx::query_as("select id, code from grid where id = $1 or code like (select code from grid where id = $1) || '-S%' order by id")
+            .bind(id)
+            .fetch_all(&pool)
+            .await
+            .expect("parts");
+    assert_eq!(parts.len(), 2, "two parts: {parts:?}");
+    assert_eq!(sqlx::query_scalar::<_, i64>("select count(*) from grid").fetch_one(&pool).await.expect("count"), grids_before + 1);
+    let message = c.find(Locator::Css("#editor-message")).await.expect("message").text().await.expect("text");
+    assert!(message.contains("已拆分为 2 个网格") && message.contains(&parts[1].1), "{message}");
+    browser.screenshot(&screenshot_path("planner-split.png")).await;
+
+    // Merge the new part back: pick it on the map.
+    let new_id = parts[1].0;
+    let (nlon, nlat): (f64, f64) = sqlx::query_as("select ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) from grid where id = $1")
+        .bind(new_id)
+        .fetch_one(&pool)
+        .await
+        .expect("point");
+    c.find(Locator::Css("#start-merge")).await.expect("merge").click().await.expect("click");
+    let at = browser
+        .js(&format!("const r = document.querySelector('#map').getBoundingClientRect(); const a = __map.project([{nlon}, {nlat}]); return [r.left + a.x, r.top + a.y];"))
+        .await;
+    click_at(&browser, at[0].as_f64().expect("x"), at[1].as_f64().expect("y")).await;
+    browser.wait_for("document.querySelector('#merge-form [name=reason]')", WAIT, "the neighbour picked").await;
+    c.find(Locator::Css("#merge-form [name=reason]")).await.expect("reason").send_keys("道路取消，恢复原网格").await.expect("type");
+    c.find(Locator::Css("#merge-form button[type=submit]")).await.expect("merge").click().await.expect("click");
+    browser.wait_for("window.__plannerMerged", WAIT, "the merge").await;
+    assert_eq!(sqlx::query_scalar::<_, i64>("select count(*) from grid").fetch_one(&pool).await.expect("count"), grids_before);
+    let gone: i64 = sqlx::query_scalar("select count(*) from grid where id = $1").bind(new_id).fetch_one(&pool).await.expect("gone");
+    assert_eq!(gone, 0, "the merged part is gone");
+    let reason: Option<String> = sqlx::query_scalar("select reason from grid_version where grid_id = $1 order by id desc limit 1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .expect("reason");
+    assert_eq!(reason.as_deref(), Some("道路取消，恢复原网格"));
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }

@@ -5,8 +5,10 @@ import * as maplibregl from 'maplibre-gl';
 import { t, setLang, getLang, applyStatic, serviceLabel, serviceSearchText, SERVICES } from './i18n.js';
 import { isOpen, isAlwaysOpen } from './hours.js';
 import { api } from './api.js';
-import { h, $ } from './dom.js';
+import { h, $, fill } from './dom.js';
 import { initRider } from './rider.js';
+import { initWorker } from './worker.js';
+import { initPlanner } from './planner.js';
 
 // The county seat (沂源县城); the map fits the stations once they are known.
 const CENTER = [118.17, 36.185];
@@ -56,6 +58,10 @@ function emptyCollection() {
 }
 
 function addOverlay(map) {
+  // The style draws the stations from the tiles too; our own layer (below) carries the
+  // selection and "nearest" highlighting and works from the cached list offline, so the style's
+  // circles would only draw every station twice. Its labels (from z14) stay.
+  if (map.getLayer('stations')) map.removeLayer('stations');
   map.addSource('gm-grid', { type: 'geojson', data: emptyCollection() });
   map.addLayer({ id: 'gm-grid-fill', type: 'fill', source: 'gm-grid', paint: { 'fill-color': '#1a73e8', 'fill-opacity': 0.12 } });
   map.addLayer({ id: 'gm-grid-line', type: 'line', source: 'gm-grid', paint: { 'line-color': '#1a73e8', 'line-width': 3 } });
@@ -106,6 +112,7 @@ function setPoint(lon, lat) {
 
 async function initMap() {
   const style = await loadStyle();
+  performance.mark('gridmap-style');
   const map = new maplibregl.Map({ container: 'map', style, center: CENTER, zoom: 13, attributionControl: { compact: true } });
   app.map = map;
   window.__map = map;
@@ -116,7 +123,9 @@ async function initMap() {
     setStatus('map_error', e.error?.message ?? '');
   });
   map.on('load', () => {
+    performance.mark('gridmap-map-load');
     addOverlay(map);
+    renderLegend();
     updateStationLayer();
     map.once('idle', () => {
       // Map with every layer drawn, measured from navigation start (Performance API).
@@ -133,6 +142,31 @@ async function initMap() {
   map.on('mouseleave', 'gm-stations', () => { map.getCanvas().style.cursor = ''; });
   setStatus(null);
 }
+
+// The legend of the household-balance choropleth, read from the style's own `grids-fill` ramp
+// (balance = households / 300), so legend and map can never disagree; and of the report heatmap.
+let hexMax = null;
+function renderLegend() {
+  const el = $('#legend');
+  const colour = app.map?.getLayer('grids-fill') ? app.map.getPaintProperty('grids-fill', 'fill-color') : null;
+  const stops = [];
+  if (Array.isArray(colour) && colour[0] === 'interpolate') {
+    for (let i = 3; i + 1 < colour.length; i += 2) stops.push([colour[i], colour[i + 1]]);
+  }
+  if (!stops.length && hexMax === null) { el.hidden = true; return; }
+  el.hidden = false;
+  fill(el,
+    stops.length ? h('div', { class: 'legend-block', id: 'legend-balance' },
+      h('div', { class: 'legend-title' }, t('legend_title')),
+      h('div', { class: 'legend-ramp' }, ...stops.map(([v, c]) => h('span', { class: 'legend-stop', dataset: { households: Math.round(v * 300) } },
+        h('i', { style: `background:${c}` }), `${Math.round(v * 300)}`)))) : null,
+    hexMax !== null ? h('div', { class: 'legend-block', id: 'legend-hex' },
+      h('div', { class: 'legend-title' }, t('legend_hex', hexMax)),
+      h('div', { class: 'legend-ramp' }, ...[['#fff7bc', 1], ['#fd8d3c', Math.max(1, Math.round(hexMax / 2))], ['#bd0026', hexMax]].map(([c, v]) =>
+        h('span', { class: 'legend-stop' }, h('i', { style: `background:${c}` }), String(v)))))
+      : null);
+}
+app.showHexLegend = (max) => { hexMax = max; renderLegend(); };
 
 // ---------------------------------------------------------------------------------------------
 // Stations: list, search, card
@@ -297,6 +331,7 @@ function renderAll() {
   renderStations();
   renderNearest();
   renderGrid();
+  renderLegend();
   for (const f of app.rerender) f();
 }
 
@@ -323,5 +358,7 @@ wire();
 renderAll();
 await Promise.all([initMap(), loadStations()]);
 initRider(app);
+initWorker(app);
+initPlanner(app);
 renderAll();
 window.__appReady = true;

@@ -16,3 +16,8 @@ export function h(tag, attrs = {}, ...children) {
 }
 
 export const $ = (sel) => document.querySelector(sel);
+
+/** `el.replaceChildren` that skips null/false children (the DOM method would print "null"). */
+export function fill(el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}

@@ -4,16 +4,18 @@
 // waits in the IndexedDB outbox (queue.js) and is sent, with the same Idempotency-Key, when the
 // network is back. Until the reports API is deployed the view says so and keeps queued reports.
 import * as maplibregl from 'maplibre-gl';
-import { t, getLang } from './i18n.js';
+import { t, getLang, statusLabel } from './i18n.js';
 import { api, ApiError } from './api.js';
 import { h, $ } from './dom.js';
 import * as queue from './queue.js';
+import { getSession, onSession, login, logout } from './session.js';
 
-const SESSION = 'gridmap.session';
 const MAX_PHOTOS = 3;
 const PHOTO_MAX_SIDE = 1600; // px: legible for a worker, a few hundred KB on a weak connection
 const POOR_ACCURACY_M = 100; // issue 5 flags fixes worse than this
 const DUPLICATE_RADIUS_M = 250; // FixMyStreet's default; a category may say otherwise
+// The server's open statuses (workflow::OPEN_STATUSES); it has no `open` shorthand and answers 400 to one.
+const OPEN_STATUSES = 'submitted,accepted,dispatched,handling,feedback,verified,rework,parked';
 
 const rider = {
   session: null, // {token, expires_at, role, name}
@@ -24,21 +26,8 @@ const rider = {
   marker: null,
   lastResult: null,
   points: null,
+  statuses: {}, // idempotency key → the report as the server shows it now
 };
-
-function loadSession() {
-  try {
-    const s = JSON.parse(localStorage.getItem(SESSION) || 'null');
-    if (s && (!s.expires_at || Date.parse(s.expires_at) > Date.now())) return s;
-  } catch { /* corrupt: log in again */ }
-  return null;
-}
-
-function saveSession(s) {
-  rider.session = s;
-  if (s) localStorage.setItem(SESSION, JSON.stringify(s));
-  else localStorage.removeItem(SESSION);
-}
 
 function label(obj) {
   if (!obj) return '';
@@ -123,7 +112,7 @@ async function send(item) {
   if (item.photos.length) {
     body = new FormData();
     body.append('report', new Blob([JSON.stringify(item.report)], { type: 'application/json' }));
-    item.photos.forEach((p, i) => body.append('photos', p, `photo-${i + 1}.jpg`));
+    item.photos.forEach((p, i) => body.append('photo', p, `photo-${i + 1}.jpg`)); // the server's part names: `report` and `photo` (×3)
   }
   try {
     return await api('/api/reports', { method: 'POST', body, headers, token: rider.session?.token, expectFailure: true });
@@ -149,6 +138,27 @@ function resultLine(answer) {
   return parts.join(' · ');
 }
 
+/** The report's current status (refreshed from the server when online) and its latest step. */
+function statusLine(r) {
+  const now = rider.statuses[r.key];
+  const status = now?.status ?? r.answer?.status;
+  if (!status) return [];
+  const last = now?.history?.[now.history.length - 1];
+  return [h('span', { class: 'report-status', dataset: { status } }, ` · ${t('status')}: ${statusLabel(status)}`),
+    last?.note ? ` · ${last.note}` : ''];
+}
+
+/** Ask the server how the rider's recent reports are doing (public view: status and history). */
+async function refreshStatuses() {
+  if (!navigator.onLine || !rider.session) return;
+  const sent = (await queue.sent()).sort((a, b) => b.sent_at.localeCompare(a.sent_at)).slice(0, 20);
+  for (const r of sent) {
+    if (!r.answer?.id) continue;
+    try { rider.statuses[r.key] = await api(`/api/reports/${r.answer.id}`, { token: rider.session.token, expectFailure: true }); } catch { /* offline: keep what we know */ }
+  }
+  await renderQueues();
+}
+
 async function renderQueues() {
   const [outbox, sent] = await Promise.all([queue.pending(), queue.sent()]);
   $('#outbox').replaceChildren(...(outbox.length ? outbox.map((item) => h('li', { dataset: { key: item.key, state: item.state } },
@@ -160,7 +170,7 @@ async function renderQueues() {
     : [h('li', { class: 'muted' }, t('pending_none'))]));
   $('#sent').replaceChildren(...sent.sort((a, b) => b.sent_at.localeCompare(a.sent_at)).map((r) => h('li', { dataset: { key: r.key } },
     h('div', { class: 'name' }, r.report.description.slice(0, 40)),
-    h('div', { class: 'sub' }, resultLine(r.answer), r.answer?.status ? ` · ${t('status')}: ${r.answer.status}` : ''))));
+    h('div', { class: 'sub' }, resultLine(r.answer), ...statusLine(r)))));
   const result = $('#report-result');
   if (rider.lastResult) {
     result.textContent = resultLine(rider.lastResult);
@@ -174,7 +184,7 @@ async function possibleDuplicates(category, loc) {
   const dLon = dLat / Math.cos((loc.lat * Math.PI) / 180);
   const bbox = [loc.lon - dLon, loc.lat - dLat, loc.lon + dLon, loc.lat + dLat].map((v) => v.toFixed(6)).join(',');
   try {
-    const body = await api(`/api/reports?category=${encodeURIComponent(category)}&status=open&bbox=${bbox}&limit=5`, {
+    const body = await api(`/api/reports?category=${encodeURIComponent(category)}&status=${OPEN_STATUSES}&bbox=${bbox}&limit=5`, {
       token: rider.session?.token, expectFailure: true,
     });
     const list = Array.isArray(body) ? body : body?.items ?? body?.reports ?? body?.features?.map((f) => ({ id: f.id, ...f.properties })) ?? [];
@@ -206,6 +216,8 @@ async function submit(e, app) {
   const description = form.description.value.trim();
   const missing = !category ? 'need_category' : !description ? 'need_description' : !rider.location ? 'need_location' : null;
   if (missing) { result.textContent = t(missing); result.className = 'error'; return; }
+  // The server refuses a GPS fix worse than 100 m (issue 5): ask for the pin instead of queueing a report it will reject.
+  if (rider.location.accuracy_m !== null && rider.location.accuracy_m > POOR_ACCURACY_M) { result.textContent = t('accuracy_poor'); result.className = 'error'; return; }
   result.className = '';
   const loc = rider.location;
   const location = { lon: Number(loc.lon.toFixed(7)), lat: Number(loc.lat.toFixed(7)), crs: 'wgs84' };
@@ -254,7 +266,8 @@ function render() {
 }
 
 export function initRider(app) {
-  rider.session = loadSession();
+  rider.session = getSession();
+  onSession((s) => { rider.session = s; render(); });
   app.rider = rider;
   app.rerender.push(render);
   app.flushOutbox = flush;
@@ -265,8 +278,7 @@ export function initRider(app) {
     const error = $('#login-error');
     error.textContent = '';
     try {
-      const body = await api('/api/auth/login', { method: 'POST', body: { name: form.elements.namedItem('name').value.trim(), password: form.elements.namedItem('password').value }, expectFailure: true });
-      saveSession({ ...body, name: form.elements.namedItem('name').value.trim() });
+      await login(form.elements.namedItem('name').value.trim(), form.elements.namedItem('password').value);
       form.reset();
       await loadPoints();
       render();
@@ -276,13 +288,7 @@ export function initRider(app) {
       error.textContent = err.status === 401 || err.status === 400 ? t('login_failed') : t('api_error') + err.message;
     }
   });
-  $('#logout').addEventListener('click', () => {
-    // Revoke the token on the server too; offline, forgetting it locally is all we can do.
-    const token = rider.session?.token;
-    if (token) api('/api/auth/logout', { method: 'POST', token, expectFailure: true }).catch(() => {});
-    saveSession(null);
-    render();
-  });
+  $('#logout').addEventListener('click', () => logout());
   $('#use-gps').addEventListener('click', () => {
     if (!navigator.geolocation) return;
     $('#report-location').textContent = t('locating');
@@ -311,7 +317,10 @@ export function initRider(app) {
   // Back online, or every 30 s while something waits: send the outbox (same keys as before).
   window.addEventListener('online', () => flush());
   setInterval(async () => { if (navigator.onLine && (await queue.pending()).some((i) => i.state === 'pending')) flush(); }, 30_000);
-  window.addEventListener('gridmap:tab', (e) => { if (e.detail === 'report' && rider.marker === null && rider.session) render(); });
+  window.addEventListener('gridmap:tab', (e) => {
+    if (e.detail === 'report' && rider.marker === null && rider.session) render();
+    if (e.detail === 'report') refreshStatuses();
+  });
 
   render();
   probe().then(async () => { await loadPoints(); render(); if (rider.session && navigator.onLine) flush(); });

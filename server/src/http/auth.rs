@@ -30,6 +30,9 @@ pub struct LoginResponse {
     pub token: String,
     pub expires_at: chrono::DateTime<chrono::Utc>,
     pub role: Role,
+    /// The grids this account works (grid workers and part-time rider workers), so a worker's
+    /// view can open on its own grid; empty for everyone else.
+    pub grid_ids: Vec<i64>,
 }
 
 async fn login(
@@ -42,7 +45,10 @@ async fn login(
     }
     state.limits.check_login(&body.name, super::limits::client_ip(&extensions))?;
     match auth::login(&state.pool, &body.name, &body.password).await? {
-        Some(l) => Ok(Json(LoginResponse { token: l.token, expires_at: l.expires_at, role: l.role })),
+        Some(l) => {
+            let grid_ids = auth::authenticate(&state.pool, &l.token).await?.map(|p| p.grid_ids).unwrap_or_default();
+            Ok(Json(LoginResponse { token: l.token, expires_at: l.expires_at, role: l.role, grid_ids }))
+        }
         // One answer for unknown names, wrong passwords and disabled accounts: no enumeration.
         None => Err(ApiError::Unauthorized("invalid name or password".into())),
     }

@@ -324,8 +324,9 @@ pub async fn grid_checks(
             json!({"field": "geometry", "outside_county_m2": outside}),
         ));
     }
-    let overlaps: Vec<(i64, String, f64, f64)> = sqlx::query_as(&format!(
-        "select g.id, g.code, ST_Area(ST_Intersection(g.geom, n.r)::geography), ST_Area(ST_Difference(g.geom, n.r)::geography)
+    let overlaps: Vec<(i64, String, f64, f64, sqlx::types::Json<Value>)> = sqlx::query_as(&format!(
+        "select g.id, g.code, ST_Area(ST_Intersection(g.geom, n.r)::geography), ST_Area(ST_Difference(g.geom, n.r)::geography),
+                ST_AsGeoJSON(ST_CollectionExtract(ST_Intersection(g.geom, n.r), 3), 7)::json
            from grid g, (select {NEW_GRID_SQL} r) n
           where g.geom && n.r and ST_Intersects(g.geom, n.r) and ($2::bigint is null or g.id <> $2)
           order by g.id"
@@ -340,14 +341,14 @@ pub async fn grid_checks(
         return Ok(warnings);
     }
     let neighbours: Vec<Value> =
-        overlaps.iter().map(|(id, code, overlap, _)| json!({"id": id, "code": code, "overlap_m2": (overlap * 10.0).round() / 10.0})).collect();
+        overlaps.iter().map(|(id, code, overlap, _, shape)| json!({"id": id, "code": code, "overlap_m2": (overlap * 10.0).round() / 10.0, "overlap": shape.0})).collect();
     if !clip {
         return Err(Error::unprocessable(
             format!("the grid overlaps {} other grid(s) by more than {OVERLAP_TOLERANCE_M2} m²", overlaps.len()),
             json!({"neighbours": neighbours, "hint": "move the boundary, or send ?clip=neighbours to cut this shape out of them"}),
         ));
     }
-    if let Some((id, code, _, _)) = overlaps.iter().find(|o| o.3 < OVERLAP_TOLERANCE_M2) {
+    if let Some((id, code, ..)) = overlaps.iter().find(|o| o.3 < OVERLAP_TOLERANCE_M2) {
         return Err(Error::unprocessable(
             format!("clipping would erase grid {code} (id {id}) entirely; merge the grids instead"),
             json!({"neighbours": neighbours}),

@@ -32,6 +32,7 @@ async fn login_returns_an_expiring_token_and_the_role(pool: PgPool) {
     assert_eq!(body["role"], "planner");
     assert_eq!(body["token"].as_str().expect("token").len(), 64, "256-bit token");
     assert!(body["expires_at"].is_string());
+    assert_eq!(body["grid_ids"], json!([]), "a planner works no grid");
     let stored: Vec<u8> = sqlx::query_scalar("select token_hash from session_token").fetch_one(&pool).await.expect("row");
     assert_ne!(stored, body["token"].as_str().expect("token").as_bytes(), "only a hash is stored");
 }

@@ -58,6 +58,8 @@ async fn overlapping_a_neighbour_is_422_listing_each_one_unless_clipped(pool: Pg
     for n in &neighbours {
         assert!(n["overlap_m2"].as_f64().expect("area") > 1.0);
         assert!(n["code"].is_string() && n["id"].is_i64());
+        // The overlap itself, so an editor can draw it on the map.
+        assert!(matches!(n["overlap"]["type"].as_str(), Some("Polygon" | "MultiPolygon")), "{n}");
     }
     assert_eq!(version(&pool, id).await, 1, "nothing was written");
 

@@ -54,9 +54,15 @@ impl Limits {
     pub fn from_env() -> Arc<Self> {
         let writes = Rate::from_env("GRIDMAP_RATE_WRITES", Rate { per_second: 10, burst: 40 });
         let heavy = Rate::from_env("GRIDMAP_RATE_HEAVY_READS", Rate { per_second: 50, burst: 100 });
+        Self::with_quotas(writes.quota(), heavy.quota())
+    }
+
+    /// Explicit quotas for writes and heavy reads (tests use slow refills so that timing
+    /// cannot change the outcome); the login throttle is fixed.
+    pub fn with_quotas(writes: Quota, heavy_reads: Quota) -> Arc<Self> {
         Arc::new(Self {
-            writes: RateLimiter::keyed(writes.quota()),
-            heavy_reads: RateLimiter::keyed(heavy.quota()),
+            writes: RateLimiter::keyed(writes),
+            heavy_reads: RateLimiter::keyed(heavy_reads),
             login_by_name: RateLimiter::keyed(
                 Quota::per_minute(NonZeroU32::new(5).expect("5 > 0")).allow_burst(NonZeroU32::new(5).expect("5 > 0")),
             ),

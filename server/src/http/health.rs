@@ -18,8 +18,15 @@ async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
+/// How long readiness waits for the database: a load balancer polling `/readyz` must get a
+/// quick "no" while PostgreSQL is away, not wait out the pool's acquire timeout.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match db::migrations_applied(&state.pool).await {
+    let checked = tokio::time::timeout(READY_TIMEOUT, db::migrations_applied(&state.pool))
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut));
+    match checked {
         Ok(true) => (StatusCode::OK, Json(json!({ "status": "ready", "database": "ok", "migrations": "applied" }))),
         Ok(false) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -11,7 +11,7 @@ use crate::{accounts, db, export, import, seed};
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            let pool = db::connect_and_migrate(&cli.db).await?;
+            let pool = db::connect_and_migrate_as(&cli.db, db::Session::Server).await?;
             if args.seed_demo_if_empty && !seed::has_grids(&pool).await? {
                 seed::seed_demo(&pool, 1).await?;
             }

@@ -15,9 +15,24 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
 const INSTALL_POSTGIS: &str = "apt-get install -y postgresql-15-postgis-3 (or run: bash scripts/setup.sh)";
 
+/// Who the connections are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Session {
+    /// A one-off command (migrate, seed, import, export): behaves like any SQL client.
+    Tool,
+    /// `gridmap serve`: it drops the report tiles it touches itself, in process, so its
+    /// sessions tell the report trigger not to NOTIFY (migration 0006 says why).
+    Server,
+}
+
 /// Connect, check PostGIS, and apply pending migrations.
 pub async fn connect_and_migrate(args: &DbArgs) -> anyhow::Result<PgPool> {
-    let pool = connect(args).await?;
+    connect_and_migrate_as(args, Session::Tool).await
+}
+
+/// As [`connect_and_migrate`], with the session settings of `session`.
+pub async fn connect_and_migrate_as(args: &DbArgs, session: Session) -> anyhow::Result<PgPool> {
+    let pool = connect_as(args, session).await?;
     ensure_postgis(&pool).await?;
     MIGRATOR.run(&pool).await.context("applying database migrations failed")?;
     Ok(pool)
@@ -25,6 +40,10 @@ pub async fn connect_and_migrate(args: &DbArgs) -> anyhow::Result<PgPool> {
 
 /// Open the pool and make one round trip, translating the usual failures into advice.
 pub async fn connect(args: &DbArgs) -> anyhow::Result<PgPool> {
+    connect_as(args, Session::Tool).await
+}
+
+async fn connect_as(args: &DbArgs, session: Session) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = args
         .database_url
         .parse()
@@ -39,9 +58,12 @@ pub async fn connect(args: &DbArgs) -> anyhow::Result<PgPool> {
         .max_connections(args.db_pool)
         .acquire_timeout(Duration::from_secs(5))
         // A statement never runs longer than this unless a route sets its own, shorter limit.
-        .after_connect(|conn, _| {
+        .after_connect(move |conn, _| {
             Box::pin(async move {
-                sqlx::query("set statement_timeout = '30s'").execute(conn).await?;
+                sqlx::query("set statement_timeout = '30s'").execute(&mut *conn).await?;
+                if session == Session::Server {
+                    sqlx::query("set gridmap.report_tiles = 'in_process'").execute(&mut *conn).await?;
+                }
                 Ok(())
             })
         })

@@ -65,7 +65,11 @@ impl Change {
     fn touches(&self, key: &TileKey) -> bool {
         match self {
             Change::All => true,
-            Change::Area { layers, bbox } => layers.intersects(key.layers) && key.tile.buffered_bounds().intersects(bbox),
+            // A layer that draws nothing at the tile's zoom (buildings below z14, reports below
+            // z12) cannot have changed it: such tiles stay cached.
+            Change::Area { layers, bbox } => {
+                layers.intersects(key.layers.drawn_at(key.tile.z)) && key.tile.buffered_bounds().intersects(bbox)
+            }
         }
     }
 }
@@ -249,6 +253,21 @@ mod tests {
         }
         let k = key(grids, 10, 800, 400);
         assert!(!cache.insert_if_fresh(k, tile(b"?"), started));
+    }
+
+    #[test]
+    fn a_change_leaves_tiles_of_zooms_where_its_layer_draws_nothing() {
+        let cache = TileCache::new(1 << 20);
+        let g = cache.generation();
+        let here = Bbox::from_lonlat(118.165, 36.172, 118.165, 36.172);
+        let low = tiles_in_bbox(&here, 11).next().expect("tile");
+        let high = tiles_in_bbox(&here, 12).next().expect("tile");
+        for t in [low, high] {
+            cache.insert_if_fresh(TileKey { layers: LayerSet::ALL, tile: t }, tile(b"t"), g);
+        }
+        assert_eq!(cache.invalidate(LayerSet::REPORTS, here), 1, "reports start at z12");
+        assert!(cache.get(&TileKey { layers: LayerSet::ALL, tile: low }).is_some());
+        assert!(cache.get(&TileKey { layers: LayerSet::ALL, tile: high }).is_none());
     }
 
     #[test]

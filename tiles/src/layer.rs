@@ -18,6 +18,12 @@ pub const GRID_LABELS_MIN_ZOOM: u8 = 12;
 pub const SIMPLIFY_BELOW_ZOOM: u8 = 14;
 /// Alleys are left out below this zoom.
 pub const ALLEYS_MIN_ZOOM: u8 = 14;
+/// Zoom from which single reports are drawn; further out the H3 heatmap
+/// (`/api/reports/hexbins`) shows where they are.
+pub const REPORTS_MIN_ZOOM: u8 = 12;
+/// Most reports in one tile, newest first: keeps a tile of a busy spot under 500 KB (a report
+/// takes ~60 bytes) whatever the volume; the heatmap, not the tile, shows density.
+pub const REPORTS_PER_TILE: u32 = 4000;
 
 /// A requestable layer (`{layers}` in the URL is a comma list of these names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,11 +32,12 @@ pub enum Layer {
     Buildings,
     Stations,
     Roads,
+    Reports,
 }
 
 impl Layer {
     /// In drawing order (bottom first); also the order of the layers inside a tile.
-    pub const ALL: [Layer; 4] = [Layer::Roads, Layer::Grids, Layer::Buildings, Layer::Stations];
+    pub const ALL: [Layer; 5] = [Layer::Roads, Layer::Grids, Layer::Buildings, Layer::Stations, Layer::Reports];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -38,6 +45,7 @@ impl Layer {
             Layer::Buildings => "buildings",
             Layer::Stations => "stations",
             Layer::Roads => "roads",
+            Layer::Reports => "reports",
         }
     }
 
@@ -52,6 +60,7 @@ impl Layer {
             Layer::Buildings => "building",
             Layer::Stations => "station",
             Layer::Roads => "road",
+            Layer::Reports => "report",
         }
     }
 
@@ -61,6 +70,16 @@ impl Layer {
             Layer::Buildings => 2,
             Layer::Stations => 4,
             Layer::Roads => 8,
+            Layer::Reports => 16,
+        }
+    }
+
+    /// The lowest zoom at which this layer puts anything in a tile.
+    pub const fn min_zoom(self) -> u8 {
+        match self {
+            Layer::Buildings => BUILDINGS_MIN_ZOOM,
+            Layer::Reports => REPORTS_MIN_ZOOM,
+            Layer::Grids | Layer::Stations | Layer::Roads => 0,
         }
     }
 
@@ -106,6 +125,19 @@ impl Layer {
                 description: "Road network; alleys from z14",
                 minzoom: 0,
                 fields: &[("id", "Number"), ("name", "String"), ("class", "String")],
+            }],
+            Layer::Reports => vec![VectorLayer {
+                id: "reports",
+                description: "Street reports (事件上报) from z12, newest 4,000 per tile; cancelled ones left out. \
+                              Public fields only: never the reporter, description or photos",
+                minzoom: REPORTS_MIN_ZOOM,
+                fields: &[
+                    ("id", "Number"),
+                    ("category", "String"),
+                    ("status", "String"),
+                    ("grid_id", "Number"),
+                    ("created_at", "String"),
+                ],
             }],
         }
     }
@@ -182,6 +214,24 @@ impl Layer {
                     geom = mvt_geom("r.geom_3857", BUFFER),
                 );
             }
+            Layer::Reports => {
+                if z < REPORTS_MIN_ZOOM {
+                    out.push_str("''::bytea");
+                    return;
+                }
+                // Local time (UTC+8, no daylight saving) to the minute: what a resident reads.
+                let _ = write!(
+                    out,
+                    r#"(select ST_AsMVT(t, 'reports', {EXTENT}, 'geom', 'id') from (
+    select r.id, r.category, r.status, r.grid_id,
+           to_char(r.created_at at time zone 'Asia/Shanghai', 'YYYY-MM-DD"T"HH24:MI"+08:00"') as created_at,
+           ST_AsMVTGeom(r.geom_3857, {env}, {EXTENT}, {BUFFER}, true) as geom
+      from report r
+     where r.geom_3857 && {env_buffered} and r.status <> 'cancelled'
+     order by r.created_at desc, r.id desc
+     limit {REPORTS_PER_TILE}) t where t.geom is not null)"#
+                );
+            }
         }
     }
 }
@@ -198,7 +248,7 @@ pub struct VectorLayer {
 /// Why a `{layers}` list was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LayerError {
-    #[error("unknown layer `{0}` (known: grids, buildings, stations, roads)")]
+    #[error("unknown layer `{0}` (known: grids, buildings, stations, roads, reports)")]
     Unknown(String),
 }
 
@@ -208,7 +258,12 @@ pub struct LayerSet(u8);
 
 impl LayerSet {
     pub const EMPTY: LayerSet = LayerSet(0);
-    pub const ALL: LayerSet = LayerSet(0b1111);
+    pub const ALL: LayerSet = LayerSet(0b1_1111);
+    /// The base map: every layer but reports. Reports change every minute; kept in a source of
+    /// their own, their churn does not evict the base map's tiles.
+    pub const BASE: LayerSet = LayerSet(0b0_1111);
+    /// Just the reports.
+    pub const REPORTS: LayerSet = LayerSet(16);
 
     /// Parse `grids,buildings,stations`. Every name must be known; repeats are harmless.
     pub fn parse(list: &str) -> Result<LayerSet, LayerError> {
@@ -235,6 +290,12 @@ impl LayerSet {
 
     pub const fn is_empty(self) -> bool {
         self.0 == 0
+    }
+
+    /// The layers of this set that draw anything at zoom `z`.
+    #[must_use]
+    pub fn drawn_at(self, z: u8) -> LayerSet {
+        self.iter().filter(|l| l.min_zoom() <= z).fold(LayerSet::EMPTY, LayerSet::with)
     }
 
     /// The layers in drawing order.
@@ -303,12 +364,16 @@ mod tests {
         assert!(!set.sql(11).contains("'grid_labels'"));
         assert!(set.sql(10).contains("ST_Simplify"));
         assert!(!set.sql(15).contains("ST_Simplify"));
+        assert!(!LayerSet::REPORTS.sql(11).contains("'reports'"));
+        assert!(LayerSet::REPORTS.sql(12).contains("'reports'"));
+        assert_eq!(LayerSet::ALL.drawn_at(13), LayerSet::parse("grids,stations,roads,reports").expect("known"));
+        assert_eq!(LayerSet::BASE.with(Layer::Reports), LayerSet::ALL);
     }
 
     #[test]
     fn tile_sql_never_reads_private_columns() {
         let sql = LayerSet::ALL.sql(16);
-        for private in ["leader_name", "leader_phone", "phone", "host_org", "address"] {
+        for private in ["leader_name", "leader_phone", "phone", "host_org", "address", "reporter", "description", "input_l"] {
             assert!(!sql.contains(private), "{private} leaked into tile SQL");
         }
     }

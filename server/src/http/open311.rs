@@ -165,7 +165,7 @@ async fn create_request(State(state): State<AppState>, headers: HeaderMap, body:
                 .ok_or_else(|| Open311Error(StatusCode::BAD_REQUEST, "Idempotency-Key: must be a UUID".into()))?,
         ),
     };
-    let outcome = intake::submit(&state.pool, &state.reports, &report, Some(&principal), key).await?;
+    let outcome = super::reports::submit(&state, &report, Some(&principal), key).await?;
     let (Outcome::Created { id, .. } | Outcome::Replayed { id, .. }) = outcome;
     Ok((
         StatusCode::CREATED,

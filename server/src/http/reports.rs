@@ -23,7 +23,7 @@ use super::AppState;
 use super::auth::{Auth, MaybeAuth};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path, Query};
-use crate::auth::Role;
+use crate::auth::{Principal, Role};
 use crate::reports::intake::{self, IntakeError, Outcome};
 use crate::reports::workflow::{self, ListFilter, ReportView, TransitionRequest, WorkflowError};
 use crate::reports::{Category, ReportChange, photos};
@@ -188,8 +188,30 @@ pub async fn create_report(State(state): State<AppState>, MaybeAuth(principal): 
     } else {
         return Err(ApiError::UnsupportedMediaType("send application/json or multipart/form-data".into()));
     };
-    let outcome = intake::submit(&state.pool, &state.reports, &report, principal.as_ref(), Some(key)).await?;
+    let outcome = submit(&state, &report, principal.as_ref(), Some(key)).await?;
     Ok(created(&outcome))
+}
+
+/// Store a checked report (every intake route goes through here) and, when it is new, drop the
+/// report tiles that will draw it before the response goes out.
+pub async fn submit(
+    state: &AppState,
+    report: &intake::NewReport,
+    reporter: Option<&Principal>,
+    key: Option<Uuid>,
+) -> Result<intake::Outcome, intake::IntakeError> {
+    let outcome = intake::submit(&state.pool, &state.reports, report, reporter, key).await?;
+    if matches!(outcome, intake::Outcome::Created { .. }) {
+        report_tiles_changed(state, report.lon, report.lat);
+    }
+    Ok(outcome)
+}
+
+/// A report appeared or changed at this point (WGS84). The server's own sessions do not send
+/// the report NOTIFY (it would serialise intake commits, migration 0006), so the cached report
+/// tiles around the point are dropped here, in process, before the response.
+pub fn report_tiles_changed(state: &AppState, lon: f64, lat: f64) {
+    state.tiles.invalidate_bbox_4326(gridmap_tiles::LayerSet::REPORTS, lon, lat, lon, lat);
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -234,7 +256,7 @@ pub async fn create_reports_batch(
                 .and_then(|s| Uuid::parse_str(s).ok())
                 .ok_or_else(|| ApiError::field("idempotency_key", "required: a UUID per item"))?;
             let report = intake::validate(&item, &categories)?;
-            Ok::<_, ApiError>(intake::submit(&state.pool, &state.reports, &report, principal.as_ref(), Some(key)).await?)
+            Ok::<_, ApiError>(submit(&state, &report, principal.as_ref(), Some(key)).await?)
         }
         .await;
         results.push(match outcome {
@@ -462,6 +484,7 @@ pub async fn create_transition(
 ) -> ApiResult<Response> {
     let if_match = parse_if_match(&headers)?;
     let (version, change) = workflow::transition(&state.pool, id, &actor, if_match, &body).await?;
+    report_tiles_changed(&state, change.lon, change.lat);
     state.reports.publish(change);
     let view = workflow::get_report(&state.pool, id, Some(&actor))
         .await?

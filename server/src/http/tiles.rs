@@ -209,10 +209,18 @@ pub fn style(base: &str, basemap_url: Option<&str>) -> Value {
     let mut sources = json!({
         "gridmap": {
             "type": "vector",
-            "tiles": [tile_url(base, LayerSet::ALL)],
+            "tiles": [tile_url(base, LayerSet::BASE)],
             "minzoom": 0,
             "maxzoom": MAX_ZOOM,
             "attribution": "gridmap (synthetic demo data unless imported)",
+        },
+        // A source of their own: reports change all day, and their churn must not evict the
+        // base map's cached tiles.
+        "reports": {
+            "type": "vector",
+            "tiles": [tile_url(base, LayerSet::REPORTS)],
+            "minzoom": gridmap_tiles::layer::REPORTS_MIN_ZOOM,
+            "maxzoom": MAX_ZOOM,
         }
     });
     let mut layers = vec![json!({ "id": "background", "type": "background", "paint": { "background-color": "#f3f1ec" } })];
@@ -269,6 +277,19 @@ pub fn style(base: &str, basemap_url: Option<&str>) -> Value {
                 "text-max-width": 8
             },
             "paint": { "text-color": "#2d1b4e", "text-halo-color": "#ffffff", "text-halo-width": 1.5 }
+        }),
+        // Open reports red, in hand amber, done green (closed and verified).
+        json!({
+            "id": "reports", "type": "circle", "source": "reports", "source-layer": "reports", "minzoom": 14,
+            "paint": {
+                "circle-color": ["match", ["get", "status"],
+                    ["submitted", "accepted", "rework"], "#c0392b",
+                    ["dispatched", "handling", "feedback", "parked"], "#e6a100",
+                    "#2e8b57"],
+                "circle-radius": ["interpolate", ["linear"], ["zoom"], 14, 3, 18, 6],
+                "circle-stroke-color": "#ffffff",
+                "circle-stroke-width": 1
+            }
         }),
         json!({
             "id": "stations", "type": "circle", "source": "gridmap", "source-layer": "stations",

@@ -13,6 +13,7 @@ use gridmap_server::http::{AppState, app};
 use gridmap_tiles::tile::{lonlat_to_mercator, tiles_in_bbox};
 use gridmap_tiles::{Bbox, Layer, LayerSet, TileCoord};
 use http_body_util::BodyExt;
+use serde_json::json;
 use sqlx::PgPool;
 use tower::ServiceExt;
 
@@ -365,7 +366,10 @@ async fn tilejson_and_style_are_valid_and_offline(pool: PgPool) {
     assert!(style.get("glyphs").is_none() && style.get("sprite").is_none(), "no remote glyphs or sprites");
     let tiles_url = style["sources"]["gridmap"]["tiles"][0].as_str().expect("url");
     assert!(tiles_url.starts_with("http://maps.example.org/tiles/"), "{tiles_url}");
-    let known: BTreeSet<&str> = ["grids", "grid_labels", "buildings", "stations", "roads"].into();
+    let reports_url = style["sources"]["reports"]["tiles"][0].as_str().expect("reports url");
+    assert_eq!(reports_url, "http://maps.example.org/tiles/reports/{z}/{x}/{y}.mvt", "reports churn in a source of their own");
+    assert!(!tiles_url.contains("reports"), "{tiles_url}");
+    let known: BTreeSet<&str> = ["grids", "grid_labels", "buildings", "stations", "roads", "reports"].into();
     for l in style["layers"].as_array().expect("layers") {
         if let Some(source) = l["source"].as_str() {
             assert!(style["sources"].get(source).is_some(), "layer {} uses a missing source", l["id"]);
@@ -469,4 +473,112 @@ async fn demo_city_tiles_stay_under_500_kb_and_match_sql_counts(pool: PgPool) {
     eprintln!("largest demo tile: {} bytes at {}", largest.0, largest.1);
     assert!(largest.0 < 500 * 1024, "tile {} is {} bytes", largest.1, largest.0);
     assert!(checked > 10);
+}
+
+/// The reports of the tile at `t` (id → properties), and whether it came from the cache.
+async fn reports_in_tile(state: &AppState, t: TileCoord) -> (Vec<(u64, Vec<(String, String)>)>, String) {
+    let reply = send(state, &uri("reports", t), &[("accept-encoding", "gzip")]).await;
+    let cache = reply.headers["x-tile-cache"].to_str().expect("ascii").to_string();
+    if reply.status == StatusCode::NO_CONTENT {
+        return (Vec::new(), cache);
+    }
+    let tile = decode(&reply);
+    let r = layer(&tile, "reports");
+    (r.features.iter().map(|f| (f.id.expect("feature id"), props(r, f))).collect(), cache)
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_new_report_is_on_the_next_tile_with_public_fields_only(pool: PgPool) {
+    crate::reports::small_city(&pool).await;
+    let token = crate::reports::user(&pool, "rider-t", gridmap_server::config::Role::Rider, &[]).await;
+    // No change listener runs here: what makes the tile fresh is the server's own, in-process
+    // invalidation (its sessions skip the report NOTIFY, migration 0006).
+    let state = AppState::new(pool.clone());
+    let here = tile_at(118.175, 36.175, 16);
+    let low = tile_at(118.175, 36.175, 11);
+    assert_eq!(reports_in_tile(&state, here).await, (Vec::new(), "miss".into()));
+    assert_eq!(reports_in_tile(&state, here).await.1, "hit");
+    let base_low = send(&state, &uri("grids,stations,roads,reports", low), &[]).await;
+    assert_eq!(base_low.status, StatusCode::OK);
+
+    let mut body = crate::reports::report_body("manhole_cover", 118.175, 36.175);
+    body["description"] = json!("SENTINEL-DESCRIPTION 门口井盖没了");
+    let request = Request::post("/api/reports")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+        .body(Body::from(body.to_string()))
+        .expect("request");
+    let created = app(state.clone()).oneshot(request).await.expect("infallible");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let id: u64 = sqlx::query_scalar::<_, i64>("select id from report").fetch_one(&pool).await.expect("id") as u64;
+
+    let (reports, cache) = reports_in_tile(&state, here).await;
+    assert_eq!(cache, "miss", "the cached empty tile was dropped before the 201 went out");
+    assert_eq!(reports.len(), 1);
+    let (fid, props) = &reports[0];
+    assert_eq!(*fid, id);
+    let keys: BTreeSet<&str> = props.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, BTreeSet::from(["category", "created_at", "grid_id", "status"]));
+    assert!(props.contains(&("category".into(), "manhole_cover".into())));
+    assert!(props.contains(&("status".into(), "submitted".into())));
+    assert!(props.contains(&("grid_id".into(), "1".into())));
+    assert!(props.iter().all(|(_, v)| !v.contains("SENTINEL") && !v.contains("rider-t")));
+    // Below z12 no tile draws reports, so the report left them cached.
+    let again = send(&state, &uri("grids,stations,roads,reports", low), &[]).await;
+    assert_eq!(again.headers["x-tile-cache"], "hit");
+
+    // Cancelled reports leave the map.
+    sqlx::query("update report set status = 'cancelled'").execute(&pool).await.expect("cancel");
+    state.tiles.invalidate_all();
+    assert!(reports_in_tile(&state, here).await.0.is_empty());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn report_changes_by_plain_sql_are_announced_but_not_those_of_the_server(pool: PgPool) {
+    crate::reports::small_city(&pool).await;
+    sqlx::query(
+        r"insert into report (category, geom, input_lon, input_lat, input_crs, grid_id, assignment)
+          values ('streetlight', ST_SetSRID(ST_MakePoint(118.185, 36.175), 4326), 118.185, 36.175, 'wgs84', 2, 'covers')",
+    )
+    .execute(&pool)
+    .await
+    .expect("report");
+    let state = AppState::new(pool.clone());
+    let listener = gridmap_tiles::spawn_listener(state.tiles.clone(), pool.clone());
+    let tiles = state.tiles.clone();
+    wait_for(Duration::from_secs(10), || {
+        let tiles = tiles.clone();
+        async move { tiles.is_listening() }
+    })
+    .await;
+    let here = tile_at(118.185, 36.175, 15);
+    let status = |state: AppState| async move {
+        let (reports, _) = reports_in_tile(&state, here).await;
+        reports.first().and_then(|(_, p)| p.iter().find(|(k, _)| k == "status").map(|(_, v)| v.clone()))
+    };
+    assert_eq!(status(state.clone()).await.as_deref(), Some("submitted"));
+    assert_eq!(reports_in_tile(&state, here).await.1, "hit");
+
+    // A session that says it is the server (db::Session::Server) stays silent: the tile keeps
+    // its cached copy, because only the server's own handler would have dropped it.
+    let mut conn = pool.acquire().await.expect("conn");
+    sqlx::query("set gridmap.report_tiles = 'in_process'").execute(&mut *conn).await.expect("set");
+    sqlx::query("update report set status = 'accepted'").execute(&mut *conn).await.expect("update");
+    drop(conn);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status(state.clone()).await.as_deref(), Some("submitted"), "no NOTIFY from a server session");
+
+    // An operator's psql session is announced like any tile table.
+    let mut conn = pool.acquire().await.expect("conn");
+    sqlx::query("reset gridmap.report_tiles").execute(&mut *conn).await.expect("reset");
+    sqlx::query("update report set status = 'dispatched'").execute(&mut *conn).await.expect("update");
+    drop(conn);
+    wait_for(Duration::from_secs(1), || {
+        let state = state.clone();
+        async move { status(state).await.as_deref() == Some("dispatched") }
+    })
+    .await;
+    drop(listener);
+    tokio::time::sleep(Duration::from_millis(100)).await;
 }

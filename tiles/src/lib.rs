@@ -27,5 +27,8 @@ pub fn tile_pool_options(base: &sqlx::postgres::PgConnectOptions, statement_time
     base.clone().options([
         ("statement_timeout", format!("{}", statement_timeout.as_millis())),
         ("client_connection_check_interval", "1000".to_string()),
+        // A low-zoom tile's estimated cost passes jit_above_cost, and compiling the plan then
+        // takes longer than running it (tens of ms for a query that runs in a few).
+        ("jit", "off".to_string()),
     ])
 }

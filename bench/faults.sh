@@ -6,10 +6,12 @@
 #   2. SIGTERM during load: in-flight requests finish, the process exits 0, nothing half-written;
 #      riders keep retrying until a new process is up, and still every report lands once;
 #   3. a tile query past its statement timeout answers 503 quickly and frees its connection;
-#   4. 100 riders + 200 readers (tiles and feature pages) for 60 s: 5xx count, p99, peak RSS,
-#      reports lost or duplicated.
+#   4. 100 riders + 200 readers (tiles and feature pages) for 60 s, closed loop (saturation):
+#      5xx count, p50/p99, peak RSS, reports lost or duplicated;
+#   5. the same clients paced like people (a report every 2 s per rider, a request every 200 ms
+#      per reader): the latency a street sees when the server is not saturated.
 #
-#   bash bench/faults.sh                 # all four
+#   bash bench/faults.sh                 # all five
 #   SECONDS_LOAD=20 bash bench/faults.sh # a shorter load phase
 # Needs root (it restarts PostgreSQL with pg_ctlcluster). Output: bench/out/faults/*.
 set -euo pipefail
@@ -108,20 +110,20 @@ cat "$OUT/timeout.json"; echo
 curl -s -o /dev/null -w 'then /readyz: HTTP %{http_code}\n' "$URL/readyz"
 kill -TERM "$SERVER"; wait "$SERVER" 2>/dev/null || true
 
-echo "== 4. load: 100 riders + 200 readers for ${SECONDS_LOAD} s"
-start_server
-TOKEN=$(token)
-T4=$(since)
-GRIDMAP_URL=$URL GRIDMAP_TOKEN=$TOKEN RIDERS=100 READERS=200 SECONDS=$SECONDS_LOAD KEYS_FILE="$OUT/keys4.txt" "$LOAD" >"$OUT/load4.json" &
-LOADPID=$!
-PEAK=0
-while kill -0 $LOADPID 2>/dev/null; do
-  RSS=$(awk '/VmRSS/ {print $2}' /proc/"$SERVER"/status); [ "$RSS" -gt "$PEAK" ] && PEAK=$RSS
-  sleep 1
-done
-wait $LOADPID
-HWM=$(awk '/VmHWM/ {print $2}' /proc/"$SERVER"/status)
-python3 - "$OUT/load4.json" <<'PY'
+# Load with RIDER_PACE_MS / READER_PACE_MS (0: closed loop) and report p50/p99, 5xx, RSS, keys.
+load_phase() { # name rider_pace_ms reader_pace_ms
+  local name=$1
+  local t; t=$(since)
+  GRIDMAP_URL=$URL GRIDMAP_TOKEN=$TOKEN RIDERS=100 READERS=200 SECONDS=$SECONDS_LOAD RIDER_PACE_MS=$2 READER_PACE_MS=$3 \
+    KEYS_FILE="$OUT/keys.$name.txt" "$LOAD" >"$OUT/load.$name.json" &
+  local loadpid=$!
+  local peak=0 rss
+  while kill -0 $loadpid 2>/dev/null; do
+    rss=$(awk '/VmRSS/ {print $2}' /proc/"$SERVER"/status); [ "$rss" -gt "$peak" ] && peak=$rss
+    sleep 1
+  done
+  wait $loadpid
+  python3 - "$OUT/load.$name.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 for side in ("riders", "readers"):
@@ -130,5 +132,16 @@ for side in ("riders", "readers"):
     print(f"{side}: {s['requests']} requests, {s['per_second']:.0f}/s, p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms, "
           f"max {s['max_ms']:.0f} ms, 5xx {fivexx}, statuses {s['statuses']}")
 PY
-echo "gridmap RSS: peak sampled $((PEAK / 1024)) MiB, high-water mark $((HWM / 1024)) MiB"
-check_keys "load" "$OUT/keys4.txt" "$T4"
+  echo "gridmap RSS: peak sampled $((peak / 1024)) MiB, high-water mark $(( $(awk '/VmHWM/ {print $2}' /proc/"$SERVER"/status) / 1024 )) MiB"
+  check_keys "$name" "$OUT/keys.$name.txt" "$t"
+}
+
+echo "== 4. saturation: 100 riders + 200 readers for ${SECONDS_LOAD} s, closed loop (each sends again as soon as answered)"
+start_server
+TOKEN=$(token)
+load_phase saturation 0 0
+
+# People, not a loop: a rider files a report every 2 s (50/s in all, ~10× Yiyuan's 51 riders
+# at their busiest) and a reader asks for a tile or page every 200 ms (1,000/s in all).
+echo "== 5. paced: 100 riders (a report every 2 s each) + 200 readers (a request every 200 ms each) for ${SECONDS_LOAD} s"
+load_phase paced 2000 200

@@ -6,8 +6,8 @@
 #
 # For each data set: a fresh database, 2,000 distinct z10–z16 tiles that hold data (all of them
 # where fewer exist), then for gridmap and Martin: cold (server just started, empty cache, each
-# tile once) and warm (the same list again). Load comes from wrk (bench/tiles.lua: each tile
-# exactly once per run, 2 threads, 16 connections, Accept-Encoding: gzip). The PostGIS floor is
+# tile once) and warm (the same list again). Load comes from server/benches/tile_load.rs (each
+# tile exactly once per run, 16 connections, Accept-Encoding: gzip). The PostGIS floor is
 # the same tiles' ST_AsMVT statement (gridmap's SQL) run by pgbench with 16 clients.
 # Figures go to bench/out/<set>/*.txt; copy the summary into bench/RESULTS.md.
 set -euo pipefail
@@ -17,23 +17,23 @@ PGURL_BASE=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 SETS=${*:-demo1 demo10 liechtenstein}
 LAYERS=grids,buildings,stations
 CONN=${BENCH_CONNECTIONS:-16}
+ROUNDS=${ROUNDS:-3}
 GRIDMAP_PORT=18080
 MARTIN_PORT=13000
 OSM="$ROOT/../shared/data/osm-liechtenstein/buildings.geojson"
 
-command -v wrk >/dev/null || apt-get install -y wrk
 command -v martin >/dev/null || cargo install martin --version 1.14.0 --locked --no-default-features --features postgres
 cargo build --release -p gridmap-server
 GRIDMAP="$ROOT/target/release/gridmap"
+cargo bench -p gridmap-server --no-run --bench tile_load 2>/dev/null
+LOAD=$(ls -t "$ROOT"/target/release/deps/tile_load-* | grep -v '\.d$' | head -n1)
 
 wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "not up: $1" >&2; return 1; }
 
-run_wrk() { # name url-prefix paths
-  local name=$1 prefix=$2 paths=$3
-  sed "s#^#$prefix#" "$paths" > "$OUT/urls.$name.txt"
-  # wrk needs a base URL; the script supplies the paths.
-  wrk -t2 -c"$CONN" -d300s --timeout 30s -s bench/tiles.lua "$prefix" -- "$OUT/urls.$name.txt" 2 \
-    | tee "$OUT/$name.txt" | grep RESULT | sed "s/^RESULT/$name/"
+# Each tile of the list exactly once over $CONN connections (server/benches/tile_load.rs).
+run_load() { # name base-url paths
+  local name=$1 base=$2 paths=$3
+  CONNECTIONS=$CONN "$LOAD" "$base" "$paths" | tee "$OUT/$name.txt" | grep RESULT | sed "s/^RESULT/$name/"
 }
 
 for SET in $SETS; do
@@ -63,8 +63,18 @@ for SET in $SETS; do
   sed "s#^#/tiles/$LAYERS/#; s#\$#.mvt#" "$OUT/tiles.txt" > "$OUT/paths.gridmap.txt"
   sed "s#^#/$LAYERS/#" "$OUT/tiles.txt" > "$OUT/paths.martin.txt"
 
-  # Martin: the same three layers from the same precomputed EPSG:3857 columns, buildings from z14.
-  cat > "$OUT/martin.yaml" <<YAML
+  # Martin, two ways. `martin`: the same three layers from the same precomputed EPSG:3857
+  # columns as gridmap (the strongest set-up we could give it). `martin4326`: the EPSG:4326
+  # `geom` columns, which is what Martin's auto-publishing serves (it reprojects per tile).
+  # Both with buildings from z14, as gridmap.
+  martin_sources() { # suffix column srid
+    cat <<YAML
+    grids$1: { schema: public, table: grid, srid: $3, geometry_column: $2, geometry_type: MULTIPOLYGON, id_column: id, properties: { code: text, name: text, households: int4 } }
+    buildings$1: { schema: public, table: building, srid: $3, geometry_column: $2, geometry_type: MULTIPOLYGON, id_column: id, minzoom: 14, properties: { floors: int4, households: int4, use: text } }
+    stations$1: { schema: public, table: station, srid: $3, geometry_column: $2, geometry_type: POINT, id_column: id, properties: { name: text, opening_hours: text } }
+YAML
+  }
+  { cat <<YAML
 listen_addresses: '127.0.0.1:$MARTIN_PORT'
 cache_size_mb: 512
 postgres:
@@ -72,30 +82,21 @@ postgres:
   pool_size: 16
   auto_publish: false
   tables:
-    grids: { schema: public, table: grid, srid: 3857, geometry_column: geom_3857, geometry_type: MULTIPOLYGON, id_column: id, properties: { code: text, name: text, households: int4 } }
-    buildings: { schema: public, table: building, srid: 3857, geometry_column: geom_3857, geometry_type: MULTIPOLYGON, id_column: id, minzoom: 14, properties: { floors: int4, households: int4, use: text } }
-    stations: { schema: public, table: station, srid: 3857, geometry_column: geom_3857, geometry_type: POINT, id_column: id, properties: { name: text, opening_hours: text } }
 YAML
+    martin_sources "" geom_3857 3857
+    martin_sources "_4326" geom 4326
+  } > "$OUT/martin.yaml"
+  sed "s#^#/grids_4326,buildings_4326,stations_4326/#" "$OUT/tiles.txt" > "$OUT/paths.martin4326.txt"
 
   # Largest tile at any zoom (the 500 KB rule), measured over the same tiles plus z0–z9 parents.
   "$GRIDMAP" export-tiles --layers "$LAYERS" --minzoom 0 --maxzoom 16 --concurrency 2 "$OUT/all.pmtiles" | tee "$OUT/export.txt"
 
-  for server in gridmap martin; do
-    if [ $server = gridmap ]; then
-      GRIDMAP_LISTEN=127.0.0.1:$GRIDMAP_PORT GRIDMAP_TILE_CONCURRENCY=16 RUST_LOG=warn "$GRIDMAP" serve >/dev/null 2>"$OUT/gridmap.log" &
-      PID=$!; BASE=http://127.0.0.1:$GRIDMAP_PORT; wait_http "$BASE/readyz"
-    else
-      RUST_LOG=warn martin --config "$OUT/martin.yaml" >/dev/null 2>"$OUT/martin.log" &
-      PID=$!; BASE=http://127.0.0.1:$MARTIN_PORT; wait_http "$BASE/health"
-    fi
-    run_wrk "$server.cold" "$BASE" "$OUT/paths.$server.txt"
-    run_wrk "$server.warm" "$BASE" "$OUT/paths.$server.txt"
-    kill "$PID"; wait "$PID" 2>/dev/null || true
-  done
-
-  # PostGIS floor: gridmap's statement per zoom, a random tile of the list per transaction.
+  # PostGIS floor first (it also brings the tables into PostgreSQL's buffers, so no server is
+  # measured against a colder database than the others): gridmap's statement per zoom, a random
+  # tile of the list per transaction.
   psql "$DBURL" -qc "drop table if exists bench_tile; create table bench_tile (i int, z int, x int, y int)"
   awk -F/ '{print NR-1 "\t" $1 "\t" $2 "\t" $3}' "$OUT/tiles.txt" | psql "$DBURL" -qc "copy bench_tile from stdin"
+  psql "$DBURL" -qc "create index on bench_tile (z, i)"
   args=()
   for z in 10 11 12 13 14 15 16; do
     n=$(awk -F/ -v z=$z '$1==z' "$OUT/tiles.txt" | wc -l); [ "$n" -gt 0 ] || continue
@@ -106,6 +107,52 @@ YAML
     } > "$OUT/floor.z$z.sql"
     args+=(-f "$OUT/floor.z$z.sql@$n")
   done
-  pgbench -n -c "$CONN" -j 2 -t $((2000 / CONN)) "${args[@]}" "$DBURL" > "$OUT/floor.txt" 2>&1 || true
+  # Prepared statements, as a server runs them (parse and plan once per connection).
+  pgbench -n -M prepared -c "$CONN" -j 2 -t $((2000 / CONN)) "${args[@]}" "$DBURL" > "$OUT/floor.txt" 2>&1 || true
   grep -E "^(tps|latency average)" "$OUT/floor.txt" | sed "s/^/floor: /"
+
+  # ROUNDS rounds; the order of the servers rotates each round, so none always goes first.
+  servers=(gridmap martin martin4326)
+  for round in $(seq 1 "$ROUNDS"); do
+    for k in 0 1 2; do
+      server=${servers[$(( (k + round - 1) % 3 ))]}
+      if [ $server = gridmap ]; then
+        GRIDMAP_LISTEN=127.0.0.1:$GRIDMAP_PORT GRIDMAP_TILE_CONCURRENCY=16 RUST_LOG=warn "$GRIDMAP" serve >/dev/null 2>"$OUT/gridmap.log" &
+        PID=$!; BASE=http://127.0.0.1:$GRIDMAP_PORT; wait_http "$BASE/readyz"
+      else
+        RUST_LOG=warn martin --config "$OUT/martin.yaml" >/dev/null 2>"$OUT/martin.log" &
+        PID=$!; BASE=http://127.0.0.1:$MARTIN_PORT; wait_http "$BASE/health"
+      fi
+      sleep 1 # both servers open their pools at start: let them
+      run_load "round$round.$server.cold" "$BASE" "$OUT/paths.$server.txt"
+      run_load "round$round.$server.warm" "$BASE" "$OUT/paths.$server.txt"
+      kill "$PID"; wait "$PID" 2>/dev/null || true
+    done
+  done
+  # Medians over the rounds, and gridmap's ratios to each Martin set-up and to the floor.
+  python3 - "$OUT" "$ROUNDS" "$SET" <<'PY'
+import re, statistics, sys
+out, rounds, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def runs(server, phase):
+    rows = []
+    for r in range(1, rounds + 1):
+        text = open(f"{out}/round{r}.{server}.{phase}.txt").read()
+        rows.append({k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", text)})
+    return rows
+floor = float(re.search(r"tps = ([\d.]+)", open(f"{out}/floor.txt").read()).group(1))
+med = {}
+for server in ("gridmap", "martin", "martin4326"):
+    for phase in ("cold", "warm"):
+        rows = runs(server, phase)
+        m = {k: statistics.median(r[k] for r in rows) for k in ("rps", "p50_ms", "p99_ms", "mean_bytes", "errors")}
+        med[server, phase] = m
+        print(f"SUMMARY {name} {server} {phase}: median of {rounds} rounds {m['rps']:.0f} tiles/s, p50 {m['p50_ms']:.1f} ms, "
+              f"p99 {m['p99_ms']:.1f} ms, mean {m['mean_bytes']:.0f} B, errors {m['errors']:.0f}; rounds: "
+              + ", ".join(f"{r['rps']:.0f}" for r in rows))
+g = med["gridmap", "cold"]["rps"]
+print(f"SUMMARY {name} ratios: cold gridmap/martin {g / med['martin', 'cold']['rps']:.2f}x, "
+      f"cold gridmap/martin4326 {g / med['martin4326', 'cold']['rps']:.2f}x, cold gridmap/floor {g / floor:.0%} "
+      f"(floor {floor:.0f}/s), warm gridmap/martin {med['gridmap', 'warm']['rps'] / med['martin', 'warm']['rps']:.2f}x, "
+      f"warm gridmap/martin4326 {med['gridmap', 'warm']['rps'] / med['martin4326', 'warm']['rps']:.2f}x")
+PY
 done

@@ -5,7 +5,10 @@
 //!
 //! Env: `GRIDMAP_URL`, `GRIDMAP_TOKEN` (a rider), `RIDERS` (100), `READERS` (200), `SECONDS` (60),
 //! `KEYS_FILE` (accepted keys, one a line), `GRACE` (seconds a rider keeps retrying its last
-//! report after the deadline, 60).
+//! report after the deadline, 60), `RIDER_PACE_MS` / `READER_PACE_MS` (0: closed loop, each
+//! client sends its next request as soon as the last one is answered — a saturation test whose
+//! latency is mostly queueing; N: each client starts a request every N ms, an open-loop rate
+//! closer to people on the street; a late request is sent at once, never skipped).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -54,10 +57,37 @@ fn status_key(result: &Result<reqwest::Response, reqwest::Error>) -> String {
     }
 }
 
-async fn rider(http: reqwest::Client, url: String, token: String, seed: u64, deadline: Instant, grace: Duration) -> Side {
+/// Waits for the next slot of a client that starts a request every `pace` (no wait if zero).
+/// Clients start at random offsets within one period, so they do not all fire together.
+struct Pacer {
+    next: Instant,
+    pace: Duration,
+}
+
+impl Pacer {
+    fn new(pace: Duration, rng: &mut ChaCha8Rng) -> Self {
+        let offset = if pace.is_zero() { Duration::ZERO } else { pace.mul_f64(rng.random_range(0.0..1.0)) };
+        Self { next: Instant::now() + offset, pace }
+    }
+
+    async fn wait(&mut self) {
+        if self.pace.is_zero() {
+            return;
+        }
+        tokio::time::sleep_until(self.next.into()).await;
+        self.next = self.next.max(Instant::now() - self.pace) + self.pace;
+    }
+}
+
+async fn rider(http: reqwest::Client, url: String, token: String, seed: u64, deadline: Instant, grace: Duration, pace: Duration) -> Side {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut side = Side::default();
-    while Instant::now() < deadline {
+    let mut pacer = Pacer::new(pace, &mut rng);
+    loop {
+        pacer.wait().await;
+        if Instant::now() >= deadline {
+            break;
+        }
         let key = uuid::Uuid::new_v4().to_string();
         let body = serde_json::json!({
             "category": "exposed_garbage", "description": "fault test",
@@ -93,10 +123,15 @@ async fn rider(http: reqwest::Client, url: String, token: String, seed: u64, dea
     side
 }
 
-async fn reader(http: reqwest::Client, url: String, seed: u64, deadline: Instant) -> Side {
+async fn reader(http: reqwest::Client, url: String, seed: u64, deadline: Instant, pace: Duration) -> Side {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     let mut side = Side::default();
-    while Instant::now() < deadline {
+    let mut pacer = Pacer::new(pace, &mut rng);
+    loop {
+        pacer.wait().await;
+        if Instant::now() >= deadline {
+            break;
+        }
         let target = if rng.random_bool(0.7) {
             // A tile over the county seat at z14–z16.
             let z: u32 = rng.random_range(14..=16);
@@ -133,6 +168,7 @@ async fn main() {
         return;
     };
     let (riders, readers, seconds, grace) = (env("RIDERS", 100), env("READERS", 200), env("SECONDS", 60), env("GRACE", 60));
+    let (rider_pace, reader_pace) = (Duration::from_millis(env("RIDER_PACE_MS", 0)), Duration::from_millis(env("READER_PACE_MS", 0)));
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host((riders + readers) as usize)
         .timeout(Duration::from_secs(30))
@@ -142,11 +178,11 @@ async fn main() {
     let deadline = started + Duration::from_secs(seconds);
     let mut rider_tasks = Vec::new();
     for i in 0..riders {
-        rider_tasks.push(tokio::spawn(rider(http.clone(), url.clone(), token.clone(), i, deadline, Duration::from_secs(grace))));
+        rider_tasks.push(tokio::spawn(rider(http.clone(), url.clone(), token.clone(), i, deadline, Duration::from_secs(grace), rider_pace)));
     }
     let mut reader_tasks = Vec::new();
     for i in 0..readers {
-        reader_tasks.push(tokio::spawn(reader(http.clone(), url.clone(), i, deadline)));
+        reader_tasks.push(tokio::spawn(reader(http.clone(), url.clone(), i, deadline, reader_pace)));
     }
     let (mut riders_side, mut readers_side) = (Side::default(), Side::default());
     for t in rider_tasks {
@@ -165,6 +201,7 @@ async fn main() {
     }
     println!(
         "{}",
-        serde_json::json!({"seconds": elapsed, "riders": riders_side.summary(elapsed), "readers": readers_side.summary(elapsed)})
+        serde_json::json!({"seconds": elapsed, "rider_pace_ms": rider_pace.as_millis() as u64, "reader_pace_ms": reader_pace.as_millis() as u64,
+                           "riders": riders_side.summary(elapsed), "readers": readers_side.summary(elapsed)})
     );
 }

@@ -25,6 +25,12 @@ pub fn tile_service(pool: &PgPool, args: &TileArgs) -> Arc<TileService> {
         // Opened in the background at start, so the first map views do not also wait for
         // connection set-up (TLS, authentication, PostGIS loading) on top of their renders.
         .min_connections(args.tile_concurrency)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query(gridmap_tiles::TILE_CONNECTION_WARM_UP).execute(conn).await?;
+                Ok(())
+            })
+        })
         .acquire_timeout(Duration::from_secs(10))
         .connect_lazy_with(options);
     let config = TileConfig {

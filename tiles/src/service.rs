@@ -89,6 +89,17 @@ impl TileService {
         }
     }
 
+    /// Open every render connection now (each runs the pool's warm-up statement as it
+    /// connects), so the first map views after a start wait for renders only. A failure is
+    /// logged: the pool opens connections on demand anyway.
+    pub async fn warm_up(&self) {
+        let opened = futures::future::join_all((0..self.config.concurrency.max(1)).map(|_| self.pool.acquire())).await;
+        let failed = opened.iter().filter(|c| c.is_err()).count();
+        if failed > 0 {
+            tracing::warn!(failed, "could not open every tile render connection at start");
+        }
+    }
+
     pub fn config(&self) -> &TileConfig {
         &self.config
     }

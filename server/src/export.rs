@@ -27,7 +27,11 @@ pub fn tile_service(pool: &PgPool, args: &TileArgs) -> Arc<TileService> {
         .min_connections(args.tile_concurrency)
         .after_connect(|conn, _| {
             Box::pin(async move {
-                sqlx::query(gridmap_tiles::TILE_CONNECTION_WARM_UP).execute(conn).await?;
+                // Best effort: with a very short GRIDMAP_TILE_TIMEOUT_MS the warm-up itself is
+                // cancelled, and the connection is still good for tiles.
+                if let Err(err) = sqlx::query(gridmap_tiles::TILE_CONNECTION_WARM_UP).execute(conn).await {
+                    tracing::debug!(%err, "tile connection warm-up did not finish");
+                }
                 Ok(())
             })
         })
@@ -50,6 +54,8 @@ pub struct ExportReport {
     pub tiles: usize,
     pub empty_skipped: usize,
     pub bytes: u64,
+    /// The largest tile, uncompressed (the size a client decodes; the 500 KB rule), and where.
+    pub largest: Option<(usize, TileCoord)>,
 }
 
 impl fmt::Display for ExportReport {
@@ -61,7 +67,11 @@ impl fmt::Display for ExportReport {
             self.empty_skipped,
             self.path.display(),
             self.bytes
-        )
+        )?;
+        if let Some((bytes, tile)) = self.largest {
+            write!(f, "; largest tile {tile}: {bytes} bytes uncompressed")?;
+        }
+        Ok(())
     }
 }
 
@@ -94,6 +104,7 @@ pub async fn export_pmtiles(pool: &PgPool, args: &ExportTilesArgs) -> anyhow::Re
     let extent = data_extent(pool, layers).await?;
     let mut tiles: Vec<(u64, pmtiles::TileCoord, bytes::Bytes)> = Vec::new();
     let mut empty_skipped = 0;
+    let mut largest: Option<(usize, TileCoord)> = None;
     if let Some(extent) = extent {
         for z in args.minzoom..=args.maxzoom {
             // A feature reaches into a neighbour tile through the render buffer.
@@ -109,6 +120,9 @@ pub async fn export_pmtiles(pool: &PgPool, args: &ExportTilesArgs) -> anyhow::Re
                 if rendered.is_empty() {
                     empty_skipped += 1;
                     continue;
+                }
+                if largest.is_none_or(|(bytes, _)| rendered.raw_len > bytes) {
+                    largest = Some((rendered.raw_len, tile));
                 }
                 let coord = pmtiles::TileCoord::new(tile.z, tile.x, tile.y).context("tile coordinate")?;
                 tiles.push((pmtiles::TileId::from(coord).value(), coord, rendered.gzip));
@@ -150,5 +164,5 @@ pub async fn export_pmtiles(pool: &PgPool, args: &ExportTilesArgs) -> anyhow::Re
     .await
     .context("the archive writer stopped")??;
     let bytes = std::fs::metadata(&args.out).map_or(0, |m| m.len());
-    Ok(ExportReport { path: args.out.clone(), tiles: count, empty_skipped, bytes })
+    Ok(ExportReport { path: args.out.clone(), tiles: count, empty_skipped, bytes, largest })
 }

@@ -153,7 +153,11 @@ function renderLegend() {
   if (Array.isArray(colour) && colour[0] === 'interpolate') {
     for (let i = 3; i + 1 < colour.length; i += 2) stops.push([colour[i], colour[i + 1]]);
   }
-  if (!stops.length && hexMax === null) { el.hidden = true; return; }
+  // Report dots (the style's `reports` layer, from z14): colours read from its status match.
+  const dots = app.map?.getLayer('reports') ? app.map.getPaintProperty('reports', 'circle-color') : null;
+  const reportStops = Array.isArray(dots) && dots[0] === 'match' && dots.length === 7
+    ? [['legend_report_open', dots[3]], ['legend_report_in_hand', dots[5]], ['legend_report_done', dots[6]]] : [];
+  if (!stops.length && hexMax === null && !reportStops.length) { el.hidden = true; return; }
   el.hidden = false;
   fill(el,
     stops.length ? h('div', { class: 'legend-block', id: 'legend-balance' },
@@ -164,6 +168,11 @@ function renderLegend() {
       h('div', { class: 'legend-title' }, t('legend_hex', hexMax)),
       h('div', { class: 'legend-ramp' }, ...[['#fff7bc', 1], ['#fd8d3c', Math.max(1, Math.round(hexMax / 2))], ['#bd0026', hexMax]].map(([c, v]) =>
         h('span', { class: 'legend-stop' }, h('i', { style: `background:${c}` }), String(v)))))
+      : null,
+    reportStops.length ? h('div', { class: 'legend-block', id: 'legend-reports' },
+      h('div', { class: 'legend-title' }, t('legend_reports')),
+      h('div', { class: 'legend-ramp' }, ...reportStops.map(([key, c]) =>
+        h('span', { class: 'legend-stop' }, h('i', { style: `background:${c};border-radius:50%` }), t(key)))))
       : null);
 }
 app.showHexLegend = (max) => { hexMax = max; renderLegend(); };

@@ -19,7 +19,14 @@ pub fn url_for(db: &str) -> String {
 }
 
 /// The `gridmap` binary built by `cargo build` (scripts/test.sh builds it first).
+/// The `gridmap` binary under test: `GRIDMAP_BIN` if set (e.g. `target/release/gridmap`, to
+/// measure first paint on a release build), else the debug build of this workspace.
 pub fn binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("GRIDMAP_BIN") {
+        let path = PathBuf::from(bin);
+        assert!(path.exists(), "GRIDMAP_BIN={} does not exist", path.display());
+        return std::fs::canonicalize(&path).unwrap_or(path);
+    }
     let target = std::env::var("CARGO_TARGET_DIR")
         .map_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"), PathBuf::from);
     let path = target.join("debug/gridmap");

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark gridmap's /ogc against tipg (PyPI `tipg` served by uvicorn) on the same database, in
 # the same run: items pages (limit=100), random bboxes in the city, and a CQL2 filter.
-# Prints req/s and p99 latency per scenario (wrk --latency) and appends them to bench/RESULTS.md.
+# Prints req/s and p99 latency per scenario (wrk --latency) and appends a table to bench/out/ogc.md.
 #
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/gridmap_bench bash bench/ogc.sh
 #
@@ -61,7 +61,7 @@ declare -A PATHS=(
 )
 declare -A PORTS=([gridmap]=$GRIDMAP_PORT [tipg]=$TIPG_PORT)
 
-RESULTS=bench/RESULTS.md
+mkdir -p bench/out; RESULTS=bench/out/ogc.md  # copy into bench/RESULTS.md by hand
 {
   echo
   echo "## OGC API – Features vs tipg, $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores"

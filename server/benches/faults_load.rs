@@ -75,7 +75,9 @@ impl Pacer {
             return;
         }
         tokio::time::sleep_until(self.next.into()).await;
-        self.next = self.next.max(Instant::now() - self.pace) + self.pace;
+        // After a late slot (the last request took longer than the pace) the cadence restarts
+        // from now: no burst of catch-up requests.
+        self.next = self.next.max(Instant::now()) + self.pace;
     }
 }
 

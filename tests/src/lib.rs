@@ -23,7 +23,8 @@ pub fn url_for(db: &str) -> String {
 /// measure first paint on a release build), else the debug build of this workspace.
 pub fn binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("GRIDMAP_BIN") {
-        let path = PathBuf::from(bin);
+        // A relative path is taken from the workspace root (cargo runs tests in `tests/`).
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(bin);
         assert!(path.exists(), "GRIDMAP_BIN={} does not exist", path.display());
         return std::fs::canonicalize(&path).unwrap_or(path);
     }

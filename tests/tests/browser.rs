@@ -67,6 +67,12 @@ async fn resident_page_loads_without_errors_and_draws_the_stations() {
             .js("return [...document.querySelectorAll('#legend-balance .legend-stop')].map((e) => Number(e.dataset.households));")
             .await;
         assert_eq!(legend, json!([180, 255, 300, 345, 420]), "legend stops");
+        // Reports come from a tile source of their own (their churn must not evict base tiles),
+        // drawn as status-coloured dots with a legend read from the same style layer.
+        let reports = browser.js("return __map.getLayer('reports') ? __map.getSource('reports').type : null;").await;
+        assert_eq!(reports, json!("vector"), "reports layer from its own vector source");
+        let report_legend = browser.js("return document.querySelectorAll('#legend-reports .legend-stop').length;").await;
+        assert_eq!(report_legend, json!(3), "open / in hand / done in the legend");
         let legend_text = browser.js("return document.querySelector('#legend').innerText;").await;
         assert!(!legend_text.as_str().unwrap_or("").contains("null"), "no stray null in the legend: {legend_text}");
     } else {

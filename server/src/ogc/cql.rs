@@ -14,6 +14,13 @@ pub const MAX_FILTER_BYTES: usize = 16 * 1024;
 pub const MAX_DEPTH: usize = 24;
 /// Most AST nodes (operations, properties, literals) in one filter.
 pub const MAX_NODES: usize = 400;
+/// Deepest nesting of parentheses in a cql2-text filter. The `cql2` crate's text grammar (pest)
+/// backtracks exponentially when an expression inside nested parentheses does not parse: found
+/// by the `cql2` fuzz target (`p4<---((((…((0<---00`, 24 levels, ran for longer than the 10 s
+/// fuzz timeout); measured on the fuzz build, the cost doubles per level — 30 ms at 10, 0.45 s at
+/// 14, 3.7 s at 16. Real filters nest a few levels; 8 keeps the worst case to milliseconds.
+/// Counted on the raw text, quotes ignored, so no literal can hide parentheses from this check.
+pub const MAX_TEXT_PAREN_DEPTH: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
@@ -40,6 +47,9 @@ pub fn parse(filter: &str, lang: Lang) -> Result<Expr> {
     if bracket_depth(filter) > MAX_DEPTH {
         return Err(Error::bad(format!("filter nests deeper than {MAX_DEPTH} levels")));
     }
+    if lang == Lang::Text && paren_depth(filter) > MAX_TEXT_PAREN_DEPTH {
+        return Err(Error::bad(format!("cql2-text filter nests parentheses deeper than {MAX_TEXT_PAREN_DEPTH} levels")));
+    }
     let expr = match lang {
         Lang::Text => cql2::parse_text(filter).map_err(|e| Error::bad(format!("invalid cql2-text filter: {e}")))?,
         Lang::Json => cql2::parse_json(filter).map_err(|e| Error::bad(format!("invalid cql2-json filter: {e}")))?,
@@ -62,6 +72,22 @@ fn bracket_depth(s: &str) -> usize {
                 max = max.max(depth);
             }
             (None, ')' | ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Deepest run of open parentheses, literals included (see [`MAX_TEXT_PAREN_DEPTH`]).
+fn paren_depth(s: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for b in s.bytes() {
+        match b {
+            b'(' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b')' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
@@ -384,6 +410,19 @@ fn push_value(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, expr: &Exp
 mod tests {
     use super::*;
     use crate::ogc::collections::GRIDS;
+
+    #[test]
+    fn nested_parentheses_that_make_the_text_parser_backtrack_are_refused_first() {
+        // The input the cql2 fuzz target found (it never finished within the 10 s timeout).
+        let found = "p4<---((((((((((((((((((((((((0<---00";
+        let err = parse(found, Lang::Text).expect_err("refused");
+        assert!(err.to_string().contains("parentheses deeper than 8"), "{err}");
+        let hidden = format!("name = '{}'", "(".repeat(9));
+        assert!(parse(&hidden, Lang::Text).is_err(), "a literal cannot hide the parentheses");
+        // Eight levels of a real filter still parse.
+        let ok = format!("{}households > 300{}", "(".repeat(8), ")".repeat(8));
+        assert!(parse(&ok, Lang::Text).is_ok());
+    }
 
     fn sql(filter: &str, lang: Lang) -> Result<String> {
         let expr = parse(filter, lang)?;

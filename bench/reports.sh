@@ -49,9 +49,11 @@ psql -q "$DATABASE_URL" -c "create temp table k (key uuid)" -c "\copy k from '$O
 echo "rows in report: $ROWS; distinct keys accepted: $KEYS"
 
 echo "== floor: the same INSERT through pgbench, $CLIENTS clients, ${DURATION}s"
-# Like the server's sessions (db::Session::Server), skip the report-tile NOTIFY (migration 0006).
+# From the same empty report table gridmap started with (the duplicate search grows with it).
+psql -q "$DATABASE_URL" -c "truncate report_event, report cascade"
+# Like the server's sessions: prepared statements, and no report-tile NOTIFY (db::Session::Server, migration 0006).
 PGOPTIONS="-c gridmap.report_tiles=in_process" \
-  pgbench -n -c "$CLIENTS" -j 2 -T "$DURATION" -f bench/reports_insert.sql "$DATABASE_URL" | tee "$OUT/pgbench.txt"
+  pgbench -n -M prepared -c "$CLIENTS" -j 2 -T "$DURATION" -f bench/reports_insert.sql "$DATABASE_URL" | tee "$OUT/pgbench.txt"
 
 echo "== assignment index vs one PostGIS query per point (criterion)"
 if [ -z "${GRIDMAP_BENCH_DB_SCALE10:-}" ]; then

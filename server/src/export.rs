@@ -22,8 +22,8 @@ pub fn tile_service(pool: &PgPool, args: &TileArgs) -> Arc<TileService> {
     let options = tile_pool_options(&pool.connect_options(), Duration::from_millis(args.tile_timeout_ms));
     let tile_pool = PgPoolOptions::new()
         .max_connections(args.tile_concurrency)
-        // Opened in the background at start, so the first map views do not also wait for
-        // connection set-up (TLS, authentication, PostGIS loading) on top of their renders.
+        // Kept open (TileService::warm_up opens them at start), so map views do not also wait
+        // for connection set-up (TLS, authentication, PostGIS loading) on top of their renders.
         .min_connections(args.tile_concurrency)
         .after_connect(|conn, _| {
             Box::pin(async move {

@@ -18,9 +18,9 @@ pub fn url_for(db: &str) -> String {
     format!("{base}/{db}")
 }
 
-/// The `gridmap` binary built by `cargo build` (scripts/test.sh builds it first).
 /// The `gridmap` binary under test: `GRIDMAP_BIN` if set (e.g. `target/release/gridmap`, to
-/// measure first paint on a release build), else the debug build of this workspace.
+/// measure first paint on a release build), else the debug build of this workspace
+/// (scripts/test.sh builds it first).
 pub fn binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("GRIDMAP_BIN") {
         // A relative path is taken from the workspace root (cargo runs tests in `tests/`).

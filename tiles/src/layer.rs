@@ -261,9 +261,9 @@ impl LayerSet {
     pub const ALL: LayerSet = LayerSet(0b1_1111);
     /// The base map: every layer but reports. Reports change every minute; kept in a source of
     /// their own, their churn does not evict the base map's tiles.
-    pub const BASE: LayerSet = LayerSet(0b0_1111);
+    pub const BASE: LayerSet = LayerSet(Self::ALL.0 & !Layer::Reports.bit());
     /// Just the reports.
-    pub const REPORTS: LayerSet = LayerSet(16);
+    pub const REPORTS: LayerSet = LayerSet::EMPTY.with(Layer::Reports);
 
     /// Parse `grids,buildings,stations`. Every name must be known; repeats are harmless.
     pub fn parse(list: &str) -> Result<LayerSet, LayerError> {

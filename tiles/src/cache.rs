@@ -9,7 +9,7 @@
 //! itself under that lock before it scans the cache, so every interleaving ends fresh.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::layer::LayerSet;
 use crate::tile::{Bbox, TileCoord};
@@ -17,6 +17,10 @@ use crate::tile::{Bbox, TileCoord};
 /// How many invalidations are remembered for the race guard. A render slower than this many
 /// invalidations simply is not cached.
 const LOG_LEN: usize = 1024;
+const BROTLI_QUALITY: u32 = 5;
+/// 2^20 bytes: more than any tile (the 500 KB rule).
+const BROTLI_WINDOW: u32 = 20;
+
 /// Rough per-entry bookkeeping cost, so many tiny (empty) tiles still count against the bound.
 const ENTRY_OVERHEAD: u32 = 128;
 
@@ -36,11 +40,38 @@ pub struct CachedTile {
     pub digest: String,
     /// Size of the uncompressed MVT in bytes.
     pub raw_len: usize,
+    /// The MVT brotli-compressed, made on the first request that prefers brotli and kept with
+    /// the entry (most clients only ever ask for gzip, so it is not made up front).
+    pub brotli: OnceLock<bytes::Bytes>,
 }
 
 impl CachedTile {
     pub fn is_empty(&self) -> bool {
         self.raw_len == 0
+    }
+
+    /// A tile to cache: gzip bytes, the digest of the uncompressed MVT, its size.
+    pub fn new(gzip: bytes::Bytes, digest: String, raw_len: usize) -> Self {
+        Self { gzip, digest, raw_len, brotli: OnceLock::new() }
+    }
+
+    /// The MVT brotli-compressed (quality 5: about 10% smaller than gzip level 6 on tiles, at a
+    /// similar cost), made once per cached tile.
+    pub fn brotli(&self) -> std::io::Result<bytes::Bytes> {
+        if let Some(b) = self.brotli.get() {
+            return Ok(b.clone());
+        }
+        let raw = self.identity()?;
+        let mut out = Vec::with_capacity(raw.len() / 2);
+        {
+            use std::io::Write as _;
+            let mut writer = brotli::CompressorWriter::new(&mut out, 4096, BROTLI_QUALITY, BROTLI_WINDOW);
+            writer.write_all(&raw)?;
+        }
+        let bytes = bytes::Bytes::from(out);
+        // A concurrent request may have set it first; both made the same bytes.
+        let _ = self.brotli.set(bytes.clone());
+        Ok(bytes)
     }
 
     /// The uncompressed MVT, for the rare client that does not accept gzip.
@@ -91,7 +122,11 @@ impl TileCache {
     pub fn new(max_bytes: u64) -> Self {
         let tiles = moka::sync::Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|_k: &TileKey, v: &Arc<CachedTile>| u32::try_from(v.gzip.len()).unwrap_or(u32::MAX).saturating_add(ENTRY_OVERHEAD))
+            // Twice the gzip size: room for the brotli copy an entry may gain later (never
+            // larger than gzip on tiles), so the byte bound holds either way.
+            .weigher(|_k: &TileKey, v: &Arc<CachedTile>| {
+                u32::try_from(v.gzip.len()).unwrap_or(u32::MAX).saturating_mul(2).saturating_add(ENTRY_OVERHEAD)
+            })
             .build();
         Self { tiles, log: Mutex::new(Log::default()) }
     }
@@ -184,7 +219,7 @@ mod tests {
     use crate::tile::tiles_in_bbox;
 
     fn tile(bytes: &[u8]) -> Arc<CachedTile> {
-        Arc::new(CachedTile { gzip: bytes::Bytes::copy_from_slice(bytes), digest: "d".into(), raw_len: bytes.len() })
+        Arc::new(CachedTile::new(bytes::Bytes::copy_from_slice(bytes), "d".into(), bytes.len()))
     }
 
     fn key(layers: LayerSet, z: u32, x: u32, y: u32) -> TileKey {

@@ -1,16 +1,20 @@
 //! Tile math, MVT layer SQL and the tile cache. No HTTP here: the server crate owns the edge.
 //!
 //! - [`tile`]: XYZ ↔ EPSG:3857 bounds.
-//! - [`layer`]: the public layers and the one `ST_AsMVT` statement per tile.
+//! - [`layer`]: the public layers, their zoom rules, and the `ST_AsMVT` statement per tile (the
+//!   benchmark's PostGIS floor).
+//! - [`render`] + [`encode`]: a tile from the rows PostGIS finds, cut and encoded in Rust.
 //! - [`cache`]: the byte-bounded cache of gzip tiles with exact, race-free invalidation.
 //! - [`service`]: cache + bounded renders; `invalidate_bbox_4326` for API writes.
 //! - [`notify`]: the LISTEN side of migration 0002's change triggers.
 //! - [`metrics`]: Prometheus counters and histograms.
 
 pub mod cache;
+pub mod encode;
 pub mod layer;
 pub mod metrics;
 pub mod notify;
+pub mod render;
 pub mod service;
 pub mod tile;
 

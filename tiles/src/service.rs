@@ -151,21 +151,16 @@ impl TileService {
         Ok(compressed)
     }
 
-    /// The uncompressed MVT straight from PostGIS (empty when the tile holds no features).
+    /// The uncompressed MVT: rows from PostGIS, cut and encoded here ([`crate::render`]);
+    /// empty when the tile holds no features.
     pub async fn render_mvt(&self, layers: LayerSet, tile: TileCoord) -> Result<Vec<u8>, TileError> {
         let _permit = tokio::time::timeout(self.config.queue_timeout, self.limiter.acquire())
             .await
             .map_err(|_| TileError::Busy)?
             .map_err(|_| TileError::Busy)?;
         let mut guard = AbandonGuard { conn: Some(self.pool.acquire().await?), metrics: &self.metrics };
-        let sql = layers.sql(tile.z);
         let conn = guard.conn.as_mut().expect("set just above");
-        let mvt: Vec<u8> = sqlx::query_scalar(&sql)
-            .bind(i32::from(tile.z))
-            .bind(tile.x as i32)
-            .bind(tile.y as i32)
-            .fetch_one(&mut **conn)
-            .await?;
+        let mvt = crate::render::render(conn, layers, tile).await?;
         // Finished: the connection is healthy and goes back to the pool.
         drop(guard.conn.take());
         Ok(mvt)
@@ -204,11 +199,11 @@ impl TileService {
 fn tokio_free_gzip(raw: &[u8], level: u32) -> Result<CachedTile, std::io::Error> {
     let digest = hex_digest(raw);
     if raw.is_empty() {
-        return Ok(CachedTile { gzip: bytes::Bytes::new(), digest, raw_len: 0 });
+        return Ok(CachedTile::new(bytes::Bytes::new(), digest, 0));
     }
     let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(raw.len() / 2), flate2::Compression::new(level));
     encoder.write_all(raw)?;
-    Ok(CachedTile { gzip: encoder.finish()?.into(), digest, raw_len: raw.len() })
+    Ok(CachedTile::new(encoder.finish()?.into(), digest, raw.len()))
 }
 
 /// First 128 bits of SHA-256, hex: the strong validator of a tile's content.

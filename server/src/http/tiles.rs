@@ -3,7 +3,7 @@
 //! - `GET /tiles/{layers}/{z}/{x}/{y}.mvt` — `{layers}` is a comma list of `grids`, `buildings`,
 //!   `stations`, `roads`; asking for `grids` also yields the `grid_labels` point layer from z12.
 //!   Unknown layer → 404, bad z/x/y → 400 (JSON errors); a tile without features → 204.
-//!   gzip when the client accepts it, strong ETag, `If-None-Match` → 304.
+//!   brotli or gzip as `Accept-Encoding` prefers, strong ETag per coding, `If-None-Match` → 304.
 //! - `GET /tiles/{layers}.json` — TileJSON 3.0.0 with absolute tile URLs (MapLibre needs them),
 //!   from `GRIDMAP_PUBLIC_URL` or else the request's Host.
 //! - `GET /tiles/style.json` — MapLibre style spec v8 that needs no internet: no glyphs (MapLibre
@@ -65,14 +65,38 @@ fn parse_coord(z: &str, x: &str, y: &str) -> ApiResult<TileCoord> {
     TileCoord::new(number("z", z)?, number("x", x)?, number("y", y)?).map_err(|err| ApiError::bad_request(err.to_string()))
 }
 
-/// Whether `Accept-Encoding` allows gzip (a `q=0` refuses it).
-fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|item| {
+/// How a tile goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coding {
+    Brotli,
+    Gzip,
+    Identity,
+}
+
+/// The coding `Accept-Encoding` prefers among brotli, gzip and none: the highest q wins, brotli
+/// on a tie (it is smaller); `q=0` refuses a coding; `*` stands for any coding not named.
+fn preferred_coding(headers: &HeaderMap) -> Coding {
+    let (mut br, mut gzip, mut any) = (None::<f32>, None::<f32>, None::<f32>);
+    for item in headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')) {
         let mut parts = item.split(';').map(str::trim);
         let coding = parts.next().unwrap_or_default();
-        let refused = parts.any(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()) == Some(0.0));
-        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
-    })
+        let q = parts.find_map(|p| p.strip_prefix("q=")).map_or(Some(1.0), |q| q.parse::<f32>().ok()).unwrap_or(0.0);
+        if coding.eq_ignore_ascii_case("br") {
+            br = Some(q);
+        } else if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(q);
+        } else if coding == "*" {
+            any = Some(q);
+        }
+    }
+    let (br, gzip) = (br.or(any).unwrap_or(0.0), gzip.or(any).unwrap_or(0.0));
+    if br > 0.0 && br >= gzip {
+        Coding::Brotli
+    } else if gzip > 0.0 {
+        Coding::Gzip
+    } else {
+        Coding::Identity
+    }
 }
 
 /// RFC 9110 §13.1.2: weak comparison for If-None-Match; `*` matches any current tile.
@@ -80,8 +104,8 @@ fn none_match(headers: &HeaderMap, digest: &str) -> bool {
     headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|tag| {
         let tag = tag.trim();
         let tag = tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"');
-        // Both representations (gzip and identity) carry the same content: either tag matches.
-        tag == "*" || tag == digest || tag.strip_suffix("-gzip") == Some(digest)
+        // Every representation (brotli, gzip, identity) carries the same content: any tag matches.
+        tag == "*" || tag == digest || tag.strip_suffix("-gzip") == Some(digest) || tag.strip_suffix("-br") == Some(digest)
     })
 }
 
@@ -98,15 +122,24 @@ async fn get_tile(
         TileError::Compress(err) => ApiError::Internal(err.into()),
     })?;
     let tile = served.tile;
-    let gzip = accepts_gzip(&headers);
-    let etag = if gzip { format!("\"{}-gzip\"", tile.digest) } else { format!("\"{}\"", tile.digest) };
+    let coding = preferred_coding(&headers);
+    // Strong ETags differ per content coding (RFC 9110 §8.8.3).
+    let etag = match coding {
+        Coding::Brotli => format!("\"{}-br\"", tile.digest),
+        Coding::Gzip => format!("\"{}-gzip\"", tile.digest),
+        Coding::Identity => format!("\"{}\"", tile.digest),
+    };
     let mut response = if none_match(&headers, &tile.digest) {
         state.tiles.metrics.not_modified.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         StatusCode::NOT_MODIFIED.into_response()
     } else if tile.is_empty() {
         state.tiles.metrics.empty.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         StatusCode::NO_CONTENT.into_response()
-    } else if gzip {
+    } else if coding == Coding::Brotli {
+        let mut r = tile.brotli().map_err(|err| ApiError::Internal(err.into()))?.into_response();
+        r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("br"));
+        r
+    } else if coding == Coding::Gzip {
         let mut r = tile.gzip.clone().into_response();
         r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         r
@@ -329,13 +362,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn gzip_is_accepted_unless_refused() {
-        let mut h = HeaderMap::new();
-        assert!(!accepts_gzip(&h));
-        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("br, gzip;q=0.8"));
-        assert!(accepts_gzip(&h));
-        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip;q=0, identity"));
-        assert!(!accepts_gzip(&h));
+    fn the_preferred_coding_follows_q_values_with_brotli_on_a_tie() {
+        let coding = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(v));
+            preferred_coding(&h)
+        };
+        assert_eq!(preferred_coding(&HeaderMap::new()), Coding::Identity);
+        assert_eq!(coding("gzip, deflate, br, zstd"), Coding::Brotli);
+        assert_eq!(coding("br;q=0.5, gzip;q=0.8"), Coding::Gzip);
+        assert_eq!(coding("gzip"), Coding::Gzip);
+        assert_eq!(coding("br;q=0, gzip"), Coding::Gzip);
+        assert_eq!(coding("gzip;q=0, identity"), Coding::Identity);
+        assert_eq!(coding("*"), Coding::Brotli);
+        assert_eq!(coding("*;q=0.1, gzip"), Coding::Gzip);
     }
 
     #[test]

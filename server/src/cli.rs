@@ -18,10 +18,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut state = AppState::new(pool.clone());
             state.web_dir = args.web_dir;
             state.tiles = export::tile_service(&pool, &args.tiles);
-            let tiles = state.tiles.clone();
-            tokio::spawn(async move { tiles.warm_up().await });
             // Keeps the cache current for SQL done behind the server's back (migration 0002).
             let _listener = gridmap_tiles::spawn_listener(state.tiles.clone(), pool);
+            let tiles = state.tiles.clone();
+            tokio::spawn(async move {
+                tiles.warm_up().await;
+                tiles.preload(std::time::Duration::from_secs(10)).await;
+            });
             http::serve(state, args.listen).await
         }
         Command::Migrate => {

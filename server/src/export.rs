@@ -44,7 +44,7 @@ pub fn tile_service(pool: &PgPool, args: &TileArgs) -> Arc<TileService> {
         basemap_url: args.basemap_url.clone(),
         ..TileConfig::default()
     };
-    Arc::new(TileService::new(tile_pool, config))
+    Arc::new(TileService::new(tile_pool, config).with_load_pool(pool.clone()))
 }
 
 /// What an export wrote.

@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: a cold tile allocates per feature (decoded rows, clipped
+/// rings, MVT commands), and glibc's allocator was a fifth of the tile path's CPU in a profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = gridmap_server::config::Cli::parse();

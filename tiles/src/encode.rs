@@ -10,8 +10,8 @@
 
 use geo::Simplify;
 use geo_types::{Coord, Geometry, LineString, MultiLineString, MultiPoint, MultiPolygon, Point, Polygon};
-use geozero::ToMvt;
-use geozero::mvt::{Message, TagsBuilder, Tile, TileValue, tile};
+use geozero::mvt::{Message, MvtWriter, Tile, tile};
+use geozero::{ColumnValue, FeatureProcessor, GeozeroGeometry, PropertyProcessor};
 
 use crate::tile::{EXTENT, TileCoord};
 
@@ -303,61 +303,58 @@ pub enum Prop {
     Double(f64),
 }
 
-impl From<Prop> for TileValue {
-    fn from(p: Prop) -> TileValue {
-        match p {
-            Prop::Str(s) => TileValue::Str(s),
-            Prop::Int(i) if i >= 0 => TileValue::Uint(i as u64),
-            Prop::Int(i) => TileValue::Sint(i),
-            Prop::Double(d) => TileValue::Double(d),
-        }
-    }
-}
-
-/// One layer of a tile being built.
+/// One layer of a tile being built: geozero's `MvtWriter` writes the geometry commands and the
+/// key/value tables; one writer per layer (not per feature) keeps allocation low.
 pub struct LayerBuilder {
     name: &'static str,
-    features: Vec<tile::Feature>,
-    tags: TagsBuilder,
+    writer: MvtWriter,
+    ids: Vec<Option<u64>>,
 }
 
 impl LayerBuilder {
     pub fn new(name: &'static str) -> Self {
-        Self { name, features: Vec::new(), tags: TagsBuilder::new() }
+        Self { name, writer: MvtWriter::new_unscaled(EXTENT).expect("a non-zero extent"), ids: Vec::new() }
     }
 
     /// Add a feature whose geometry is already in tile units ([`TileFrame::geometry`]).
     /// Properties that are `None` are left out, as `ST_AsMVT` leaves out nulls.
-    pub fn add(&mut self, id: i64, geometry: &Geometry, props: Vec<(&'static str, Option<Prop>)>) {
-        let Ok(mut feature) = geometry.to_mvt_unscaled() else { return };
-        feature.id = u64::try_from(id).ok();
-        for (key, value) in props {
-            if let Some(value) = value {
-                let (k, v) = self.tags.insert_ref(key, value.into());
-                feature.tags.extend([k, v]);
+    pub fn add(&mut self, id: i64, geometry: &Geometry, props: &[(&'static str, Option<Prop>)]) {
+        let idx = self.ids.len() as u64;
+        let w = &mut self.writer;
+        // Each feature's command cursor starts at 0,0 again (geometry_begin resets it).
+        if w.feature_begin(idx).is_err() || w.geometry_begin().is_err() || geometry.process_geom(w).is_err() {
+            return;
+        }
+        for (i, (key, value)) in props.iter().enumerate() {
+            let value = match value {
+                None => continue,
+                Some(Prop::Str(s)) => ColumnValue::String(s),
+                Some(Prop::Int(n)) => u64::try_from(*n).map_or(ColumnValue::Long(*n), ColumnValue::ULong),
+                Some(Prop::Double(d)) => ColumnValue::Double(*d),
+            };
+            if w.property(i, key, &value).is_err() {
+                return;
             }
         }
-        self.features.push(feature);
+        if w.feature_end(idx).is_ok() {
+            self.ids.push(u64::try_from(id).ok());
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.features.is_empty()
+        self.ids.is_empty()
     }
 
     /// The finished layer, or `None` when it holds no feature (`ST_AsMVT` of no rows).
     pub fn finish(self) -> Option<tile::Layer> {
-        if self.features.is_empty() {
+        if self.ids.is_empty() {
             return None;
         }
-        let (keys, values) = self.tags.into_tags();
-        Some(tile::Layer {
-            version: 2,
-            name: self.name.to_string(),
-            features: self.features,
-            keys,
-            values: values.into_iter().map(Into::into).collect(),
-            extent: Some(EXTENT),
-        })
+        let mut layer = self.writer.layer(self.name);
+        for (feature, id) in layer.features.iter_mut().zip(self.ids) {
+            feature.id = id;
+        }
+        Some(layer)
     }
 }
 
@@ -463,7 +460,7 @@ mod tests {
     fn a_layer_round_trips_through_the_decoder() {
         let mut layer = LayerBuilder::new("grids");
         let g = frame(None).geometry(&Geometry::MultiPolygon(MultiPolygon(vec![square(10.0, 10.0, 20.0, 20.0)]))).expect("kept");
-        layer.add(7, &g, vec![("code", Some(Prop::Str("T-1".into()))), ("workers", Some(Prop::Int(2))), ("community", None), ("balance", Some(Prop::Double(1.5)))]);
+        layer.add(7, &g, &[("code", Some(Prop::Str("T-1".into()))), ("workers", Some(Prop::Int(2))), ("community", None), ("balance", Some(Prop::Double(1.5)))]);
         let bytes = encode(vec![layer.finish().expect("one feature")]);
         let tile = Tile::decode(bytes.as_slice()).expect("decodes");
         let l = &tile.layers[0];

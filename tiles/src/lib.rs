@@ -3,7 +3,9 @@
 //! - [`tile`]: XYZ ↔ EPSG:3857 bounds.
 //! - [`layer`]: the public layers, their zoom rules, and the `ST_AsMVT` statement per tile (the
 //!   benchmark's PostGIS floor).
-//! - [`render`] + [`encode`]: a tile from the rows PostGIS finds, cut and encoded in Rust.
+//! - [`store`]: grids, buildings, stations and roads in memory (R-trees), kept current.
+//! - [`render`] + [`encode`]: a tile cut and encoded in Rust from those features (reports: from
+//!   their rows in PostgreSQL).
 //! - [`cache`]: the byte-bounded cache of gzip tiles with exact, race-free invalidation.
 //! - [`service`]: cache + bounded renders; `invalidate_bbox_4326` for API writes.
 //! - [`notify`]: the LISTEN side of migration 0002's change triggers.
@@ -16,6 +18,7 @@ pub mod metrics;
 pub mod notify;
 pub mod render;
 pub mod service;
+pub mod store;
 pub mod tile;
 
 pub use cache::{CachedTile, TileCache, TileKey};

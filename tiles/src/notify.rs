@@ -1,6 +1,7 @@
 //! Keeping the cache current when data changes behind the server's back: migration 0002's
 //! statement triggers `pg_notify('gridmap_tiles', …)` the EPSG:3857 boxes of every changed row
-//! (old and new), and this listener invalidates exactly the tiles they touch. When the
+//! (old and new), and this listener re-reads those boxes into the in-memory features and
+//! invalidates exactly the tiles they touch. When the
 //! connection drops, notifications may have been missed, so the whole cache is cleared once
 //! listening again.
 
@@ -42,23 +43,29 @@ impl Notification {
 }
 
 impl TileService {
-    /// Apply one notification payload to the cache.
-    pub fn apply_notification(&self, payload: &str) {
+    /// Apply one notification payload: re-read the changed features into memory, then drop the
+    /// touched tiles from the cache.
+    pub async fn apply_notification(&self, payload: &str) {
         self.metrics.notifications.fetch_add(1, Relaxed);
         match Notification::parse(payload) {
-            Ok(n) if n.all => self.invalidate_all(),
+            Ok(n) if n.all => {
+                for layer in n.layers().iter() {
+                    self.store.clear_layer(layer).await;
+                }
+                self.invalidate_all();
+            }
             Ok(n) => {
                 let layers = n.layers();
                 if layers.is_empty() {
                     return;
                 }
-                for [a, b, c, d] in n.boxes {
-                    self.invalidate_bbox_3857(layers, Bbox::new(a, b, c, d));
-                }
+                let boxes: Vec<Bbox> = n.boxes.iter().map(|[a, b, c, d]| Bbox::new(*a, *b, *c, *d)).collect();
+                self.changed_3857(layers, &boxes).await;
             }
             Err(err) => {
                 // Something changed but we cannot tell where: be safe.
-                tracing::warn!(%err, payload, "unreadable tile change notification; clearing the tile cache");
+                tracing::warn!(%err, payload, "unreadable tile change notification; reloading every tile layer");
+                self.store.clear().await;
                 self.invalidate_all();
             }
         }
@@ -92,13 +99,14 @@ async fn listen(service: &TileService, pool: &PgPool) -> Result<(), sqlx::Error>
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(CHANNEL).await?;
     // Changes made while we were not listening were never announced to us.
+    service.store.clear().await;
     service.invalidate_all();
     service.listening.store(true, Relaxed);
     tracing::info!(channel = CHANNEL, "tile change listener is listening");
     // try_recv yields None when the connection drops (recv would silently reconnect and
     // hide the gap); we reconnect ourselves so the cache is cleared after every gap.
     while let Some(notification) = listener.try_recv().await? {
-        service.apply_notification(notification.payload());
+        service.apply_notification(notification.payload()).await;
     }
     Ok(())
 }

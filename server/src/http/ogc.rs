@@ -62,7 +62,7 @@ impl From<ogc::Error> for ApiError {
 pub async fn after_commit(state: &AppState, changed: &Changed) {
     // Every layer: a building edit changes its grid's household balance, a grid edit its label.
     let Some([min_lon, min_lat, max_lon, max_lat]) = changed.bbox else { return };
-    state.tiles.invalidate_bbox_4326(gridmap_tiles::LayerSet::ALL, min_lon, min_lat, max_lon, max_lat);
+    state.tiles.changed_4326(gridmap_tiles::LayerSet::ALL, min_lon, min_lat, max_lon, max_lat).await;
     if changed.kind == Some(crate::ogc::collections::Kind::Grids)
         && let Err(err) = state.reports.index.reload(&state.pool).await
     {

@@ -275,12 +275,12 @@ async fn api_invalidation_shows_the_edit_at_once_and_keeps_other_tiles_cached(po
 
     // What an API write handler does: write, then invalidate the old and new extent before answering.
     sqlx::query("update building set floors = 9 where id = $1").bind(id).execute(&pool).await.expect("update");
-    let dropped = state.tiles.invalidate_bbox_4326(Layer::Buildings.into(), 118.1610, 36.1710, 118.1613, 36.1713);
+    let dropped = state.tiles.changed_4326(Layer::Buildings.into(), 118.1610, 36.1710, 118.1613, 36.1713).await;
     assert!(dropped >= 1);
     assert_eq!(floors_in_tile(&state, here, id as u64).await, (Some("9".into()), "miss".into()));
     assert_eq!(floors_in_tile(&state, far, 0).await.1, "hit", "an untouched tile stays cached");
     // A grid edit does not drop building-only tiles.
-    state.tiles.invalidate_bbox_4326(LayerSet::from(Layer::Grids), 118.1610, 36.1710, 118.1613, 36.1713);
+    state.tiles.changed_4326(LayerSet::from(Layer::Grids), 118.1610, 36.1710, 118.1613, 36.1713).await;
     assert_eq!(floors_in_tile(&state, here, id as u64).await.1, "hit");
 }
 
@@ -663,4 +663,52 @@ async fn rust_encoded_tiles_match_postgis_st_asmvt(pool: PgPool) {
     assert!(grazing * 200 <= features, "{grazing} of {features} features differ");
     // Same content, no larger (within 1%: the clippers cut slivers in the buffer differently).
     assert!(our_bytes * 100 <= their_bytes * 101, "{our_bytes} vs {their_bytes} bytes");
+}
+
+/// The in-memory features follow every kind of change made behind the server's back: a delete,
+/// an insert, and a bulk statement of more than 64 rows (announced as grouped boxes).
+#[sqlx::test(migrations = "../migrations")]
+async fn in_memory_features_follow_deletes_inserts_and_bulk_sql(pool: PgPool) {
+    fixture(&pool).await;
+    let state = AppState::new(pool.clone());
+    let _listener = gridmap_tiles::spawn_listener(state.tiles.clone(), pool.clone());
+    let tiles = state.tiles.clone();
+    wait_for(Duration::from_secs(10), || {
+        let tiles = tiles.clone();
+        async move { tiles.is_listening() }
+    })
+    .await;
+    let here = tile_at(118.1611, 36.1711, 16);
+    let id = building_id_at(&pool, 118.1611, 36.1711).await as u64;
+    assert_eq!(floors_in_tile(&state, here, id).await.0, Some("6".into()));
+
+    sqlx::query("delete from building where id = $1").bind(id as i64).execute(&pool).await.expect("delete");
+    wait_for(Duration::from_secs(1), || {
+        let state = state.clone();
+        async move { floors_in_tile(&state, here, id).await.0.is_none() }
+    })
+    .await;
+
+    // 100 new 10 m buildings in a row across several z16 tiles, in one statement.
+    let new_ids: Vec<i64> = sqlx::query_scalar(
+        "insert into building (geom, floors, households, use)
+         select ST_Multi(ST_MakeEnvelope(118.17 + i * 0.0002, 36.18, 118.17 + i * 0.0002 + 0.0001, 36.1801, 4326)), 4, 8, 'residential'
+           from generate_series(0, 99) i returning id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("bulk insert");
+    let last = tile_at(118.17 + 99.0 * 0.0002 + 0.00005, 36.18005, 16);
+    let last_id = *new_ids.last().expect("ids") as u64;
+    wait_for(Duration::from_secs(1), || {
+        let state = state.clone();
+        async move { floors_in_tile(&state, last, last_id).await.0.as_deref() == Some("4") }
+    })
+    .await;
+    // Every new building is in memory, and each z16 tile's count matches SQL.
+    let first = tile_at(118.17, 36.18005, 16);
+    for t in [first, last] {
+        let tile = decode(&send(&state, &uri("buildings", t), &[]).await);
+        assert_eq!(layer(&tile, "buildings").features.len() as i64, sql_count(&pool, "building", t).await, "{t}");
+    }
 }

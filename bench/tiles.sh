@@ -5,8 +5,9 @@
 #   bash bench/tiles.sh demo1           # one data set
 #
 # For each data set: a fresh database, 2,000 distinct z10–z16 tiles that hold data (all of them
-# where fewer exist), then for gridmap and Martin: cold (server just started, empty cache, each
-# tile once) and warm (the same list again). Load comes from server/benches/tile_load.rs (each
+# where fewer exist), then for gridmap and Martin: cold (server just started, empty tile cache,
+# each tile once; gridmap's features are in memory once its start-up load is done, which the
+# script waits for and records in memory.txt) and warm (the same list again). Load comes from server/benches/tile_load.rs (each
 # tile exactly once per run, 16 connections, Accept-Encoding: gzip). The PostGIS floor is
 # the same tiles' ST_AsMVT statement (gridmap's SQL) run by pgbench with 16 clients.
 # Figures go to bench/out/<set>/*.txt; copy the summary into bench/RESULTS.md.
@@ -117,8 +118,13 @@ YAML
     for k in 0 1 2; do
       server=${servers[$(( (k + round - 1) % 3 ))]}
       if [ $server = gridmap ]; then
-        GRIDMAP_LISTEN=127.0.0.1:$GRIDMAP_PORT GRIDMAP_TILE_CONCURRENCY=16 RUST_LOG=warn "$GRIDMAP" serve >/dev/null 2>"$OUT/gridmap.log" &
+        GRIDMAP_LISTEN=127.0.0.1:$GRIDMAP_PORT GRIDMAP_TILE_CONCURRENCY=16 RUST_LOG=warn,gridmap_tiles::store=info "$GRIDMAP" serve >/dev/null 2>"$OUT/gridmap.log" &
         PID=$!; BASE=http://127.0.0.1:$GRIDMAP_PORT; wait_http "$BASE/readyz"
+        # Its features in memory (loaded at start; that is not a tile cache, which is empty).
+        for _ in $(seq 1 300); do curl -fs "$BASE/metrics" | grep -q '^gridmap_tile_memory_loaded 1' && break; sleep 0.1; done
+        curl -fs "$BASE/metrics" | grep '^gridmap_tile_memory_features' | tr '\n' ' ' > "$OUT/memory.txt"
+        grep -o 'tile layer loaded into memory.*' "$OUT/gridmap.log" | tail -n 4 >> "$OUT/memory.txt" || true
+        ps -o rss= -p $PID | awk '{print "\nrss_kib_after_load " $1}' >> "$OUT/memory.txt"
       else
         RUST_LOG=warn martin --config "$OUT/martin.yaml" >/dev/null 2>"$OUT/martin.log" &
         PID=$!; BASE=http://127.0.0.1:$MARTIN_PORT; wait_http "$BASE/health"

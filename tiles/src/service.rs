@@ -249,7 +249,20 @@ impl TileService {
 
     /// `/metrics` text for the tile path.
     pub fn prometheus(&self) -> String {
-        self.metrics.render_prometheus(self.cache.entry_count(), self.cache.weighted_size(), self.is_listening())
+        use std::fmt::Write as _;
+        let mut text = self.metrics.render_prometheus(self.cache.entry_count(), self.cache.weighted_size(), self.is_listening());
+        let sizes = self.store.sizes();
+        text.push_str("# HELP gridmap_tile_memory_loaded Whether every in-memory tile layer is loaded (1) or not yet (0).\n");
+        text.push_str("# TYPE gridmap_tile_memory_loaded gauge\n");
+        let _ = writeln!(text, "gridmap_tile_memory_loaded {}", u8::from(sizes.iter().all(|(_, n)| n.is_some())));
+        text.push_str("# HELP gridmap_tile_memory_features Features held in memory per tile layer.\n");
+        text.push_str("# TYPE gridmap_tile_memory_features gauge\n");
+        for (layer, n) in sizes {
+            if let Some(n) = n {
+                let _ = writeln!(text, "gridmap_tile_memory_features{{layer=\"{}\"}} {n}", layer.name());
+            }
+        }
+        text
     }
 }
 

@@ -38,7 +38,7 @@ pub struct AppState {
     pub pool: PgPool,
     pub web_dir: PathBuf,
     pub limits: Arc<limits::Limits>,
-    /// Vector tiles: cache, renders, and `invalidate_bbox_4326` for write handlers (see http/tiles.rs).
+    /// Vector tiles: cache, in-memory features, renders, and `changed_4326` for write handlers (see http/tiles.rs).
     pub tiles: Arc<gridmap_tiles::TileService>,
     /// Report intake: the in-memory grid index, categories, the live feed.
     pub reports: crate::reports::Reports,

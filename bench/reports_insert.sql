@@ -6,12 +6,14 @@
 with p as (select ST_SetSRID(ST_MakePoint(:x / 1e6, :y / 1e6), 4326) as g),
 dups as (
     select coalesce(jsonb_agg(d order by d.distance_m, d.id), '[]'::jsonb) as list
-      from (select r.id, r.status, r.created_at,
-                   round(ST_Distance(r.geom::geography, p.g::geography))::integer as distance_m
-              from report r, p
-             where r.category = 'exposed_garbage' and r.status not in ('cancelled', 'closed')
-               and r.geom && ST_Expand(p.g, 0.0029) and ST_DWithin(r.geom::geography, p.g::geography, 250)
-             order by 4, 1 limit 20) d
+      from (select c.id, c.status, c.created_at,
+                   round(ST_Distance(c.geom::geography, p.g::geography))::integer as distance_m
+              from (select r.id, r.status, r.created_at, r.geom
+                      from report r
+                     where r.category = 'exposed_garbage' and r.status not in ('cancelled', 'closed')
+                     order by r.geom_3857 <-> ST_Transform(ST_SetSRID(ST_MakePoint(:x / 1e6, :y / 1e6), 4326), 3857)
+                     limit 20) c, p
+             where ST_DWithin(c.geom::geography, p.g::geography, 250)) d
 ),
 g as (select g.id, g.code, g.name, c.subdistrict_id from grid g left join community c on c.id = g.community_id, p
        where g.id = gridmap_grid_at(p.g)),

@@ -275,10 +275,11 @@ pub async fn submit(
         "photo_count": report.photos.len(),
         "created_at": now,
     });
-    // Degrees to pre-filter the duplicate search with the GiST index (1° latitude ≥ 110 km;
-    // longitude degrees are shorter here, so divide by cos(lat)).
+    // Duplicates: the 20 nearest open reports of the category, found nearest-first on the
+    // EPSG:3857 index of open reports (migration 0007: ~20 index entries, not every report in
+    // the radius), then kept if their geodesic distance is within the radius. Web Mercator is
+    // conformal, so its distance order is the true one within a few hundred metres.
     let radius = f64::from(report.category.duplicate_radius_m);
-    let deg = radius / 110_000.0 / report.lat.to_radians().cos().max(0.1);
     let actor = reporter.map_or("anonymous", |p| p.name.as_str());
     let query = || {
         sqlx::query_as::<_, (i64, Option<i64>, String)>(INSERT_SQL)
@@ -300,7 +301,6 @@ pub async fn submit(
             .bind(report.photos.len() as i32)
             .bind(now)
             .bind(&partial)
-            .bind(deg)
             .bind(radius)
             .bind(actor)
     };
@@ -360,14 +360,14 @@ const INSERT_SQL: &str = r"
 with p as (select ST_SetSRID(ST_MakePoint($3, $4), 4326) as g),
 dups as (
     select coalesce(jsonb_agg(d order by d.distance_m, d.id), '[]'::jsonb) as list
-      from (select r.id, r.status, r.created_at,
-                   round(ST_Distance(r.geom::geography, p.g::geography))::integer as distance_m
-              from report r, p
-             where r.category = $1 and r.status not in ('cancelled', 'closed')
-               and r.geom && ST_Expand(p.g, $19)
-               and ST_DWithin(r.geom::geography, p.g::geography, $20)
-             order by 4, 1
-             limit 20) d
+      from (select c.id, c.status, c.created_at,
+                   round(ST_Distance(c.geom::geography, p.g::geography))::integer as distance_m
+              from (select r.id, r.status, r.created_at, r.geom
+                      from report r
+                     where r.category = $1 and r.status not in ('cancelled', 'closed')
+                     order by r.geom_3857 <-> ST_Transform(ST_SetSRID(ST_MakePoint($3, $4), 4326), 3857)
+                     limit 20) c, p
+             where ST_DWithin(c.geom::geography, p.g::geography, $19)) d
 ),
 g as (
     select g.id, g.code, g.name, c.subdistrict_id
@@ -396,6 +396,6 @@ ins as (
 ),
 ev as (
     insert into report_event (report_id, action, to_status, actor_id, actor, grid_id, created_at)
-    select id, 'submit', 'submitted', $13, $21, grid_id, $17 from ins
+    select id, 'submit', 'submitted', $13, $20, grid_id, $17 from ins
 )
 select id, grid_id, response::text from ins";

@@ -671,3 +671,37 @@ async fn live_feed_streams_new_reports_of_the_workers_grid(pool: PgPool) {
     assert!(text.contains("\"grid_id\":2"), "only the worker's grid (the west report was filtered): {text}");
     assert!(!text.contains("rider-li"));
 }
+
+/// The nearest-first duplicate search (migration 0007) gives what the full search would: the 20
+/// nearest open reports of the category within the radius, by geodesic distance — never closed
+/// or cancelled ones, even when those are nearer.
+#[sqlx::test(migrations = "../migrations")]
+async fn duplicates_are_the_20_nearest_open_reports_as_a_full_search_finds_them(pool: PgPool) {
+    small_city(&pool).await;
+    let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
+    // 60 reports on a spiral 5–300 m around the spot; the 6 nearest closed or cancelled.
+    sqlx::query(
+        "insert into report (category, geom, input_lon, input_lat, input_crs, assignment, status)
+         select 'exposed_garbage',
+                ST_Project(ST_SetSRID(ST_MakePoint(118.175, 36.175), 4326)::geography, i * 5.0, radians(i * 47))::geometry,
+                0, 0, 'wgs84', 'covers', case when i <= 3 then 'closed' when i <= 6 then 'cancelled' else 'submitted' end
+           from generate_series(1, 60) i",
+    )
+    .execute(&pool)
+    .await
+    .expect("reports");
+    let reply = post_report(&pool, Some(&rider), Some(&key()), &report_body("exposed_garbage", 118.175, 36.175)).await.json();
+    let got: Vec<i64> = reply["possible_duplicates"].as_array().expect("array").iter().map(|d| d["id"].as_i64().expect("id")).collect();
+    let want: Vec<i64> = sqlx::query_scalar(
+        "select id from report, (select ST_SetSRID(ST_MakePoint(118.175, 36.175), 4326)::geography g) p
+          where category = 'exposed_garbage' and status not in ('cancelled', 'closed') and id <> $1
+            and ST_DWithin(geom::geography, p.g, 250)
+          order by ST_Distance(geom::geography, p.g), id limit 20",
+    )
+    .bind(reply["id"].as_i64().expect("id"))
+    .fetch_all(&pool)
+    .await
+    .expect("reference");
+    assert_eq!(want.len(), 20, "44 open reports lie within 250 m; 20 are offered");
+    assert_eq!(got, want);
+}

@@ -4,17 +4,7 @@
 \set x random(118150000, 118190000)
 \set y random(36160000, 36200000)
 with p as (select ST_SetSRID(ST_MakePoint(:x / 1e6, :y / 1e6), 4326) as g),
-dups as (
-    select coalesce(jsonb_agg(d order by d.distance_m, d.id), '[]'::jsonb) as list
-      from (select c.id, c.status, c.created_at,
-                   round(ST_Distance(c.geom::geography, p.g::geography))::integer as distance_m
-              from (select r.id, r.status, r.created_at, r.geom
-                      from report r
-                     where r.category = 'exposed_garbage' and r.status not in ('cancelled', 'closed')
-                     order by r.geom_3857 <-> ST_Transform(ST_SetSRID(ST_MakePoint(:x / 1e6, :y / 1e6), 4326), 3857)
-                     limit 20) c, p
-             where ST_DWithin(c.geom::geography, p.g::geography, 250)) d
-),
+dups as (select gridmap_possible_duplicates('exposed_garbage', :x / 1e6, :y / 1e6, 250) as list),
 g as (select g.id, g.code, g.name, c.subdistrict_id from grid g left join community c on c.id = g.community_id, p
        where g.id = gridmap_grid_at(p.g)),
 workers as (

@@ -275,10 +275,8 @@ pub async fn submit(
         "photo_count": report.photos.len(),
         "created_at": now,
     });
-    // Duplicates: the 20 nearest open reports of the category, found nearest-first on the
-    // EPSG:3857 index of open reports (migration 0007: ~20 index entries, not every report in
-    // the radius), then kept if their geodesic distance is within the radius. Web Mercator is
-    // conformal, so its distance order is the true one within a few hundred metres.
+    // Duplicates: the 20 nearest open reports of the category within its radius, found
+    // nearest-first (gridmap_possible_duplicates, migration 0007).
     let radius = f64::from(report.category.duplicate_radius_m);
     let actor = reporter.map_or("anonymous", |p| p.name.as_str());
     let query = || {
@@ -358,17 +356,7 @@ async fn replay(pool: &PgPool, key: Uuid, hash: &[u8]) -> Result<Option<Outcome>
 
 const INSERT_SQL: &str = r"
 with p as (select ST_SetSRID(ST_MakePoint($3, $4), 4326) as g),
-dups as (
-    select coalesce(jsonb_agg(d order by d.distance_m, d.id), '[]'::jsonb) as list
-      from (select c.id, c.status, c.created_at,
-                   round(ST_Distance(c.geom::geography, p.g::geography))::integer as distance_m
-              from (select r.id, r.status, r.created_at, r.geom
-                      from report r
-                     where r.category = $1 and r.status not in ('cancelled', 'closed')
-                     order by r.geom_3857 <-> ST_Transform(ST_SetSRID(ST_MakePoint($3, $4), 4326), 3857)
-                     limit 20) c, p
-             where ST_DWithin(c.geom::geography, p.g::geography, $19)) d
-),
+dups as (select gridmap_possible_duplicates($1, $3, $4, $19) as list),
 g as (
     select g.id, g.code, g.name, c.subdistrict_id
       from grid g left join community c on c.id = g.community_id

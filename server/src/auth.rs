@@ -111,36 +111,114 @@ pub async fn login(pool: &PgPool, name: &str, password: &str) -> Result<Option<L
     Ok(Some(Login { token, expires_at, role }))
 }
 
-/// The account behind a live token.
+/// The account behind a live token (always asks the database; see [`TokenCache`]).
 pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Principal>, sqlx::Error> {
-    let row: Option<(i64, String, String, bool, Vec<i64>)> = sqlx::query_as(
+    Ok(lookup(pool, &digest(token)).await?.map(|(principal, _)| principal))
+}
+
+async fn lookup(pool: &PgPool, token_hash: &[u8]) -> Result<Option<(Principal, DateTime<Utc>)>, sqlx::Error> {
+    let row: Option<(i64, String, String, bool, Vec<i64>, DateTime<Utc>)> = sqlx::query_as(
         r"select a.id, a.name, a.role, a.part_time_grid_worker,
-                 array(select g.grid_id from grid_assignment g where g.account_id = a.id order by g.grid_id)
+                 array(select g.grid_id from grid_assignment g where g.account_id = a.id order by g.grid_id),
+                 t.expires_at
             from session_token t join account a on a.id = t.account_id
            where t.token_hash = $1 and t.revoked_at is null and t.expires_at > now() and not a.disabled",
     )
-    .bind(digest(token))
+    .bind(token_hash)
     .fetch_optional(pool)
     .await?;
-    Ok(row.and_then(|(account_id, name, role, part_time_grid_worker, grid_ids)| {
-        Some(Principal { account_id, name, role: Role::parse(&role)?, part_time_grid_worker, grid_ids })
+    Ok(row.and_then(|(account_id, name, role, part_time_grid_worker, grid_ids, expires_at)| {
+        Some((Principal { account_id, name, role: Role::parse(&role)?, part_time_grid_worker, grid_ids }, expires_at))
     }))
 }
 
+/// How long a token's account (role, grids, disabled) may be served from memory. Changes made
+/// through this server take effect at once (they call [`TokenCache::invalidate_all`]); changes
+/// made behind its back (psql, `gridmap user add` while it runs) take effect within this time.
+pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Valid tokens seen recently, by SHA-256, so that a request needs no database round trip to
+/// know who is asking. Only live tokens are kept (an unknown or revoked token asks the database
+/// every time) and never past the token's own expiry.
+///
+/// Invalidation is by generation: a write that can end or change a login commits, then bumps
+/// the generation; an entry is only used if it was looked up in the current generation. An
+/// entry from a lookup that raced with the write (read before its commit, stored after the
+/// bump) therefore carries the old generation and is never used.
+pub struct TokenCache {
+    entries: moka::sync::Cache<Vec<u8>, Cached>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Clone)]
+struct Cached {
+    principal: Principal,
+    expires_at: DateTime<Utc>,
+    generation: u64,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        Self::new(TOKEN_CACHE_TTL)
+    }
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache").field("entries", &self.entries.entry_count()).finish_non_exhaustive()
+    }
+}
+
+impl TokenCache {
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            entries: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(ttl).build(),
+            generation: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The account behind a live token, from memory when it was looked up recently.
+    pub async fn authenticate(&self, pool: &PgPool, token: &str) -> Result<Option<Principal>, sqlx::Error> {
+        use std::sync::atomic::Ordering;
+        let key = digest(token);
+        let generation = self.generation.load(Ordering::Acquire);
+        if let Some(hit) = self.entries.get(&key)
+            && hit.generation == generation
+            && hit.expires_at > Utc::now()
+        {
+            return Ok(Some(hit.principal));
+        }
+        let found = lookup(pool, &key).await?;
+        if let Some((principal, expires_at)) = &found {
+            self.entries.insert(key, Cached { principal: principal.clone(), expires_at: *expires_at, generation });
+        }
+        Ok(found.map(|(principal, _)| principal))
+    }
+
+    /// Forget every cached login: call after committing anything that ends a login or changes
+    /// an account's role, grids or disabled flag.
+    pub fn invalidate_all(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.entries.invalidate_all();
+    }
+}
+
 /// Revoke one token (logout).
-pub async fn revoke(pool: &PgPool, token: &str) -> Result<(), sqlx::Error> {
+pub async fn revoke(pool: &PgPool, tokens: &TokenCache, token: &str) -> Result<(), sqlx::Error> {
     sqlx::query("update session_token set revoked_at = now() where token_hash = $1 and revoked_at is null")
         .bind(digest(token))
         .execute(pool)
         .await?;
+    tokens.invalidate_all();
     Ok(())
 }
 
 /// Revoke every token of an account (admin action, disabling an account).
-pub async fn revoke_all(pool: &PgPool, account_id: i64) -> Result<u64, sqlx::Error> {
+pub async fn revoke_all(pool: &PgPool, tokens: &TokenCache, account_id: i64) -> Result<u64, sqlx::Error> {
     let done = sqlx::query("update session_token set revoked_at = now() where account_id = $1 and revoked_at is null")
         .bind(account_id)
         .execute(pool)
         .await?;
+    tokens.invalidate_all();
     Ok(done.rows_affected())
 }

@@ -219,6 +219,8 @@ async fn update_account(
             .await?;
     }
     tx.commit().await?;
+    // Role, grids-worker flag or disabled may have changed: cached logins must be looked up again.
+    state.tokens.invalidate_all();
     Ok(Json(load(&state.pool, id).await?))
 }
 
@@ -229,7 +231,7 @@ pub struct GridsBody {
 }
 
 /// `PUT /api/admin/accounts/{id}/grids` with `{"grid_ids": [...]}`: the grids this account
-/// works from now on. The change applies to open logins at once (grids are read per request).
+/// works from now on. The change applies to open logins at once (the token cache is dropped).
 async fn assign_grids(
     State(state): State<AppState>,
     _: Admin,
@@ -249,6 +251,8 @@ async fn assign_grids(
     let mut tx = state.pool.begin().await?;
     replace_grids(&mut tx, id, &body.grid_ids).await?;
     tx.commit().await?;
+    // Open logins carry their grids: the next request must see the new ones.
+    state.tokens.invalidate_all();
     Ok(Json(load(&state.pool, id).await?))
 }
 
@@ -266,5 +270,5 @@ async fn revoke_tokens(State(state): State<AppState>, _: Admin, Path(id): Path<i
     if !exists {
         return Err(ApiError::not_found(format!("account {id}")));
     }
-    Ok(Json(Revoked { revoked: auth::revoke_all(&state.pool, id).await? }))
+    Ok(Json(Revoked { revoked: auth::revoke_all(&state.pool, &state.tokens, id).await? }))
 }

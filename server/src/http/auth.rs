@@ -46,7 +46,7 @@ async fn login(
     state.limits.check_login(&body.name, super::limits::client_ip(&extensions))?;
     match auth::login(&state.pool, &body.name, &body.password).await? {
         Some(l) => {
-            let grid_ids = auth::authenticate(&state.pool, &l.token).await?.map(|p| p.grid_ids).unwrap_or_default();
+            let grid_ids = state.tokens.authenticate(&state.pool, &l.token).await?.map(|p| p.grid_ids).unwrap_or_default();
             Ok(Json(LoginResponse { token: l.token, expires_at: l.expires_at, role: l.role, grid_ids }))
         }
         // One answer for unknown names, wrong passwords and disabled accounts: no enumeration.
@@ -55,7 +55,7 @@ async fn login(
 }
 
 async fn logout(State(state): State<AppState>, Auth(_): Auth, parts: BearerToken) -> ApiResult<StatusCode> {
-    auth::revoke(&state.pool, &parts.0).await?;
+    auth::revoke(&state.pool, &state.tokens, &parts.0).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -96,7 +96,9 @@ impl FromRequestParts<AppState> for MaybeAuth {
             return Ok(Self(Some(principal.clone())));
         }
         let Some(token) = bearer(parts)? else { return Ok(Self(None)) };
-        let principal = auth::authenticate(&state.pool, &token)
+        let principal = state
+            .tokens
+            .authenticate(&state.pool, &token)
             .await?
             .ok_or_else(|| ApiError::Unauthorized("the login has expired or was revoked; log in again".into()))?;
         parts.extensions.insert(principal.clone());

@@ -40,8 +40,10 @@ pub struct AppState {
     pub limits: Arc<limits::Limits>,
     /// Vector tiles: cache, in-memory features, renders, and `changed_4326` for write handlers (see http/tiles.rs).
     pub tiles: Arc<gridmap_tiles::TileService>,
-    /// Report intake: the in-memory grid index, categories, the live feed.
+    /// Report intake: the in-memory grid index, categories, the live feed, the group writer.
     pub reports: crate::reports::Reports,
+    /// Recently seen live tokens (no database round trip per request; see `auth::TokenCache`).
+    pub tokens: Arc<crate::auth::TokenCache>,
 }
 
 impl AppState {
@@ -53,6 +55,7 @@ impl AppState {
             limits: limits::Limits::from_env(),
             tiles,
             reports: crate::reports::Reports::default(),
+            tokens: Arc::new(crate::auth::TokenCache::default()),
         }
     }
 }

@@ -133,7 +133,7 @@ async fn create_request(State(state): State<AppState>, headers: HeaderMap, body:
     let api_key = fields.get("api_key").filter(|k| !k.is_empty()).ok_or_else(|| {
         Open311Error(StatusCode::BAD_REQUEST, "api_key: required (a bearer token from POST /api/auth/login)".into())
     })?;
-    let principal = crate::auth::authenticate(&state.pool, api_key)
+    let principal = state.tokens.authenticate(&state.pool, api_key)
         .await?
         .ok_or_else(|| Open311Error(StatusCode::FORBIDDEN, "api_key: invalid or expired".into()))?;
     let number = |name: &str| -> Result311<f64> {

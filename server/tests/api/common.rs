@@ -24,7 +24,13 @@ impl Reply {
 }
 
 pub async fn send(pool: &PgPool, request: Request<Body>) -> Reply {
-    let response = app(AppState::new(pool.clone())).oneshot(request).await.expect("the router is infallible");
+    send_to(&AppState::new(pool.clone()), request).await
+}
+
+/// Send through a given state: requests that must share the token cache (as they do in one
+/// running server) use one state.
+pub async fn send_to(state: &AppState, request: Request<Body>) -> Reply {
+    let response = app(state.clone()).oneshot(request).await.expect("the router is infallible");
     let status = response.status();
     let headers = response.headers().clone();
     let body = response.into_body().collect().await.expect("body collects").to_bytes().to_vec();

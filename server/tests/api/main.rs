@@ -17,3 +17,4 @@ mod reports;
 mod seed;
 mod stations;
 mod tiles;
+mod token_cache;

@@ -111,13 +111,16 @@ pub async fn login(pool: &PgPool, name: &str, password: &str) -> Result<Option<L
     Ok(Some(Login { token, expires_at, role }))
 }
 
+/// id, name, role, part-time grid worker, grids, token expiry.
+type AccountRow = (i64, String, String, bool, Vec<i64>, DateTime<Utc>);
+
 /// The account behind a live token (always asks the database; see [`TokenCache`]).
 pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Principal>, sqlx::Error> {
     Ok(lookup(pool, &digest(token)).await?.map(|(principal, _)| principal))
 }
 
 async fn lookup(pool: &PgPool, token_hash: &[u8]) -> Result<Option<(Principal, DateTime<Utc>)>, sqlx::Error> {
-    let row: Option<(i64, String, String, bool, Vec<i64>, DateTime<Utc>)> = sqlx::query_as(
+    let row: Option<AccountRow> = sqlx::query_as(
         r"select a.id, a.name, a.role, a.part_time_grid_worker,
                  array(select g.grid_id from grid_assignment g where g.account_id = a.id order by g.grid_id),
                  t.expires_at

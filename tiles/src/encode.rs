@@ -341,10 +341,6 @@ impl LayerBuilder {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
     /// The finished layer, or `None` when it holds no feature (`ST_AsMVT` of no rows).
     pub fn finish(self) -> Option<tile::Layer> {
         if self.ids.is_empty() {

@@ -297,9 +297,8 @@ where
     started.elapsed()
 }
 
-#[sqlx::test(migrations = "../migrations")]
-async fn plain_sql_edit_reaches_the_next_tile_within_a_second_via_notify(pool: PgPool) {
-    fixture(&pool).await;
+/// A server state whose change listener is already listening (as `gridmap serve` runs it).
+async fn listening_state(pool: &PgPool) -> (AppState, gridmap_tiles::ListenerHandle) {
     let state = AppState::new(pool.clone());
     let listener = gridmap_tiles::spawn_listener(state.tiles.clone(), pool.clone());
     let tiles = state.tiles.clone();
@@ -308,6 +307,13 @@ async fn plain_sql_edit_reaches_the_next_tile_within_a_second_via_notify(pool: P
         async move { tiles.is_listening() }
     })
     .await;
+    (state, listener)
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn plain_sql_edit_reaches_the_next_tile_within_a_second_via_notify(pool: PgPool) {
+    fixture(&pool).await;
+    let (state, listener) = listening_state(&pool).await;
     let here = tile_at(118.1611, 36.1711, 16);
     let far = tile_at(118.3001, 36.3001, 16);
     let id = building_id_at(&pool, 118.1611, 36.1711).await as u64;
@@ -554,14 +560,7 @@ async fn report_changes_by_plain_sql_are_announced_but_not_those_of_the_server(p
     .execute(&pool)
     .await
     .expect("report");
-    let state = AppState::new(pool.clone());
-    let listener = gridmap_tiles::spawn_listener(state.tiles.clone(), pool.clone());
-    let tiles = state.tiles.clone();
-    wait_for(Duration::from_secs(10), || {
-        let tiles = tiles.clone();
-        async move { tiles.is_listening() }
-    })
-    .await;
+    let (state, listener) = listening_state(&pool).await;
     let here = tile_at(118.185, 36.175, 15);
     let status = |state: AppState| async move {
         let (reports, _) = reports_in_tile(&state, here).await;
@@ -670,14 +669,7 @@ async fn rust_encoded_tiles_match_postgis_st_asmvt(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn in_memory_features_follow_deletes_inserts_and_bulk_sql(pool: PgPool) {
     fixture(&pool).await;
-    let state = AppState::new(pool.clone());
-    let _listener = gridmap_tiles::spawn_listener(state.tiles.clone(), pool.clone());
-    let tiles = state.tiles.clone();
-    wait_for(Duration::from_secs(10), || {
-        let tiles = tiles.clone();
-        async move { tiles.is_listening() }
-    })
-    .await;
+    let (state, _listener) = listening_state(&pool).await;
     let here = tile_at(118.1611, 36.1711, 16);
     let id = building_id_at(&pool, 118.1611, 36.1711).await as u64;
     assert_eq!(floors_in_tile(&state, here, id).await.0, Some("6".into()));

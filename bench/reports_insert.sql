@@ -9,8 +9,9 @@ g as (select g.id, g.code, g.name, c.subdistrict_id from grid g left join commun
        where g.id = gridmap_grid_at(p.g)),
 workers as (
     select coalesce(jsonb_agg(jsonb_build_object('display_name', coalesce(a.display_name, a.name)) order by a.id), '[]'::jsonb) as list
-      from grid_assignment ga join account a on a.id = ga.account_id, g
-     where ga.grid_id = g.id and a.role = 'grid_worker' and not a.disabled
+      from g join grid_assignment ga on ga.grid_id = g.id
+      cross join lateral (select a.id, a.display_name, a.name from account a
+                           where a.id = ga.account_id and a.role = 'grid_worker' and not a.disabled offset 0) a
 ),
 new as (select nextval(pg_get_serial_sequence('report', 'id')) as id),
 ins as (

@@ -358,11 +358,17 @@ g as (
       from grid g left join community c on c.id = g.community_id
      where g.id = $10
 ),
+-- The grid's few assignments drive, one account lookup each (`offset 0` keeps the planner from
+-- flattening the lateral): with $10 unknown, the generic plan of a plain join on a freshly
+-- seeded database read every account and probed grid_assignment once per account (~1,000
+-- btree probes a report, most of PostgreSQL's time in bench/reports.sh).
 workers as (
     select coalesce(jsonb_agg(jsonb_build_object('display_name', coalesce(a.display_name, a.name)) order by a.id),
                     '[]'::jsonb) as list
-      from grid_assignment ga join account a on a.id = ga.account_id
-     where ga.grid_id = $10 and a.role = 'grid_worker' and not a.disabled
+      from grid_assignment ga
+      cross join lateral (select a.id, a.display_name, a.name from account a
+                           where a.id = ga.account_id and a.role = 'grid_worker' and not a.disabled offset 0) a
+     where ga.grid_id = $10
 ),
 new as (select nextval(pg_get_serial_sequence('report', 'id')) as id),
 ins as (

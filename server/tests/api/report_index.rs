@@ -94,3 +94,60 @@ async fn index_agrees_with_postgis_on_100k_points_including_edges_and_vertices(p
     assert!(covered > 60_000 && covered < 100_000, "the sample has covered and uncovered points ({covered})");
     assert!(disagreements.is_empty(), "{} of 100000 disagree, e.g. {:?}", disagreements.len(), &disagreements[..disagreements.len().min(5)]);
 }
+
+/// Rules 2 and 3 in SQL (`gridmap_report_assignment`, on indexes since migration 0008) give what
+/// a full search of every grid gives: the nearest grid within 150 m geodesic (ties: lowest id),
+/// else the subdistrict of the nearest grid (planar `<->`, ties: lowest id). 3,000 points around
+/// and between the seeded grids, plus a ring of points exactly 150 m-ish off a grid corner.
+#[sqlx::test(migrations = "../migrations")]
+async fn sql_rules_2_and_3_on_indexes_match_a_full_search(pool: PgPool) {
+    gridmap_server::seed::seed_demo(&pool, 1).await.expect("seed");
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let mut xs: Vec<f64> = (0..3_000).map(|_| rng.random_range(118.12..118.22)).collect();
+    let mut ys: Vec<f64> = (0..3_000).map(|_| rng.random_range(36.15..36.21)).collect();
+    let corner: (f64, f64) = sqlx::query_as("select ST_XMin(geom), ST_YMin(geom) from grid order by ST_XMin(geom) limit 1")
+        .fetch_one(&pool)
+        .await
+        .expect("corner");
+    for step in 0..200 {
+        // 130–170 m west of the westernmost corner: both sides of the 150 m line.
+        let metres = 130.0 + f64::from(step) * 0.2;
+        xs.push(corner.0 - metres / (111_320.0 * corner.1.to_radians().cos()));
+        ys.push(corner.1);
+    }
+    let rows: Vec<(String, Option<i64>, Option<i64>, String, Option<i64>, Option<i64>)> = sqlx::query_as(
+        r"with pts as (select n, ST_SetSRID(ST_MakePoint(x, y), 4326) as p
+                          from unnest($1::float8[], $2::float8[]) with ordinality as u(x, y, n)),
+          full_search as (
+            select pts.n,
+                   (select g.id from grid g where ST_Covers(g.geom, pts.p) order by g.id limit 1) as covers,
+                   (select g.id from grid g where ST_Distance(g.geom::geography, pts.p::geography) <= 150
+                     order by ST_Distance(g.geom::geography, pts.p::geography), g.id limit 1) as nearest,
+                   (select c.subdistrict_id from grid g join community c on c.id = g.community_id
+                     order by ST_Distance(g.geom, pts.p), g.id limit 1) as nearest_subdistrict
+              from pts)
+          select a.assignment, a.grid_id, a.subdistrict_id,
+                 case when f.covers is not null then 'covers' when f.nearest is not null then 'nearest' else 'unassigned' end,
+                 coalesce(f.covers, f.nearest),
+                 case when f.covers is null and f.nearest is null then f.nearest_subdistrict end
+            from pts join full_search f using (n), gridmap_report_assignment(pts.p) a
+           order by pts.n",
+    )
+    .bind(&xs)
+    .bind(&ys)
+    .fetch_all(&pool)
+    .await
+    .expect("compare");
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for (i, (method, grid, subdistrict, want_method, want_grid, want_subdistrict)) in rows.iter().enumerate() {
+        assert_eq!((method, grid), (want_method, want_grid), "point {i} ({}, {})", xs[i], ys[i]);
+        if method == "unassigned" {
+            assert_eq!(subdistrict, want_subdistrict, "queue of point {i} ({}, {})", xs[i], ys[i]);
+        }
+        *counts.entry(method.clone()).or_default() += 1;
+    }
+    eprintln!("rules on 3,200 points: {counts:?}");
+    for method in ["covers", "nearest", "unassigned"] {
+        assert!(counts.get(method).copied().unwrap_or(0) >= 20, "too few `{method}` points to compare: {counts:?}");
+    }
+}

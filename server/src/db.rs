@@ -57,6 +57,19 @@ async fn connect_as(args: &DbArgs, session: Session) -> anyhow::Result<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(args.db_pool)
         .acquire_timeout(Duration::from_secs(5))
+        // sqlx pings every connection before handing it out: one more round trip per request
+        // (per report, a tenth of PostgreSQL's time under intake load). Ping only a connection
+        // that sat idle for a second: under load none does, and after a database restart the
+        // idle ones are found dead here and replaced rather than failing a request.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= Duration::from_secs(1) {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         // A statement never runs longer than this unless a route sets its own, shorter limit.
         .after_connect(move |conn, _| {
             Box::pin(async move {

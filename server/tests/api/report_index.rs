@@ -115,7 +115,9 @@ async fn sql_rules_2_and_3_on_indexes_match_a_full_search(pool: PgPool) {
         xs.push(corner.0 - metres / (111_320.0 * corner.1.to_radians().cos()));
         ys.push(corner.1);
     }
-    let rows: Vec<(String, Option<i64>, Option<i64>, String, Option<i64>, Option<i64>)> = sqlx::query_as(
+    // (method, grid, subdistrict) from the function, then the same from the full search.
+    type Row = (String, Option<i64>, Option<i64>, String, Option<i64>, Option<i64>);
+    let rows: Vec<Row> = sqlx::query_as(
         r"with pts as (select n, ST_SetSRID(ST_MakePoint(x, y), 4326) as p
                           from unnest($1::float8[], $2::float8[]) with ordinality as u(x, y, n)),
           full_search as (

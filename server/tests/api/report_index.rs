@@ -95,6 +95,9 @@ async fn index_agrees_with_postgis_on_100k_points_including_edges_and_vertices(p
     assert!(disagreements.is_empty(), "{} of 100000 disagree, e.g. {:?}", disagreements.len(), &disagreements[..disagreements.len().min(5)]);
 }
 
+/// (method, grid, subdistrict) from `gridmap_report_assignment`, then the same from a full search.
+type RuleRow = (String, Option<i64>, Option<i64>, String, Option<i64>, Option<i64>);
+
 /// Rules 2 and 3 in SQL (`gridmap_report_assignment`, on indexes since migration 0008) give what
 /// a full search of every grid gives: the nearest grid within 150 m geodesic (ties: lowest id),
 /// else the subdistrict of the nearest grid (planar `<->`, ties: lowest id). 3,000 points around
@@ -115,9 +118,7 @@ async fn sql_rules_2_and_3_on_indexes_match_a_full_search(pool: PgPool) {
         xs.push(corner.0 - metres / (111_320.0 * corner.1.to_radians().cos()));
         ys.push(corner.1);
     }
-    // (method, grid, subdistrict) from the function, then the same from the full search.
-    type Row = (String, Option<i64>, Option<i64>, String, Option<i64>, Option<i64>);
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<RuleRow> = sqlx::query_as(
         r"with pts as (select n, ST_SetSRID(ST_MakePoint(x, y), 4326) as p
                           from unnest($1::float8[], $2::float8[]) with ordinality as u(x, y, n)),
           full_search as (

@@ -53,7 +53,14 @@ echo "== floor: the same INSERT through pgbench, $CLIENTS clients, ${DURATION}s"
 psql -q "$DATABASE_URL" -c "truncate report_event, report cascade"
 # Like the server's sessions: prepared statements, and no report-tile NOTIFY (db::Session::Server, migration 0006).
 PGOPTIONS="-c gridmap.report_tiles=in_process" \
-  pgbench -n -M prepared -c "$CLIENTS" -j 2 -T "$DURATION" -f bench/reports_insert.sql "$DATABASE_URL" | tee "$OUT/pgbench.txt"
+  pgbench -n -M prepared -c "$CLIENTS" -j 2 -T "$DURATION" -f bench/reports_insert.sql \
+    -l --log-prefix="$OUT/pgbench_log" "$DATABASE_URL" | tee "$OUT/pgbench.txt"
+# The floor's own latency percentiles (per-transaction log, 3rd column in µs), to set beside
+# gridmap's p50/p99: in a closed loop both are about clients ÷ throughput.
+cat "$OUT"/pgbench_log.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {
+  printf "floor latency: p50 %.1f ms, p99 %.1f ms (%d transactions)\n", a[int((NR-1)*0.50)+1]/1000, a[int((NR-1)*0.99)+1]/1000, NR}' \
+  | tee -a "$OUT/pgbench.txt"
+rm -f "$OUT"/pgbench_log.*
 
 echo "== assignment index vs one PostGIS query per point (criterion)"
 if [ -z "${GRIDMAP_BENCH_DB_SCALE10:-}" ]; then

@@ -485,6 +485,14 @@ pub async fn create_transition(
     let if_match = parse_if_match(&headers)?;
     let (version, change) = workflow::transition(&state.pool, id, &actor, if_match, &body).await?;
     report_tiles_changed(&state, change.lon, change.lat);
+    state.reports.open.apply(&crate::reports::open_reports::Change::Upsert {
+        id: change.id,
+        category: change.category.clone(),
+        status: change.status.clone(),
+        lon: change.lon,
+        lat: change.lat,
+        created_at: None,
+    });
     state.reports.publish(change);
     let view = workflow::get_report(&state.pool, id, Some(&actor))
         .await?

@@ -4,10 +4,11 @@
 //! payload is a conflict. A SHA-256 of the canonical payload (including who sent it and the
 //! photos' digests) is stored next to the key.
 //!
-//! The happy path is one SQL statement (duplicates, grid and workers, insert, history row), so
-//! intake costs one round trip and one durable commit.
+//! The happy path is one SQL statement (grid and workers, insert, history row; the possible
+//! duplicates come from memory, `open_reports.rs`), so intake costs one round trip and one
+//! durable commit.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -256,7 +257,8 @@ pub async fn submit(
     let assignment = assign(pool, reports, report.lon, report.lat)
         .await?
         .ok_or_else(|| field("location", "the point is outside Yiyuan county"))?;
-    let now: DateTime<Utc> = Utc::now();
+    // Whole microseconds, as PostgreSQL stores it, so the in-memory copy matches the row.
+    let now: DateTime<Utc> = Utc::now().trunc_subsecs(6);
     let partial = json!({
         "status": "submitted",
         "version": 1,
@@ -271,9 +273,11 @@ pub async fn submit(
         "photo_count": report.photos.len(),
         "created_at": now,
     });
-    // Duplicates: the 20 nearest open reports of the category within its radius, found
-    // nearest-first (gridmap_possible_duplicates, migration 0007).
-    let radius = f64::from(report.category.duplicate_radius_m);
+    // Duplicates: the 20 nearest open reports of the category within its radius, from memory
+    // (open_reports.rs; the same search as SQL's gridmap_possible_duplicates).
+    reports.open.ensure_loaded(pool).await?;
+    let duplicates =
+        reports.open.search(&report.category.code, report.lon, report.lat, f64::from(report.category.duplicate_radius_m));
     let actor = reporter.map_or("anonymous", |p| p.name.as_str());
     let query = || {
         sqlx::query_as::<_, (i64, Option<i64>, String)>(INSERT_SQL)
@@ -295,7 +299,7 @@ pub async fn submit(
             .bind(report.photos.len() as i32)
             .bind(now)
             .bind(&partial)
-            .bind(radius)
+            .bind(&duplicates)
             .bind(actor)
     };
     // Without photos the one statement is its own transaction: one round trip, one commit.
@@ -323,6 +327,14 @@ pub async fn submit(
             IntakeError::Database(sqlx::Error::Protocol("idempotency key conflict without a stored report".into()))
         });
     };
+    reports.open.apply(&super::open_reports::Change::Upsert {
+        id,
+        category: report.category.code.clone(),
+        status: "submitted".into(),
+        lon: report.lon,
+        lat: report.lat,
+        created_at: Some(now),
+    });
     reports.publish(super::ReportChange {
         kind: "created",
         id,
@@ -352,7 +364,7 @@ async fn replay(pool: &PgPool, key: Uuid, hash: &[u8]) -> Result<Option<Outcome>
 
 const INSERT_SQL: &str = r"
 with p as (select ST_SetSRID(ST_MakePoint($3, $4), 4326) as g),
-dups as (select gridmap_possible_duplicates($1, $3, $4, $19) as list),
+dups as (select $19::jsonb as list),
 g as (
     select g.id, g.code, g.name, c.subdistrict_id
       from grid g left join community c on c.id = g.community_id

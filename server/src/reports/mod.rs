@@ -17,6 +17,7 @@
 pub mod gcj02;
 pub mod index;
 pub mod intake;
+pub mod open_reports;
 pub mod photos;
 pub mod points;
 pub mod workflow;
@@ -80,6 +81,8 @@ pub struct ReportChange {
 pub struct Reports {
     pub index: Arc<GridIndexHandle>,
     pub events: broadcast::Sender<ReportChange>,
+    /// Open reports for the duplicate search (kept current by intake, transitions, NOTIFY).
+    pub open: Arc<open_reports::OpenReports>,
     categories: Arc<OnceCell<Arc<Vec<Category>>>>,
 }
 
@@ -88,6 +91,7 @@ impl Default for Reports {
         Self {
             index: Arc::new(GridIndexHandle::default()),
             events: broadcast::channel(1024).0,
+            open: Arc::new(open_reports::OpenReports::default()),
             categories: Arc::new(OnceCell::new()),
         }
     }
@@ -118,7 +122,9 @@ impl Reports {
 }
 
 /// Reload the grid index whenever any writer changes grids (`NOTIFY gridmap_grids_changed`
-/// from the grid triggers), so imports and plain SQL are picked up too. Runs until the pool closes.
+/// from the grid triggers), so imports and plain SQL are picked up too; reload the open reports
+/// when another writer changed reports (`gridmap_tiles` with `table: report`), after every
+/// (re)connect and every [`open_reports::RELOAD_EVERY`]. Runs until the pool closes.
 pub fn spawn_grid_listener(pool: PgPool, reports: Reports) {
     tokio::spawn(async move {
         loop {
@@ -133,8 +139,10 @@ pub fn spawn_grid_listener(pool: PgPool, reports: Reports) {
                     continue;
                 }
             };
-            if let Err(err) = listener.listen("gridmap_grids_changed").await {
-                tracing::warn!(%err, "LISTEN gridmap_grids_changed failed; retrying");
+            // gridmap_tiles carries report writes by anyone but this server's own sessions
+            // (migration 0006): those change the open reports of the duplicate search.
+            if let Err(err) = listener.listen_all(["gridmap_grids_changed", "gridmap_tiles"]).await {
+                tracing::warn!(%err, "LISTEN gridmap_grids_changed, gridmap_tiles failed; retrying");
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
                 continue;
             }
@@ -142,22 +150,59 @@ pub fn spawn_grid_listener(pool: PgPool, reports: Reports) {
             if let Err(err) = reports.index.reload(&pool).await {
                 tracing::warn!(%err, "grid index reload failed");
             }
+            reload_open_reports(&pool, &reports).await;
+            let mut periodic = tokio::time::interval(open_reports::RELOAD_EVERY);
+            periodic.tick().await; // the first tick is immediate
             loop {
-                match listener.recv().await {
-                    Ok(_) => {
-                        // Coalesce a burst of notifications (one per statement) into one reload.
-                        while listener.next_buffered().is_some() {}
-                        match reports.index.reload(&pool).await {
-                            Ok(index) => tracing::info!(grids = index.grid_count(), "grid index reloaded"),
-                            Err(err) => tracing::warn!(%err, "grid index reload failed"),
-                        }
+                let notification = tokio::select! {
+                    n = listener.recv() => n,
+                    _ = periodic.tick() => {
+                        reload_open_reports(&pool, &reports).await;
+                        continue;
                     }
+                };
+                let first = match notification {
+                    Ok(n) => n,
                     Err(err) => {
                         tracing::warn!(%err, "grid change listener lost its connection");
                         break;
                     }
+                };
+                // Coalesce a burst of notifications (one per statement) into one reload of each.
+                let (mut grids, mut open) = (false, false);
+                let mut note = |n: &sqlx::postgres::PgNotification| {
+                    if n.channel() == "gridmap_grids_changed" {
+                        grids = true;
+                    } else if is_report_payload(n.payload()) {
+                        open = true;
+                    }
+                };
+                note(&first);
+                while let Some(n) = listener.next_buffered() {
+                    note(&n);
+                }
+                if grids {
+                    match reports.index.reload(&pool).await {
+                        Ok(index) => tracing::info!(grids = index.grid_count(), "grid index reloaded"),
+                        Err(err) => tracing::warn!(%err, "grid index reload failed"),
+                    }
+                }
+                if open {
+                    reload_open_reports(&pool, &reports).await;
                 }
             }
         }
     });
+}
+
+/// Whether a `gridmap_tiles` payload (`{"table": …, …}`) is about the report table.
+fn is_report_payload(payload: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(payload).is_ok_and(|v| v["table"] == "report")
+}
+
+async fn reload_open_reports(pool: &PgPool, reports: &Reports) {
+    match reports.open.reload(pool).await {
+        Ok(count) => tracing::debug!(count, "open reports reloaded"),
+        Err(err) => tracing::warn!(%err, "open reports reload failed"),
+    }
 }

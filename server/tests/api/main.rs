@@ -11,6 +11,7 @@ mod grid_edit;
 mod import;
 mod ogc;
 mod open311;
+mod open_reports;
 mod privacy;
 mod report_index;
 mod reports;

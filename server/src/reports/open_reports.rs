@@ -127,10 +127,17 @@ struct State {
 }
 
 /// The open reports of every category (see the module docs).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct OpenReports {
     state: RwLock<State>,
     reloading: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for OpenReports {
+    // The count, not tens of thousands of entries, if `Reports` is ever logged.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenReports").field("loaded", &self.loaded_count()).finish()
+    }
 }
 
 impl OpenReports {

@@ -121,6 +121,8 @@ async fn duplicates_follow_intake_transitions_and_other_writers(pool: PgPool) {
     let c = post(&state, &rider, 118.1752, 36.1751).await;
     let c_id = c["id"].as_i64().expect("id");
     assert_eq!(ids(&c), vec![b_id], "the cancelled report is no longer offered");
+    let metrics = send_to(&state, Request::get("/metrics").body(Body::empty()).expect("request")).await;
+    assert!(String::from_utf8_lossy(&metrics.body).contains("gridmap_open_reports 2\n"), "B and C are open");
 
     // Another writer (this pool's sessions are not the server's: the trigger announces them).
     sqlx::query("update report set status = 'closed' where id = $1").bind(b_id).execute(&pool).await.expect("close");

@@ -9,10 +9,10 @@
 //! itself under that lock before it scans the cache, so every interleaving ends fresh.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 use crate::layer::LayerSet;
-use crate::tile::{Bbox, TileCoord};
+use crate::tile::{BUFFER, Bbox, EARTH_HALF, EXTENT, MAX_ZOOM, TileCoord};
 
 /// How many invalidations are remembered for the race guard. A render slower than this many
 /// invalidations simply is not cached.
@@ -105,6 +105,36 @@ impl Change {
     }
 }
 
+/// Every tile, at every zoom, whose buffered bounds may touch `bbox` (a superset: callers
+/// check [`Change::touches`]); `None` when there are more than `limit`.
+fn tiles_near(bbox: Bbox, limit: usize) -> Option<Vec<TileCoord>> {
+    let mut tiles = Vec::new();
+    for z in 0..=MAX_ZOOM {
+        let size = TileCoord::size_at(z);
+        // The render buffer, plus a hair so a box exactly on an edge keeps both neighbours.
+        let pad = size * (f64::from(BUFFER) / f64::from(EXTENT) + 1e-6);
+        let last = (1u64 << z) - 1;
+        let index = |metres: f64| -> u32 {
+            // Clamped to the tile range first, so the cast cannot truncate.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+            let i = (metres / size).floor().clamp(0.0, last as f64) as u32;
+            i
+        };
+        let (x0, x1) = (index(bbox.min_x - pad + EARTH_HALF), index(bbox.max_x + pad + EARTH_HALF));
+        let (y0, y1) = (index(EARTH_HALF - bbox.max_y - pad), index(EARTH_HALF - bbox.min_y + pad));
+        let count = (u64::from(x1 - x0) + 1) * (u64::from(y1 - y0) + 1);
+        if tiles.len() as u64 + count > limit as u64 {
+            return None;
+        }
+        for x in x0..=x1 {
+            for y in y0..=y1 {
+                tiles.push(TileCoord { z, x, y });
+            }
+        }
+    }
+    Some(tiles)
+}
+
 #[derive(Debug, Default)]
 struct Log {
     generation: u64,
@@ -115,6 +145,9 @@ struct Log {
 pub struct TileCache {
     tiles: moka::sync::Cache<TileKey, Arc<CachedTile>>,
     log: Mutex<Log>,
+    /// Every layer set ever cached (a handful: the base map, reports, a client's own mix), so a
+    /// small change can look up its few candidate keys instead of scanning the cache.
+    layer_sets: RwLock<Vec<LayerSet>>,
 }
 
 impl TileCache {
@@ -128,7 +161,7 @@ impl TileCache {
                 u32::try_from(v.gzip.len()).unwrap_or(u32::MAX).saturating_mul(2).saturating_add(ENTRY_OVERHEAD)
             })
             .build();
-        Self { tiles, log: Mutex::new(Log::default()) }
+        Self { tiles, log: Mutex::new(Log::default()), layer_sets: RwLock::default() }
     }
 
     fn log(&self) -> MutexGuard<'_, Log> {
@@ -159,6 +192,13 @@ impl TileCache {
                 return false;
             }
         }
+        let known = self.layer_sets.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&key.layers);
+        if !known {
+            let mut sets = self.layer_sets.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !sets.contains(&key.layers) {
+                sets.push(key.layers);
+            }
+        }
         self.tiles.insert(key, tile);
         true
     }
@@ -183,6 +223,31 @@ impl TileCache {
         }
         let change = Change::Area { layers, bbox };
         self.record(change);
+        // A report is a point: about 30 tiles over all zooms may hold it, per layer set. Look
+        // those up rather than walk every cached tile (each report did, and a full cache holds
+        // tens of thousands); a large change (a grid edit, an import) still walks the cache.
+        let sets = self.layer_sets.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let limit = usize::try_from(self.tiles.entry_count()).unwrap_or(usize::MAX) / sets.len().max(1);
+        match tiles_near(bbox, limit) {
+            Some(tiles) => self.drop_listed(&change, &sets, &tiles),
+            None => self.drop_scanning(&change),
+        }
+    }
+
+    fn drop_listed(&self, change: &Change, sets: &[LayerSet], tiles: &[TileCoord]) -> usize {
+        let mut dropped = 0;
+        for &layers in sets {
+            for &tile in tiles {
+                let key = TileKey { layers, tile };
+                if change.touches(&key) && self.tiles.remove(&key).is_some() {
+                    dropped += 1;
+                }
+            }
+        }
+        dropped
+    }
+
+    fn drop_scanning(&self, change: &Change) -> usize {
         let mut dropped = 0;
         for (key, _) in &self.tiles {
             if change.touches(&key) {
@@ -224,6 +289,56 @@ mod tests {
 
     fn key(layers: LayerSet, z: u32, x: u32, y: u32) -> TileKey {
         TileKey { layers, tile: TileCoord::new(z, x, y).expect("valid") }
+    }
+
+    /// Looking up the few candidate keys drops exactly what walking the whole cache drops.
+    #[test]
+    fn listed_and_scanning_invalidation_drop_the_same_tiles() {
+        let fill = || {
+            let cache = TileCache::new(1 << 30);
+            let started = cache.generation();
+            let here = crate::tile::Bbox::from_lonlat(118.1754, 36.1751, 118.1754, 36.1751);
+            for layers in [LayerSet::BASE, LayerSet::REPORTS, LayerSet::ALL] {
+                for z in 0..=MAX_ZOOM {
+                    // The tiles around the point, and a ring of neighbours, at every zoom.
+                    let centre = tiles_near(here, usize::MAX).expect("tiles").into_iter().find(|t| t.z == z).expect("zoom");
+                    for dx in -2i64..=2 {
+                        for dy in -2i64..=2 {
+                            let (col, row) = (i64::from(centre.x) + dx, i64::from(centre.y) + dy);
+                            let width = 1i64 << z;
+                            if (0..width).contains(&col) && (0..width).contains(&row) {
+                                let key = key(layers, u32::from(z), u32::try_from(col).expect("x"), u32::try_from(row).expect("y"));
+                                assert!(cache.insert_if_fresh(key, tile(b"x"), started));
+                            }
+                        }
+                    }
+                }
+            }
+            cache.tiles.run_pending_tasks();
+            cache
+        };
+        for (n, (lon, lat)) in [(118.1754, 36.1751), (0.0, 0.0), (-180.0, 85.0), (118.17, 36.17)].into_iter().enumerate() {
+            let b = crate::tile::Bbox::from_lonlat(lon, lat, lon + 1e-5, lat + 1e-5);
+            let change = Change::Area { layers: LayerSet::REPORTS, bbox: b };
+            let (listed, scanned) = (fill(), fill());
+            let sets = listed.layer_sets.read().expect("sets").clone();
+            let tiles = tiles_near(b, usize::MAX).expect("tiles");
+            let dropped = listed.drop_listed(&change, &sets, &tiles);
+            assert_eq!(dropped, scanned.drop_scanning(&change), "at ({lon}, {lat})");
+            if n == 0 {
+                // At the filled spot. Reports draw from z12: the reports and all-layer tiles at z12..=z22, at least.
+                assert!(dropped >= 22, "reports and all-layer tiles at every zoom they draw ({dropped})");
+            }
+            listed.tiles.run_pending_tasks();
+            scanned.tiles.run_pending_tasks();
+            let keys = |c: &TileCache| {
+                let mut k: Vec<(u8, u32, u32, String)> =
+                    c.tiles.iter().map(|(k, _)| (k.tile.z, k.tile.x, k.tile.y, format!("{:?}", k.layers))).collect();
+                k.sort_unstable();
+                k
+            };
+            assert_eq!(keys(&listed), keys(&scanned), "at ({lon}, {lat})");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `GET /metrics`: Prometheus text exposition (format 0.0.4) — tile cache hits and misses,
-//! 304s, renders, invalidations and latency histograms; open reports held for the duplicate search.
+//! 304s, renders, invalidations and latency histograms; open reports held for the duplicate search;
+//! intake statements and the reports they stored (group commit).
 
 use std::fmt::Write as _;
 
@@ -22,5 +23,12 @@ async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {
         text.push_str("# TYPE gridmap_open_reports gauge\n");
         let _ = writeln!(text, "gridmap_open_reports {open}");
     }
+    let (statements, reports) = state.reports.commit.counts();
+    text.push_str("# HELP gridmap_intake_statements_total Statements that stored reports without photos (one per batch that arrived together).\n");
+    text.push_str("# TYPE gridmap_intake_statements_total counter\n");
+    let _ = writeln!(text, "gridmap_intake_statements_total {statements}");
+    text.push_str("# HELP gridmap_intake_reports_total Reports written by those statements (resends of a stored key included).\n");
+    text.push_str("# TYPE gridmap_intake_reports_total counter\n");
+    let _ = writeln!(text, "gridmap_intake_reports_total {reports}");
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }

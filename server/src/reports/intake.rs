@@ -5,8 +5,8 @@
 //! photos' digests) is stored next to the key.
 //!
 //! The happy path is one SQL statement (grid and workers, insert, history row; the possible
-//! duplicates come from memory, `open_reports.rs`), so intake costs one round trip and one
-//! durable commit.
+//! duplicates come from memory, `open_reports.rs`), shared with the reports that arrive at the
+//! same moment (`commit.rs`), so intake costs a share of one round trip and one durable commit.
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::{Value, json};
@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::commit::{Row, insert_one};
 use super::{Category, MAX_ACCURACY_M, MAX_DESCRIPTION_CHARS, Reports, gcj02};
 use crate::auth::Principal;
 
@@ -278,37 +279,36 @@ pub async fn submit(
     reports.open.ensure_loaded(pool).await?;
     let duplicates =
         reports.open.search(&report.category.code, report.lon, report.lat, f64::from(report.category.duplicate_radius_m));
-    let actor = reporter.map_or("anonymous", |p| p.name.as_str());
-    let query = || {
-        sqlx::query_as::<_, (i64, Option<i64>, String)>(INSERT_SQL)
-            .bind(&report.category.code)
-            .bind(&report.description)
-            .bind(report.lon)
-            .bind(report.lat)
-            .bind(report.input_lon)
-            .bind(report.input_lat)
-            .bind(report.crs.as_str())
-            .bind(report.accuracy_m)
-            .bind(report.location_suspect)
-            .bind(assignment.grid_id)
-            .bind(&assignment.method)
-            .bind(assignment.subdistrict_id)
-            .bind(reporter_id)
-            .bind(key)
-            .bind(&hash)
-            .bind(report.photos.len() as i32)
-            .bind(now)
-            .bind(&partial)
-            .bind(&duplicates)
-            .bind(actor)
+    let row = Row {
+        category: report.category.code.clone(),
+        description: report.description.clone(),
+        lon: report.lon,
+        lat: report.lat,
+        input_lon: report.input_lon,
+        input_lat: report.input_lat,
+        crs: report.crs.as_str(),
+        accuracy_m: report.accuracy_m,
+        location_suspect: report.location_suspect,
+        grid_id: assignment.grid_id,
+        method: assignment.method.clone(),
+        subdistrict_id: assignment.subdistrict_id,
+        reporter_id,
+        key,
+        hash: hash.clone(),
+        photo_count: i32::try_from(report.photos.len()).unwrap_or(i32::MAX),
+        created_at: now,
+        partial,
+        duplicates,
+        actor: reporter.map_or("anonymous", |p| p.name.as_str()).to_string(),
     };
-    // Without photos the one statement is its own transaction: one round trip, one commit.
+    // Without photos the one statement is its own transaction, written with whatever other
+    // reports arrive meanwhile (commit.rs: one statement, one durable commit for the batch).
     let row = if report.photos.is_empty() {
-        query().fetch_optional(pool).await?
+        reports.commit.insert(pool, row).await?
     } else {
         let mut tx = pool.begin().await?;
-        let row = query().fetch_optional(&mut *tx).await?;
-        if let Some((id, _, _)) = &row {
+        let stored = insert_one(&mut *tx, &row).await?;
+        if let Some((id, _, _)) = &stored {
             for photo in &report.photos {
                 sqlx::query("insert into report_photo (report_id, media_type, bytes) values ($1, $2, $3)")
                     .bind(id)
@@ -319,7 +319,7 @@ pub async fn submit(
             }
         }
         tx.commit().await?;
-        row
+        stored
     };
     let Some((id, grid_id, body)) = row else {
         let key = key.expect("only a keyed insert can conflict");
@@ -361,43 +361,3 @@ async fn replay(pool: &PgPool, key: Uuid, hash: &[u8]) -> Result<Option<Outcome>
         Some(_) => Err(IntakeError::KeyReused),
     }
 }
-
-const INSERT_SQL: &str = r"
-with p as (select ST_SetSRID(ST_MakePoint($3, $4), 4326) as g),
-dups as (select $19::jsonb as list),
-g as (
-    select g.id, g.code, g.name, c.subdistrict_id
-      from grid g left join community c on c.id = g.community_id
-     where g.id = $10
-),
--- The grid's few assignments drive, one account lookup each (`offset 0` keeps the planner from
--- flattening the lateral): with $10 unknown, the generic plan of a plain join on a freshly
--- seeded database read every account and probed grid_assignment once per account (~1,000
--- btree probes a report, most of PostgreSQL's time in bench/reports.sh).
-workers as (
-    select coalesce(jsonb_agg(jsonb_build_object('display_name', coalesce(a.display_name, a.name)) order by a.id),
-                    '[]'::jsonb) as list
-      from grid_assignment ga
-      cross join lateral (select a.id, a.display_name, a.name from account a
-                           where a.id = ga.account_id and a.role = 'grid_worker' and not a.disabled offset 0) a
-     where ga.grid_id = $10
-),
-new as (select nextval(pg_get_serial_sequence('report', 'id')) as id),
-ins as (
-    insert into report (id, category, description, geom, input_lon, input_lat, input_crs, accuracy_m,
-                        location_suspect, grid_id, assignment, subdistrict_id, reporter_id, idempotency_key,
-                        payload_hash, photo_count, created_at, updated_at, response)
-    select new.id, $1, $2, p.g, $5, $6, $7, $8, $9, g.id, $11, coalesce(g.subdistrict_id, $12), $13, $14, $15,
-           $16, $17, $17,
-           $18::jsonb || jsonb_build_object('id', new.id, 'grid_id', g.id, 'grid_code', g.code, 'grid_name', g.name,
-                                            'subdistrict_id', coalesce(g.subdistrict_id, $12),
-                                            'assigned_workers', workers.list, 'possible_duplicates', dups.list)
-      from new cross join p cross join dups cross join workers left join g on true
-    on conflict on constraint report_idempotency_key_key do nothing
-    returning id, grid_id, response
-),
-ev as (
-    insert into report_event (report_id, action, to_status, actor_id, actor, grid_id, created_at)
-    select id, 'submit', 'submitted', $13, $20, grid_id, $17 from ins
-)
-select id, grid_id, response::text from ins";

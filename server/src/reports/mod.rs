@@ -14,6 +14,7 @@
 //! mock-location apps report: the report is accepted but flagged `location_suspect: true` so the
 //! verifier checks the spot (refusing it would push riders to fake a plausible accuracy instead).
 
+pub mod commit;
 pub mod gcj02;
 pub mod index;
 pub mod intake;
@@ -83,6 +84,8 @@ pub struct Reports {
     pub events: broadcast::Sender<ReportChange>,
     /// Open reports for the duplicate search (kept current by intake, transitions, NOTIFY).
     pub open: Arc<open_reports::OpenReports>,
+    /// Intake's group committer: concurrent reports share one statement and one commit.
+    pub commit: Arc<commit::GroupCommit>,
     categories: Arc<OnceCell<Arc<Vec<Category>>>>,
 }
 
@@ -92,6 +95,7 @@ impl Default for Reports {
             index: Arc::new(GridIndexHandle::default()),
             events: broadcast::channel(1024).0,
             open: Arc::new(open_reports::OpenReports::default()),
+            commit: Arc::new(commit::GroupCommit::default()),
             categories: Arc::new(OnceCell::new()),
         }
     }

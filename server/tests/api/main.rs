@@ -8,6 +8,7 @@ mod auth;
 mod common;
 mod foundation;
 mod grid_edit;
+mod group_commit;
 mod import;
 mod ogc;
 mod open311;

@@ -1,0 +1,308 @@
+//! Group commit for intake. Under load, each report as its own statement and transaction spends
+//! most of PostgreSQL's time on what every statement pays once — a round trip, executor start,
+//! a snapshot, a commit record and its WAL flush — not on the row itself. Reports that arrive
+//! while earlier ones are being written are collected and stored by one multi-row statement
+//! (one transaction, one durable commit), and each sender gets its own row back only after that
+//! commit. At low load a report goes out alone at once: nothing waits for a batch to fill.
+//!
+//! A batch is all-or-nothing, so if it fails (a grid deleted under it, a deadlock, a statement
+//! timeout) every report in it is retried alone: one bad report cannot fail its neighbours.
+//! Rows are inserted in idempotency-key order so two batches that both hold resends of the same
+//! two keys wait for each other in the same order instead of deadlocking.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use uuid::Uuid;
+
+/// Most reports in one statement. Past a few dozen the per-report cost no longer falls, and a
+/// bigger batch only makes its first sender wait longer.
+const MAX_BATCH: usize = 32;
+/// Batches written at once: one per core keeps PostgreSQL busy while the next batch gathers.
+const IN_FLIGHT: usize = 2;
+/// Reports waiting for a batch before senders wait to enqueue (back-pressure, not a limit
+/// anyone meets: the pool would time out first).
+const QUEUE: usize = 4096;
+
+/// One report's row, as intake binds it.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub category: String,
+    pub description: String,
+    pub lon: f64,
+    pub lat: f64,
+    pub input_lon: f64,
+    pub input_lat: f64,
+    pub crs: &'static str,
+    pub accuracy_m: Option<f64>,
+    pub location_suspect: bool,
+    pub grid_id: Option<i64>,
+    pub method: String,
+    pub subdistrict_id: Option<i64>,
+    pub reporter_id: Option<i64>,
+    pub key: Option<Uuid>,
+    pub hash: Vec<u8>,
+    pub photo_count: i32,
+    pub created_at: DateTime<Utc>,
+    /// The response body's fields known before the insert.
+    pub partial: Value,
+    pub duplicates: Value,
+    /// The reporter's name for the history (`anonymous` without a login).
+    pub actor: String,
+}
+
+/// What the insert returned: `(id, grid_id, response)`, or `None` when the key already existed.
+pub type Stored = Option<(i64, Option<i64>, String)>;
+
+struct Pending {
+    row: Row,
+    reply: oneshot::Sender<Result<Stored, sqlx::Error>>,
+}
+
+/// The intake's group committer (one per `Reports`; its task starts with the first report).
+#[derive(Debug, Default)]
+pub struct GroupCommit {
+    queue: OnceLock<mpsc::Sender<Pending>>,
+    counts: Arc<Counts>,
+}
+
+/// Statements and the reports they stored, for `/metrics` (their ratio is the batch size).
+#[derive(Debug, Default)]
+struct Counts {
+    statements: AtomicU64,
+    reports: AtomicU64,
+}
+
+impl Counts {
+    fn add(&self, reports: usize) {
+        self.statements.fetch_add(1, Ordering::Relaxed);
+        self.reports.fetch_add(reports as u64, Ordering::Relaxed);
+    }
+}
+
+impl GroupCommit {
+    /// Store one report (durably committed when this returns).
+    pub async fn insert(&self, pool: &PgPool, row: Row) -> Result<Stored, sqlx::Error> {
+        let queue = self.queue.get_or_init(|| spawn(pool.clone(), Arc::clone(&self.counts)));
+        let (reply, answer) = oneshot::channel();
+        if let Err(mpsc::error::SendError(pending)) = queue.send(Pending { row, reply }).await {
+            // The committer is gone (its runtime is shutting down): write this one directly.
+            return insert_one(pool, &pending.row).await;
+        }
+        answer.await.map_err(|_| sqlx::Error::Protocol("the intake group committer stopped".into()))?
+    }
+
+    /// `(statements, reports)` written so far by the group committer.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.counts.statements.load(Ordering::Relaxed), self.counts.reports.load(Ordering::Relaxed))
+    }
+}
+
+fn spawn(pool: PgPool, counts: Arc<Counts>) -> mpsc::Sender<Pending> {
+    let (queue, mut arrivals) = mpsc::channel::<Pending>(QUEUE);
+    tokio::spawn(async move {
+        let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+        loop {
+            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
+            // Wait for the first report, then take whatever else has arrived meanwhile.
+            let Some(first) = arrivals.recv().await else { return };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match arrivals.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
+            }
+            let (pool, counts) = (pool.clone(), Arc::clone(&counts));
+            tokio::spawn(async move {
+                write(&pool, &counts, batch).await;
+                drop(slot);
+            });
+        }
+    });
+    queue
+}
+
+/// Write a batch and answer each sender; on failure, retry each report alone.
+async fn write(pool: &PgPool, counts: &Counts, batch: Vec<Pending>) {
+    if batch.len() == 1 {
+        let Pending { row, reply } = batch.into_iter().next().expect("one report");
+        counts.add(1);
+        let _ = reply.send(insert_one(pool, &row).await);
+        return;
+    }
+    let rows: Vec<&Row> = batch.iter().map(|p| &p.row).collect();
+    match insert_many(pool, &rows).await {
+        Ok(mut stored) => {
+            counts.add(rows.len());
+            for (pending, result) in batch.into_iter().zip(stored.drain(..)) {
+                let _ = pending.reply.send(Ok(result));
+            }
+        }
+        Err(err) => {
+            tracing::warn!(%err, reports = rows.len(), "intake batch failed; storing its reports one by one");
+            for pending in batch {
+                counts.add(1);
+                let _ = pending.reply.send(insert_one(pool, &pending.row).await);
+            }
+        }
+    }
+}
+
+/// One report, one statement (also the path for reports with photos, inside their transaction).
+pub async fn insert_one<'e, E>(executor: E, row: &Row) -> Result<Stored, sqlx::Error>
+where
+    E: sqlx::PgExecutor<'e>,
+{
+    sqlx::query_as::<_, (i64, Option<i64>, String)>(INSERT_SQL)
+        .bind(&row.category)
+        .bind(&row.description)
+        .bind(row.lon)
+        .bind(row.lat)
+        .bind(row.input_lon)
+        .bind(row.input_lat)
+        .bind(row.crs)
+        .bind(row.accuracy_m)
+        .bind(row.location_suspect)
+        .bind(row.grid_id)
+        .bind(&row.method)
+        .bind(row.subdistrict_id)
+        .bind(row.reporter_id)
+        .bind(row.key)
+        .bind(&row.hash)
+        .bind(row.photo_count)
+        .bind(row.created_at)
+        .bind(&row.partial)
+        .bind(&row.duplicates)
+        .bind(&row.actor)
+        .fetch_optional(executor)
+        .await
+}
+
+/// Many reports, one statement: the same columns as arrays. Returns one entry per row, in order.
+async fn insert_many(pool: &PgPool, rows: &[&Row]) -> Result<Vec<Stored>, sqlx::Error> {
+    fn col<T>(rows: &[&Row], f: impl Fn(&Row) -> T) -> Vec<T> {
+        rows.iter().map(|r| f(r)).collect()
+    }
+    let returned: Vec<(i64, i64, Option<i64>, String)> = sqlx::query_as(BATCH_SQL)
+        .bind(col(rows, |r| r.category.clone()))
+        .bind(col(rows, |r| r.description.clone()))
+        .bind(col(rows, |r| r.lon))
+        .bind(col(rows, |r| r.lat))
+        .bind(col(rows, |r| r.input_lon))
+        .bind(col(rows, |r| r.input_lat))
+        .bind(col(rows, |r| r.crs))
+        .bind(col(rows, |r| r.accuracy_m))
+        .bind(col(rows, |r| r.location_suspect))
+        .bind(col(rows, |r| r.grid_id))
+        .bind(col(rows, |r| r.method.clone()))
+        .bind(col(rows, |r| r.subdistrict_id))
+        .bind(col(rows, |r| r.reporter_id))
+        .bind(col(rows, |r| r.key))
+        .bind(col(rows, |r| r.hash.clone()))
+        .bind(col(rows, |r| r.photo_count))
+        .bind(col(rows, |r| r.created_at))
+        .bind(col(rows, |r| r.partial.clone()))
+        .bind(col(rows, |r| r.duplicates.clone()))
+        .bind(col(rows, |r| r.actor.clone()))
+        .fetch_all(pool)
+        .await?;
+    let mut stored: Vec<Stored> = vec![None; rows.len()];
+    for (ord, id, grid_id, response) in returned {
+        let slot = usize::try_from(ord - 1).ok().and_then(|i| stored.get_mut(i));
+        let slot = slot.ok_or_else(|| sqlx::Error::Protocol(format!("intake batch returned row {ord} of {}", rows.len())))?;
+        *slot = Some((id, grid_id, response));
+    }
+    Ok(stored)
+}
+
+const INSERT_SQL: &str = r"
+with p as (select ST_SetSRID(ST_MakePoint($3, $4), 4326) as g),
+dups as (select $19::jsonb as list),
+g as (
+    select g.id, g.code, g.name, c.subdistrict_id
+      from grid g left join community c on c.id = g.community_id
+     where g.id = $10
+),
+-- The grid's few assignments drive, one account lookup each (`offset 0` keeps the planner from
+-- flattening the lateral): with $10 unknown, the generic plan of a plain join on a freshly
+-- seeded database read every account and probed grid_assignment once per account (~1,000
+-- btree probes a report, most of PostgreSQL's time in bench/reports.sh).
+workers as (
+    select coalesce(jsonb_agg(jsonb_build_object('display_name', coalesce(a.display_name, a.name)) order by a.id),
+                    '[]'::jsonb) as list
+      from grid_assignment ga
+      cross join lateral (select a.id, a.display_name, a.name from account a
+                           where a.id = ga.account_id and a.role = 'grid_worker' and not a.disabled offset 0) a
+     where ga.grid_id = $10
+),
+new as (select nextval(pg_get_serial_sequence('report', 'id')) as id),
+ins as (
+    insert into report (id, category, description, geom, input_lon, input_lat, input_crs, accuracy_m,
+                        location_suspect, grid_id, assignment, subdistrict_id, reporter_id, idempotency_key,
+                        payload_hash, photo_count, created_at, updated_at, response)
+    select new.id, $1, $2, p.g, $5, $6, $7, $8, $9, g.id, $11, coalesce(g.subdistrict_id, $12), $13, $14, $15,
+           $16, $17, $17,
+           $18::jsonb || jsonb_build_object('id', new.id, 'grid_id', g.id, 'grid_code', g.code, 'grid_name', g.name,
+                                            'subdistrict_id', coalesce(g.subdistrict_id, $12),
+                                            'assigned_workers', workers.list, 'possible_duplicates', dups.list)
+      from new cross join p cross join dups cross join workers left join g on true
+    on conflict on constraint report_idempotency_key_key do nothing
+    returning id, grid_id, response
+),
+ev as (
+    insert into report_event (report_id, action, to_status, actor_id, actor, grid_id, created_at)
+    select id, 'submit', 'submitted', $13, $20, grid_id, $17 from ins
+)
+select id, grid_id, response::text from ins";
+
+/// [`INSERT_SQL`] for many rows: the parameters are arrays, one element per report, and each
+/// stored row comes back with its position (`ord`, from 1); a row whose key already existed
+/// does not come back.
+const BATCH_SQL: &str = r"
+with u as (
+    select *
+      from unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::text[],
+                  $8::float8[], $9::bool[], $10::int8[], $11::text[], $12::int8[], $13::int8[], $14::uuid[],
+                  $15::bytea[], $16::int4[], $17::timestamptz[], $18::jsonb[], $19::jsonb[], $20::text[])
+           with ordinality as u(category, description, lon, lat, input_lon, input_lat, input_crs, accuracy_m,
+                                location_suspect, grid_id, assignment, subdistrict_id, reporter_id,
+                                idempotency_key, payload_hash, photo_count, created_at, partial, dups, actor, ord)
+),
+x as (
+    select u.*, nextval(pg_get_serial_sequence('report', 'id')) as id, g.id as gid, g.code, g.name,
+           coalesce(c.subdistrict_id, u.subdistrict_id) as sd,
+           (select coalesce(jsonb_agg(jsonb_build_object('display_name', coalesce(a.display_name, a.name))
+                                      order by a.id), '[]'::jsonb)
+              from grid_assignment ga
+              cross join lateral (select a.id, a.display_name, a.name from account a
+                                   where a.id = ga.account_id and a.role = 'grid_worker' and not a.disabled
+                                  offset 0) a
+             where ga.grid_id = u.grid_id) as workers
+      from u left join grid g on g.id = u.grid_id left join community c on c.id = g.community_id
+),
+ins as (
+    insert into report (id, category, description, geom, input_lon, input_lat, input_crs, accuracy_m,
+                        location_suspect, grid_id, assignment, subdistrict_id, reporter_id, idempotency_key,
+                        payload_hash, photo_count, created_at, updated_at, response)
+    select x.id, x.category, x.description, ST_SetSRID(ST_MakePoint(x.lon, x.lat), 4326), x.input_lon,
+           x.input_lat, x.input_crs, x.accuracy_m, x.location_suspect, x.gid, x.assignment, x.sd,
+           x.reporter_id, x.idempotency_key, x.payload_hash, x.photo_count, x.created_at, x.created_at,
+           x.partial || jsonb_build_object('id', x.id, 'grid_id', x.gid, 'grid_code', x.code, 'grid_name', x.name,
+                                           'subdistrict_id', x.sd, 'assigned_workers', x.workers,
+                                           'possible_duplicates', x.dups)
+      from x
+     order by x.idempotency_key
+    on conflict on constraint report_idempotency_key_key do nothing
+    returning id, grid_id, response
+),
+ev as (
+    insert into report_event (report_id, action, to_status, actor_id, actor, grid_id, created_at)
+    select ins.id, 'submit', 'submitted', x.reporter_id, x.actor, ins.grid_id, x.created_at
+      from ins join x on x.id = ins.id
+)
+select x.ord, ins.id, ins.grid_id, ins.response::text from ins join x on x.id = ins.id";

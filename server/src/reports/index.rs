@@ -177,6 +177,8 @@ pub struct GridIndex {
     grids: Vec<GridShape>,
     cells: HashMap<u64, Entry, BuildHasherDefault<CellHasher>>,
     interior_cells: usize,
+    /// The county boundary, for a quick "certainly inside" before PostGIS's margin check.
+    county: Vec<GridShape>,
 }
 
 impl GridIndex {
@@ -222,7 +224,22 @@ impl GridIndex {
             };
             cells.insert(cell, entry);
         }
-        Self { grids, cells, interior_cells }
+        Self { grids, cells, interior_cells, county: Vec::new() }
+    }
+
+    /// The same index, knowing the county boundary.
+    #[must_use]
+    pub fn with_county(mut self, county: Vec<GridShape>) -> Self {
+        self.county = county;
+        self
+    }
+
+    /// Whether the point lies in the county polygon, by the same planar test as `covers`.
+    /// Inside in lon/lat means within the county's 500 m margin on the spheroid too: a
+    /// boundary edge and the geodesic between its ends part by metres at most. `false` means
+    /// "ask PostGIS" (outside, near the edge, or no boundary loaded).
+    pub fn inside_county(&self, lon: f64, lat: f64) -> bool {
+        self.county.iter().any(|c| c.covers(lon, lat))
     }
 
     /// The cell's bounding box (plus margin) is crossed by no edge of the grid, its centre is
@@ -286,30 +303,29 @@ impl GridIndex {
 
     /// Read every grid from PostGIS (as WKB, so coordinates are bit-identical) and build.
     pub async fn load(pool: &PgPool) -> Result<Self, sqlx::Error> {
-        let rows: Vec<(i64, Vec<u8>)> =
+        let grids: Vec<(i64, Vec<u8>)> =
             sqlx::query_as("select id, ST_AsBinary(geom) from grid order by id").fetch_all(pool).await?;
-        let shapes = tokio::task::spawn_blocking(move || {
-            rows.into_iter()
-                .filter_map(|(id, wkb)| {
-                    use geozero::ToGeo;
-                    match geozero::wkb::Wkb(wkb).to_geo() {
-                        Ok(Geometry::MultiPolygon(mp)) => Some(GridShape::new(id, &mp)),
-                        Ok(Geometry::Polygon(p)) => Some(GridShape::new(id, &MultiPolygon(vec![p]))),
-                        other => {
-                            tracing::error!(id, ?other, "grid geometry is not polygonal; left out of the index");
-                            None
-                        }
-                    }
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| sqlx::Error::Protocol(format!("index build task failed: {e}")))?;
-        let index = tokio::task::spawn_blocking(move || Self::build(shapes))
+        let county: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("select 0::int8, ST_AsBinary(geom) from area where kind = 'county'").fetch_all(pool).await?;
+        tokio::task::spawn_blocking(move || Self::build(shapes_from_wkb(grids)).with_county(shapes_from_wkb(county)))
             .await
-            .map_err(|e| sqlx::Error::Protocol(format!("index build task failed: {e}")))?;
-        Ok(index)
+            .map_err(|e| sqlx::Error::Protocol(format!("index build task failed: {e}")))
     }
+}
+
+/// Polygonal WKB rows as shapes; anything else is logged and left out.
+fn shapes_from_wkb(rows: Vec<(i64, Vec<u8>)>) -> Vec<GridShape> {
+    use geozero::ToGeo;
+    rows.into_iter()
+        .filter_map(|(id, wkb)| match geozero::wkb::Wkb(wkb).to_geo() {
+            Ok(Geometry::MultiPolygon(mp)) => Some(GridShape::new(id, &mp)),
+            Ok(Geometry::Polygon(p)) => Some(GridShape::new(id, &MultiPolygon(vec![p]))),
+            other => {
+                tracing::error!(id, ?other, "geometry is not polygonal; left out of the index");
+                None
+            }
+        })
+        .collect()
 }
 
 /// Liang–Barsky: does the segment a–b touch the rectangle [minx, miny, maxx, maxy]?

@@ -207,23 +207,29 @@ pub struct Assignment {
 }
 
 /// Assign a WGS84 point: the in-memory index answers rule 1; PostGIS answers the rare rest
-/// (nearest grid within 150 m, the subdistrict queue) and checks the county boundary.
-/// `Ok(None)` means the point is outside the county.
+/// (nearest grid within 150 m, the subdistrict queue) and, for a point the index does not
+/// place inside the county polygon, the county margin check. `Ok(None)` means the point is
+/// outside the county.
 pub async fn assign(pool: &PgPool, reports: &Reports, lon: f64, lat: f64) -> Result<Option<Assignment>, sqlx::Error> {
     let index = reports.index.get(pool).await?;
     if let Some(grid_id) = index.lookup(lon, lat) {
         // Grids lie inside the county, so a covered point needs no county check.
         return Ok(Some(Assignment { grid_id: Some(grid_id), method: "covers".into(), subdistrict_id: None }));
     }
+    // Rule 1 is settled (the index agrees with gridmap_grid_at), so only rules 2 and 3 run;
+    // CASE evaluates the county subquery only when memory could not decide.
     let row: (Option<bool>, Option<i64>, String, Option<i64>) = sqlx::query_as(
         r"with p as (select ST_SetSRID(ST_MakePoint($1, $2), 4326) as g)
-          select (select ST_DWithin(a.geom::geography, p.g::geography, $3) from area a where a.kind = 'county'),
+          select case when $4 then true
+                      else (select ST_DWithin(a.geom::geography, p.g::geography, $3) from area a where a.kind = 'county')
+                 end,
                  a.grid_id, a.assignment, a.subdistrict_id
-            from p, gridmap_report_assignment(p.g) a",
+            from p, gridmap_nearest_assignment(p.g) a",
     )
     .bind(lon)
     .bind(lat)
     .bind(super::COUNTY_MARGIN_M)
+    .bind(index.inside_county(lon, lat))
     .fetch_one(pool)
     .await?;
     let in_county = row.0.unwrap_or_else(|| {

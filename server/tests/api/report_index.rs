@@ -154,3 +154,63 @@ async fn sql_rules_2_and_3_on_indexes_match_a_full_search(pool: PgPool) {
         assert!(counts.get(method).copied().unwrap_or(0) >= 20, "too few `{method}` points to compare: {counts:?}");
     }
 }
+
+/// What intake decides in Rust — rule 1 from memory, "inside the county" from memory, the rest
+/// from `gridmap_nearest_assignment` — is what the SQL rules and the county margin decide:
+/// 3,000 points over and around the county, and 400 near its boundary on both sides of the
+/// 500 m margin.
+#[sqlx::test(migrations = "../migrations")]
+async fn intake_assignment_matches_the_sql_rules_and_the_county_margin(pool: PgPool) {
+    gridmap_server::seed::seed_demo(&pool, 1).await.expect("seed");
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let (x0, y0, x1, y1): (f64, f64, f64, f64) =
+        sqlx::query_as("select ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) from area where kind = 'county'")
+            .fetch_one(&pool)
+            .await
+            .expect("county box");
+    let mut points: Vec<(f64, f64)> =
+        (0..2_000).map(|_| (rng.random_range(x0 - 0.05..x1 + 0.05), rng.random_range(y0 - 0.05..y1 + 0.05))).collect();
+    // Around the county seat, where the grids and their 150 m fringe are.
+    points.extend((0..1_000).map(|_| (rng.random_range(118.12..118.22), rng.random_range(36.15..36.21))));
+    let vertices: Vec<(f64, f64)> = sqlx::query_as(
+        "select ST_X(d.geom), ST_Y(d.geom) from area a, ST_DumpPoints(a.geom) d where a.kind = 'county' order by d.path",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("county vertices");
+    for _ in 0..400 {
+        let (x, y) = vertices[rng.random_range(0..vertices.len())];
+        // Up to ~800 m off the boundary, either side.
+        points.push((x + rng.random_range(-0.009..0.009), y + rng.random_range(-0.007..0.007)));
+    }
+    let reports = gridmap_server::reports::Reports::default();
+    let (mut outside, mut fast) = (0, 0);
+    for (i, &(lon, lat)) in points.iter().enumerate() {
+        let rust = gridmap_server::reports::intake::assign(&pool, &reports, lon, lat).await.expect("assign");
+        let (in_county, grid, method, subdistrict): (bool, Option<i64>, String, Option<i64>) = sqlx::query_as(
+            r"with p as (select ST_SetSRID(ST_MakePoint($1, $2), 4326) as g)
+              select (select ST_DWithin(a.geom::geography, p.g::geography, 500) from area a where a.kind = 'county'),
+                     r.grid_id, r.assignment, r.subdistrict_id
+                from p, gridmap_report_assignment(p.g) r",
+        )
+        .bind(lon)
+        .bind(lat)
+        .fetch_one(&pool)
+        .await
+        .expect("sql rules");
+        let index = reports.index.get(&pool).await.expect("index");
+        fast += usize::from(index.inside_county(lon, lat));
+        let Some(rust) = rust else {
+            assert!(!in_county, "point {i} ({lon}, {lat}) is within the margin but intake refused it");
+            outside += 1;
+            continue;
+        };
+        assert!(in_county, "point {i} ({lon}, {lat}) is outside the margin but intake took it");
+        assert_eq!((rust.grid_id, rust.method.as_str()), (grid, method.as_str()), "point {i} ({lon}, {lat})");
+        if method == "unassigned" {
+            assert_eq!(rust.subdistrict_id, subdistrict, "queue of point {i} ({lon}, {lat})");
+        }
+    }
+    eprintln!("{} points: {outside} outside the county, {fast} inside by the in-memory test", points.len());
+    assert!(outside >= 100 && fast >= 1_000, "both sides exercised: {outside} outside, {fast} inside by memory");
+}

@@ -1,5 +1,6 @@
--- The intake's INSERT statement (server/src/reports/intake.rs, INSERT_SQL) for pgbench: the grid
--- and worker lookup, the report row and the history row in one statement. The server finds the
+-- Floor (a): the intake INSERT for one report per statement, as the server sent it before group
+-- commit (server/src/reports/commit.rs now sends the array form, reports_insert_batch.sql): the
+-- grid and worker lookup, the report row and the history row in one statement. The server finds the
 -- possible duplicates in memory (reports/open_reports.rs) and passes them as a parameter; here a
 -- fixed list of 20, what the server passes in this benchmark's dense box, so the stored response
 -- is as large. pgbench has no in-memory index, so the grid comes from gridmap_grid_at (that

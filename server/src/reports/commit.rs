@@ -157,38 +157,20 @@ async fn write(pool: &PgPool, counts: &Counts, batch: Vec<Pending>) {
     }
 }
 
-/// One report, one statement (also the path for reports with photos, inside their transaction).
+/// One report (also the path for reports with photos, inside their transaction): the batch
+/// statement with one row, so there is one INSERT to keep right.
 pub async fn insert_one<'e, E>(executor: E, row: &Row) -> Result<Stored, sqlx::Error>
 where
     E: sqlx::PgExecutor<'e>,
 {
-    sqlx::query_as::<_, (i64, Option<i64>, String)>(INSERT_SQL)
-        .bind(&row.category)
-        .bind(&row.description)
-        .bind(row.lon)
-        .bind(row.lat)
-        .bind(row.input_lon)
-        .bind(row.input_lat)
-        .bind(row.crs)
-        .bind(row.accuracy_m)
-        .bind(row.location_suspect)
-        .bind(row.grid_id)
-        .bind(&row.method)
-        .bind(row.subdistrict_id)
-        .bind(row.reporter_id)
-        .bind(row.key)
-        .bind(&row.hash)
-        .bind(row.photo_count)
-        .bind(row.created_at)
-        .bind(&row.partial)
-        .bind(&row.duplicates)
-        .bind(&row.actor)
-        .fetch_optional(executor)
-        .await
+    Ok(insert_many(executor, &[row]).await?.pop().flatten())
 }
 
 /// Many reports, one statement: the same columns as arrays. Returns one entry per row, in order.
-async fn insert_many(pool: &PgPool, rows: &[&Row]) -> Result<Vec<Stored>, sqlx::Error> {
+async fn insert_many<'e, E>(executor: E, rows: &[&Row]) -> Result<Vec<Stored>, sqlx::Error>
+where
+    E: sqlx::PgExecutor<'e>,
+{
     fn col<T>(rows: &[&Row], f: impl Fn(&Row) -> T) -> Vec<T> {
         rows.iter().map(|r| f(r)).collect()
     }
@@ -213,7 +195,7 @@ async fn insert_many(pool: &PgPool, rows: &[&Row]) -> Result<Vec<Stored>, sqlx::
         .bind(col(rows, |r| r.partial.clone()))
         .bind(col(rows, |r| r.duplicates.clone()))
         .bind(col(rows, |r| r.actor.clone()))
-        .fetch_all(pool)
+        .fetch_all(executor)
         .await?;
     let mut stored: Vec<Stored> = vec![None; rows.len()];
     for (ord, id, grid_id, response) in returned {
@@ -224,49 +206,9 @@ async fn insert_many(pool: &PgPool, rows: &[&Row]) -> Result<Vec<Stored>, sqlx::
     Ok(stored)
 }
 
-const INSERT_SQL: &str = r"
-with p as (select ST_SetSRID(ST_MakePoint($3, $4), 4326) as g),
-dups as (select $19::jsonb as list),
-g as (
-    select g.id, g.code, g.name, c.subdistrict_id
-      from grid g left join community c on c.id = g.community_id
-     where g.id = $10
-),
--- The grid's few assignments drive, one account lookup each (`offset 0` keeps the planner from
--- flattening the lateral): with $10 unknown, the generic plan of a plain join on a freshly
--- seeded database read every account and probed grid_assignment once per account (~1,000
--- btree probes a report, most of PostgreSQL's time in bench/reports.sh).
-workers as (
-    select coalesce(jsonb_agg(jsonb_build_object('display_name', coalesce(a.display_name, a.name)) order by a.id),
-                    '[]'::jsonb) as list
-      from grid_assignment ga
-      cross join lateral (select a.id, a.display_name, a.name from account a
-                           where a.id = ga.account_id and a.role = 'grid_worker' and not a.disabled offset 0) a
-     where ga.grid_id = $10
-),
-new as (select nextval(pg_get_serial_sequence('report', 'id')) as id),
-ins as (
-    insert into report (id, category, description, geom, input_lon, input_lat, input_crs, accuracy_m,
-                        location_suspect, grid_id, assignment, subdistrict_id, reporter_id, idempotency_key,
-                        payload_hash, photo_count, created_at, updated_at, response)
-    select new.id, $1, $2, p.g, $5, $6, $7, $8, $9, g.id, $11, coalesce(g.subdistrict_id, $12), $13, $14, $15,
-           $16, $17, $17,
-           $18::jsonb || jsonb_build_object('id', new.id, 'grid_id', g.id, 'grid_code', g.code, 'grid_name', g.name,
-                                            'subdistrict_id', coalesce(g.subdistrict_id, $12),
-                                            'assigned_workers', workers.list, 'possible_duplicates', dups.list)
-      from new cross join p cross join dups cross join workers left join g on true
-    on conflict on constraint report_idempotency_key_key do nothing
-    returning id, grid_id, response
-),
-ev as (
-    insert into report_event (report_id, action, to_status, actor_id, actor, grid_id, created_at)
-    select id, 'submit', 'submitted', $13, $20, grid_id, $17 from ins
-)
-select id, grid_id, response::text from ins";
-
-/// [`INSERT_SQL`] for many rows: the parameters are arrays, one element per report, and each
-/// stored row comes back with its position (`ord`, from 1); a row whose key already existed
-/// does not come back.
+/// The intake INSERT: grid and workers, the report row and its history row, for one or many
+/// reports. The parameters are arrays, one element per report, and each stored row comes back
+/// with its position (`ord`, from 1); a row whose key already existed does not come back.
 const BATCH_SQL: &str = r"
 with u as (
     select *
@@ -277,6 +219,10 @@ with u as (
                                 location_suspect, grid_id, assignment, subdistrict_id, reporter_id,
                                 idempotency_key, payload_hash, photo_count, created_at, partial, dups, actor, ord)
 ),
+-- The grid's few assignments drive, one account lookup each (`offset 0` keeps the planner from
+-- flattening the lateral): a plain join's generic plan on a freshly seeded database read every
+-- account and probed grid_assignment once per account (most of PostgreSQL's time in
+-- bench/reports.sh before this shape).
 x as (
     select u.*, nextval(pg_get_serial_sequence('report', 'id')) as id, g.id as gid, g.code, g.name,
            coalesce(c.subdistrict_id, u.subdistrict_id) as sd,

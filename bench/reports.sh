@@ -51,6 +51,8 @@ REPORTS=$(awk '$1 == "gridmap_intake_reports_total" {print $2}' "$OUT/metrics.tx
 BATCH=$(( (REPORTS + STATEMENTS / 2) / (STATEMENTS > 0 ? STATEMENTS : 1) ))
 [ "$BATCH" -ge 1 ] || BATCH=1
 echo "group commit: $REPORTS reports in $STATEMENTS statements, mean batch $BATCH"
+echo "resends answered from memory: $(awk '$1 == "gridmap_intake_resends_from_memory_total" {print $2}' "$OUT/metrics.txt");" \
+  "points in no grid left to PostGIS: $(awk '$1 == "gridmap_assignments_in_sql_total" {print $2}' "$OUT/metrics.txt")"
 kill $SERVER; wait $SERVER 2>/dev/null || true
 trap - EXIT
 

@@ -1,6 +1,7 @@
 //! `GET /metrics`: Prometheus text exposition (format 0.0.4) — tile cache hits and misses,
 //! 304s, renders, invalidations and latency histograms; open reports held for the duplicate search;
-//! intake statements and the reports they stored (group commit).
+//! intake statements and the reports they stored (group commit), resends answered from memory,
+//! assignments left to PostGIS.
 
 use std::fmt::Write as _;
 
@@ -30,5 +31,11 @@ async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {
     text.push_str("# HELP gridmap_intake_reports_total Reports written by those statements (resends of a stored key included).\n");
     text.push_str("# TYPE gridmap_intake_reports_total counter\n");
     let _ = writeln!(text, "gridmap_intake_reports_total {reports}");
+    text.push_str("# HELP gridmap_intake_resends_from_memory_total Resends of a recently stored key answered without the database.\n");
+    text.push_str("# TYPE gridmap_intake_resends_from_memory_total counter\n");
+    let _ = writeln!(text, "gridmap_intake_resends_from_memory_total {}", state.reports.resends.hits());
+    text.push_str("# HELP gridmap_assignments_in_sql_total Points in no grid whose assignment was left to PostGIS (near 150 m, the county margin or a tie).\n");
+    text.push_str("# TYPE gridmap_assignments_in_sql_total counter\n");
+    let _ = writeln!(text, "gridmap_assignments_in_sql_total {}", state.reports.assignments_in_sql());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }

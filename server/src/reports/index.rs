@@ -38,6 +38,8 @@ type Ring = Vec<[f64; 2]>;
 pub struct GridShape {
     pub id: i64,
     pub bbox: [f64; 4],
+    /// The subdistrict of the grid's community: rule 3's queue for a point nearest this grid.
+    pub subdistrict_id: Option<i64>,
     polygons: Vec<Vec<Ring>>,
 }
 
@@ -62,7 +64,13 @@ impl GridShape {
                     .collect()
             })
             .collect();
-        Self { id, bbox, polygons }
+        Self { id, bbox, subdistrict_id: None, polygons }
+    }
+
+    #[must_use]
+    pub fn with_subdistrict(mut self, subdistrict_id: Option<i64>) -> Self {
+        self.subdistrict_id = subdistrict_id;
+        self
     }
 
     /// `ST_Covers(grid, point)` exactly as PostGIS decides it (boundary counts as inside).
@@ -73,7 +81,8 @@ impl GridShape {
         point_in_multipolygon(&self.polygons, [x, y]) != -1
     }
 
-    fn segments(&self) -> impl Iterator<Item = ([f64; 2], [f64; 2])> + '_ {
+    /// Every edge of every ring, as (start, end).
+    pub fn segments(&self) -> impl Iterator<Item = ([f64; 2], [f64; 2])> + '_ {
         self.polygons.iter().flatten().flat_map(|ring| ring.windows(2).map(|w| (w[0], w[1])))
     }
 }
@@ -301,12 +310,23 @@ impl GridIndex {
         &self.grids
     }
 
+    /// The county boundary's polygons (empty when none is loaded).
+    pub fn county(&self) -> &[GridShape] {
+        &self.county
+    }
+
     /// Read every grid from PostGIS (as WKB, so coordinates are bit-identical) and build.
     pub async fn load(pool: &PgPool) -> Result<Self, sqlx::Error> {
-        let grids: Vec<(i64, Vec<u8>)> =
-            sqlx::query_as("select id, ST_AsBinary(geom) from grid order by id").fetch_all(pool).await?;
-        let county: Vec<(i64, Vec<u8>)> =
-            sqlx::query_as("select 0::int8, ST_AsBinary(geom) from area where kind = 'county'").fetch_all(pool).await?;
+        let grids: Vec<(i64, Vec<u8>, Option<i64>)> = sqlx::query_as(
+            r"select g.id, ST_AsBinary(g.geom), c.subdistrict_id
+                from grid g left join community c on c.id = g.community_id order by g.id",
+        )
+        .fetch_all(pool)
+        .await?;
+        let county: Vec<(i64, Vec<u8>, Option<i64>)> =
+            sqlx::query_as("select 0::int8, ST_AsBinary(geom), null::int8 from area where kind = 'county'")
+                .fetch_all(pool)
+                .await?;
         tokio::task::spawn_blocking(move || Self::build(shapes_from_wkb(grids)).with_county(shapes_from_wkb(county)))
             .await
             .map_err(|e| sqlx::Error::Protocol(format!("index build task failed: {e}")))
@@ -314,12 +334,12 @@ impl GridIndex {
 }
 
 /// Polygonal WKB rows as shapes; anything else is logged and left out.
-fn shapes_from_wkb(rows: Vec<(i64, Vec<u8>)>) -> Vec<GridShape> {
+fn shapes_from_wkb(rows: Vec<(i64, Vec<u8>, Option<i64>)>) -> Vec<GridShape> {
     use geozero::ToGeo;
     rows.into_iter()
-        .filter_map(|(id, wkb)| match geozero::wkb::Wkb(wkb).to_geo() {
-            Ok(Geometry::MultiPolygon(mp)) => Some(GridShape::new(id, &mp)),
-            Ok(Geometry::Polygon(p)) => Some(GridShape::new(id, &MultiPolygon(vec![p]))),
+        .filter_map(|(id, wkb, subdistrict)| match geozero::wkb::Wkb(wkb).to_geo() {
+            Ok(Geometry::MultiPolygon(mp)) => Some(GridShape::new(id, &mp).with_subdistrict(subdistrict)),
+            Ok(Geometry::Polygon(p)) => Some(GridShape::new(id, &MultiPolygon(vec![p])).with_subdistrict(subdistrict)),
             other => {
                 tracing::error!(id, ?other, "geometry is not polygonal; left out of the index");
                 None

@@ -15,6 +15,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::commit::{Row, insert_one};
+use super::fringe::{Fringe, Margin};
+use super::resends::Stored;
 use super::{Category, MAX_ACCURACY_M, MAX_DESCRIPTION_CHARS, Reports, gcj02};
 use crate::auth::Principal;
 
@@ -206,16 +208,28 @@ pub struct Assignment {
     pub subdistrict_id: Option<i64>,
 }
 
-/// Assign a WGS84 point: the in-memory index answers rule 1; PostGIS answers the rare rest
-/// (nearest grid within 150 m, the subdistrict queue) and, for a point the index does not
-/// place inside the county polygon, the county margin check. `Ok(None)` means the point is
-/// outside the county.
+/// Assign a WGS84 point. Memory answers rule 1 (the index), and rules 2–3 and the county margin
+/// whenever the answer clears their safety band (`fringe.rs`); PostGIS answers the rest — a point
+/// about 150 m from a grid, about 500 m outside the county, or near a tie. `Ok(None)` means the
+/// point is outside the county.
 pub async fn assign(pool: &PgPool, reports: &Reports, lon: f64, lat: f64) -> Result<Option<Assignment>, sqlx::Error> {
     let index = reports.index.get(pool).await?;
     if let Some(grid_id) = index.lookup(lon, lat) {
         // Grids lie inside the county, so a covered point needs no county check.
         return Ok(Some(Assignment { grid_id: Some(grid_id), method: "covers".into(), subdistrict_id: None }));
     }
+    let margin = index.county_margin(lon, lat);
+    if margin == Some(Margin::Outside) {
+        return Ok(None);
+    }
+    if let (Some(Margin::Inside), Some(fringe)) = (margin, index.fringe(lon, lat)) {
+        return Ok(Some(match fringe {
+            // The insert takes a grid's subdistrict from the grid itself.
+            Fringe::Nearest(grid_id) => Assignment { grid_id: Some(grid_id), method: "nearest".into(), subdistrict_id: None },
+            Fringe::Unassigned(sd) => Assignment { grid_id: None, method: "unassigned".into(), subdistrict_id: sd },
+        }));
+    }
+    reports.count_assignment_in_sql();
     // Rule 1 is settled (the index agrees with gridmap_grid_at), so only rules 2 and 3 run;
     // CASE evaluates the county subquery only when memory could not decide.
     let row: (Option<bool>, Option<i64>, String, Option<i64>) = sqlx::query_as(
@@ -229,7 +243,7 @@ pub async fn assign(pool: &PgPool, reports: &Reports, lon: f64, lat: f64) -> Res
     .bind(lon)
     .bind(lat)
     .bind(super::COUNTY_MARGIN_M)
-    .bind(index.inside_county(lon, lat))
+    .bind(margin == Some(Margin::Inside))
     .fetch_one(pool)
     .await?;
     let in_county = row.0.unwrap_or_else(|| {
@@ -259,8 +273,15 @@ pub async fn submit(
     }
     let reporter_id = reporter.map(|p| p.account_id);
     let hash = payload_hash(report, reporter_id);
-    // No lookup of the key before the insert: the insert's ON CONFLICT finds a resend at no
-    // extra cost, and the stored answer is fetched only then (one round trip saved per report).
+    // A resend of a key stored recently is answered from memory (resends.rs); any other key
+    // goes to the insert, whose ON CONFLICT finds an older resend at no extra cost.
+    if let Some(stored) = key.and_then(|k| reports.resends.get(k)) {
+        return if stored.hash == hash {
+            Ok(Outcome::Replayed { id: stored.id, body: stored.body.clone() })
+        } else {
+            Err(IntakeError::KeyReused)
+        };
+    }
     let assignment = assign(pool, reports, report.lon, report.lat)
         .await?
         .ok_or_else(|| field("location", "the point is outside Yiyuan county"))?;
@@ -329,10 +350,13 @@ pub async fn submit(
     };
     let Some((id, grid_id, body)) = row else {
         let key = key.expect("only a keyed insert can conflict");
-        return replay(pool, key, &hash).await?.ok_or_else(|| {
+        return replay(pool, reports, key, &hash).await?.ok_or_else(|| {
             IntakeError::Database(sqlx::Error::Protocol("idempotency key conflict without a stored report".into()))
         });
     };
+    if let Some(key) = key {
+        reports.resends.remember(key, Stored { id, hash, body: body.clone() });
+    }
     reports.open.apply(&super::open_reports::Change::Upsert {
         id,
         category: report.category.code.clone(),
@@ -355,7 +379,7 @@ pub async fn submit(
 }
 
 /// The stored answer for a key: the original body if the payload matches, else a conflict.
-async fn replay(pool: &PgPool, key: Uuid, hash: &[u8]) -> Result<Option<Outcome>, IntakeError> {
+async fn replay(pool: &PgPool, reports: &Reports, key: Uuid, hash: &[u8]) -> Result<Option<Outcome>, IntakeError> {
     let row: Option<(i64, Option<Vec<u8>>, Option<String>)> =
         sqlx::query_as("select id, payload_hash, response::text from report where idempotency_key = $1")
             .bind(key)
@@ -363,7 +387,11 @@ async fn replay(pool: &PgPool, key: Uuid, hash: &[u8]) -> Result<Option<Outcome>
             .await?;
     match row {
         None => Ok(None),
-        Some((id, Some(stored), Some(body))) if stored == hash => Ok(Some(Outcome::Replayed { id, body })),
+        Some((id, Some(stored), Some(body))) => {
+            let same = stored == hash;
+            reports.resends.remember(key, Stored { id, hash: stored, body: body.clone() });
+            if same { Ok(Some(Outcome::Replayed { id, body })) } else { Err(IntakeError::KeyReused) }
+        }
         Some(_) => Err(IntakeError::KeyReused),
     }
 }

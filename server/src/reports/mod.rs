@@ -15,15 +15,18 @@
 //! verifier checks the spot (refusing it would push riders to fake a plausible accuracy instead).
 
 pub mod commit;
+pub mod fringe;
 pub mod gcj02;
 pub mod index;
 pub mod intake;
 pub mod open_reports;
 pub mod photos;
 pub mod points;
+pub mod resends;
 pub mod workflow;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use sqlx::PgPool;
@@ -86,6 +89,10 @@ pub struct Reports {
     pub open: Arc<open_reports::OpenReports>,
     /// Intake's group committer: concurrent reports share one statement and one commit.
     pub commit: Arc<commit::GroupCommit>,
+    /// Recently stored keys: a resend is answered without the database.
+    pub resends: Arc<resends::Resends>,
+    /// Points in no grid whose assignment memory left to PostGIS (near 150 m, 500 m or a tie).
+    assignments_in_sql: Arc<AtomicU64>,
     categories: Arc<OnceCell<Arc<Vec<Category>>>>,
 }
 
@@ -96,6 +103,8 @@ impl Default for Reports {
             events: broadcast::channel(1024).0,
             open: Arc::new(open_reports::OpenReports::default()),
             commit: Arc::new(commit::GroupCommit::default()),
+            resends: Arc::new(resends::Resends::default()),
+            assignments_in_sql: Arc::new(AtomicU64::new(0)),
             categories: Arc::new(OnceCell::new()),
         }
     }
@@ -117,6 +126,15 @@ impl Reports {
             })
             .await
             .cloned()
+    }
+
+    pub(crate) fn count_assignment_in_sql(&self) {
+        self.assignments_in_sql.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Assignments that needed PostGIS so far (for `/metrics`).
+    pub fn assignments_in_sql(&self) -> u64 {
+        self.assignments_in_sql.load(Ordering::Relaxed)
     }
 
     /// Publish a change to live-feed subscribers (no subscribers is fine).

@@ -183,8 +183,28 @@ async fn intake_assignment_matches_the_sql_rules_and_the_county_margin(pool: PgP
         // Up to ~800 m off the boundary, either side.
         points.push((x + rng.random_range(-0.009..0.009), y + rng.random_range(-0.007..0.007)));
     }
+    // Aimed at memory's safety bands: 130–170 m from a grid vertex (rule 2's 150 m), and
+    // 470–530 m from a county vertex (the margin), in random directions.
+    let grid_vertices: Vec<(f64, f64)> =
+        sqlx::query_as("select ST_X(d.geom), ST_Y(d.geom) from grid g, ST_DumpPoints(g.geom) d order by g.id, d.path")
+            .fetch_all(&pool)
+            .await
+            .expect("grid vertices");
+    let (m_lon, m_lat) = (1.0 / 89_900.0, 1.0 / 110_960.0); // degrees per metre at 36.2° N
+    let ring = |(x, y): (f64, f64), r0: f64, r1: f64, rng: &mut ChaCha8Rng| {
+        let (r, a): (f64, f64) = (rng.random_range(r0..r1), rng.random_range(0.0..std::f64::consts::TAU));
+        (x + r * a.cos() * m_lon, y + r * a.sin() * m_lat)
+    };
+    for _ in 0..600 {
+        let v = grid_vertices[rng.random_range(0..grid_vertices.len())];
+        points.push(ring(v, 130.0, 170.0, &mut rng));
+    }
+    for _ in 0..400 {
+        let v = vertices[rng.random_range(0..vertices.len())];
+        points.push(ring(v, 470.0, 530.0, &mut rng));
+    }
     let reports = gridmap_server::reports::Reports::default();
-    let (mut outside, mut fast) = (0, 0);
+    let (mut outside, mut fast, mut in_grid) = (0, 0, 0);
     for (i, &(lon, lat)) in points.iter().enumerate() {
         let rust = gridmap_server::reports::intake::assign(&pool, &reports, lon, lat).await.expect("assign");
         let (in_county, grid, method, subdistrict): (bool, Option<i64>, String, Option<i64>) = sqlx::query_as(
@@ -200,6 +220,7 @@ async fn intake_assignment_matches_the_sql_rules_and_the_county_margin(pool: PgP
         .expect("sql rules");
         let index = reports.index.get(&pool).await.expect("index");
         fast += usize::from(index.inside_county(lon, lat));
+        in_grid += usize::from(index.lookup(lon, lat).is_some());
         let Some(rust) = rust else {
             assert!(!in_county, "point {i} ({lon}, {lat}) is within the margin but intake refused it");
             outside += 1;
@@ -211,6 +232,56 @@ async fn intake_assignment_matches_the_sql_rules_and_the_county_margin(pool: PgP
             assert_eq!(rust.subdistrict_id, subdistrict, "queue of point {i} ({lon}, {lat})");
         }
     }
+    // Every point in no grid went to PostGIS before memory answered rules 2–3; now only the
+    // ones inside a safety band may.
+    let in_sql = usize::try_from(reports.assignments_in_sql()).expect("count");
+    let fringe = points.len() - in_grid;
+    eprintln!("{fringe} points in no grid: {in_sql} left to PostGIS, the rest answered from memory");
+    assert!(in_sql * 5 < fringe, "memory answers most points in no grid ({in_sql} of {fringe} went to PostGIS)");
+    assert!(in_sql > 0, "the band points reached PostGIS");
     eprintln!("{} points: {outside} outside the county, {fast} inside by the in-memory test", points.len());
     assert!(outside >= 100 && fast >= 1_000, "both sides exercised: {outside} outside, {fast} inside by memory");
+}
+
+/// The safety band (`fringe::band`) rests on a measurement: the local metric frame's distance to
+/// a grid differs from PostGIS's geodesic `ST_Distance` by far less than the band. Measured on
+/// points up to 600 m from the demo grids; the test fails if the band were ever within 10× of it.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_fringe_band_is_ten_times_the_measured_distance_error(pool: PgPool) {
+    gridmap_server::seed::seed_demo(&pool, 1).await.expect("seed");
+    let index = GridIndex::load(&pool).await.expect("index");
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    let (mut xs, mut ys, mut ids, mut ours) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..3_000 {
+        let grid = &index.grids()[rng.random_range(0..index.grids().len())];
+        let b = grid.bbox;
+        let (x, y) = (rng.random_range(b[0] - 0.007..b[2] + 0.007), rng.random_range(b[1] - 0.005..b[3] + 0.005));
+        if grid.covers(x, y) {
+            continue;
+        }
+        xs.push(x);
+        ys.push(y);
+        ids.push(grid.id);
+        ours.push(gridmap_server::reports::fringe::metres(grid, x, y));
+    }
+    let theirs: Vec<f64> = sqlx::query_scalar(
+        r"select ST_Distance(g.geom::geography, ST_SetSRID(ST_MakePoint(p.x, p.y), 4326)::geography)
+            from unnest($1::float8[], $2::float8[], $3::int8[]) with ordinality as p(x, y, id, n)
+            join grid g on g.id = p.id order by p.n",
+    )
+    .bind(&xs)
+    .bind(&ys)
+    .bind(&ids)
+    .fetch_all(&pool)
+    .await
+    .expect("geodesic distances");
+    let mut worst: f64 = 0.0;
+    for (a, b) in ours.iter().zip(&theirs) {
+        if *b > 0.0 && *b < 600.0 {
+            let err = (a - b).abs();
+            worst = worst.max(err);
+            assert!(err * 10.0 < gridmap_server::reports::fringe::band(*b), "frame {a} m vs PostGIS {b} m");
+        }
+    }
+    eprintln!("{} points: largest |frame − ST_Distance(geography)| = {:.4} m", ours.len(), worst);
 }

@@ -153,6 +153,46 @@ async fn same_key_with_a_different_payload_is_409(pool: PgPool) {
     assert_eq!(reports_count(&pool).await, 1);
 }
 
+/// One running server answers a resend of a key it stored from memory (resends.rs): the same
+/// bytes for the same payload, 409 for another payload or another account, nothing stored —
+/// and a server that never saw the key (a restart) answers the same from the database.
+#[sqlx::test(migrations = "../migrations")]
+async fn resends_answered_from_memory_match_the_database(pool: PgPool) {
+    small_city(&pool).await;
+    let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
+    let other_rider = user(&pool, "rider-wu", Role::Rider, &[]).await;
+    let server = gridmap_server::http::AppState::new(pool.clone());
+    let post = |state: gridmap_server::http::AppState, token: String, key: String, body: Value| async move {
+        let request = Request::post("/api/reports")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header("Idempotency-Key", key)
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        crate::common::send_to(&state, request).await
+    };
+    let k = key();
+    let body = report_body("exposed_garbage", 118.175, 36.175);
+    let first = post(server.clone(), rider.clone(), k.clone(), body.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let again = post(server.clone(), rider.clone(), k.clone(), body.clone()).await;
+    let moved = post(server.clone(), rider.clone(), k.clone(), report_body("exposed_garbage", 118.176, 36.175)).await;
+    let stolen = post(server.clone(), other_rider.clone(), k.clone(), body.clone()).await;
+    assert_eq!(server.reports.resends.hits(), 3, "all three resends were answered from memory");
+    assert_eq!((again.status, &again.body), (StatusCode::CREATED, &first.body), "byte-identical original response");
+    assert_eq!((moved.status, stolen.status), (StatusCode::CONFLICT, StatusCode::CONFLICT));
+    // A restarted server holds nothing: the database gives the same three answers.
+    let restarted = gridmap_server::http::AppState::new(pool.clone());
+    let again_db = post(restarted.clone(), rider.clone(), k.clone(), body.clone()).await;
+    assert_eq!(restarted.reports.resends.hits(), 0);
+    assert_eq!((again_db.status, &again_db.body), (StatusCode::CREATED, &first.body));
+    let moved_db = post(restarted.clone(), rider.clone(), k.clone(), report_body("exposed_garbage", 118.176, 36.175)).await;
+    assert_eq!(moved_db.status, StatusCode::CONFLICT);
+    assert_eq!(reports_count(&pool).await, 1);
+    let history: i64 = sqlx::query_scalar("select count(*) from report_event").fetch_one(&pool).await.expect("count");
+    assert_eq!(history, 1, "resends add no history");
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn bad_input_names_the_field_and_stores_nothing(pool: PgPool) {
     small_city(&pool).await;

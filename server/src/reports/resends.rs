@@ -37,7 +37,7 @@ impl Default for Resends {
 
 impl Resends {
     /// Hold up to `bytes` of answers. Least recently used goes first: moka's default admission
-    /// (TinyLFU) would turn away each new key once the cache is full — exactly the keys whose
+    /// (`TinyLFU`) would turn away each new key once the cache is full — exactly the keys whose
     /// resends are coming — in favour of old ones seen once (bench/reports.sh showed it: an
     /// eighth of the resends missed after ~30,000 reports).
     pub fn with_capacity(bytes: u64) -> Self {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::commit::{Row, insert_one};
 use super::fringe::{Fringe, Margin};
-use super::resends::Stored;
+use super::resends::KeyAnswer;
 use super::{Category, MAX_ACCURACY_M, MAX_DESCRIPTION_CHARS, Reports, gcj02};
 use crate::auth::Principal;
 
@@ -355,7 +355,7 @@ pub async fn submit(
         });
     };
     if let Some(key) = key {
-        reports.resends.remember(key, Stored { id, hash, body: body.clone() });
+        reports.resends.remember(key, KeyAnswer { id, hash, body: body.clone() });
     }
     reports.open.apply(&super::open_reports::Change::Upsert {
         id,
@@ -389,7 +389,7 @@ async fn replay(pool: &PgPool, reports: &Reports, key: Uuid, hash: &[u8]) -> Res
         None => Ok(None),
         Some((id, Some(stored), Some(body))) => {
             let same = stored == hash;
-            reports.resends.remember(key, Stored { id, hash: stored, body: body.clone() });
+            reports.resends.remember(key, KeyAnswer { id, hash: stored, body: body.clone() });
             if same { Ok(Some(Outcome::Replayed { id, body })) } else { Err(IntakeError::KeyReused) }
         }
         Some(_) => Err(IntakeError::KeyReused),

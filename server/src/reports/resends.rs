@@ -17,7 +17,7 @@ const TIME_TO_LIVE: Duration = Duration::from_secs(24 * 3600);
 
 /// What a key stored.
 #[derive(Debug)]
-pub struct Stored {
+pub struct KeyAnswer {
     pub id: i64,
     pub hash: Vec<u8>,
     pub body: String,
@@ -25,7 +25,7 @@ pub struct Stored {
 
 #[derive(Debug)]
 pub struct Resends {
-    keys: moka::sync::Cache<Uuid, Arc<Stored>>,
+    keys: moka::sync::Cache<Uuid, Arc<KeyAnswer>>,
     hits: AtomicU64,
 }
 
@@ -43,14 +43,14 @@ impl Resends {
     pub fn with_capacity(bytes: u64) -> Self {
         let keys = moka::sync::Cache::builder()
             .max_capacity(bytes)
-            .weigher(|_, s: &Arc<Stored>| u32::try_from(s.body.len() + s.hash.len() + 64).unwrap_or(u32::MAX))
+            .weigher(|_, s: &Arc<KeyAnswer>| u32::try_from(s.body.len() + s.hash.len() + 64).unwrap_or(u32::MAX))
             .eviction_policy(moka::policy::EvictionPolicy::lru())
             .time_to_live(TIME_TO_LIVE)
             .build();
         Self { keys, hits: AtomicU64::new(0) }
     }
 
-    pub fn get(&self, key: Uuid) -> Option<Arc<Stored>> {
+    pub fn get(&self, key: Uuid) -> Option<Arc<KeyAnswer>> {
         let found = self.keys.get(&key);
         if found.is_some() {
             self.hits.fetch_add(1, Ordering::Relaxed);
@@ -58,7 +58,7 @@ impl Resends {
         found
     }
 
-    pub fn remember(&self, key: Uuid, stored: Stored) {
+    pub fn remember(&self, key: Uuid, stored: KeyAnswer) {
         self.keys.insert(key, Arc::new(stored));
     }
 
@@ -77,7 +77,7 @@ mod tests {
         let resends = Resends::with_capacity(64 * 1024);
         let keys: Vec<Uuid> = (0..2_000).map(|_| Uuid::new_v4()).collect();
         for (i, key) in keys.iter().enumerate() {
-            resends.remember(*key, Stored { id: i as i64, hash: vec![0; 32], body: "x".repeat(1_000) });
+            resends.remember(*key, KeyAnswer { id: i as i64, hash: vec![0; 32], body: "x".repeat(1_000) });
             resends.keys.run_pending_tasks();
             assert!(resends.get(*key).is_some(), "key {i}, just stored, is held");
         }

@@ -1,6 +1,8 @@
 //! The web map in a real browser: Debian's Chromium headless, driven over WebDriver, against the
 //! real `gridmap` binary serving a scratch database with the demo city. Screenshots go to
-//! `docs/screenshots/`. Without Chromium/ChromeDriver each test prints SKIPPED and passes.
+//! `target/screenshots/`, or to the folder in `GRIDMAP_SCREENSHOTS` (`docs/screenshots` to refresh
+//! the documentation's: a test run must not rewrite tracked files). Without Chromium/ChromeDriver
+//! each test prints SKIPPED and passes.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,7 +15,10 @@ use serde_json::{Value, json};
 const WAIT: Duration = Duration::from_secs(60);
 
 fn screenshot_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots").join(name)
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = std::env::var_os("GRIDMAP_SCREENSHOTS").map_or_else(|| root.join("target/screenshots"), |d| root.join(d));
+    std::fs::create_dir_all(&dir).expect("create the screenshot folder");
+    dir.join(name)
 }
 
 /// Whether the tile server (issue 3) is part of this build: its style answers.

@@ -3,6 +3,10 @@
 //! H3 cells (resolution 11, ~25 m edges) map to grids. A cell that lies wholly inside one grid,
 //! with a safety margin, and near no other grid answers directly; any other cell keeps a short
 //! list of candidate grids (sorted by id) that are decided by an exact point-in-polygon test.
+//! That test runs on the cell's own share of each candidate's edges ([`LocalRing`]): edges
+//! that cannot change the answer anywhere in the cell are dropped when the index is built, and
+//! edges that change it the same way everywhere in the cell are counted then — a grid bordered
+//! by a few hundred vertices is decided by the two or three edges that cross the cell's rows.
 //!
 //! The exact test is a port of PostGIS's own point-in-polygon short-circuit that `ST_Covers`
 //! uses for (polygon, point) (`point_in_ring` / `point_in_multipolygon` in
@@ -75,10 +79,12 @@ impl GridShape {
 
     /// `ST_Covers(grid, point)` exactly as PostGIS decides it (boundary counts as inside).
     pub fn covers(&self, x: f64, y: f64) -> bool {
-        if x < self.bbox[0] || x > self.bbox[2] || y < self.bbox[1] || y > self.bbox[3] {
-            return false;
-        }
-        point_in_multipolygon(&self.polygons, [x, y]) != -1
+        self.bbox_covers(x, y) && point_in_multipolygon(&self.polygons, [x, y]) != -1
+    }
+
+    /// PostGIS's first test: outside the bounding box is outside, whatever the rings say.
+    fn bbox_covers(&self, x: f64, y: f64) -> bool {
+        !(x < self.bbox[0] || x > self.bbox[2] || y < self.bbox[1] || y > self.bbox[3])
     }
 
     /// Every edge of every ring, as (start, end).
@@ -99,23 +105,38 @@ fn is_on_segment(seg1: [f64; 2], seg2: [f64; 2], point: [f64; 2]) -> bool {
     !(point[0] < min_x || point[0] > max_x || point[1] < min_y || point[1] > max_y)
 }
 
+/// PostGIS skips edges shorter than 1e-12 (repeated points).
+fn is_degenerate(seg1: [f64; 2], seg2: [f64; 2]) -> bool {
+    (seg2[0] - seg1[0]) * (seg2[0] - seg1[0]) + (seg2[1] - seg1[1]) * (seg2[1] - seg1[1]) < 1e-12 * 1e-12
+}
+
+/// One edge's change to the winding number, or `None` when the point lies on the edge.
+fn winding_step(seg1: [f64; 2], seg2: [f64; 2], point: [f64; 2]) -> Option<i32> {
+    let side = determine_side(seg1, seg2, point);
+    #[allow(clippy::float_cmp)] // PostGIS compares with exactly 0.0 (see its ticket #852)
+    if side == 0.0 && is_on_segment(seg1, seg2, point) {
+        return None;
+    }
+    Some(if seg1[1] <= point[1] && point[1] < seg2[1] && side > 0.0 {
+        1
+    } else if seg2[1] <= point[1] && point[1] < seg1[1] && side < 0.0 {
+        -1
+    } else {
+        0
+    })
+}
+
 /// 1 inside, 0 on the boundary, -1 outside.
 fn point_in_ring(ring: &[[f64; 2]], point: [f64; 2]) -> i32 {
     let mut wn = 0;
     for w in ring.windows(2) {
         let (seg1, seg2) = (w[0], w[1]);
-        let side = determine_side(seg1, seg2, point);
-        if (seg2[0] - seg1[0]) * (seg2[0] - seg1[0]) + (seg2[1] - seg1[1]) * (seg2[1] - seg1[1]) < 1e-12 * 1e-12 {
+        if is_degenerate(seg1, seg2) {
             continue;
         }
-        #[allow(clippy::float_cmp)] // PostGIS compares with exactly 0.0 (see its ticket #852)
-        if side == 0.0 && is_on_segment(seg1, seg2, point) {
-            return 0;
-        }
-        if seg1[1] <= point[1] && point[1] < seg2[1] && side > 0.0 {
-            wn += 1;
-        } else if seg2[1] <= point[1] && point[1] < seg1[1] && side < 0.0 {
-            wn -= 1;
+        match winding_step(seg1, seg2, point) {
+            Some(step) => wn += step,
+            None => return 0,
         }
     }
     if wn == 0 { -1 } else { 1 }
@@ -176,8 +197,103 @@ impl Hasher for CellHasher {
 enum Entry {
     /// The whole cell (plus margin) is inside this grid (index into `grids`) and near no other.
     Interior(u32),
-    /// Grids (indexes into `grids`, ascending id) that may cover a point of this cell.
-    Candidates(Box<[u32]>),
+    /// Grids (ascending id) that may cover a point of this cell, each cut down to the cell.
+    Candidates(Box<[LocalGrid]>),
+}
+
+/// A candidate grid as seen from inside one cell: its polygons → rings, each ring reduced to
+/// what decides PostGIS's winding test for points in the cell.
+#[derive(Debug, Clone)]
+struct LocalGrid {
+    /// Index into `GridIndex::grids`.
+    grid: u32,
+    polygons: Box<[Box<[LocalRing]>]>,
+}
+
+/// One ring of a grid, for points inside one cell's box `r` (the cell's vertices plus margin).
+///
+/// [`point_in_ring`] looks at an edge only if the point's y lies in the edge's y-range: an edge
+/// wholly above or below the box, or wholly left of it, adds nothing to the winding number and
+/// cannot hold the point, for any point in the box. An edge wholly right of the box whose
+/// half-open y-range spans the box's rows adds the same ±1 for every point in it (the margin
+/// keeps the side determinant's sign far from rounding). So the winding starts from `wn` and
+/// only `edges` are tested, with PostGIS's arithmetic unchanged: the same answer as the whole
+/// ring, bit for bit.
+#[derive(Debug, Clone)]
+struct LocalRing {
+    wn: i32,
+    edges: Box<[[[f64; 2]; 2]]>,
+}
+
+impl LocalRing {
+    fn new(ring: &[[f64; 2]], r: [f64; 4]) -> Self {
+        let mut wn = 0;
+        let mut edges = Vec::new();
+        for w in ring.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            if is_degenerate(a, b) || a[1].max(b[1]) < r[1] || a[1].min(b[1]) > r[3] || a[0].max(b[0]) < r[0] {
+                continue;
+            }
+            let spans_rows = if a[1] < b[1] { a[1] <= r[1] && r[3] < b[1] } else { b[1] <= r[1] && r[3] < a[1] };
+            if a[0].min(b[0]) > r[2] && spans_rows {
+                wn += if a[1] < b[1] { 1 } else { -1 };
+            } else {
+                edges.push([a, b]);
+            }
+        }
+        Self { wn, edges: edges.into_boxed_slice() }
+    }
+
+    /// [`point_in_ring`] for a point inside the box this ring was cut for.
+    fn locate(&self, point: [f64; 2]) -> i32 {
+        let mut wn = self.wn;
+        for &[seg1, seg2] in &self.edges {
+            if let Some(step) = winding_step(seg1, seg2, point) {
+                wn += step;
+            } else {
+                return 0;
+            }
+        }
+        if wn == 0 { -1 } else { 1 }
+    }
+}
+
+impl LocalGrid {
+    fn new(grid: u32, shape: &GridShape, r: [f64; 4]) -> Self {
+        let polygons = shape
+            .polygons
+            .iter()
+            .map(|polygon| polygon.iter().map(|ring| LocalRing::new(ring, r)).collect())
+            .collect();
+        Self { grid, polygons }
+    }
+
+    /// [`point_in_multipolygon`] on the cell's share of the grid: `true` when it covers the point.
+    fn covers(&self, point: [f64; 2]) -> bool {
+        for polygon in &self.polygons {
+            let Some(exterior) = polygon.first() else { continue };
+            match exterior.locate(point) {
+                -1 => continue,
+                0 => return true,
+                _ => {}
+            }
+            let mut inside = true;
+            for hole in &polygon[1..] {
+                match hole.locate(point) {
+                    1 => {
+                        inside = false;
+                        break;
+                    }
+                    0 => return true,
+                    _ => {}
+                }
+            }
+            if inside {
+                return true;
+            }
+        }
+        false
+    }
 }
 
 /// An immutable snapshot of the grids, ready for lookups.
@@ -224,12 +340,13 @@ impl GridIndex {
         cells.reserve(candidates.len());
         let mut interior_cells = 0;
         for (cell, list) in candidates {
+            let Some(rect) = cell_rect(cell) else { continue };
             let entry = match list.as_slice() {
-                [only] if Self::cell_is_interior(&grids, *only as usize, cell) => {
+                [only] if Self::cell_is_interior(&grids, *only as usize, cell, rect) => {
                     interior_cells += 1;
                     Entry::Interior(*only)
                 }
-                _ => Entry::Candidates(list.into_boxed_slice()),
+                _ => Entry::Candidates(list.iter().map(|&k| LocalGrid::new(k, &grids[k as usize], rect)).collect()),
             };
             cells.insert(cell, entry);
         }
@@ -253,13 +370,8 @@ impl GridIndex {
 
     /// The cell's bounding box (plus margin) is crossed by no edge of the grid, its centre is
     /// strictly inside, and no other grid's box comes near it.
-    fn cell_is_interior(grids: &[GridShape], k: usize, cell: u64) -> bool {
+    fn cell_is_interior(grids: &[GridShape], k: usize, cell: u64, rect: [f64; 4]) -> bool {
         let Ok(cell) = CellIndex::try_from(cell) else { return false };
-        let mut rect = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
-        for v in cell.boundary().iter() {
-            rect = [rect[0].min(v.lng()), rect[1].min(v.lat()), rect[2].max(v.lng()), rect[3].max(v.lat())];
-        }
-        let rect = [rect[0] - MARGIN_DEG, rect[1] - MARGIN_DEG, rect[2] + MARGIN_DEG, rect[3] + MARGIN_DEG];
         let grid = &grids[k];
         let centre = LatLng::from(cell);
         if point_in_multipolygon(&grid.polygons, [centre.lng(), centre.lat()]) != 1 {
@@ -286,9 +398,10 @@ impl GridIndex {
         let cell = LatLng::new(lat, lon).ok()?.to_cell(RESOLUTION);
         match self.cells.get(&u64::from(cell))? {
             Entry::Interior(k) => Some(self.grids[*k as usize].id),
-            Entry::Candidates(list) => {
-                list.iter().map(|k| &self.grids[*k as usize]).find(|g| g.covers(lon, lat)).map(|g| g.id)
-            }
+            Entry::Candidates(list) => list.iter().find_map(|local| {
+                let grid = &self.grids[local.grid as usize];
+                (grid.bbox_covers(lon, lat) && local.covers([lon, lat])).then_some(grid.id)
+            }),
         }
     }
 
@@ -331,6 +444,17 @@ impl GridIndex {
             .await
             .map_err(|e| sqlx::Error::Protocol(format!("index build task failed: {e}")))
     }
+}
+
+/// The cell's box in lon/lat: its vertices' extent plus the margin, which covers the geodesic
+/// bulge of its edges and the rounding of `to_cell` many times over.
+fn cell_rect(cell: u64) -> Option<[f64; 4]> {
+    let cell = CellIndex::try_from(cell).ok()?;
+    let mut rect = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+    for v in cell.boundary().iter() {
+        rect = [rect[0].min(v.lng()), rect[1].min(v.lat()), rect[2].max(v.lng()), rect[3].max(v.lat())];
+    }
+    Some([rect[0] - MARGIN_DEG, rect[1] - MARGIN_DEG, rect[2] + MARGIN_DEG, rect[3] + MARGIN_DEG])
 }
 
 /// Polygonal WKB rows as shapes; anything else is logged and left out.
@@ -452,6 +576,56 @@ mod tests {
             let y = 36.175 + (state >> 11) as f64 / (1u64 << 53) as f64 * 0.03;
             assert_eq!(index.lookup(x, y), index.lookup_brute_force(x, y), "({x}, {y})");
         }
+    }
+
+    /// A star-shaped ring of `n` vertices with a zig-zag radius around (x0, y0), counter-clockwise.
+    fn star(x0: f64, y0: f64, r: f64, n: usize) -> LineString<f64> {
+        let mut points: Vec<(f64, f64)> = (0..n)
+            .map(|i| {
+                let t = i as f64 / n as f64 * std::f64::consts::TAU;
+                let radius = if i % 2 == 0 { r } else { r * 0.93 };
+                (x0 + radius * t.cos() * 1.24, y0 + radius * t.sin())
+            })
+            .collect();
+        points.push(points[0]);
+        LineString::from(points)
+    }
+
+    #[test]
+    fn the_cells_share_of_the_edges_decides_like_the_whole_rings() {
+        // Many-vertex grids with holes, sharing nothing: most cells hold candidates, and a cell's
+        // rings are cut down to a few edges. Every vertex, every edge midpoint and random points
+        // must get the answer of the whole-ring test (`lookup_brute_force`).
+        let (x0, y0) = (118.17, 36.18);
+        let outer = star(x0, y0, 0.006, 600);
+        let hole = LineString::from(star(x0 + 0.001, y0, 0.002, 301).0.into_iter().rev().collect::<Vec<_>>());
+        let a = GridShape::new(5, &MultiPolygon(vec![Polygon::new(outer.clone(), vec![hole.clone()])]));
+        let b = GridShape::new(2, &MultiPolygon(vec![Polygon::new(star(x0 + 0.001, y0, 0.0019, 97), vec![])]));
+        let index = GridIndex::build(vec![a, b]);
+        let mut points: Vec<(f64, f64)> = Vec::new();
+        for ring in [&outer, &hole] {
+            for w in ring.0.windows(2) {
+                points.push((w[0].x, w[0].y));
+                points.push(((w[0].x + w[1].x) / 2.0, (w[0].y + w[1].y) / 2.0));
+                points.push((w[0].x, (w[0].y + w[1].y) / 2.0));
+            }
+        }
+        let mut state = 99_u64;
+        let mut next = || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for _ in 0..50_000 {
+            points.push((x0 - 0.008 + next() * 0.016, y0 - 0.007 + next() * 0.014));
+        }
+        let (mut inside, mut in_hole_grid) = (0, 0);
+        for (x, y) in points {
+            let expected = index.lookup_brute_force(x, y);
+            assert_eq!(index.lookup(x, y), expected, "({x}, {y})");
+            inside += usize::from(expected == Some(5));
+            in_hole_grid += usize::from(expected == Some(2));
+        }
+        assert!(inside > 10_000 && in_hole_grid > 1_000, "{inside} / {in_hole_grid}: the points reach both grids");
     }
 
     #[test]

@@ -95,6 +95,99 @@ async fn index_agrees_with_postgis_on_100k_points_including_edges_and_vertices(p
     assert!(disagreements.is_empty(), "{} of 100000 disagree, e.g. {:?}", disagreements.len(), &disagreements[..disagreements.len().min(5)]);
 }
 
+/// A closed star-shaped ring: `n` vertices, radius alternating r and 0.93 r (a zig-zag edge on
+/// every side), counter-clockwise unless `clockwise`.
+fn star(centre: (f64, f64), r: f64, n: usize, clockwise: bool) -> Vec<(f64, f64)> {
+    let mut ring: Vec<(f64, f64)> = (0..n)
+        .map(|i| {
+            let t = i as f64 / n as f64 * std::f64::consts::TAU;
+            let radius = if i % 2 == 0 { r } else { r * 0.93 };
+            (centre.0 + radius * t.cos() * 1.24, centre.1 + radius * t.sin())
+        })
+        .collect();
+    if clockwise {
+        ring.reverse();
+    }
+    ring.push(ring[0]);
+    ring
+}
+
+fn wkt_ring(ring: &[(f64, f64)]) -> String {
+    let points: Vec<String> = ring.iter().map(|(x, y)| format!("{x:?} {y:?}")).collect();
+    format!("({})", points.join(","))
+}
+
+/// The same agreement where grids are not the demo city's rectangles: planner-drawn grids with
+/// hundreds of vertices, a hole, a grid inside that hole overlapping its rim, and two grids
+/// sharing a many-vertex border. Here the index decides on each cell's share of the edges.
+#[sqlx::test(migrations = "../migrations")]
+async fn index_agrees_with_postgis_on_many_vertex_grids_with_holes(pool: PgPool) {
+    let c = (118.17, 36.18);
+    let outer = star(c, 0.006, 600, false);
+    let hole = star((c.0 + 0.001, c.1), 0.002, 301, true);
+    let inner = star((c.0 + 0.001, c.1), 0.0019, 97, false);
+    // Two grids east of the star, split by a zig-zag border of 200 vertices, exactly shared.
+    let border: Vec<(f64, f64)> =
+        (0..=200).map(|i| (118.19 + if i % 2 == 0 { 0.0 } else { 0.0003 }, 36.175 + f64::from(i) * 0.00005)).collect();
+    let mut west = vec![(118.185, 36.185), (118.185, 36.175)];
+    west.extend(border.iter().copied());
+    west.push(west[0]);
+    let mut east = border.clone();
+    east.extend([(118.195, 36.185), (118.195, 36.175), border[0]]);
+    let grids = [
+        (3, format!("MULTIPOLYGON(({},{}))", wkt_ring(&outer), wkt_ring(&hole))),
+        (7, format!("MULTIPOLYGON(({}))", wkt_ring(&inner))),
+        (5, format!("MULTIPOLYGON(({}))", wkt_ring(&west))),
+        (4, format!("MULTIPOLYGON(({}))", wkt_ring(&east))),
+    ];
+    for (id, wkt) in &grids {
+        sqlx::query("insert into grid (id, code, name, geom) values ($1, $2, $2, ST_GeomFromText($3, 4326))")
+            .bind(id)
+            .bind(format!("G-{id}"))
+            .bind(wkt)
+            .execute(&pool)
+            .await
+            .expect("insert a many-vertex grid");
+    }
+    let index = GridIndex::load(&pool).await.expect("index");
+    assert_eq!(index.grid_count(), 4);
+    let segments: Vec<((f64, f64), (f64, f64))> = [&outer, &hole, &inner, &west, &east]
+        .iter()
+        .flat_map(|ring| ring.windows(2).map(|w| (w[0], w[1])))
+        .collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut points: Vec<(f64, f64)> = Vec::with_capacity(100_000);
+    while points.len() < 100_000 {
+        let (a, b) = segments[rng.random_range(0..segments.len())];
+        points.push(match points.len() % 4 {
+            0 | 1 => (rng.random_range(118.160..118.200), rng.random_range(36.172..36.188)),
+            2 if rng.random_bool(0.5) => a,
+            2 => {
+                let t: f64 = rng.random_range(0.0..1.0);
+                (a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1))
+            }
+            _ => {
+                let t: f64 = rng.random_range(0.0..1.0);
+                let eps = [1e-15, 1e-12, 1e-9][rng.random_range(0..3)];
+                (a.0 + t * (b.0 - a.0) + rng.random_range(-eps..eps), a.1 + t * (b.1 - a.1) + rng.random_range(-eps..eps))
+            }
+        });
+    }
+    let expected = postgis_answers(&pool, &points).await;
+    let mut seen = std::collections::BTreeMap::new();
+    let mut disagreements = Vec::new();
+    for (p, want) in points.iter().zip(&expected) {
+        *seen.entry(*want).or_insert(0) += 1;
+        let got = index.lookup(p.0, p.1);
+        if got != *want {
+            disagreements.push((p, got, want));
+        }
+    }
+    eprintln!("answers by grid: {seen:?}");
+    assert!(seen.len() == 5 && seen.values().all(|n| *n > 1_000), "every grid and no grid are well sampled: {seen:?}");
+    assert!(disagreements.is_empty(), "{} of 100000 disagree, e.g. {:?}", disagreements.len(), &disagreements[..disagreements.len().min(5)]);
+}
+
 /// (method, grid, subdistrict) from `gridmap_report_assignment`, then the same from a full search.
 type RuleRow = (String, Option<i64>, Option<i64>, String, Option<i64>, Option<i64>);
 

@@ -97,5 +97,10 @@ if [ -z "${GRIDMAP_BENCH_DB_SCALE10:-}" ]; then
   DATABASE_URL="$PG/${DB}10?sslmode=$SSLMODE" $BIN seed --demo --scale 10 > /dev/null
   GRIDMAP_BENCH_DB_SCALE10="$PG/${DB}10?sslmode=$SSLMODE"
 fi
-GRIDMAP_BENCH_DB="$DATABASE_URL" GRIDMAP_BENCH_DB_SCALE10="$GRIDMAP_BENCH_DB_SCALE10" \
+# And the demo city with many-vertex grids (the same shapes, every edge cut into ~5 m pieces:
+# ~220 vertices per grid), where a cell's share of the edges decides (server/src/reports/index.rs).
+psql -q "$PG/postgres" -c "drop database if exists ${DB}_dense with (force)" -c "create database ${DB}_dense template $DB"
+psql -q "$PG/${DB}_dense" -c "alter table grid disable trigger user" -c "update grid set geom = ST_Segmentize(geom, 0.00005)"
+GRIDMAP_BENCH_DB_DENSE="$PG/${DB}_dense?sslmode=$SSLMODE"
+GRIDMAP_BENCH_DB="$DATABASE_URL" GRIDMAP_BENCH_DB_SCALE10="$GRIDMAP_BENCH_DB_SCALE10" GRIDMAP_BENCH_DB_DENSE="$GRIDMAP_BENCH_DB_DENSE" \
   cargo bench --profile "$PROFILE" -p gridmap-server --bench assign_index -- --noplot 2>&1 | tee "$OUT/assign.txt"

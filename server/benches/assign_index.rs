@@ -3,7 +3,8 @@
 //!
 //! Needs a database with the demo city: `GRIDMAP_BENCH_DB` (default
 //! `postgres://postgres@127.0.0.1:5432/gridmap_bench`, seeded with `gridmap seed --demo`) and,
-//! optionally, `GRIDMAP_BENCH_DB_SCALE10` (seeded with `--scale 10`). See bench/RESULTS.md.
+//! optionally, `GRIDMAP_BENCH_DB_SCALE10` (seeded with `--scale 10`) and `GRIDMAP_BENCH_DB_DENSE`
+//! (the demo city with ~220 vertices per grid). See bench/RESULTS.md.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -75,6 +76,11 @@ fn assign(c: &mut Criterion) {
     bench_city(c, "demo", &url);
     if let Ok(url) = std::env::var("GRIDMAP_BENCH_DB_SCALE10") {
         bench_city(c, "scale10", &url);
+    }
+    // The demo city's grids are rectangles; planner-drawn grids follow streets with hundreds of
+    // vertices. The same city with its edges cut into ~5 m pieces (bench/reports.sh makes it).
+    if let Ok(url) = std::env::var("GRIDMAP_BENCH_DB_DENSE") {
+        bench_city(c, "dense", &url);
     }
 }
 

@@ -82,6 +82,11 @@ impl GridShape {
         self.bbox_covers(x, y) && point_in_multipolygon(&self.polygons, [x, y]) != -1
     }
 
+    /// Whether a cell's share of its edges is worth cutting out (see [`LocalGrid`]).
+    fn is_large(&self) -> bool {
+        self.segments().nth(CUT_ABOVE_EDGES).is_some()
+    }
+
     /// PostGIS's first test: outside the bounding box is outside, whatever the rings say.
     fn bbox_covers(&self, x: f64, y: f64) -> bool {
         !(x < self.bbox[0] || x > self.bbox[2] || y < self.bbox[1] || y > self.bbox[3])
@@ -197,12 +202,16 @@ impl Hasher for CellHasher {
 enum Entry {
     /// The whole cell (plus margin) is inside this grid (index into `grids`) and near no other.
     Interior(u32),
-    /// Grids (ascending id) that may cover a point of this cell, each cut down to the cell.
-    Candidates(Box<[LocalGrid]>),
+    /// Grids (indexes into `grids`, ascending id) that may cover a point of this cell, each
+    /// tested whole: none of them has more than [`CUT_ABOVE_EDGES`] edges.
+    Candidates(Box<[u32]>),
+    /// The same where some candidate has more: each cut down to the cell.
+    Cut(Box<[LocalGrid]>),
 }
 
 /// Grids with at most this many edges are tested whole: cutting a rectangle down to a cell
-/// saves nothing and the extra indirection cost the demo city's 5-vertex grids 7 % of lookups.
+/// saves nothing, and carrying cut grids in every cell cost the demo city's 5-vertex grids
+/// 5–8 % of lookups (bench/reports.sh, criterion).
 const CUT_ABOVE_EDGES: usize = 32;
 
 /// A candidate grid as seen from inside one cell: its polygons → rings, each ring reduced to
@@ -264,8 +273,7 @@ impl LocalRing {
 
 impl LocalGrid {
     fn new(grid: u32, shape: &GridShape, r: [f64; 4]) -> Self {
-        let cut = shape.segments().nth(CUT_ABOVE_EDGES).is_some();
-        let polygons = cut.then(|| {
+        let polygons = shape.is_large().then(|| {
             shape.polygons.iter().map(|polygon| polygon.iter().map(|ring| LocalRing::new(ring, r)).collect()).collect()
         });
         Self { grid, polygons }
@@ -357,7 +365,8 @@ impl GridIndex {
                     interior_cells += 1;
                     Entry::Interior(*only)
                 }
-                _ => Entry::Candidates(list.iter().map(|&k| LocalGrid::new(k, &grids[k as usize], rect)).collect()),
+                _ if list.iter().all(|&k| !grids[k as usize].is_large()) => Entry::Candidates(list.into_boxed_slice()),
+                _ => Entry::Cut(list.iter().map(|&k| LocalGrid::new(k, &grids[k as usize], rect)).collect()),
             };
             cells.insert(cell, entry);
         }
@@ -409,7 +418,10 @@ impl GridIndex {
         let cell = LatLng::new(lat, lon).ok()?.to_cell(RESOLUTION);
         match self.cells.get(&u64::from(cell))? {
             Entry::Interior(k) => Some(self.grids[*k as usize].id),
-            Entry::Candidates(list) => list.iter().find_map(|local| {
+            Entry::Candidates(list) => {
+                list.iter().map(|k| &self.grids[*k as usize]).find(|g| g.covers(lon, lat)).map(|g| g.id)
+            }
+            Entry::Cut(list) => list.iter().find_map(|local| {
                 let grid = &self.grids[local.grid as usize];
                 local.covers(grid, [lon, lat]).then_some(grid.id)
             }),

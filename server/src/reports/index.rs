@@ -131,14 +131,9 @@ fn winding_step(seg1: [f64; 2], seg2: [f64; 2], point: [f64; 2]) -> Option<i32> 
     })
 }
 
-/// 1 inside, 0 on the boundary, -1 outside.
-fn point_in_ring(ring: &[[f64; 2]], point: [f64; 2]) -> i32 {
-    let mut wn = 0;
-    for w in ring.windows(2) {
-        let (seg1, seg2) = (w[0], w[1]);
-        if is_degenerate(seg1, seg2) {
-            continue;
-        }
+/// PostGIS's winding count over `edges`, starting from `wn`: 1 inside, 0 on an edge, -1 outside.
+fn winding(mut wn: i32, edges: impl IntoIterator<Item = ([f64; 2], [f64; 2])>, point: [f64; 2]) -> i32 {
+    for (seg1, seg2) in edges {
         match winding_step(seg1, seg2, point) {
             Some(step) => wn += step,
             None => return 0,
@@ -147,11 +142,23 @@ fn point_in_ring(ring: &[[f64; 2]], point: [f64; 2]) -> i32 {
     if wn == 0 { -1 } else { 1 }
 }
 
+/// 1 inside, 0 on the boundary, -1 outside.
+fn point_in_ring(ring: &[[f64; 2]], point: [f64; 2]) -> i32 {
+    winding(0, ring.windows(2).map(|w| (w[0], w[1])).filter(|(a, b)| !is_degenerate(*a, *b)), point)
+}
+
 fn point_in_multipolygon(polygons: &[Vec<Ring>], point: [f64; 2]) -> i32 {
+    locate_in_polygons(polygons, |ring| point_in_ring(ring, point))
+}
+
+/// PostGIS's multipolygon rule over rings located by `locate` (exterior first, then holes):
+/// on any ring's edge is 0, inside an exterior and no hole is 1, else -1.
+fn locate_in_polygons<P: AsRef<[R]>, R>(polygons: &[P], locate: impl Fn(&R) -> i32) -> i32 {
     let mut result = -1;
     for polygon in polygons {
+        let polygon = polygon.as_ref();
         let Some(exterior) = polygon.first() else { continue };
-        let in_ring = point_in_ring(exterior, point);
+        let in_ring = locate(exterior);
         if in_ring == -1 {
             continue;
         }
@@ -160,7 +167,7 @@ fn point_in_multipolygon(polygons: &[Vec<Ring>], point: [f64; 2]) -> i32 {
         }
         result = in_ring;
         for hole in &polygon[1..] {
-            match point_in_ring(hole, point) {
+            match locate(hole) {
                 1 => {
                     result = -1;
                     break;
@@ -259,15 +266,7 @@ impl LocalRing {
 
     /// [`point_in_ring`] for a point inside the box this ring was cut for.
     fn locate(&self, point: [f64; 2]) -> i32 {
-        let mut wn = self.wn;
-        for &[seg1, seg2] in &self.edges {
-            if let Some(step) = winding_step(seg1, seg2, point) {
-                wn += step;
-            } else {
-                return 0;
-            }
-        }
-        if wn == 0 { -1 } else { 1 }
+        winding(self.wn, self.edges.iter().map(|&[a, b]| (a, b)), point)
     }
 }
 
@@ -283,35 +282,10 @@ impl LocalGrid {
     fn covers(&self, shape: &GridShape, point: [f64; 2]) -> bool {
         match &self.polygons {
             None => shape.covers(point[0], point[1]),
-            Some(polygons) => shape.bbox_covers(point[0], point[1]) && Self::covers_cut(polygons, point),
-        }
-    }
-
-    /// [`point_in_multipolygon`] on the cell's share of the grid: `true` when it covers the point.
-    fn covers_cut(polygons: &[Box<[LocalRing]>], point: [f64; 2]) -> bool {
-        for polygon in polygons {
-            let Some(exterior) = polygon.first() else { continue };
-            match exterior.locate(point) {
-                -1 => continue,
-                0 => return true,
-                _ => {}
-            }
-            let mut inside = true;
-            for hole in &polygon[1..] {
-                match hole.locate(point) {
-                    1 => {
-                        inside = false;
-                        break;
-                    }
-                    0 => return true,
-                    _ => {}
-                }
-            }
-            if inside {
-                return true;
+            Some(polygons) => {
+                shape.bbox_covers(point[0], point[1]) && locate_in_polygons(polygons, |ring| ring.locate(point)) != -1
             }
         }
-        false
     }
 }
 

@@ -30,6 +30,9 @@ pub enum ApiError {
     PreconditionRequired(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 413 for one part of the body (a photo): the client learns which.
+    #[error("{message}")]
+    FieldTooLarge { field: String, message: String },
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{message}")]
@@ -68,7 +71,7 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
             Self::PreconditionRequired(_) => (StatusCode::PRECONDITION_REQUIRED, "precondition_required"),
-            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::PayloadTooLarge(_) | Self::FieldTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
@@ -106,7 +109,7 @@ impl IntoResponse for ApiError {
                     "internal error".into()
                 };
             }
-            Self::InvalidField { field, message } => {
+            Self::InvalidField { field, message } | Self::FieldTooLarge { field, message } => {
                 body["message"] = format!("{field}: {message}").into();
                 body["field"] = field.clone().into();
             }

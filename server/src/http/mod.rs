@@ -84,6 +84,8 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(web)
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit_requests))
+        // Outside the rate limit, so that its 429 on an Open311 path is in Open311's shape too.
+        .layer(axum::middleware::from_fn(open311::errors_as_open311))
         // Bodies are small JSON unless a route (photo upload) raises its own limit.
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(TraceLayer::new_for_http())

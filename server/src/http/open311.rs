@@ -63,6 +63,32 @@ impl From<IntakeError> for Open311Error {
     }
 }
 
+/// Everything under `/open311/` answers errors in Open311's shape, including the ones no
+/// Open311 handler produces: a query string that does not parse (`start_date=2024-01-01`), an
+/// unknown path, a wrong method, a body over the limit, the rate limit. Those come from shared
+/// extractors and layers as `{code, message}` or plain text; a `FixMyStreet`-style client reads
+/// only `[{code, description}]`, so they are rewritten here, status and headers kept.
+pub async fn errors_as_open311(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let is_open311 = request.uri().path().starts_with("/open311/");
+    let response = next.run(request).await;
+    let status = response.status();
+    if !is_open311 || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let description = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Array(_)) => return Response::from_parts(parts, axum::body::Body::from(bytes)),
+        Ok(Value::Object(o)) => o.get("message").and_then(Value::as_str).map(str::to_string),
+        _ => Some(String::from_utf8_lossy(&bytes).trim().to_string()).filter(|t| !t.is_empty()),
+    }
+    .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    let body = json!([{"code": status.as_u16(), "description": description}]).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
 type Result311<T> = Result<T, Open311Error>;
 
 fn json_file(file: &str) -> Result311<&str> {

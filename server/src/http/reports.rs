@@ -406,14 +406,14 @@ pub(crate) async fn read_multipart(request: Request, categories: &[Category]) ->
             Ok(Some(field)) => field,
             Ok(None) => break,
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(ApiError::PayloadTooLarge("request body too large (3 photos of 5 MB at most)".into()));
+                return Err(photos_too_large());
             }
             Err(e) => return Err(ApiError::bad_request(format!("invalid multipart body: {}", e.body_text()))),
         };
         let name = field.name().unwrap_or_default().to_string();
         let bytes = field.bytes().await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge("request body too large (3 photos of 5 MB at most)".into())
+                photos_too_large()
             } else {
                 ApiError::bad_request(format!("invalid multipart body: {}", e.body_text()))
             }
@@ -427,7 +427,8 @@ pub(crate) async fn read_multipart(request: Request, categories: &[Category]) ->
                     return Err(ApiError::field("photo", format!("at most {} photos", photos::MAX_PHOTOS)));
                 }
                 if bytes.len() > photos::MAX_PHOTO_BYTES {
-                    return Err(ApiError::PayloadTooLarge(format!("photo {}: more than 5 MB", stored.len() + 1)));
+                    let message = format!("photo {}: more than 5 MB", stored.len() + 1);
+                    return Err(ApiError::FieldTooLarge { field: "photo".into(), message });
                 }
                 stored.push(photos::check_and_strip(&bytes).map_err(|m| ApiError::field("photo", m))?);
             }
@@ -438,6 +439,11 @@ pub(crate) async fn read_multipart(request: Request, categories: &[Category]) ->
     let mut new = intake::validate(&report, categories)?;
     new.photos = stored;
     Ok(new)
+}
+
+/// The multipart body passed its limit: photos are what make a report that large.
+fn photos_too_large() -> ApiError {
+    ApiError::FieldTooLarge { field: "photo".into(), message: "request body too large (3 photos of 5 MB at most)".into() }
 }
 
 fn etag(version: i32) -> HeaderValue {
@@ -566,7 +572,9 @@ pub struct StreamQuery {
 }
 
 /// Live feed (Server-Sent Events, event `report`) of new and changed reports, for grid workers,
-/// planners and admins. Without a filter a grid worker gets the grids they work.
+/// planners and admins: intake (`created`), workflow steps (`transition`) and moves to another
+/// grid when grids are re-drawn by anyone (`reassign`, sent to the grid left and the grid
+/// entered). Without a filter a grid worker gets the grids they work.
 #[utoipa::path(get, path = "/api/reports/stream", tag = "reports", params(StreamQuery),
     responses((status = 200, description = "text/event-stream of ReportChange", content_type = "text/event-stream", body = ReportChange),
         (status = 401, body = super::openapi::ErrorBody), (status = 403, body = super::openapi::ErrorBody)))]
@@ -586,7 +594,7 @@ pub async fn stream(
     let events = BroadcastStream::new(receiver).filter_map(move |change| {
         let change: ReportChange = change.ok()?;
         if let Some(grids) = &grids
-            && !change.grid_id.is_some_and(|g| grids.contains(&g))
+            && !change.touches_any(grids)
         {
             return None;
         }

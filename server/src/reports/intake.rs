@@ -371,6 +371,7 @@ pub async fn submit(
         status: "submitted".into(),
         category: report.category.code.clone(),
         grid_id,
+        previous_grid_id: None,
         lon: report.lon,
         lat: report.lat,
         version: 1,

@@ -75,9 +75,18 @@ pub struct ReportChange {
     pub status: String,
     pub category: String,
     pub grid_id: Option<i64>,
+    /// For `reassign`: the grid the report left (its worker hears of the move too).
+    pub previous_grid_id: Option<i64>,
     pub lon: f64,
     pub lat: f64,
     pub version: i32,
+}
+
+impl ReportChange {
+    /// Whether the change concerns one of these grids (the one it is in, or the one it left).
+    pub fn touches_any(&self, grids: &[i64]) -> bool {
+        [self.grid_id, self.previous_grid_id].into_iter().flatten().any(|g| grids.contains(&g))
+    }
 }
 
 /// Shared report machinery in `AppState`: the grid index, cached categories, the live feed.
@@ -163,8 +172,9 @@ pub fn spawn_grid_listener(pool: PgPool, reports: Reports) {
             };
             // gridmap_tiles carries report writes by anyone but this server's own sessions
             // (migration 0006): those change the open reports of the duplicate search.
-            if let Err(err) = listener.listen_all(["gridmap_grids_changed", "gridmap_tiles"]).await {
-                tracing::warn!(%err, "LISTEN gridmap_grids_changed, gridmap_tiles failed; retrying");
+            let channels = ["gridmap_grids_changed", "gridmap_tiles", "gridmap_reports_reassigned"];
+            if let Err(err) = listener.listen_all(channels).await {
+                tracing::warn!(%err, "LISTEN {channels:?} failed; retrying");
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
                 continue;
             }
@@ -191,13 +201,12 @@ pub fn spawn_grid_listener(pool: PgPool, reports: Reports) {
                     }
                 };
                 // Coalesce a burst of notifications (one per statement) into one reload of each.
-                let (mut grids, mut open) = (false, false);
-                let mut note = |n: &sqlx::postgres::PgNotification| {
-                    if n.channel() == "gridmap_grids_changed" {
-                        grids = true;
-                    } else if is_report_payload(n.payload()) {
-                        open = true;
-                    }
+                let (mut grids, mut open, mut moved) = (false, false, Vec::new());
+                let mut note = |n: &sqlx::postgres::PgNotification| match n.channel() {
+                    "gridmap_grids_changed" => grids = true,
+                    "gridmap_reports_reassigned" => moved.extend(event_range(n.payload())),
+                    _ if is_report_payload(n.payload()) => open = true,
+                    _ => {}
                 };
                 note(&first);
                 while let Some(n) = listener.next_buffered() {
@@ -212,6 +221,11 @@ pub fn spawn_grid_listener(pool: PgPool, reports: Reports) {
                 if open {
                     reload_open_reports(&pool, &reports).await;
                 }
+                for (first, last) in moved {
+                    if let Err(err) = publish_reassigned(&pool, &reports, first, last).await {
+                        tracing::warn!(%err, first, last, "re-assigned reports not announced");
+                    }
+                }
             }
         }
     });
@@ -220,6 +234,37 @@ pub fn spawn_grid_listener(pool: PgPool, reports: Reports) {
 /// Whether a `gridmap_tiles` payload (`{"table": …, …}`) is about the report table.
 fn is_report_payload(payload: &str) -> bool {
     serde_json::from_str::<serde_json::Value>(payload).is_ok_and(|v| v["table"] == "report")
+}
+
+/// The history ids a `gridmap_reports_reassigned` payload (`{"first": …, "last": …}`) names.
+fn event_range(payload: &str) -> Option<(i64, i64)> {
+    let v: serde_json::Value = serde_json::from_str(payload).ok()?;
+    Some((v["first"].as_i64()?, v["last"].as_i64()?))
+}
+
+/// Announce the moves a grid change committed (migration 0011) on the live feed. The range may
+/// hold another transaction's moves, committed or not yet: invisible ones are announced by
+/// their own notification, visible ones may go out twice (SSE clients dedupe on `id-version`).
+async fn publish_reassigned(pool: &PgPool, reports: &Reports, first: i64, last: i64) -> Result<(), sqlx::Error> {
+    let rows: Vec<(i64, String, String, Option<i64>, Option<i64>, f64, f64, i32)> = sqlx::query_as(
+        r"select r.id, r.status, r.category, e.grid_id,
+                 (select p.grid_id from report_event p
+                   where p.report_id = e.report_id and p.id < e.id and p.action in ('submit', 'reassign')
+                   order by p.id desc limit 1),
+                 ST_X(r.geom), ST_Y(r.geom), r.version
+            from report_event e join report r on r.id = e.report_id
+           where e.id between $1 and $2 and e.action = 'reassign'
+           order by e.id",
+    )
+    .bind(first)
+    .bind(last)
+    .fetch_all(pool)
+    .await?;
+    for (id, status, category, grid_id, previous_grid_id, lon, lat, version) in rows {
+        let kind = "reassign";
+        reports.publish(ReportChange { kind, id, status, category, grid_id, previous_grid_id, lon, lat, version });
+    }
+    Ok(())
 }
 
 async fn reload_open_reports(pool: &PgPool, reports: &Reports) {

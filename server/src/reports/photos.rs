@@ -26,14 +26,18 @@ pub fn check_and_strip(bytes: &[u8]) -> Result<Photo, String> {
     Err("not a JPEG, PNG or WebP image (checked by content)".into())
 }
 
-/// Drop APP1 (EXIF, XMP) and APP13 (IPTC) segments; copy everything from the scan on.
+/// Drop APP1 (EXIF, XMP) and APP13 (IPTC) segments, wherever they are, and everything after the
+/// end-of-image marker: phones append a second JPEG (with its own EXIF) or a "motion photo"
+/// MP4 (with its own location) there, which viewers never show but a download would carry.
+/// The entropy-coded scan data is copied as it is; a progressive JPEG's further tables and
+/// scans between it are segments like any other.
 fn strip_jpeg(b: &[u8]) -> Result<Vec<u8>, String> {
     let bad = || "a damaged JPEG".to_string();
     let mut out = Vec::with_capacity(b.len());
     out.extend_from_slice(&b[..2]);
     let mut i = 2;
     loop {
-        if i + 4 > b.len() || b[i] != 0xFF {
+        if i + 2 > b.len() || b[i] != 0xFF {
             return Err(bad());
         }
         let marker = b[i + 1];
@@ -41,19 +45,43 @@ fn strip_jpeg(b: &[u8]) -> Result<Vec<u8>, String> {
             i += 1; // fill byte
             continue;
         }
-        if marker == 0xDA || marker == 0xD9 {
-            out.extend_from_slice(&b[i..]);
+        if marker == 0xD9 {
+            out.extend_from_slice(&b[i..i + 2]);
             return Ok(out);
+        }
+        if i + 4 > b.len() {
+            return Err(bad());
         }
         let len = usize::from(u16::from_be_bytes([b[i + 2], b[i + 3]]));
         if len < 2 || i + 2 + len > b.len() {
             return Err(bad());
         }
-        if marker != 0xE1 && marker != 0xED {
-            out.extend_from_slice(&b[i..i + 2 + len]);
+        let mut end = i + 2 + len;
+        if marker == 0xDA {
+            end = scan_end(b, end);
+            if end == b.len() {
+                // No end-of-image marker: keep the (truncated) scan as it came.
+                out.extend_from_slice(&b[i..]);
+                return Ok(out);
+            }
         }
-        i += 2 + len;
+        if marker != 0xE1 && marker != 0xED {
+            out.extend_from_slice(&b[i..end]);
+        }
+        i = end;
     }
+}
+
+/// Where the entropy-coded data that starts at `i` ends: the first marker that is neither a
+/// stuffed 0xFF (`FF 00`), a restart marker (`FF D0`–`FF D7`) nor fill (`FF FF`).
+fn scan_end(b: &[u8], mut i: usize) -> usize {
+    while i + 1 < b.len() {
+        if b[i] == 0xFF && !matches!(b[i + 1], 0x00 | 0xD0..=0xD7 | 0xFF) {
+            return i;
+        }
+        i += 1;
+    }
+    b.len()
 }
 
 /// Drop eXIf and the text chunks (tEXt, zTXt, iTXt — XMP lives there).
@@ -140,6 +168,124 @@ mod tests {
         let photo = check_and_strip(&b).expect("a PNG");
         assert!(!photo.bytes.windows(4).any(|w| w == b"eXIf"));
         assert!(photo.bytes.windows(4).any(|w| w == b"IHDR"));
+    }
+
+    /// An EXIF block as cameras write it (binary TIFF, little-endian): IFD0 points to a GPS IFD
+    /// holding latitude 36°10'30" N — the tag numbers a reader looks for, not a text marker.
+    fn exif_with_gps() -> Vec<u8> {
+        let mut t = b"II*\0".to_vec();
+        t.extend_from_slice(&8u32.to_le_bytes()); // IFD0 at 8
+        t.extend_from_slice(&1u16.to_le_bytes());
+        t.extend_from_slice(&[0x25, 0x88, 4, 0, 1, 0, 0, 0]); // GPSInfo (0x8825), LONG, 1
+        t.extend_from_slice(&26u32.to_le_bytes()); // GPS IFD at 26
+        t.extend_from_slice(&0u32.to_le_bytes());
+        t.extend_from_slice(&2u16.to_le_bytes());
+        t.extend_from_slice(&[1, 0, 2, 0, 2, 0, 0, 0, b'N', 0, 0, 0]); // GPSLatitudeRef "N"
+        t.extend_from_slice(&[2, 0, 5, 0, 3, 0, 0, 0]); // GPSLatitude, RATIONAL, 3
+        t.extend_from_slice(&56u32.to_le_bytes());
+        t.extend_from_slice(&0u32.to_le_bytes());
+        for (n, d) in [(36u32, 1u32), (10, 1), (3000, 100)] {
+            t.extend_from_slice(&n.to_le_bytes());
+            t.extend_from_slice(&d.to_le_bytes());
+        }
+        t
+    }
+
+    fn picture() -> image::RgbImage {
+        image::RgbImage::from_fn(24, 16, |x, y| image::Rgb([(x * 10) as u8, (y * 15) as u8, 128]))
+    }
+
+    fn encoded(format: image::ImageFormat) -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgb8(picture()).write_to(&mut out, format).expect("encode");
+        out.into_inner()
+    }
+
+    fn jpeg_segment(marker: u8, payload: &[u8]) -> Vec<u8> {
+        let mut s = vec![0xFF, marker];
+        s.extend_from_slice(&u16::try_from(payload.len() + 2).expect("small").to_be_bytes());
+        s.extend_from_slice(payload);
+        s
+    }
+
+    #[test]
+    fn a_real_jpeg_loses_its_gps_exif_and_what_follows_the_image_and_keeps_every_other_byte() {
+        let clean = encoded(image::ImageFormat::Jpeg);
+        let exif = jpeg_segment(0xE1, &[b"Exif\0\0".as_slice(), &exif_with_gps()].concat());
+        // EXIF after SOI, XMP (APP1 too) between the scan and EOI, and a phone's trailer: a
+        // second JPEG with its own EXIF, then a motion photo's MP4 header.
+        let eoi = clean.len() - 2;
+        assert_eq!(&clean[eoi..], [0xFF, 0xD9]);
+        let xmp = jpeg_segment(0xE1, b"http://ns.adobe.com/xap/1.0/\0<exif:GPSLatitude>36,10.5N</exif:GPSLatitude>");
+        let mut tampered = [&clean[..2], &exif, &clean[2..eoi], &xmp, &clean[eoi..]].concat();
+        tampered.extend_from_slice(&[&clean[..2], &exif, &clean[2..]].concat());
+        tampered.extend_from_slice(b"\0\0\0\x18ftypmp42 motion photo");
+
+        let photo = check_and_strip(&tampered).expect("a JPEG");
+        assert_eq!(photo.media_type, "image/jpeg");
+        assert_eq!(photo.bytes, clean, "exactly the encoder's bytes again");
+        let pixels = image::load_from_memory(&photo.bytes).expect("still decodes").to_rgb8();
+        assert_eq!(pixels, image::load_from_memory(&clean).expect("decodes").to_rgb8());
+    }
+
+    #[test]
+    fn a_jpeg_scan_keeps_its_stuffed_bytes_and_restart_markers() {
+        let scan = [0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56, 0xFF, 0xFF, 0xD7, 0x78];
+        let jpeg = [&[0xFF, 0xD8][..], &jpeg_segment(0xDA, &[1, 2, 3]), &scan, &[0xFF, 0xD9], b"trailer"].concat();
+        let photo = check_and_strip(&jpeg).expect("a JPEG");
+        assert_eq!(photo.bytes, jpeg[..jpeg.len() - b"trailer".len()]);
+    }
+
+    #[test]
+    fn a_real_png_loses_its_exif_and_text_chunks_and_keeps_the_rest() {
+        let clean = encoded(image::ImageFormat::Png);
+        let chunk = |kind: &[u8], data: &[u8]| {
+            [&u32::try_from(data.len()).expect("small").to_be_bytes()[..], kind, data, &[0, 0, 0, 0]].concat()
+        };
+        let ihdr_end = 8 + 8 + 13 + 4;
+        let tampered = [
+            &clean[..ihdr_end],
+            &chunk(b"eXIf", &exif_with_gps()),
+            &chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0<exif:GPSLatitude/>"),
+            &clean[ihdr_end..],
+        ]
+        .concat();
+        let photo = check_and_strip(&tampered).expect("a PNG");
+        assert_eq!(photo.media_type, "image/png");
+        assert_eq!(photo.bytes, clean);
+    }
+
+    #[test]
+    fn a_real_webp_loses_its_exif_and_xmp_and_still_decodes() {
+        let simple = encoded(image::ImageFormat::WebP); // RIFF, WEBP, one VP8L chunk
+        assert_eq!(&simple[12..16], b"VP8L");
+        let chunk = |kind: &[u8], data: &[u8]| {
+            let pad: &[u8] = if data.len() % 2 == 1 { &[0] } else { &[] };
+            [kind, &u32::try_from(data.len()).expect("small").to_le_bytes()[..], data, pad].concat()
+        };
+        // The extended form a phone writes: VP8X (flags: EXIF 0x08, XMP 0x04), image, EXIF, XMP.
+        let (w, h) = (24u32 - 1, 16u32 - 1);
+        let vp8x = [&[0x08 | 0x04, 0, 0, 0][..], &w.to_le_bytes()[..3], &h.to_le_bytes()[..3]].concat();
+        let body = [
+            b"WEBP".as_slice(),
+            &chunk(b"VP8X", &vp8x),
+            &simple[12..],
+            &chunk(b"EXIF", &exif_with_gps()),
+            &chunk(b"XMP ", b"<x:xmpmeta><exif:GPSLatitude>36,10.5N</exif:GPSLatitude></x:xmpmeta>"),
+        ]
+        .concat();
+        let tampered = [b"RIFF".as_slice(), &u32::try_from(body.len()).expect("small").to_le_bytes(), &body].concat();
+        assert!(image::load_from_memory(&tampered).is_ok(), "the tampered file is a valid WebP");
+
+        let photo = check_and_strip(&tampered).expect("a WebP");
+        assert_eq!(photo.media_type, "image/webp");
+        let b = &photo.bytes;
+        assert!(!b.windows(4).any(|w| w == b"EXIF" || w == b"XMP "), "chunks gone");
+        assert!(!b.windows(11).any(|w| w == b"GPSLatitude"));
+        assert_eq!(b[20] & (0x08 | 0x04), 0, "VP8X no longer announces EXIF or XMP");
+        assert_eq!(u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize, b.len() - 8, "RIFF size fixed");
+        let pixels = image::load_from_memory(b).expect("still decodes").to_rgb8();
+        assert_eq!(pixels, picture(), "lossless: the very pixels");
     }
 
     #[test]

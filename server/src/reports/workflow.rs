@@ -217,6 +217,7 @@ pub async fn transition(
         status: request.to.clone(),
         category: current.category,
         grid_id: current.grid_id,
+        previous_grid_id: None,
         lon: current.lon,
         lat: current.lat,
         version: new_version,

@@ -10,6 +10,7 @@ mod foundation;
 mod grid_edit;
 mod group_commit;
 mod import;
+mod live_feed;
 mod ogc;
 mod open311;
 mod open_reports;

@@ -91,3 +91,29 @@ async fn open311_post_with_an_idempotency_key_lands_once(pool: PgPool) {
     assert_eq!(other.json()[0]["code"], 409);
     assert_eq!(crate::common::count(&pool, "report").await, 1);
 }
+
+/// Errors that no Open311 handler writes — a query string that does not parse, an unknown path,
+/// a wrong method, a body over the limit — are still `[{code, description}]` under /open311/.
+#[sqlx::test(migrations = "../migrations")]
+async fn open311_errors_from_extractors_and_routing_are_in_open311_shape(pool: PgPool) {
+    let is_open311_error = |reply: &crate::common::Reply, status: StatusCode| {
+        assert_eq!(reply.status, status);
+        assert_eq!(reply.headers[header::CONTENT_TYPE], "application/json");
+        let body = reply.json();
+        assert_eq!(body.as_array().map(Vec::len), Some(1), "{body}");
+        assert_eq!(body[0]["code"], status.as_u16());
+        body[0]["description"].as_str().expect("a description").to_string()
+    };
+    let bad_date = get(&pool, "/open311/v2/requests.json?start_date=yesterday").await;
+    assert!(is_open311_error(&bad_date, StatusCode::BAD_REQUEST).contains("start_date"));
+    is_open311_error(&get(&pool, "/open311/v2/nothing-here.json").await, StatusCode::NOT_FOUND);
+    let delete = Request::delete("/open311/v2/services.json").body(Body::empty()).expect("request");
+    is_open311_error(&send(&pool, delete).await, StatusCode::METHOD_NOT_ALLOWED);
+    let huge = post_form(&pool, &format!("api_key=x&description={}", "a".repeat(3 * 1024 * 1024))).await;
+    is_open311_error(&huge, StatusCode::PAYLOAD_TOO_LARGE);
+    // The rest of the API keeps its own shape.
+    let api = get(&pool, "/api/reports?bbox=1").await;
+    assert_eq!(api.status, StatusCode::BAD_REQUEST);
+    assert!(api.json()["code"].is_string());
+    assert_eq!(crate::common::count(&pool, "report").await, 0);
+}

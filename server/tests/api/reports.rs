@@ -666,6 +666,7 @@ async fn multipart_photos_are_checked_by_content_and_stored_without_exif(pool: P
     let too_big = post_multipart(&pool, &rider, &[("report", None, "application/json", report),
         ("photo", Some("big.jpg"), "image/jpeg", big)]).await;
     assert_eq!(too_big.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(too_big.json()["field"], "photo", "the 413 names the field");
     assert_eq!(reports_count(&pool).await, 1);
 }
 

@@ -13,7 +13,7 @@ pub const TOKEN_LIFETIME_HOURS: i64 = 24 * 7;
 
 /// An account role (`account.role`), spelled the same in JSON, on the command line
 /// (`--role grid_worker`; clap alone would say grid-worker) and in the database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Resident,

@@ -14,6 +14,7 @@ use super::AppState;
 use super::auth::Admin;
 use super::error::{ApiError, ApiResult, on_constraint};
 use super::extract::{Json, Path};
+use super::openapi::ErrorBody;
 use crate::accounts::{self, MIN_PASSWORD_CHARS};
 use crate::auth::{self, Role};
 
@@ -26,18 +27,24 @@ pub fn router() -> Router<AppState> {
 }
 
 /// An account as an admin sees it (never the password hash).
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AccountView {
     pub id: i64,
     pub name: String,
     pub display_name: Option<String>,
+    #[schema(value_type = Role)]
     pub role: String,
+    /// The private phone (never published).
     pub phone: Option<String>,
+    /// The number the grid's public sign shows.
     pub public_phone: Option<String>,
     pub part_time_grid_worker: bool,
     pub disabled: bool,
+    /// Has a password and is not disabled.
     pub can_log_in: bool,
+    /// The grids this account works, by id.
     pub grid_ids: Vec<i64>,
+    /// Unrevoked, unexpired logins.
     pub active_tokens: i64,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
@@ -52,7 +59,11 @@ select a.id, a.name, a.display_name, a.role, a.phone, a.public_phone, a.part_tim
   from account a";
 
 /// `GET /api/admin/accounts`: every account, by id.
-async fn list_accounts(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<AccountView>>> {
+#[utoipa::path(get, path = "/api/admin/accounts", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, description = "Every account, by id", body = [AccountView]),
+        (status = 401, description = "Login required", body = ErrorBody),
+        (status = 403, description = "Admins only", body = ErrorBody)))]
+pub(crate) async fn list_accounts(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<AccountView>>> {
     let rows = sqlx::query_as(&format!("{ACCOUNT_SELECT} order by a.id")).fetch_all(&state.pool).await?;
     Ok(Json(rows))
 }
@@ -65,21 +76,36 @@ async fn load(pool: &sqlx::PgPool, id: i64) -> ApiResult<AccountView> {
         .ok_or_else(|| ApiError::not_found(format!("account {id}")))
 }
 
-async fn get_account(State(state): State<AppState>, _: Admin, Path(id): Path<i64>) -> ApiResult<Json<AccountView>> {
+/// One account.
+#[utoipa::path(get, path = "/api/admin/accounts/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Account id")),
+    responses((status = 200, description = "The account", body = AccountView),
+        (status = 400, description = "`id` is not an integer", body = ErrorBody),
+        (status = 401, description = "Login required", body = ErrorBody),
+        (status = 403, description = "Admins only", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody)))]
+pub(crate) async fn get_account(State(state): State<AppState>, _: Admin, Path(id): Path<i64>) -> ApiResult<Json<AccountView>> {
     Ok(Json(load(&state.pool, id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccountBody {
+    /// Login name: letters, digits and `_ . @ -`, 2 to 64 characters.
     pub name: String,
     pub role: Role,
+    /// At least 10 characters (`accounts::MIN_PASSWORD_CHARS`), at most 1 KiB.
     pub password: String,
+    /// At most 64 characters.
     pub display_name: Option<String>,
+    /// Private; at most 32 characters.
     pub phone: Option<String>,
+    /// Published on the grid's sign; at most 32 characters.
     pub public_phone: Option<String>,
+    /// Riders only (default false).
     #[serde(default)]
     pub part_time_grid_worker: bool,
+    /// At most 50 existing grids (default none).
     #[serde(default)]
     pub grid_ids: Vec<i64>,
 }
@@ -114,7 +140,15 @@ fn account_constraint(constraint: &str) -> Option<ApiError> {
 }
 
 /// `POST /api/admin/accounts` → 201 + Location.
-async fn create_account(State(state): State<AppState>, _: Admin, Json(body): Json<NewAccountBody>) -> ApiResult<Response> {
+#[utoipa::path(post, path = "/api/admin/accounts", tag = "admin", security(("bearer" = [])),
+    request_body = NewAccountBody,
+    responses((status = 201, description = "Created", body = AccountView,
+            headers(("Location" = String, description = "/api/admin/accounts/{id}"))),
+        (status = 400, description = "Invalid field (named in `field`) or body", body = ErrorBody),
+        (status = 401, description = "Login required", body = ErrorBody),
+        (status = 403, description = "Admins only", body = ErrorBody),
+        (status = 409, description = "An account with this name exists", body = ErrorBody)))]
+pub(crate) async fn create_account(State(state): State<AppState>, _: Admin, Json(body): Json<NewAccountBody>) -> ApiResult<Response> {
     check_text("display_name", body.display_name.as_deref(), 64)?;
     check_text("phone", body.phone.as_deref(), 32)?;
     check_text("public_phone", body.public_phone.as_deref(), 32)?;
@@ -156,11 +190,14 @@ async fn replace_grids(tx: &mut sqlx::PgConnection, id: i64, grid_ids: &[i64]) -
 }
 
 /// `PATCH /api/admin/accounts/{id}`: any of these; absent fields stay as they are.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountPatch {
+    /// `true` also revokes every login.
     pub disabled: Option<bool>,
+    /// A new role also revokes every login.
     pub role: Option<Role>,
+    /// A new password (as for a new account) also revokes every login.
     pub password: Option<String>,
     pub display_name: Option<String>,
     pub phone: Option<String>,
@@ -168,7 +205,18 @@ pub struct AccountPatch {
     pub part_time_grid_worker: Option<bool>,
 }
 
-async fn update_account(
+/// Disable or enable, change role, reset the password, set names and phones. Disabling, a new
+/// role or a new password revokes every login of the account.
+#[utoipa::path(patch, path = "/api/admin/accounts/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Account id")),
+    request_body = AccountPatch,
+    responses((status = 200, description = "The account after the change", body = AccountView),
+        (status = 400, description = "Invalid field (named in `field`) or body", body = ErrorBody),
+        (status = 401, description = "Login required", body = ErrorBody),
+        (status = 403, description = "Admins only", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+        (status = 409, description = "An admin cannot disable or demote their own account", body = ErrorBody)))]
+pub(crate) async fn update_account(
     State(state): State<AppState>,
     Admin(me): Admin,
     Path(id): Path<i64>,
@@ -224,15 +272,24 @@ async fn update_account(
     Ok(Json(load(&state.pool, id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GridsBody {
+    /// The whole new list (at most 50); empty for accounts that work no grid.
     pub grid_ids: Vec<i64>,
 }
 
 /// `PUT /api/admin/accounts/{id}/grids` with `{"grid_ids": [...]}`: the grids this account
 /// works from now on. The change applies to open logins at once (the token cache is dropped).
-async fn assign_grids(
+#[utoipa::path(put, path = "/api/admin/accounts/{id}/grids", tag = "admin", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Account id")),
+    request_body = GridsBody,
+    responses((status = 200, description = "The account with its new grids", body = AccountView),
+        (status = 400, description = "An unknown grid, too many, or an account that works no grids (`field`: grid_ids)", body = ErrorBody),
+        (status = 401, description = "Login required", body = ErrorBody),
+        (status = 403, description = "Admins only", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody)))]
+pub(crate) async fn assign_grids(
     State(state): State<AppState>,
     _: Admin,
     Path(id): Path<i64>,
@@ -256,13 +313,21 @@ async fn assign_grids(
     Ok(Json(load(&state.pool, id).await?))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Revoked {
+    /// How many open logins were revoked.
     pub revoked: u64,
 }
 
 /// `POST /api/admin/accounts/{id}/revoke-tokens`: log the account out everywhere.
-async fn revoke_tokens(State(state): State<AppState>, _: Admin, Path(id): Path<i64>) -> ApiResult<Json<Revoked>> {
+#[utoipa::path(post, path = "/api/admin/accounts/{id}/revoke-tokens", tag = "admin", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Account id")),
+    responses((status = 200, description = "How many logins were revoked", body = Revoked),
+        (status = 400, description = "`id` is not an integer", body = ErrorBody),
+        (status = 401, description = "Login required", body = ErrorBody),
+        (status = 403, description = "Admins only", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody)))]
+pub(crate) async fn revoke_tokens(State(state): State<AppState>, _: Admin, Path(id): Path<i64>) -> ApiResult<Json<Revoked>> {
     let exists: bool = sqlx::query_scalar("select exists(select 1 from account where id = $1)")
         .bind(id)
         .fetch_one(&state.pool)

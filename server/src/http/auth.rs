@@ -12,21 +12,23 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::Json;
+use super::openapi::ErrorBody;
 use crate::auth::{self, Principal, Role};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/auth/login", post(login)).route("/api/auth/logout", post(logout))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub name: String,
     pub password: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LoginResponse {
+    /// Send as `Authorization: Bearer <token>`.
     pub token: String,
     pub expires_at: chrono::DateTime<chrono::Utc>,
     pub role: Role,
@@ -35,7 +37,15 @@ pub struct LoginResponse {
     pub grid_ids: Vec<i64>,
 }
 
-async fn login(
+/// Log in for a bearer token.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, description = "Logged in", body = LoginResponse),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 401, description = "Invalid name or password (one answer for every cause)", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 429, description = "Too many attempts for this name or address; `Retry-After` says when to try again", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds")))))]
+pub(crate) async fn login(
     State(state): State<AppState>,
     extensions: axum::http::Extensions,
     Json(body): Json<LoginRequest>,
@@ -54,7 +64,10 @@ async fn login(
     }
 }
 
-async fn logout(State(state): State<AppState>, Auth(_): Auth, parts: BearerToken) -> ApiResult<StatusCode> {
+/// Revoke the token sent.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "Logged out"), (status = 401, description = "No valid login", body = ErrorBody)))]
+pub(crate) async fn logout(State(state): State<AppState>, _: Auth, parts: BearerToken) -> ApiResult<StatusCode> {
     auth::revoke(&state.pool, &state.tokens, &parts.0).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -124,13 +124,39 @@ pub struct ReportLocation {
     pub accuracy_m: Option<f64>,
 }
 
-/// The 201 body of an intake (and of its resends).
+/// A multipart intake (`multipart/form-data`): the JSON body in a part `report`, photos in
+/// parts `photo`. Any other part name is refused.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct CreateReportMultipart {
+    /// The same JSON as the `application/json` body (send the part as `application/json`).
+    pub report: CreateReport,
+    /// Up to three parts named `photo`, JPEG, PNG or WebP (decided by content), ≤ 5 MB each;
+    /// EXIF is removed before storing.
+    #[schema(value_type = Option<Vec<String>>, format = Binary)]
+    pub photo: Option<Vec<Vec<u8>>>,
+}
+
+/// The 201 body of an intake (and of its resends), as `intake::submit` and the intake SQL
+/// (`commit.rs`) build it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedReport {
     pub id: i64,
+    /// `submitted`.
     pub status: String,
     pub version: i32,
     pub category: String,
+    /// The category's Chinese name.
+    pub category_name: String,
+    /// Trimmed; empty when none was sent.
+    pub description: String,
+    /// Where the report is, WGS84 (`crs` is always `wgs84`).
+    pub location: ReportPoint,
+    /// The coordinates as sent, in the CRS sent (`wgs84`, `gcj02` or `cgcs2000`).
+    pub input_location: ReportPoint,
+    /// The GPS accuracy sent, metres.
+    pub accuracy_m: Option<f64>,
+    /// Photos stored with the report (multipart intake; 0 for JSON).
+    pub photo_count: usize,
     pub grid_id: Option<i64>,
     pub grid_code: Option<String>,
     pub grid_name: Option<String>,
@@ -146,6 +172,13 @@ pub struct CreatedReport {
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReportPoint {
+    pub lon: f64,
+    pub lat: f64,
+    pub crs: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WorkerName {
     pub display_name: String,
 }
@@ -154,16 +187,19 @@ pub struct WorkerName {
 pub struct PossibleDuplicate {
     pub id: i64,
     pub status: String,
-    pub distance_m: i32,
+    /// Whole metres, nearest first.
+    pub distance_m: i64,
     pub created_at: DateTime<Utc>,
 }
 
 /// Submit a report (ODK-style idempotency on `Idempotency-Key`).
 #[utoipa::path(post, path = "/api/reports", tag = "reports",
-    request_body(content = CreateReport, content_type = "application/json"),
+    request_body(content((CreateReport = "application/json"), (CreateReportMultipart = "multipart/form-data"))),
     params(("Idempotency-Key" = String, Header, description = "A client-made UUID; a resend with the same payload gets the original response")),
     responses(
-        (status = 201, description = "Stored (or the original response to a resend)", body = CreatedReport),
+        (status = 201, description = "Stored (or the original response to a resend)", body = CreatedReport,
+            headers(("Location" = String, description = "/api/reports/{id}"),
+                ("Idempotent-Replayed" = String, description = "`true` on a resend answered with the original response"))),
         (status = 400, description = "Invalid field; nothing stored", body = super::openapi::ErrorBody),
         (status = 401, description = "This category needs a login", body = super::openapi::ErrorBody),
         (status = 409, description = "The key was used for a different payload", body = super::openapi::ErrorBody),
@@ -216,20 +252,36 @@ pub fn report_tiles_changed(state: &AppState, lon: f64, lat: f64) {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct BatchRequest {
-    /// Each item is a report body plus its own `idempotency_key` (UUID).
+    /// At most 100. Each item is checked on its own (a malformed one fails alone), so they
+    /// are read as any JSON here.
+    #[schema(value_type = Vec<BatchItem>)]
     pub items: Vec<Value>,
+}
+
+/// One item of a batch: a report body plus its own key.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct BatchItem {
+    /// A client-made UUID, as the `Idempotency-Key` of a single intake.
+    #[schema(format = Uuid)]
+    pub idempotency_key: String,
+    pub category: String,
+    pub description: Option<String>,
+    pub location: ReportLocation,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BatchResult {
+    /// The item's key as sent (null when it had none).
     pub idempotency_key: Option<String>,
     /// The status this item would have had on its own: 201, 400, 401, 409 …
     pub status: u16,
     /// The 201 body (for 201).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<CreatedReport>)]
     pub report: Option<Value>,
     /// The error body (otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<super::openapi::ErrorBody>)]
     pub error: Option<Value>,
 }
 

@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Json, Path, Query};
+use super::extract::{Json, Path, Query, sorted_json};
+use super::openapi::ErrorBody;
 
 /// Most stations one `nearest` request may ask for.
 pub const MAX_NEAREST: i64 = 50;
@@ -30,7 +31,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A station as the public sees it.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Station {
     pub id: i64,
     pub name: String,
@@ -48,7 +49,7 @@ pub struct Station {
 }
 
 /// A station with its distance from the asked point, in metres on the ellipsoid.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct NearStation {
     #[serde(flatten)]
     #[sqlx(flatten)]
@@ -56,12 +57,39 @@ pub struct NearStation {
     pub distance_m: f64,
 }
 
+/// The body of `GET /api/stations`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StationList {
+    pub count: usize,
+    /// By id.
+    pub stations: Vec<Station>,
+}
+
+/// The body of `GET /api/stations/nearest`: the point asked about and the stations by distance.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NearestStations {
+    pub from: LonLat,
+    /// Nearest first (ties by id).
+    pub stations: Vec<NearStation>,
+}
+
+/// A WGS84 point.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LonLat {
+    pub lon: f64,
+    pub lat: f64,
+}
+
 const STATION_COLUMNS: &str = r"s.id, s.name, s.address, ST_X(s.geom) as lon, ST_Y(s.geom) as lat,
     s.opening_hours, s.services, s.host_org, s.phone";
 
 /// `GET /api/stations[?q=]`: every station, or those whose name, address, host or service code
 /// contains `q` (case-insensitive, literal text — `%` and `_` are not wildcards).
-async fn list_stations(
+#[utoipa::path(get, path = "/api/stations", tag = "stations",
+    params(("q" = Option<String>, Query, description = "Search text, at most 100 characters; blank means every station")),
+    responses((status = 200, description = "The matching stations, by id", body = StationList),
+        (status = 400, description = "`q` is too long", body = ErrorBody)))]
+pub(crate) async fn list_stations(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<serde_json::Value>> {
@@ -82,11 +110,16 @@ async fn list_stations(
     .bind(pattern)
     .fetch_all(&state.pool)
     .await?;
-    Ok(Json(serde_json::json!({ "count": stations.len(), "stations": stations })))
+    Ok(sorted_json(&StationList { count: stations.len(), stations }))
 }
 
 /// `GET /api/stations/{id}`.
-async fn get_station(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Station>> {
+#[utoipa::path(get, path = "/api/stations/{id}", tag = "stations",
+    params(("id" = i64, Path, description = "Station id")),
+    responses((status = 200, description = "The station", body = Station),
+        (status = 400, description = "`id` is not an integer", body = ErrorBody),
+        (status = 404, description = "No such station", body = ErrorBody)))]
+pub(crate) async fn get_station(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Station>> {
     let id: i64 = id.parse().map_err(|_| ApiError::field("id", "must be an integer station id"))?;
     let station: Option<Station> = sqlx::query_as(&format!("select {STATION_COLUMNS} from station s where s.id = $1"))
         .bind(id)
@@ -96,7 +129,13 @@ async fn get_station(State(state): State<AppState>, Path(id): Path<String>) -> A
 }
 
 /// `GET /api/stations/nearest?lon=&lat=[&limit=]`: the nearest stations in order, with distance.
-async fn nearest_stations(
+#[utoipa::path(get, path = "/api/stations/nearest", tag = "stations",
+    params(("lon" = f64, Query, description = "WGS84 longitude, -180..=180"),
+        ("lat" = f64, Query, description = "WGS84 latitude, -90..=90"),
+        ("limit" = Option<i64>, Query, description = "How many stations, 1..=50 (default 5)")),
+    responses((status = 200, description = "The point and the nearest stations with their distance in metres", body = NearestStations),
+        (status = 400, description = "A missing or out-of-range `lon`, `lat` or `limit` (named in `field`)", body = ErrorBody)))]
+pub(crate) async fn nearest_stations(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<serde_json::Value>> {
@@ -127,7 +166,7 @@ async fn nearest_stations(
     .bind(limit)
     .fetch_all(&state.pool)
     .await?;
-    Ok(Json(serde_json::json!({ "from": { "lon": lon, "lat": lat }, "stations": stations })))
+    Ok(sorted_json(&NearestStations { from: LonLat { lon, lat }, stations }))
 }
 
 /// Read `lon` and `lat` from a query string: present, finite, in WGS84 range; an error names the

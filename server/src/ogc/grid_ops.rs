@@ -15,9 +15,13 @@ use super::edit::{self, Actor, Written, bbox_of, db_error, set_actor};
 use super::{Changed, Error, Kind, Result};
 
 /// One entry of a grid's history.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+// `GridVersion` in the OpenAPI document: schema names are global, and reports have a
+// `HistoryEntry` of their own.
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = GridVersion)]
 pub struct HistoryEntry {
     pub version: i32,
+    /// `insert`, `update` or `delete`.
     pub op: String,
     pub code: String,
     pub name: String,
@@ -27,6 +31,7 @@ pub struct HistoryEntry {
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub area_m2: f64,
     /// The geometry at this version (GeoJSON); the previous entry holds the old one.
+    #[schema(value_type = Object)]
     pub geometry: sqlx::types::Json<Value>,
 }
 
@@ -65,7 +70,7 @@ pub async fn revert(pool: &PgPool, id: i64, etag: i64, to_version: i32, actor: A
 }
 
 /// A grid as returned by split and merge.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct GridSummary {
     pub id: i64,
     pub code: String,

@@ -601,6 +601,184 @@ async fn openapi_describes_every_api_route_and_docs_are_served(pool: PgPool) {
     assert!(!html.contains("cdn") && !html.contains("unpkg"), "vendored, no CDN");
 }
 
+/// The OpenAPI operations of `/api`, as (method, path, operation).
+fn api_operations(doc: &Value) -> Vec<(String, String, Value)> {
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut ops = Vec::new();
+    for (path, item) in paths.iter().filter(|(p, _)| p.starts_with("/api/")) {
+        for (method, op) in item.as_object().expect("path item") {
+            ops.push((method.clone(), path.clone(), op.clone()));
+        }
+    }
+    ops
+}
+
+/// Whether every media type of a `content` map has a schema (an SSE stream may give only the
+/// schema of each event, OpenAPI 3.2's `itemSchema`).
+fn every_media_type_has_a_schema(content: &Value) -> bool {
+    content.as_object().is_some_and(|c| {
+        !c.is_empty()
+            && c.values().all(|m| m["schema"].as_object().is_some_and(|s| !s.is_empty()) || m["itemSchema"].is_object())
+    })
+}
+
+/// What one operation fails to document: a 2xx body without a schema, a write without a
+/// request body, a path parameter not in `parameters`, a 4xx without the error schema.
+fn documentation_gaps(method: &str, path: &str, op: &Value) -> Vec<String> {
+    // The writes that take no body: logout acts on the bearer token, revoke-tokens on the path.
+    const BODYLESS: [(&str, &str); 2] = [("post", "/api/auth/logout"), ("post", "/api/admin/accounts/{id}/revoke-tokens")];
+    let mut gaps = Vec::new();
+    let responses = op["responses"].as_object().cloned().unwrap_or_default();
+    for (status, response) in &responses {
+        if status.starts_with('2') && status != "204" && !every_media_type_has_a_schema(&response["content"]) {
+            gaps.push(format!("{method} {path}: {status} has no body schema"));
+        }
+        if status.starts_with('4')
+            && response["content"]["application/json"]["schema"]["$ref"] != "#/components/schemas/ErrorBody"
+        {
+            gaps.push(format!("{method} {path}: {status} does not use ErrorBody"));
+        }
+    }
+    let writes = matches!(method, "post" | "put" | "patch");
+    if writes && !BODYLESS.contains(&(method, path)) && !every_media_type_has_a_schema(&op["requestBody"]["content"]) {
+        gaps.push(format!("{method} {path}: no request body schema"));
+    }
+    let parameters = op["parameters"].as_array().cloned().unwrap_or_default();
+    for name in path.split('{').skip(1).filter_map(|rest| rest.split_once('}')).map(|(name, _)| name) {
+        if !parameters.iter().any(|p| p["name"] == name && p["in"] == "path") {
+            gaps.push(format!("{method} {path}: path parameter `{name}` undocumented"));
+        }
+    }
+    gaps
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn openapi_operations_document_bodies_parameters_and_error_bodies(pool: PgPool) {
+    let doc = get(&pool, "/api/openapi.json").await.json();
+    let ops = api_operations(&doc);
+    assert!(ops.len() >= 25, "{} /api operations", ops.len());
+    let mut gaps: Vec<String> = ops.iter().flat_map(|(m, p, op)| documentation_gaps(m, p, op)).collect();
+    // Query and header parameters cannot be read off the path: the ones handlers require.
+    for (method, path, names) in [
+        ("get", "/api/stations", &["q"][..]),
+        ("get", "/api/stations/nearest", &["lon", "lat", "limit"]),
+        ("get", "/api/grids/at", &["lon", "lat"]),
+        ("get", "/api/grids/gaps", &["min_area"]),
+        ("get", "/api/grids/balance", &["min", "max"]),
+        ("post", "/api/grids/{id}/revert", &["If-Match"]),
+        ("post", "/api/grids/{id}/split", &["If-Match"]),
+        ("post", "/api/reports", &["Idempotency-Key"]),
+    ] {
+        let parameters = doc["paths"][path][method]["parameters"].as_array().cloned().unwrap_or_default();
+        for name in names {
+            if !parameters.iter().any(|p| p["name"] == *name) {
+                gaps.push(format!("{method} {path}: parameter `{name}` undocumented"));
+            }
+        }
+    }
+    let intake = &doc["paths"]["/api/reports"]["post"]["requestBody"]["content"];
+    if !intake["multipart/form-data"]["schema"].is_object() {
+        gaps.push("post /api/reports: the multipart variant is undocumented".into());
+    }
+    if !doc["paths"]["/api/reports/stream"]["get"]["responses"]["200"]["content"]["text/event-stream"].is_object() {
+        gaps.push("get /api/reports/stream: not documented as text/event-stream".into());
+    }
+    if !doc["paths"]["/api/auth/login"]["post"]["responses"]["429"].is_object() {
+        gaps.push("post /api/auth/login: the rate limit (429) is undocumented".into());
+    }
+    assert!(gaps.is_empty(), "{} gaps in /api/openapi.json:\n{}", gaps.len(), gaps.join("\n"));
+}
+
+/// The properties of a component schema, following `allOf` (a flattened struct) and `$ref`.
+fn schema_properties(doc: &Value, schema: &Value) -> (Vec<String>, Vec<String>) {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.rsplit('/').next().expect("a $ref has a name");
+        return schema_properties(doc, &doc["components"]["schemas"][name]);
+    }
+    let mut properties: Vec<String> = schema["properties"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default();
+    let mut required: Vec<String> =
+        schema["required"].as_array().map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        let (p, r) = schema_properties(doc, part);
+        properties.extend(p);
+        required.extend(r);
+    }
+    (properties, required)
+}
+
+/// A real body fits its documented schema: no undocumented keys, no missing required ones.
+fn assert_fits(doc: &Value, schema: &str, body: &Value) {
+    let (properties, required) = schema_properties(doc, &json!({"$ref": format!("#/components/schemas/{schema}")}));
+    assert!(!properties.is_empty(), "schema {schema} is documented with properties");
+    let keys: Vec<&String> = body.as_object().expect("an object body").keys().collect();
+    let extra: Vec<_> = keys.iter().filter(|k| !properties.contains(k)).collect();
+    let missing: Vec<_> = required.iter().filter(|r| !keys.contains(r)).collect();
+    assert!(extra.is_empty() && missing.is_empty(), "{schema}: undocumented {extra:?}, missing {missing:?} in {body}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn openapi_schemas_match_the_bodies_the_server_sends(pool: PgPool) {
+    let doc = get(&pool, "/api/openapi.json").await.json();
+    small_city(&pool).await;
+    sqlx::query("insert into station (name, geom, services) values ('驿站', 'SRID=4326;POINT(118.175 36.176)', '{water}')")
+        .execute(&pool)
+        .await
+        .expect("station");
+    let rider = user(&pool, "rider-li", Role::Rider, &["G-W"]).await;
+    let planner = user(&pool, "planner-wang", Role::Planner, &[]).await;
+    let admin = user(&pool, "admin-zhao", Role::Admin, &[]).await;
+    for _ in 0..2 {
+        let created = post_report(&pool, Some(&rider), Some(&key()), &report_body("manhole_cover", 118.175, 36.175)).await;
+        assert_eq!(created.status, StatusCode::CREATED);
+        assert_fits(&doc, "CreatedReport", &created.json());
+        assert_fits(&doc, "ReportPoint", &created.json()["input_location"]);
+        if let Some(duplicate) = created.json()["possible_duplicates"].get(0) {
+            assert_fits(&doc, "PossibleDuplicate", duplicate);
+        }
+    }
+    let login = crate::common::send_json(&pool, "POST", "/api/auth/login", &json!({"name": "rider-li", "password": "rider-li-password-123"})).await;
+    assert_fits(&doc, "LoginResponse", &login.json());
+    assert_fits(&doc, "ErrorBody", &get(&pool, "/api/grids/at?lon=200&lat=36.175").await.json());
+    let split = Request::post("/api/grids/1/split")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {planner}"))
+        .header(header::IF_MATCH, "\"1\"")
+        .body(Body::from(json!({"line": {"type": "LineString", "coordinates": [[118.0, 36.0], [118.01, 36.0]]}}).to_string()))
+        .expect("request");
+    let unprocessable = send(&pool, split).await;
+    assert_eq!(unprocessable.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_fits(&doc, "ErrorBody", &unprocessable.json());
+    assert_fits(&doc, "GridAt", &get(&pool, "/api/grids/at?lon=118.175&lat=36.175").await.json());
+    let history = get(&pool, "/api/grids/1/history").await.json();
+    assert_fits(&doc, "GridHistory", &history);
+    assert_fits(&doc, "GridVersion", &history["versions"][0]);
+    let balance = get(&pool, "/api/grids/balance").await.json();
+    assert_fits(&doc, "GridBalance", &balance);
+    assert_fits(&doc, "UnbalancedGrid", &balance["grids"][0]);
+    assert_fits(&doc, "GridNeighbour", &balance["grids"][0]["neighbours"][0]);
+    let nearest = get(&pool, "/api/stations/nearest?lon=118.175&lat=36.175").await.json();
+    assert_fits(&doc, "NearestStations", &nearest);
+    assert_fits(&doc, "NearStation", &nearest["stations"][0]);
+    assert_fits(&doc, "StationList", &get(&pool, "/api/stations").await.json());
+    assert_fits(&doc, "GridGaps", &get(&pool, "/api/grids/gaps").await.json());
+    let merge = Request::post("/api/grids/merge")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {planner}"))
+        .body(Body::from(json!({"grids": [{"id": 1, "version": 1}, {"id": 2, "version": 1}]}).to_string()))
+        .expect("request");
+    let merged = send(&pool, merge).await;
+    assert_eq!(merged.status, StatusCode::OK, "{}", String::from_utf8_lossy(&merged.body));
+    assert_fits(&doc, "MergeResult", &merged.json());
+    assert_fits(&doc, "GridSummary", &merged.json()["grid"]);
+    let as_admin = |request: axum::http::request::Builder| {
+        request.header(header::AUTHORIZATION, format!("Bearer {admin}")).body(Body::empty()).expect("request")
+    };
+    let accounts = send(&pool, as_admin(Request::get("/api/admin/accounts"))).await.json();
+    assert_fits(&doc, "AccountView", &accounts[0]);
+    let revoked = send(&pool, as_admin(Request::post("/api/admin/accounts/1/revoke-tokens"))).await.json();
+    assert_fits(&doc, "Revoked", &revoked);
+}
+
 fn multipart(parts: &[(&str, Option<&str>, &str, Vec<u8>)]) -> (String, Vec<u8>) {
     let boundary = "gridmap-test-boundary";
     let mut body = Vec::new();

@@ -4,12 +4,15 @@
 -- (from /metrics), so this is the floor for what gridmap actually sends. Like the per-report
 -- floor (reports_insert.sql): random points in the dense box, the grid from gridmap_grid_at
 -- (pgbench has no in-memory index), the same fixed 20-entry duplicate list per report.
-with u as (
+-- Like the server, the statement holds the grid index lock and reads the generation
+-- (migration 0012); every row here is assigned in SQL anyway.
+with gen as (select gridmap_index_generation((select generation from grid_index_generation)) as generation),
+u as (
     select i as ord, 'exposed_garbage'::text as category, 'pgbench'::text as description,
            118.15 + random() * 0.04 as lon, 36.16 + random() * 0.04 as lat
       from generate_series(1, :rows) i
 ),
-g0 as (select u.*, gridmap_grid_at(ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326)) as grid_id from u),
+g0 as (select u.*, gridmap_grid_at(ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326)) as grid_id from u, gen),
 x as (
     select g0.*, nextval(pg_get_serial_sequence('report', 'id')) as id, g.id as gid, g.code, g.name,
            c.subdistrict_id as sd,

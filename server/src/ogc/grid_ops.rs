@@ -171,6 +171,9 @@ pub async fn merge(pool: &PgPool, grids: &[(i64, i64)], actor: Actor<'_>) -> Res
     }
     let mut tx = pool.begin().await?;
     set_actor(&mut tx, actor).await?;
+    // The assignment index's lock before any grid row lock (migration 0012): intake holds it
+    // shared while its report's foreign key waits on a grid row, so the other order deadlocks.
+    sqlx::query("select pg_advisory_xact_lock(gridmap_index_lock_key())").execute(&mut *tx).await?;
     // Lock the rows first: between this check and the writes below nobody else can change them.
     let rows: Vec<(i64, i32)> =
         sqlx::query_as("select id, version from grid where id = any($1) order by id for update").bind(&ids).fetch_all(&mut *tx).await?;

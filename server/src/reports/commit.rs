@@ -57,6 +57,9 @@ pub struct Row {
     pub duplicates: Value,
     /// The reporter's name for the history (`anonymous` without a login).
     pub actor: String,
+    /// The generation of the grid index `grid_id` came from (`GridIndex::generation`); an
+    /// older one than the database's gets the row assigned again in SQL (migration 0012).
+    pub index_generation: Option<i64>,
 }
 
 /// What the insert returned: `(id, grid_id, response)`, or `None` when the key already existed.
@@ -95,7 +98,7 @@ impl GroupCommit {
         let (reply, answer) = oneshot::channel();
         if let Err(mpsc::error::SendError(pending)) = queue.send(Pending { row, reply }).await {
             // The committer is gone (its runtime is shutting down): write this one directly.
-            return insert_one(pool, &pending.row).await;
+            return insert_alone(pool, &pending.row).await;
         }
         answer.await.map_err(|_| sqlx::Error::Protocol("the intake group committer stopped".into()))?
     }
@@ -136,11 +139,11 @@ async fn write(pool: &PgPool, counts: &Counts, batch: Vec<Pending>) {
     if batch.len() == 1 {
         let Pending { row, reply } = batch.into_iter().next().expect("one report");
         counts.add(1);
-        let _ = reply.send(insert_one(pool, &row).await);
+        let _ = reply.send(insert_alone(pool, &row).await);
         return;
     }
     let rows: Vec<&Row> = batch.iter().map(|p| &p.row).collect();
-    match insert_many(pool, &rows).await {
+    match insert_rows(pool, &rows).await {
         Ok(mut stored) => {
             counts.add(rows.len());
             for (pending, result) in batch.into_iter().zip(stored.drain(..)) {
@@ -151,14 +154,42 @@ async fn write(pool: &PgPool, counts: &Counts, batch: Vec<Pending>) {
             tracing::warn!(%err, reports = rows.len(), "intake batch failed; storing its reports one by one");
             for pending in batch {
                 counts.add(1);
-                let _ = pending.reply.send(insert_one(pool, &pending.row).await);
+                let _ = pending.reply.send(insert_alone(pool, &pending.row).await);
             }
         }
     }
 }
 
-/// One report (also the path for reports with photos, inside their transaction): the batch
-/// statement with one row, so there is one INSERT to keep right.
+/// One report through the pool (see [`insert_rows`]).
+async fn insert_alone(pool: &PgPool, row: &Row) -> Result<Stored, sqlx::Error> {
+    Ok(insert_rows(pool, &[row]).await?.pop().flatten())
+}
+
+/// Reports through the pool: one statement, its own transaction. If the grids changed while it
+/// ran (SQLSTATE GM001, migration 0012) it cannot have assigned an outdated row correctly, so
+/// it runs once more in a transaction that holds the index lock before the statement starts.
+async fn insert_rows(pool: &PgPool, rows: &[&Row]) -> Result<Vec<Stored>, sqlx::Error> {
+    match insert_many(pool, rows).await {
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("GM001") => {
+            let mut tx = pool.begin().await?;
+            lock_index(&mut tx).await?;
+            let stored = insert_many(&mut *tx, rows).await?;
+            tx.commit().await?;
+            Ok(stored)
+        }
+        other => other,
+    }
+}
+
+/// Hold the grid index lock (shared) until the transaction ends: grid changes wait for it, and
+/// every later statement of the transaction sees the grids at their current generation.
+pub async fn lock_index(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("select gridmap_index_generation(null)").execute(conn).await?;
+    Ok(())
+}
+
+/// One report inside the caller's transaction, which has called [`lock_index`] first (reports
+/// with photos): the batch statement with one row, so there is one INSERT to keep right.
 pub async fn insert_one<'e, E>(executor: E, row: &Row) -> Result<Stored, sqlx::Error>
 where
     E: sqlx::PgExecutor<'e>,
@@ -195,6 +226,7 @@ where
         .bind(col(rows, |r| r.partial.clone()))
         .bind(col(rows, |r| r.duplicates.clone()))
         .bind(col(rows, |r| r.actor.clone()))
+        .bind(col(rows, |r| r.index_generation))
         .fetch_all(executor)
         .await?;
     let mut stored: Vec<Stored> = vec![None; rows.len()];
@@ -210,14 +242,34 @@ where
 /// reports. The parameters are arrays, one element per report, and each stored row comes back
 /// with its position (`ord`, from 1); a row whose key already existed does not come back.
 const BATCH_SQL: &str = r"
-with u as (
+with gen as (select gridmap_index_generation((select generation from grid_index_generation)) as generation),
+given as (
     select *
       from unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::text[],
                   $8::float8[], $9::bool[], $10::int8[], $11::text[], $12::int8[], $13::int8[], $14::uuid[],
-                  $15::bytea[], $16::int4[], $17::timestamptz[], $18::jsonb[], $19::jsonb[], $20::text[])
-           with ordinality as u(category, description, lon, lat, input_lon, input_lat, input_crs, accuracy_m,
-                                location_suspect, grid_id, assignment, subdistrict_id, reporter_id,
-                                idempotency_key, payload_hash, photo_count, created_at, partial, dups, actor, ord)
+                  $15::bytea[], $16::int4[], $17::timestamptz[], $18::jsonb[], $19::jsonb[], $20::text[], $21::int8[])
+           with ordinality as given(category, description, lon, lat, input_lon, input_lat, input_crs, accuracy_m,
+                                    location_suspect, grid_id, assignment, subdistrict_id, reporter_id,
+                                    idempotency_key, payload_hash, photo_count, created_at, partial, dups, actor,
+                                    index_generation, ord)
+),
+-- A report assigned from an index older than the grids is assigned again here, by the same
+-- rules in SQL (migration 0012: this statement's snapshot is as new as the generation). The
+-- lateral's condition names only the outer row, so PostgreSQL tests it before calling.
+checked as (
+    select given.*, given.index_generation is not distinct from gen.generation as fresh from given, gen
+),
+u as (
+    select c.category, c.description, c.lon, c.lat, c.input_lon, c.input_lat, c.input_crs, c.accuracy_m,
+           c.location_suspect,
+           case when c.fresh then c.grid_id else again.grid_id end as grid_id,
+           case when c.fresh then c.assignment else again.assignment end as assignment,
+           case when c.fresh then c.subdistrict_id else again.subdistrict_id end as subdistrict_id,
+           c.reporter_id, c.idempotency_key, c.payload_hash, c.photo_count, c.created_at, c.partial, c.dups,
+           c.actor, c.ord
+      from checked c
+      left join lateral (select a.* from gridmap_report_assignment(ST_SetSRID(ST_MakePoint(c.lon, c.lat), 4326)) a
+                          where not c.fresh) again on true
 ),
 -- The grid's few assignments drive, one account lookup each (`offset 0` keeps the planner from
 -- flattening the lateral): a plain join's generic plan on a freshly seeded database read every
@@ -242,7 +294,7 @@ ins as (
     select x.id, x.category, x.description, ST_SetSRID(ST_MakePoint(x.lon, x.lat), 4326), x.input_lon,
            x.input_lat, x.input_crs, x.accuracy_m, x.location_suspect, x.gid, x.assignment, x.sd,
            x.reporter_id, x.idempotency_key, x.payload_hash, x.photo_count, x.created_at, x.created_at,
-           x.partial || jsonb_build_object('id', x.id, 'grid_id', x.gid, 'grid_code', x.code, 'grid_name', x.name,
+           x.partial || jsonb_build_object('id', x.id, 'assignment', x.assignment, 'grid_id', x.gid, 'grid_code', x.code, 'grid_name', x.name,
                                            'subdistrict_id', x.sd, 'assigned_workers', x.workers,
                                            'possible_duplicates', x.dups)
       from x

@@ -297,6 +297,9 @@ pub struct GridIndex {
     interior_cells: usize,
     /// The county boundary, for a quick "certainly inside" before PostGIS's margin check.
     county: Vec<GridShape>,
+    /// The database's `grid_index_generation` this was read at (migration 0012); `None` for an
+    /// index built elsewhere, which intake treats as outdated.
+    generation: Option<i64>,
 }
 
 impl GridIndex {
@@ -344,7 +347,7 @@ impl GridIndex {
             };
             cells.insert(cell, entry);
         }
-        Self { grids, cells, interior_cells, county: Vec::new() }
+        Self { grids, cells, interior_cells, county: Vec::new(), generation: None }
     }
 
     /// The same index, knowing the county boundary.
@@ -427,19 +430,31 @@ impl GridIndex {
 
     /// Read every grid from PostGIS (as WKB, so coordinates are bit-identical) and build.
     pub async fn load(pool: &PgPool) -> Result<Self, sqlx::Error> {
+        // One snapshot for the grids, the county and the generation they are at.
+        let mut tx = pool.begin().await?;
+        sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await?;
+        let generation: i64 = sqlx::query_scalar("select generation from grid_index_generation").fetch_one(&mut *tx).await?;
         let grids: Vec<(i64, Vec<u8>, Option<i64>)> = sqlx::query_as(
             r"select g.id, ST_AsBinary(g.geom), c.subdistrict_id
                 from grid g left join community c on c.id = g.community_id order by g.id",
         )
-        .fetch_all(pool)
+        .fetch_all(&mut *tx)
         .await?;
         let county: Vec<(i64, Vec<u8>, Option<i64>)> =
             sqlx::query_as("select 0::int8, ST_AsBinary(geom), null::int8 from area where kind = 'county'")
-                .fetch_all(pool)
+                .fetch_all(&mut *tx)
                 .await?;
-        tokio::task::spawn_blocking(move || Self::build(shapes_from_wkb(grids)).with_county(shapes_from_wkb(county)))
-            .await
-            .map_err(|e| sqlx::Error::Protocol(format!("index build task failed: {e}")))
+        tx.commit().await?;
+        let build = move || Self::build(shapes_from_wkb(grids)).with_county(shapes_from_wkb(county));
+        let mut index =
+            tokio::task::spawn_blocking(build).await.map_err(|e| sqlx::Error::Protocol(format!("index build task failed: {e}")))?;
+        index.generation = Some(generation);
+        Ok(index)
+    }
+
+    /// The grid generation this index was read at (`None`: built elsewhere, treat as outdated).
+    pub fn generation(&self) -> Option<i64> {
+        self.generation
     }
 }
 

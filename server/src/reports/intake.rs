@@ -282,6 +282,9 @@ pub async fn submit(
             Err(IntakeError::KeyReused)
         };
     }
+    // Read before assigning: if the index is swapped meanwhile, the row carries the older
+    // generation and is at worst assigned once more in SQL (commit.rs).
+    let index_generation = reports.index.get(pool).await?.generation();
     let assignment = assign(pool, reports, report.lon, report.lat)
         .await?
         .ok_or_else(|| field("location", "the point is outside Yiyuan county"))?;
@@ -327,6 +330,7 @@ pub async fn submit(
         partial,
         duplicates,
         actor: reporter.map_or("anonymous", |p| p.name.as_str()).to_string(),
+        index_generation,
     };
     // Without photos the one statement is its own transaction, written with whatever other
     // reports arrive meanwhile (commit.rs: one statement, one durable commit for the batch).
@@ -334,6 +338,7 @@ pub async fn submit(
         reports.commit.insert(pool, row).await?
     } else {
         let mut tx = pool.begin().await?;
+        super::commit::lock_index(&mut tx).await?;
         let stored = insert_one(&mut *tx, &row).await?;
         if let Some((id, _, _)) = &stored {
             for photo in &report.photos {

@@ -246,12 +246,23 @@ fn event_range(payload: &str) -> Option<(i64, i64)> {
 /// hold another transaction's moves, committed or not yet: invisible ones are announced by
 /// their own notification, visible ones may go out twice (SSE clients dedupe on `id-version`).
 async fn publish_reassigned(pool: &PgPool, reports: &Reports, first: i64, last: i64) -> Result<(), sqlx::Error> {
-    let rows: Vec<(i64, String, String, Option<i64>, Option<i64>, f64, f64, i32)> = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct Moved {
+        id: i64,
+        status: String,
+        category: String,
+        grid_id: Option<i64>,
+        previous_grid_id: Option<i64>,
+        lon: f64,
+        lat: f64,
+        version: i32,
+    }
+    let rows: Vec<Moved> = sqlx::query_as(
         r"select r.id, r.status, r.category, e.grid_id,
                  (select p.grid_id from report_event p
                    where p.report_id = e.report_id and p.id < e.id and p.action in ('submit', 'reassign')
-                   order by p.id desc limit 1),
-                 ST_X(r.geom), ST_Y(r.geom), r.version
+                   order by p.id desc limit 1) as previous_grid_id,
+                 ST_X(r.geom) as lon, ST_Y(r.geom) as lat, r.version
             from report_event e join report r on r.id = e.report_id
            where e.id between $1 and $2 and e.action = 'reassign'
            order by e.id",
@@ -260,9 +271,18 @@ async fn publish_reassigned(pool: &PgPool, reports: &Reports, first: i64, last: 
     .bind(last)
     .fetch_all(pool)
     .await?;
-    for (id, status, category, grid_id, previous_grid_id, lon, lat, version) in rows {
-        let kind = "reassign";
-        reports.publish(ReportChange { kind, id, status, category, grid_id, previous_grid_id, lon, lat, version });
+    for m in rows {
+        reports.publish(ReportChange {
+            kind: "reassign",
+            id: m.id,
+            status: m.status,
+            category: m.category,
+            grid_id: m.grid_id,
+            previous_grid_id: m.previous_grid_id,
+            lon: m.lon,
+            lat: m.lat,
+            version: m.version,
+        });
     }
     Ok(())
 }

@@ -129,6 +129,8 @@ fn row(category: &str, lon: f64) -> Row {
         partial: json!({"status": "submitted", "version": 1}),
         duplicates: json!([]),
         actor: "anonymous".into(),
+        // No index: PostgreSQL assigns the row again (migration 0012), to the same grid here.
+        index_generation: None,
     }
 }
 

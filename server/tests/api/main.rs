@@ -10,6 +10,7 @@ mod foundation;
 mod grid_edit;
 mod group_commit;
 mod import;
+mod index_generation;
 mod live_feed;
 mod ogc;
 mod open311;

@@ -22,3 +22,4 @@ mod seed;
 mod stations;
 mod tiles;
 mod token_cache;
+mod workflow_branches;

@@ -42,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/reports/stream", get(stream))
         .route("/api/reports/{id}", get(get_report))
         .route("/api/reports/{id}/transitions", post(create_transition))
+        .route("/api/reports/{id}/photos/{n}", get(get_photo))
 }
 
 impl From<IntakeError> for ApiError {
@@ -513,6 +514,49 @@ pub async fn get_report(State(state): State<AppState>, MaybeAuth(viewer): MaybeA
     let mut response = axum::Json(view).into_response();
     response.headers_mut().insert(header::ETAG, tag);
     Ok(response)
+}
+
+/// The `n`th photo of a report (1 to `photo_count`, in the order sent), as stored: metadata
+/// stripped. For whoever handles the report — the workers of its grid, planners, admins — and
+/// the account that sent it; never public, since photos of a street show faces, number plates
+/// and homes (the public report view and tiles carry `photo_count` only).
+#[utoipa::path(get, path = "/api/reports/{id}/photos/{n}", tag = "reports",
+    params(("id" = i64, Path), ("n" = i32, Path, description = "1 to the report's `photo_count`")),
+    responses(
+        (status = 200, description = "the stored image (`image/jpeg`, `image/png` or `image/webp`)",
+         content((Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/webp"))),
+        (status = 401, body = super::openapi::ErrorBody),
+        (status = 403, description = "not the report's grid, role or sender", body = super::openapi::ErrorBody),
+        (status = 404, description = "no such report or photo", body = super::openapi::ErrorBody)))]
+pub(crate) async fn get_photo(State(state): State<AppState>, auth: Auth, Path((id, n)): Path<(i64, i64)>) -> ApiResult<Response> {
+    let viewer = &auth.0;
+    let report: Option<(Option<i64>, Option<i64>)> =
+        sqlx::query_as("select grid_id, reporter_id from report where id = $1").bind(id).fetch_optional(&state.pool).await?;
+    let (grid_id, reporter_id) = report.ok_or_else(|| ApiError::not_found(format!("no report {id}")))?;
+    let allowed = matches!(viewer.role, Role::Planner | Role::Admin)
+        || (viewer.role == Role::GridWorker && grid_id.is_some_and(|g| viewer.works_grid(g)))
+        || reporter_id == Some(viewer.account_id);
+    if !allowed {
+        return Err(ApiError::Forbidden("photos are for the report's grid workers, planners, admins and its sender".into()));
+    }
+    let photo: Option<(String, Vec<u8>)> = match n {
+        1..=3 => {
+            sqlx::query_as("select media_type, bytes from report_photo where report_id = $1 order by id offset $2 limit 1")
+                .bind(id)
+                .bind(n - 1)
+                .fetch_optional(&state.pool)
+                .await?
+        }
+        _ => None,
+    };
+    let (media_type, bytes) = photo.ok_or_else(|| ApiError::not_found(format!("report {id} has no photo {n}")))?;
+    let headers = [
+        (header::CONTENT_TYPE, media_type),
+        // Never stored by shared caches; the bytes of a stored photo never change.
+        (header::CACHE_CONTROL, "private, max-age=86400, immutable".to_string()),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+    ];
+    Ok((headers, bytes).into_response())
 }
 
 fn parse_if_match(headers: &HeaderMap) -> Result<Option<i32>, ApiError> {

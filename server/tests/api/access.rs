@@ -68,6 +68,8 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
     ("GET", "/api/reports/{id}", [A, A, A, A, A, A]),
     // Only the report's grid workers and admins move a report along.
     ("POST", "/api/reports/{id}/transitions", [U, F, A, F, F, A]),
+    // Photos show faces, plates and homes: the grid's workers, planners, admins and the sender.
+    ("GET", "/api/reports/{id}/photos/{n}", [U, F, A, F, A, A]),
     ("GET", "/api/points/me", [U, A, A, A, A, A]),
     ("GET", "/api/points/leaderboard", [A, A, A, A, A, A]),
     ("GET", "/api/stats", [A, A, A, A, A, A]),
@@ -202,6 +204,7 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
             .replace("{collection}", "grids")
             .replace("{featureId}", &own_grid.to_string())
             .replace("{id}", &id)
+            .replace("{n}", "1")
             .replace("{layers}/{z}/{x}/{file}", "grids/14/13525/6380.mvt")
             .replace("/tiles/{file}", "/tiles/style.json")
             .replace("services/{file}", "services/road_damage.json")

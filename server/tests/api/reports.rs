@@ -848,6 +848,48 @@ async fn multipart_photos_are_checked_by_content_and_stored_without_exif(pool: P
     assert_eq!(reports_count(&pool).await, 1);
 }
 
+/// A stored photo is served — stripped, with its type — to the sender and the grid's worker,
+/// and to nobody without a login or without a part in the report.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_reports_photo_is_served_to_its_handlers_and_sender_only(pool: PgPool) {
+    small_city(&pool).await;
+    let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
+    let other_rider = user(&pool, "rider-wu", Role::Rider, &[]).await;
+    let worker = user(&pool, "gw-west", Role::GridWorker, &["G-W"]).await;
+    let east_worker = user(&pool, "gw-east", Role::GridWorker, &["G-E"]).await;
+    let report = report_body("manhole_cover", 118.175, 36.175).to_string().into_bytes();
+    let ok = post_multipart(&pool, &rider, &[("report", None, "application/json", report),
+        ("photo", Some("a.jpg"), "image/jpeg", jpeg_with_gps_exif())]).await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&ok.body));
+    let id = ok.json()["id"].as_i64().expect("id");
+    let stored: Vec<u8> = sqlx::query_scalar("select bytes from report_photo").fetch_one(&pool).await.expect("photo");
+    let fetch = |token: Option<String>, n: i64| {
+        let pool = pool.clone();
+        async move {
+            let mut request = Request::get(format!("/api/reports/{id}/photos/{n}"));
+            if let Some(t) = token {
+                request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
+            }
+            crate::common::send(&pool, request.body(Body::empty()).expect("request")).await
+        }
+    };
+    for token in [&worker, &rider] {
+        let photo = fetch(Some(token.clone()), 1).await;
+        assert_eq!(photo.status, StatusCode::OK);
+        assert_eq!(photo.headers[header::CONTENT_TYPE], "image/jpeg");
+        assert!(photo.headers[header::CACHE_CONTROL].to_str().expect("ascii").starts_with("private"));
+        assert_eq!(photo.body, stored, "the stripped copy");
+        assert!(!photo.body.windows(11).any(|w| w == b"GPSLatitude"));
+    }
+    assert_eq!(fetch(None, 1).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(fetch(Some(other_rider), 1).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(fetch(Some(east_worker), 1).await.status, StatusCode::FORBIDDEN);
+    let missing = fetch(Some(worker.clone()), 2).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.json()["code"], "not_found");
+    assert_eq!(fetch(Some(worker), 0).await.status, StatusCode::NOT_FOUND);
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn live_feed_streams_new_reports_of_the_workers_grid(pool: PgPool) {
     use http_body_util::BodyExt;

@@ -254,8 +254,10 @@ given as (
                                     index_generation, ord)
 ),
 -- A report assigned from an index older than the grids is assigned again here, by the same
--- rules in SQL (migration 0012: this statement's snapshot is as new as the generation). The
--- lateral's condition names only the outer row, so PostgreSQL tests it before calling.
+-- rules in SQL (migration 0012: this statement's snapshot is as new as the generation).
+-- `offset 0` keeps the lateral's condition inside it, where PostgreSQL tests it once per row
+-- before calling (a one-time filter); flattened, it became a join filter applied after
+-- calling the function for every row (measured: all of them assigned twice).
 checked as (
     select given.*, given.index_generation is not distinct from gen.generation as fresh from given, gen
 ),
@@ -269,7 +271,7 @@ u as (
            c.actor, c.ord
       from checked c
       left join lateral (select a.* from gridmap_report_assignment(ST_SetSRID(ST_MakePoint(c.lon, c.lat), 4326)) a
-                          where not c.fresh) again on true
+                          where not c.fresh offset 0) again on true
 ),
 -- The grid's few assignments drive, one account lookup each (`offset 0` keeps the planner from
 -- flattening the lateral): a plain join's generic plan on a freshly seeded database read every

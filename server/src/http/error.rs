@@ -142,8 +142,20 @@ impl From<JsonRejection> for ApiError {
 }
 
 impl From<QueryRejection> for ApiError {
+    /// serde names the parameter it could not read (`from: input contains invalid characters`,
+    /// ``unknown field `district`, expected …``): the error then carries it as `field`, like
+    /// every other bad input.
     fn from(rejection: QueryRejection) -> Self {
-        Self::BadRequest(format!("invalid query string: {}", rejection.body_text()))
+        let text = rejection.body_text();
+        let detail = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
+        let named = detail.split_once(": ").map(|(name, _)| name).filter(|name| {
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        });
+        let unknown = detail.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`')).map(|(name, _)| name);
+        match named.or(unknown) {
+            Some(field) => Self::InvalidField { field: field.to_string(), message: format!("invalid query parameter: {detail}") },
+            None => Self::BadRequest(format!("invalid query string: {text}")),
+        }
     }
 }
 

@@ -261,12 +261,13 @@ async fn stats_with_a_bad_value_is_a_400_naming_the_field(pool: PgPool) {
         let reply = get(&pool, &format!("/api/stats?{query}")).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}");
         let error = reply.json();
-        assert_eq!(error["code"], "bad_request", "{query}: {error}");
+        assert_eq!((error["code"].as_str(), error["field"].as_str()), (Some("invalid_field"), Some(field)), "{query}: {error}");
         let message = error["message"].as_str().expect("message");
         assert!(message.contains(&format!("{field}:")), "{query}: the message names `{field}`: {message}");
     }
     let unknown = get(&pool, "/api/stats?district=1").await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unknown.json()["field"], "district");
     assert!(unknown.json()["message"].as_str().expect("message").contains("district"));
 }
 

@@ -81,6 +81,18 @@ mod tests {
         assert!((400.0..650.0).contains(&d), "offset {d} m");
     }
 
+    /// The published reference pair every GCJ-02 implementation is checked against (the
+    /// wandergis/coordtransform README, also eviltransform's tests): an independent answer, so
+    /// this does not only test the transform against itself.
+    #[test]
+    fn the_published_beijing_pair_in_both_directions() {
+        let (wgs, gcj) = ((116.404, 39.915), (116.410_244_499_169_38, 39.916_404_281_501_64));
+        let forward = wgs84_to_gcj02(wgs.0, wgs.1);
+        assert!((forward.0 - gcj.0).abs() < 1e-12 && (forward.1 - gcj.1).abs() < 1e-12, "{forward:?}");
+        let back = gcj02_to_wgs84(gcj.0, gcj.1);
+        assert!(metres(back, wgs) < 0.001, "{back:?}");
+    }
+
     #[test]
     fn outside_china_is_unchanged() {
         assert_eq!(wgs84_to_gcj02(9.5, 47.1), (9.5, 47.1));

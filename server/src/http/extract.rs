@@ -15,14 +15,6 @@ impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
     }
 }
 
-/// A typed reply as JSON, passed through `serde_json::Value` on the way so that every object's
-/// keys come out sorted — byte for byte what the `json!` bodies these types replaced sent
-/// (`serde_json` is built without `preserve_order`) — while the OpenAPI document describes the
-/// type itself, so the two cannot drift apart.
-pub fn sorted_json<T: serde::Serialize>(reply: &T) -> Json<serde_json::Value> {
-    Json(serde_json::to_value(reply).expect("reply types have string keys and infallible Serialize impls"))
-}
-
 /// `axum::extract::Query` with JSON errors.
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]

@@ -22,7 +22,7 @@ use serde_json::Value;
 use super::AppState;
 use super::auth::Planner;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Json, Path, Query, sorted_json};
+use super::extract::{Json, Path, Query};
 use super::openapi::ErrorBody;
 use super::ogc::{after_commit, if_match};
 use super::stations::lon_lat;
@@ -113,7 +113,7 @@ pub struct GridHistory {
         (status = 404, description = "No such grid (it has no history)", body = ErrorBody)))]
 pub(crate) async fn get_history(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Response> {
     let versions = grid_ops::history(&state.pool, id).await?;
-    Ok(sorted_json(&GridHistory { grid_id: id, versions }).into_response())
+    Ok(Json(GridHistory { grid_id: id, versions }).into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -159,7 +159,7 @@ pub(crate) async fn revert_grid(State(state): State<AppState>, Planner(planner):
     let w = grid_ops::revert(&state.pool, id, etag, body.version, Actor { name, reason: body.reason.as_deref() }, body.clip_neighbours).await?;
     after_commit(&state, &w.changed).await;
     let grid: Value = serde_json::from_str(&w.feature).unwrap_or(Value::Null);
-    Ok(([(header::ETAG, format!("\"{}\"", w.etag))], sorted_json(&RevertResult { grid, warnings: w.warnings })).into_response())
+    Ok(([(header::ETAG, format!("\"{}\"", w.etag))], Json(RevertResult { grid, warnings: w.warnings })).into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -196,7 +196,7 @@ pub(crate) async fn split_grid(State(state): State<AppState>, Planner(planner): 
     let etag = if_match(&headers)?;
     let (grids, changed) = grid_ops::split(&state.pool, id, etag, &body.line, Actor { name, reason: body.reason.as_deref() }).await?;
     after_commit(&state, &changed).await;
-    Ok((StatusCode::OK, sorted_json(&SplitResult { grids })).into_response())
+    Ok((StatusCode::OK, Json(SplitResult { grids })).into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -240,7 +240,7 @@ pub(crate) async fn merge_grids(State(state): State<AppState>, Planner(planner):
     let (grid, changed) = grid_ops::merge(&state.pool, &grids, Actor { name, reason: body.reason.as_deref() }).await?;
     after_commit(&state, &changed).await;
     let removed = changed.grid_ids.iter().copied().filter(|id| *id != grid.id).collect();
-    Ok(sorted_json(&MergeResult { grid, removed }).into_response())
+    Ok(Json(MergeResult { grid, removed }).into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Json, Path, Query, sorted_json};
+use super::extract::{Json, Path, Query};
 use super::openapi::ErrorBody;
 
 /// Most stations one `nearest` request may ask for.
@@ -92,7 +92,7 @@ const STATION_COLUMNS: &str = r"s.id, s.name, s.address, ST_X(s.geom) as lon, ST
 pub(crate) async fn list_stations(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<StationList>> {
     let q = params.get("q").map(|q| q.trim()).filter(|q| !q.is_empty());
     if let Some(q) = q
         && q.chars().count() > MAX_QUERY_CHARS
@@ -110,7 +110,7 @@ pub(crate) async fn list_stations(
     .bind(pattern)
     .fetch_all(&state.pool)
     .await?;
-    Ok(sorted_json(&StationList { count: stations.len(), stations }))
+    Ok(Json(StationList { count: stations.len(), stations }))
 }
 
 /// `GET /api/stations/{id}`.
@@ -138,7 +138,7 @@ pub(crate) async fn get_station(State(state): State<AppState>, Path(id): Path<St
 pub(crate) async fn nearest_stations(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<NearestStations>> {
     let (lon, lat) = lon_lat(&params)?;
     let limit = match params.get("limit") {
         None => DEFAULT_NEAREST,
@@ -166,7 +166,7 @@ pub(crate) async fn nearest_stations(
     .bind(limit)
     .fetch_all(&state.pool)
     .await?;
-    Ok(sorted_json(&NearestStations { from: LonLat { lon, lat }, stations }))
+    Ok(Json(NearestStations { from: LonLat { lon, lat }, stations }))
 }
 
 /// Read `lon` and `lat` from a query string: present, finite, in WGS84 range; an error names the

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::commit::{Row, insert_one};
 use super::fringe::{Fringe, Margin};
+use super::index::GridIndex;
 use super::resends::KeyAnswer;
 use super::{Category, MAX_ACCURACY_M, MAX_DESCRIPTION_CHARS, Reports, gcj02};
 use crate::auth::Principal;
@@ -214,6 +215,17 @@ pub struct Assignment {
 /// point is outside the county.
 pub async fn assign(pool: &PgPool, reports: &Reports, lon: f64, lat: f64) -> Result<Option<Assignment>, sqlx::Error> {
     let index = reports.index.get(pool).await?;
+    assign_with(pool, reports, &index, lon, lat).await
+}
+
+/// [`assign`] with the index already in hand (intake also records its generation).
+async fn assign_with(
+    pool: &PgPool,
+    reports: &Reports,
+    index: &GridIndex,
+    lon: f64,
+    lat: f64,
+) -> Result<Option<Assignment>, sqlx::Error> {
     if let Some(grid_id) = index.lookup(lon, lat) {
         // Grids lie inside the county, so a covered point needs no county check.
         return Ok(Some(Assignment { grid_id: Some(grid_id), method: "covers".into(), subdistrict_id: None }));
@@ -282,10 +294,11 @@ pub async fn submit(
             Err(IntakeError::KeyReused)
         };
     }
-    // Read before assigning: if the index is swapped meanwhile, the row carries the older
-    // generation and is at worst assigned once more in SQL (commit.rs).
-    let index_generation = reports.index.get(pool).await?.generation();
-    let assignment = assign(pool, reports, report.lon, report.lat)
+    // The row carries the generation of the index that assigned it: if the grids have moved on
+    // since, PostgreSQL assigns it again (commit.rs).
+    let index = reports.index.get(pool).await?;
+    let index_generation = index.generation();
+    let assignment = assign_with(pool, reports, &index, report.lon, report.lat)
         .await?
         .ok_or_else(|| field("location", "the point is outside Yiyuan county"))?;
     // Whole microseconds, as PostgreSQL stores it, so the in-memory copy matches the row.

@@ -148,12 +148,13 @@ impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         let text = rejection.body_text();
         let detail = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
-        let named = detail.split_once(": ").map(|(name, _)| name).filter(|name| {
+        // `field: why` (the response prefixes the field itself, so only `why` is kept).
+        let named = detail.split_once(": ").filter(|(name, _)| {
             !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
         });
-        let unknown = detail.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`')).map(|(name, _)| name);
+        let unknown = detail.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`')).map(|(name, _)| (name, detail));
         match named.or(unknown) {
-            Some(field) => Self::InvalidField { field: field.to_string(), message: format!("invalid query parameter: {detail}") },
+            Some((field, why)) => Self::InvalidField { field: field.to_string(), message: format!("invalid query parameter: {why}") },
             None => Self::BadRequest(format!("invalid query string: {text}")),
         }
     }

@@ -10,15 +10,15 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use gridmap_server::reports::GridIndex;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use gridmap_server::reports::GridIndex;
 
 fn points(index: &GridIndex, n: usize) -> Vec<(f64, f64)> {
-    let (minx, miny, maxx, maxy) = index.grids().iter().fold(
-        (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY),
-        |b, g| (b.0.min(g.bbox[0]), b.1.min(g.bbox[1]), b.2.max(g.bbox[2]), b.3.max(g.bbox[3])),
-    );
+    let (minx, miny, maxx, maxy) =
+        index.grids().iter().fold((f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY), |b, g| {
+            (b.0.min(g.bbox[0]), b.1.min(g.bbox[1]), b.2.max(g.bbox[2]), b.3.max(g.bbox[3]))
+        });
     let mut rng = ChaCha8Rng::seed_from_u64(42);
     (0..n).map(|_| (rng.random_range(minx..maxx), rng.random_range(miny..maxy))).collect()
 }
@@ -72,7 +72,8 @@ fn bench_city(c: &mut Criterion, label: &str, url: &str) {
 }
 
 fn assign(c: &mut Criterion) {
-    let url = std::env::var("GRIDMAP_BENCH_DB").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/gridmap_bench".into());
+    let url =
+        std::env::var("GRIDMAP_BENCH_DB").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/gridmap_bench".into());
     bench_city(c, "demo", &url);
     if let Ok(url) = std::env::var("GRIDMAP_BENCH_DB_SCALE10") {
         bench_city(c, "scale10", &url);

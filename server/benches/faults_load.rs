@@ -81,7 +81,15 @@ impl Pacer {
     }
 }
 
-async fn rider(http: reqwest::Client, url: String, token: String, seed: u64, deadline: Instant, grace: Duration, pace: Duration) -> Side {
+async fn rider(
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    seed: u64,
+    deadline: Instant,
+    grace: Duration,
+    pace: Duration,
+) -> Side {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut side = Side::default();
     let mut pacer = Pacer::new(pace, &mut rng);
@@ -140,7 +148,8 @@ async fn reader(http: reqwest::Client, url: String, seed: u64, deadline: Instant
             let (lon, lat) = (rng.random_range(118.150..118.190f64), rng.random_range(36.160..36.200f64));
             let n = f64::from(1u32 << z);
             let x = ((lon + 180.0) / 360.0 * n) as u32;
-            let y = ((1.0 - (lat.to_radians().tan() + 1.0 / lat.to_radians().cos()).ln() / std::f64::consts::PI) / 2.0 * n) as u32;
+            let y = ((1.0 - (lat.to_radians().tan() + 1.0 / lat.to_radians().cos()).ln() / std::f64::consts::PI) / 2.0
+                * n) as u32;
             format!("{url}/tiles/grids,buildings,stations/{z}/{x}/{y}.mvt")
         } else {
             let (lon, lat) = (rng.random_range(118.150..118.185f64), rng.random_range(36.160..36.195f64));
@@ -169,8 +178,10 @@ async fn main() {
         eprintln!("SKIPPED: set GRIDMAP_TOKEN (bench/faults.sh does this)");
         return;
     };
-    let (riders, readers, seconds, grace) = (env("RIDERS", 100), env("READERS", 200), env("SECONDS", 60), env("GRACE", 60));
-    let (rider_pace, reader_pace) = (Duration::from_millis(env("RIDER_PACE_MS", 0)), Duration::from_millis(env("READER_PACE_MS", 0)));
+    let (riders, readers, seconds, grace) =
+        (env("RIDERS", 100), env("READERS", 200), env("SECONDS", 60), env("GRACE", 60));
+    let (rider_pace, reader_pace) =
+        (Duration::from_millis(env("RIDER_PACE_MS", 0)), Duration::from_millis(env("READER_PACE_MS", 0)));
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host((riders + readers) as usize)
         .timeout(Duration::from_secs(30))
@@ -180,7 +191,15 @@ async fn main() {
     let deadline = started + Duration::from_secs(seconds);
     let mut rider_tasks = Vec::new();
     for i in 0..riders {
-        rider_tasks.push(tokio::spawn(rider(http.clone(), url.clone(), token.clone(), i, deadline, Duration::from_secs(grace), rider_pace)));
+        rider_tasks.push(tokio::spawn(rider(
+            http.clone(),
+            url.clone(),
+            token.clone(),
+            i,
+            deadline,
+            Duration::from_secs(grace),
+            rider_pace,
+        )));
     }
     let mut reader_tasks = Vec::new();
     for i in 0..readers {

@@ -98,7 +98,9 @@ async fn main() {
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.latencies_us.sort_unstable();
-    let pct = |p: f64| all.latencies_us.get(((all.latencies_us.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0) as f64 / 1000.0;
+    let pct = |p: f64| {
+        all.latencies_us.get(((all.latencies_us.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0) as f64 / 1000.0
+    };
     let distinct: HashSet<&String> = all.keys.iter().collect();
     if let Ok(path) = std::env::var("KEYS_FILE") {
         let text: String = distinct.iter().fold(String::new(), |mut acc, k| {

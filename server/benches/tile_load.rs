@@ -19,7 +19,8 @@ async fn main() {
         return;
     }
     let (base, file) = (args[0].clone(), &args[1]);
-    let paths: Arc<Vec<String>> = Arc::new(std::fs::read_to_string(file).expect("paths file").lines().map(str::to_string).collect());
+    let paths: Arc<Vec<String>> =
+        Arc::new(std::fs::read_to_string(file).expect("paths file").lines().map(str::to_string).collect());
     let connections: usize = std::env::var("CONNECTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
     // No automatic decompression: count the bytes on the wire, as a browser's network tab does.
     let http = reqwest::Client::builder().pool_max_idle_per_host(connections).no_gzip().build().expect("client");
@@ -56,7 +57,9 @@ async fn main() {
     }
     let seconds = started.elapsed().as_secs_f64();
     latencies_us.sort_unstable();
-    let pct = |p: f64| latencies_us.get(((latencies_us.len().max(1) - 1) as f64 * p) as usize).copied().unwrap_or(0) as f64 / 1000.0;
+    let pct = |p: f64| {
+        latencies_us.get(((latencies_us.len().max(1) - 1) as f64 * p) as usize).copied().unwrap_or(0) as f64 / 1000.0
+    };
     let n = latencies_us.len();
     println!(
         "RESULT requests={n} seconds={seconds:.3} rps={:.1} p50_ms={:.2} p99_ms={:.2} mean_bytes={:.0} errors={errors}",

@@ -1,9 +1,9 @@
 //! Accounts: argon2id password hashing and creating users from the command line and the seed.
 
 use anyhow::{Context, bail};
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use sqlx::PgPool;
 
 use crate::config::Role;

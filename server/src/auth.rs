@@ -13,7 +13,9 @@ pub const TOKEN_LIFETIME_HOURS: i64 = 24 * 7;
 
 /// An account role (`account.role`), spelled the same in JSON, on the command line
 /// (`--role grid_worker`; clap alone would say grid-worker) and in the database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Resident,
@@ -90,9 +92,8 @@ pub async fn login(pool: &PgPool, name: &str, password: &str) -> Result<Option<L
             .await?;
     let phc = row.as_ref().and_then(|r| r.2.clone()).unwrap_or_else(|| DUMMY_HASH.clone());
     let password = password.to_string();
-    let verified = tokio::task::spawn_blocking(move || accounts::verify_password(&password, &phc))
-        .await
-        .unwrap_or(false);
+    let verified =
+        tokio::task::spawn_blocking(move || accounts::verify_password(&password, &phc)).await.unwrap_or(false);
     let Some((account_id, role, Some(_), false)) = row else { return Ok(None) };
     if !verified {
         return Ok(None);

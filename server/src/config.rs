@@ -21,7 +21,12 @@ pub struct DbArgs {
     /// PostgreSQL (with PostGIS) connection URL. The default talks plain TCP to the loopback,
     /// where TLS protects nothing and costs a fifth of intake throughput; for a database on
     /// another host give `?sslmode=verify-full` (or at least `require`).
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/gridmap?sslmode=disable", global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/gridmap?sslmode=disable",
+        global = true
+    )]
     pub database_url: String,
     /// Largest number of pooled database connections.
     #[arg(long, env = "GRIDMAP_DB_POOL", default_value_t = 16, global = true)]
@@ -170,10 +175,18 @@ mod tests {
 
     #[test]
     fn user_add_takes_the_role_names_of_the_contract() {
-        for (name, role) in [("rider", Role::Rider), ("grid_worker", Role::GridWorker), ("planner", Role::Planner), ("admin", Role::Admin)] {
-            let cli = Cli::try_parse_from(["gridmap", "user", "add", "--role", name, "--name", "x1", "--password-stdin"])
-                .unwrap_or_else(|e| panic!("--role {name}: {e}"));
-            let Command::User { command: UserCommand::Add { role: parsed, .. } } = cli.command else { panic!("not user add") };
+        for (name, role) in [
+            ("rider", Role::Rider),
+            ("grid_worker", Role::GridWorker),
+            ("planner", Role::Planner),
+            ("admin", Role::Admin),
+        ] {
+            let cli =
+                Cli::try_parse_from(["gridmap", "user", "add", "--role", name, "--name", "x1", "--password-stdin"])
+                    .unwrap_or_else(|e| panic!("--role {name}: {e}"));
+            let Command::User { command: UserCommand::Add { role: parsed, .. } } = cli.command else {
+                panic!("not user add")
+            };
             assert_eq!(parsed, role);
             assert_eq!(parsed.as_str(), name);
         }

@@ -44,10 +44,8 @@ pub async fn connect(args: &DbArgs) -> anyhow::Result<PgPool> {
 }
 
 async fn connect_as(args: &DbArgs, session: Session) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = args
-        .database_url
-        .parse()
-        .with_context(|| "DATABASE_URL is not a valid postgres:// URL".to_string())?;
+    let options: PgConnectOptions =
+        args.database_url.parse().with_context(|| "DATABASE_URL is not a valid postgres:// URL".to_string())?;
     let target = format!(
         "{}:{}/{}",
         options.get_host(),
@@ -96,7 +94,10 @@ fn explain_connect_error(err: &sqlx::Error, target: &str) -> anyhow::Error {
                 );
             }
             Some("28P01" | "28000") => {
-                return anyhow!("PostgreSQL at {target} refused the login ({}): check the user and password in DATABASE_URL", db.message());
+                return anyhow!(
+                    "PostgreSQL at {target} refused the login ({}): check the user and password in DATABASE_URL",
+                    db.message()
+                );
             }
             _ => {}
         }

@@ -83,7 +83,9 @@ async fn data_extent(pool: &PgPool, layers: LayerSet) -> anyhow::Result<Option<B
         .map(|l| format!("select ST_Extent(geom_3857) as e from {}", l.table()))
         .collect::<Vec<_>>()
         .join(" union all ");
-    let sql = format!("select ST_XMin(x), ST_YMin(x), ST_XMax(x), ST_YMax(x) from (select ST_Extent(e) as x from ({union}) u) s");
+    let sql = format!(
+        "select ST_XMin(x), ST_YMin(x), ST_XMax(x), ST_YMax(x) from (select ST_Extent(e) as x from ({union}) u) s"
+    );
     let row: (Option<f64>, Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(&sql).fetch_one(pool).await?;
     Ok(match row {
         (Some(a), Some(b), Some(c), Some(d)) => Some(Bbox::new(a, b, c, d)),
@@ -99,7 +101,11 @@ pub async fn export_pmtiles(pool: &PgPool, args: &ExportTilesArgs) -> anyhow::Re
     }
     let service = Arc::new(TileService::new(
         pool.clone(),
-        TileConfig { concurrency: args.concurrency.max(1) as usize, queue_timeout: Duration::from_secs(3600), ..TileConfig::default() },
+        TileConfig {
+            concurrency: args.concurrency.max(1) as usize,
+            queue_timeout: Duration::from_secs(3600),
+            ..TileConfig::default()
+        },
     ));
     let extent = data_extent(pool, layers).await?;
     let mut tiles: Vec<(u64, pmtiles::TileCoord, bytes::Bytes)> = Vec::new();
@@ -152,7 +158,10 @@ pub async fn export_pmtiles(pool: &PgPool, args: &ExportTilesArgs) -> anyhow::Re
         if let Some(e) = extent {
             let (w, s) = mercator_to_lonlat(e.min_x, e.min_y);
             let (east, n) = mercator_to_lonlat(e.max_x, e.max_y);
-            writer = writer.bounds(w, s, east, n).center(f64::midpoint(w, east), f64::midpoint(s, n)).center_zoom(maxzoom.min(14));
+            writer = writer
+                .bounds(w, s, east, n)
+                .center(f64::midpoint(w, east), f64::midpoint(s, n))
+                .center_zoom(maxzoom.min(14));
         }
         let mut out = writer.create(std::io::BufWriter::new(file)).context("starting the PMTiles archive")?;
         for (_, coord, data) in &tiles {

@@ -35,7 +35,14 @@ pub struct ImportReport {
 
 impl fmt::Display for ImportReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "imported {} {} ({} new, {} updated)", self.inserted + self.updated, self.target, self.inserted, self.updated)
+        write!(
+            f,
+            "imported {} {} ({} new, {} updated)",
+            self.inserted + self.updated,
+            self.target,
+            self.inserted,
+            self.updated
+        )
     }
 }
 
@@ -66,7 +73,10 @@ pub async fn import_geojson(pool: &PgPool, bytes: &[u8], options: &ImportOptions
         if !options.allow_outside_county && !geo_input::inside_county(bbox) {
             return Err(bad(
                 index,
-                format!("{} (use --allow-outside-county for data from elsewhere)", geo_input::GeometryError::OutsideCounty(bbox)),
+                format!(
+                    "{} (use --allow-outside-county for data from elsewhere)",
+                    geo_input::GeometryError::OutsideCounty(bbox)
+                ),
             ));
         }
         geometries.push(serde_json::to_string(&feature.geometry).expect("a parsed geometry serialises"));
@@ -88,7 +98,8 @@ pub async fn import_geojson(pool: &PgPool, bytes: &[u8], options: &ImportOptions
 
 /// Each feature is parsed on its own so that an error can name its index.
 pub(crate) fn parse_collection(bytes: &[u8]) -> Result<Vec<Feature>, ImportError> {
-    let root: Value = serde_json::from_slice(bytes).map_err(|e| ImportError::NotACollection(format!("invalid JSON: {e}")))?;
+    let root: Value =
+        serde_json::from_slice(bytes).map_err(|e| ImportError::NotACollection(format!("invalid JSON: {e}")))?;
     if root.get("type").and_then(Value::as_str) != Some("FeatureCollection") {
         return Err(ImportError::NotACollection("top-level `type` must be \"FeatureCollection\"".into()));
     }
@@ -105,7 +116,8 @@ pub(crate) fn parse_collection(bytes: &[u8]) -> Result<Vec<Feature>, ImportError
             if item.get("type").and_then(Value::as_str) != Some("Feature") {
                 return Err(bad(index, "`type` must be \"Feature\""));
             }
-            serde_json::from_value::<Feature>(item.clone()).map_err(|e| bad(index, format!("not a valid GeoJSON feature: {e}")))
+            serde_json::from_value::<Feature>(item.clone())
+                .map_err(|e| bad(index, format!("not a valid GeoJSON feature: {e}")))
         })
         .collect()
 }
@@ -156,7 +168,12 @@ fn required_text(p: &Map<String, Value>, index: usize, key: &str) -> Result<Stri
 }
 
 /// An integer property within a range; OSM stores numbers as strings ("3"), which we accept.
-fn int(p: &Map<String, Value>, index: usize, keys: &[&str], range: std::ops::RangeInclusive<i64>) -> Result<Option<i32>, ImportError> {
+fn int(
+    p: &Map<String, Value>,
+    index: usize,
+    keys: &[&str],
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<Option<i32>, ImportError> {
     for key in keys {
         let value = match p.get(*key) {
             None | Some(Value::Null) => continue,
@@ -197,10 +214,11 @@ async fn import_grids(
         let community = match text(&p, index, &["community"])? {
             None => None,
             Some(c) => {
-                let id: Option<i64> = sqlx::query_scalar("select id from community where code = $1 or name = $1 order by id limit 1")
-                    .bind(&c)
-                    .fetch_optional(&mut **tx)
-                    .await?;
+                let id: Option<i64> =
+                    sqlx::query_scalar("select id from community where code = $1 or name = $1 order by id limit 1")
+                        .bind(&c)
+                        .fetch_optional(&mut **tx)
+                        .await?;
                 Some(id.ok_or_else(|| bad(index, format!("unknown community {c:?}")))?)
             }
         };
@@ -234,10 +252,12 @@ fn counted(target: &'static str, inserted_flags: &[bool]) -> ImportReport {
 /// OSM `building=*` values → our `use` classes.
 fn building_use(value: Option<&str>) -> &'static str {
     match value.unwrap_or("yes") {
-        "residential" | "apartments" | "house" | "detached" | "semidetached_house" | "terrace" | "dormitory" | "bungalow" | "farm" => "residential",
+        "residential" | "apartments" | "house" | "detached" | "semidetached_house" | "terrace" | "dormitory"
+        | "bungalow" | "farm" => "residential",
         "commercial" | "retail" | "office" | "supermarket" | "hotel" | "kiosk" => "commercial",
         "mixed" => "mixed",
-        "public" | "school" | "kindergarten" | "hospital" | "church" | "civic" | "government" | "university" | "college" | "train_station" | "chapel" => "public",
+        "public" | "school" | "kindergarten" | "hospital" | "church" | "civic" | "government" | "university"
+        | "college" | "train_station" | "chapel" => "public",
         "industrial" | "warehouse" | "factory" | "manufacture" => "industrial",
         _ => "other",
     }
@@ -268,7 +288,9 @@ async fn import_buildings(
         let p = props(feature);
         let use_ = match text(&p, index, &["use"])? {
             Some(u) if BUILDING_USES.contains(&u.as_str()) => u,
-            Some(u) => return Err(bad(index, format!("property `use` {u:?} must be one of {}", BUILDING_USES.join(", ")))),
+            Some(u) => {
+                return Err(bad(index, format!("property `use` {u:?} must be one of {}", BUILDING_USES.join(", "))));
+            }
             None => building_use(text(&p, index, &["building"])?.as_deref()).to_string(),
         };
         c.floors.push(int(&p, index, &["floors", "building:levels"], 0..=200)?);
@@ -310,7 +332,18 @@ async fn import_buildings(
 
 /// Service codes a station may offer (the `station_services_known` constraint).
 pub const STATION_SERVICES: [&str; 12] = [
-    "rest", "water", "charging", "microwave", "toilet", "first_aid", "policy_advice", "repair", "umbrella", "wifi", "reading", "legal_aid",
+    "rest",
+    "water",
+    "charging",
+    "microwave",
+    "toilet",
+    "first_aid",
+    "policy_advice",
+    "repair",
+    "umbrella",
+    "wifi",
+    "reading",
+    "legal_aid",
 ];
 
 async fn import_stations(

@@ -74,7 +74,8 @@ impl Browser {
         let mut caps = serde_json::Map::new();
         let mut options = json!({ "binary": chromium, "args": args });
         if phone {
-            options["mobileEmulation"] = json!({ "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0, "touch": true } });
+            options["mobileEmulation"] =
+                json!({ "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0, "touch": true } });
         }
         caps.insert("goog:chromeOptions".into(), options);
         // Two crypto back ends are compiled in (ring, aws-lc-rs), so rustls wants one chosen; the

@@ -48,7 +48,8 @@ async fn resident_page_loads_without_errors_and_draws_the_stations() {
     // The UI is there in Chinese, the list holds the 48 stations, the map canvas has drawn.
     assert_eq!(browser.js("return document.documentElement.lang;").await, "zh-CN");
     assert_eq!(browser.js("return document.querySelectorAll('#station-list li[data-id]').length;").await, 48);
-    let canvas = browser.js("const c = document.querySelector('#map canvas'); return c && c.width > 0 && c.height > 0;").await;
+    let canvas =
+        browser.js("const c = document.querySelector('#map canvas'); return c && c.width > 0 && c.height > 0;").await;
     assert_eq!(canvas, true, "the map canvas is drawn");
     let drawn = browser.js("return __map.queryRenderedFeatures({ layers: ['gm-stations'] }).length;").await;
     assert!(drawn.as_u64().unwrap_or(0) >= 40, "stations drawn on the map: {drawn}");
@@ -76,7 +77,8 @@ async fn resident_page_loads_without_errors_and_draws_the_stations() {
         // drawn as status-coloured dots with a legend read from the same style layer.
         let reports = browser.js("return __map.getLayer('reports') ? __map.getSource('reports').type : null;").await;
         assert_eq!(reports, json!("vector"), "reports layer from its own vector source");
-        let report_legend = browser.js("return document.querySelectorAll('#legend-reports .legend-stop').length;").await;
+        let report_legend =
+            browser.js("return document.querySelectorAll('#legend-reports .legend-stop').length;").await;
         assert_eq!(report_legend, json!(3), "open / in hand / done in the legend");
         let legend_text = browser.js("return document.querySelector('#legend').innerText;").await;
         assert!(!legend_text.as_str().unwrap_or("").contains("null"), "no stray null in the legend: {legend_text}");
@@ -84,7 +86,9 @@ async fn resident_page_loads_without_errors_and_draws_the_stations() {
         // Until the tile server is merged the page must say so, not show a blank map.
         let status = browser.js("return document.querySelector('#status').textContent;").await;
         assert!(status.as_str().unwrap_or("").contains("底图瓦片服务暂不可用"), "status line: {status}");
-        eprintln!("NOTE: /tiles/style.json is not served by this build (tiles not merged yet): tile layers not checked");
+        eprintln!(
+            "NOTE: /tiles/style.json is not served by this build (tiles not merged yet): tile layers not checked"
+        );
     }
 
     let first_paint = browser.js("return window.__firstPaint;").await;
@@ -92,7 +96,9 @@ async fn resident_page_loads_without_errors_and_draws_the_stations() {
         .js("const e = performance.getEntriesByName('first-contentful-paint')[0]; return e ? Math.round(e.startTime) : null;")
         .await;
     let (js_bytes, files) = shipped_js_bytes();
-    eprintln!("MEASURED: first contentful paint {fcp} ms; map drawn with all layers (first idle) {first_paint} ms after navigation start (tiles: {tiles})");
+    eprintln!(
+        "MEASURED: first contentful paint {fcp} ms; map drawn with all layers (first idle) {first_paint} ms after navigation start (tiles: {tiles})"
+    );
     let marks = browser
         .js("return Object.fromEntries(performance.getEntriesByType('mark').map((m) => [m.name, Math.round(m.startTime)]));")
         .await;
@@ -134,8 +140,10 @@ async fn station_search_nearest_list_and_grid_card_work() {
     // Search by a service in Chinese ("微波炉" = microwave): only stations offering it remain.
     let search = c.find(Locator::Css("#search")).await.expect("search box");
     search.send_keys("微波炉").await.expect("type");
-    let shown = browser.wait_for("document.querySelectorAll('#station-list li[data-id]').length", WAIT, "search results").await;
-    let expected = browser.js("return __app.state.stations.filter((s) => s.services.includes('microwave')).length;").await;
+    let shown =
+        browser.wait_for("document.querySelectorAll('#station-list li[data-id]').length", WAIT, "search results").await;
+    let expected =
+        browser.js("return __app.state.stations.filter((s) => s.services.includes('microwave')).length;").await;
     assert_eq!(shown, expected);
     assert!(shown.as_u64().expect("n") > 0 && shown.as_u64().expect("n") < 48, "{shown}");
     // A station card: address, hours, open-now badge, services with labels.
@@ -147,7 +155,9 @@ async fn station_search_nearest_list_and_grid_card_work() {
     browser.screenshot(&screenshot_path("station-card.png")).await;
     search.clear().await.expect("clear");
     search.send_keys("no-such-station").await.expect("type");
-    browser.wait_for("document.querySelector('#station-list').textContent.includes('没有匹配')", WAIT, "empty result").await;
+    browser
+        .wait_for("document.querySelector('#station-list').textContent.includes('没有匹配')", WAIT, "empty result")
+        .await;
 
     // Nearest: a real click on the map. Centre the map on a point, then click the canvas centre.
     let (lon, lat) = (118.1703, 36.1806);
@@ -155,7 +165,9 @@ async fn station_search_nearest_list_and_grid_card_work() {
     browser.js(&format!("__map.jumpTo({{ center: [{lon}, {lat}], zoom: 15 }}); return true;")).await;
     c.find(Locator::Css("#map canvas")).await.expect("canvas").click().await.expect("click the map");
     browser.wait_for("document.querySelectorAll('#nearest-list li').length === 5", WAIT, "five nearest stations").await;
-    let listed = browser.js("return [...document.querySelectorAll('#nearest-list li')].map((li) => Number(li.dataset.id));").await;
+    let listed = browser
+        .js("return [...document.querySelectorAll('#nearest-list li')].map((li) => Number(li.dataset.id));")
+        .await;
     let clicked = browser.js("return [__app.state.nearest.lon, __app.state.nearest.lat];").await;
     let (clon, clat) = (clicked[0].as_f64().expect("lon"), clicked[1].as_f64().expect("lat"));
     assert!((clon - lon).abs() < 1e-4 && (clat - lat).abs() < 1e-4, "clicked {clicked}");
@@ -167,21 +179,39 @@ async fn station_search_nearest_list_and_grid_card_work() {
         .expect("json");
     let want: Vec<Value> = api["stations"].as_array().expect("array").iter().map(|s| s["id"].clone()).collect();
     assert_eq!(listed, Value::Array(want), "the list is the server's KNN order");
-    let distances = browser.js("return [...document.querySelectorAll('#nearest-list .dist')].map((e) => e.textContent);").await;
+    let distances =
+        browser.js("return [...document.querySelectorAll('#nearest-list .dist')].map((e) => e.textContent);").await;
     assert!(distances[0].as_str().unwrap_or("").ends_with('米'), "{distances}");
     browser.screenshot(&screenshot_path("nearest.png")).await;
 
     // Which grid: click the map in the grid tab; the card matches the API and names no phone.
     c.find(Locator::Css("#tabs [data-tab=grid]")).await.expect("tab").click().await.expect("click");
     c.find(Locator::Css("#map canvas")).await.expect("canvas").click().await.expect("click the map");
-    browser.wait_for("!document.querySelector('#grid-card').hidden && document.querySelector('#grid-card .grid-code')", WAIT, "the grid card").await;
+    browser
+        .wait_for(
+            "!document.querySelector('#grid-card').hidden && document.querySelector('#grid-card .grid-code')",
+            WAIT,
+            "the grid card",
+        )
+        .await;
     let code = c.find(Locator::Css("#grid-card .grid-code")).await.expect("code").text().await.expect("text");
-    let api: Value = reqwest::get(server.url(&format!("/api/grids/at?lon={clon}&lat={clat}"))).await.expect("api").json().await.expect("json");
+    let api: Value = reqwest::get(server.url(&format!("/api/grids/at?lon={clon}&lat={clat}")))
+        .await
+        .expect("api")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(code, api["code"].as_str().expect("code"));
     let grid_text = c.find(Locator::Css("#grid-card")).await.expect("card").text().await.expect("text");
     assert!(grid_text.contains("网格员") && grid_text.contains("户"), "{grid_text}");
     assert!(!grid_text.contains("100"), "no private mobile number (the demo's start with 100): {grid_text}");
-    browser.wait_for("__map.queryRenderedFeatures({ layers: ['gm-grid-line'] }).length > 0", WAIT, "the grid outline drawn").await;
+    browser
+        .wait_for(
+            "__map.queryRenderedFeatures({ layers: ['gm-grid-line'] }).length > 0",
+            WAIT,
+            "the grid outline drawn",
+        )
+        .await;
     browser.screenshot(&screenshot_path("grid-card.png")).await;
 
     // English toggle: every static label switches.
@@ -209,15 +239,25 @@ async fn phone_width_layout_puts_the_panel_under_the_map() {
         .await;
     let vw = rects["vw"].as_f64().expect("vw");
     assert!(vw <= 400.0, "phone viewport: {rects}");
-    assert!(rects["panel"]["top"].as_f64() >= rects["map"]["bottom"].as_f64().map(|b| b - 1.0), "panel below map: {rects}");
+    assert!(
+        rects["panel"]["top"].as_f64() >= rects["map"]["bottom"].as_f64().map(|b| b - 1.0),
+        "panel below map: {rects}"
+    );
     assert!((rects["panel"]["width"].as_f64().expect("w") - vw).abs() < 2.0, "full-width panel: {rects}");
     browser.screenshot(&screenshot_path("resident-phone.png")).await;
 
     // The grid worker's view on a phone: the login, then their (empty) queue under the map.
     tab(&browser, "worker").await;
     log_in(&browser, "#view-worker", "gw-0001").await;
-    browser.wait_for("document.querySelector('#worker-summary').textContent.includes('待办 0 件')", WAIT, "the worker's queue").await;
-    let tabs_fit = browser.js("const t = document.querySelector('#tabs'); return t.scrollWidth <= t.clientWidth + 1;").await;
+    browser
+        .wait_for(
+            "document.querySelector('#worker-summary').textContent.includes('待办 0 件')",
+            WAIT,
+            "the worker's queue",
+        )
+        .await;
+    let tabs_fit =
+        browser.js("const t = document.querySelector('#tabs'); return t.scrollWidth <= t.clientWidth + 1;").await;
     assert_eq!(tabs_fit, true, "all six tabs fit a phone's width");
     browser.screenshot(&screenshot_path("worker-phone.png")).await;
     assert_no_page_errors(&browser.js("return window.__errors;").await);
@@ -235,7 +275,6 @@ fn web_map_unit_tests_pass() {
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
 
-
 const PASSWORD: &str = "browser-demo-pass";
 
 /// Log in through the login form of a view (`#view-worker`, `#view-plan`).
@@ -248,7 +287,14 @@ async fn log_in(browser: &Browser, view: &str, name: &str) {
 }
 
 async fn tab(browser: &Browser, name: &str) {
-    browser.client.find(Locator::Css(&format!("#tabs [data-tab={name}]"))).await.expect("tab").click().await.expect("click");
+    browser
+        .client
+        .find(Locator::Css(&format!("#tabs [data-tab={name}]")))
+        .await
+        .expect("tab")
+        .click()
+        .await
+        .expect("click");
 }
 
 async fn api_login(server: &Server, name: &str) -> String {
@@ -317,20 +363,44 @@ async fn rider_report_made_offline_is_queued_then_sent_once_when_the_network_ret
     tab(&browser, "report").await;
     let form = c.find(Locator::Css("#login-form")).await.expect("login form");
     form.find(Locator::Css("[name=name]")).await.expect("name").send_keys("rider-01").await.expect("type");
-    form.find(Locator::Css("[name=password]")).await.expect("password").send_keys("wrong password").await.expect("type");
+    form.find(Locator::Css("[name=password]"))
+        .await
+        .expect("password")
+        .send_keys("wrong password")
+        .await
+        .expect("type");
     form.find(Locator::Css("button[type=submit]")).await.expect("submit").click().await.expect("click");
-    browser.wait_for("document.querySelector('#login-error').textContent.includes('账号或密码错误')", WAIT, "the login error").await;
+    browser
+        .wait_for(
+            "document.querySelector('#login-error').textContent.includes('账号或密码错误')",
+            WAIT,
+            "the login error",
+        )
+        .await;
     let pw = form.find(Locator::Css("[name=password]")).await.expect("password");
     pw.clear().await.expect("clear");
     pw.send_keys(PASSWORD).await.expect("type");
     form.find(Locator::Css("button[type=submit]")).await.expect("submit").click().await.expect("click");
     browser.wait_for("!document.querySelector('#rider').hidden", WAIT, "the rider view after login").await;
     assert!(c.find(Locator::Css("#rider-who")).await.expect("who").text().await.expect("text").contains("rider-01"));
-    assert_eq!(browser.js("return document.querySelector('#report-unavailable').hidden;").await, true, "the reports API is there");
+    assert_eq!(
+        browser.js("return document.querySelector('#report-unavailable').hidden;").await,
+        true,
+        "the reports API is there"
+    );
 
     // The categories come from the server (and are cached for offline use).
-    browser.wait_for("document.querySelectorAll('#category option[value]:not([value=\"\"])').length > 0", WAIT, "categories").await;
-    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1").fetch_one(&pool).await.expect("category");
+    browser
+        .wait_for(
+            "document.querySelectorAll('#category option[value]:not([value=\"\"])').length > 0",
+            WAIT,
+            "categories",
+        )
+        .await;
+    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1")
+        .fetch_one(&pool)
+        .await
+        .expect("category");
     c.find(Locator::Css("#category")).await.expect("select").select_by_value(&category).await.expect("choose");
     let (grid_id, lon, lat) = worker_grid(&pool).await;
     browser.js(&format!("__map.jumpTo({{ center: [{lon}, {lat}], zoom: 16 }}); return true;")).await;
@@ -341,7 +411,12 @@ async fn rider_report_made_offline_is_queued_then_sent_once_when_the_network_ret
     // Network cut: Chromium's own emulation, the server keeps running.
     browser.set_offline(true).await;
     browser.wait_for("navigator.onLine === false", WAIT, "the page to see it is offline").await;
-    c.find(Locator::Css("#report-form textarea")).await.expect("description").send_keys("井盖破损（离线上报）").await.expect("type");
+    c.find(Locator::Css("#report-form textarea"))
+        .await
+        .expect("description")
+        .send_keys("井盖破损（离线上报）")
+        .await
+        .expect("type");
     c.find(Locator::Css("#report-form button[type=submit]")).await.expect("submit").click().await.expect("click");
     browser.wait_for("document.querySelectorAll('#outbox li[data-key]').length === 1", WAIT, "the queued report").await;
     let key = browser.js("return document.querySelector('#outbox li[data-key]').dataset.key;").await;
@@ -349,7 +424,13 @@ async fn rider_report_made_offline_is_queued_then_sent_once_when_the_network_ret
     assert_eq!(browser.js("return document.querySelector('#outbox li[data-key]').dataset.state;").await, "pending");
     // "Retry now" while still offline: the fetch fails, the report stays, same key.
     c.find(Locator::Css("#outbox li[data-key] button")).await.expect("retry").click().await.expect("click");
-    browser.wait_for("window.__lastFlush && window.__lastFlush.length === 1 && window.__lastFlush[0].status === 0", WAIT, "a failed retry").await;
+    browser
+        .wait_for(
+            "window.__lastFlush && window.__lastFlush.length === 1 && window.__lastFlush[0].status === 0",
+            WAIT,
+            "a failed retry",
+        )
+        .await;
     assert_eq!(browser.js("return document.querySelector('#outbox li[data-key]').dataset.key;").await, key.to_string());
     let stored: i64 = sqlx::query_scalar("select count(*) from report").fetch_one(&pool).await.expect("count");
     assert_eq!(stored, 0, "nothing reached the server while offline");
@@ -379,15 +460,28 @@ async fn rider_report_made_offline_is_queued_then_sent_once_when_the_network_ret
     // Network back: the page's `online` event sends the outbox by itself, with the same key.
     browser.set_offline(false).await;
     browser.wait_for("navigator.onLine === true", WAIT, "the page to see it is online").await;
-    browser.wait_for("document.querySelectorAll('#outbox li[data-key]').length === 0", WAIT, "the outbox to empty").await;
-    browser.wait_for(&format!("document.querySelector('#sent li[data-key=\"{key}\"]')"), WAIT, "the report under my reports").await;
+    browser
+        .wait_for("document.querySelectorAll('#outbox li[data-key]').length === 0", WAIT, "the outbox to empty")
+        .await;
+    browser
+        .wait_for(
+            &format!("document.querySelector('#sent li[data-key=\"{key}\"]')"),
+            WAIT,
+            "the report under my reports",
+        )
+        .await;
     let rows: Vec<(i64, Option<i64>, String)> =
-        sqlx::query_as("select id, grid_id, description from report where idempotency_key = $1").bind(key).fetch_all(&pool).await.expect("rows");
+        sqlx::query_as("select id, grid_id, description from report where idempotency_key = $1")
+            .bind(key)
+            .fetch_all(&pool)
+            .await
+            .expect("rows");
     assert_eq!(rows.len(), 1, "stored exactly once: {rows:?}");
     assert_eq!(sqlx::query_scalar::<_, i64>("select count(*) from report").fetch_one(&pool).await.expect("count"), 1);
     assert_eq!(rows[0].1, Some(grid_id), "the report landed in the grid containing its point");
     assert_eq!(rows[0].2, "井盖破损（离线上报）");
-    let sent = c.find(Locator::Css(&format!("#sent li[data-key=\"{key}\"]"))).await.expect("sent").text().await.expect("text");
+    let sent =
+        c.find(Locator::Css(&format!("#sent li[data-key=\"{key}\"]"))).await.expect("sent").text().await.expect("text");
     assert!(sent.contains(&format!("编号 {}", rows[0].0)), "the answer (replayed by the server) is shown: {sent}");
     browser.screenshot(&screenshot_path("rider-sent.png")).await;
 
@@ -395,18 +489,35 @@ async fn rider_report_made_offline_is_queued_then_sent_once_when_the_network_ret
     c.refresh().await.expect("reload");
     browser.wait_for("window.__appReady === true", WAIT, "the app after reload").await;
     tab(&browser, "report").await;
-    browser.wait_for(&format!("document.querySelector('#sent li[data-key=\"{key}\"]')"), WAIT, "my reports after reload").await;
+    browser
+        .wait_for(&format!("document.querySelector('#sent li[data-key=\"{key}\"]')"), WAIT, "my reports after reload")
+        .await;
     // "My reports" asks the server for the current status.
     browser
-        .wait_for(&format!("document.querySelector('#sent li[data-key=\"{key}\"] .report-status[data-status=submitted]')"), WAIT, "the status")
+        .wait_for(
+            &format!("document.querySelector('#sent li[data-key=\"{key}\"] .report-status[data-status=submitted]')"),
+            WAIT,
+            "the status",
+        )
         .await;
 
     // Online, a second report of the same category at the same place, with a photo: the
     // possible-duplicate prompt names the first one; "send anyway" sends it as multipart
     // (`report` + `photo` parts) with the photo as the browser re-encoded it.
-    browser.wait_for("document.querySelectorAll('#category option[value]:not([value=\"\"])').length > 0", WAIT, "categories").await;
+    browser
+        .wait_for(
+            "document.querySelectorAll('#category option[value]:not([value=\"\"])').length > 0",
+            WAIT,
+            "categories",
+        )
+        .await;
     c.find(Locator::Css("#category")).await.expect("select").select_by_value(&category).await.expect("choose");
-    c.find(Locator::Css("#report-form textarea")).await.expect("description").send_keys("路灯不亮").await.expect("type");
+    c.find(Locator::Css("#report-form textarea"))
+        .await
+        .expect("description")
+        .send_keys("路灯不亮")
+        .await
+        .expect("type");
     browser.js(&format!("__map.jumpTo({{ center: [{lon}, {lat}], zoom: 16 }}); return true;")).await;
     c.find(Locator::Css("#use-pin")).await.expect("pin").click().await.expect("click");
     // A 2400×1800 camera-sized JPEG handed to the file input, as a picker would.
@@ -424,7 +535,9 @@ async fn rider_report_made_offline_is_queued_then_sent_once_when_the_network_ret
     c.find(Locator::Css("#report-form button[type=submit]")).await.expect("submit").click().await.expect("click");
     browser.wait_for(&format!("!document.querySelector('#duplicates').hidden && document.querySelector('#duplicates').textContent.includes('#{}')", rows[0].0), WAIT, "the possible duplicate").await;
     c.find(Locator::Css("#duplicates button.primary")).await.expect("send anyway").click().await.expect("click");
-    browser.wait_for("document.querySelectorAll('#sent li[data-key]').length === 2", WAIT, "the second report sent").await;
+    browser
+        .wait_for("document.querySelectorAll('#sent li[data-key]').length === 2", WAIT, "the second report sent")
+        .await;
     let (photos, one_row): (i32, bool) = sqlx::query_as(
         "select r.photo_count, (select count(*) from report_photo p where p.report_id = r.id) = 1 from report r where r.description = '路灯不亮'",
     )
@@ -444,7 +557,10 @@ async fn grid_worker_sees_their_grids_open_reports_with_deadlines_and_acts_with_
     let pool = db.pool().await;
     let server = Server::start(&db, &[]).await;
     let (grid_id, lon, lat) = worker_grid(&pool).await;
-    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1").fetch_one(&pool).await.expect("category");
+    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1")
+        .fetch_one(&pool)
+        .await
+        .expect("category");
     let rider = api_login(&server, "rider-01").await;
     let admin = api_login(&server, "demo-admin").await;
     let late = file_report(&server, &rider, &category, lon, lat, "占道经营，已派遣未处理").await;
@@ -461,34 +577,80 @@ async fn grid_worker_sees_their_grids_open_reports_with_deadlines_and_acts_with_
     assert_eq!(transition(&server, &admin, late, 1, "accepted").await, 200);
     assert_eq!(transition(&server, &admin, late, 2, "dispatched").await, 200);
     // Its deadline passed two hours ago.
-    sqlx::query("update report set due_at = now() - interval '2 hours' where id = $1").bind(late).execute(&pool).await.expect("age it");
+    sqlx::query("update report set due_at = now() - interval '2 hours' where id = $1")
+        .bind(late)
+        .execute(&pool)
+        .await
+        .expect("age it");
 
     open(&browser, &server).await;
     let c = &browser.client;
     tab(&browser, "worker").await;
     log_in(&browser, "#view-worker", "gw-0001").await;
-    browser.wait_for("document.querySelectorAll('#worker-list li[data-id]').length === 2", WAIT, "the grid's two open reports").await;
+    browser
+        .wait_for(
+            "document.querySelectorAll('#worker-list li[data-id]').length === 2",
+            WAIT,
+            "the grid's two open reports",
+        )
+        .await;
     let listed = browser.js("return [...document.querySelectorAll('#worker-list li[data-id]')].map((li) => [Number(li.dataset.id), li.dataset.deadline]);").await;
     assert_eq!(listed, json!([[late, "overdue"], [fresh, "none"]]), "overdue first, highlighted");
     let colour = browser.js("return getComputedStyle(document.querySelector('#worker-list li[data-deadline=overdue] .deadline')).color;").await;
     assert_eq!(colour, "rgb(217, 48, 37)", "overdue deadline in red");
-    let text = c.find(Locator::Css("#worker-list li[data-deadline=overdue]")).await.expect("li").text().await.expect("text");
+    let text =
+        c.find(Locator::Css("#worker-list li[data-deadline=overdue]")).await.expect("li").text().await.expect("text");
     assert!(text.contains("已超期"), "{text}");
-    browser.wait_for("__map.queryRenderedFeatures({ layers: ['gm-work'] }).length === 2", WAIT, "the reports on the map").await;
-    browser.wait_for("__map.queryRenderedFeatures({ layers: ['gm-work-grid'] }).length > 0", WAIT, "the worker's grid outlined").await;
+    browser
+        .wait_for("__map.queryRenderedFeatures({ layers: ['gm-work'] }).length === 2", WAIT, "the reports on the map")
+        .await;
+    browser
+        .wait_for(
+            "__map.queryRenderedFeatures({ layers: ['gm-work-grid'] }).length > 0",
+            WAIT,
+            "the worker's grid outlined",
+        )
+        .await;
 
     // Accept the fresh report from its card: only the allowed transitions are offered.
-    c.find(Locator::Css(&format!("#worker-list li[data-id=\"{fresh}\"]"))).await.expect("li").click().await.expect("click");
-    browser.wait_for("!document.querySelector('#report-card').hidden && document.querySelector('#report-card [data-to]')", WAIT, "the card").await;
-    let offered = browser.js("return [...document.querySelectorAll('#report-card [data-to]')].map((b) => b.dataset.to);").await;
+    c.find(Locator::Css(&format!("#worker-list li[data-id=\"{fresh}\"]")))
+        .await
+        .expect("li")
+        .click()
+        .await
+        .expect("click");
+    browser
+        .wait_for(
+            "!document.querySelector('#report-card').hidden && document.querySelector('#report-card [data-to]')",
+            WAIT,
+            "the card",
+        )
+        .await;
+    let offered =
+        browser.js("return [...document.querySelectorAll('#report-card [data-to]')].map((b) => b.dataset.to);").await;
     assert_eq!(offered, json!(["accepted", "cancelled"]));
-    c.find(Locator::Css("#report-card textarea[name=note]")).await.expect("note").send_keys("已核实，立案").await.expect("type");
+    c.find(Locator::Css("#report-card textarea[name=note]"))
+        .await
+        .expect("note")
+        .send_keys("已核实，立案")
+        .await
+        .expect("type");
     c.find(Locator::Css("#report-card [data-to=accepted]")).await.expect("accept").click().await.expect("click");
-    browser.wait_for("document.querySelector('#report-message')?.textContent.includes('已立案')", WAIT, "accepted").await;
-    let (status, version): (String, i32) = sqlx::query_as("select status, version from report where id = $1").bind(fresh).fetch_one(&pool).await.expect("row");
+    browser
+        .wait_for("document.querySelector('#report-message')?.textContent.includes('已立案')", WAIT, "accepted")
+        .await;
+    let (status, version): (String, i32) = sqlx::query_as("select status, version from report where id = $1")
+        .bind(fresh)
+        .fetch_one(&pool)
+        .await
+        .expect("row");
     assert_eq!((status.as_str(), version), ("accepted", 2));
     let (actor, note): (String, Option<String>) =
-        sqlx::query_as("select actor, note from report_event where report_id = $1 and to_status = 'accepted'").bind(fresh).fetch_one(&pool).await.expect("event");
+        sqlx::query_as("select actor, note from report_event where report_id = $1 and to_status = 'accepted'")
+            .bind(fresh)
+            .fetch_one(&pool)
+            .await
+            .expect("event");
     assert_eq!((actor.as_str(), note.as_deref()), ("gw-0001", Some("已核实，立案")));
     let card = c.find(Locator::Css("#report-card")).await.expect("card").text().await.expect("text");
     assert!(card.contains("垃圾堆放") && !card.contains("null"), "card: {card}");
@@ -497,10 +659,18 @@ async fn grid_worker_sees_their_grids_open_reports_with_deadlines_and_acts_with_
     // Someone else dispatches it behind the card's back; the card's If-Match is stale → 412 → reloaded.
     assert_eq!(transition(&server, &admin, fresh, 2, "dispatched").await, 200);
     c.find(Locator::Css("#report-card [data-to=dispatched]")).await.expect("dispatch").click().await.expect("click");
-    browser.wait_for("document.querySelector('#report-message')?.textContent.includes('已被他人处理')", WAIT, "the conflict").await;
-    let offered = browser.js("return [...document.querySelectorAll('#report-card [data-to]')].map((b) => b.dataset.to);").await;
+    browser
+        .wait_for(
+            "document.querySelector('#report-message')?.textContent.includes('已被他人处理')",
+            WAIT,
+            "the conflict",
+        )
+        .await;
+    let offered =
+        browser.js("return [...document.querySelectorAll('#report-card [data-to]')].map((b) => b.dataset.to);").await;
     assert_eq!(offered, json!(["handling", "cancelled", "parked"]), "the card shows the report as it is now");
-    let version: i32 = sqlx::query_scalar("select version from report where id = $1").bind(fresh).fetch_one(&pool).await.expect("v");
+    let version: i32 =
+        sqlx::query_scalar("select version from report where id = $1").bind(fresh).fetch_one(&pool).await.expect("v");
     assert_eq!(version, 3, "the stale click changed nothing");
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
@@ -523,10 +693,16 @@ async fn planner_selects(browser: &Browser, pool: &sqlx::PgPool, id: i64) -> Vec
         .js(&format!("__map.fitBounds([[{minx}, {miny}], [{maxx}, {maxy}]], {{ padding: 120, duration: 0 }}); __map.setCenter([{lon}, {lat}]); return true;"))
         .await;
     browser.client.find(Locator::Css("#map canvas")).await.expect("canvas").click().await.expect("click the grid");
-    browser.wait_for(&format!("window.__plannerGrid && window.__plannerGrid.id === {id}"), WAIT, "the grid in the editor").await;
+    browser
+        .wait_for(&format!("window.__plannerGrid && window.__plannerGrid.id === {id}"), WAIT, "the grid in the editor")
+        .await;
     // Selecting is not editing.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(browser.js("return document.querySelector('#dirty') === null;").await, true, "no unsaved change right after selecting");
+    assert_eq!(
+        browser.js("return document.querySelector('#dirty') === null;").await,
+        true,
+        "no unsaved change right after selecting"
+    );
     let ring = browser
         .js("const f = __draw.getSnapshot().find((f) => f.geometry.type === 'Polygon'); return f.geometry.coordinates[0];")
         .await;
@@ -559,20 +735,27 @@ async fn drag_vertex(browser: &Browser, ring: &[[f64; 2]], i: usize, fraction: f
         .then(PointerAction::Down { button: 0 });
     for k in 1..=8 {
         let f = f64::from(k) / 8.0;
-        mouse = mouse.then(PointerAction::MoveTo { duration: Some(step), x: x0 + (x1 - x0) * f, y: y0 + (y1 - y0) * f });
+        mouse =
+            mouse.then(PointerAction::MoveTo { duration: Some(step), x: x0 + (x1 - x0) * f, y: y0 + (y1 - y0) * f });
     }
     mouse = mouse.then(PointerAction::Up { button: 0 });
     browser.client.perform_actions(mouse).await.expect("drag");
-    let map_left_top = browser.js("const r = document.querySelector('#map').getBoundingClientRect(); return [r.left, r.top];").await;
+    let map_left_top =
+        browser.js("const r = document.querySelector('#map').getBoundingClientRect(); return [r.left, r.top];").await;
     let to = browser
-        .js(&format!("const l = __map.unproject([{} - {}, {} - {}]); return [l.lng, l.lat];", x1, map_left_top[0], y1, map_left_top[1]))
+        .js(&format!(
+            "const l = __map.unproject([{} - {}, {} - {}]); return [l.lng, l.lat];",
+            x1, map_left_top[0], y1, map_left_top[1]
+        ))
         .await;
     (from, serde_json::from_value(to).expect("lnglat"))
 }
 
 /// Which grid the map draws at a lon/lat (from the rendered tiles), or null.
 fn grid_drawn_at(lon: f64, lat: f64) -> String {
-    format!("(() => {{ const p = __map.project([{lon}, {lat}]); const f = __map.queryRenderedFeatures(p, {{ layers: ['grids-fill'] }})[0]; return f ? f.id : null; }})()")
+    format!(
+        "(() => {{ const p = __map.project([{lon}, {lat}]); const f = __map.queryRenderedFeatures(p, {{ layers: ['grids-fill'] }})[0]; return f ? f.id : null; }})()"
+    )
 }
 
 fn near(a: [f64; 2], b: [f64; 2], tol: f64) -> bool {
@@ -612,10 +795,19 @@ async fn planner_moves_a_vertex_the_map_redraws_the_boundary_and_overlaps_are_dr
         .expect("a vertex");
     let (from, to) = drag_vertex(&browser, &ring, i, 0.3).await;
     let mid = [f64::midpoint(from[0], to[0]), f64::midpoint(from[1], to[1])];
-    assert_eq!(browser.js(&format!("return {};", grid_drawn_at(mid[0], mid[1]))).await, json!(id), "before: the map draws the grid there");
+    assert_eq!(
+        browser.js(&format!("return {};", grid_drawn_at(mid[0], mid[1]))).await,
+        json!(id),
+        "before: the map draws the grid there"
+    );
     browser.wait_for("document.querySelector('#dirty')", WAIT, "the edit to register").await;
     let c = &browser.client;
-    c.find(Locator::Css("#save-form [name=reason]")).await.expect("reason").send_keys("按新小区边界调整").await.expect("type");
+    c.find(Locator::Css("#save-form [name=reason]"))
+        .await
+        .expect("reason")
+        .send_keys("按新小区边界调整")
+        .await
+        .expect("type");
     c.find(Locator::Css("#save-form button[type=submit]")).await.expect("save").click().await.expect("click");
     browser.wait_for("window.__plannerSaved === 1", WAIT, "the save").await;
 
@@ -628,7 +820,12 @@ async fn planner_moves_a_vertex_the_map_redraws_the_boundary_and_overlaps_are_dr
     .await
     .expect("grid");
     assert_eq!((version, author.as_str(), reason.as_deref()), (2, "demo-planner", Some("按新小区边界调整")));
-    let item: Value = reqwest::get(server.url(&format!("/ogc/collections/grids/items/{id}"))).await.expect("item").json().await.expect("json");
+    let item: Value = reqwest::get(server.url(&format!("/ogc/collections/grids/items/{id}")))
+        .await
+        .expect("item")
+        .json()
+        .await
+        .expect("json");
     let stored: Vec<[f64; 2]> = serde_json::from_value(item["geometry"]["coordinates"][0][0].clone()).expect("ring");
     assert!(stored.iter().any(|p| near(*p, to, 2e-6)), "the new vertex {to:?} is stored: {stored:?}");
     assert!(!stored.iter().any(|p| near(*p, from, 1e-7)), "the old vertex {from:?} is gone");
@@ -636,12 +833,16 @@ async fn planner_moves_a_vertex_the_map_redraws_the_boundary_and_overlaps_are_dr
     assert!(message.contains("已保存") && message.contains("户"), "households after the edit shown: {message}");
     // The map shows the new boundary: the tiles were reloaded, and the place the vertex left is
     // no longer drawn as this grid.
-    browser.wait_for(&format!("{} !== {id}", grid_drawn_at(mid[0], mid[1])), WAIT, "the map to draw the new boundary").await;
+    browser
+        .wait_for(&format!("{} !== {id}", grid_drawn_at(mid[0], mid[1])), WAIT, "the map to draw the new boundary")
+        .await;
     browser.screenshot(&screenshot_path("planner-saved.png")).await;
 
     // Dragging a vertex far out into the neighbours: 422, nothing saved, the overlaps drawn in red.
     let ring: Vec<[f64; 2]> = serde_json::from_value(
-        browser.js("return __draw.getSnapshot().find((f) => f.geometry.type === 'Polygon').geometry.coordinates[0];").await,
+        browser
+            .js("return __draw.getSnapshot().find((f) => f.geometry.type === 'Polygon').geometry.coordinates[0];")
+            .await,
     )
     .expect("ring");
     drag_vertex(&browser, &ring, i, -0.8).await;
@@ -655,8 +856,11 @@ async fn planner_moves_a_vertex_the_map_redraws_the_boundary_and_overlaps_are_dr
     assert!(!editor.contains("null"), "no stray null in the editor: {editor}");
     let listed = browser.js("return document.querySelectorAll('#editor .overlaps li').length;").await;
     assert!(listed.as_u64().unwrap_or(0) >= 1, "overlapped neighbours listed: {listed}");
-    browser.wait_for("__map.queryRenderedFeatures({ layers: ['gm-overlap'] }).length > 0", WAIT, "the overlaps drawn").await;
-    let version: i32 = sqlx::query_scalar("select version from grid where id = $1").bind(id).fetch_one(&pool).await.expect("v");
+    browser
+        .wait_for("__map.queryRenderedFeatures({ layers: ['gm-overlap'] }).length > 0", WAIT, "the overlaps drawn")
+        .await;
+    let version: i32 =
+        sqlx::query_scalar("select version from grid where id = $1").bind(id).fetch_one(&pool).await.expect("v");
     assert_eq!(version, 2, "nothing written");
     browser.screenshot(&screenshot_path("planner-overlap.png")).await;
     assert_no_page_errors(&browser.js("return window.__errors;").await);
@@ -672,7 +876,8 @@ async fn planner_save_after_a_change_behind_its_back_gets_412_reloads_and_can_re
     let server = Server::start(&db, &[]).await;
     open(&browser, &server).await;
     let (id, lon, lat) = worker_grid(&pool).await;
-    let original: String = sqlx::query_scalar("select name from grid where id = $1").bind(id).fetch_one(&pool).await.expect("name");
+    let original: String =
+        sqlx::query_scalar("select name from grid where id = $1").bind(id).fetch_one(&pool).await.expect("name");
     let ring = planner_selects(&browser, &pool, id).await;
 
     // demo-admin renames the grid through the OGC API while the planner has it open.
@@ -694,28 +899,52 @@ async fn planner_save_after_a_change_behind_its_back_gets_412_reloads_and_can_re
     c.find(Locator::Css("#save-form button[type=submit]")).await.expect("save").click().await.expect("click");
     browser.wait_for("window.__plannerConflict", WAIT, "the conflict").await;
     let conflict = c.find(Locator::Css("#conflict")).await.expect("conflict box").text().await.expect("text");
-    assert!(conflict.contains("demo-admin") && conflict.contains("幸福里网格") && conflict.contains(&original), "what changed: {conflict}");
+    assert!(
+        conflict.contains("demo-admin") && conflict.contains("幸福里网格") && conflict.contains(&original),
+        "what changed: {conflict}"
+    );
     assert_eq!(browser.js("return window.__plannerGrid.etag;").await, "\"2\"", "the editor reloaded the grid");
     let heading = c.find(Locator::Css("#editor h2")).await.expect("h2").text().await.expect("text");
     assert!(heading.contains("幸福里网格"), "{heading}");
-    let version: i32 = sqlx::query_scalar("select version from grid where id = $1").bind(id).fetch_one(&pool).await.expect("v");
+    let version: i32 =
+        sqlx::query_scalar("select version from grid where id = $1").bind(id).fetch_one(&pool).await.expect("v");
     assert_eq!(version, 2, "the stale save wrote nothing");
-    browser.wait_for("__map.queryRenderedFeatures({ layers: ['gm-mine'] }).length > 0", WAIT, "my draft drawn for reference").await;
+    browser
+        .wait_for(
+            "__map.queryRenderedFeatures({ layers: ['gm-mine'] }).length > 0",
+            WAIT,
+            "my draft drawn for reference",
+        )
+        .await;
     browser.screenshot(&screenshot_path("planner-conflict.png")).await;
 
     // History with revert: back to version 1 (a new version 3 with the old name).
-    c.find(Locator::Css("#grid-history li[data-version=\"1\"] button")).await.expect("revert").click().await.expect("click");
+    c.find(Locator::Css("#grid-history li[data-version=\"1\"] button"))
+        .await
+        .expect("revert")
+        .click()
+        .await
+        .expect("click");
     browser.wait_for("window.__plannerGrid.etag === '\"3\"'", WAIT, "the revert").await;
-    let (name, version): (String, i32) = sqlx::query_as("select name, version from grid where id = $1").bind(id).fetch_one(&pool).await.expect("row");
+    let (name, version): (String, i32) =
+        sqlx::query_as("select name, version from grid where id = $1").bind(id).fetch_one(&pool).await.expect("row");
     assert_eq!((name.as_str(), version), (original.as_str(), 3));
 
     // The H3 heatmap of reports by period and category, with its legend.
     let rider = api_login(&server, "rider-01").await;
-    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1").fetch_one(&pool).await.expect("category");
+    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1")
+        .fetch_one(&pool)
+        .await
+        .expect("category");
     for k in 0..3 {
         file_report(&server, &rider, &category, lon, lat + f64::from(k) * 0.00005, "热力图样本").await;
     }
-    c.find(Locator::Css("#heatmap-form select[name=category]")).await.expect("select").select_by_value(&category).await.expect("choose");
+    c.find(Locator::Css("#heatmap-form select[name=category]"))
+        .await
+        .expect("select")
+        .select_by_value(&category)
+        .await
+        .expect("choose");
     c.find(Locator::Css("#heatmap-form button[type=submit]")).await.expect("show").click().await.expect("click");
     browser.wait_for("window.__heatmap && window.__heatmap.total === 3", WAIT, "the heatmap").await;
     browser.js(&format!("__map.jumpTo({{ center: [{lon}, {lat}], zoom: 14 }}); return true;")).await;
@@ -727,7 +956,9 @@ async fn planner_save_after_a_change_behind_its_back_gets_412_reloads_and_can_re
     c.find(Locator::Css("#lang")).await.expect("lang").click().await.expect("click");
     let tab_text = c.find(Locator::Css("#tabs [data-tab=plan]")).await.expect("tab").text().await.expect("text");
     assert_eq!(tab_text, "Planning");
-    assert!(c.find(Locator::Css("#view-plan")).await.expect("view").text().await.expect("text").contains("Grid editor"));
+    assert!(
+        c.find(Locator::Css("#view-plan")).await.expect("view").text().await.expect("text").contains("Grid editor")
+    );
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }
@@ -765,13 +996,12 @@ async fn planner_splits_a_grid_along_a_drawn_line_and_merges_it_back() {
     // Split: draw a line across the grid (west → east through its middle), click its end again.
     c.find(Locator::Css("#start-split")).await.expect("split").click().await.expect("click");
     browser.wait_for("__draw.getMode() === 'linestring'", WAIT, "line drawing").await;
-    let (minx, maxx, lat): (f64, f64, f64) = sqlx::query_as(
-        "select ST_XMin(geom), ST_XMax(geom), ST_Y(ST_Centroid(geom)) from grid where id = $1",
-    )
-    .bind(id)
-    .fetch_one(&pool)
-    .await
-    .expect("bbox");
+    let (minx, maxx, lat): (f64, f64, f64) =
+        sqlx::query_as("select ST_XMin(geom), ST_XMax(geom), ST_Y(ST_Centroid(geom)) from grid where id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .expect("bbox");
     let px = browser
         .js(&format!(
             "const r = document.querySelector('#map').getBoundingClientRect();
@@ -784,7 +1014,12 @@ async fn planner_splits_a_grid_along_a_drawn_line_and_merges_it_back() {
     click_at(&browser, p[2], p[3]).await;
     click_at(&browser, p[2], p[3]).await;
     browser.wait_for("document.querySelector('#split-form [name=reason]')", WAIT, "the finished line").await;
-    c.find(Locator::Css("#split-form [name=reason]")).await.expect("reason").send_keys("新建道路分隔").await.expect("type");
+    c.find(Locator::Css("#split-form [name=reason]"))
+        .await
+        .expect("reason")
+        .send_keys("新建道路分隔")
+        .await
+        .expect("type");
     c.find(Locator::Css("#split-form button[type=submit]")).await.expect("split").click().await.expect("click");
     browser.wait_for("window.__plannerSplit", WAIT, "the split").await;
     let parts: Vec<(i64, String)> =
@@ -794,35 +1029,52 @@ async fn planner_splits_a_grid_along_a_drawn_line_and_merges_it_back() {
             .await
             .expect("parts");
     assert_eq!(parts.len(), 2, "two parts: {parts:?}");
-    assert_eq!(sqlx::query_scalar::<_, i64>("select count(*) from grid").fetch_one(&pool).await.expect("count"), grids_before + 1);
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>("select count(*) from grid").fetch_one(&pool).await.expect("count"),
+        grids_before + 1
+    );
     let message = c.find(Locator::Css("#editor-message")).await.expect("message").text().await.expect("text");
     assert!(message.contains("已拆分为 2 个网格") && message.contains(&parts[1].1), "{message}");
     browser.screenshot(&screenshot_path("planner-split.png")).await;
 
     // Merge the new part back: pick it on the map.
     let new_id = parts[1].0;
-    let (nlon, nlat): (f64, f64) = sqlx::query_as("select ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) from grid where id = $1")
-        .bind(new_id)
-        .fetch_one(&pool)
-        .await
-        .expect("point");
+    let (nlon, nlat): (f64, f64) =
+        sqlx::query_as("select ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) from grid where id = $1")
+            .bind(new_id)
+            .fetch_one(&pool)
+            .await
+            .expect("point");
     c.find(Locator::Css("#start-merge")).await.expect("merge").click().await.expect("click");
     let at = browser
         .js(&format!("const r = document.querySelector('#map').getBoundingClientRect(); const a = __map.project([{nlon}, {nlat}]); return [r.left + a.x, r.top + a.y];"))
         .await;
     click_at(&browser, at[0].as_f64().expect("x"), at[1].as_f64().expect("y")).await;
     browser.wait_for("document.querySelector('#merge-form [name=reason]')", WAIT, "the neighbour picked").await;
-    c.find(Locator::Css("#merge-form [name=reason]")).await.expect("reason").send_keys("道路取消，恢复原网格").await.expect("type");
+    c.find(Locator::Css("#merge-form [name=reason]"))
+        .await
+        .expect("reason")
+        .send_keys("道路取消，恢复原网格")
+        .await
+        .expect("type");
     c.find(Locator::Css("#merge-form button[type=submit]")).await.expect("merge").click().await.expect("click");
     browser.wait_for("window.__plannerMerged", WAIT, "the merge").await;
-    assert_eq!(sqlx::query_scalar::<_, i64>("select count(*) from grid").fetch_one(&pool).await.expect("count"), grids_before);
-    let gone: i64 = sqlx::query_scalar("select count(*) from grid where id = $1").bind(new_id).fetch_one(&pool).await.expect("gone");
-    assert_eq!(gone, 0, "the merged part is gone");
-    let reason: Option<String> = sqlx::query_scalar("select reason from grid_version where grid_id = $1 order by id desc limit 1")
-        .bind(id)
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>("select count(*) from grid").fetch_one(&pool).await.expect("count"),
+        grids_before
+    );
+    let gone: i64 = sqlx::query_scalar("select count(*) from grid where id = $1")
+        .bind(new_id)
         .fetch_one(&pool)
         .await
-        .expect("reason");
+        .expect("gone");
+    assert_eq!(gone, 0, "the merged part is gone");
+    let reason: Option<String> =
+        sqlx::query_scalar("select reason from grid_version where grid_id = $1 order by id desc limit 1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .expect("reason");
     assert_eq!(reason.as_deref(), Some("道路取消，恢复原网格"));
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;

@@ -9,7 +9,12 @@ use std::process::{Command, Stdio};
 use gridmap_e2e::{ScratchDb, Server, gridmap};
 
 fn gdal_present() -> bool {
-    let ok = Command::new("ogrinfo").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ok = Command::new("ogrinfo")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     if !ok {
         eprintln!("SKIPPED: ogrinfo (GDAL) is not installed; `apt-get install gdal-bin` or scripts/setup.sh test");
     }
@@ -48,13 +53,21 @@ async fn gdal_lists_collections_pages_all_grids_and_copies_them_to_geopackage() 
     assert!(all.contains("code (String) = LS-001"), "attributes come through");
 
     let gpkg = std::env::temp_dir().join(format!("gridmap-{}.gpkg", uuid::Uuid::new_v4()));
-    run(Command::new("ogr2ogr").args(["-f", "GPKG"]).arg(&gpkg).args([source.as_str(), "grids", "-oo", "PAGE_SIZE=100"]));
+    run(Command::new("ogr2ogr").args(["-f", "GPKG"]).arg(&gpkg).args([
+        source.as_str(),
+        "grids",
+        "-oo",
+        "PAGE_SIZE=100",
+    ]));
     let copied = run(Command::new("ogrinfo").args(["-ro", "-so"]).arg(&gpkg).arg("grids"));
     assert!(copied.contains("Feature Count: 267"), "{copied}");
     for field in ["code:", "name:", "households:", "version:"] {
         assert!(copied.contains(field), "field {field} in the GeoPackage: {copied}");
     }
-    let households = run(Command::new("ogrinfo").args(["-ro", "-q"]).arg(&gpkg).args(["-sql", "select sum(households) as total from grids"]));
+    let households = run(Command::new("ogrinfo")
+        .args(["-ro", "-q"])
+        .arg(&gpkg)
+        .args(["-sql", "select sum(households) as total from grids"]));
     assert!(!households.contains("total (Integer) = 0"), "{households}");
     let _ = std::fs::remove_file(&gpkg);
 }
@@ -81,8 +94,14 @@ async fn write_round_trip_over_http_with_stale_and_fresh_etags() {
         .await
         .expect("json");
     let token = login["token"].as_str().expect("token").to_string();
-    let page: serde_json::Value =
-        client.get(server.url("/ogc/collections/grids/items?code=LS-001")).send().await.expect("get").json().await.expect("json");
+    let page: serde_json::Value = client
+        .get(server.url("/ogc/collections/grids/items?code=LS-001"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
     let id = page["features"][0]["id"].as_i64().expect("id");
     let item = server.url(&format!("/ogc/collections/grids/items/{id}"));
     let etag = client.get(&item).send().await.expect("get").headers()["etag"].to_str().expect("etag").to_string();

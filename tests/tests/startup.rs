@@ -40,7 +40,12 @@ async fn database_without_postgis_names_the_fix() {
     assert!(!text.contains("panicked"), "{text}");
     let _ = std::process::Command::new("psql")
         .arg(gridmap_e2e::admin_url())
-        .args(["-qc", &format!("drop database if exists {} with (force)", db.name), "-qc", &format!("drop role if exists {role}")])
+        .args([
+            "-qc",
+            &format!("drop database if exists {} with (force)", db.name),
+            "-qc",
+            &format!("drop role if exists {role}"),
+        ])
         .status();
 }
 
@@ -63,7 +68,11 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     let mut server = Server::start(&db, &[]).await;
     // A login whose body arrives in two parts: SIGTERM lands while the server is still reading.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
-    let body = reqwest::Body::wrap_stream(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) }));
+    let body =
+        reqwest::Body::wrap_stream(futures::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|c| (c, rx)) },
+        ));
     let request = reqwest::Client::new()
         .post(server.url("/api/auth/login"))
         .header("content-type", "application/json")
@@ -117,7 +126,10 @@ async fn user_add_reads_the_password_from_stdin() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let pool = db.pool().await;
     let (role, hash): (String, String) =
-        sqlx::query_as("select role, password_hash from account where name = 'planner-li'").fetch_one(&pool).await.expect("account");
+        sqlx::query_as("select role, password_hash from account where name = 'planner-li'")
+            .fetch_one(&pool)
+            .await
+            .expect("account");
     assert_eq!(role, "planner");
     assert!(hash.starts_with("$argon2id$"));
 }

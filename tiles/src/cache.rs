@@ -301,13 +301,19 @@ mod tests {
             for layers in [LayerSet::BASE, LayerSet::REPORTS, LayerSet::ALL] {
                 for z in 0..=MAX_ZOOM {
                     // The tiles around the point, and a ring of neighbours, at every zoom.
-                    let centre = tiles_near(here, usize::MAX).expect("tiles").into_iter().find(|t| t.z == z).expect("zoom");
+                    let centre =
+                        tiles_near(here, usize::MAX).expect("tiles").into_iter().find(|t| t.z == z).expect("zoom");
                     for dx in -2i64..=2 {
                         for dy in -2i64..=2 {
                             let (col, row) = (i64::from(centre.x) + dx, i64::from(centre.y) + dy);
                             let width = 1i64 << z;
                             if (0..width).contains(&col) && (0..width).contains(&row) {
-                                let key = key(layers, u32::from(z), u32::try_from(col).expect("x"), u32::try_from(row).expect("y"));
+                                let key = key(
+                                    layers,
+                                    u32::from(z),
+                                    u32::try_from(col).expect("x"),
+                                    u32::try_from(row).expect("y"),
+                                );
                                 assert!(cache.insert_if_fresh(key, tile(b"x"), started));
                             }
                         }
@@ -317,7 +323,9 @@ mod tests {
             cache.tiles.run_pending_tasks();
             cache
         };
-        for (n, (lon, lat)) in [(118.1754, 36.1751), (0.0, 0.0), (-180.0, 85.0), (118.17, 36.17)].into_iter().enumerate() {
+        for (n, (lon, lat)) in
+            [(118.1754, 36.1751), (0.0, 0.0), (-180.0, 85.0), (118.17, 36.17)].into_iter().enumerate()
+        {
             let b = crate::tile::Bbox::from_lonlat(lon, lat, lon + 1e-5, lat + 1e-5);
             let change = Change::Area { layers: LayerSet::REPORTS, bbox: b };
             let (listed, scanned) = (fill(), fill());

@@ -73,7 +73,8 @@ impl TileFrame {
     }
 
     fn points(&self, points: &[Point]) -> Option<Geometry> {
-        let kept: Vec<Point> = points.iter().map(|p| self.project(p.0)).filter(|c| self.inside(*c)).map(|c| Point(snap(c))).collect();
+        let kept: Vec<Point> =
+            points.iter().map(|p| self.project(p.0)).filter(|c| self.inside(*c)).map(|c| Point(snap(c))).collect();
         match kept.len() {
             0 => None,
             1 => Some(Geometry::Point(kept[0])),
@@ -148,7 +149,11 @@ impl TileFrame {
         match self.simplify {
             Some(tolerance) if line.0.len() > 4 => {
                 let simple = line.simplify(tolerance);
-                if simple.0.len() >= 4 || (simple.0.len() >= 2 && line.0.first() != line.0.last()) { simple } else { line }
+                if simple.0.len() >= 4 || (simple.0.len() >= 2 && line.0.first() != line.0.last()) {
+                    simple
+                } else {
+                    line
+                }
             }
             _ => line,
         }
@@ -174,11 +179,12 @@ fn snap_dedup(coords: &[Coord]) -> Vec<Coord> {
 /// Twice the surveyor's-formula area of an open ring (no repeated last point).
 fn signed_area(ring: &[Coord]) -> f64 {
     let n = ring.len();
-    (0..n).map(|i| {
-        let (a, b) = (ring[i], ring[(i + 1) % n]);
-        a.x * b.y - b.x * a.y
-    })
-    .sum()
+    (0..n)
+        .map(|i| {
+            let (a, b) = (ring[i], ring[(i + 1) % n]);
+            a.x * b.y - b.x * a.y
+        })
+        .sum()
 }
 
 /// A side of the clip box: is a point inside it, where a segment crosses it, and where it lies.
@@ -435,8 +441,11 @@ mod tests {
 
     #[test]
     fn lines_are_cut_into_the_pieces_inside() {
-        let line = LineString(vec![m(-500.0, 10.0), m(100.0, 10.0), m(100.0, -500.0), m(200.0, -500.0), m(200.0, 20.0)]);
-        let Some(Geometry::MultiLineString(ml)) = frame(None).geometry(&Geometry::LineString(line)) else { panic!("two pieces") };
+        let line =
+            LineString(vec![m(-500.0, 10.0), m(100.0, 10.0), m(100.0, -500.0), m(200.0, -500.0), m(200.0, 20.0)]);
+        let Some(Geometry::MultiLineString(ml)) = frame(None).geometry(&Geometry::LineString(line)) else {
+            panic!("two pieces")
+        };
         assert_eq!(ml.0.len(), 2);
         assert_eq!(ml.0[0].0[0], coord! { x: -64.0, y: 10.0 });
         assert_eq!(ml.0[1].0.last(), Some(&coord! { x: 200.0, y: 20.0 }));
@@ -445,7 +454,10 @@ mod tests {
     #[test]
     fn low_zoom_simplification_drops_vertices_but_keeps_the_shape() {
         // A square with a 1-unit wiggle on each side: below the 4-unit tolerance.
-        let wiggly: Vec<Coord> = (0..=100).map(|i| m(10.0 + f64::from(i), 10.0 + f64::from(i % 2))).chain([m(110.0, 110.0), m(10.0, 110.0), m(10.0, 10.0)]).collect();
+        let wiggly: Vec<Coord> = (0..=100)
+            .map(|i| m(10.0 + f64::from(i), 10.0 + f64::from(i % 2)))
+            .chain([m(110.0, 110.0), m(10.0, 110.0), m(10.0, 10.0)])
+            .collect();
         let p = Polygon::new(LineString(wiggly), vec![]);
         let kept = ring_of(&frame(Some(4.0)).geometry(&Geometry::Polygon(p.clone())).expect("kept"));
         let full = ring_of(&frame(None).geometry(&Geometry::Polygon(p)).expect("kept"));
@@ -455,8 +467,19 @@ mod tests {
     #[test]
     fn a_layer_round_trips_through_the_decoder() {
         let mut layer = LayerBuilder::new("grids");
-        let g = frame(None).geometry(&Geometry::MultiPolygon(MultiPolygon(vec![square(10.0, 10.0, 20.0, 20.0)]))).expect("kept");
-        layer.add(7, &g, &[("code", Some(Prop::Str("T-1".into()))), ("workers", Some(Prop::Int(2))), ("community", None), ("balance", Some(Prop::Double(1.5)))]);
+        let g = frame(None)
+            .geometry(&Geometry::MultiPolygon(MultiPolygon(vec![square(10.0, 10.0, 20.0, 20.0)])))
+            .expect("kept");
+        layer.add(
+            7,
+            &g,
+            &[
+                ("code", Some(Prop::Str("T-1".into()))),
+                ("workers", Some(Prop::Int(2))),
+                ("community", None),
+                ("balance", Some(Prop::Double(1.5))),
+            ],
+        );
         let bytes = encode(vec![layer.finish().expect("one feature")]);
         let tile = Tile::decode(bytes.as_slice()).expect("decodes");
         let l = &tile.layers[0];

@@ -105,7 +105,13 @@ impl Layer {
                     id: "grid_labels",
                     description: "One label point per grid (point on surface, always inside the grid), from z12",
                     minzoom: GRID_LABELS_MIN_ZOOM,
-                    fields: &[("id", "Number"), ("code", "String"), ("name", "String"), ("households", "Number"), ("balance", "Number")],
+                    fields: &[
+                        ("id", "Number"),
+                        ("code", "String"),
+                        ("name", "String"),
+                        ("households", "Number"),
+                        ("balance", "Number"),
+                    ],
                 },
             ],
             Layer::Buildings => vec![VectorLayer {
@@ -153,7 +159,8 @@ impl Layer {
         let simplified = |col: &str| {
             if z < SIMPLIFY_BELOW_ZOOM { format!("ST_Simplify({col}, {tolerance}, true)") } else { col.to_string() }
         };
-        let mvt_geom = |col: &str, buffer: u32| format!("ST_AsMVTGeom({}, {env}, {EXTENT}, {buffer}, true)", simplified(col));
+        let mvt_geom =
+            |col: &str, buffer: u32| format!("ST_AsMVTGeom({}, {env}, {EXTENT}, {buffer}, true)", simplified(col));
         match self {
             Layer::Grids => {
                 let _ = write!(
@@ -373,7 +380,9 @@ mod tests {
     #[test]
     fn tile_sql_never_reads_private_columns() {
         let sql = LayerSet::ALL.sql(16);
-        for private in ["leader_name", "leader_phone", "phone", "host_org", "address", "reporter", "description", "input_l"] {
+        for private in
+            ["leader_name", "leader_phone", "phone", "host_org", "address", "reporter", "description", "input_l"]
+        {
             assert!(!sql.contains(private), "{private} leaked into tile SQL");
         }
     }

@@ -30,7 +30,10 @@ pub use tile::{Bbox, TileCoord, TileCoordError};
 /// Connection options for a pool dedicated to tile renders: each statement is stopped after
 /// `statement_timeout`, and a backend whose client hung up (an abandoned render) notices
 /// within a second and stops too.
-pub fn tile_pool_options(base: &sqlx::postgres::PgConnectOptions, statement_timeout: std::time::Duration) -> sqlx::postgres::PgConnectOptions {
+pub fn tile_pool_options(
+    base: &sqlx::postgres::PgConnectOptions,
+    statement_timeout: std::time::Duration,
+) -> sqlx::postgres::PgConnectOptions {
     base.clone().options([
         ("statement_timeout", format!("{}", statement_timeout.as_millis())),
         ("client_connection_check_interval", "1000".to_string()),
@@ -48,5 +51,4 @@ pub fn tile_pool_options(base: &sqlx::postgres::PgConnectOptions, statement_time
 /// Run once on each new tile connection: PostgreSQL loads the PostGIS library into a backend on
 /// its first PostGIS call (tens of milliseconds), and that should happen when the pool opens,
 /// not inside the first map view's tile requests.
-pub const TILE_CONNECTION_WARM_UP: &str =
-    "select ST_AsMVT(t, 'warm_up') from (select ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(0, 0), 3857), ST_TileEnvelope(0, 0, 0)) as geom) t";
+pub const TILE_CONNECTION_WARM_UP: &str = "select ST_AsMVT(t, 'warm_up') from (select ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(0, 0), 3857), ST_TileEnvelope(0, 0, 0)) as geom) t";

@@ -77,10 +77,22 @@ impl TileMetrics {
             ("gridmap_tile_errors_total", "Tile renders that failed.", &self.errors),
             ("gridmap_tile_busy_total", "Tile requests refused because every render slot stayed busy.", &self.busy),
             ("gridmap_tile_cancelled_total", "Tile renders abandoned because the client went away.", &self.cancelled),
-            ("gridmap_tile_stale_discarded_total", "Rendered tiles not cached because the data changed meanwhile.", &self.stale_discarded),
-            ("gridmap_tile_invalidations_total", "Area invalidations (API writes and database notifications).", &self.invalidations),
+            (
+                "gridmap_tile_stale_discarded_total",
+                "Rendered tiles not cached because the data changed meanwhile.",
+                &self.stale_discarded,
+            ),
+            (
+                "gridmap_tile_invalidations_total",
+                "Area invalidations (API writes and database notifications).",
+                &self.invalidations,
+            ),
             ("gridmap_tile_invalidated_tiles_total", "Cached tiles dropped by invalidations.", &self.invalidated_tiles),
-            ("gridmap_tile_cache_clears_total", "Whole-cache clears (listener reconnects, TRUNCATE).", &self.cache_clears),
+            (
+                "gridmap_tile_cache_clears_total",
+                "Whole-cache clears (listener reconnects, TRUNCATE).",
+                &self.cache_clears,
+            ),
             ("gridmap_tile_notifications_total", "Change notifications received from PostgreSQL.", &self.notifications),
         ];
         for (name, help, value) in counters {
@@ -95,7 +107,11 @@ impl TileMetrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
         }
         self.request.render("gridmap_tile_request_seconds", "Time to answer a tile request.", &mut out);
-        self.render.render("gridmap_tile_render_seconds", "Time to render and compress a tile on a cache miss.", &mut out);
+        self.render.render(
+            "gridmap_tile_render_seconds",
+            "Time to render and compress a tile on a cache miss.",
+            &mut out,
+        );
         out
     }
 }

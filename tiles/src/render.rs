@@ -41,7 +41,11 @@ pub fn frame(tile: TileCoord) -> TileFrame {
 }
 
 /// The MVT layers `layer` contributes to `tile`, from its features that reach the buffered tile.
-pub fn layers_of<'a>(layer: Layer, features: impl IntoIterator<Item = &'a Feature>, tile: TileCoord) -> Vec<tile::Layer> {
+pub fn layers_of<'a>(
+    layer: Layer,
+    features: impl IntoIterator<Item = &'a Feature>,
+    tile: TileCoord,
+) -> Vec<tile::Layer> {
     let frame = frame(tile);
     let mut main = LayerBuilder::new(layer.name());
     let mut labels = LayerBuilder::new("grid_labels");
@@ -49,14 +53,22 @@ pub fn layers_of<'a>(layer: Layer, features: impl IntoIterator<Item = &'a Featur
     let label_frame = frame.with_buffer(0);
     let with_labels = layer == Layer::Grids && tile.z >= GRID_LABELS_MIN_ZOOM;
     for f in features {
-        if layer == Layer::Roads && tile.z < ALLEYS_MIN_ZOOM && matches!(f.prop("class"), Some(Prop::Str(c)) if c == "alley") {
+        if layer == Layer::Roads
+            && tile.z < ALLEYS_MIN_ZOOM
+            && matches!(f.prop("class"), Some(Prop::Str(c)) if c == "alley")
+        {
             continue;
         }
         if let Some(g) = frame.geometry(&f.geom) {
             main.add(f.id, &g, &f.props);
         }
         if with_labels && let Some(p) = f.label.as_ref().and_then(|l| label_frame.geometry(l)) {
-            let props: Vec<_> = f.props.iter().filter(|(k, _)| matches!(*k, "code" | "name" | "households" | "balance")).cloned().collect();
+            let props: Vec<_> = f
+                .props
+                .iter()
+                .filter(|(k, _)| matches!(*k, "code" | "name" | "households" | "balance"))
+                .cloned()
+                .collect();
             labels.add(f.id, &p, &props);
         }
     }
@@ -133,8 +145,11 @@ async fn grids(conn: &mut PgConnection, b: Bbox) -> Result<Vec<Feature>, sqlx::E
 }
 
 async fn buildings(conn: &mut PgConnection, b: Bbox) -> Result<Vec<Feature>, sqlx::Error> {
-    let sql = format!("select b.id, b.floors, b.households, b.use, b.geom_3857 from building b where b.geom_3857 && {ENVELOPE}");
-    let rows: Vec<(i64, Option<i32>, i32, String, Geom)> = bind_env(sqlx::query_as(&sql), b).fetch_all(&mut *conn).await?;
+    let sql = format!(
+        "select b.id, b.floors, b.households, b.use, b.geom_3857 from building b where b.geom_3857 && {ENVELOPE}"
+    );
+    let rows: Vec<(i64, Option<i32>, i32, String, Geom)> =
+        bind_env(sqlx::query_as(&sql), b).fetch_all(&mut *conn).await?;
     Ok(rows
         .into_iter()
         .filter_map(|(id, floors, households, use_, geom)| {
@@ -153,11 +168,16 @@ async fn stations(conn: &mut PgConnection, b: Bbox) -> Result<Vec<Feature>, sqlx
         "select s.id, s.name, array_to_string(s.services, ','), s.opening_hours, s.geom_3857
            from station s where s.geom_3857 && {ENVELOPE}"
     );
-    let rows: Vec<(i64, String, String, String, Geom)> = bind_env(sqlx::query_as(&sql), b).fetch_all(&mut *conn).await?;
+    let rows: Vec<(i64, String, String, String, Geom)> =
+        bind_env(sqlx::query_as(&sql), b).fetch_all(&mut *conn).await?;
     Ok(rows
         .into_iter()
         .filter_map(|(id, name, services, hours, geom)| {
-            let props = vec![("name", Some(Prop::Str(name))), ("services", Some(Prop::Str(services))), ("opening_hours", Some(Prop::Str(hours)))];
+            let props = vec![
+                ("name", Some(Prop::Str(name))),
+                ("services", Some(Prop::Str(services))),
+                ("opening_hours", Some(Prop::Str(hours))),
+            ];
             feature(id, geom, props)
         })
         .collect())
@@ -165,8 +185,14 @@ async fn stations(conn: &mut PgConnection, b: Bbox) -> Result<Vec<Feature>, sqlx
 
 async fn roads(conn: &mut PgConnection, b: Bbox) -> Result<Vec<Feature>, sqlx::Error> {
     let sql = format!("select r.id, r.name, r.class, r.geom_3857 from road r where r.geom_3857 && {ENVELOPE}");
-    let rows: Vec<(i64, Option<String>, String, Geom)> = bind_env(sqlx::query_as(&sql), b).fetch_all(&mut *conn).await?;
-    Ok(rows.into_iter().filter_map(|(id, name, class, geom)| feature(id, geom, vec![("name", text(name)), ("class", Some(Prop::Str(class)))])).collect())
+    let rows: Vec<(i64, Option<String>, String, Geom)> =
+        bind_env(sqlx::query_as(&sql), b).fetch_all(&mut *conn).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, name, class, geom)| {
+            feature(id, geom, vec![("name", text(name)), ("class", Some(Prop::Str(class)))])
+        })
+        .collect())
 }
 
 async fn reports(conn: &mut PgConnection, b: Bbox) -> Result<Vec<Feature>, sqlx::Error> {
@@ -179,7 +205,8 @@ async fn reports(conn: &mut PgConnection, b: Bbox) -> Result<Vec<Feature>, sqlx:
             order by r.created_at desc, r.id desc
             limit {REPORTS_PER_TILE}"#
     );
-    let rows: Vec<(i64, String, String, Option<i64>, String, Geom)> = bind_env(sqlx::query_as(&sql), b).fetch_all(&mut *conn).await?;
+    let rows: Vec<(i64, String, String, Option<i64>, String, Geom)> =
+        bind_env(sqlx::query_as(&sql), b).fetch_all(&mut *conn).await?;
     Ok(rows
         .into_iter()
         .filter_map(|(id, category, status, grid_id, created_at, geom)| {

@@ -209,7 +209,14 @@ impl TileService {
     /// cache. (SQL done behind the server's back reaches the same path through the database
     /// triggers and the listener.)
     /// Returns how many cached tiles were dropped.
-    pub async fn changed_4326(&self, layers: LayerSet, min_lon: f64, min_lat: f64, max_lon: f64, max_lat: f64) -> usize {
+    pub async fn changed_4326(
+        &self,
+        layers: LayerSet,
+        min_lon: f64,
+        min_lat: f64,
+        max_lon: f64,
+        max_lat: f64,
+    ) -> usize {
         self.changed_3857(layers, &[Bbox::from_lonlat(min_lon, min_lat, max_lon, max_lat)]).await
     }
 
@@ -229,7 +236,14 @@ impl TileService {
     /// For reports, whose tiles are rendered from PostgreSQL each time; a change to an
     /// in-memory layer goes through [`TileService::changed_4326`], which re-reads it first.
     /// Returns how many tiles were dropped.
-    pub fn invalidate_bbox_4326(&self, layers: LayerSet, min_lon: f64, min_lat: f64, max_lon: f64, max_lat: f64) -> usize {
+    pub fn invalidate_bbox_4326(
+        &self,
+        layers: LayerSet,
+        min_lon: f64,
+        min_lat: f64,
+        max_lon: f64,
+        max_lat: f64,
+    ) -> usize {
         self.invalidate_bbox_3857(layers, Bbox::from_lonlat(min_lon, min_lat, max_lon, max_lat))
     }
 
@@ -250,9 +264,12 @@ impl TileService {
     /// `/metrics` text for the tile path.
     pub fn prometheus(&self) -> String {
         use std::fmt::Write as _;
-        let mut text = self.metrics.render_prometheus(self.cache.entry_count(), self.cache.weighted_size(), self.is_listening());
+        let mut text =
+            self.metrics.render_prometheus(self.cache.entry_count(), self.cache.weighted_size(), self.is_listening());
         let sizes = self.store.sizes();
-        text.push_str("# HELP gridmap_tile_memory_loaded Whether every in-memory tile layer is loaded (1) or not yet (0).\n");
+        text.push_str(
+            "# HELP gridmap_tile_memory_loaded Whether every in-memory tile layer is loaded (1) or not yet (0).\n",
+        );
         text.push_str("# TYPE gridmap_tile_memory_loaded gauge\n");
         let _ = writeln!(text, "gridmap_tile_memory_loaded {}", u8::from(sizes.iter().all(|(_, n)| n.is_some())));
         text.push_str("# HELP gridmap_tile_memory_features Features held in memory per tile layer.\n");
@@ -353,7 +370,9 @@ mod tests {
     #[test]
     fn gzip_round_trips_and_the_reused_state_carries_nothing_over() {
         let big: Vec<u8> = (0..300_000u32).flat_map(|i| (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes()).collect();
-        for (raw, level) in [(&b"hello tile"[..], 6), (&big[..], 6), (&b"again"[..], 6), (&big[..1000], 1), (&b"x"[..], 9)] {
+        for (raw, level) in
+            [(&b"hello tile"[..], 6), (&big[..], 6), (&b"again"[..], 6), (&big[..1000], 1), (&b"x"[..], 9)]
+        {
             let gz = gzip(raw, level).expect("compress");
             let mut back = Vec::new();
             flate2::read::GzDecoder::new(gz.as_slice()).read_to_end(&mut back).expect("valid gzip");

@@ -47,7 +47,10 @@ fn aabb(b: &Bbox) -> AABB<[f64; 2]> {
 fn item(feature: Feature) -> Option<Item> {
     use geo::BoundingRect as _;
     let r = feature.geom.bounding_rect()?;
-    Some(Item { envelope: AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]), feature: Arc::new(feature) })
+    Some(Item {
+        envelope: AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
+        feature: Arc::new(feature),
+    })
 }
 
 /// One layer: the current tree (swapped whole, so readers never wait) and the lock that makes
@@ -75,13 +78,19 @@ impl FeatureStore {
     }
 
     /// The features of `layer` whose box meets `bbox`, by id; loads the layer first if needed.
-    pub async fn features_in(&self, pool: &PgPool, layer: Layer, bbox: &Bbox) -> Result<Vec<Arc<Feature>>, sqlx::Error> {
+    pub async fn features_in(
+        &self,
+        pool: &PgPool,
+        layer: Layer,
+        bbox: &Bbox,
+    ) -> Result<Vec<Arc<Feature>>, sqlx::Error> {
         let slot = &self.slots[index(layer).expect("an in-memory layer")];
         let tree = match slot.tree.load_full() {
             Some(tree) => tree,
             None => self.load(pool, layer).await?,
         };
-        let mut found: Vec<Arc<Feature>> = tree.locate_in_envelope_intersecting(&aabb(bbox)).map(|i| Arc::clone(&i.feature)).collect();
+        let mut found: Vec<Arc<Feature>> =
+            tree.locate_in_envelope_intersecting(&aabb(bbox)).map(|i| Arc::clone(&i.feature)).collect();
         // Tree order depends on its history; id order makes a tile's bytes (and ETag) depend
         // on its content only.
         found.sort_unstable_by_key(|f| f.id);
@@ -99,7 +108,12 @@ impl FeatureStore {
         let mut conn = pool.acquire().await?;
         let features = fetch(&mut conn, layer, None).await?;
         let tree = Arc::new(RTree::bulk_load(features.into_iter().filter_map(item).collect()));
-        tracing::info!(layer = layer.name(), features = tree.size(), ms = started.elapsed().as_millis() as u64, "tile layer loaded into memory");
+        tracing::info!(
+            layer = layer.name(),
+            features = tree.size(),
+            ms = started.elapsed().as_millis() as u64,
+            "tile layer loaded into memory"
+        );
         slot.tree.store(Some(Arc::clone(&tree)));
         Ok(tree)
     }
@@ -130,7 +144,8 @@ impl FeatureStore {
         let mut seen = std::collections::HashSet::new();
         fresh.retain(|f| seen.insert(f.id));
         let touched = |e: &AABB<[f64; 2]>| boxes.iter().any(|b| aabb(b).intersects(e));
-        let mut items: Vec<Item> = tree.iter().filter(|i| !touched(&i.envelope) && !seen.contains(&i.feature.id)).cloned().collect();
+        let mut items: Vec<Item> =
+            tree.iter().filter(|i| !touched(&i.envelope) && !seen.contains(&i.feature.id)).cloned().collect();
         items.extend(fresh.into_iter().filter_map(item));
         slot.tree.store(Some(Arc::new(RTree::bulk_load(items))));
         Ok(())

@@ -84,7 +84,11 @@ async fn load(pool: &sqlx::PgPool, id: i64) -> ApiResult<AccountView> {
         (status = 401, description = "Login required", body = ErrorBody),
         (status = 403, description = "Admins only", body = ErrorBody),
         (status = 404, description = "No such account", body = ErrorBody)))]
-pub(crate) async fn get_account(State(state): State<AppState>, _: Admin, Path(id): Path<i64>) -> ApiResult<Json<AccountView>> {
+pub(crate) async fn get_account(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<AccountView>> {
     Ok(Json(load(&state.pool, id).await?))
 }
 
@@ -115,7 +119,9 @@ async fn hashed(password: String) -> ApiResult<String> {
     if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > 1024 {
         return Err(ApiError::field("password", format!("between {MIN_PASSWORD_CHARS} characters and 1 KiB")));
     }
-    Ok(tokio::task::spawn_blocking(move || accounts::hash_password(&password)).await.map_err(|e| ApiError::Internal(e.into()))??)
+    Ok(tokio::task::spawn_blocking(move || accounts::hash_password(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))??)
 }
 
 fn check_text(field: &str, value: Option<&str>, max_chars: usize) -> ApiResult<()> {
@@ -130,9 +136,7 @@ fn check_text(field: &str, value: Option<&str>, max_chars: usize) -> ApiResult<(
 fn account_constraint(constraint: &str) -> Option<ApiError> {
     match constraint {
         "account_name_key" => Some(ApiError::Conflict("an account with this name exists".into())),
-        "account_name_format" => {
-            Some(ApiError::field("name", "letters, digits and _ . @ - only, 2 to 64 characters"))
-        }
+        "account_name_format" => Some(ApiError::field("name", "letters, digits and _ . @ - only, 2 to 64 characters")),
         "account_part_time_only_riders" => Some(ApiError::field("part_time_grid_worker", "applies to riders only")),
         "grid_assignment_grid_fkey" => Some(ApiError::field("grid_ids", "names a grid that does not exist")),
         _ => None,
@@ -148,7 +152,11 @@ fn account_constraint(constraint: &str) -> Option<ApiError> {
         (status = 401, description = "Login required", body = ErrorBody),
         (status = 403, description = "Admins only", body = ErrorBody),
         (status = 409, description = "An account with this name exists", body = ErrorBody)))]
-pub(crate) async fn create_account(State(state): State<AppState>, _: Admin, Json(body): Json<NewAccountBody>) -> ApiResult<Response> {
+pub(crate) async fn create_account(
+    State(state): State<AppState>,
+    _: Admin,
+    Json(body): Json<NewAccountBody>,
+) -> ApiResult<Response> {
     check_text("display_name", body.display_name.as_deref(), 64)?;
     check_text("phone", body.phone.as_deref(), 32)?;
     check_text("public_phone", body.public_phone.as_deref(), 32)?;
@@ -180,12 +188,14 @@ async fn replace_grids(tx: &mut sqlx::PgConnection, id: i64, grid_ids: &[i64]) -
         return Err(ApiError::field("grid_ids", "at most 50 grids per account"));
     }
     sqlx::query("delete from grid_assignment where account_id = $1").bind(id).execute(&mut *tx).await?;
-    sqlx::query("insert into grid_assignment (account_id, grid_id) select $1, unnest($2::bigint[]) on conflict do nothing")
-        .bind(id)
-        .bind(grid_ids)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| on_constraint(e, account_constraint))?;
+    sqlx::query(
+        "insert into grid_assignment (account_id, grid_id) select $1, unnest($2::bigint[]) on conflict do nothing",
+    )
+    .bind(id)
+    .bind(grid_ids)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| on_constraint(e, account_constraint))?;
     Ok(())
 }
 
@@ -327,7 +337,11 @@ pub struct Revoked {
         (status = 401, description = "Login required", body = ErrorBody),
         (status = 403, description = "Admins only", body = ErrorBody),
         (status = 404, description = "No such account", body = ErrorBody)))]
-pub(crate) async fn revoke_tokens(State(state): State<AppState>, _: Admin, Path(id): Path<i64>) -> ApiResult<Json<Revoked>> {
+pub(crate) async fn revoke_tokens(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Revoked>> {
     let exists: bool = sqlx::query_scalar("select exists(select 1 from account where id = $1)")
         .bind(id)
         .fetch_one(&state.pool)

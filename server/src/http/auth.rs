@@ -1,12 +1,12 @@
 //! `/api/auth/*`: log in for a bearer token, log out; and the extractors handlers use to know
 //! who is asking (`Auth` when a login is required, `MaybeAuth` when it is optional).
 
+use axum::Router;
 use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::StatusCode;
 use axum::routing::post;
-use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
@@ -56,7 +56,8 @@ pub(crate) async fn login(
     state.limits.check_login(&body.name, super::limits::client_ip(&extensions))?;
     match auth::login(&state.pool, &body.name, &body.password).await? {
         Some(l) => {
-            let grid_ids = state.tokens.authenticate(&state.pool, &l.token).await?.map(|p| p.grid_ids).unwrap_or_default();
+            let grid_ids =
+                state.tokens.authenticate(&state.pool, &l.token).await?.map(|p| p.grid_ids).unwrap_or_default();
             Ok(Json(LoginResponse { token: l.token, expires_at: l.expires_at, role: l.role, grid_ids }))
         }
         // One answer for unknown names, wrong passwords and disabled accounts: no enumeration.
@@ -137,7 +138,10 @@ impl Auth {
         if roles.contains(&self.0.role) {
             Ok(&self.0)
         } else {
-            Err(ApiError::Forbidden(format!("this needs the role {}", roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" or "))))
+            Err(ApiError::Forbidden(format!(
+                "this needs the role {}",
+                roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" or ")
+            )))
         }
     }
 }

@@ -71,7 +71,9 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
             Self::PreconditionRequired(_) => (StatusCode::PRECONDITION_REQUIRED, "precondition_required"),
-            Self::PayloadTooLarge(_) | Self::FieldTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::PayloadTooLarge(_) | Self::FieldTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
             Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
@@ -152,9 +154,14 @@ impl From<QueryRejection> for ApiError {
         let named = detail.split_once(": ").filter(|(name, _)| {
             !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
         });
-        let unknown = detail.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`')).map(|(name, _)| (name, detail));
+        let unknown = detail
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(name, _)| (name, detail));
         match named.or(unknown) {
-            Some((field, why)) => Self::InvalidField { field: field.to_string(), message: format!("invalid query parameter: {why}") },
+            Some((field, why)) => {
+                Self::InvalidField { field: field.to_string(), message: format!("invalid query parameter: {why}") }
+            }
             None => Self::BadRequest(format!("invalid query string: {text}")),
         }
     }

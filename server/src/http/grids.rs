@@ -23,8 +23,8 @@ use super::AppState;
 use super::auth::Planner;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path, Query};
-use super::openapi::ErrorBody;
 use super::ogc::{after_commit, if_match};
+use super::openapi::ErrorBody;
 use super::stations::lon_lat;
 use crate::ogc::edit::Actor;
 use crate::ogc::grid_ops::{self, GridSummary, HistoryEntry};
@@ -74,7 +74,10 @@ pub struct PublicWorker {
     responses((status = 200, description = "The grid, its community and its published workers", body = GridAt),
         (status = 400, description = "A missing or out-of-range `lon` or `lat` (named in `field`)", body = ErrorBody),
         (status = 404, description = "No grid covers the point", body = ErrorBody)))]
-pub(crate) async fn grid_at(State(state): State<AppState>, Query(params): Query<HashMap<String, String>>) -> ApiResult<Json<GridAt>> {
+pub(crate) async fn grid_at(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult<Json<GridAt>> {
     let (lon, lat) = lon_lat(&params)?;
     let grid: Option<GridAt> = sqlx::query_as(
         r"select g.id, g.code, g.name, c.name as community, s.name as subdistrict, g.households,
@@ -153,10 +156,24 @@ pub struct RevertResult {
         (status = 412, description = "Stale or unparsable If-Match", body = ErrorBody),
         (status = 422, description = "The old outline breaks the partition (overlaps, outside the county); see `details`", body = ErrorBody),
         (status = 428, description = "If-Match missing", body = ErrorBody)))]
-pub(crate) async fn revert_grid(State(state): State<AppState>, Planner(planner): Planner, headers: HeaderMap, Path(id): Path<i64>, Json(body): Json<RevertGrid>) -> ApiResult<Response> {
+pub(crate) async fn revert_grid(
+    State(state): State<AppState>,
+    Planner(planner): Planner,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(body): Json<RevertGrid>,
+) -> ApiResult<Response> {
     let name = planner.name.as_str();
     let etag = if_match(&headers)?;
-    let w = grid_ops::revert(&state.pool, id, etag, body.version, Actor { name, reason: body.reason.as_deref() }, body.clip_neighbours).await?;
+    let w = grid_ops::revert(
+        &state.pool,
+        id,
+        etag,
+        body.version,
+        Actor { name, reason: body.reason.as_deref() },
+        body.clip_neighbours,
+    )
+    .await?;
     after_commit(&state, &w.changed).await;
     let grid: Value = serde_json::from_str(&w.feature).unwrap_or(Value::Null);
     Ok(([(header::ETAG, format!("\"{}\"", w.etag))], Json(RevertResult { grid, warnings: w.warnings })).into_response())
@@ -191,10 +208,17 @@ pub struct SplitResult {
         (status = 412, description = "Stale or unparsable If-Match", body = ErrorBody),
         (status = 422, description = "The line does not cut the grid in two or more parts; see `details`", body = ErrorBody),
         (status = 428, description = "If-Match missing", body = ErrorBody)))]
-pub(crate) async fn split_grid(State(state): State<AppState>, Planner(planner): Planner, headers: HeaderMap, Path(id): Path<i64>, Json(body): Json<SplitGrid>) -> ApiResult<Response> {
+pub(crate) async fn split_grid(
+    State(state): State<AppState>,
+    Planner(planner): Planner,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(body): Json<SplitGrid>,
+) -> ApiResult<Response> {
     let name = planner.name.as_str();
     let etag = if_match(&headers)?;
-    let (grids, changed) = grid_ops::split(&state.pool, id, etag, &body.line, Actor { name, reason: body.reason.as_deref() }).await?;
+    let (grids, changed) =
+        grid_ops::split(&state.pool, id, etag, &body.line, Actor { name, reason: body.reason.as_deref() }).await?;
     after_commit(&state, &changed).await;
     Ok((StatusCode::OK, Json(SplitResult { grids })).into_response())
 }
@@ -234,7 +258,11 @@ pub struct MergeResult {
         (status = 409, description = "A value already in use", body = ErrorBody),
         (status = 412, description = "A grid is not at the version given", body = ErrorBody),
         (status = 422, description = "The grids are not adjacent; see `details`", body = ErrorBody)))]
-pub(crate) async fn merge_grids(State(state): State<AppState>, Planner(planner): Planner, Json(body): Json<MergeGrids>) -> ApiResult<Response> {
+pub(crate) async fn merge_grids(
+    State(state): State<AppState>,
+    Planner(planner): Planner,
+    Json(body): Json<MergeGrids>,
+) -> ApiResult<Response> {
     let name = planner.name.as_str();
     let grids: Vec<(i64, i64)> = body.grids.iter().map(|g| (g.id, g.version)).collect();
     let (grid, changed) = grid_ops::merge(&state.pool, &grids, Actor { name, reason: body.reason.as_deref() }).await?;

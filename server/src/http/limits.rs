@@ -67,7 +67,8 @@ impl Limits {
                 Quota::per_minute(NonZeroU32::new(5).expect("5 > 0")).allow_burst(NonZeroU32::new(5).expect("5 > 0")),
             ),
             login_by_ip: RateLimiter::keyed(
-                Quota::per_minute(NonZeroU32::new(30).expect("30 > 0")).allow_burst(NonZeroU32::new(30).expect("30 > 0")),
+                Quota::per_minute(NonZeroU32::new(30).expect("30 > 0"))
+                    .allow_burst(NonZeroU32::new(30).expect("30 > 0")),
             ),
         })
     }
@@ -120,8 +121,13 @@ pub fn classify(method: &axum::http::Method, path: &str) -> Class {
     let heavy = (path.starts_with("/ogc/collections/") && path.trim_end_matches('/').ends_with("/items"))
         || matches!(
             path,
-            "/api/reports" | "/api/reports/hexbins" | "/api/grids/gaps" | "/api/grids/balance" | "/api/stats"
-                | "/open311/v2/requests.json" | "/api/admin/accounts"
+            "/api/reports"
+                | "/api/reports/hexbins"
+                | "/api/grids/gaps"
+                | "/api/grids/balance"
+                | "/api/stats"
+                | "/open311/v2/requests.json"
+                | "/api/admin/accounts"
         );
     if heavy { Class::HeavyRead } else { Class::Other }
 }

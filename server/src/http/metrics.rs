@@ -28,7 +28,9 @@ async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {
     text.push_str("# HELP gridmap_intake_statements_total Statements that stored reports without photos (one per batch that arrived together).\n");
     text.push_str("# TYPE gridmap_intake_statements_total counter\n");
     let _ = writeln!(text, "gridmap_intake_statements_total {statements}");
-    text.push_str("# HELP gridmap_intake_reports_total Reports written by those statements (resends of a stored key included).\n");
+    text.push_str(
+        "# HELP gridmap_intake_reports_total Reports written by those statements (resends of a stored key included).\n",
+    );
     text.push_str("# TYPE gridmap_intake_reports_total counter\n");
     let _ = writeln!(text, "gridmap_intake_reports_total {reports}");
     text.push_str("# HELP gridmap_intake_resends_from_memory_total Resends of a recently stored key answered without the database.\n");

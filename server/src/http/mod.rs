@@ -64,9 +64,10 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     // web-map/build.mjs writes a `.gz` beside every text asset (MapLibre is 1.1 MB of JS, ~0.3 MB
     // gzipped): served with `Content-Encoding: gzip` to clients that accept it, as-is otherwise.
-    let web = ServeDir::new(&state.web_dir).append_index_html_on_directories(true).precompressed_gzip().not_found_service(
-        axum::routing::any(not_found).with_state(()),
-    );
+    let web = ServeDir::new(&state.web_dir)
+        .append_index_html_on_directories(true)
+        .precompressed_gzip()
+        .not_found_service(axum::routing::any(not_found).with_state(()));
     Router::new()
         .merge(health::router())
         .merge(auth::router())

@@ -103,8 +103,12 @@ const CRS84: &str = "http://www.opengis.net/def/crs/OGC/1.3/CRS84";
 /// Absolute base URL of this server as the client addressed it (links must be absolute for
 /// GDAL); relative when there is no Host header (in-process tests).
 fn base(headers: &HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()));
-    let proto = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).filter(|p| *p == "https").unwrap_or("http");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()));
+    let proto =
+        headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).filter(|p| *p == "https").unwrap_or("http");
     host.map_or_else(String::new, |h| format!("{proto}://{h}"))
 }
 
@@ -127,7 +131,8 @@ fn feature_type(headers: &HeaderMap) -> &'static str {
 }
 
 fn params(raw: Option<&str>) -> ApiResult<Vec<(String, String)>> {
-    serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
+    serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
 }
 
 fn simple_format(raw: Option<&str>) -> ApiResult<()> {
@@ -136,7 +141,8 @@ fn simple_format(raw: Option<&str>) -> ApiResult<()> {
 }
 
 fn collection(id: &str) -> ApiResult<&'static Collection> {
-    collections::find(id).ok_or_else(|| ApiError::not_found(format!("collection `{id}` (collections: grids, buildings, stations)")))
+    collections::find(id)
+        .ok_or_else(|| ApiError::not_found(format!("collection `{id}` (collections: grids, buildings, stations)")))
 }
 
 /// Part 1 §7.2: the landing page.
@@ -184,7 +190,11 @@ async fn collection_json(state: &AppState, coll: &Collection, b: &str) -> ApiRes
 }
 
 /// Part 1 §7.13: the collections.
-async fn list_collections(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+async fn list_collections(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
     simple_format(raw.as_deref())?;
     let b = base(&headers);
     let mut list = Vec::new();
@@ -233,7 +243,11 @@ fn parse_items_query(coll: &Collection, pairs: &[(String, String)]) -> ApiResult
                 q.limit = n.min(MAX_LIMIT);
             }
             "offset" => {
-                q.offset = value.parse().ok().filter(|n: &i64| *n >= 0).ok_or_else(|| ApiError::field("offset", "must be an integer from 0"))?;
+                q.offset = value
+                    .parse()
+                    .ok()
+                    .filter(|n: &i64| *n >= 0)
+                    .ok_or_else(|| ApiError::field("offset", "must be an integer from 0"))?;
             }
             "bbox" => {
                 let nums: Vec<f64> = value
@@ -246,7 +260,10 @@ fn parse_items_query(coll: &Collection, pairs: &[(String, String)]) -> ApiResult
                     _ => return Err(ApiError::field("bbox", "must be 4 (or 6) comma-separated numbers")),
                 };
                 if b[0] > b[2] || b[1] > b[3] {
-                    return Err(ApiError::field("bbox", "must be minx,miny,maxx,maxy (this server does not wrap the antimeridian)"));
+                    return Err(ApiError::field(
+                        "bbox",
+                        "must be minx,miny,maxx,maxy (this server does not wrap the antimeridian)",
+                    ));
                 }
                 q.bbox = Some(b);
             }
@@ -261,7 +278,10 @@ fn parse_items_query(coll: &Collection, pairs: &[(String, String)]) -> ApiResult
                     .filter(|s| !s.is_empty())
                     .map(|name| {
                         coll.property(name).ok_or_else(|| {
-                            ApiError::field("properties", format!("unknown property `{name}`; known: {}", coll.property_names()))
+                            ApiError::field(
+                                "properties",
+                                format!("unknown property `{name}`; known: {}", coll.property_names()),
+                            )
                         })
                     })
                     .collect::<ApiResult<Vec<_>>>()?;
@@ -356,13 +376,19 @@ async fn get_item(
     simple_format(raw.as_deref())?;
     let coll = collection(&id)?;
     let fid = feature_id(&fid)?;
-    let (feature, etag) = features::one(&state.pool, coll, fid).await?.ok_or_else(|| ApiError::not_found(format!("{} {fid}", coll.id)))?;
+    let (feature, etag) = features::one(&state.pool, coll, fid)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("{} {fid}", coll.id)))?;
     if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok())
         && inm.split(',').any(|t| t.trim().trim_start_matches("W/") == format!("\"{etag}\""))
     {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header(etag))]).into_response());
     }
-    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static(feature_type(&headers))), (header::ETAG, etag_header(etag))], feature).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static(feature_type(&headers))), (header::ETAG, etag_header(etag))],
+        feature,
+    )
+        .into_response())
 }
 
 fn feature_id(raw: &str) -> ApiResult<i64> {
@@ -410,7 +436,9 @@ fn write_params(raw: Option<&str>) -> ApiResult<WriteParams> {
             "clip" if v == "neighbours" => p.clip = true,
             "clip" => return Err(ApiError::field("clip", "the only value is `neighbours`")),
             "f" => check_format(Some(&v))?,
-            other => return Err(ApiError::bad_request(format!("unknown query parameter `{other}` (use reason, clip)"))),
+            other => {
+                return Err(ApiError::bad_request(format!("unknown query parameter `{other}` (use reason, clip)")));
+            }
         }
     }
     Ok(p)
@@ -449,7 +477,16 @@ async fn create_item(
 }
 
 #[allow(clippy::too_many_arguments)] // PUT and PATCH share it; each argument is one extractor
-async fn update_item(state: AppState, auth: Auth, headers: HeaderMap, id: String, fid: String, raw: Option<String>, body: Value, patch: bool) -> ApiResult<Response> {
+async fn update_item(
+    state: AppState,
+    auth: Auth,
+    headers: HeaderMap,
+    id: String,
+    fid: String,
+    raw: Option<String>,
+    body: Value,
+    patch: bool,
+) -> ApiResult<Response> {
     let coll = collection(&id)?;
     let fid = feature_id(&fid)?;
     let p = write_params(raw.as_deref())?;
@@ -536,24 +573,24 @@ fn openapi(b: &str) -> Value {
         paths.insert(format!("/ogc/collections/{c}"), json!({"get": {"summary": coll.title, "operationId": format!("describe_{c}"), "responses": {"200": json_ok("the collection"), "404": err}}}));
         paths.insert(format!("/ogc/collections/{c}/queryables"), json!({"get": {"summary": format!("Queryables of {c}"), "operationId": format!("queryables_{c}"), "responses": {"200": {"description": "JSON Schema", "content": {"application/schema+json": {}}}}}}));
         let mut items = json!({
-                "get": {"summary": format!("Features of {c}"), "operationId": format!("getFeatures_{c}"), "parameters": item_params,
-                        "responses": {"200": geo_ok("a page of features"), "400": err}},
-                "post": {"summary": format!("Create a feature in {c}"), "operationId": format!("createFeature_{c}"), "security": write_security,
-                         "requestBody": {"required": true, "content": {GEOJSON: {"schema": {"type": "object"}}}},
-                         "responses": {"201": {"description": "created; Location and ETag headers"}, "400": err, "401": err, "403": err, "409": err, "422": err}},
-            });
+            "get": {"summary": format!("Features of {c}"), "operationId": format!("getFeatures_{c}"), "parameters": item_params,
+                    "responses": {"200": geo_ok("a page of features"), "400": err}},
+            "post": {"summary": format!("Create a feature in {c}"), "operationId": format!("createFeature_{c}"), "security": write_security,
+                     "requestBody": {"required": true, "content": {GEOJSON: {"schema": {"type": "object"}}}},
+                     "responses": {"201": {"description": "created; Location and ETag headers"}, "400": err, "401": err, "403": err, "409": err, "422": err}},
+        });
         let mut item = json!({
-                "parameters": [{"name": "featureId", "in": "path", "required": true, "schema": {"type": "integer"}}],
-                "get": {"summary": format!("One feature of {c}"), "operationId": format!("getFeature_{c}"), "responses": {"200": geo_ok("the feature, with an ETag"), "404": err}},
-                "put": {"summary": "Replace", "operationId": format!("replaceFeature_{c}"), "security": write_security, "parameters": [if_match],
-                        "requestBody": {"required": true, "content": {GEOJSON: {"schema": {"type": "object"}}}},
-                        "responses": {"200": geo_ok("replaced"), "412": err, "428": err, "422": err}},
-                "patch": {"summary": "Update (JSON merge patch)", "operationId": format!("updateFeature_{c}"), "security": write_security, "parameters": [if_match],
-                          "requestBody": {"required": true, "content": {"application/merge-patch+json": {"schema": {"type": "object"}}}},
-                          "responses": {"200": geo_ok("updated"), "412": err, "428": err, "422": err}},
-                "delete": {"summary": "Delete", "operationId": format!("deleteFeature_{c}"), "security": write_security, "parameters": [if_match],
-                           "responses": {"204": {"description": "deleted"}, "412": err, "428": err}},
-            });
+            "parameters": [{"name": "featureId", "in": "path", "required": true, "schema": {"type": "integer"}}],
+            "get": {"summary": format!("One feature of {c}"), "operationId": format!("getFeature_{c}"), "responses": {"200": geo_ok("the feature, with an ETag"), "404": err}},
+            "put": {"summary": "Replace", "operationId": format!("replaceFeature_{c}"), "security": write_security, "parameters": [if_match],
+                    "requestBody": {"required": true, "content": {GEOJSON: {"schema": {"type": "object"}}}},
+                    "responses": {"200": geo_ok("replaced"), "412": err, "428": err, "422": err}},
+            "patch": {"summary": "Update (JSON merge patch)", "operationId": format!("updateFeature_{c}"), "security": write_security, "parameters": [if_match],
+                      "requestBody": {"required": true, "content": {"application/merge-patch+json": {"schema": {"type": "object"}}}},
+                      "responses": {"200": geo_ok("updated"), "412": err, "428": err, "422": err}},
+            "delete": {"summary": "Delete", "operationId": format!("deleteFeature_{c}"), "security": write_security, "parameters": [if_match],
+                       "responses": {"204": {"description": "deleted"}, "412": err, "428": err}},
+        });
         if !coll.editable() {
             // Read-only: advertise no write operations.
             if let Some(o) = items.as_object_mut() {

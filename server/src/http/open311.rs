@@ -142,9 +142,11 @@ async fn service_definition(State(state): State<AppState>, Path(file): Path<Stri
 
 /// POST requests.json: form-encoded per the spec (JSON is accepted too).
 async fn create_request(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result311<Response> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let fields: std::collections::HashMap<String, String> = if content_type.starts_with("application/json") {
-        let value: Value = serde_json::from_slice(&body).map_err(|e| Open311Error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
+        let value: Value = serde_json::from_slice(&body)
+            .map_err(|e| Open311Error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
         value
             .as_object()
             .ok_or_else(|| Open311Error(StatusCode::BAD_REQUEST, "expected an object".into()))?
@@ -159,7 +161,9 @@ async fn create_request(State(state): State<AppState>, headers: HeaderMap, body:
     let api_key = fields.get("api_key").filter(|k| !k.is_empty()).ok_or_else(|| {
         Open311Error(StatusCode::BAD_REQUEST, "api_key: required (a bearer token from POST /api/auth/login)".into())
     })?;
-    let principal = state.tokens.authenticate(&state.pool, api_key)
+    let principal = state
+        .tokens
+        .authenticate(&state.pool, api_key)
         .await?
         .ok_or_else(|| Open311Error(StatusCode::FORBIDDEN, "api_key: invalid or expired".into()))?;
     let number = |name: &str| -> Result311<f64> {
@@ -308,10 +312,10 @@ async fn list_requests(State(state): State<AppState>, Query(q): Query<RequestsQu
 }
 
 async fn get_request(State(state): State<AppState>, Path(file): Path<String>) -> Result311<Response> {
-    let id: i64 = json_file(&file)?
-        .parse()
-        .map_err(|_| Open311Error(StatusCode::NOT_FOUND, "no such service request".into()))?;
-    let row: Option<Row> = sqlx::query_as(&format!("{SELECT} where r.id = $1")).bind(id).fetch_optional(&state.pool).await?;
+    let id: i64 =
+        json_file(&file)?.parse().map_err(|_| Open311Error(StatusCode::NOT_FOUND, "no such service request".into()))?;
+    let row: Option<Row> =
+        sqlx::query_as(&format!("{SELECT} where r.id = $1")).bind(id).fetch_optional(&state.pool).await?;
     let row = row.ok_or_else(|| Open311Error(StatusCode::NOT_FOUND, format!("no service request {id}")))?;
     Ok(axum::Json(vec![to_open311(&row)]).into_response())
 }

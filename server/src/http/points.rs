@@ -35,7 +35,10 @@ pub struct LeaderboardQuery {
 /// The month's top reporters by points (public display names only).
 #[utoipa::path(get, path = "/api/points/leaderboard", tag = "points", params(LeaderboardQuery),
     responses((status = 200, body = [LeaderboardRow]), (status = 400, body = super::openapi::ErrorBody)))]
-pub async fn get_leaderboard(State(state): State<AppState>, Query(q): Query<LeaderboardQuery>) -> ApiResult<Json<Vec<LeaderboardRow>>> {
+pub async fn get_leaderboard(
+    State(state): State<AppState>,
+    Query(q): Query<LeaderboardQuery>,
+) -> ApiResult<Json<Vec<LeaderboardRow>>> {
     let (year, month) = match q.month.as_deref() {
         None => {
             let now = chrono::Utc::now();

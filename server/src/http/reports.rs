@@ -4,13 +4,13 @@
 
 use std::convert::Infallible;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
@@ -78,9 +78,9 @@ pub async fn list_categories(State(state): State<AppState>) -> ApiResult<Json<Ve
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Uuid, ApiError> {
-    let value = headers
-        .get("idempotency-key")
-        .ok_or_else(|| ApiError::field("Idempotency-Key", "required: a UUID made by the client, reused on every resend"))?;
+    let value = headers.get("idempotency-key").ok_or_else(|| {
+        ApiError::field("Idempotency-Key", "required: a UUID made by the client, reused on every resend")
+    })?;
     value
         .to_str()
         .ok()
@@ -206,9 +206,14 @@ pub struct PossibleDuplicate {
         (status = 409, description = "The key was used for a different payload", body = super::openapi::ErrorBody),
         (status = 413, description = "Too large", body = super::openapi::ErrorBody),
         (status = 415, description = "Not JSON or multipart/form-data", body = super::openapi::ErrorBody)))]
-pub async fn create_report(State(state): State<AppState>, MaybeAuth(principal): MaybeAuth, request: Request) -> ApiResult<Response> {
+pub async fn create_report(
+    State(state): State<AppState>,
+    MaybeAuth(principal): MaybeAuth,
+    request: Request,
+) -> ApiResult<Response> {
     let key = idempotency_key(request.headers())?;
-    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let content_type =
+        request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let categories = state.reports.categories(&state.pool).await?;
     let report = if content_type.starts_with("application/json") {
         let bytes = Bytes::from_request(request, &()).await.map_err(|e| {
@@ -218,7 +223,8 @@ pub async fn create_report(State(state): State<AppState>, MaybeAuth(principal): 
                 ApiError::bad_request(e.body_text())
             }
         })?;
-        let body: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+        let body: Value =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
         intake::validate(&body, &categories)?
     } else if content_type.starts_with("multipart/form-data") {
         read_multipart(request, &categories).await?
@@ -326,7 +332,12 @@ pub async fn create_reports_batch(
                 let response = err.into_response();
                 let status = response.status().as_u16();
                 let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
-                BatchResult { idempotency_key: key_string, status, report: None, error: serde_json::from_slice(&body).ok() }
+                BatchResult {
+                    idempotency_key: key_string,
+                    status,
+                    report: None,
+                    error: serde_json::from_slice(&body).ok(),
+                }
             }
         });
     }
@@ -365,9 +376,11 @@ pub struct ReportPage {
 }
 
 pub fn parse_bbox(text: &str) -> Result<[f64; 4], ApiError> {
-    let parts: Vec<f64> = text.split(',').map(|p| p.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| {
-        ApiError::field("bbox", "four numbers: minlon,minlat,maxlon,maxlat")
-    })?;
+    let parts: Vec<f64> = text
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| ApiError::field("bbox", "four numbers: minlon,minlat,maxlon,maxlat"))?;
     match parts.as_slice() {
         [a, b, c, d] if parts.iter().all(|v| v.is_finite()) && a <= c && b <= d => Ok([*a, *b, *c, *d]),
         _ => Err(ApiError::field("bbox", "four finite numbers: minlon,minlat,maxlon,maxlat with min <= max")),
@@ -473,7 +486,10 @@ pub(crate) async fn read_multipart(request: Request, categories: &[Category]) ->
         })?;
         match name.as_str() {
             "report" => {
-                report = Some(serde_json::from_slice(&bytes).map_err(|e| ApiError::field("report", format!("invalid JSON: {e}")))?);
+                report = Some(
+                    serde_json::from_slice(&bytes)
+                        .map_err(|e| ApiError::field("report", format!("invalid JSON: {e}")))?,
+                );
             }
             "photo" => {
                 if stored.len() == photos::MAX_PHOTOS {
@@ -496,7 +512,10 @@ pub(crate) async fn read_multipart(request: Request, categories: &[Category]) ->
 
 /// The multipart body passed its limit: photos are what make a report that large.
 fn photos_too_large() -> ApiError {
-    ApiError::FieldTooLarge { field: "photo".into(), message: "request body too large (3 photos of 5 MB at most)".into() }
+    ApiError::FieldTooLarge {
+        field: "photo".into(),
+        message: "request body too large (3 photos of 5 MB at most)".into(),
+    }
 }
 
 fn etag(version: i32) -> HeaderValue {
@@ -506,7 +525,11 @@ fn etag(version: i32) -> HeaderValue {
 /// One report with its history; `ETag` is its version (send it back in `If-Match`).
 #[utoipa::path(get, path = "/api/reports/{id}", tag = "reports", params(("id" = i64, Path)),
     responses((status = 200, body = ReportView, headers(("ETag" = String))), (status = 404, body = super::openapi::ErrorBody)))]
-pub async fn get_report(State(state): State<AppState>, MaybeAuth(viewer): MaybeAuth, Path(id): Path<i64>) -> ApiResult<Response> {
+pub async fn get_report(
+    State(state): State<AppState>,
+    MaybeAuth(viewer): MaybeAuth,
+    Path(id): Path<i64>,
+) -> ApiResult<Response> {
     let view = workflow::get_report(&state.pool, id, viewer.as_ref())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no report {id}")))?;
@@ -528,24 +551,35 @@ pub async fn get_report(State(state): State<AppState>, MaybeAuth(viewer): MaybeA
         (status = 401, body = super::openapi::ErrorBody),
         (status = 403, description = "not the report's grid, role or sender", body = super::openapi::ErrorBody),
         (status = 404, description = "no such report or photo", body = super::openapi::ErrorBody)))]
-pub(crate) async fn get_photo(State(state): State<AppState>, auth: Auth, Path((id, n)): Path<(i64, i64)>) -> ApiResult<Response> {
+pub(crate) async fn get_photo(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((id, n)): Path<(i64, i64)>,
+) -> ApiResult<Response> {
     let viewer = &auth.0;
     let report: Option<(Option<i64>, Option<i64>)> =
-        sqlx::query_as("select grid_id, reporter_id from report where id = $1").bind(id).fetch_optional(&state.pool).await?;
+        sqlx::query_as("select grid_id, reporter_id from report where id = $1")
+            .bind(id)
+            .fetch_optional(&state.pool)
+            .await?;
     let (grid_id, reporter_id) = report.ok_or_else(|| ApiError::not_found(format!("no report {id}")))?;
     let allowed = matches!(viewer.role, Role::Planner | Role::Admin)
         || (viewer.role == Role::GridWorker && grid_id.is_some_and(|g| viewer.works_grid(g)))
         || reporter_id == Some(viewer.account_id);
     if !allowed {
-        return Err(ApiError::Forbidden("photos are for the report's grid workers, planners, admins and its sender".into()));
+        return Err(ApiError::Forbidden(
+            "photos are for the report's grid workers, planners, admins and its sender".into(),
+        ));
     }
     let photo: Option<(String, Vec<u8>)> = match n {
         1..=3 => {
-            sqlx::query_as("select media_type, bytes from report_photo where report_id = $1 order by id offset $2 limit 1")
-                .bind(id)
-                .bind(n - 1)
-                .fetch_optional(&state.pool)
-                .await?
+            sqlx::query_as(
+                "select media_type, bytes from report_photo where report_id = $1 order by id offset $2 limit 1",
+            )
+            .bind(id)
+            .bind(n - 1)
+            .fetch_optional(&state.pool)
+            .await?
         }
         _ => None,
     };
@@ -623,7 +657,8 @@ pub async fn hexbins(State(state): State<AppState>, Query(q): Query<HexbinQuery>
     if !(7..=10).contains(&res) {
         return Err(ApiError::field("res", "an H3 resolution from 7 to 10"));
     }
-    let resolution = h3o::Resolution::try_from(res).map_err(|_| ApiError::field("res", "an H3 resolution from 7 to 10"))?;
+    let resolution =
+        h3o::Resolution::try_from(res).map_err(|_| ApiError::field("res", "an H3 resolution from 7 to 10"))?;
     let points: Vec<(f64, f64)> = sqlx::query_as(
         r"select ST_X(geom), ST_Y(geom) from report
            where status <> 'cancelled' and ($1::timestamptz is null or created_at >= $1)
@@ -699,7 +734,11 @@ pub async fn stream(
         {
             return None;
         }
-        Some(Ok(Event::default().event("report").id(format!("{}-{}", change.id, change.version)).json_data(&change).ok()?))
+        Some(Ok(Event::default()
+            .event("report")
+            .id(format!("{}-{}", change.id, change.version))
+            .json_data(&change)
+            .ok()?))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }

@@ -62,7 +62,8 @@ fn parse_coord(z: &str, x: &str, y: &str) -> ApiResult<TileCoord> {
     let number = |name: &str, value: &str| {
         value.parse::<u32>().map_err(|_| ApiError::field(name, format!("`{value}` is not a non-negative integer")))
     };
-    TileCoord::new(number("z", z)?, number("x", x)?, number("y", y)?).map_err(|err| ApiError::bad_request(err.to_string()))
+    TileCoord::new(number("z", z)?, number("x", x)?, number("y", y)?)
+        .map_err(|err| ApiError::bad_request(err.to_string()))
 }
 
 /// How a tile goes out.
@@ -77,7 +78,9 @@ enum Coding {
 /// on a tie (it is smaller); `q=0` refuses a coding; `*` stands for any coding not named.
 fn preferred_coding(headers: &HeaderMap) -> Coding {
     let (mut br, mut gzip, mut any) = (None::<f32>, None::<f32>, None::<f32>);
-    for item in headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')) {
+    for item in
+        headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','))
+    {
         let mut parts = item.split(';').map(str::trim);
         let coding = parts.next().unwrap_or_default();
         let q = parts.find_map(|p| p.strip_prefix("q=")).map_or(Some(1.0), |q| q.parse::<f32>().ok()).unwrap_or(0.0);
@@ -101,12 +104,17 @@ fn preferred_coding(headers: &HeaderMap) -> Coding {
 
 /// RFC 9110 §13.1.2: weak comparison for If-None-Match; `*` matches any current tile.
 fn none_match(headers: &HeaderMap, digest: &str) -> bool {
-    headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|tag| {
-        let tag = tag.trim();
-        let tag = tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"');
-        // Every representation (brotli, gzip, identity) carries the same content: any tag matches.
-        tag == "*" || tag == digest || tag.strip_suffix("-gzip") == Some(digest) || tag.strip_suffix("-br") == Some(digest)
-    })
+    headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
+        |tag| {
+            let tag = tag.trim();
+            let tag = tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"');
+            // Every representation (brotli, gzip, identity) carries the same content: any tag matches.
+            tag == "*"
+                || tag == digest
+                || tag.strip_suffix("-gzip") == Some(digest)
+                || tag.strip_suffix("-br") == Some(digest)
+        },
+    )
 }
 
 /// GET /tiles/{layers}/{z}/{x}/{y}.mvt — MVT 2.1 (extent 4096, 64-unit buffer), XYZ, EPSG:3857.
@@ -158,7 +166,11 @@ async fn get_tile(
 }
 
 /// GET /tiles/style.json and GET /tiles/{layers}.json.
-async fn get_tiles_document(State(state): State<AppState>, Path(file): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+async fn get_tiles_document(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let base = public_base(&state, &headers);
     let body = if file == "style.json" {
         style(&base, state.tiles.config().basemap_url.as_deref())
@@ -192,8 +204,11 @@ fn tile_url(base: &str, layers: LayerSet) -> String {
 async fn data_bounds(state: &AppState, layers: LayerSet) -> ApiResult<[f64; 4]> {
     let tables: Vec<&str> = layers.iter().map(gridmap_tiles::Layer::table).collect();
     // Only allow-listed table names (from `Layer::table`) are formatted into the SQL.
-    let union = tables.iter().map(|t| format!("select ST_Extent(geom) as e from {t}")).collect::<Vec<_>>().join(" union all ");
-    let sql = format!("select ST_XMin(x), ST_YMin(x), ST_XMax(x), ST_YMax(x) from (select ST_Extent(e) as x from ({union}) u) s");
+    let union =
+        tables.iter().map(|t| format!("select ST_Extent(geom) as e from {t}")).collect::<Vec<_>>().join(" union all ");
+    let sql = format!(
+        "select ST_XMin(x), ST_YMin(x), ST_XMax(x), ST_YMax(x) from (select ST_Extent(e) as x from ({union}) u) s"
+    );
     let row: (Option<f64>, Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(&sql).fetch_one(&state.pool).await?;
     Ok(match row {
         (Some(a), Some(b), Some(c), Some(d)) => [a, b, c, d],
@@ -202,7 +217,8 @@ async fn data_bounds(state: &AppState, layers: LayerSet) -> ApiResult<[f64; 4]> 
 }
 
 fn vector_layer_json(layer: &VectorLayer) -> Value {
-    let fields: serde_json::Map<String, Value> = layer.fields.iter().map(|(k, v)| ((*k).to_string(), json!(v))).collect();
+    let fields: serde_json::Map<String, Value> =
+        layer.fields.iter().map(|(k, v)| ((*k).to_string(), json!(v))).collect();
     json!({
         "id": layer.id,
         "description": layer.description,
@@ -256,7 +272,8 @@ pub fn style(base: &str, basemap_url: Option<&str>) -> Value {
             "maxzoom": MAX_ZOOM,
         }
     });
-    let mut layers = vec![json!({ "id": "background", "type": "background", "paint": { "background-color": "#f3f1ec" } })];
+    let mut layers =
+        vec![json!({ "id": "background", "type": "background", "paint": { "background-color": "#f3f1ec" } })];
     if let Some(url) = basemap_url {
         sources["basemap"] = json!({ "type": "raster", "tiles": [url], "tileSize": 256 });
         layers.push(json!({ "id": "basemap", "type": "raster", "source": "basemap" }));
@@ -265,8 +282,19 @@ pub fn style(base: &str, basemap_url: Option<&str>) -> Value {
     // Household balance against the 300-household standard: blue = under, yellow = on
     // target, red = over (a diverging ColorBrewer RdYlBu ramp).
     let balance_colour = json!([
-        "interpolate", ["linear"], ["coalesce", ["get", "balance"], 0],
-        0.6, "#4575b4", 0.85, "#91bfdb", 1.0, "#ffffbf", 1.15, "#fc8d59", 1.4, "#d73027"
+        "interpolate",
+        ["linear"],
+        ["coalesce", ["get", "balance"], 0],
+        0.6,
+        "#4575b4",
+        0.85,
+        "#91bfdb",
+        1.0,
+        "#ffffbf",
+        1.15,
+        "#fc8d59",
+        1.4,
+        "#d73027"
     ]);
     layers.extend([
         json!({

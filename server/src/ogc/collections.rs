@@ -66,7 +66,14 @@ pub struct Collection {
     pub etag_sql: &'static str,
 }
 
-const fn p(name: &'static str, column: &'static str, ty: PropType, title: &'static str, writable: bool, required: bool) -> Property {
+const fn p(
+    name: &'static str,
+    column: &'static str,
+    ty: PropType,
+    title: &'static str,
+    writable: bool,
+    required: bool,
+) -> Property {
     Property { name, column, ty, title, writable, required }
 }
 

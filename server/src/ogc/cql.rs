@@ -33,7 +33,9 @@ impl Lang {
         match value {
             None | Some("cql2-text") => Ok(Self::Text),
             Some("cql2-json") => Ok(Self::Json),
-            Some(other) => Err(Error::bad(format!("filter-lang `{other}` is not supported (use cql2-text or cql2-json)"))),
+            Some(other) => {
+                Err(Error::bad(format!("filter-lang `{other}` is not supported (use cql2-text or cql2-json)")))
+            }
         }
     }
 }
@@ -48,7 +50,9 @@ pub fn parse(filter: &str, lang: Lang) -> Result<Expr> {
         return Err(Error::bad(format!("filter nests deeper than {MAX_DEPTH} levels")));
     }
     if lang == Lang::Text && paren_depth(filter) > MAX_TEXT_PAREN_DEPTH {
-        return Err(Error::bad(format!("cql2-text filter nests parentheses deeper than {MAX_TEXT_PAREN_DEPTH} levels")));
+        return Err(Error::bad(format!(
+            "cql2-text filter nests parentheses deeper than {MAX_TEXT_PAREN_DEPTH} levels"
+        )));
     }
     let expr = match lang {
         Lang::Text => cql2::parse_text(filter).map_err(|e| Error::bad(format!("invalid cql2-text filter: {e}")))?,
@@ -99,7 +103,10 @@ fn count_nodes(expr: &Expr, depth: usize) -> Result<usize> {
         return Err(Error::bad(format!("filter nests deeper than {MAX_DEPTH} levels")));
     }
     let children: usize = match expr {
-        Expr::Operation { args, .. } | Expr::Array(args) | Expr::BBox { bbox: args } | Expr::Interval { interval: args } => {
+        Expr::Operation { args, .. }
+        | Expr::Array(args)
+        | Expr::BBox { bbox: args }
+        | Expr::Interval { interval: args } => {
             let mut n = 0;
             for a in args {
                 n += count_nodes(a, depth + 1)?;
@@ -150,11 +157,7 @@ pub fn push_predicate(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, ex
 }
 
 fn arity(op: &str, args: &[Box<Expr>], n: usize) -> Result<()> {
-    if args.len() == n {
-        Ok(())
-    } else {
-        Err(Error::bad(format!("`{op}` takes {n} arguments, got {}", args.len())))
-    }
+    if args.len() == n { Ok(()) } else { Err(Error::bad(format!("`{op}` takes {n} arguments, got {}", args.len()))) }
 }
 
 fn push_operation(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, op: &str, args: &[Box<Expr>]) -> Result<()> {
@@ -183,7 +186,9 @@ fn push_operation(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, op: &s
             qb.push("(");
             let (l, r) = push_pair(qb, coll, &args[0], &args[1], op)?;
             if matches!(l, Ty::Geometry | Ty::TextArray) || matches!(r, Ty::Geometry | Ty::TextArray) {
-                return Err(Error::bad(format!("`{op}` cannot compare geometries or arrays; use S_* or A_* functions")));
+                return Err(Error::bad(format!(
+                    "`{op}` cannot compare geometries or arrays; use S_* or A_* functions"
+                )));
             }
             qb.push(")");
         }
@@ -264,7 +269,11 @@ fn push_operation(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, op: &s
                 return Err(Error::bad(format!("`{op}` compares two geometries")));
             }
         }
-        other => return Err(Error::bad(format!("operator `{other}` is not supported by this server (see /ogc/conformance)"))),
+        other => {
+            return Err(Error::bad(format!(
+                "operator `{other}` is not supported by this server (see /ogc/conformance)"
+            )));
+        }
     }
     Ok(())
 }

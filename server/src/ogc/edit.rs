@@ -48,12 +48,15 @@ fn parse_feature(coll: &Collection, body: &Value) -> Result<Input> {
         None | Some(Value::Null) => return Err(Error::bad("`geometry` is required")),
         Some(g) => g,
     };
-    let parsed: geojson::Geometry =
-        serde_json::from_value(geometry.clone()).map_err(|e| Error::bad(format!("`geometry` is not valid GeoJSON: {e}")))?;
+    let parsed: geojson::Geometry = serde_json::from_value(geometry.clone())
+        .map_err(|e| Error::bad(format!("`geometry` is not valid GeoJSON: {e}")))?;
     let bbox = geo_input::check(Some(&parsed), coll.geometry)
         .map_err(|e| Error::unprocessable(format!("geometry: {e}"), json!({"field": "geometry"})))?;
     if !geo_input::inside_county(bbox) {
-        return Err(Error::unprocessable("geometry lies outside the county", json!({"field": "geometry", "bbox": bbox})));
+        return Err(Error::unprocessable(
+            "geometry lies outside the county",
+            json!({"field": "geometry", "bbox": bbox}),
+        ));
     }
     let mut properties = Vec::new();
     match object.get("properties") {
@@ -61,7 +64,11 @@ fn parse_feature(coll: &Collection, body: &Value) -> Result<Input> {
         Some(Value::Object(map)) => {
             for (name, value) in map {
                 let p = coll.property(name).ok_or_else(|| {
-                    Error::bad(format!("unknown property `{name}`; the properties of `{}` are: {}", coll.id, coll.property_names()))
+                    Error::bad(format!(
+                        "unknown property `{name}`; the properties of `{}` are: {}",
+                        coll.id,
+                        coll.property_names()
+                    ))
                 })?;
                 if !p.writable {
                     continue; // derived values (households, version) are read back, never written
@@ -107,8 +114,12 @@ fn push_json_value(qb: &mut QueryBuilder<'_, Postgres>, p: &Property, value: &Va
 
 fn push_geometry(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, geojson: &str) {
     match coll.geometry {
-        geo_input::Expected::Polygonal => qb.push("ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(").push_bind(geojson.to_string()).push("), 4326))"),
-        geo_input::Expected::Point => qb.push("ST_SetSRID(ST_GeomFromGeoJSON(").push_bind(geojson.to_string()).push("), 4326)"),
+        geo_input::Expected::Polygonal => {
+            qb.push("ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(").push_bind(geojson.to_string()).push("), 4326))")
+        }
+        geo_input::Expected::Point => {
+            qb.push("ST_SetSRID(ST_GeomFromGeoJSON(").push_bind(geojson.to_string()).push("), 4326)")
+        }
     };
 }
 
@@ -128,7 +139,10 @@ pub fn db_error(err: sqlx::Error) -> Error {
         match db.code().as_deref() {
             Some("23505") => return Error::Conflict(format!("the value is already in use ({constraint})")),
             Some("23514" | "23502" | "23503") => {
-                return Error::unprocessable(format!("refused by the database rule {constraint}: {}", db.message()), json!({"constraint": constraint}));
+                return Error::unprocessable(
+                    format!("refused by the database rule {constraint}: {}", db.message()),
+                    json!({"constraint": constraint}),
+                );
             }
             Some(code) if code.starts_with("22") || code == "XX000" => {
                 return Error::unprocessable(format!("invalid value: {}", db.message()), json!({}));
@@ -154,8 +168,11 @@ pub async fn create(pool: &PgPool, coll: &Collection, body: &Value, actor: Actor
     let mut tx = pool.begin().await?;
     set_actor(&mut tx, actor).await?;
     let mut changed = Changed { kind: Some(coll.kind), ..Changed::default() };
-    let warnings =
-        if coll.kind == Kind::Grids { grid_checks(&mut tx, &input.geometry, None, clip, &mut changed).await? } else { Vec::new() };
+    let warnings = if coll.kind == Kind::Grids {
+        grid_checks(&mut tx, &input.geometry, None, clip, &mut changed).await?
+    } else {
+        Vec::new()
+    };
     let mut qb = QueryBuilder::<Postgres>::new("insert into ");
     qb.push(coll.table).push(" (geom");
     for (p, _) in &input.properties {
@@ -180,7 +197,8 @@ async fn finish(
     warnings: Vec<String>,
 ) -> Result<Written> {
     // Read back after the statement: the household and building triggers have run.
-    let (feature, etag) = features::one(&mut *tx, coll, id).await?.ok_or_else(|| Error::NotFound(format!("{} {id}", coll.id)))?;
+    let (feature, etag) =
+        features::one(&mut *tx, coll, id).await?.ok_or_else(|| Error::NotFound(format!("{} {id}", coll.id)))?;
     changed.extend_bbox(bbox_of(&mut tx, coll.table, id).await?);
     if coll.kind == Kind::Grids && !changed.grid_ids.contains(&id) {
         changed.grid_ids.push(id);
@@ -223,9 +241,11 @@ pub async fn replace(
 ) -> Result<Written> {
     let mut tx = pool.begin().await?;
     set_actor(&mut tx, actor).await?;
-    let (current, _) = features::one(&mut *tx, coll, id).await?.ok_or_else(|| Error::NotFound(format!("{} {id}", coll.id)))?;
+    let (current, _) =
+        features::one(&mut *tx, coll, id).await?.ok_or_else(|| Error::NotFound(format!("{} {id}", coll.id)))?;
     let body = if patch {
-        let mut merged: Value = serde_json::from_str(&current).map_err(|e| Error::Database(sqlx::Error::Decode(e.into())))?;
+        let mut merged: Value =
+            serde_json::from_str(&current).map_err(|e| Error::Database(sqlx::Error::Decode(e.into())))?;
         merge_patch(&mut merged, body);
         merged
     } else {
@@ -234,8 +254,11 @@ pub async fn replace(
     let input = parse_feature(coll, &body)?;
     let mut changed = Changed { kind: Some(coll.kind), ..Changed::default() };
     changed.extend_bbox(bbox_of(&mut tx, coll.table, id).await?);
-    let warnings =
-        if coll.kind == Kind::Grids { grid_checks(&mut tx, &input.geometry, Some(id), clip, &mut changed).await? } else { Vec::new() };
+    let warnings = if coll.kind == Kind::Grids {
+        grid_checks(&mut tx, &input.geometry, Some(id), clip, &mut changed).await?
+    } else {
+        Vec::new()
+    };
     let mut qb = QueryBuilder::<Postgres>::new("update ");
     qb.push(coll.table).push(" set geom = ");
     push_geometry(&mut qb, coll, &input.geometry);
@@ -249,7 +272,13 @@ pub async fn replace(
             }
         }
     }
-    qb.push(" where id = ").push_bind(id).push(" and ").push(coll.etag_sql).push(" = ").push_bind(etag).push(" returning id");
+    qb.push(" where id = ")
+        .push_bind(id)
+        .push(" and ")
+        .push(coll.etag_sql)
+        .push(" = ")
+        .push_bind(etag)
+        .push(" returning id");
     let updated: Option<i64> = qb.build_query_scalar().fetch_optional(&mut *tx).await.map_err(db_error)?;
     if updated.is_none() {
         return Err(stale(coll, id));
@@ -258,7 +287,10 @@ pub async fn replace(
 }
 
 fn stale(coll: &Collection, id: i64) -> Error {
-    Error::PreconditionFailed(format!("{} {id} has changed since you read it: fetch it again for the current ETag", coll.id))
+    Error::PreconditionFailed(format!(
+        "{} {id} has changed since you read it: fetch it again for the current ETag",
+        coll.id
+    ))
 }
 
 /// Delete a feature if `etag` is still current (one statement).
@@ -268,9 +300,14 @@ pub async fn delete(pool: &PgPool, coll: &Collection, id: i64, etag: i64, actor:
     let mut changed = Changed { kind: Some(coll.kind), ..Changed::default() };
     changed.extend_bbox(bbox_of(&mut tx, coll.table, id).await?);
     let sql = format!("delete from {} where id = $1 and {} = $2 returning id", coll.table, coll.etag_sql);
-    let deleted: Option<i64> = sqlx::query_scalar(&sql).bind(id).bind(etag).fetch_optional(&mut *tx).await.map_err(db_error)?;
+    let deleted: Option<i64> =
+        sqlx::query_scalar(&sql).bind(id).bind(etag).fetch_optional(&mut *tx).await.map_err(db_error)?;
     if deleted.is_none() {
-        return Err(if changed.bbox.is_some() { stale(coll, id) } else { Error::NotFound(format!("{} {id}", coll.id)) });
+        return Err(if changed.bbox.is_some() {
+            stale(coll, id)
+        } else {
+            Error::NotFound(format!("{} {id}", coll.id))
+        });
     }
     if coll.kind == Kind::Grids {
         changed.grid_ids.push(id);
@@ -368,6 +405,10 @@ pub async fn grid_checks(
     .await
     .map_err(db_error)?;
     changed.grid_ids.extend(&ids);
-    warnings.push(format!("clipped {} neighbouring grid(s): {}", ids.len(), overlaps.iter().map(|o| o.1.as_str()).collect::<Vec<_>>().join(", ")));
+    warnings.push(format!(
+        "clipped {} neighbouring grid(s): {}",
+        ids.len(),
+        overlaps.iter().map(|o| o.1.as_str()).collect::<Vec<_>>().join(", ")
+    ));
     Ok(warnings)
 }

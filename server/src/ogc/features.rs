@@ -63,7 +63,8 @@ fn push_where(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, q: &ItemsQ
                 qb.push(p.column).push(" = ").push_bind(value.clone());
             }
             PropType::Integer => {
-                let n: i64 = value.parse().map_err(|_| Error::bad(format!("`{}` must be an integer, got `{value}`", p.name)))?;
+                let n: i64 =
+                    value.parse().map_err(|_| Error::bad(format!("`{}` must be an integer, got `{value}`", p.name)))?;
                 qb.push(p.column).push(" = ").push_bind(n);
             }
             PropType::Timestamp => {

@@ -51,7 +51,14 @@ pub async fn history(pool: &PgPool, id: i64) -> Result<Vec<HistoryEntry>> {
 }
 
 /// Put a grid back to an earlier version (a new version; the same checks as any edit).
-pub async fn revert(pool: &PgPool, id: i64, etag: i64, to_version: i32, actor: Actor<'_>, clip: bool) -> Result<Written> {
+pub async fn revert(
+    pool: &PgPool,
+    id: i64,
+    etag: i64,
+    to_version: i32,
+    actor: Actor<'_>,
+    clip: bool,
+) -> Result<Written> {
     let row: Option<(String, String, Option<i64>, String)> = sqlx::query_as(
         "select code, name, community_id, ST_AsGeoJSON(geom) from grid_version
           where grid_id = $1 and version = $2 and op <> 'delete' order by id desc limit 1",
@@ -63,7 +70,8 @@ pub async fn revert(pool: &PgPool, id: i64, etag: i64, to_version: i32, actor: A
     let Some((code, name, community_id, geometry)) = row else {
         return Err(Error::NotFound(format!("grid {id} has no version {to_version}")));
     };
-    let geometry: Value = serde_json::from_str(&geometry).map_err(|e| Error::Database(sqlx::Error::Decode(e.into())))?;
+    let geometry: Value =
+        serde_json::from_str(&geometry).map_err(|e| Error::Database(sqlx::Error::Decode(e.into())))?;
     let body = json!({"type": "Feature", "geometry": geometry, "properties": {"code": code, "name": name, "community_id": community_id}});
     let reason = actor.reason.map_or_else(|| format!("revert to version {to_version}"), str::to_string);
     edit::replace(pool, &GRIDS, id, etag, &body, false, Actor { name: actor.name, reason: Some(&reason) }, clip).await
@@ -90,16 +98,28 @@ async fn summaries(conn: &mut sqlx::PgConnection, ids: &[i64]) -> Result<Vec<Gri
 }
 
 /// Split a grid by a line (GeoJSON LineString/MultiLineString) into two or more grids.
-pub async fn split(pool: &PgPool, id: i64, etag: i64, line: &Value, actor: Actor<'_>) -> Result<(Vec<GridSummary>, Changed)> {
+pub async fn split(
+    pool: &PgPool,
+    id: i64,
+    etag: i64,
+    line: &Value,
+    actor: Actor<'_>,
+) -> Result<(Vec<GridSummary>, Changed)> {
     let parsed: geojson::Geometry =
         serde_json::from_value(line.clone()).map_err(|e| Error::bad(format!("`line` is not GeoJSON: {e}")))?;
-    if !matches!(parsed.value, geojson::GeometryValue::LineString { .. } | geojson::GeometryValue::MultiLineString { .. }) {
+    if !matches!(
+        parsed.value,
+        geojson::GeometryValue::LineString { .. } | geojson::GeometryValue::MultiLineString { .. }
+    ) {
         return Err(Error::bad("`line` must be a LineString or MultiLineString"));
     }
     let mut tx = pool.begin().await?;
     set_actor(&mut tx, actor).await?;
     let current: Option<(String, String, Option<i64>)> =
-        sqlx::query_as("select code, name, community_id from grid where id = $1").bind(id).fetch_optional(&mut *tx).await?;
+        sqlx::query_as("select code, name, community_id from grid where id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
     let Some((code, name, community_id)) = current else { return Err(Error::NotFound(format!("grid {id}"))) };
     let parts: Vec<String> = sqlx::query_scalar(
         r"select ST_AsGeoJSON(d.geom) from (
@@ -113,7 +133,10 @@ pub async fn split(pool: &PgPool, id: i64, etag: i64, line: &Value, actor: Actor
     .await
     .map_err(db_error)?;
     if parts.len() < 2 {
-        return Err(Error::unprocessable("the line does not cut the grid into two or more parts", json!({"parts": parts.len()})));
+        return Err(Error::unprocessable(
+            "the line does not cut the grid into two or more parts",
+            json!({"parts": parts.len()}),
+        ));
     }
     let mut changed = Changed { kind: Some(Kind::Grids), ..Changed::default() };
     changed.extend_bbox(bbox_of(&mut tx, "grid", id).await?);
@@ -126,7 +149,9 @@ pub async fn split(pool: &PgPool, id: i64, etag: i64, line: &Value, actor: Actor
             .await
             .map_err(db_error)?;
     if updated.is_none() {
-        return Err(Error::PreconditionFailed(format!("grid {id} has changed since you read it: fetch it again for the current ETag")));
+        return Err(Error::PreconditionFailed(format!(
+            "grid {id} has changed since you read it: fetch it again for the current ETag"
+        )));
     }
     let mut ids = vec![id];
     let mut n = 0;
@@ -134,8 +159,10 @@ pub async fn split(pool: &PgPool, id: i64, etag: i64, line: &Value, actor: Actor
         let new_code = loop {
             n += 1;
             let candidate = format!("{code}-S{n}");
-            let taken: bool =
-                sqlx::query_scalar("select exists (select 1 from grid where code = $1)").bind(&candidate).fetch_one(&mut *tx).await?;
+            let taken: bool = sqlx::query_scalar("select exists (select 1 from grid where code = $1)")
+                .bind(&candidate)
+                .fetch_one(&mut *tx)
+                .await?;
             if !taken {
                 break candidate;
             }
@@ -176,7 +203,10 @@ pub async fn merge(pool: &PgPool, grids: &[(i64, i64)], actor: Actor<'_>) -> Res
     sqlx::query("select pg_advisory_xact_lock(gridmap_index_lock_key())").execute(&mut *tx).await?;
     // Lock the rows first: between this check and the writes below nobody else can change them.
     let rows: Vec<(i64, i32)> =
-        sqlx::query_as("select id, version from grid where id = any($1) order by id for update").bind(&ids).fetch_all(&mut *tx).await?;
+        sqlx::query_as("select id, version from grid where id = any($1) order by id for update")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
     for (id, version) in grids {
         match rows.iter().find(|r| r.0 == *id) {
             None => return Err(Error::NotFound(format!("grid {id}"))),
@@ -194,7 +224,10 @@ pub async fn merge(pool: &PgPool, grids: &[(i64, i64)], actor: Actor<'_>) -> Res
     .await
     .map_err(db_error)?;
     if parts != 1 {
-        return Err(Error::unprocessable("the grids are not adjacent: their union is not one polygon", json!({"parts": parts})));
+        return Err(Error::unprocessable(
+            "the grids are not adjacent: their union is not one polygon",
+            json!({"parts": parts}),
+        ));
     }
     let mut changed = Changed { kind: Some(Kind::Grids), ..Changed::default() };
     for id in &ids {
@@ -233,7 +266,9 @@ pub async fn gaps(pool: &PgPool, min_m2: f64) -> Result<Value> {
             json!({"type": "Feature", "geometry": geometry, "properties": {"area_m2": (area * 10.0).round() / 10.0}})
         })
         .collect();
-    Ok(json!({"type": "FeatureCollection", "numberReturned": features.len(), "total_area_m2": total, "features": features}))
+    Ok(
+        json!({"type": "FeatureCollection", "numberReturned": features.len(), "total_area_m2": total, "features": features}),
+    )
 }
 
 /// Grids whose households fall outside `[min, max]`, each with its edge-sharing neighbours.

@@ -232,7 +232,8 @@ where
     let mut stored: Vec<Stored> = vec![None; rows.len()];
     for (ord, id, grid_id, response) in returned {
         let slot = usize::try_from(ord - 1).ok().and_then(|i| stored.get_mut(i));
-        let slot = slot.ok_or_else(|| sqlx::Error::Protocol(format!("intake batch returned row {ord} of {}", rows.len())))?;
+        let slot =
+            slot.ok_or_else(|| sqlx::Error::Protocol(format!("intake batch returned row {ord} of {}", rows.len())))?;
         *slot = Some((id, grid_id, response));
     }
     Ok(stored)

@@ -70,7 +70,10 @@ impl Frame {
 
     /// Distance (metres) from the frame's origin to the shape's nearest edge.
     fn shape_metres(&self, shape: &GridShape) -> f64 {
-        shape.segments().map(|(a, b)| segment_distance([0.0, 0.0], self.xy(a), self.xy(b))).fold(f64::INFINITY, f64::min)
+        shape
+            .segments()
+            .map(|(a, b)| segment_distance([0.0, 0.0], self.xy(a), self.xy(b)))
+            .fold(f64::INFINITY, f64::min)
     }
 }
 
@@ -130,7 +133,8 @@ impl GridIndex {
         // Rule 3 applies beyond 150 m (~1.4e-3°), where both sides round distances to ~1e-11
         // relative; 1e-7 is far above that and far below any real gap between two grids.
         const TIE: f64 = 1e-7;
-        let bbox_degrees = |b: [f64; 4]| (b[0] - lon).max(lon - b[2]).max(0.0).hypot((b[1] - lat).max(lat - b[3]).max(0.0));
+        let bbox_degrees =
+            |b: [f64; 4]| (b[0] - lon).max(lon - b[2]).max(0.0).hypot((b[1] - lat).max(lat - b[3]).max(0.0));
         let mut order: Vec<(f64, &GridShape)> = self.grids().iter().map(|g| (bbox_degrees(g.bbox), g)).collect();
         order.sort_by(|a, b| a.0.total_cmp(&b.0));
         let mut best: Option<(f64, &GridShape)> = None;
@@ -170,7 +174,8 @@ impl GridIndex {
         }
         let frame = Frame::at(lon, lat);
         let reach = COUNTY_MARGIN_M + band(COUNTY_MARGIN_M);
-        let nearest = candidates(&frame, self.county(), reach).into_iter().map(|(d, _)| d).fold(f64::INFINITY, f64::min);
+        let nearest =
+            candidates(&frame, self.county(), reach).into_iter().map(|(d, _)| d).fold(f64::INFINITY, f64::min);
         if nearest < COUNTY_MARGIN_M - band(COUNTY_MARGIN_M) {
             Some(Margin::Inside)
         } else if nearest > reach {

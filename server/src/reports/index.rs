@@ -320,9 +320,13 @@ impl GridIndex {
             }
             let mut cells: Vec<CellIndex> = tiler.into_coverage().collect();
             // A tiny grid (or one h3o rejected) still gets the cells around its vertices.
-            cells.extend(grid.polygons.iter().flatten().flatten().filter_map(|c| {
-                LatLng::new(c[1], c[0]).ok().map(|ll| ll.to_cell(RESOLUTION))
-            }));
+            cells.extend(
+                grid.polygons
+                    .iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|c| LatLng::new(c[1], c[0]).ok().map(|ll| ll.to_cell(RESOLUTION))),
+            );
             // Dilate by one ring so that the candidate lists never depend on h3o's polyfill
             // being exact at the grid's edge: extra candidates only cost an exact test.
             let mut dilated: Vec<u64> = cells.iter().flat_map(|c| c.grid_disk::<Vec<_>>(1)).map(u64::from).collect();
@@ -433,7 +437,8 @@ impl GridIndex {
         // One snapshot for the grids, the county and the generation they are at.
         let mut tx = pool.begin().await?;
         sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await?;
-        let generation: i64 = sqlx::query_scalar("select generation from grid_index_generation").fetch_one(&mut *tx).await?;
+        let generation: i64 =
+            sqlx::query_scalar("select generation from grid_index_generation").fetch_one(&mut *tx).await?;
         let grids: Vec<(i64, Vec<u8>, Option<i64>)> = sqlx::query_as(
             r"select g.id, ST_AsBinary(g.geom), c.subdistrict_id
                 from grid g left join community c on c.id = g.community_id order by g.id",
@@ -446,8 +451,9 @@ impl GridIndex {
                 .await?;
         tx.commit().await?;
         let build = move || Self::build(shapes_from_wkb(grids)).with_county(shapes_from_wkb(county));
-        let mut index =
-            tokio::task::spawn_blocking(build).await.map_err(|e| sqlx::Error::Protocol(format!("index build task failed: {e}")))?;
+        let mut index = tokio::task::spawn_blocking(build)
+            .await
+            .map_err(|e| sqlx::Error::Protocol(format!("index build task failed: {e}")))?;
         index.generation = Some(generation);
         Ok(index)
     }

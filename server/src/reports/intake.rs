@@ -87,7 +87,8 @@ pub fn validate(body: &Value, categories: &[Category]) -> Result<NewReport, Inta
             return Err(field(key, "unknown field"));
         }
     }
-    let code = obj.get("category").and_then(Value::as_str).ok_or_else(|| field("category", "required, a category code"))?;
+    let code =
+        obj.get("category").and_then(Value::as_str).ok_or_else(|| field("category", "required, a category code"))?;
     let category = categories
         .iter()
         .find(|c| c.code == code)
@@ -101,7 +102,10 @@ pub fn validate(body: &Value, categories: &[Category]) -> Result<NewReport, Inta
     if description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(field("description", format!("at most {MAX_DESCRIPTION_CHARS} characters")));
     }
-    let location = obj.get("location").and_then(Value::as_object).ok_or_else(|| field("location", "required, an object {lon, lat, crs, accuracy_m}"))?;
+    let location = obj
+        .get("location")
+        .and_then(Value::as_object)
+        .ok_or_else(|| field("location", "required, an object {lon, lat, crs, accuracy_m}"))?;
     for key in location.keys() {
         if !matches!(key.as_str(), "lon" | "lat" | "crs" | "accuracy_m") {
             return Err(field(&format!("location.{key}"), "unknown field"));
@@ -134,7 +138,8 @@ pub fn validate(body: &Value, categories: &[Category]) -> Result<NewReport, Inta
     let accuracy_m = match location.get("accuracy_m") {
         None | Some(Value::Null) => None,
         Some(v) => {
-            let a = v.as_f64().filter(|a| a.is_finite()).ok_or_else(|| field("location.accuracy_m", "must be a number"))?;
+            let a =
+                v.as_f64().filter(|a| a.is_finite()).ok_or_else(|| field("location.accuracy_m", "must be a number"))?;
             if a < 0.0 {
                 return Err(field("location.accuracy_m", "must not be negative"));
             }
@@ -237,7 +242,9 @@ async fn assign_with(
     if let (Some(Margin::Inside), Some(fringe)) = (margin, index.fringe(lon, lat)) {
         return Ok(Some(match fringe {
             // The insert takes a grid's subdistrict from the grid itself.
-            Fringe::Nearest(grid_id) => Assignment { grid_id: Some(grid_id), method: "nearest".into(), subdistrict_id: None },
+            Fringe::Nearest(grid_id) => {
+                Assignment { grid_id: Some(grid_id), method: "nearest".into(), subdistrict_id: None }
+            }
             Fringe::Unassigned(sd) => Assignment { grid_id: None, method: "unassigned".into(), subdistrict_id: sd },
         }));
     }
@@ -320,8 +327,12 @@ pub async fn submit(
     // Duplicates: the 20 nearest open reports of the category within its radius, from memory
     // (open_reports.rs; the same search as SQL's gridmap_possible_duplicates).
     reports.open.ensure_loaded(pool).await?;
-    let duplicates =
-        reports.open.search(&report.category.code, report.lon, report.lat, f64::from(report.category.duplicate_radius_m));
+    let duplicates = reports.open.search(
+        &report.category.code,
+        report.lon,
+        report.lat,
+        f64::from(report.category.duplicate_radius_m),
+    );
     let row = Row {
         category: report.category.code.clone(),
         description: report.description.clone(),

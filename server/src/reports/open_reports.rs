@@ -103,14 +103,18 @@ impl Set {
             // A status change of a report this set never saw: the next reload brings it.
             return;
         };
-        self.insert(*id, category.clone(), Entry {
-            id: *id,
-            xy: mercator(*lon, *lat),
-            lon: *lon,
-            lat: *lat,
-            status: status.as_str().into(),
-            created_at,
-        });
+        self.insert(
+            *id,
+            category.clone(),
+            Entry {
+                id: *id,
+                xy: mercator(*lon, *lat),
+                lon: *lon,
+                lat: *lat,
+                status: status.as_str().into(),
+                created_at,
+            },
+        );
     }
 
     fn insert(&mut self, id: i64, category: String, entry: Entry) {

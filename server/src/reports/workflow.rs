@@ -24,8 +24,18 @@ use sqlx::{PgConnection, PgPool};
 use super::{ReportChange, points};
 use crate::auth::{Principal, Role};
 
-pub const STATUSES: [&str; 10] =
-    ["submitted", "accepted", "cancelled", "dispatched", "handling", "feedback", "verified", "closed", "rework", "parked"];
+pub const STATUSES: [&str; 10] = [
+    "submitted",
+    "accepted",
+    "cancelled",
+    "dispatched",
+    "handling",
+    "feedback",
+    "verified",
+    "closed",
+    "rework",
+    "parked",
+];
 /// Statuses in which a report still needs work (duplicates are searched among these).
 pub const OPEN_STATUSES: [&str; 8] =
     ["submitted", "accepted", "dispatched", "handling", "feedback", "verified", "rework", "parked"];
@@ -106,7 +116,10 @@ pub async fn transition(
         return Err(WorkflowError::Field { field: "note", message: "at most 2000 characters".into() });
     }
     if !STATUSES.contains(&request.to.as_str()) {
-        return Err(WorkflowError::Field { field: "to", message: format!("unknown status (one of {})", STATUSES.join(", ")) });
+        return Err(WorkflowError::Field {
+            field: "to",
+            message: format!("unknown status (one of {})", STATUSES.join(", ")),
+        });
     }
     let mut tx = pool.begin().await?;
     let current: Current = sqlx::query_as(
@@ -137,7 +150,10 @@ pub async fn transition(
             message: format!("cancelling needs a reason: {}", CANCEL_REASONS.join(", ")),
         })?;
         if !CANCEL_REASONS.contains(&reason) {
-            return Err(WorkflowError::Field { field: "reason", message: format!("one of {}", CANCEL_REASONS.join(", ")) });
+            return Err(WorkflowError::Field {
+                field: "reason",
+                message: format!("one of {}", CANCEL_REASONS.join(", ")),
+            });
         }
         let duplicate_of = if reason == "duplicate" {
             let original = request.duplicate_of.ok_or(WorkflowError::Field {
@@ -155,14 +171,20 @@ pub async fn transition(
             Some(original)
         } else {
             if request.duplicate_of.is_some() {
-                return Err(WorkflowError::Field { field: "duplicate_of", message: "only with reason duplicate".into() });
+                return Err(WorkflowError::Field {
+                    field: "duplicate_of",
+                    message: "only with reason duplicate".into(),
+                });
             }
             None
         };
         (Some(reason), duplicate_of)
     } else {
         if request.reason.is_some() || request.duplicate_of.is_some() {
-            return Err(WorkflowError::Field { field: "reason", message: "reason and duplicate_of go with cancelled only".into() });
+            return Err(WorkflowError::Field {
+                field: "reason",
+                message: "reason and duplicate_of go with cancelled only".into(),
+            });
         }
         (None, None)
     };
@@ -236,7 +258,9 @@ async fn authorize(
         Role::Admin => return Ok(()),
         Role::GridWorker if current.grid_id.is_some_and(|g| actor.works_grid(g)) => {}
         Role::GridWorker => {
-            return Err(WorkflowError::Forbidden("only the workers of this report's grid (or an admin) may act on it".into()));
+            return Err(WorkflowError::Forbidden(
+                "only the workers of this report's grid (or an admin) may act on it".into(),
+            ));
         }
         _ => return Err(WorkflowError::Forbidden("only grid workers and admins handle reports".into())),
     }
@@ -431,20 +455,21 @@ pub async fn list_reports(
           and ($7::timestamptz is null or r.created_at < $7)
           and ($8::bigint is null or r.subdistrict_id = $8)";
     let bbox = filter.bbox.map(|b| b.to_vec());
-    let rows: Vec<ReportView> =
-        sqlx::query_as(&format!("{VIEW_SELECT} {conditions} order by r.created_at desc, r.id desc limit $9 offset $10"))
-            .bind(filter.grid.is_some())
-            .bind(filter.grid.flatten())
-            .bind(&filter.statuses)
-            .bind(&filter.category)
-            .bind(&bbox)
-            .bind(filter.from)
-            .bind(filter.to)
-            .bind(filter.subdistrict)
-            .bind(filter.limit)
-            .bind(filter.offset)
-            .fetch_all(pool)
-            .await?;
+    let rows: Vec<ReportView> = sqlx::query_as(&format!(
+        "{VIEW_SELECT} {conditions} order by r.created_at desc, r.id desc limit $9 offset $10"
+    ))
+    .bind(filter.grid.is_some())
+    .bind(filter.grid.flatten())
+    .bind(&filter.statuses)
+    .bind(&filter.category)
+    .bind(&bbox)
+    .bind(filter.from)
+    .bind(filter.to)
+    .bind(filter.subdistrict)
+    .bind(filter.limit)
+    .bind(filter.offset)
+    .fetch_all(pool)
+    .await?;
     let total: i64 = sqlx::query_scalar(&format!("select count(*) from report r {conditions}"))
         .bind(filter.grid.is_some())
         .bind(filter.grid.flatten())

@@ -154,10 +154,7 @@ pub fn generate(scale: u32) -> City {
     let (workers, riders) = people(&mut rng, tree.grids.len(), GRID_WORKERS * scale, RIDERS * scale);
     City {
         urban: MultiPolygon(vec![urban_m.map_coords(to_lonlat)]),
-        subdistricts: vec![
-            Subdistrict { code: "NM", name: "南麻街道" },
-            Subdistrict { code: "LS", name: "历山街道" },
-        ],
+        subdistricts: vec![Subdistrict { code: "NM", name: "南麻街道" }, Subdistrict { code: "LS", name: "历山街道" }],
         communities: tree.communities,
         grids: tree.grids,
         buildings,
@@ -261,12 +258,31 @@ fn building(rect_m: Rect<f64>, floors: i32, units: i32, households: i32, use_: U
     }
 }
 
-const ESTATES: [&str; 12] =
-    ["阳光花园", "锦绣家园", "幸福里", "文化苑", "鲁山新村", "沂河小区", "振兴小区", "金桥花园", "凤凰城", "胜利小区", "新华苑", "春晖园"];
+const ESTATES: [&str; 12] = [
+    "阳光花园",
+    "锦绣家园",
+    "幸福里",
+    "文化苑",
+    "鲁山新村",
+    "沂河小区",
+    "振兴小区",
+    "金桥花园",
+    "凤凰城",
+    "胜利小区",
+    "新华苑",
+    "春晖园",
+];
 
 /// South-facing slabs, one per lattice cell (6-storey walk-ups; 11–18 storeys near the centre);
 /// some cells are left for green space and parking.
-fn apartment_block(rng: &mut ChaCha8Rng, block: Rect<f64>, pitch: Pitch, d: f64, estate: usize, out: &mut Vec<Building>) {
+fn apartment_block(
+    rng: &mut ChaCha8Rng,
+    block: Rect<f64>,
+    pitch: Pitch,
+    d: f64,
+    estate: usize,
+    out: &mut Vec<Building>,
+) {
     let round = estate / ESTATES.len();
     let estate_name = match round {
         0 => ESTATES[estate % ESTATES.len()].to_string(),
@@ -282,7 +298,14 @@ fn apartment_block(rng: &mut ChaCha8Rng, block: Rect<f64>, pitch: Pitch, d: f64,
         number += 1;
         let floors = if d < 0.3 { rng.random_range(11..=18) } else { rng.random_range(5..=7) };
         let rect = Rect::new(corner, Coord { x: corner.x + len, y: corner.y + 12.0 });
-        let mut b = building(rect, floors, units, floors * units * 2, Use::Residential, Some(format!("{estate_name}{number}号楼")));
+        let mut b = building(
+            rect,
+            floors,
+            units,
+            floors * units * 2,
+            Use::Residential,
+            Some(format!("{estate_name}{number}号楼")),
+        );
         b.leader = Some((names::person(out.len() * 13 + 5), fake_mobile(out.len())));
         out.push(b);
     }
@@ -322,8 +345,13 @@ fn public_block(rng: &mut ChaCha8Rng, block: Rect<f64>, pitch: Pitch, out: &mut 
 
 /// Scale apartment households (some flats stand empty) so the city averages 300 per grid.
 fn calibrate_households(buildings: &mut [Building], target: i64) {
-    let flats: i64 = buildings.iter().filter(|b| b.floors > 2 && b.use_ == Use::Residential).map(|b| i64::from(b.households)).sum();
-    let others: i64 = buildings.iter().filter(|b| !(b.floors > 2 && b.use_ == Use::Residential)).map(|b| i64::from(b.households)).sum();
+    let flats: i64 =
+        buildings.iter().filter(|b| b.floors > 2 && b.use_ == Use::Residential).map(|b| i64::from(b.households)).sum();
+    let others: i64 = buildings
+        .iter()
+        .filter(|b| !(b.floors > 2 && b.use_ == Use::Residential))
+        .map(|b| i64::from(b.households))
+        .sum();
     let factor = ((target - others) as f64 / flats as f64).clamp(0.2, 1.0);
     let mut total = others;
     for b in buildings.iter_mut().filter(|b| b.floors > 2 && b.use_ == Use::Residential) {
@@ -396,9 +424,15 @@ impl Partition {
         };
         let Cut { at: cut, low, high, horizontal, .. } = chosen;
         let (low_rect, high_rect) = if horizontal {
-            (Rect::new(rect.min(), Coord { x: rect.max().x, y: cut }), Rect::new(Coord { x: rect.min().x, y: cut }, rect.max()))
+            (
+                Rect::new(rect.min(), Coord { x: rect.max().x, y: cut }),
+                Rect::new(Coord { x: rect.min().x, y: cut }, rect.max()),
+            )
         } else {
-            (Rect::new(rect.min(), Coord { x: cut, y: rect.max().y }), Rect::new(Coord { x: cut, y: rect.min().y }, rect.max()))
+            (
+                Rect::new(rect.min(), Coord { x: cut, y: rect.max().y }),
+                Rect::new(Coord { x: cut, y: rect.min().y }, rect.max()),
+            )
         };
         let (low_level, high_level) = match level {
             Level::County => (Level::Subdistrict(0), Level::Subdistrict(1)),
@@ -589,7 +623,13 @@ mod tests {
         assert!(city.buildings.len() >= 10_000, "{} buildings", city.buildings.len());
         let mut sizes: Vec<i64> = city.grids.iter().map(|g| g.households).collect();
         sizes.sort_unstable();
-        eprintln!("{} buildings; households per grid min {} median {} max {}", city.buildings.len(), sizes[0], sizes[sizes.len() / 2], sizes[sizes.len() - 1]);
+        eprintln!(
+            "{} buildings; households per grid min {} median {} max {}",
+            city.buildings.len(),
+            sizes[0],
+            sizes[sizes.len() / 2],
+            sizes[sizes.len() - 1]
+        );
         for g in &city.grids {
             assert!((150..=450).contains(&g.households), "{} has {} households", g.code, g.households);
         }
@@ -604,7 +644,10 @@ mod tests {
     fn generation_is_deterministic() {
         let (a, b) = (generate(1), generate(1));
         assert_eq!(a.buildings.len(), b.buildings.len());
-        assert_eq!(a.grids.iter().map(|g| g.households).collect::<Vec<_>>(), b.grids.iter().map(|g| g.households).collect::<Vec<_>>());
+        assert_eq!(
+            a.grids.iter().map(|g| g.households).collect::<Vec<_>>(),
+            b.grids.iter().map(|g| g.households).collect::<Vec<_>>()
+        );
         assert_eq!(a.grids[100].cell, b.grids[100].cell);
         assert_eq!(a.stations[7].name, b.stations[7].name);
     }

@@ -27,12 +27,11 @@ fn wkb(geometry: impl Into<geo_types::Geometry<f64>>) -> Vec<u8> {
 
 /// Load the demo city unless it is there already.
 pub async fn seed_demo(pool: &PgPool, scale: u32) -> anyhow::Result<()> {
-    let (demo, other): (i64, i64) = sqlx::query_as(
-        "select count(*) filter (where source = $1), count(*) filter (where source <> $1) from grid",
-    )
-    .bind(SOURCE)
-    .fetch_one(pool)
-    .await?;
+    let (demo, other): (i64, i64) =
+        sqlx::query_as("select count(*) filter (where source = $1), count(*) filter (where source <> $1) from grid")
+            .bind(SOURCE)
+            .fetch_one(pool)
+            .await?;
     if demo > 0 {
         println!("the demo city is already loaded ({demo} grids); nothing to do");
         return Ok(());
@@ -43,9 +42,11 @@ pub async fn seed_demo(pool: &PgPool, scale: u32) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let city = tokio::task::spawn_blocking(move || city::generate(scale)).await.context("generating the demo city")?;
     let mut tx = pool.begin().await?;
-    sqlx::query("select set_config('gridmap.actor', 'seed', true), set_config('gridmap.reason', 'synthetic demo city', true)")
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "select set_config('gridmap.actor', 'seed', true), set_config('gridmap.reason', 'synthetic demo city', true)",
+    )
+    .execute(&mut *tx)
+    .await?;
     store_areas(&mut tx, &city).await?;
     let grid_ids = store_admin_and_grids(&mut tx, &city).await?;
     store_buildings(&mut tx, &city).await?;
@@ -84,12 +85,13 @@ async fn store_areas(tx: &mut Transaction<'_, Postgres>, city: &city::City) -> a
 async fn store_admin_and_grids(tx: &mut Transaction<'_, Postgres>, city: &city::City) -> anyhow::Result<Vec<i64>> {
     let mut subdistrict_ids = Vec::new();
     for s in &city.subdistricts {
-        let id: i64 = sqlx::query_scalar("insert into subdistrict (code, name, source) values ($1, $2, $3) returning id")
-            .bind(s.code)
-            .bind(s.name)
-            .bind(SOURCE)
-            .fetch_one(&mut **tx)
-            .await?;
+        let id: i64 =
+            sqlx::query_scalar("insert into subdistrict (code, name, source) values ($1, $2, $3) returning id")
+                .bind(s.code)
+                .bind(s.name)
+                .bind(SOURCE)
+                .fetch_one(&mut **tx)
+                .await?;
         subdistrict_ids.push(id);
     }
     let community_ids: Vec<i64> = sqlx::query_scalar(
@@ -223,14 +225,23 @@ async fn store_demo_logins(tx: &mut Transaction<'_, Postgres>) -> anyhow::Result
             .execute(&mut **tx)
             .await?;
     }
-    let logins = [("demo-planner", "planner"), ("demo-admin", "admin"), ("gw-0001", "grid_worker"), ("rider-01", "rider")];
+    let logins =
+        [("demo-planner", "planner"), ("demo-admin", "admin"), ("gw-0001", "grid_worker"), ("rider-01", "rider")];
     for (name, _) in logins {
-        sqlx::query("update account set password_hash = $2 where name = $1").bind(name).bind(&hash).execute(&mut **tx).await?;
+        sqlx::query("update account set password_hash = $2 where name = $1")
+            .bind(name)
+            .bind(&hash)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(logins.iter().map(|(n, r)| ((*n).to_string(), *r, password.clone())).collect())
 }
 
-async fn print_summary(pool: &PgPool, took: std::time::Duration, credentials: &[(String, &'static str, String)]) -> anyhow::Result<()> {
+async fn print_summary(
+    pool: &PgPool,
+    took: std::time::Duration,
+    credentials: &[(String, &'static str, String)],
+) -> anyhow::Result<()> {
     let (grids, min, median, max, households): (i64, i32, f64, i32, i64) = sqlx::query_as(
         r"select count(*), min(households), percentile_cont(0.5) within group (order by households),
                  max(households), sum(households)::bigint from grid",
@@ -246,7 +257,9 @@ async fn print_summary(pool: &PgPool, took: std::time::Duration, credentials: &[
     .await?;
     println!("demo city loaded in {:.1} s (synthetic data, source = '{SOURCE}'):", took.as_secs_f64());
     println!("  {grids} grids; households per grid min {min} / median {median} / max {max}; {households} households");
-    println!("  {buildings} buildings, {stations} warm-\"new\" stations, {workers} grid workers, {riders} riders as part-time grid workers");
+    println!(
+        "  {buildings} buildings, {stations} warm-\"new\" stations, {workers} grid workers, {riders} riders as part-time grid workers"
+    );
     println!("demo logins (printed once, for trying the demo only):");
     for (name, role, password) in credentials {
         println!("  {name:<13} {role:<12} {password}");

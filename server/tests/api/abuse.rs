@@ -15,19 +15,31 @@ use gridmap_server::http::{AppState, app};
 /// Tables whose contents a bad request must not change (sessions are left out: the corpus logs
 /// nobody in, and a login writes a token by design).
 const TABLES: &[&str] = &[
-    "grid", "grid_version", "building", "station", "report", "report_event", "report_photo", "points_ledger", "account",
-    "grid_assignment", "area", "subdistrict", "community",
+    "grid",
+    "grid_version",
+    "building",
+    "station",
+    "report",
+    "report_event",
+    "report_photo",
+    "points_ledger",
+    "account",
+    "grid_assignment",
+    "area",
+    "subdistrict",
+    "community",
 ];
 
 async fn checksum(pool: &PgPool) -> Vec<(String, String)> {
     let mut sums = Vec::new();
     for table in TABLES {
         // Table names come from the list above, never from input.
-        let sum: String =
-            sqlx::query_scalar(&format!("select md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from {table} t"))
-                .fetch_one(pool)
-                .await
-                .unwrap_or_else(|e| panic!("checksum {table}: {e}"));
+        let sum: String = sqlx::query_scalar(&format!(
+            "select md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from {table} t"
+        ))
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("checksum {table}: {e}"));
         sums.push(((*table).to_string(), sum));
     }
     sums
@@ -42,7 +54,13 @@ struct Case {
     token: bool,
 }
 
-fn case(name: &'static str, method: &'static str, uri: impl Into<String>, content_type: Option<&'static str>, body: impl Into<Vec<u8>>) -> Case {
+fn case(
+    name: &'static str,
+    method: &'static str,
+    uri: impl Into<String>,
+    content_type: Option<&'static str>,
+    body: impl Into<Vec<u8>>,
+) -> Case {
     Case { name, method, uri: uri.into(), content_type, body: body.into(), token: false }
 }
 
@@ -148,7 +166,13 @@ fn corpus() -> Vec<Case> {
 
 fn enc(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -160,7 +184,8 @@ async fn every_bad_input_is_a_4xx_json_error_and_changes_nothing(pool: PgPool) {
     for c in corpus() {
         let before = checksum(&pool).await;
         // A valid key, so the validators behind it are what answers.
-        let mut r = Request::builder().method(c.method).uri(&c.uri).header("Idempotency-Key", uuid::Uuid::new_v4().to_string());
+        let mut r =
+            Request::builder().method(c.method).uri(&c.uri).header("Idempotency-Key", uuid::Uuid::new_v4().to_string());
         if let Some(ct) = c.content_type {
             r = r.header(header::CONTENT_TYPE, ct);
         }
@@ -175,8 +200,14 @@ async fn every_bad_input_is_a_4xx_json_error_and_changes_nothing(pool: PgPool) {
             None => false,
         };
         if !reply.status.is_client_error() || !json_error {
-            failures.push(format!("{} ({} {}): {} {}", c.name, c.method, c.uri.chars().take(80).collect::<String>(), reply.status,
-                String::from_utf8_lossy(&reply.body).chars().take(200).collect::<String>()));
+            failures.push(format!(
+                "{} ({} {}): {} {}",
+                c.name,
+                c.method,
+                c.uri.chars().take(80).collect::<String>(),
+                reply.status,
+                String::from_utf8_lossy(&reply.body).chars().take(200).collect::<String>()
+            ));
         }
         if checksum(&pool).await != before {
             failures.push(format!("{}: the database changed", c.name));
@@ -190,15 +221,25 @@ async fn every_bad_input_is_a_4xx_json_error_and_changes_nothing(pool: PgPool) {
 async fn injection_strings_in_free_text_are_stored_verbatim(pool: PgPool) {
     crate::reports::small_city(&pool).await;
     let odd = format!("{INJECTION} \u{202e}evil\u{200b} 😀 \\x00 <script>alert(1)</script>");
-    let reply = crate::reports::post_report(&pool, None, Some(&uuid::Uuid::new_v4().to_string()), &json!({"category": "road_damage", "description": odd,
-        "location": {"lon": 118.175, "lat": 36.175, "crs": "wgs84", "accuracy_m": 5}})).await;
+    let reply = crate::reports::post_report(
+        &pool,
+        None,
+        Some(&uuid::Uuid::new_v4().to_string()),
+        &json!({"category": "road_damage", "description": odd,
+        "location": {"lon": 118.175, "lat": 36.175, "crs": "wgs84", "accuracy_m": 5}}),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&reply.body));
     let stored: String = sqlx::query_scalar("select description from report").fetch_one(&pool).await.expect("stored");
     assert_eq!(stored, odd);
     assert_eq!(crate::common::count(&pool, "grid").await, 2, "the grid table is still there");
 }
 
-async fn burst(router: &axum::Router, n: usize, make: impl Fn() -> Request<Body>) -> Vec<axum::http::Response<axum::body::Body>> {
+async fn burst(
+    router: &axum::Router,
+    n: usize,
+    make: impl Fn() -> Request<Body>,
+) -> Vec<axum::http::Response<axum::body::Body>> {
     let mut out = Vec::new();
     for _ in 0..n {
         out.push(router.clone().oneshot(make()).await.expect("infallible"));
@@ -212,21 +253,27 @@ async fn writes_and_heavy_reads_are_rate_limited_with_a_json_429(pool: PgPool) {
     // Bursts of 40 writes and 100 heavy reads, refilled once an hour: the outcome cannot depend
     // on how fast this machine answers.
     let per_hour = |burst: u32| {
-        governor::Quota::per_hour(std::num::NonZeroU32::MIN).allow_burst(std::num::NonZeroU32::new(burst).expect("burst > 0"))
+        governor::Quota::per_hour(std::num::NonZeroU32::MIN)
+            .allow_burst(std::num::NonZeroU32::new(burst).expect("burst > 0"))
     };
     let mut state = AppState::new(pool.clone());
     state.limits = gridmap_server::http::limits::Limits::with_quotas(per_hour(40), per_hour(100));
     let router = app(state);
     // Invalid bodies: each costs a quota token and stores nothing.
     let writes = burst(&router, 60, || {
-        Request::post("/api/reports").header(header::CONTENT_TYPE, "application/json").body(Body::from("{}")).expect("request")
+        Request::post("/api/reports")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{}"))
+            .expect("request")
     })
     .await;
     let limited: Vec<_> = writes.iter().filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS).collect();
     assert_eq!(limited.len(), 20, "60 writes from one address: 40 pass, 20 are refused");
     assert!(writes[0].status() == StatusCode::BAD_REQUEST, "the first ones reach the handler");
     assert_eq!(limited[0].headers()[header::RETRY_AFTER], "1");
-    let reads = burst(&router, 150, || Request::get("/ogc/collections/grids/items").body(Body::empty()).expect("request")).await;
+    let reads =
+        burst(&router, 150, || Request::get("/ogc/collections/grids/items").body(Body::empty()).expect("request"))
+            .await;
     let read_limited = reads.iter().filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS).count();
     assert_eq!(read_limited, 50, "150 item pages: 100 pass, 50 are refused");
     assert!(reads.iter().all(|r| r.status() == StatusCode::OK || r.status() == StatusCode::TOO_MANY_REQUESTS));

@@ -136,7 +136,8 @@ pub fn routes_in_source() -> BTreeSet<(String, String)> {
 #[test]
 fn every_route_has_an_entry_in_the_authorization_table() {
     let in_source = routes_in_source();
-    let in_table: BTreeSet<(String, String)> = TABLE.iter().map(|(m, p, _)| ((*m).to_string(), (*p).to_string())).collect();
+    let in_table: BTreeSet<(String, String)> =
+        TABLE.iter().map(|(m, p, _)| ((*m).to_string(), (*p).to_string())).collect();
     let missing: Vec<_> = in_source.difference(&in_table).collect();
     let stale: Vec<_> = in_table.difference(&in_source).collect();
     assert!(missing.is_empty(), "routes without an authorization entry: {missing:?}");
@@ -146,9 +147,12 @@ fn every_route_has_an_entry_in_the_authorization_table() {
 
 async fn token(pool: &PgPool, name: &str, role: Role) -> String {
     let password = format!("{name}-access-test");
-    upsert(pool, &NewAccount { name, role, password: &password, part_time_grid_worker: role == Role::Rider, grid_codes: &[] })
-        .await
-        .expect("account");
+    upsert(
+        pool,
+        &NewAccount { name, role, password: &password, part_time_grid_worker: role == Role::Rider, grid_codes: &[] },
+    )
+    .await
+    .expect("account");
     gridmap_server::auth::login(pool, name, &password).await.expect("login").expect("valid login").token
 }
 
@@ -164,11 +168,12 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
     .expect("own grid");
     let station: i64 = sqlx::query_scalar("select min(id) from station").fetch_one(&pool).await.expect("station");
     // A report inside the worker's own grid, for the report routes.
-    let (lon, lat): (f64, f64) = sqlx::query_as("select ST_X(p), ST_Y(p) from (select ST_PointOnSurface(geom) p from grid where id = $1) s")
-        .bind(own_grid)
-        .fetch_one(&pool)
-        .await
-        .expect("point in own grid");
+    let (lon, lat): (f64, f64) =
+        sqlx::query_as("select ST_X(p), ST_Y(p) from (select ST_PointOnSurface(geom) p from grid where id = $1) s")
+            .bind(own_grid)
+            .fetch_one(&pool)
+            .await
+            .expect("point in own grid");
     let report = crate::reports::post_report(
         &pool,
         None,
@@ -215,21 +220,32 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
         };
         let body = if *route == "/api/reports/{id}/transitions" { r#"{"to": "accepted"}"# } else { "{}" };
         for (i, token) in tokens.iter().enumerate() {
-            let mut request = Request::builder().method(*method).uri(&uri).header(header::CONTENT_TYPE, "application/json");
+            let mut request =
+                Request::builder().method(*method).uri(&uri).header(header::CONTENT_TYPE, "application/json");
             if let Some(t) = token {
                 request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
             }
             let body = if *method == "GET" || *method == "DELETE" { Body::empty() } else { Body::from(body) };
             let request = request.body(body).expect("request");
             // The live feed never ends: judge it by its status line alone.
-            let reply = if *route == "/api/reports/stream" { status_only(&pool, request).await } else { send(&pool, request).await };
+            let reply = if *route == "/api/reports/stream" {
+                status_only(&pool, request).await
+            } else {
+                send(&pool, request).await
+            };
             let got = match reply.status {
                 StatusCode::UNAUTHORIZED => U,
                 StatusCode::FORBIDDEN => F,
                 _ => A,
             };
             if got != expected[i] {
-                failures.push(format!("{method} {uri} as {}: expected {:?}, got {} {}", who[i], expected[i], reply.status, String::from_utf8_lossy(&reply.body)));
+                failures.push(format!(
+                    "{method} {uri} as {}: expected {:?}, got {} {}",
+                    who[i],
+                    expected[i],
+                    reply.status,
+                    String::from_utf8_lossy(&reply.body)
+                ));
             }
         }
     }

@@ -26,22 +26,26 @@ pub async fn login(pool: &PgPool, name: &str, password: &str) -> String {
 #[sqlx::test(migrations = "../migrations")]
 async fn login_returns_an_expiring_token_and_the_role(pool: PgPool) {
     let password = make_user(&pool, "planner-zhao", Role::Planner).await;
-    let reply = send_json(&pool, "POST", "/api/auth/login", &json!({"name": "planner-zhao", "password": password})).await;
+    let reply =
+        send_json(&pool, "POST", "/api/auth/login", &json!({"name": "planner-zhao", "password": password})).await;
     assert_eq!(reply.status, StatusCode::OK);
     let body = reply.json();
     assert_eq!(body["role"], "planner");
     assert_eq!(body["token"].as_str().expect("token").len(), 64, "256-bit token");
     assert!(body["expires_at"].is_string());
     assert_eq!(body["grid_ids"], json!([]), "a planner works no grid");
-    let stored: Vec<u8> = sqlx::query_scalar("select token_hash from session_token").fetch_one(&pool).await.expect("row");
+    let stored: Vec<u8> =
+        sqlx::query_scalar("select token_hash from session_token").fetch_one(&pool).await.expect("row");
     assert_ne!(stored, body["token"].as_str().expect("token").as_bytes(), "only a hash is stored");
 }
 
 #[sqlx::test(migrations = "../migrations")]
 async fn wrong_password_and_unknown_name_get_the_same_401(pool: PgPool) {
     make_user(&pool, "rider-qian", Role::Rider).await;
-    let wrong = send_json(&pool, "POST", "/api/auth/login", &json!({"name": "rider-qian", "password": "not it at all"})).await;
-    let unknown = send_json(&pool, "POST", "/api/auth/login", &json!({"name": "nobody-here", "password": "not it at all"})).await;
+    let wrong =
+        send_json(&pool, "POST", "/api/auth/login", &json!({"name": "rider-qian", "password": "not it at all"})).await;
+    let unknown =
+        send_json(&pool, "POST", "/api/auth/login", &json!({"name": "nobody-here", "password": "not it at all"})).await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong.body, unknown.body);
     let malformed = send_json(&pool, "POST", "/api/auth/login", &json!({"name": 5})).await;

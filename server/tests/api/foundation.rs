@@ -71,17 +71,23 @@ async fn plain_sql_grid_edit_bumps_version_keeps_history_and_recounts_households
     let households = |id: i64| {
         let pool = pool.clone();
         async move {
-            sqlx::query_scalar::<_, i32>("select households from grid where id = $1").bind(id).fetch_one(&pool).await.expect("grid")
+            sqlx::query_scalar::<_, i32>("select households from grid where id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .expect("grid")
         }
     };
     assert_eq!((households(west).await, households(east).await), (65, 7));
 
     // Move the shared edge west so the 25-household building changes grid, as an operator might.
     let mut tx = pool.begin().await.expect("tx");
-    sqlx::query("select set_config('gridmap.actor', 'planner-wang', true), set_config('gridmap.reason', 'rebalance', true)")
-        .execute(&mut *tx)
-        .await
-        .expect("actor");
+    sqlx::query(
+        "select set_config('gridmap.actor', 'planner-wang', true), set_config('gridmap.reason', 'rebalance', true)",
+    )
+    .execute(&mut *tx)
+    .await
+    .expect("actor");
     sqlx::query("update grid set geom = ST_Multi(ST_MakeEnvelope(118.16, 36.17, 118.167, 36.18, 4326)) where id = $1")
         .bind(west)
         .execute(&mut *tx)
@@ -106,7 +112,8 @@ async fn plain_sql_grid_edit_bumps_version_keeps_history_and_recounts_households
 
     // A household recount alone is not a new version of the grid.
     sqlx::query("update building set households = 50 where households = 7").execute(&pool).await.expect("update");
-    let version: i32 = sqlx::query_scalar("select version from grid where id = $1").bind(east).fetch_one(&pool).await.expect("v");
+    let version: i32 =
+        sqlx::query_scalar("select version from grid where id = $1").bind(east).fetch_one(&pool).await.expect("v");
     assert_eq!(version, 2);
     assert_eq!(households(east).await, 75);
 
@@ -127,20 +134,26 @@ async fn invalid_geometry_is_repaired_on_write(pool: PgPool) {
         .execute(&pool)
         .await
         .expect("insert");
-    let valid: bool = sqlx::query_scalar("select ST_IsValid(geom) and ST_IsValid(geom_3857) from grid where code = 'T-BOW'")
-        .fetch_one(&pool)
-        .await
-        .expect("valid");
+    let valid: bool =
+        sqlx::query_scalar("select ST_IsValid(geom) and ST_IsValid(geom_3857) from grid where code = 'T-BOW'")
+            .fetch_one(&pool)
+            .await
+            .expect("valid");
     assert!(valid);
 }
 
 #[sqlx::test(migrations = "../migrations")]
 async fn named_constraints_reject_bad_rows(pool: PgPool) {
-    let err = sqlx::query("insert into account (name, role) values ('someone', 'mayor')").execute(&pool).await.expect_err("bad role");
-    assert_eq!(err.as_database_error().and_then(|e| e.constraint()), Some("account_role_check"));
-    let err = sqlx::query("insert into station (name, geom, services) values ('s', 'SRID=4326;POINT(118.17 36.18)', '{karaoke}')")
+    let err = sqlx::query("insert into account (name, role) values ('someone', 'mayor')")
         .execute(&pool)
         .await
-        .expect_err("unknown service");
+        .expect_err("bad role");
+    assert_eq!(err.as_database_error().and_then(|e| e.constraint()), Some("account_role_check"));
+    let err = sqlx::query(
+        "insert into station (name, geom, services) values ('s', 'SRID=4326;POINT(118.17 36.18)', '{karaoke}')",
+    )
+    .execute(&pool)
+    .await
+    .expect_err("unknown service");
     assert_eq!(err.as_database_error().and_then(|e| e.constraint()), Some("station_services_known"));
 }

@@ -63,16 +63,32 @@ async fn overlapping_a_neighbour_is_422_listing_each_one_unless_clipped(pool: Pg
     }
     assert_eq!(version(&pool, id).await, 1, "nothing was written");
 
-    let clipped = call(&pool, "PATCH", &format!("{}?clip=neighbours&reason=widen%20the%20square", item(id)), Some(&planner), Some("\"1\""), Some(&patch)).await;
+    let clipped = call(
+        &pool,
+        "PATCH",
+        &format!("{}?clip=neighbours&reason=widen%20the%20square", item(id)),
+        Some(&planner),
+        Some("\"1\""),
+        Some(&patch),
+    )
+    .await;
     assert_eq!(clipped.status, StatusCode::OK, "{}", String::from_utf8_lossy(&clipped.body));
     assert_eq!(clipped.headers[header::ETAG], "\"2\"");
     let body = clipped.json();
-    assert_eq!(body["properties"]["households"].as_i64(), Some(households_from_buildings(&pool, id).await), "households recomputed and returned");
+    assert_eq!(
+        body["properties"]["households"].as_i64(),
+        Some(households_from_buildings(&pool, id).await),
+        "households recomputed and returned"
+    );
     for n in &neighbours {
         let nid = n["id"].as_i64().expect("id");
         assert_eq!(version(&pool, nid).await, 2, "neighbour {nid} got a new version");
         let (author, reason): (String, Option<String>) =
-            sqlx::query_as("select author, reason from grid_version where grid_id = $1 and version = 2").bind(nid).fetch_one(&pool).await.expect("row");
+            sqlx::query_as("select author, reason from grid_version where grid_id = $1 and version = 2")
+                .bind(nid)
+                .fetch_one(&pool)
+                .await
+                .expect("row");
         assert_eq!((author.as_str(), reason.as_deref()), ("planner-zhao", Some("widen the square")));
     }
     let overlap: f64 = sqlx::query_scalar(
@@ -90,10 +106,21 @@ async fn grid_edits_keep_history_and_revert_makes_a_new_version(pool: PgPool) {
     seed::seed_demo(&pool, 1).await.expect("seed");
     let planner = token(&pool, "planner-qian", Role::Planner).await;
     let (id, _) = inner_grid(&pool, 0.0).await;
-    let original: String = sqlx::query_scalar("select name from grid where id = $1").bind(id).fetch_one(&pool).await.expect("name");
-    let renamed = call(&pool, "PATCH", &format!("{}?reason=rename", item(id)), Some(&planner), Some("\"1\""), Some(&json!({"properties": {"name": "新名字"}}))).await;
+    let original: String =
+        sqlx::query_scalar("select name from grid where id = $1").bind(id).fetch_one(&pool).await.expect("name");
+    let renamed = call(
+        &pool,
+        "PATCH",
+        &format!("{}?reason=rename", item(id)),
+        Some(&planner),
+        Some("\"1\""),
+        Some(&json!({"properties": {"name": "新名字"}})),
+    )
+    .await;
     assert_eq!(renamed.status, StatusCode::OK, "{}", String::from_utf8_lossy(&renamed.body));
-    let stale = call(&pool, "PATCH", &item(id), Some(&planner), Some("\"1\""), Some(&json!({"properties": {"name": "again"}}))).await;
+    let stale =
+        call(&pool, "PATCH", &item(id), Some(&planner), Some("\"1\""), Some(&json!({"properties": {"name": "again"}})))
+            .await;
     assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
 
     let history = get(&pool, &format!("/api/grids/{id}/history")).await.json();
@@ -104,9 +131,19 @@ async fn grid_edits_keep_history_and_revert_makes_a_new_version(pool: PgPool) {
     assert_eq!(versions[1]["name"], "新名字");
     assert!(versions[0]["geometry"]["coordinates"].is_array());
 
-    let no_match = call(&pool, "POST", &format!("/api/grids/{id}/revert"), Some(&planner), None, Some(&json!({"version": 1}))).await;
+    let no_match =
+        call(&pool, "POST", &format!("/api/grids/{id}/revert"), Some(&planner), None, Some(&json!({"version": 1})))
+            .await;
     assert_eq!(no_match.status, StatusCode::PRECONDITION_REQUIRED);
-    let reverted = call(&pool, "POST", &format!("/api/grids/{id}/revert"), Some(&planner), Some("\"2\""), Some(&json!({"version": 1}))).await;
+    let reverted = call(
+        &pool,
+        "POST",
+        &format!("/api/grids/{id}/revert"),
+        Some(&planner),
+        Some("\"2\""),
+        Some(&json!({"version": 1})),
+    )
+    .await;
     assert_eq!(reverted.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reverted.body));
     assert_eq!(reverted.json()["grid"]["properties"]["name"], original);
     assert_eq!(version(&pool, id).await, 3);
@@ -128,13 +165,37 @@ async fn split_by_a_line_then_merge_back_keeps_households_and_codes(pool: PgPool
     .await
     .expect("grid");
     let line = json!({"type": "LineString", "coordinates": [[x, y0], [x, y1]]});
-    let stale = call(&pool, "POST", &format!("/api/grids/{id}/split"), Some(&planner), Some("\"9\""), Some(&json!({"line": line}))).await;
+    let stale = call(
+        &pool,
+        "POST",
+        &format!("/api/grids/{id}/split"),
+        Some(&planner),
+        Some("\"9\""),
+        Some(&json!({"line": line})),
+    )
+    .await;
     assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
     let miss = json!({"type": "LineString", "coordinates": [[x, y0], [x, y0 + 0.001]]});
-    let refused = call(&pool, "POST", &format!("/api/grids/{id}/split"), Some(&planner), Some("\"1\""), Some(&json!({"line": miss}))).await;
+    let refused = call(
+        &pool,
+        "POST",
+        &format!("/api/grids/{id}/split"),
+        Some(&planner),
+        Some("\"1\""),
+        Some(&json!({"line": miss})),
+    )
+    .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
 
-    let split = call(&pool, "POST", &format!("/api/grids/{id}/split"), Some(&planner), Some("\"1\""), Some(&json!({"line": line, "reason": "too many households"}))).await;
+    let split = call(
+        &pool,
+        "POST",
+        &format!("/api/grids/{id}/split"),
+        Some(&planner),
+        Some("\"1\""),
+        Some(&json!({"line": line, "reason": "too many households"})),
+    )
+    .await;
     assert_eq!(split.status, StatusCode::OK, "{}", String::from_utf8_lossy(&split.body));
     let grids = split.json()["grids"].as_array().expect("grids").clone();
     assert!(grids.len() >= 2);
@@ -147,7 +208,10 @@ async fn split_by_a_line_then_merge_back_keeps_households_and_codes(pool: PgPool
     let merge_body = json!({"grids": grids.iter().map(|g| json!({"id": g["id"], "version": g["version"]})).collect::<Vec<_>>(), "reason": "undo"});
     let mut stale_body = merge_body.clone();
     stale_body["grids"][0]["version"] = json!(1);
-    assert_eq!(call(&pool, "POST", "/api/grids/merge", Some(&planner), None, Some(&stale_body)).await.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(
+        call(&pool, "POST", "/api/grids/merge", Some(&planner), None, Some(&stale_body)).await.status,
+        StatusCode::PRECONDITION_FAILED
+    );
     let merged = call(&pool, "POST", "/api/grids/merge", Some(&planner), None, Some(&merge_body)).await;
     assert_eq!(merged.status, StatusCode::OK, "{}", String::from_utf8_lossy(&merged.body));
     let grid = merged.json()["grid"].clone();
@@ -155,16 +219,25 @@ async fn split_by_a_line_then_merge_back_keeps_households_and_codes(pool: PgPool
     assert_eq!(grid["households"].as_i64(), Some(i64::from(households)));
     let left: i64 = sqlx::query_scalar("select count(*) from grid").fetch_one(&pool).await.expect("count");
     assert_eq!(left, 267);
-    let deleted: i64 = sqlx::query_scalar("select count(*) from grid_version where op = 'delete' and reason = 'undo'").fetch_one(&pool).await.expect("rows");
+    let deleted: i64 = sqlx::query_scalar("select count(*) from grid_version where op = 'delete' and reason = 'undo'")
+        .fetch_one(&pool)
+        .await
+        .expect("rows");
     assert_eq!(deleted as usize, grids.len() - 1);
     let far: i64 = sqlx::query_scalar("select g.id from grid g, grid me where me.id = $1 and not ST_DWithin(g.geom, me.geom, 0.002) order by g.id limit 1")
         .bind(id)
         .fetch_one(&pool)
         .await
         .expect("a distant grid");
-    let apart = json!({"grids": [{"id": far, "version": version(&pool, far).await}, {"id": id, "version": grid["version"]}]});
+    let apart =
+        json!({"grids": [{"id": far, "version": version(&pool, far).await}, {"id": id, "version": grid["version"]}]});
     let not_adjacent = call(&pool, "POST", "/api/grids/merge", Some(&planner), None, Some(&apart)).await;
-    assert_eq!(not_adjacent.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", String::from_utf8_lossy(&not_adjacent.body));
+    assert_eq!(
+        not_adjacent.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        String::from_utf8_lossy(&not_adjacent.body)
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -175,9 +248,19 @@ async fn gaps_list_the_hole_a_deleted_grid_leaves(pool: PgPool) {
     assert_eq!(before.json()["numberReturned"], 0, "the demo city has no gaps");
     let planner = token(&pool, "planner-li", Role::Planner).await;
     let (id, _) = inner_grid(&pool, 0.0).await;
-    let area: f64 = sqlx::query_scalar("select ST_Area(geom::geography) from grid where id = $1").bind(id).fetch_one(&pool).await.expect("area");
-    assert_eq!(call(&pool, "DELETE", &item(id), Some(&planner), None, None).await.status, StatusCode::PRECONDITION_REQUIRED);
-    assert_eq!(call(&pool, "DELETE", &item(id), Some(&planner), Some("\"1\""), None).await.status, StatusCode::NO_CONTENT);
+    let area: f64 = sqlx::query_scalar("select ST_Area(geom::geography) from grid where id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .expect("area");
+    assert_eq!(
+        call(&pool, "DELETE", &item(id), Some(&planner), None, None).await.status,
+        StatusCode::PRECONDITION_REQUIRED
+    );
+    assert_eq!(
+        call(&pool, "DELETE", &item(id), Some(&planner), Some("\"1\""), None).await.status,
+        StatusCode::NO_CONTENT
+    );
     let gaps = get(&pool, "/api/grids/gaps").await.json();
     assert_eq!(gaps["numberReturned"], 1);
     let gap = gaps["features"][0]["properties"]["area_m2"].as_f64().expect("area");
@@ -187,7 +270,10 @@ async fn gaps_list_the_hole_a_deleted_grid_leaves(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn balance_lists_grids_outside_the_range_with_their_neighbours(pool: PgPool) {
     seed::seed_demo(&pool, 1).await.expect("seed");
-    let expected: i64 = sqlx::query_scalar("select count(*) from grid where households < 250 or households > 350").fetch_one(&pool).await.expect("count");
+    let expected: i64 = sqlx::query_scalar("select count(*) from grid where households < 250 or households > 350")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
     assert!(expected > 0);
     let body = get(&pool, "/api/grids/balance?min=250&max=350").await.json();
     assert_eq!(body["count"].as_i64(), Some(expected));
@@ -195,7 +281,10 @@ async fn balance_lists_grids_outside_the_range_with_their_neighbours(pool: PgPoo
         let h = g["households"].as_i64().expect("households");
         assert!(!(250..=350).contains(&h));
         assert_eq!(g["status"], if h < 250 { "under" } else { "over" });
-        assert!(!g["neighbours"].as_array().expect("neighbours").is_empty(), "every grid in a partition has neighbours");
+        assert!(
+            !g["neighbours"].as_array().expect("neighbours").is_empty(),
+            "every grid in a partition has neighbours"
+        );
     }
     let default = get(&pool, "/api/grids/balance").await.json();
     assert_eq!((default["min"].as_i64(), default["max"].as_i64()), (Some(200), Some(400)));

@@ -16,9 +16,8 @@ use gridmap_server::http::AppState;
 use gridmap_server::reports::commit::{GroupCommit, Row, insert_one};
 
 async fn post(state: &AppState, token: Option<&str>, key: &str, body: &Value) -> Reply {
-    let mut request = Request::post("/api/reports")
-        .header(header::CONTENT_TYPE, "application/json")
-        .header("Idempotency-Key", key);
+    let mut request =
+        Request::post("/api/reports").header(header::CONTENT_TYPE, "application/json").header("Idempotency-Key", key);
     if let Some(token) = token {
         request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
     }
@@ -62,8 +61,10 @@ async fn concurrent_reports_share_statements_and_each_gets_its_own_answer(pool: 
     for lon in [118.176, 118.177] {
         sends.push((contested.clone(), Some(riders[0].clone()), report_body("streetlight", lon, 36.176), spots[0]));
     }
-    let replies =
-        futures::future::join_all(sends.iter().map(|(key, token, body, _)| post(&state, token.as_ref().map(|t| t.1.as_str()), key, body))).await;
+    let replies = futures::future::join_all(
+        sends.iter().map(|(key, token, body, _)| post(&state, token.as_ref().map(|t| t.1.as_str()), key, body)),
+    )
+    .await;
 
     let mut by_key: std::collections::HashMap<&str, Vec<&Reply>> = std::collections::HashMap::new();
     for ((key, token, _, spot), reply) in sends.iter().zip(&replies) {
@@ -189,7 +190,11 @@ async fn a_failing_batch_is_retried_one_by_one_and_batched_rows_match_lone_ones(
         .expect("events");
     assert_eq!(events, 1);
     // A resend of a stored key in a batch comes back as `None` (the caller replays it).
-    let again = futures::future::join_all([commit.insert(&pool, alone.clone()), commit.insert(&pool, row("streetlight", 118.172))]).await;
+    let again = futures::future::join_all([
+        commit.insert(&pool, alone.clone()),
+        commit.insert(&pool, row("streetlight", 118.172)),
+    ])
+    .await;
     assert!(matches!(again[0], Ok(None)), "{:?}", again[0]);
     assert!(matches!(again[1], Ok(Some(_))), "{:?}", again[1]);
 }

@@ -38,7 +38,8 @@ async fn expect_rejected(pool: &PgPool, bytes: &[u8], target: ImportTarget, inde
 
 #[sqlx::test(migrations = "../migrations")]
 async fn good_grid_file_is_imported_and_reimport_updates_by_code(pool: PgPool) {
-    let bytes = collection(&[grid("IM-001", &square(118.15, 36.17, 0.01)), grid("IM-002", &square(118.16, 36.17, 0.01))]);
+    let bytes =
+        collection(&[grid("IM-001", &square(118.15, 36.17, 0.01)), grid("IM-002", &square(118.16, 36.17, 0.01))]);
     let report = import_geojson(&pool, &bytes, &options(ImportTarget::Grids, false)).await.expect("import");
     assert_eq!((report.inserted, report.updated), (2, 0));
     let report = import_geojson(&pool, &bytes, &options(ImportTarget::Grids, false)).await.expect("re-import");
@@ -49,31 +50,51 @@ async fn good_grid_file_is_imported_and_reimport_updates_by_code(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn a_self_intersecting_feature_rejects_the_whole_file(pool: PgPool) {
     let bowtie = json!({"type": "Polygon", "coordinates": [[[118.1, 36.1], [118.11, 36.11], [118.11, 36.1], [118.1, 36.11], [118.1, 36.1]]]});
-    let bytes = collection(&[grid("IM-001", &square(118.15, 36.17, 0.01)), grid("IM-002", &square(118.16, 36.17, 0.01)), grid("IM-003", &bowtie)]);
+    let bytes = collection(&[
+        grid("IM-001", &square(118.15, 36.17, 0.01)),
+        grid("IM-002", &square(118.16, 36.17, 0.01)),
+        grid("IM-003", &bowtie),
+    ]);
     expect_rejected(&pool, &bytes, ImportTarget::Grids, 2, "invalid geometry").await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
 async fn missing_property_wrong_type_empty_and_outside_are_named(pool: PgPool) {
     let no_name = json!({"type": "Feature", "properties": {"code": "IM-009"}, "geometry": square(118.15, 36.17, 0.01)});
-    expect_rejected(&pool, &collection(&[grid("IM-001", &square(118.15, 36.17, 0.01)), no_name]), ImportTarget::Grids, 1, "`name`").await;
+    expect_rejected(
+        &pool,
+        &collection(&[grid("IM-001", &square(118.15, 36.17, 0.01)), no_name]),
+        ImportTarget::Grids,
+        1,
+        "`name`",
+    )
+    .await;
 
     let point = json!({"type": "Point", "coordinates": [118.15, 36.17]});
     expect_rejected(&pool, &collection(&[grid("IM-001", &point)]), ImportTarget::Grids, 0, "not allowed").await;
 
     let empty = json!({"type": "MultiPolygon", "coordinates": []});
-    expect_rejected(&pool, &collection(&[grid("IM-001", &square(118.15, 36.17, 0.01)), grid("IM-002", &empty)]), ImportTarget::Grids, 1, "empty").await;
+    expect_rejected(
+        &pool,
+        &collection(&[grid("IM-001", &square(118.15, 36.17, 0.01)), grid("IM-002", &empty)]),
+        ImportTarget::Grids,
+        1,
+        "empty",
+    )
+    .await;
 
     let vaduz = grid("IM-001", &square(9.52, 47.14, 0.01));
     expect_rejected(&pool, &collection(&[vaduz]), ImportTarget::Grids, 0, "outside the county").await;
 
-    let bad_households = json!({"type": "Feature", "properties": {"households": "many"}, "geometry": square(118.15, 36.17, 0.001)});
+    let bad_households =
+        json!({"type": "Feature", "properties": {"households": "many"}, "geometry": square(118.15, 36.17, 0.001)});
     expect_rejected(&pool, &collection(&[bad_households]), ImportTarget::Buildings, 0, "`households`").await;
 
     let station = json!({"type": "Feature", "properties": {"name": "驿站", "services": ["karaoke"]}, "geometry": {"type": "Point", "coordinates": [118.17, 36.18]}});
     expect_rejected(&pool, &collection(&[station]), ImportTarget::Stations, 0, "`services`").await;
 
-    let duplicate = collection(&[grid("IM-001", &square(118.15, 36.17, 0.01)), grid("IM-001", &square(118.16, 36.17, 0.01))]);
+    let duplicate =
+        collection(&[grid("IM-001", &square(118.15, 36.17, 0.01)), grid("IM-001", &square(118.16, 36.17, 0.01))]);
     expect_rejected(&pool, &duplicate, ImportTarget::Grids, 1, "twice").await;
 }
 
@@ -90,7 +111,8 @@ async fn stations_import_with_services(pool: PgPool) {
     let station = json!({"type": "Feature", "properties": {"name": "暖“新”驿站·测试", "services": ["rest", "water"], "opening_hours": "24/7"},
                          "geometry": {"type": "Point", "coordinates": [118.17, 36.18]}});
     import_geojson(&pool, &collection(&[station]), &options(ImportTarget::Stations, false)).await.expect("import");
-    let services: Vec<String> = sqlx::query_scalar("select services from station").fetch_one(&pool).await.expect("services");
+    let services: Vec<String> =
+        sqlx::query_scalar("select services from station").fetch_one(&pool).await.expect("services");
     assert_eq!(services, ["rest", "water"]);
 }
 
@@ -103,9 +125,10 @@ async fn all_liechtenstein_osm_buildings_import(pool: PgPool) {
     let report = import_geojson(&pool, &bytes, &options(ImportTarget::Buildings, true)).await.expect("import");
     assert_eq!(report.inserted, 3_723);
     assert_eq!(count(&pool, "building").await, 3_723);
-    let named: i64 = sqlx::query_scalar("select count(*) from building where name = 'Swarovski AG' and external_id = '114'")
-        .fetch_one(&pool)
-        .await
-        .expect("osm fields");
+    let named: i64 =
+        sqlx::query_scalar("select count(*) from building where name = 'Swarovski AG' and external_id = '114'")
+            .fetch_one(&pool)
+            .await
+            .expect("osm fields");
     assert_eq!(named, 1);
 }

@@ -93,11 +93,20 @@ async fn intake_waits_for_a_redraw_in_flight_and_then_follows_it(pool: PgPool) {
 /// (the server then retries with the lock taken first).
 #[sqlx::test(migrations = "../migrations")]
 async fn a_statement_whose_snapshot_missed_a_change_stops_with_gm001(pool: PgPool) {
-    let current: i64 = sqlx::query_scalar("select gridmap_index_generation(null)").fetch_one(&pool).await.expect("generation");
-    assert_eq!(sqlx::query_scalar::<_, i64>("select gridmap_index_generation($1)").bind(current).fetch_one(&pool).await.ok(), Some(current));
-    let err = sqlx::query_scalar::<_, i64>("select gridmap_index_generation($1)").bind(current - 1).fetch_one(&pool).await.expect_err("stale");
+    let current: i64 =
+        sqlx::query_scalar("select gridmap_index_generation(null)").fetch_one(&pool).await.expect("generation");
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>("select gridmap_index_generation($1)").bind(current).fetch_one(&pool).await.ok(),
+        Some(current)
+    );
+    let err = sqlx::query_scalar::<_, i64>("select gridmap_index_generation($1)")
+        .bind(current - 1)
+        .fetch_one(&pool)
+        .await
+        .expect_err("stale");
     assert_eq!(err.as_database_error().and_then(sqlx::error::DatabaseError::code).as_deref(), Some("GM001"));
     small_city(&pool).await;
-    let after: i64 = sqlx::query_scalar("select gridmap_index_generation(null)").fetch_one(&pool).await.expect("generation");
+    let after: i64 =
+        sqlx::query_scalar("select gridmap_index_generation(null)").fetch_one(&pool).await.expect("generation");
     assert!(after > current, "grid, community and county writes bump the generation");
 }

@@ -82,6 +82,7 @@ async fn a_report_moved_by_a_grid_redraw_reaches_the_worker_of_each_grid(pool: P
         assert_eq!(moved["status"], "submitted");
         assert!(!moved.to_string().contains("rider-li"), "no reporter identity");
     }
-    let stored: i32 = sqlx::query_scalar("select version from report where id = $1").bind(id).fetch_one(&pool).await.expect("v");
+    let stored: i32 =
+        sqlx::query_scalar("select version from report where id = $1").bind(id).fetch_one(&pool).await.expect("v");
     assert_eq!(stored, 2);
 }

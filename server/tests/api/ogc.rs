@@ -12,7 +12,14 @@ use gridmap_server::config::Role;
 use gridmap_server::seed;
 
 /// A request with an optional bearer token, If-Match and JSON body.
-pub async fn call(pool: &PgPool, method: &str, uri: &str, token: Option<&str>, if_match: Option<&str>, body: Option<&Value>) -> Reply {
+pub async fn call(
+    pool: &PgPool,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    if_match: Option<&str>,
+    body: Option<&Value>,
+) -> Reply {
     let mut r = Request::builder().method(method).uri(uri);
     if let Some(t) = token {
         r = r.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -35,7 +42,13 @@ pub async fn token(pool: &PgPool, name: &str, role: Role) -> String {
 
 fn enc(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -57,7 +70,12 @@ async fn sql_count(pool: &PgPool, predicate: &str) -> i64 {
 async fn landing_conformance_api_and_collections_describe_the_service(pool: PgPool) {
     let landing = get(&pool, "/ogc").await;
     assert_eq!(landing.status, StatusCode::OK);
-    let rels: Vec<String> = landing.json()["links"].as_array().expect("links").iter().map(|l| l["rel"].as_str().unwrap_or("").to_string()).collect();
+    let rels: Vec<String> = landing.json()["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .map(|l| l["rel"].as_str().unwrap_or("").to_string())
+        .collect();
     for rel in ["self", "service-desc", "conformance", "data"] {
         assert!(rels.iter().any(|r| r == rel), "missing {rel}: {rels:?}");
     }
@@ -73,7 +91,8 @@ async fn landing_conformance_api_and_collections_describe_the_service(pool: PgPo
     assert!(api["paths"]["/ogc/collections/grids/items"]["get"].is_object());
     assert_eq!(api["components"]["parameters"]["limit"]["schema"]["maximum"], 1000);
     let cols = get(&pool, "/ogc/collections").await.json();
-    let ids: Vec<&str> = cols["collections"].as_array().expect("list").iter().filter_map(|c| c["id"].as_str()).collect();
+    let ids: Vec<&str> =
+        cols["collections"].as_array().expect("list").iter().filter_map(|c| c["id"].as_str()).collect();
     assert_eq!(ids, ["grids", "buildings", "stations", "reports"]);
     assert!(api["paths"]["/ogc/collections/reports/items"]["post"].is_null(), "reports are read-only here");
     assert!(api["paths"]["/ogc/collections/grids/items"]["post"].is_object());
@@ -164,7 +183,10 @@ async fn cql2_text_and_json_filters_match_the_same_rows_as_sql(pool: PgPool) {
     seed::seed_demo(&pool, 1).await.expect("seed");
     let cases = [
         ("households > 300 AND code LIKE 'LS-%'", "households > 300 and code like 'LS-%'"),
-        ("households BETWEEN 250 AND 350 OR NOT (code LIKE 'NM%')", "households between 250 and 350 or not code like 'NM%'"),
+        (
+            "households BETWEEN 250 AND 350 OR NOT (code LIKE 'NM%')",
+            "households between 250 and 350 or not code like 'NM%'",
+        ),
         ("code IN ('LS-001', 'NM-002', 'XX-999')", "code in ('LS-001', 'NM-002')"),
         ("community_id IS NULL", "community_id is null"),
         ("households <> 300 AND version >= 1", "households <> 300"),
@@ -174,15 +196,27 @@ async fn cql2_text_and_json_filters_match_the_same_rows_as_sql(pool: PgPool) {
         assert_eq!(filter_count(&pool, cql, "cql2-text").await, expected, "{cql}");
     }
     let json = r#"{"op":"and","args":[{"op":">","args":[{"property":"households"},300]},{"op":"like","args":[{"property":"code"},"LS-%"]}]}"#;
-    assert_eq!(filter_count(&pool, json, "cql2-json").await, sql_count(&pool, "households > 300 and code like 'LS-%'").await);
-    let (x, y): (f64, f64) = sqlx::query_as("select ST_X(p), ST_Y(p) from (select ST_PointOnSurface(geom) p from grid where code = 'LS-001') s")
-        .fetch_one(&pool)
+    assert_eq!(
+        filter_count(&pool, json, "cql2-json").await,
+        sql_count(&pool, "households > 300 and code like 'LS-%'").await
+    );
+    let (x, y): (f64, f64) = sqlx::query_as(
+        "select ST_X(p), ST_Y(p) from (select ST_PointOnSurface(geom) p from grid where code = 'LS-001') s",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("point");
+    let at = matched(&pool, "grids", &format!("filter={}", enc(&format!("S_INTERSECTS(geometry, POINT({x} {y}))"))))
         .await
-        .expect("point");
-    let at = matched(&pool, "grids", &format!("filter={}", enc(&format!("S_INTERSECTS(geometry, POINT({x} {y}))")))).await.json();
+        .json();
     assert_eq!(at["numberMatched"], 1);
     assert_eq!(at["features"][0]["properties"]["code"], "LS-001");
-    let envelope = filter_count(&pool, &format!("S_INTERSECTS(geometry, BBOX({x}, {y}, {}, {}))", x + 0.001, y + 0.001), "cql2-text").await;
+    let envelope = filter_count(
+        &pool,
+        &format!("S_INTERSECTS(geometry, BBOX({x}, {y}, {}, {}))", x + 0.001, y + 0.001),
+        "cql2-text",
+    )
+    .await;
     assert!(envelope >= 1);
 }
 
@@ -205,11 +239,22 @@ async fn bad_filters_are_400_and_name_the_unknown_property(pool: PgPool) {
     let unknown = matched(&pool, "buildings", &format!("filter={}", enc("leader_phone = '138'"))).await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
     assert!(unknown.json()["message"].as_str().expect("message").contains("`leader_phone`"));
-    let json_unknown = matched(&pool, "grids", &format!("filter-lang=cql2-json&filter={}", enc(r#"{"op":"=","args":[{"property":"colour"},"red"]}"#))).await;
+    let json_unknown = matched(
+        &pool,
+        "grids",
+        &format!("filter-lang=cql2-json&filter={}", enc(r#"{"op":"=","args":[{"property":"colour"},"red"]}"#)),
+    )
+    .await;
     assert!(json_unknown.json()["message"].as_str().expect("message").contains("`colour`"));
     let too_long = format!("code IN ({})", vec!["'LS-001'"; 3000].join(","));
     let too_deep = format!("{}code = 'a'{}", "(".repeat(60), ")".repeat(60));
-    for bad in ["code = ", "households = 'many'", too_long.as_str(), too_deep.as_str(), "T_BEFORE(updated_at, TIMESTAMP('2020-01-01T00:00:00Z'))"] {
+    for bad in [
+        "code = ",
+        "households = 'many'",
+        too_long.as_str(),
+        too_deep.as_str(),
+        "T_BEFORE(updated_at, TIMESTAMP('2020-01-01T00:00:00Z'))",
+    ] {
         let r = matched(&pool, "grids", &format!("filter={}", enc(bad))).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", String::from_utf8_lossy(&r.body));
     }
@@ -232,8 +277,14 @@ async fn station_write_round_trip_needs_if_match_428_then_412_then_succeeds(pool
     let mut changed = feature.clone();
     changed["properties"]["name"] = json!("南麻暖新驿站");
     changed["properties"].as_object_mut().expect("properties").remove("address");
-    assert_eq!(call(&pool, "PUT", &location, Some(&admin), None, Some(&changed)).await.status, StatusCode::PRECONDITION_REQUIRED);
-    assert_eq!(call(&pool, "PUT", &location, Some(&admin), Some("\"12345\""), Some(&changed)).await.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(
+        call(&pool, "PUT", &location, Some(&admin), None, Some(&changed)).await.status,
+        StatusCode::PRECONDITION_REQUIRED
+    );
+    assert_eq!(
+        call(&pool, "PUT", &location, Some(&admin), Some("\"12345\""), Some(&changed)).await.status,
+        StatusCode::PRECONDITION_FAILED
+    );
     let put = call(&pool, "PUT", &location, Some(&admin), Some(&etag1), Some(&changed)).await;
     assert_eq!(put.status, StatusCode::OK, "{}", String::from_utf8_lossy(&put.body));
     let etag2 = put.headers[header::ETAG].to_str().expect("etag").to_string();
@@ -242,7 +293,10 @@ async fn station_write_round_trip_needs_if_match_428_then_412_then_succeeds(pool
     assert_eq!(put.json()["properties"]["address"], "");
 
     let patch = json!({"properties": {"opening_hours": "08:00-20:00"}});
-    assert_eq!(call(&pool, "PATCH", &location, Some(&admin), Some(&etag1), Some(&patch)).await.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(
+        call(&pool, "PATCH", &location, Some(&admin), Some(&etag1), Some(&patch)).await.status,
+        StatusCode::PRECONDITION_FAILED
+    );
     let patched = call(&pool, "PATCH", &location, Some(&admin), Some(&etag2), Some(&patch)).await;
     assert_eq!(patched.status, StatusCode::OK);
     let body = patched.json();
@@ -254,9 +308,15 @@ async fn station_write_round_trip_needs_if_match_428_then_412_then_succeeds(pool
     let refused = call(&pool, "POST", "/ogc/collections/stations/items", Some(&admin), None, Some(&bad)).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     let far = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [9.5, 47.1]}, "properties": {"name": "x"}});
-    assert_eq!(call(&pool, "POST", "/ogc/collections/stations/items", Some(&admin), None, Some(&far)).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        call(&pool, "POST", "/ogc/collections/stations/items", Some(&admin), None, Some(&far)).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
 
-    assert_eq!(call(&pool, "DELETE", &location, Some(&admin), Some(&etag2), None).await.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(
+        call(&pool, "DELETE", &location, Some(&admin), Some(&etag2), None).await.status,
+        StatusCode::PRECONDITION_FAILED
+    );
     assert_eq!(call(&pool, "DELETE", &location, Some(&admin), Some(&etag3), None).await.status, StatusCode::NO_CONTENT);
     assert_eq!(get(&pool, &location).await.status, StatusCode::NOT_FOUND);
 }
@@ -266,11 +326,20 @@ async fn writes_need_the_right_role(pool: PgPool) {
     let planner = token(&pool, "planner-he", Role::Planner).await;
     let rider = token(&pool, "rider-ma", Role::Rider).await;
     let station = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [118.17, 36.18]}, "properties": {"name": "x"}});
-    assert_eq!(call(&pool, "POST", "/ogc/collections/stations/items", None, None, Some(&station)).await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(call(&pool, "POST", "/ogc/collections/stations/items", Some(&planner), None, Some(&station)).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        call(&pool, "POST", "/ogc/collections/stations/items", None, None, Some(&station)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&pool, "POST", "/ogc/collections/stations/items", Some(&planner), None, Some(&station)).await.status,
+        StatusCode::FORBIDDEN
+    );
     let grid = json!({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[118.15, 36.17], [118.151, 36.17], [118.151, 36.171], [118.15, 36.17]]]},
                       "properties": {"code": "T-001", "name": "test"}});
-    assert_eq!(call(&pool, "POST", "/ogc/collections/grids/items", Some(&rider), None, Some(&grid)).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        call(&pool, "POST", "/ogc/collections/grids/items", Some(&rider), None, Some(&grid)).await.status,
+        StatusCode::FORBIDDEN
+    );
     let created = call(&pool, "POST", "/ogc/collections/grids/items", Some(&planner), None, Some(&grid)).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&created.body));
     assert_eq!(created.json()["properties"]["version"], 1);
@@ -283,7 +352,8 @@ async fn reports_collection_is_public_safe_filterable_and_read_only(pool: PgPool
     let rider = crate::reports::user(&pool, "rider-secret-name", Role::Rider, &[]).await;
     for (category, lon) in [("manhole_cover", 118.175), ("streetlight", 118.185)] {
         let body = crate::reports::report_body(category, lon, 36.175);
-        let reply = crate::reports::post_report(&pool, Some(&rider), Some(&uuid::Uuid::new_v4().to_string()), &body).await;
+        let reply =
+            crate::reports::post_report(&pool, Some(&rider), Some(&uuid::Uuid::new_v4().to_string()), &body).await;
         assert_eq!(reply.status, StatusCode::CREATED);
     }
     let page = get(&pool, "/ogc/collections/reports/items?limit=10").await;
@@ -294,7 +364,10 @@ async fn reports_collection_is_public_safe_filterable_and_read_only(pool: PgPool
     assert_eq!(first["geometry"]["type"], "Point");
     assert!(first["properties"]["status"].is_string());
     let text = page.to_string();
-    assert!(!text.contains("rider-secret-name") && !text.contains("reporter") && !text.contains("idempotency"), "{text}");
+    assert!(
+        !text.contains("rider-secret-name") && !text.contains("reporter") && !text.contains("idempotency"),
+        "{text}"
+    );
     // Equality and CQL2 filters work on the published properties only.
     assert_eq!(get(&pool, "/ogc/collections/reports/items?category=streetlight").await.json()["numberMatched"], 1);
     let cql = enc("grid_id = 2 AND status = 'submitted'");
@@ -305,7 +378,8 @@ async fn reports_collection_is_public_safe_filterable_and_read_only(pool: PgPool
     assert!(q["properties"].get("reporter_id").is_none() && q["properties"]["category"].is_object());
     // Read-only: even an admin cannot write reports through OGC (their workflow is elsewhere).
     let admin = token(&pool, "ogc-admin", Role::Admin).await;
-    let feature = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [118.175, 36.175]}, "properties": {}});
+    let feature =
+        json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [118.175, 36.175]}, "properties": {}});
     let created = call(&pool, "POST", "/ogc/collections/reports/items", Some(&admin), None, Some(&feature)).await;
     assert_eq!(created.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(crate::common::count(&pool, "report").await, 2);

@@ -22,7 +22,13 @@ async fn open311_discovery_services_and_definitions(pool: PgPool) {
     let discovery = get(&pool, "/open311/v2/discovery.json").await.json();
     assert_eq!(discovery["endpoints"][0]["specification"], "http://wiki.open311.org/GeoReport_v2");
     let services = get(&pool, "/open311/v2/services.json").await.json();
-    let manhole = services.as_array().expect("array").iter().find(|s| s["service_code"] == "manhole_cover").cloned().expect("svc");
+    let manhole = services
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|s| s["service_code"] == "manhole_cover")
+        .cloned()
+        .expect("svc");
     assert_eq!(manhole["type"], "realtime");
     assert_eq!(manhole["metadata"], false);
     assert_eq!(get(&pool, "/open311/v2/services/manhole_cover.json").await.json()["service_code"], "manhole_cover");
@@ -45,7 +51,13 @@ async fn open311_post_with_a_rider_token_then_get_with_filters(pool: PgPool) {
     assert_eq!(bad_lat.status, StatusCode::BAD_REQUEST);
     assert!(bad_lat.json()[0]["description"].as_str().expect("d").starts_with("lat"));
 
-    let created = post_form(&pool, &format!("api_key={rider}&service_code=manhole_cover&lat=36.175&long=118.185&description=%E4%BA%95%E7%9B%96+missing")).await;
+    let created = post_form(
+        &pool,
+        &format!(
+            "api_key={rider}&service_code=manhole_cover&lat=36.175&long=118.185&description=%E4%BA%95%E7%9B%96+missing"
+        ),
+    )
+    .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&created.body));
     let id = created.json()[0]["service_request_id"].as_str().expect("id").to_string();
     let one = get(&pool, &format!("/open311/v2/requests/{id}.json")).await.json();
@@ -58,7 +70,12 @@ async fn open311_post_with_a_rider_token_then_get_with_filters(pool: PgPool) {
     assert_eq!(get(&pool, "/open311/v2/requests.json?status=open").await.json().as_array().expect("a").len(), 1);
     assert_eq!(get(&pool, "/open311/v2/requests.json?status=closed").await.json(), json!([]));
     assert_eq!(get(&pool, "/open311/v2/requests.json?service_code=streetlight").await.json(), json!([]));
-    assert_eq!(get(&pool, "/open311/v2/requests.json?start_date=2000-01-01T00:00:00Z&end_date=2000-02-01T00:00:00Z").await.json(), json!([]));
+    assert_eq!(
+        get(&pool, "/open311/v2/requests.json?start_date=2000-01-01T00:00:00Z&end_date=2000-02-01T00:00:00Z")
+            .await
+            .json(),
+        json!([])
+    );
     assert_eq!(get(&pool, "/open311/v2/requests/999999.json").await.json()[0]["code"], 404);
 }
 

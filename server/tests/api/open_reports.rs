@@ -56,7 +56,13 @@ async fn in_memory_duplicates_match_the_sql_search(pool: PgPool) {
             list.as_array()
                 .expect("array")
                 .iter()
-                .map(|d| (d["id"].as_i64().expect("id"), d["status"].as_str().expect("status").to_string(), d["distance_m"].as_i64().expect("m")))
+                .map(|d| {
+                    (
+                        d["id"].as_i64().expect("id"),
+                        d["status"].as_str().expect("status").to_string(),
+                        d["distance_m"].as_i64().expect("m"),
+                    )
+                })
                 .collect()
         };
         assert_eq!(key(&memory), key(&sql), "{category} within {radius} m of ({lon}, {lat})");
@@ -108,7 +114,8 @@ async fn duplicates_follow_intake_transitions_and_other_writers(pool: PgPool) {
     let b_id = b["id"].as_i64().expect("id");
     assert_eq!(ids(&b), vec![a_id], "a report is offered to the next one at once");
 
-    let current = send_to(&state, Request::get(format!("/api/reports/{a_id}")).body(Body::empty()).expect("request")).await;
+    let current =
+        send_to(&state, Request::get(format!("/api/reports/{a_id}")).body(Body::empty()).expect("request")).await;
     let tag = current.headers[header::ETAG].to_str().expect("etag").to_string();
     let cancel = Request::post(format!("/api/reports/{a_id}/transitions"))
         .header(header::CONTENT_TYPE, "application/json")

@@ -97,8 +97,14 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         assert_eq!(reply.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&reply.body));
         report_ids.push(reply.json()["id"].as_i64().expect("id"));
     }
-    let etag = crate::common::get(&pool, &format!("/api/reports/{}", report_ids[0])).await.headers[header::ETAG].clone();
-    let mut accept = request("POST", &format!("/api/reports/{}/transitions", report_ids[0]), Some(&worker), Some(json!({"to": "accepted"})));
+    let etag =
+        crate::common::get(&pool, &format!("/api/reports/{}", report_ids[0])).await.headers[header::ETAG].clone();
+    let mut accept = request(
+        "POST",
+        &format!("/api/reports/{}/transitions", report_ids[0]),
+        Some(&worker),
+        Some(json!({"to": "accepted"})),
+    );
     accept.headers_mut().insert(header::IF_MATCH, etag);
     let accepted = send(&pool, accept).await;
     assert_eq!(accepted.status, StatusCode::OK, "{}", String::from_utf8_lossy(&accepted.body));
@@ -165,12 +171,14 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     }
 
     // Every public GET route is crawled.
-    let public: BTreeSet<&str> = TABLE.iter().filter(|(m, _, who)| *m == "GET" && who[0] == O::A).map(|(_, p, _)| *p).collect();
+    let public: BTreeSet<&str> =
+        TABLE.iter().filter(|(m, _, who)| *m == "GET" && who[0] == O::A).map(|(_, p, _)| *p).collect();
     let crawled: BTreeSet<&str> = crawl.iter().map(|(p, _)| *p).collect();
     let missed: Vec<_> = public.difference(&crawled).collect();
     assert!(missed.is_empty(), "public routes the privacy crawl does not visit: {missed:?}");
 
-    let sentinels = [REPORTER_LOGIN, REPORTER_NAME, WORKER_LOGIN, PHONE, LEADER_NAME, LEADER_PHONE, IDEMPOTENCY_KEY, "$argon2id$"];
+    let sentinels =
+        [REPORTER_LOGIN, REPORTER_NAME, WORKER_LOGIN, PHONE, LEADER_NAME, LEADER_PHONE, IDEMPOTENCY_KEY, "$argon2id$"];
     let mut leaks = Vec::new();
     let mut bytes_seen = 0usize;
     for token in [None, Some(other_rider.as_str())] {

@@ -39,13 +39,14 @@ async fn index_agrees_with_postgis_on_100k_points_including_edges_and_vertices(p
 
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let mut points: Vec<(f64, f64)> = Vec::with_capacity(100_000);
-    let (minx, miny, maxx, maxy) = index.grids().iter().fold(
-        (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY),
-        |b, g| (b.0.min(g.bbox[0]), b.1.min(g.bbox[1]), b.2.max(g.bbox[2]), b.3.max(g.bbox[3])),
-    );
+    let (minx, miny, maxx, maxy) =
+        index.grids().iter().fold((f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY), |b, g| {
+            (b.0.min(g.bbox[0]), b.1.min(g.bbox[1]), b.2.max(g.bbox[2]), b.3.max(g.bbox[3]))
+        });
     let (pad_x, pad_y) = ((maxx - minx) * 0.05, (maxy - miny) * 0.05);
     // Edge material: every vertex and segment of every grid, as stored (read back as WKB).
-    let wkb: Vec<Vec<u8>> = sqlx::query_scalar("select ST_AsBinary(geom) from grid").fetch_all(&pool).await.expect("wkb");
+    let wkb: Vec<Vec<u8>> =
+        sqlx::query_scalar("select ST_AsBinary(geom) from grid").fetch_all(&pool).await.expect("wkb");
     let mut segments: Vec<([f64; 2], [f64; 2])> = Vec::new();
     for bytes in wkb {
         use geozero::ToGeo;
@@ -77,7 +78,10 @@ async fn index_agrees_with_postgis_on_100k_points_including_edges_and_vertices(p
             _ => {
                 let t: f64 = rng.random_range(0.0..1.0);
                 let eps = [1e-15, 1e-12, 1e-9][rng.random_range(0..3)];
-                (a[0] + t * (b[0] - a[0]) + rng.random_range(-eps..eps), a[1] + t * (b[1] - a[1]) + rng.random_range(-eps..eps))
+                (
+                    a[0] + t * (b[0] - a[0]) + rng.random_range(-eps..eps),
+                    a[1] + t * (b[1] - a[1]) + rng.random_range(-eps..eps),
+                )
             }
         };
         points.push(p);
@@ -92,7 +96,12 @@ async fn index_agrees_with_postgis_on_100k_points_including_edges_and_vertices(p
     }
     let covered = expected.iter().filter(|e| e.is_some()).count();
     assert!(covered > 60_000 && covered < 100_000, "the sample has covered and uncovered points ({covered})");
-    assert!(disagreements.is_empty(), "{} of 100000 disagree, e.g. {:?}", disagreements.len(), &disagreements[..disagreements.len().min(5)]);
+    assert!(
+        disagreements.is_empty(),
+        "{} of 100000 disagree, e.g. {:?}",
+        disagreements.len(),
+        &disagreements[..disagreements.len().min(5)]
+    );
 }
 
 /// A closed star-shaped ring: `n` vertices, radius alternating r and 0.93 r (a zig-zag edge on
@@ -151,10 +160,8 @@ async fn index_agrees_with_postgis_on_many_vertex_grids_with_holes(pool: PgPool)
     }
     let index = GridIndex::load(&pool).await.expect("index");
     assert_eq!(index.grid_count(), 4);
-    let segments: Vec<((f64, f64), (f64, f64))> = [&outer, &hole, &inner, &west, &east]
-        .iter()
-        .flat_map(|ring| ring.windows(2).map(|w| (w[0], w[1])))
-        .collect();
+    let segments: Vec<((f64, f64), (f64, f64))> =
+        [&outer, &hole, &inner, &west, &east].iter().flat_map(|ring| ring.windows(2).map(|w| (w[0], w[1]))).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let mut points: Vec<(f64, f64)> = Vec::with_capacity(100_000);
     while points.len() < 100_000 {
@@ -169,7 +176,10 @@ async fn index_agrees_with_postgis_on_many_vertex_grids_with_holes(pool: PgPool)
             _ => {
                 let t: f64 = rng.random_range(0.0..1.0);
                 let eps = [1e-15, 1e-12, 1e-9][rng.random_range(0..3)];
-                (a.0 + t * (b.0 - a.0) + rng.random_range(-eps..eps), a.1 + t * (b.1 - a.1) + rng.random_range(-eps..eps))
+                (
+                    a.0 + t * (b.0 - a.0) + rng.random_range(-eps..eps),
+                    a.1 + t * (b.1 - a.1) + rng.random_range(-eps..eps),
+                )
             }
         });
     }
@@ -185,7 +195,12 @@ async fn index_agrees_with_postgis_on_many_vertex_grids_with_holes(pool: PgPool)
     }
     eprintln!("answers by grid: {seen:?}");
     assert!(seen.len() == 5 && seen.values().all(|n| *n > 1_000), "every grid and no grid are well sampled: {seen:?}");
-    assert!(disagreements.is_empty(), "{} of 100000 disagree, e.g. {:?}", disagreements.len(), &disagreements[..disagreements.len().min(5)]);
+    assert!(
+        disagreements.is_empty(),
+        "{} of 100000 disagree, e.g. {:?}",
+        disagreements.len(),
+        &disagreements[..disagreements.len().min(5)]
+    );
 }
 
 /// (method, grid, subdistrict) from `gridmap_report_assignment`, then the same from a full search.
@@ -201,10 +216,11 @@ async fn sql_rules_2_and_3_on_indexes_match_a_full_search(pool: PgPool) {
     let mut rng = ChaCha8Rng::seed_from_u64(8);
     let mut xs: Vec<f64> = (0..3_000).map(|_| rng.random_range(118.12..118.22)).collect();
     let mut ys: Vec<f64> = (0..3_000).map(|_| rng.random_range(36.15..36.21)).collect();
-    let corner: (f64, f64) = sqlx::query_as("select ST_XMin(geom), ST_YMin(geom) from grid order by ST_XMin(geom) limit 1")
-        .fetch_one(&pool)
-        .await
-        .expect("corner");
+    let corner: (f64, f64) =
+        sqlx::query_as("select ST_XMin(geom), ST_YMin(geom) from grid order by ST_XMin(geom) limit 1")
+            .fetch_one(&pool)
+            .await
+            .expect("corner");
     for step in 0..200 {
         // 130–170 m west of the westernmost corner: both sides of the 150 m line.
         let metres = 130.0 + f64::from(step) * 0.2;
@@ -256,11 +272,12 @@ async fn sql_rules_2_and_3_on_indexes_match_a_full_search(pool: PgPool) {
 async fn intake_assignment_matches_the_sql_rules_and_the_county_margin(pool: PgPool) {
     gridmap_server::seed::seed_demo(&pool, 1).await.expect("seed");
     let mut rng = ChaCha8Rng::seed_from_u64(9);
-    let (x0, y0, x1, y1): (f64, f64, f64, f64) =
-        sqlx::query_as("select ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) from area where kind = 'county'")
-            .fetch_one(&pool)
-            .await
-            .expect("county box");
+    let (x0, y0, x1, y1): (f64, f64, f64, f64) = sqlx::query_as(
+        "select ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) from area where kind = 'county'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("county box");
     let mut points: Vec<(f64, f64)> =
         (0..2_000).map(|_| (rng.random_range(x0 - 0.05..x1 + 0.05), rng.random_range(y0 - 0.05..y1 + 0.05))).collect();
     // Around the county seat, where the grids and their 150 m fringe are.

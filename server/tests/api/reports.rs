@@ -43,9 +43,18 @@ pub async fn small_city(pool: &PgPool) {
 pub async fn user(pool: &PgPool, name: &str, role: Role, grids: &[&str]) -> String {
     let password = format!("{name}-password-123");
     let grid_codes: Vec<String> = grids.iter().map(|g| (*g).to_string()).collect();
-    upsert(pool, &NewAccount { name, role, password: &password, part_time_grid_worker: role == Role::Rider, grid_codes: &grid_codes })
-        .await
-        .expect("create account");
+    upsert(
+        pool,
+        &NewAccount {
+            name,
+            role,
+            password: &password,
+            part_time_grid_worker: role == Role::Rider,
+            grid_codes: &grid_codes,
+        },
+    )
+    .await
+    .expect("create account");
     crate::auth::login(pool, name, &password).await
 }
 
@@ -86,7 +95,9 @@ async fn categories_are_grouped_bilingual_with_sla_and_radius(pool: PgPool) {
     assert!(manhole["name_en"].as_str().is_some_and(|s| !s.is_empty()));
     assert!(manhole["sla_hours"].as_i64().is_some_and(|h| h > 0));
     assert!(manhole["duplicate_radius_m"].as_i64().is_some());
-    for group in ["市容环境", "宣传广告", "施工管理", "突发事件", "街面秩序", "公用设施", "道路交通", "园林绿化", "房屋土地"] {
+    for group in
+        ["市容环境", "宣传广告", "施工管理", "突发事件", "街面秩序", "公用设施", "道路交通", "园林绿化", "房屋土地"]
+    {
         assert!(list.iter().any(|c| c["group_zh"] == group), "group {group}");
     }
     assert!(list.iter().any(|c| c["anonymous_allowed"] == false));
@@ -142,13 +153,17 @@ async fn same_key_with_a_different_payload_is_409(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
     let k = key();
-    assert_eq!(post_report(&pool, Some(&rider), Some(&k), &report_body("exposed_garbage", 118.175, 36.175)).await.status, StatusCode::CREATED);
+    assert_eq!(
+        post_report(&pool, Some(&rider), Some(&k), &report_body("exposed_garbage", 118.175, 36.175)).await.status,
+        StatusCode::CREATED
+    );
     let other = post_report(&pool, Some(&rider), Some(&k), &report_body("exposed_garbage", 118.176, 36.175)).await;
     assert_eq!(other.status, StatusCode::CONFLICT);
     assert_eq!(other.json()["code"], "conflict");
     // Another account replaying someone's key and payload is a different payload too.
     let other_rider = user(&pool, "rider-wu", Role::Rider, &[]).await;
-    let stolen = post_report(&pool, Some(&other_rider), Some(&k), &report_body("exposed_garbage", 118.175, 36.175)).await;
+    let stolen =
+        post_report(&pool, Some(&other_rider), Some(&k), &report_body("exposed_garbage", 118.175, 36.175)).await;
     assert_eq!(stolen.status, StatusCode::CONFLICT);
     assert_eq!(reports_count(&pool).await, 1);
 }
@@ -186,7 +201,8 @@ async fn resends_answered_from_memory_match_the_database(pool: PgPool) {
     let again_db = post(restarted.clone(), rider.clone(), k.clone(), body.clone()).await;
     assert_eq!(restarted.reports.resends.hits(), 0);
     assert_eq!((again_db.status, &again_db.body), (StatusCode::CREATED, &first.body));
-    let moved_db = post(restarted.clone(), rider.clone(), k.clone(), report_body("exposed_garbage", 118.176, 36.175)).await;
+    let moved_db =
+        post(restarted.clone(), rider.clone(), k.clone(), report_body("exposed_garbage", 118.176, 36.175)).await;
     assert_eq!(moved_db.status, StatusCode::CONFLICT);
     assert_eq!(reports_count(&pool).await, 1);
     let history: i64 = sqlx::query_scalar("select count(*) from report_event").fetch_one(&pool).await.expect("count");
@@ -274,11 +290,23 @@ async fn gcj02_point_lands_in_the_same_grid_as_its_true_wgs84_position(pool: PgP
     let (lon, lat) = (118.1765, 36.175);
     let (g_lon, g_lat) = gcj02::wgs84_to_gcj02(lon, lat);
     assert!(g_lon > 118.18, "taken as WGS84, the GCJ-02 point would fall in the east grid or beyond");
-    let raw = post_report(&pool, Some(&rider), Some(&key()), &json!({"category": "manhole_cover",
-        "location": {"lon": g_lon, "lat": g_lat, "crs": "wgs84", "accuracy_m": 5}})).await;
+    let raw = post_report(
+        &pool,
+        Some(&rider),
+        Some(&key()),
+        &json!({"category": "manhole_cover",
+        "location": {"lon": g_lon, "lat": g_lat, "crs": "wgs84", "accuracy_m": 5}}),
+    )
+    .await;
     assert_ne!(raw.json()["grid_id"], 1, "the trap: without conversion it misses the west grid");
-    let converted = post_report(&pool, Some(&rider), Some(&key()), &json!({"category": "manhole_cover",
-        "location": {"lon": g_lon, "lat": g_lat, "crs": "gcj02", "accuracy_m": 5}})).await;
+    let converted = post_report(
+        &pool,
+        Some(&rider),
+        Some(&key()),
+        &json!({"category": "manhole_cover",
+        "location": {"lon": g_lon, "lat": g_lat, "crs": "gcj02", "accuracy_m": 5}}),
+    )
+    .await;
     assert_eq!(converted.status, StatusCode::CREATED);
     let body = converted.json();
     assert_eq!(body["grid_id"], 1);
@@ -357,7 +385,8 @@ async fn batch_items_each_get_their_own_key_and_result(pool: PgPool) {
     let reply = send(&pool, request).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
     let results = reply.json();
-    let statuses: Vec<i64> = results.as_array().expect("array").iter().map(|r| r["status"].as_i64().expect("status")).collect();
+    let statuses: Vec<i64> =
+        results.as_array().expect("array").iter().map(|r| r["status"].as_i64().expect("status")).collect();
     assert_eq!(statuses, [201, 201, 400, 201, 409]);
     assert_eq!(results[0]["report"], results[3]["report"], "the resend gets the original body");
     assert_eq!(results[1]["report"]["grid_id"], 2);
@@ -369,17 +398,21 @@ async fn batch_items_each_get_their_own_key_and_result(pool: PgPool) {
 async fn open_reports_of_the_same_category_nearby_are_possible_duplicates(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
-    let first = post_report(&pool, Some(&rider), Some(&key()), &report_body("exposed_garbage", 118.175, 36.175)).await.json();
+    let first =
+        post_report(&pool, Some(&rider), Some(&key()), &report_body("exposed_garbage", 118.175, 36.175)).await.json();
     // 100 m away, same category (radius 250 m): a possible duplicate.
-    let second = post_report(&pool, Some(&rider), Some(&key()), &report_body("exposed_garbage", 118.1761, 36.175)).await.json();
+    let second =
+        post_report(&pool, Some(&rider), Some(&key()), &report_body("exposed_garbage", 118.1761, 36.175)).await.json();
     let dups = second["possible_duplicates"].as_array().expect("array");
     assert_eq!(dups.len(), 1);
     assert_eq!(dups[0]["id"], first["id"]);
     assert!((90..=110).contains(&dups[0]["distance_m"].as_i64().expect("distance")));
     // Other category, or too far (~315 m from the first): not offered.
-    let other = post_report(&pool, Some(&rider), Some(&key()), &report_body("streetlight", 118.1751, 36.175)).await.json();
+    let other =
+        post_report(&pool, Some(&rider), Some(&key()), &report_body("streetlight", 118.1751, 36.175)).await.json();
     assert_eq!(other["possible_duplicates"], json!([]));
-    let far = post_report(&pool, Some(&rider), Some(&key()), &report_body("exposed_garbage", 118.1785, 36.175)).await.json();
+    let far =
+        post_report(&pool, Some(&rider), Some(&key()), &report_body("exposed_garbage", 118.1785, 36.175)).await.json();
     assert_eq!(far["possible_duplicates"].as_array().expect("array").len(), 1, "only the second is within 250 m");
 }
 
@@ -408,7 +441,8 @@ async fn workflow_runs_with_if_match_roles_four_eyes_history_and_stats(pool: PgP
     let worker = user(&pool, "gw-west", Role::GridWorker, &["G-W"]).await;
     let colleague = user(&pool, "gw-west-2", Role::GridWorker, &["G-W"]).await;
     let stranger = user(&pool, "gw-east", Role::GridWorker, &["G-E"]).await;
-    let created = post_report(&pool, Some(&rider), Some(&key()), &report_body("manhole_cover", 118.175, 36.175)).await.json();
+    let created =
+        post_report(&pool, Some(&rider), Some(&key()), &report_body("manhole_cover", 118.175, 36.175)).await.json();
     let id = created["id"].as_i64().expect("id");
 
     let body = json!({"to": "accepted"});
@@ -427,7 +461,10 @@ async fn workflow_runs_with_if_match_roles_four_eyes_history_and_stats(pool: PgP
     // Four-eyes: the worker who gave feedback cannot verify it.
     let current = get(&pool, &format!("/api/reports/{id}")).await;
     let tag = current.headers[header::ETAG].to_str().expect("etag").to_string();
-    assert_eq!(transition(&pool, &worker, id, Some(&tag), &json!({"to": "verified"})).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        transition(&pool, &worker, id, Some(&tag), &json!({"to": "verified"})).await.status,
+        StatusCode::FORBIDDEN
+    );
     let rework = step(&pool, &colleague, id, "rework").await;
     assert_eq!(rework["rework_count"], 1);
     step(&pool, &worker, id, "handling").await;
@@ -438,7 +475,21 @@ async fn workflow_runs_with_if_match_roles_four_eyes_history_and_stats(pool: PgP
     assert!(closed["closed_at"].is_string());
     let history = closed["history"].as_array().expect("history");
     let path: Vec<&str> = history.iter().map(|h| h["to_status"].as_str().expect("to")).collect();
-    assert_eq!(path, ["submitted", "accepted", "dispatched", "handling", "feedback", "rework", "handling", "feedback", "verified", "closed"]);
+    assert_eq!(
+        path,
+        [
+            "submitted",
+            "accepted",
+            "dispatched",
+            "handling",
+            "feedback",
+            "rework",
+            "handling",
+            "feedback",
+            "verified",
+            "closed"
+        ]
+    );
     assert_eq!(history[1]["actor"], "gw-west");
     assert_eq!(history[1]["note"], "step accepted");
     assert_eq!(closed["version"], 10);
@@ -468,8 +519,10 @@ async fn accepted_reports_credit_points_and_a_duplicate_reverses_them(pool: PgPo
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
     let worker = user(&pool, "gw-west", Role::GridWorker, &["G-W"]).await;
-    let a = post_report(&pool, Some(&rider), Some(&key()), &report_body("exposed_garbage", 118.175, 36.175)).await.json();
-    let b = post_report(&pool, Some(&rider), Some(&key()), &report_body("exposed_garbage", 118.1751, 36.175)).await.json();
+    let a =
+        post_report(&pool, Some(&rider), Some(&key()), &report_body("exposed_garbage", 118.175, 36.175)).await.json();
+    let b =
+        post_report(&pool, Some(&rider), Some(&key()), &report_body("exposed_garbage", 118.1751, 36.175)).await.json();
     let (a, b) = (a["id"].as_i64().expect("id"), b["id"].as_i64().expect("id"));
     step(&pool, &worker, a, "accepted").await;
     step(&pool, &worker, b, "accepted").await;
@@ -489,7 +542,14 @@ async fn accepted_reports_credit_points_and_a_duplicate_reverses_them(pool: PgPo
     let tag = current.headers[header::ETAG].to_str().expect("etag").to_string();
     let missing = transition(&pool, &worker, b, Some(&tag), &json!({"to": "cancelled", "reason": "duplicate"})).await;
     assert_eq!(missing.json()["field"], "duplicate_of");
-    let dup = transition(&pool, &worker, b, Some(&tag), &json!({"to": "cancelled", "reason": "duplicate", "duplicate_of": a})).await;
+    let dup = transition(
+        &pool,
+        &worker,
+        b,
+        Some(&tag),
+        &json!({"to": "cancelled", "reason": "duplicate", "duplicate_of": a}),
+    )
+    .await;
     assert_eq!(dup.status, StatusCode::OK);
     assert_eq!(dup.json()["duplicate_of"], a);
     let points = me(rider.clone()).await;
@@ -505,7 +565,10 @@ async fn list_filters_by_grid_status_category_bbox_and_time_and_pages(pool: PgPo
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
     for (cat, lon) in [("manhole_cover", 118.171), ("streetlight", 118.172), ("manhole_cover", 118.185)] {
-        assert_eq!(post_report(&pool, Some(&rider), Some(&key()), &report_body(cat, lon, 36.175)).await.status, StatusCode::CREATED);
+        assert_eq!(
+            post_report(&pool, Some(&rider), Some(&key()), &report_body(cat, lon, 36.175)).await.status,
+            StatusCode::CREATED
+        );
     }
     let total = |uri: &str| {
         let pool = pool.clone();
@@ -538,7 +601,12 @@ async fn hexbins_count_reports_per_h3_cell(pool: PgPool) {
     assert_eq!(reply.status, StatusCode::OK);
     let fc = reply.json();
     assert_eq!(fc["type"], "FeatureCollection");
-    let mut counts: Vec<i64> = fc["features"].as_array().expect("features").iter().map(|f| f["properties"]["count"].as_i64().expect("count")).collect();
+    let mut counts: Vec<i64> = fc["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .map(|f| f["properties"]["count"].as_i64().expect("count"))
+        .collect();
     counts.sort_unstable();
     assert_eq!(counts, [1, 2]);
     assert_eq!(fc["features"][0]["geometry"]["type"], "Polygon");
@@ -626,7 +694,8 @@ fn every_media_type_has_a_schema(content: &Value) -> bool {
 /// request body, a path parameter not in `parameters`, a 4xx without the error schema.
 fn documentation_gaps(method: &str, path: &str, op: &Value) -> Vec<String> {
     // The writes that take no body: logout acts on the bearer token, revoke-tokens on the path.
-    const BODYLESS: [(&str, &str); 2] = [("post", "/api/auth/logout"), ("post", "/api/admin/accounts/{id}/revoke-tokens")];
+    const BODYLESS: [(&str, &str); 2] =
+        [("post", "/api/auth/logout"), ("post", "/api/admin/accounts/{id}/revoke-tokens")];
     let mut gaps = Vec::new();
     let responses = op["responses"].as_object().cloned().unwrap_or_default();
     for (status, response) in &responses {
@@ -695,9 +764,12 @@ fn schema_properties(doc: &Value, schema: &Value) -> (Vec<String>, Vec<String>) 
         let name = reference.rsplit('/').next().expect("a $ref has a name");
         return schema_properties(doc, &doc["components"]["schemas"][name]);
     }
-    let mut properties: Vec<String> = schema["properties"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default();
-    let mut required: Vec<String> =
-        schema["required"].as_array().map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let mut properties: Vec<String> =
+        schema["properties"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default();
+    let mut required: Vec<String> = schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
     for part in schema["allOf"].as_array().into_iter().flatten() {
         let (p, r) = schema_properties(doc, part);
         properties.extend(p);
@@ -720,15 +792,18 @@ fn assert_fits(doc: &Value, schema: &str, body: &Value) {
 async fn openapi_schemas_match_the_bodies_the_server_sends(pool: PgPool) {
     let doc = get(&pool, "/api/openapi.json").await.json();
     small_city(&pool).await;
-    sqlx::query("insert into station (name, geom, services) values ('驿站', 'SRID=4326;POINT(118.175 36.176)', '{water}')")
-        .execute(&pool)
-        .await
-        .expect("station");
+    sqlx::query(
+        "insert into station (name, geom, services) values ('驿站', 'SRID=4326;POINT(118.175 36.176)', '{water}')",
+    )
+    .execute(&pool)
+    .await
+    .expect("station");
     let rider = user(&pool, "rider-li", Role::Rider, &["G-W"]).await;
     let planner = user(&pool, "planner-wang", Role::Planner, &[]).await;
     let admin = user(&pool, "admin-zhao", Role::Admin, &[]).await;
     for _ in 0..2 {
-        let created = post_report(&pool, Some(&rider), Some(&key()), &report_body("manhole_cover", 118.175, 36.175)).await;
+        let created =
+            post_report(&pool, Some(&rider), Some(&key()), &report_body("manhole_cover", 118.175, 36.175)).await;
         assert_eq!(created.status, StatusCode::CREATED);
         assert_fits(&doc, "CreatedReport", &created.json());
         assert_fits(&doc, "ReportPoint", &created.json()["input_location"]);
@@ -736,14 +811,22 @@ async fn openapi_schemas_match_the_bodies_the_server_sends(pool: PgPool) {
             assert_fits(&doc, "PossibleDuplicate", duplicate);
         }
     }
-    let login = crate::common::send_json(&pool, "POST", "/api/auth/login", &json!({"name": "rider-li", "password": "rider-li-password-123"})).await;
+    let login = crate::common::send_json(
+        &pool,
+        "POST",
+        "/api/auth/login",
+        &json!({"name": "rider-li", "password": "rider-li-password-123"}),
+    )
+    .await;
     assert_fits(&doc, "LoginResponse", &login.json());
     assert_fits(&doc, "ErrorBody", &get(&pool, "/api/grids/at?lon=200&lat=36.175").await.json());
     let split = Request::post("/api/grids/1/split")
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::AUTHORIZATION, format!("Bearer {planner}"))
         .header(header::IF_MATCH, "\"1\"")
-        .body(Body::from(json!({"line": {"type": "LineString", "coordinates": [[118.0, 36.0], [118.01, 36.0]]}}).to_string()))
+        .body(Body::from(
+            json!({"line": {"type": "LineString", "coordinates": [[118.0, 36.0], [118.01, 36.0]]}}).to_string(),
+        ))
         .expect("request");
     let unprocessable = send(&pool, split).await;
     assert_eq!(unprocessable.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -785,7 +868,9 @@ fn multipart(parts: &[(&str, Option<&str>, &str, Vec<u8>)]) -> (String, Vec<u8>)
     for (name, filename, content_type, bytes) in parts {
         body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
         match filename {
-            Some(f) => body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n").as_bytes()),
+            Some(f) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n").as_bytes(),
+            ),
             None => body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n").as_bytes()),
         }
         body.extend_from_slice(format!("Content-Type: {content_type}\r\n\r\n").as_bytes());
@@ -822,8 +907,15 @@ async fn multipart_photos_are_checked_by_content_and_stored_without_exif(pool: P
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
     let report = report_body("manhole_cover", 118.175, 36.175).to_string().into_bytes();
-    let ok = post_multipart(&pool, &rider, &[("report", None, "application/json", report.clone()),
-        ("photo", Some("a.png"), "image/png", jpeg_with_gps_exif())]).await;
+    let ok = post_multipart(
+        &pool,
+        &rider,
+        &[
+            ("report", None, "application/json", report.clone()),
+            ("photo", Some("a.png"), "image/png", jpeg_with_gps_exif()),
+        ],
+    )
+    .await;
     assert_eq!(ok.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&ok.body));
     assert_eq!(ok.json()["photo_count"], 1);
     let (media_type, bytes): (String, Vec<u8>) =
@@ -831,8 +923,15 @@ async fn multipart_photos_are_checked_by_content_and_stored_without_exif(pool: P
     assert_eq!(media_type, "image/jpeg", "decided by content, not by the name or the declared type");
     assert!(!bytes.windows(11).any(|w| w == b"GPSLatitude"), "EXIF stripped");
 
-    let fake = post_multipart(&pool, &rider, &[("report", None, "application/json", report.clone()),
-        ("photo", Some("x.jpg"), "image/jpeg", b"MZ this is an executable".to_vec())]).await;
+    let fake = post_multipart(
+        &pool,
+        &rider,
+        &[
+            ("report", None, "application/json", report.clone()),
+            ("photo", Some("x.jpg"), "image/jpeg", b"MZ this is an executable".to_vec()),
+        ],
+    )
+    .await;
     assert_eq!(fake.status, StatusCode::BAD_REQUEST);
     assert_eq!(fake.json()["field"], "photo");
     let four: Vec<_> = std::iter::once(("report", None, "application/json", report.clone()))
@@ -841,8 +940,12 @@ async fn multipart_photos_are_checked_by_content_and_stored_without_exif(pool: P
     assert_eq!(post_multipart(&pool, &rider, &four).await.json()["field"], "photo");
     let mut big = jpeg_with_gps_exif();
     big.resize(5 * 1024 * 1024 + 10, 0);
-    let too_big = post_multipart(&pool, &rider, &[("report", None, "application/json", report),
-        ("photo", Some("big.jpg"), "image/jpeg", big)]).await;
+    let too_big = post_multipart(
+        &pool,
+        &rider,
+        &[("report", None, "application/json", report), ("photo", Some("big.jpg"), "image/jpeg", big)],
+    )
+    .await;
     assert_eq!(too_big.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(too_big.json()["field"], "photo", "the 413 names the field");
     assert_eq!(reports_count(&pool).await, 1);
@@ -858,8 +961,12 @@ async fn a_reports_photo_is_served_to_its_handlers_and_sender_only(pool: PgPool)
     let worker = user(&pool, "gw-west", Role::GridWorker, &["G-W"]).await;
     let east_worker = user(&pool, "gw-east", Role::GridWorker, &["G-E"]).await;
     let report = report_body("manhole_cover", 118.175, 36.175).to_string().into_bytes();
-    let ok = post_multipart(&pool, &rider, &[("report", None, "application/json", report),
-        ("photo", Some("a.jpg"), "image/jpeg", jpeg_with_gps_exif())]).await;
+    let ok = post_multipart(
+        &pool,
+        &rider,
+        &[("report", None, "application/json", report), ("photo", Some("a.jpg"), "image/jpeg", jpeg_with_gps_exif())],
+    )
+    .await;
     assert_eq!(ok.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&ok.body));
     let id = ok.json()["id"].as_i64().expect("id");
     let stored: Vec<u8> = sqlx::query_scalar("select bytes from report_photo").fetch_one(&pool).await.expect("photo");
@@ -899,7 +1006,8 @@ async fn live_feed_streams_new_reports_of_the_workers_grid(pool: PgPool) {
     let worker = user(&pool, "gw-east", Role::GridWorker, &["G-E"]).await;
     let state = gridmap_server::http::AppState::new(pool.clone());
     let app = gridmap_server::http::app(state);
-    let anonymous = app.clone().oneshot(Request::get("/api/reports/stream").body(Body::empty()).expect("req")).await.expect("resp");
+    let anonymous =
+        app.clone().oneshot(Request::get("/api/reports/stream").body(Body::empty()).expect("req")).await.expect("resp");
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     let response = app
         .clone()
@@ -951,8 +1059,10 @@ async fn duplicates_are_the_20_nearest_open_reports_as_a_full_search_finds_them(
     .execute(&pool)
     .await
     .expect("reports");
-    let reply = post_report(&pool, Some(&rider), Some(&key()), &report_body("exposed_garbage", 118.175, 36.175)).await.json();
-    let got: Vec<i64> = reply["possible_duplicates"].as_array().expect("array").iter().map(|d| d["id"].as_i64().expect("id")).collect();
+    let reply =
+        post_report(&pool, Some(&rider), Some(&key()), &report_body("exposed_garbage", 118.175, 36.175)).await.json();
+    let got: Vec<i64> =
+        reply["possible_duplicates"].as_array().expect("array").iter().map(|d| d["id"].as_i64().expect("id")).collect();
     let want: Vec<i64> = sqlx::query_scalar(
         "select id from report, (select ST_SetSRID(ST_MakePoint(118.175, 36.175), 4326)::geography g) p
           where category = 'exposed_garbage' and status not in ('cancelled', 'closed') and id <> $1

@@ -23,10 +23,11 @@ async fn demo_city_partitions_the_urban_area_into_267_balanced_grids(pool: PgPoo
         .await
         .expect("riders");
     assert_eq!(riders, 51);
-    let roles: Vec<String> = sqlx::query_scalar("select distinct role from account where password_hash is not null order by role")
-        .fetch_all(&pool)
-        .await
-        .expect("logins");
+    let roles: Vec<String> =
+        sqlx::query_scalar("select distinct role from account where password_hash is not null order by role")
+            .fetch_all(&pool)
+            .await
+            .expect("logins");
     assert_eq!(roles, ["admin", "grid_worker", "planner", "rider"]);
 
     // No two grids overlap by 1 m² or more.
@@ -53,10 +54,12 @@ async fn demo_city_partitions_the_urban_area_into_267_balanced_grids(pool: PgPoo
     assert!(urban_km2 > 5.0, "urban area only {urban_km2} km²");
 
     // Inside the real county boundary.
-    let inside: bool = sqlx::query_scalar("select ST_Within(u.geom, c.geom) from area u, area c where u.kind = 'urban' and c.kind = 'county'")
-        .fetch_one(&pool)
-        .await
-        .expect("within");
+    let inside: bool = sqlx::query_scalar(
+        "select ST_Within(u.geom, c.geom) from area u, area c where u.kind = 'urban' and c.kind = 'county'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("within");
     assert!(inside);
 
     // Every grid about 300 households (150–450), and the grid totals are the buildings' sum.

@@ -24,8 +24,17 @@ async fn station(pool: &PgPool, name: &str, address: &str, lon: f64, lat: f64, s
 
 async fn three_stations(pool: &PgPool) -> [i64; 3] {
     [
-        station(pool, "暖“新”驿站·鲁山路1号站", "沂源县历山街道鲁山路10号", 118.170, 36.180, &["rest", "water", "charging"]).await,
-        station(pool, "暖“新”驿站·胜利路2号站", "沂源县南麻街道胜利路47号", 118.180, 36.180, &["rest", "microwave"]).await,
+        station(
+            pool,
+            "暖“新”驿站·鲁山路1号站",
+            "沂源县历山街道鲁山路10号",
+            118.170,
+            36.180,
+            &["rest", "water", "charging"],
+        )
+        .await,
+        station(pool, "暖“新”驿站·胜利路2号站", "沂源县南麻街道胜利路47号", 118.180, 36.180, &["rest", "microwave"])
+            .await,
         station(pool, "暖“新”驿站·振兴路3号站", "沂源县历山街道振兴路84号", 118.200, 36.180, &["toilet"]).await,
     ]
 }
@@ -53,10 +62,17 @@ async fn station_list_has_public_fields_and_search_matches_name_address_and_serv
     keys.sort();
     assert_eq!(keys, ["address", "host_org", "id", "lat", "lon", "name", "opening_hours", "phone", "services"]);
 
-    for (q, expected) in [("胜利", vec![ids[1]]), ("历山街道", vec![ids[0], ids[2]]), ("MICROWAVE", vec![ids[1]]), ("%", vec![]), ("  ", ids.to_vec())] {
+    for (q, expected) in [
+        ("胜利", vec![ids[1]]),
+        ("历山街道", vec![ids[0], ids[2]]),
+        ("MICROWAVE", vec![ids[1]]),
+        ("%", vec![]),
+        ("  ", ids.to_vec()),
+    ] {
         let reply = get(&pool, &format!("/api/stations?q={}", urlencode(q))).await;
         assert_eq!(reply.status, StatusCode::OK);
-        let found: Vec<i64> = reply.json()["stations"].as_array().expect("array").iter().map(|s| s["id"].as_i64().expect("id")).collect();
+        let found: Vec<i64> =
+            reply.json()["stations"].as_array().expect("array").iter().map(|s| s["id"].as_i64().expect("id")).collect();
         assert_eq!(found, expected, "q={q:?}");
     }
     assert_field_error(&get(&pool, &format!("/api/stations?q={}", "x".repeat(101))).await, "q");
@@ -94,7 +110,8 @@ async fn nearest_stations_come_in_distance_order_with_metres(pool: PgPool) {
 
     // Default limit is 5 (here: all three), still in order.
     let all = get(&pool, "/api/stations/nearest?lon=118.199&lat=36.181").await.json();
-    let order: Vec<i64> = all["stations"].as_array().expect("array").iter().map(|s| s["id"].as_i64().expect("id")).collect();
+    let order: Vec<i64> =
+        all["stations"].as_array().expect("array").iter().map(|s| s["id"].as_i64().expect("id")).collect();
     assert_eq!(order, [ids[2], ids[1], ids[0]]);
 }
 
@@ -132,11 +149,13 @@ async fn grid_at_shows_the_public_card_without_private_phones(pool: PgPool) {
         .fetch_one(&pool)
         .await
         .expect("subdistrict");
-    let com: i64 = sqlx::query_scalar("insert into community (subdistrict_id, code, name) values ($1, 'LS-01', '城北社区') returning id")
-        .bind(sub)
-        .fetch_one(&pool)
-        .await
-        .expect("community");
+    let com: i64 = sqlx::query_scalar(
+        "insert into community (subdistrict_id, code, name) values ($1, 'LS-01', '城北社区') returning id",
+    )
+    .bind(sub)
+    .fetch_one(&pool)
+    .await
+    .expect("community");
     let grid = grid_square(&pool, "LS-01-001", Some(com), 118.15, 118.16).await;
     sqlx::query("insert into building (geom, households) values (ST_Multi(ST_Buffer(ST_SetSRID(ST_MakePoint(118.155, 36.175), 4326), 0.0001, 2)), 120)")
         .execute(&pool)
@@ -213,7 +232,8 @@ async fn demo_city_nearest_agrees_with_a_full_scan(pool: PgPool) {
     // A handful of points across the city: KNN plus re-ranking must equal sorting all 48.
     for (lon, lat) in [(118.17, 36.18), (118.15, 36.16), (118.19, 36.2), (118.16, 36.19)] {
         let body = get(&pool, &format!("/api/stations/nearest?lon={lon}&lat={lat}&limit=10")).await.json();
-        let got: Vec<i64> = body["stations"].as_array().expect("array").iter().map(|s| s["id"].as_i64().expect("id")).collect();
+        let got: Vec<i64> =
+            body["stations"].as_array().expect("array").iter().map(|s| s["id"].as_i64().expect("id")).collect();
         let want: Vec<i64> = sqlx::query_scalar(
             "select id from station order by ST_Distance(geom::geography, ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography), id limit 10",
         )

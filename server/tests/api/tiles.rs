@@ -39,7 +39,11 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
 
 fn decode(reply: &Reply) -> Tile {
     assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
-    let raw = if reply.headers.get(header::CONTENT_ENCODING).is_some_and(|v| v == "gzip") { gunzip(&reply.body) } else { reply.body.clone() };
+    let raw = if reply.headers.get(header::CONTENT_ENCODING).is_some_and(|v| v == "gzip") {
+        gunzip(&reply.body)
+    } else {
+        reply.body.clone()
+    };
     Tile::decode(raw.as_slice()).expect("a valid MVT")
 }
 
@@ -108,12 +112,12 @@ async fn sql_count(pool: &PgPool, table: &str, t: TileCoord) -> i64 {
     sqlx::query_scalar(&format!(
         "select count(*) from {table} where ST_Intersects(geom_3857, ST_TileEnvelope($1, $2, $3, margin => 64/4096.0))"
     ))
-        .bind(i32::from(t.z))
-        .bind(t.x as i32)
-        .bind(t.y as i32)
-        .fetch_one(pool)
-        .await
-        .expect("count")
+    .bind(i32::from(t.z))
+    .bind(t.x as i32)
+    .bind(t.y as i32)
+    .fetch_one(pool)
+    .await
+    .expect("count")
 }
 
 fn uri(layers: &str, t: TileCoord) -> String {
@@ -142,15 +146,26 @@ async fn tile_has_documented_layers_and_properties_and_counts_match_sql(pool: Pg
     let grids = layer(&tile, "grids");
     let keys: BTreeSet<&str> = grids.keys.iter().map(String::as_str).collect();
     assert_eq!(keys, BTreeSet::from(["balance", "code", "community", "households", "name", "workers"]));
-    let first = grids.features.iter().map(|f| props(grids, f)).find(|p| p.contains(&("code".into(), "T-001".into()))).expect("T-001");
+    let first = grids
+        .features
+        .iter()
+        .map(|f| props(grids, f))
+        .find(|p| p.contains(&("code".into(), "T-001".into())))
+        .expect("T-001");
     assert!(first.contains(&("community".into(), "胜利社区".into())));
     assert!(first.contains(&("households".into(), "300".into())));
     assert!(first.contains(&("balance".into(), "1".into())));
     assert!(first.contains(&("workers".into(), "1".into())));
     let b = layer(&tile, "buildings");
-    assert_eq!(b.keys.iter().map(String::as_str).collect::<BTreeSet<_>>(), BTreeSet::from(["floors", "households", "use"]));
+    assert_eq!(
+        b.keys.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        BTreeSet::from(["floors", "households", "use"])
+    );
     let s = layer(&tile, "stations");
-    assert_eq!(s.keys.iter().map(String::as_str).collect::<BTreeSet<_>>(), BTreeSet::from(["name", "opening_hours", "services"]));
+    assert_eq!(
+        s.keys.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        BTreeSet::from(["name", "opening_hours", "services"])
+    );
     assert!(props(s, &s.features[0]).contains(&("services".into(), "rest,water,charging".into())));
     // Feature ids are the rows' ids, and no private value ever reaches a tile.
     assert!(b.features.iter().all(|f| f.id.is_some()));
@@ -249,7 +264,11 @@ async fn floors_in_tile(state: &AppState, t: TileCoord, id: u64) -> (Option<Stri
     }
     let tile = decode(&reply);
     let b = layer(&tile, "buildings");
-    let floors = b.features.iter().find(|f| f.id == Some(id)).and_then(|f| props(b, f).into_iter().find(|(k, _)| k == "floors").map(|(_, v)| v));
+    let floors = b
+        .features
+        .iter()
+        .find(|f| f.id == Some(id))
+        .and_then(|f| props(b, f).into_iter().find(|(k, _)| k == "floors").map(|(_, v)| v));
     (floors, cache)
 }
 
@@ -342,7 +361,12 @@ async fn plain_sql_edit_reaches_the_next_tile_within_a_second_via_notify(pool: P
     let workers = |state: AppState| async move {
         let tile = decode(&send(&state, &uri("grids", g), &[]).await);
         let grids = layer(&tile, "grids");
-        let p = grids.features.iter().map(|f| props(grids, f)).find(|p| p.contains(&("code".into(), "T-002".into()))).expect("T-002");
+        let p = grids
+            .features
+            .iter()
+            .map(|f| props(grids, f))
+            .find(|p| p.contains(&("code".into(), "T-002".into())))
+            .expect("T-002");
         p.into_iter().find(|(k, _)| k == "workers").map(|(_, v)| v).expect("workers")
     };
     assert_eq!(workers(state.clone()).await, "0");
@@ -369,7 +393,8 @@ async fn tilejson_and_style_are_valid_and_offline(pool: PgPool) {
     assert_eq!(tj["tilejson"], "3.0.0");
     assert_eq!(tj["tiles"][0], "http://maps.example.org:8080/tiles/grids,buildings/{z}/{x}/{y}.mvt");
     assert_eq!((tj["minzoom"].as_u64(), tj["maxzoom"].as_u64()), (Some(0), Some(22)));
-    let ids: Vec<&str> = tj["vector_layers"].as_array().expect("array").iter().map(|l| l["id"].as_str().expect("id")).collect();
+    let ids: Vec<&str> =
+        tj["vector_layers"].as_array().expect("array").iter().map(|l| l["id"].as_str().expect("id")).collect();
     assert_eq!(ids, ["grids", "grid_labels", "buildings"]);
     assert_eq!(tj["vector_layers"][0]["fields"]["balance"], "Number");
     let b = tj["bounds"].as_array().expect("bounds");
@@ -383,7 +408,10 @@ async fn tilejson_and_style_are_valid_and_offline(pool: PgPool) {
     let tiles_url = style["sources"]["gridmap"]["tiles"][0].as_str().expect("url");
     assert!(tiles_url.starts_with("http://maps.example.org/tiles/"), "{tiles_url}");
     let reports_url = style["sources"]["reports"]["tiles"][0].as_str().expect("reports url");
-    assert_eq!(reports_url, "http://maps.example.org/tiles/reports/{z}/{x}/{y}.mvt", "reports churn in a source of their own");
+    assert_eq!(
+        reports_url, "http://maps.example.org/tiles/reports/{z}/{x}/{y}.mvt",
+        "reports churn in a source of their own"
+    );
     assert!(!tiles_url.contains("reports"), "{tiles_url}");
     let known: BTreeSet<&str> = ["grids", "grid_labels", "buildings", "stations", "roads", "reports"].into();
     for l in style["layers"].as_array().expect("layers") {
@@ -396,7 +424,8 @@ async fn tilejson_and_style_are_valid_and_offline(pool: PgPool) {
         // Every URL in the style is ours: nothing to fetch from the internet.
         assert!(!l.to_string().contains("https://"));
     }
-    let types: BTreeSet<&str> = style["layers"].as_array().expect("layers").iter().map(|l| l["type"].as_str().expect("type")).collect();
+    let types: BTreeSet<&str> =
+        style["layers"].as_array().expect("layers").iter().map(|l| l["type"].as_str().expect("type")).collect();
     assert!(types.is_superset(&["fill", "line", "symbol", "circle"].into()));
 }
 
@@ -420,7 +449,9 @@ async fn export_tiles_writes_pmtiles_that_match_the_live_endpoint(pool: PgPool) 
     let header = reader.get_header();
     assert_eq!((header.min_zoom, header.max_zoom), (10, 16));
     let state = AppState::new(pool.clone());
-    for (lon, lat, z) in [(118.165, 36.1725, 10), (118.165, 36.1725, 14), (118.1611, 36.1711, 16), (118.3001, 36.3001, 16)] {
+    for (lon, lat, z) in
+        [(118.165, 36.1725, 10), (118.165, 36.1725, 14), (118.1611, 36.1711, 16), (118.3001, 36.3001, 16)]
+    {
         let t = tile_at(lon, lat, z);
         let archived = reader
             .get_tile_decompressed(pmtiles::TileCoord::new(t.z, t.x, t.y).expect("coord"))
@@ -448,11 +479,12 @@ fn uuid_like() -> String {
 async fn demo_city_tiles_stay_under_500_kb_and_match_sql_counts(pool: PgPool) {
     gridmap_server::seed::seed_demo(&pool, 1).await.expect("seed");
     let state = AppState::new(pool.clone());
-    let (x0, y0, x1, y1): (f64, f64, f64, f64) =
-        sqlx::query_as("select ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) from (select ST_Extent(geom_3857) e from grid) s")
-            .fetch_one(&pool)
-            .await
-            .expect("extent");
+    let (x0, y0, x1, y1): (f64, f64, f64, f64) = sqlx::query_as(
+        "select ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) from (select ST_Extent(geom_3857) e from grid) s",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("extent");
     let extent = Bbox::new(x0, y0, x1, y1);
     let mut largest = (0, String::new());
     let mut checked = 0;
@@ -620,11 +652,12 @@ async fn rust_encoded_tiles_match_postgis_st_asmvt(pool: PgPool) {
     .await
     .expect("reports");
     let state = AppState::new(pool.clone());
-    let (x0, y0, x1, y1): (f64, f64, f64, f64) =
-        sqlx::query_as("select ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) from (select ST_Extent(geom_3857) e from grid) s")
-            .fetch_one(&pool)
-            .await
-            .expect("extent");
+    let (x0, y0, x1, y1): (f64, f64, f64, f64) = sqlx::query_as(
+        "select ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) from (select ST_Extent(geom_3857) e from grid) s",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("extent");
     let (mut compared, mut features, mut grazing, mut our_bytes, mut their_bytes) = (0, 0, 0, 0, 0);
     for z in 10..=16u8 {
         let step = [1, 1, 1, 1, 1, 3, 9][usize::from(z - 10)];
@@ -637,7 +670,8 @@ async fn rust_encoded_tiles_match_postgis_st_asmvt(pool: PgPool) {
                 .fetch_one(&pool)
                 .await
                 .expect("ST_AsMVT");
-            let (a, b) = (Tile::decode(ours.as_slice()).expect("ours"), Tile::decode(theirs.as_slice()).expect("theirs"));
+            let (a, b) =
+                (Tile::decode(ours.as_slice()).expect("ours"), Tile::decode(theirs.as_slice()).expect("theirs"));
             let names = |t: &Tile| t.layers.iter().map(|l| l.name.clone()).collect::<Vec<_>>();
             let (fa, fb) = (features_by_id(&a), features_by_id(&b));
             for (key, p) in &fa {
@@ -645,7 +679,8 @@ async fn rust_encoded_tiles_match_postgis_st_asmvt(pool: PgPool) {
                     assert_eq!(p, q, "{t} {key:?}: properties differ");
                 }
             }
-            let only: Vec<_> = fa.keys().filter(|k| !fb.contains_key(*k)).chain(fb.keys().filter(|k| !fa.contains_key(*k))).collect();
+            let only: Vec<_> =
+                fa.keys().filter(|k| !fb.contains_key(*k)).chain(fb.keys().filter(|k| !fa.contains_key(*k))).collect();
             grazing += only.len();
             assert!(only.len() <= 2, "{t}: features in one tile only: {only:?}");
             if only.is_empty() {
@@ -657,7 +692,9 @@ async fn rust_encoded_tiles_match_postgis_st_asmvt(pool: PgPool) {
             their_bytes += theirs.len();
         }
     }
-    eprintln!("{compared} tiles, {features} features compared; {grazing} drawn by one encoder only; {our_bytes} vs {their_bytes} bytes");
+    eprintln!(
+        "{compared} tiles, {features} features compared; {grazing} drawn by one encoder only; {our_bytes} vs {their_bytes} bytes"
+    );
     assert!(compared > 40 && features > 10_000, "{compared} tiles, {features} features");
     assert!(grazing * 200 <= features, "{grazing} of {features} features differ");
     // Same content, no larger (within 1%: the clippers cut slivers in the buffer differently).

@@ -41,7 +41,8 @@ async fn cached_logins_end_at_once_when_disabled_revoked_or_logged_out_through_t
     let rider = user(&pool, "rider-a", Role::Rider, &[]).await;
     assert_eq!(me(&state, &rider).await, StatusCode::OK, "cached from here on");
     let id = account_id(&pool, "rider-a").await;
-    let patched = call(&state, "PATCH", &format!("/api/admin/accounts/{id}"), &admin, Some(json!({"disabled": true}))).await;
+    let patched =
+        call(&state, "PATCH", &format!("/api/admin/accounts/{id}"), &admin, Some(json!({"disabled": true}))).await;
     assert_eq!(patched.status, StatusCode::OK);
     assert_eq!(me(&state, &rider).await, StatusCode::UNAUTHORIZED, "disabled: the next request is refused");
 
@@ -55,7 +56,14 @@ async fn cached_logins_end_at_once_when_disabled_revoked_or_logged_out_through_t
     let rider = user(&pool, "rider-c", Role::Rider, &[]).await;
     assert_eq!(me(&state, &rider).await, StatusCode::OK);
     let id = account_id(&pool, "rider-c").await;
-    let demoted = call(&state, "PATCH", &format!("/api/admin/accounts/{id}"), &admin, Some(json!({"role": "resident", "part_time_grid_worker": false}))).await;
+    let demoted = call(
+        &state,
+        "PATCH",
+        &format!("/api/admin/accounts/{id}"),
+        &admin,
+        Some(json!({"role": "resident", "part_time_grid_worker": false})),
+    )
+    .await;
     assert_eq!(demoted.status, StatusCode::OK);
     assert_eq!(me(&state, &rider).await, StatusCode::UNAUTHORIZED, "a new role ends the login");
 
@@ -74,7 +82,8 @@ async fn new_grids_apply_to_a_cached_login_on_the_next_request(pool: PgPool) {
     let principal = state.tokens.authenticate(&pool, &worker).await.expect("lookup").expect("live");
     assert_eq!(principal.grid_ids, [1]);
     let id = account_id(&pool, "gw-move").await;
-    let moved = call(&state, "PUT", &format!("/api/admin/accounts/{id}/grids"), &admin, Some(json!({"grid_ids": [2]}))).await;
+    let moved =
+        call(&state, "PUT", &format!("/api/admin/accounts/{id}/grids"), &admin, Some(json!({"grid_ids": [2]}))).await;
     assert_eq!(moved.status, StatusCode::OK, "{}", String::from_utf8_lossy(&moved.body));
     let principal = state.tokens.authenticate(&pool, &worker).await.expect("lookup").expect("live");
     assert_eq!(principal.grid_ids, [2]);
@@ -97,7 +106,10 @@ async fn a_token_revoked_behind_the_servers_back_ends_within_the_cache_lifetime(
 async fn a_cached_token_is_never_used_past_its_expiry(pool: PgPool) {
     let rider = user(&pool, "rider-expiring", Role::Rider, &[]).await;
     let state = AppState::new(pool.clone());
-    sqlx::query("update session_token set expires_at = now() + interval '1 second'").execute(&pool).await.expect("shorten");
+    sqlx::query("update session_token set expires_at = now() + interval '1 second'")
+        .execute(&pool)
+        .await
+        .expect("shorten");
     assert_eq!(me(&state, &rider).await, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(me(&state, &rider).await, StatusCode::UNAUTHORIZED, "expired while cached");

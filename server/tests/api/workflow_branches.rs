@@ -56,7 +56,10 @@ async fn refused(pool: &PgPool, token: &str, id: i64, body: &Value, status: Stat
 }
 
 async fn get_as(pool: &PgPool, token: &str, uri: &str) -> Reply {
-    let request = Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {token}")).body(Body::empty()).expect("request");
+    let request = Request::get(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .expect("request");
     send(pool, request).await
 }
 
@@ -76,7 +79,11 @@ async fn second_subdistrict(pool: &PgPool) -> (i64, i64) {
     .await
     .expect("grid");
     let id = |code: &'static str| async move {
-        sqlx::query_scalar::<_, i64>("select id from subdistrict where code = $1").bind(code).fetch_one(pool).await.expect("sd id")
+        sqlx::query_scalar::<_, i64>("select id from subdistrict where code = $1")
+            .bind(code)
+            .fetch_one(pool)
+            .await
+            .expect("sd id")
     };
     (id("LS").await, id("NM").await)
 }
@@ -108,8 +115,11 @@ async fn dispatched_report_is_parked_and_resumed_by_its_grids_worker_only(pool: 
     assert_eq!(parked["status"], "parked");
     assert_eq!(parked["version"], 4);
     let last = parked["history"].as_array().expect("history").last().cloned().expect("row");
-    assert_eq!(last, json!({"action": "transition", "from_status": "dispatched", "to_status": "parked", "actor": "gw-west",
-        "note": "等待产权单位确认", "grid_id": 1, "created_at": last["created_at"]}));
+    assert_eq!(
+        last,
+        json!({"action": "transition", "from_status": "dispatched", "to_status": "parked", "actor": "gw-west",
+        "note": "等待产权单位确认", "grid_id": 1, "created_at": last["created_at"]})
+    );
     assert!(last["created_at"].is_string());
 
     // Out of parked only to handling or cancelled, and again only by the grid's workers.
@@ -125,7 +135,8 @@ async fn dispatched_report_is_parked_and_resumed_by_its_grids_worker_only(pool: 
     to(&pool, &worker, id, "parked").await;
     let cancel = json!({"to": "cancelled", "reason": "out_of_remit"});
     refused(&pool, &stranger, id, &cancel, StatusCode::FORBIDDEN, "forbidden").await;
-    let no_reason = refused(&pool, &admin, id, &json!({"to": "cancelled"}), StatusCode::BAD_REQUEST, "invalid_field").await;
+    let no_reason =
+        refused(&pool, &admin, id, &json!({"to": "cancelled"}), StatusCode::BAD_REQUEST, "invalid_field").await;
     assert_eq!(no_reason["field"], "reason");
     let cancelled = step(&pool, &admin, id, &cancel).await;
     assert_eq!(cancelled["status"], "cancelled");
@@ -133,8 +144,18 @@ async fn dispatched_report_is_parked_and_resumed_by_its_grids_worker_only(pool: 
     let history = cancelled["history"].as_array().expect("history");
     let path: Vec<(&str, &str)> =
         history.iter().map(|h| (h["to_status"].as_str().expect("to"), h["actor"].as_str().expect("actor"))).collect();
-    assert_eq!(path, [("submitted", "rider-li"), ("accepted", "gw-west"), ("dispatched", "gw-west"), ("parked", "gw-west"),
-        ("handling", "gw-west"), ("parked", "gw-west"), ("cancelled", "admin-wang")]);
+    assert_eq!(
+        path,
+        [
+            ("submitted", "rider-li"),
+            ("accepted", "gw-west"),
+            ("dispatched", "gw-west"),
+            ("parked", "gw-west"),
+            ("handling", "gw-west"),
+            ("parked", "gw-west"),
+            ("cancelled", "admin-wang")
+        ]
+    );
     assert_eq!(history[6]["note"], "[out_of_remit]");
     // Cancelled is final: a parked-then-cancelled report does not come back.
     let final_ = refused(&pool, &admin, id, &json!({"to": "handling"}), StatusCode::CONFLICT, "conflict").await;
@@ -232,36 +253,64 @@ async fn stats_filter_by_subdistrict_and_period(pool: PgPool) {
     };
     let none = json!({"reports": 0, "cancelled": 0, "closed": 0, "closure_rate": null, "on_time_closure_rate": null,
         "rework_rate": null, "median_hours_to_close": null});
-    assert_eq!(stats(String::new()).await, json!({"reports": 3, "cancelled": 1, "closed": 2, "closure_rate": 2.0 / 3.0,
-        "on_time_closure_rate": 0.5, "rework_rate": 0.5, "median_hours_to_close": 27.0}));
-    assert_eq!(stats(format!("subdistrict={ls}")).await, json!({"reports": 2, "cancelled": 1, "closed": 1,
-        "closure_rate": 0.5, "on_time_closure_rate": 1.0, "rework_rate": 0.0, "median_hours_to_close": 6.0}));
-    assert_eq!(stats(format!("subdistrict={nm}")).await, json!({"reports": 1, "cancelled": 0, "closed": 1,
-        "closure_rate": 1.0, "on_time_closure_rate": 0.0, "rework_rate": 1.0, "median_hours_to_close": 48.0}));
+    assert_eq!(
+        stats(String::new()).await,
+        json!({"reports": 3, "cancelled": 1, "closed": 2, "closure_rate": 2.0 / 3.0,
+        "on_time_closure_rate": 0.5, "rework_rate": 0.5, "median_hours_to_close": 27.0})
+    );
+    assert_eq!(
+        stats(format!("subdistrict={ls}")).await,
+        json!({"reports": 2, "cancelled": 1, "closed": 1,
+        "closure_rate": 0.5, "on_time_closure_rate": 1.0, "rework_rate": 0.0, "median_hours_to_close": 6.0})
+    );
+    assert_eq!(
+        stats(format!("subdistrict={nm}")).await,
+        json!({"reports": 1, "cancelled": 0, "closed": 1,
+        "closure_rate": 1.0, "on_time_closure_rate": 0.0, "rework_rate": 1.0, "median_hours_to_close": 48.0})
+    );
     assert_eq!(stats(format!("subdistrict={}", nm + 100)).await, none);
     // `from` is inclusive, `to` exclusive: a2, created at 1 April 00:00, is April's.
-    assert_eq!(stats("from=2024-03-01T00:00:00Z&to=2024-04-01T00:00:00Z".into()).await, json!({"reports": 1, "cancelled": 1,
-        "closed": 1, "closure_rate": 1.0, "on_time_closure_rate": 1.0, "rework_rate": 0.0, "median_hours_to_close": 6.0}));
-    assert_eq!(stats("from=2024-04-01T00:00:00Z".into()).await, json!({"reports": 2, "cancelled": 0, "closed": 1,
-        "closure_rate": 0.5, "on_time_closure_rate": 0.0, "rework_rate": 1.0, "median_hours_to_close": 48.0}));
-    assert_eq!(stats("to=2024-03-11T00:00:00Z".into()).await, json!({"reports": 1, "cancelled": 0, "closed": 1,
-        "closure_rate": 1.0, "on_time_closure_rate": 1.0, "rework_rate": 0.0, "median_hours_to_close": 6.0}));
+    assert_eq!(
+        stats("from=2024-03-01T00:00:00Z&to=2024-04-01T00:00:00Z".into()).await,
+        json!({"reports": 1, "cancelled": 1,
+        "closed": 1, "closure_rate": 1.0, "on_time_closure_rate": 1.0, "rework_rate": 0.0, "median_hours_to_close": 6.0})
+    );
+    assert_eq!(
+        stats("from=2024-04-01T00:00:00Z".into()).await,
+        json!({"reports": 2, "cancelled": 0, "closed": 1,
+        "closure_rate": 0.5, "on_time_closure_rate": 0.0, "rework_rate": 1.0, "median_hours_to_close": 48.0})
+    );
+    assert_eq!(
+        stats("to=2024-03-11T00:00:00Z".into()).await,
+        json!({"reports": 1, "cancelled": 0, "closed": 1,
+        "closure_rate": 1.0, "on_time_closure_rate": 1.0, "rework_rate": 0.0, "median_hours_to_close": 6.0})
+    );
     // Both filters at once.
-    assert_eq!(stats(format!("subdistrict={ls}&from=2024-04-01T00:00:00Z")).await, json!({"reports": 1, "cancelled": 0,
-        "closed": 0, "closure_rate": 0.0, "on_time_closure_rate": null, "rework_rate": null, "median_hours_to_close": null}));
+    assert_eq!(
+        stats(format!("subdistrict={ls}&from=2024-04-01T00:00:00Z")).await,
+        json!({"reports": 1, "cancelled": 0,
+        "closed": 0, "closure_rate": 0.0, "on_time_closure_rate": null, "rework_rate": null, "median_hours_to_close": null})
+    );
     assert_eq!(stats(format!("subdistrict={nm}&to=2024-04-01T00:00:00Z")).await, none);
     assert_eq!(stats("from=2024-05-01T00:00:00Z".into()).await, none);
 }
 
 #[sqlx::test(migrations = "../migrations")]
 async fn stats_with_a_bad_value_is_a_400_naming_the_field(pool: PgPool) {
-    for (query, field) in [("from=garbage", "from"), ("to=2024-13-01T00:00:00Z", "to"), ("subdistrict=ls", "subdistrict"),
-        ("grid=1.5", "grid")]
-    {
+    for (query, field) in [
+        ("from=garbage", "from"),
+        ("to=2024-13-01T00:00:00Z", "to"),
+        ("subdistrict=ls", "subdistrict"),
+        ("grid=1.5", "grid"),
+    ] {
         let reply = get(&pool, &format!("/api/stats?{query}")).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}");
         let error = reply.json();
-        assert_eq!((error["code"].as_str(), error["field"].as_str()), (Some("invalid_field"), Some(field)), "{query}: {error}");
+        assert_eq!(
+            (error["code"].as_str(), error["field"].as_str()),
+            (Some("invalid_field"), Some(field)),
+            "{query}: {error}"
+        );
         let message = error["message"].as_str().expect("message");
         assert!(message.contains(&format!("{field}:")), "{query}: the message names `{field}`: {message}");
     }
@@ -340,12 +389,19 @@ async fn live_feed_with_grid_sends_only_that_grids_reports(pool: PgPool) {
     let west = post_through(&app, &rider, 118.175, 36.175).await;
     let east = post_through(&app, &rider, 118.185, 36.175).await;
     let event = feed.next().await;
-    assert_eq!((&event["kind"], &event["id"], &event["grid_id"]), (&json!("created"), &json!(east), &json!(2)), "{event}");
+    assert_eq!(
+        (&event["kind"], &event["id"], &event["grid_id"]),
+        (&json!("created"), &json!(east), &json!(2)),
+        "{event}"
+    );
     transition_through(&app, &admin, west, 1, "accepted").await;
     transition_through(&app, &admin, east, 1, "accepted").await;
     let event = feed.next().await;
-    assert_eq!((&event["kind"], &event["id"], &event["status"], &event["version"]),
-        (&json!("transition"), &json!(east), &json!("accepted"), &json!(2)), "{event}");
+    assert_eq!(
+        (&event["kind"], &event["id"], &event["status"], &event["version"]),
+        (&json!("transition"), &json!(east), &json!("accepted"), &json!(2)),
+        "{event}"
+    );
     post_through(&app, &rider, 118.171, 36.171).await;
     let east2 = post_through(&app, &rider, 118.189, 36.179).await;
     assert_eq!(feed.next().await["id"], east2);
@@ -385,8 +441,11 @@ async fn live_feed_with_bbox_sends_only_reports_inside_it(pool: PgPool) {
     let inside = post_through(&app, &rider, 118.173, 36.178).await;
     for feed in [&mut feed, &mut worker_feed] {
         let event = feed.next().await;
-        assert_eq!((&event["id"], &event["grid_id"], &event["lon"], &event["lat"]),
-            (&json!(inside), &json!(1), &json!(118.173), &json!(36.178)), "{event}");
+        assert_eq!(
+            (&event["id"], &event["grid_id"], &event["lon"], &event["lat"]),
+            (&json!(inside), &json!(1), &json!(118.173), &json!(36.178)),
+            "{event}"
+        );
     }
     // The box's edge is inside.
     let edge = post_through(&app, &rider, 118.176, 36.18).await;
@@ -470,7 +529,12 @@ async fn hexbins_count_only_reports_created_in_the_period(pool: PgPool) {
                 .as_array()
                 .expect("features")
                 .iter()
-                .map(|f| (f["properties"]["h3"].as_str().expect("h3").to_string(), f["properties"]["count"].as_i64().expect("count")))
+                .map(|f| {
+                    (
+                        f["properties"]["h3"].as_str().expect("h3").to_string(),
+                        f["properties"]["count"].as_i64().expect("count"),
+                    )
+                })
                 .collect::<BTreeMap<String, i64>>()
         }
     };
@@ -478,7 +542,10 @@ async fn hexbins_count_only_reports_created_in_the_period(pool: PgPool) {
     assert_eq!(all.len(), 2);
     let west_cell = all.iter().find(|(_, n)| **n == 2).map(|(h, _)| h.clone()).expect("the cell with two reports");
     let east_cell = all.keys().find(|h| **h != west_cell).cloned().expect("the other cell");
-    assert_eq!(cells("&from=2024-04-01T00:00:00Z").await, BTreeMap::from([(west_cell.clone(), 1), (east_cell.clone(), 1)]));
+    assert_eq!(
+        cells("&from=2024-04-01T00:00:00Z").await,
+        BTreeMap::from([(west_cell.clone(), 1), (east_cell.clone(), 1)])
+    );
     assert_eq!(cells("&to=2024-04-01T00:00:00Z").await, BTreeMap::from([(west_cell.clone(), 1)]));
     assert_eq!(cells("&from=2024-04-02T00:00:00Z&to=2024-05-01T00:00:00Z").await, BTreeMap::from([(east_cell, 1)]));
     assert_eq!(cells("&from=2024-03-01T00:00:00Z&to=2024-03-31T00:00:00Z").await, BTreeMap::from([(west_cell, 1)]));
@@ -510,17 +577,26 @@ async fn unassigned_queue_of_a_subdistrict_lists_only_its_unassigned_reports(poo
             reply.json()
         }
     };
-    let ids = |page: &Value| -> Vec<i64> { page["items"].as_array().expect("items").iter().map(|r| r["id"].as_i64().expect("id")).collect() };
+    let ids = |page: &Value| -> Vec<i64> {
+        page["items"].as_array().expect("items").iter().map(|r| r["id"].as_i64().expect("id")).collect()
+    };
     let queue = page(format!("grid=none&subdistrict={ls}")).await;
     assert_eq!(queue["total"], 2);
     assert_eq!(ids(&queue), [ls_2, ls_1], "newest first");
     for item in queue["items"].as_array().expect("items") {
-        assert_eq!((&item["grid_id"], &item["assignment"], &item["subdistrict_id"]), (&Value::Null, &json!("unassigned"), &json!(ls)));
+        assert_eq!(
+            (&item["grid_id"], &item["assignment"], &item["subdistrict_id"]),
+            (&Value::Null, &json!("unassigned"), &json!(ls))
+        );
     }
     let queue = page(format!("grid=none&subdistrict={nm}")).await;
     assert_eq!((queue["total"].as_i64(), ids(&queue)), (Some(1), vec![nm_1]));
     assert_eq!(ids(&page("grid=none".into()).await), [nm_1, ls_2, ls_1], "every subdistrict's queue");
-    assert_eq!(ids(&page(format!("subdistrict={ls}")).await), [ls_2, ls_1, assigned], "without grid=none: assigned too");
+    assert_eq!(
+        ids(&page(format!("subdistrict={ls}")).await),
+        [ls_2, ls_1, assigned],
+        "without grid=none: assigned too"
+    );
     assert_eq!(ids(&page(format!("subdistrict={nm}")).await), [nm_assigned, nm_1]);
     assert_eq!(page(format!("grid=none&subdistrict={}", nm + 100)).await["total"], 0);
     // Paging keeps both filters.
@@ -533,7 +609,8 @@ async fn unassigned_queue_of_a_subdistrict_lists_only_its_unassigned_reports(poo
     // Unassigned reports are the admins' to handle: a grid worker of the subdistrict is refused.
     refused(&pool, &east_worker, ls_1, &json!({"to": "accepted"}), StatusCode::FORBIDDEN, "forbidden").await;
     assert_eq!(to(&pool, &admin, ls_1, "accepted").await["status"], "accepted");
-    let worker_view = get_as(&pool, &east_worker, &format!("/api/reports?grid=none&subdistrict={ls}&status=accepted")).await.json();
+    let worker_view =
+        get_as(&pool, &east_worker, &format!("/api/reports?grid=none&subdistrict={ls}&status=accepted")).await.json();
     assert_eq!(ids(&worker_view), [ls_1]);
 }
 
@@ -550,9 +627,13 @@ async fn cancelling_an_accepted_report_as_invalid_reverses_its_credit(pool: PgPo
     }
     assert_eq!(get_as(&pool, &rider, "/api/points/me").await.json()["balance"], 30);
 
-    let cancelled = step(&pool, &worker, invalid, &json!({"to": "cancelled", "reason": "invalid", "note": "照片与位置不符"})).await;
+    let cancelled =
+        step(&pool, &worker, invalid, &json!({"to": "cancelled", "reason": "invalid", "note": "照片与位置不符"})).await;
     assert_eq!((&cancelled["status"], &cancelled["cancel_reason"]), (&json!("cancelled"), &json!("invalid")));
-    assert_eq!(cancelled["history"].as_array().expect("history").last().expect("row")["note"], "[invalid] 照片与位置不符");
+    assert_eq!(
+        cancelled["history"].as_array().expect("history").last().expect("row")["note"],
+        "[invalid] 照片与位置不符"
+    );
     let me = get_as(&pool, &rider, "/api/points/me").await;
     assert_eq!(me.status, StatusCode::OK);
     let me = me.json();
@@ -561,10 +642,24 @@ async fn cancelling_an_accepted_report_as_invalid_reverses_its_credit(pool: PgPo
         .as_array()
         .expect("entries")
         .iter()
-        .map(|e| (e["report_id"].as_i64().expect("id"), e["delta"].as_i64().expect("delta"), e["reason"].as_str().expect("reason")))
+        .map(|e| {
+            (
+                e["report_id"].as_i64().expect("id"),
+                e["delta"].as_i64().expect("delta"),
+                e["reason"].as_str().expect("reason"),
+            )
+        })
         .collect();
-    assert_eq!(entries, [(invalid, -10, "report_reversed"), (out_of_remit, 10, "report_accepted"), (invalid, 10, "report_accepted"),
-        (kept, 10, "report_accepted")], "append-only: the credit stays, a reversal is added");
+    assert_eq!(
+        entries,
+        [
+            (invalid, -10, "report_reversed"),
+            (out_of_remit, 10, "report_accepted"),
+            (invalid, 10, "report_accepted"),
+            (kept, 10, "report_accepted")
+        ],
+        "append-only: the credit stays, a reversal is added"
+    );
     let ledger: Vec<(i64, i32, String)> =
         sqlx::query_as("select report_id, delta, reason from points_ledger where report_id = $1 order by id")
             .bind(invalid)

@@ -9,6 +9,8 @@ bash scripts/setup.sh test
 # sqlx::test creates a fresh database per test on this server.
 export DATABASE_URL="${GRIDMAP_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Formatting first: it is the cheapest check and fails in seconds (rustfmt.toml).
+cargo fmt --all --check
 cargo build --workspace --all-targets
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
 status=${PIPESTATUS[0]}

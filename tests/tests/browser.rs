@@ -1244,3 +1244,90 @@ async fn rider_app_opens_offline_from_a_cold_start_and_its_outbox_sends_each_rep
     browser.screenshot(&screenshot_path("rider-delivered-phone.png")).await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn grid_worker_card_offers_only_the_servers_allowed_steps_and_says_in_chinese_why_one_waits() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    let (grid_id, lon, lat) = worker_grid(&pool).await;
+    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1")
+        .fetch_one(&pool)
+        .await
+        .expect("category");
+    let rider = api_login(&server, "rider-01").await;
+    let admin = api_login(&server, "demo-admin").await;
+    let worker = api_login(&server, "gw-0001").await;
+    let id = file_report(&server, &rider, &category, lon, lat, "路面塌陷").await;
+    for (version, to) in [(1, "accepted"), (2, "dispatched"), (3, "handling")] {
+        assert_eq!(transition(&server, &admin, id, version, to).await, 200, "{to}");
+    }
+    let seen: Value = reqwest::Client::new()
+        .get(server.url(&format!("/api/reports/{id}")))
+        .bearer_auth(&worker)
+        .send()
+        .await
+        .expect("report")
+        .json()
+        .await
+        .expect("json");
+
+    open(&browser, &server).await;
+    let c = &browser.client;
+    tab(&browser, "worker").await;
+    log_in(&browser, "#view-worker", "gw-0001").await;
+    let item = format!("#worker-list li[data-id=\"{id}\"]");
+    browser.wait_for(&format!("document.querySelector('{item}')"), WAIT, "the report in the list").await;
+    c.find(Locator::Css(&item)).await.expect("li").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-card [data-to]')", WAIT, "the card's actions").await;
+    let offered =
+        browser.js("return [...document.querySelectorAll('#report-card [data-to]')].map((b) => b.dataset.to);").await;
+    assert_eq!(offered, seen["allowed_next"], "exactly the server's allowed_next");
+
+    // The report moves out of the worker's grid behind the card (a boundary edit): the server
+    // refuses with a reason code, which the page says in Chinese — not the server's English.
+    let (other,): (i64,) = sqlx::query_as("select id from grid where id <> $1 order by id desc limit 1")
+        .bind(grid_id)
+        .fetch_one(&pool)
+        .await
+        .expect("grid");
+    sqlx::query("update report set grid_id = $2 where id = $1")
+        .bind(id)
+        .bind(other)
+        .execute(&pool)
+        .await
+        .expect("move");
+    c.find(Locator::Css("#report-card [data-to=feedback]")).await.expect("feedback").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-message.error')", WAIT, "the refusal").await;
+    let refusal = c.find(Locator::Css("#report-message")).await.expect("message").text().await.expect("text");
+    assert_eq!(refusal, "操作未成功：该事件不属于您负责的网格");
+    sqlx::query("update report set grid_id = $2 where id = $1")
+        .bind(id)
+        .bind(grid_id)
+        .execute(&pool)
+        .await
+        .expect("back");
+
+    // Feedback given: the same worker may not verify it (four eyes) — no 核查通过, and the card
+    // says whom it waits for.
+    c.find(Locator::Css(&item)).await.expect("li").click().await.expect("click");
+    browser.wait_for("!document.querySelector('#report-message')", WAIT, "the card reloaded").await;
+    c.find(Locator::Css("#report-card [data-to=feedback]")).await.expect("feedback").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-waiting')", WAIT, "the waiting step").await;
+    assert_eq!(browser.js("return document.querySelectorAll('#report-card [data-to]').length;").await, 0);
+    let waiting = c.find(Locator::Css("#report-waiting")).await.expect("waiting").text().await.expect("text");
+    assert_eq!(waiting, "等待他人核查（反馈人不能核查自己的反馈）");
+    let status: String =
+        sqlx::query_scalar("select status from report where id = $1").bind(id).fetch_one(&pool).await.expect("status");
+    assert_eq!(status, "feedback");
+    let card = c.find(Locator::Css("#report-card")).await.expect("card").text().await.expect("text");
+    // Account names are data (the reporter, the history's actors), not UI text.
+    let ui = card.replace("rider-01", "").replace("demo-admin", "").replace("gw-0001", "");
+    let latin: Vec<&str> = ui.split(|ch: char| !ch.is_ascii_alphabetic()).filter(|w| w.len() >= 3).collect();
+    assert!(latin.is_empty(), "no English inside the Chinese card: {latin:?} in {card}");
+    browser.screenshot(&screenshot_path("worker-waiting-phone.png")).await;
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}

@@ -124,6 +124,31 @@ const strings = {
     history: '处理记录',
     transition_done: (s) => `已更新为：${s}`,
     transition_refused: '操作未成功：',
+    waiting_other_verifier: '等待他人核查（反馈人不能核查自己的反馈）',
+    waiting_grid_worker: '等待本网格网格员处理',
+    waiting_admin: '等待管理员分派',
+    refusal_role_cannot_handle: '当前账号的角色不能处理事件',
+    refusal_not_your_grid: '该事件不属于您负责的网格',
+    refusal_four_eyes: '不能核查自己反馈的事件，请由他人核查',
+    refusal_version_required: '缺少版本信息，请刷新后重试',
+    refusal_stale_version: '该事件已被他人更新，请刷新后重试',
+    refusal_transition_not_allowed: '当前状态下不能执行此操作',
+    refusal_unknown_status: '未知的目标状态',
+    refusal_cancel_reason: '请选择有效的注销原因',
+    refusal_duplicate_of: '请填写有效的重复事件编号（不能是本事件）',
+    refusal_note_too_long: '处理说明不能超过 2000 字',
+    error_unauthorized: '登录已过期，请重新登录',
+    error_forbidden: '无此权限',
+    error_not_found: '未找到该事件',
+    error_conflict: '与当前状态冲突',
+    error_too_many_requests: '操作过于频繁，请稍后再试',
+    error_precondition_failed: '该事件已被他人更新，请刷新后重试',
+    error_invalid_field: '填写的内容有误',
+    error_unprocessable: '内容无法处理，请检查后重试',
+    error_payload_too_large: '照片太大',
+    error_internal: '服务器内部错误，请稍后再试',
+    error_unavailable: '服务暂不可用，请稍后再试',
+    error_other: (code) => `服务器拒绝了请求（代码 ${code}）`,
     report_conflict: (s) => `该事件已被他人处理（当前状态：${s}），已重新加载。`,
     // Planner view
     planner_login_title: '规划员登录',
@@ -305,6 +330,31 @@ const strings = {
     history: 'History',
     transition_done: (s) => `Updated: ${s}`,
     transition_refused: 'Not done: ',
+    waiting_other_verifier: 'Waiting for someone else to verify (you gave the feedback)',
+    waiting_grid_worker: "Waiting for the grid's workers",
+    waiting_admin: 'Waiting for an admin to dispatch it',
+    refusal_role_cannot_handle: 'This account cannot handle reports',
+    refusal_not_your_grid: 'This report is not in your grid',
+    refusal_four_eyes: 'You gave the feedback: someone else verifies it',
+    refusal_version_required: 'Version missing: refresh and try again',
+    refusal_stale_version: 'Someone else changed it: refresh and try again',
+    refusal_transition_not_allowed: 'Not possible in the current status',
+    refusal_unknown_status: 'Unknown status',
+    refusal_cancel_reason: 'Choose a valid cancellation reason',
+    refusal_duplicate_of: 'Give the number of the report this duplicates (not itself)',
+    refusal_note_too_long: 'The note is longer than 2,000 characters',
+    error_unauthorized: 'Session expired: log in again',
+    error_forbidden: 'Not allowed',
+    error_not_found: 'Report not found',
+    error_conflict: 'Conflicts with the current status',
+    error_too_many_requests: 'Too many requests: try again shortly',
+    error_precondition_failed: 'Someone else changed it: refresh and try again',
+    error_invalid_field: 'A field is not valid',
+    error_unprocessable: 'Could not be processed: check and try again',
+    error_payload_too_large: 'Photo too large',
+    error_internal: 'Server error: try again later',
+    error_unavailable: 'Service unavailable: try again later',
+    error_other: (code) => `The server refused (code ${code})`,
     report_conflict: (s) => `Someone else acted on this report first (now: ${s}); reloaded.`,
     planner_login_title: 'Planner login',
     editor_title: 'Grid editor',
@@ -428,4 +478,18 @@ export function applyStatic(root = document) {
   for (const el of root.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
   for (const el of root.querySelectorAll('[data-i18n-placeholder]')) el.placeholder = t(el.dataset.i18nPlaceholder);
   for (const el of root.querySelectorAll('[data-i18n-aria]')) el.setAttribute('aria-label', t(el.dataset.i18nAria));
+}
+
+/**
+ * A server refusal in the page's language, from the body's stable `reason` or `code` (never its
+ * English `message`, which would put English inside the Chinese page).
+ */
+const has = (key) => key in strings['zh-CN'];
+
+export function refusalText(body, status) {
+  const reason = body?.reason;
+  if (reason && has(`refusal_${reason}`)) return t(`refusal_${reason}`);
+  const code = body?.code;
+  if (code && has(`error_${code}`)) return t(`error_${code}`);
+  return t('error_other', code ?? status);
 }

@@ -4,7 +4,7 @@
 // waits in the IndexedDB outbox (queue.js) and is sent, with the same Idempotency-Key, when the
 // network is back. Until the reports API is deployed the view says so and keeps queued reports.
 import * as maplibregl from 'maplibre-gl';
-import { t, getLang, statusLabel } from './i18n.js';
+import { t, getLang, statusLabel, refusalText } from './i18n.js';
 import { api, ApiError } from './api.js';
 import { h, $ } from './dom.js';
 import * as queue from './queue.js';
@@ -118,7 +118,8 @@ async function send(item) {
   try {
     return await api('/api/reports', { method: 'POST', body, headers, token: rider.session?.token, expectFailure: true });
   } catch (err) {
-    if (err instanceof ApiError) throw err;
+    // The outbox shows the refusal in the page's language (from its code), not the server's English.
+    if (err instanceof ApiError) throw Object.assign(err, { message: refusalText(err.body, err.status) });
     throw Object.assign(new Error(err.message), { status: 0 }); // no network
   }
 }

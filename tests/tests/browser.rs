@@ -260,6 +260,27 @@ async fn phone_width_layout_puts_the_panel_under_the_map() {
         browser.js("const t = document.querySelector('#tabs'); return t.scrollWidth <= t.clientWidth + 1;").await;
     assert_eq!(tabs_fit, true, "all six tabs fit a phone's width");
     browser.screenshot(&screenshot_path("worker-phone.png")).await;
+
+    // The rider's form on a phone: the submit button is in sight without scrolling the panel, and
+    // the GPS / pin buttons are real buttons (bordered, a thumb's height).
+    browser.js("document.querySelector('#worker-logout').click(); return true;").await;
+    rider_log_in(&browser, "rider-01").await;
+    let form = browser
+        .js(r"const panel = document.querySelector('#panel').getBoundingClientRect();
+              const submit = document.querySelector('#report-form button[type=submit]').getBoundingClientRect();
+              const b = (s) => { const e = document.querySelector(s); const st = getComputedStyle(e);
+                return { h: e.getBoundingClientRect().height, border: st.borderTopStyle, width: parseFloat(st.borderTopWidth) }; };
+              return { panelTop: panel.top, panelBottom: panel.bottom, top: submit.top, bottom: submit.bottom,
+                       scrolled: document.querySelector('#panel').scrollTop, gps: b('#use-gps'), pin: b('#use-pin') };")
+        .await;
+    let f = |k: &str| form[k].as_f64().unwrap_or(f64::NAN);
+    assert!(f("scrolled") < 1.0, "the panel is not scrolled: {form}");
+    assert!(f("top") >= f("panelTop") && f("bottom") <= f("panelBottom"), "submit within the visible panel: {form}");
+    for button in ["gps", "pin"] {
+        assert!(form[button]["h"].as_f64().unwrap_or(0.0) >= 44.0, "{button} button height: {form}");
+        assert_eq!(form[button]["border"], "solid", "{button} button is styled: {form}");
+    }
+    browser.screenshot(&screenshot_path("rider-form-phone.png")).await;
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }
@@ -1077,5 +1098,149 @@ async fn planner_splits_a_grid_along_a_drawn_line_and_merges_it_back() {
             .expect("reason");
     assert_eq!(reason.as_deref(), Some("道路取消，恢复原网格"));
     assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+/// Log in through the rider view's own form.
+async fn rider_log_in(browser: &Browser, name: &str) {
+    let c = &browser.client;
+    tab(browser, "report").await;
+    let form = c.find(Locator::Css("#login-form")).await.expect("login form");
+    form.find(Locator::Css("[name=name]")).await.expect("name").send_keys(name).await.expect("type");
+    form.find(Locator::Css("[name=password]")).await.expect("password").send_keys(PASSWORD).await.expect("type");
+    form.find(Locator::Css("button[type=submit]")).await.expect("submit").click().await.expect("click");
+    browser.wait_for("!document.querySelector('#rider').hidden", WAIT, "the rider view after login").await;
+    browser
+        .wait_for(
+            "document.querySelectorAll('#category option[value]:not([value=\"\"])').length > 0",
+            WAIT,
+            "categories",
+        )
+        .await;
+}
+
+/// Fill the report form as a rider does (category, text, the pin at the map's centre) and submit.
+async fn fill_report(browser: &Browser, category: &str, text: &str) {
+    let c = &browser.client;
+    c.find(Locator::Css("#category")).await.expect("select").select_by_value(category).await.expect("choose");
+    c.find(Locator::Css("#report-form textarea")).await.expect("description").send_keys(text).await.expect("type");
+    // The rider scrolls the pin button up from under the sticky submit button, as a thumb would.
+    browser.js("document.querySelector('#use-pin').scrollIntoView({ block: 'center' }); return true;").await;
+    c.find(Locator::Css("#use-pin")).await.expect("pin").click().await.expect("click");
+    c.find(Locator::Css("#report-form button[type=submit]")).await.expect("submit").click().await.expect("click");
+}
+
+#[tokio::test]
+async fn rider_app_opens_offline_from_a_cold_start_and_its_outbox_sends_each_report_once() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let mut server = Server::start(&db, &[]).await;
+    open(&browser, &server).await;
+    let c = &browser.client;
+
+    // An installable app: Chromium finds the manifest, its icons and the service worker, and has
+    // nothing against installing it; the worker takes control of the page.
+    browser.wait_for("navigator.serviceWorker.controller !== null", WAIT, "the service worker to take control").await;
+    let manifest = browser.cdp("Page.getAppManifest", json!({})).await;
+    assert!(manifest["errors"].as_array().is_some_and(Vec::is_empty), "manifest errors: {manifest}");
+    assert!(manifest["url"].as_str().is_some_and(|u| u.ends_with("/manifest.webmanifest")), "{manifest}");
+    let installable = browser.cdp("Page.getInstallabilityErrors", json!({})).await;
+    assert_eq!(installable["installabilityErrors"], json!([]), "installability: {installable}");
+
+    // The rider logs in and works at their spot; one report goes out online and is delivered.
+    rider_log_in(&browser, "rider-01").await;
+    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1")
+        .fetch_one(&pool)
+        .await
+        .expect("category");
+    let (grid_id, lon, lat) = worker_grid(&pool).await;
+    browser.js(&format!("__map.jumpTo({{ center: [{lon}, {lat}], zoom: 16 }}); return true;")).await;
+    browser.wait_for("__map.loaded() && __map.areTilesLoaded()", WAIT, "the tiles of the rider's spot").await;
+    fill_report(&browser, &category, "垃圾桶满溢（在线上报）").await;
+    browser
+        .wait_for(
+            "document.querySelector('#report-result').dataset.state === 'sent'",
+            WAIT,
+            "the first report delivered",
+        )
+        .await;
+    let first: i64 = sqlx::query_scalar("select id from report").fetch_one(&pool).await.expect("the first report");
+    assert!(
+        c.find(Locator::Css("#report-result"))
+            .await
+            .expect("result")
+            .text()
+            .await
+            .expect("text")
+            .contains(&format!("编号 {first}")),
+        "the delivered report's number"
+    );
+
+    // A dead zone: the server is gone and the phone has no network. The app is reopened cold.
+    let port = server.port();
+    server.terminate();
+    browser.set_offline(true).await;
+    c.refresh().await.expect("reload offline");
+    browser.wait_for("window.__appReady === true", WAIT, "the app to open offline").await;
+    browser.wait_for("window.__mapIdle === true", WAIT, "the map to draw offline").await;
+    assert_eq!(browser.js("return navigator.onLine;").await, false);
+    // From the service worker's caches: the page, the stations, the categories, and the tiles the
+    // rider saw (the map reopens where it was).
+    assert_eq!(browser.js("return document.querySelectorAll('#station-list li[data-id]').length;").await, 48);
+    let layers = browser
+        .js("return [...new Set(__map.queryRenderedFeatures().map((f) => f.sourceLayer).filter(Boolean))].sort();")
+        .await;
+    assert!(layers.as_array().is_some_and(|l| l.contains(&json!("grids"))), "cached tiles drawn offline: {layers}");
+
+    // The rider files a report: it waits in the outbox, and the page says so — not the earlier
+    // report's "delivered" — and the banner counts it.
+    tab(&browser, "report").await;
+    browser.wait_for("!document.querySelector('#rider').hidden", WAIT, "still logged in").await;
+    browser
+        .wait_for(
+            "document.querySelectorAll('#category option[value]:not([value=\"\"])').length > 0",
+            WAIT,
+            "cached categories",
+        )
+        .await;
+    fill_report(&browser, &category, "井盖缺失（离线冷启动上报）").await;
+    browser.wait_for("document.querySelectorAll('#outbox li[data-key]').length === 1", WAIT, "the queued report").await;
+    let key = browser.js("return document.querySelector('#outbox li[data-key]').dataset.key;").await;
+    let key = uuid::Uuid::parse_str(key.as_str().expect("key")).expect("a UUID");
+    let result = c.find(Locator::Css("#report-result")).await.expect("result").text().await.expect("text");
+    assert_eq!(result, "已保存，待发送", "the line under the form speaks of this report");
+    let entry =
+        c.find(Locator::Css("#outbox li[data-key] .entry-state")).await.expect("entry").text().await.expect("t");
+    assert!(entry.starts_with("待发送"), "the entry's own state: {entry}");
+    assert_eq!(browser.js("return document.querySelector('#outbox-banner').hidden;").await, false);
+    assert_eq!(
+        c.find(Locator::Css("#outbox-banner")).await.expect("banner").text().await.expect("t"),
+        "1 条上报待发送"
+    );
+    let stored: i64 = sqlx::query_scalar("select count(*) from report").fetch_one(&pool).await.expect("count");
+    assert_eq!(stored, 1, "nothing new reached the database while offline");
+    browser.screenshot(&screenshot_path("rider-offline-phone.png")).await;
+
+    // The network and the server come back (same origin): the outbox sends by itself, once.
+    let _server = Server::start_at(&db, port, &[]).await;
+    browser.set_offline(false).await;
+    browser
+        .wait_for("document.querySelectorAll('#outbox li[data-key]').length === 0", WAIT, "the outbox to empty")
+        .await;
+    browser.wait_for("document.querySelector('#report-result').dataset.state === 'sent'", WAIT, "delivered").await;
+    let rows: Vec<(i64, Option<i64>)> = sqlx::query_as("select id, grid_id from report where idempotency_key = $1")
+        .bind(key)
+        .fetch_all(&pool)
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 1, "stored exactly once: {rows:?}");
+    assert_eq!(rows[0].1, Some(grid_id), "in the grid under the pin");
+    assert_eq!(sqlx::query_scalar::<_, i64>("select count(*) from report").fetch_one(&pool).await.expect("count"), 2);
+    let result = c.find(Locator::Css("#report-result")).await.expect("result").text().await.expect("text");
+    assert!(result.contains(&format!("编号 {}", rows[0].0)), "now delivered: {result}");
+    assert_eq!(browser.js("return document.querySelector('#outbox-banner').hidden;").await, true);
+    browser.screenshot(&screenshot_path("rider-delivered-phone.png")).await;
     browser.close().await;
 }

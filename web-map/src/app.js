@@ -19,6 +19,16 @@ const FALLBACK_STYLE = {
   layers: [{ id: 'background', type: 'background', paint: { 'background-color': '#eef0ea' } }],
 };
 const STATIONS_CACHE = 'gridmap.stations';
+// The last view, so the app reopens where the rider was — whose tiles the service worker kept.
+const VIEW_KEY = 'gridmap.view';
+
+function savedView() {
+  try {
+    const v = JSON.parse(localStorage.getItem(VIEW_KEY) || 'null');
+    if (v && Number.isFinite(v.lon) && Number.isFinite(v.lat) && Number.isFinite(v.zoom)) return { center: [v.lon, v.lat], zoom: v.zoom };
+  } catch { /* a damaged entry: start at the county seat */ }
+  return { center: CENTER, zoom: 13 };
+}
 
 const state = {
   tab: 'stations',
@@ -113,12 +123,18 @@ function setPoint(lon, lat) {
 async function initMap() {
   const style = await loadStyle();
   performance.mark('gridmap-style');
-  const map = new maplibregl.Map({ container: 'map', style, center: CENTER, zoom: 13, attributionControl: { compact: true } });
+  const map = new maplibregl.Map({ container: 'map', style, ...savedView(), attributionControl: { compact: true } });
+  map.on('moveend', () => {
+    const c = map.getCenter();
+    try { localStorage.setItem(VIEW_KEY, JSON.stringify({ lon: c.lng, lat: c.lat, zoom: map.getZoom() })); } catch { /* storage full */ }
+  });
   app.map = map;
   window.__map = map;
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
   map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
   map.on('error', (e) => {
+    // Offline, a tile the service worker never saw cannot load: that is the offline state, not a fault.
+    if (!navigator.onLine) { setStatus('offline'); return; }
     console.error(`map: ${e.error?.message ?? e}`);
     setStatus('map_error', e.error?.message ?? '');
   });
@@ -360,6 +376,18 @@ function wire() {
   window.addEventListener('online', () => setStatus(null));
 }
 
+/**
+ * The offline app shell (sw.js). Registered once the map has drawn, so installing the cache does
+ * not compete with the first view on a weak connection. Browsers without service workers, and
+ * plain-http origins other than localhost (not a secure context), simply work online only.
+ */
+function registerServiceWorker() {
+  if (!('serviceWorker' in navigator)) return;
+  const register = () => navigator.serviceWorker.register('/sw.js').catch((err) => console.warn(`service worker: ${err.message}`));
+  if (window.__mapIdle || !app.map) register();
+  else app.map.once('idle', register);
+}
+
 Object.assign(app, { nearestAt, gridAt, selectStation, showTab, setStatus, renderAll });
 
 setLang(getLang());
@@ -371,3 +399,4 @@ initWorker(app);
 initPlanner(app);
 renderAll();
 window.__appReady = true;
+registerServiceWorker();

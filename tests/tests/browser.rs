@@ -1331,3 +1331,63 @@ async fn grid_worker_card_offers_only_the_servers_allowed_steps_and_says_in_chin
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }
+
+#[tokio::test]
+async fn resident_finds_a_station_nearby_with_todays_hours_walking_time_and_navigation_in_each_apps_datum() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let server = Server::start(&db, &[]).await;
+    open(&browser, &server).await;
+    let c = &browser.client;
+
+    // 附近: a tap on the map near the stations gives the nearest ones; the first opens its card.
+    tab(&browser, "nearest").await;
+    let centre = browser
+        .js("const s = __app.state.stations[0]; __map.jumpTo({ center: [s.lon, s.lat], zoom: 15 });
+             const r = document.querySelector('#map').getBoundingClientRect(); return [r.left + r.width / 2 + 30, r.top + r.height / 2 + 30];")
+        .await;
+    browser.wait_for("__map.loaded()", WAIT, "the map at the stations").await;
+    click_at(&browser, centre[0].as_f64().expect("x"), centre[1].as_f64().expect("y")).await;
+    browser
+        .wait_for("document.querySelectorAll('#nearest-list li[data-id]').length === 5", WAIT, "the nearest five")
+        .await;
+    c.find(Locator::Css("#nearest-list li[data-id]")).await.expect("first").click().await.expect("tap");
+    browser.wait_for("!document.querySelector('#station-card').hidden", WAIT, "the station card").await;
+
+    let card = browser
+        .js("const s = __app.state.stations.find((x) => x.id === __app.state.selected);
+             const link = (app) => document.querySelector(`#station-card a.nav[data-app=${app}]`).href;
+             return { lon: s.lon, lat: s.lat, hours: document.querySelector('#station-card .hours').firstChild.textContent,
+                      walk: document.querySelector('#station-card .walk')?.textContent,
+                      amap: link('amap'), baidu: link('baidu'), apple: link('apple') };")
+        .await;
+    let hours = card["hours"].as_str().expect("hours");
+    assert!(hours.starts_with("今天") || hours == "全天 24 小时", "today's hours in Chinese: {hours}");
+    let walk = card["walk"].as_str().unwrap_or_default();
+    assert!(walk.starts_with("步行约 ") && walk.contains("分钟"), "walking time: {card}");
+
+    // Amap gets GCJ-02 — about half a kilometre from the WGS84 point here — Baidu BD-09, Apple WGS84.
+    let (lon, lat) = (card["lon"].as_f64().expect("lon"), card["lat"].as_f64().expect("lat"));
+    let amap = card["amap"].as_str().expect("amap");
+    let to: Vec<f64> = amap
+        .split("to=")
+        .nth(1)
+        .and_then(|r| r.split('&').next())
+        .map(|t| t.split(',').take(2).filter_map(|v| v.parse().ok()).collect())
+        .unwrap_or_default();
+    assert_eq!(to.len(), 2, "{amap}");
+    let metres = ((to[0] - lon) * 111_320.0 * lat.to_radians().cos()).hypot((to[1] - lat) * 111_320.0);
+    assert!((400.0..700.0).contains(&metres), "GCJ-02 shift {metres} m: {amap}");
+    assert!(amap.starts_with("https://uri.amap.com/navigation?"), "{amap}");
+    let baidu = card["baidu"].as_str().expect("baidu");
+    assert!(
+        baidu.contains("coord_type=bd09ll") && !baidu.contains(&format!("{:.6}", to[1])),
+        "BD-09, not GCJ-02: {baidu}"
+    );
+    let apple = card["apple"].as_str().expect("apple");
+    assert!(apple.contains(&format!("daddr={lat:.6},{lon:.6}")), "Apple takes WGS84: {apple}");
+    browser.screenshot(&screenshot_path("station-finder-phone.png")).await;
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}

@@ -378,20 +378,23 @@ select r.id, r.status, r.version, r.category, c.name_zh as category_name, r.desc
   left join grid g on g.id = r.grid_id
   left join account a on a.id = r.reporter_id";
 
-/// May this viewer see reporters and history actors?
-pub fn sees_private(viewer: Option<&Principal>) -> bool {
-    viewer.is_some_and(|p| matches!(p.role, Role::GridWorker | Role::Admin))
+/// May this viewer see the reporter and the history's actors of a report in `grid_id`? Admins
+/// and the grid workers of that very grid — decided per report, so a worker of another grid (or
+/// a list spanning grids) shows the public view for every report outside their own grids.
+pub fn sees_private(viewer: Option<&Principal>, grid_id: Option<i64>) -> bool {
+    viewer.is_some_and(|p| {
+        p.role == Role::Admin || (p.role == Role::GridWorker && grid_id.is_some_and(|g| p.works_grid(g)))
+    })
 }
 
 impl ReportView {
-    fn finish(mut self, private: bool) -> Self {
+    fn finish(mut self, viewer: Option<&Principal>) -> Self {
         self.location = Some(Location { lon: self.lon, lat: self.lat });
+        let private = sees_private(viewer, self.grid_id);
+        // The joined names are dropped whatever the viewer: only `reporter` ever carries them.
+        let (name, display_name) = (self.reporter_name.take(), self.reporter_display_name.take());
         if private && let Some(id) = self.reporter_id {
-            self.reporter = Some(Reporter {
-                id,
-                name: self.reporter_name.take().unwrap_or_default(),
-                display_name: self.reporter_display_name.take(),
-            });
+            self.reporter = Some(Reporter { id, name: name.unwrap_or_default(), display_name });
         }
         self
     }
@@ -399,7 +402,6 @@ impl ReportView {
 
 /// One report, with its history.
 pub async fn get_report(pool: &PgPool, id: i64, viewer: Option<&Principal>) -> Result<Option<ReportView>, sqlx::Error> {
-    let private = sees_private(viewer);
     let Some(view) = sqlx::query_as::<_, ReportView>(&format!("{VIEW_SELECT} where r.id = $1"))
         .bind(id)
         .fetch_optional(pool)
@@ -407,7 +409,8 @@ pub async fn get_report(pool: &PgPool, id: i64, viewer: Option<&Principal>) -> R
     else {
         return Ok(None);
     };
-    let mut view = view.finish(private);
+    let mut view = view.finish(viewer);
+    let private = sees_private(viewer, view.grid_id);
     let mut history: Vec<HistoryEntry> = sqlx::query_as(
         r"select action, from_status, to_status, actor, note, grid_id, created_at
             from report_event where report_id = $1 order by id",
@@ -445,7 +448,6 @@ pub async fn list_reports(
     filter: &ListFilter,
     viewer: Option<&Principal>,
 ) -> Result<(Vec<ReportView>, i64), sqlx::Error> {
-    let private = sees_private(viewer);
     let conditions = r"
         where ($1::boolean is false or r.grid_id is not distinct from $2)
           and ($3::text[] is null or r.status = any($3))
@@ -481,7 +483,7 @@ pub async fn list_reports(
         .bind(filter.subdistrict)
         .fetch_one(pool)
         .await?;
-    Ok((rows.into_iter().map(|r| r.finish(private)).collect(), total))
+    Ok((rows.into_iter().map(|r| r.finish(viewer)).collect(), total))
 }
 
 /// Published metrics for a period (by report creation time).

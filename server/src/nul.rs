@@ -2,6 +2,8 @@
 //! every text a client sends is checked for it before it reaches a statement: the HTTP layer
 //! checks whole bodies and query strings (`http::input`), report intake each report on its own.
 
+use std::fmt::Write as _;
+
 use serde_json::Value;
 
 /// Where a JSON value holds a string (or an object key) with a NUL: `note`, `location.crs`,
@@ -12,7 +14,7 @@ pub fn nul_path(value: &Value) -> Option<String> {
             Value::String(s) => s.contains('\0'),
             Value::Array(items) => items.iter().enumerate().any(|(i, v)| {
                 let len = path.len();
-                path.push_str(&format!("[{i}]"));
+                let _ = write!(path, "[{i}]");
                 let found = walk(v, path);
                 if !found {
                     path.truncate(len);

@@ -189,7 +189,7 @@ impl Limits {
     /// Now and then drop the keys whose buckets are full again, so that made-up keys cannot
     /// grow memory without bound.
     fn prune(&self) {
-        if self.checks.fetch_add(1, Ordering::Relaxed) % 1024 == 0 {
+        if self.checks.fetch_add(1, Ordering::Relaxed).is_multiple_of(1024) {
             for limiter in [&self.writes, &self.heavy_reads] {
                 if limiter.len() > PRUNE_ABOVE {
                     limiter.retain_recent();

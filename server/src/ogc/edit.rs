@@ -132,7 +132,7 @@ pub async fn set_actor(conn: &mut PgConnection, actor: Actor<'_>) -> Result<()> 
     Ok(())
 }
 
-/// Map a refused statement to a client error: named constraints, bad values (crate::constraints),
+/// Map a refused statement to a client error: named constraints, bad values (`crate::constraints`),
 /// and PostGIS refusing a geometry (XX000), in our words.
 pub fn db_error(err: sqlx::Error) -> Error {
     use crate::constraints::{FaultKind, client_fault};
@@ -143,7 +143,7 @@ pub fn db_error(err: sqlx::Error) -> Error {
             _ => Error::unprocessable(message, json!({"field": fault.field})),
         };
     }
-    if err.as_database_error().and_then(|d| d.code()).as_deref() == Some("XX000") {
+    if err.as_database_error().and_then(sqlx::error::DatabaseError::code).as_deref() == Some("XX000") {
         return Error::unprocessable("the geometry is not valid for this collection".to_string(), json!({}));
     }
     Error::Database(err)

@@ -114,7 +114,7 @@ fn filter_error(err: sqlx::Error) -> Error {
     if let Some(fault) = crate::constraints::client_fault(&err) {
         return Error::bad(format!("the filter has an invalid value: {}", fault.message));
     }
-    if err.as_database_error().and_then(|d| d.code()).as_deref() == Some("XX000") {
+    if err.as_database_error().and_then(sqlx::error::DatabaseError::code).as_deref() == Some("XX000") {
         return Error::bad("the filter has an invalid value (a geometry PostGIS cannot read)".to_string());
     }
     Error::Database(err)

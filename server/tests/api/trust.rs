@@ -278,3 +278,31 @@ async fn the_public_grid_history_never_shows_a_login_name(pool: PgPool) {
         .collect();
     assert!(authors.iter().any(|a| a == "规划人员") && authors.iter().any(|a| a == "系统"), "{authors:?}");
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_worker_cannot_accept_verify_or_close_their_own_report_nor_earn_points_by_it(pool: PgPool) {
+    small_city(&pool).await;
+    let worker = user(&pool, "gw-self", Role::GridWorker, &["G-W"]).await;
+    let colleague = user(&pool, "gw-colleague", Role::GridWorker, &["G-W"]).await;
+    let created = post_report(&pool, Some(&worker), Some(&key()), &report_body("manhole_cover", 118.175, 36.175)).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let id = created.json()["id"].as_i64().expect("id");
+    let as_worker = |t: &str| {
+        Request::get(format!("/api/reports/{id}"))
+            .header(header::AUTHORIZATION, format!("Bearer {t}"))
+            .body(Body::empty())
+            .expect("request")
+    };
+    let view = send(&pool, as_worker(&worker)).await.json();
+    assert!(
+        !view["allowed_next"].as_array().expect("allowed_next").iter().any(|s| s == "accepted"),
+        "allowed_next says so: {view}"
+    );
+    let refused = transition(&pool, &worker, id, Some("\"1\""), &json!({"to": "accepted"})).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", String::from_utf8_lossy(&refused.body));
+    assert_eq!(refused.json()["reason"], "own_report");
+    let points: i64 = sqlx::query_scalar("select count(*) from points_ledger").fetch_one(&pool).await.expect("points");
+    assert_eq!(points, 0, "no points for it");
+    let accepted = transition(&pool, &colleague, id, Some("\"1\""), &json!({"to": "accepted"})).await;
+    assert_eq!(accepted.status, StatusCode::OK, "another worker of the grid accepts it");
+}

@@ -306,3 +306,14 @@ async fn a_worker_cannot_accept_verify_or_close_their_own_report_nor_earn_points
     let accepted = transition(&pool, &colleague, id, Some("\"1\""), &json!({"to": "accepted"})).await;
     assert_eq!(accepted.status, StatusCode::OK, "another worker of the grid accepts it");
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_json_report_body_over_one_mib_is_a_413_as_documented(pool: PgPool) {
+    small_city(&pool).await;
+    let mut body = report_body("manhole_cover", 118.175, 36.175);
+    body["description"] = json!("井".repeat(600_000));
+    let reply = post_report(&pool, None, Some(&key()), &body).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(reply.json()["code"], "payload_too_large");
+    assert_eq!(count(&pool, "report").await, 0);
+}

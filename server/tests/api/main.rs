@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod common;
 mod foundation;
+mod functions;
 mod grid_edit;
 mod group_commit;
 mod import;

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod constraints;
 pub mod db;
 pub mod export;
 #[doc(hidden)]
@@ -12,6 +13,7 @@ pub mod fuzzing;
 pub mod geo_input;
 pub mod http;
 pub mod import;
+pub mod nul;
 pub mod ogc;
 pub mod reports;
 pub mod seed;

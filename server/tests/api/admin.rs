@@ -10,7 +10,7 @@ use crate::common::{Reply, count, send};
 use gridmap_server::accounts::{NewAccount, upsert};
 use gridmap_server::config::Role;
 
-async fn admin_token(pool: &PgPool) -> String {
+pub async fn admin_token(pool: &PgPool) -> String {
     upsert(
         pool,
         &NewAccount {
@@ -26,7 +26,7 @@ async fn admin_token(pool: &PgPool) -> String {
     gridmap_server::auth::login(pool, "the-admin", "admin-password-1").await.expect("login").expect("valid").token
 }
 
-async fn call(pool: &PgPool, method: &str, uri: &str, token: &str, body: Option<Value>) -> Reply {
+pub async fn call(pool: &PgPool, method: &str, uri: &str, token: &str, body: Option<Value>) -> Reply {
     let r = Request::builder().method(method).uri(uri).header(header::AUTHORIZATION, format!("Bearer {token}"));
     let r = match body {
         Some(b) => r.header(header::CONTENT_TYPE, "application/json").body(Body::from(b.to_string())),

@@ -117,7 +117,7 @@ fn statuses(value: &Value) -> Vec<String> {
         .as_array()
         .unwrap_or_else(|| panic!("allowed_next is a list: {value}"))
         .iter()
-        .map(|s| s.to_string())
+        .map(ToString::to_string)
         .collect()
 }
 

@@ -126,7 +126,7 @@ async fn grid_edits_keep_history_and_revert_makes_a_new_version(pool: PgPool) {
     let history = get(&pool, &format!("/api/grids/{id}/history")).await.json();
     let versions = history["versions"].as_array().expect("versions");
     assert_eq!(versions.len(), 2);
-    assert_eq!(versions[1]["author"], "planner-qian");
+    assert_eq!(versions[1]["author"], "规划人员", "the public history names the role, never the login name");
     assert_eq!(versions[1]["reason"], "rename");
     assert_eq!(versions[1]["name"], "新名字");
     assert!(versions[0]["geometry"]["coordinates"].is_array());

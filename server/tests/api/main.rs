@@ -24,4 +24,5 @@ mod seed;
 mod stations;
 mod tiles;
 mod token_cache;
+mod trust;
 mod workflow_branches;

@@ -74,7 +74,7 @@ pub async fn post_report(pool: &PgPool, token: Option<&str>, key: Option<&str>, 
     send(pool, request.body(Body::from(body.to_string())).expect("request")).await
 }
 
-fn key() -> String {
+pub fn key() -> String {
     Uuid::new_v4().to_string()
 }
 
@@ -117,7 +117,11 @@ async fn report_lands_in_the_covering_grid_with_its_workers_and_no_reporter_iden
     assert_eq!(body["grid_code"], "G-E");
     assert_eq!(body["grid_name"], "东网格");
     assert_eq!(body["assignment"], "covers");
-    assert_eq!(body["assigned_workers"], json!([{"display_name": "gw-east"}]));
+    assert_eq!(
+        body["assigned_workers"],
+        json!([{"display_name": "网格员"}]),
+        "no display name: the neutral label, never the login name"
+    );
     assert_eq!(body["possible_duplicates"], json!([]));
     assert_eq!(body["location_suspect"], false);
     assert!(body["id"].as_i64().is_some());
@@ -556,7 +560,11 @@ async fn accepted_reports_credit_points_and_a_duplicate_reverses_them(pool: PgPo
     assert_eq!(points["balance"], 10);
     assert_eq!(points["entries"].as_array().expect("entries").len(), 3, "append-only: credit, credit, reversal");
     let board = get(&pool, "/api/points/leaderboard").await.json();
-    assert_eq!(board, json!([{"rank": 1, "display_name": "r*******", "points": 10}]), "the public board masks names");
+    assert_eq!(
+        board,
+        json!([{"rank": 1, "display_name": "骑手", "points": 10}]),
+        "the public board masks names; no login name, not even its first letter"
+    );
     assert!(sqlx::query("update points_ledger set delta = 100").execute(&pool).await.is_err());
 }
 
@@ -890,7 +898,7 @@ fn jpeg_with_gps_exif() -> Vec<u8> {
     b
 }
 
-async fn post_multipart(pool: &PgPool, token: &str, parts: &[(&str, Option<&str>, &str, Vec<u8>)]) -> Reply {
+pub async fn post_multipart(pool: &PgPool, token: &str, parts: &[(&str, Option<&str>, &str, Vec<u8>)]) -> Reply {
     let (content_type, body) = multipart(parts);
     let request = Request::post("/api/reports")
         .header(header::CONTENT_TYPE, content_type)

@@ -200,6 +200,41 @@ async fn grid_at_shows_the_public_card_without_private_phones(pool: PgPool) {
     for private in ["10050000001", "10050000002", "10060000001", "张强", "gw-a", "rider-a"] {
         assert!(!text.contains(private), "{private} leaked: {text}");
     }
+    // No service centre entered yet: none shown.
+    assert_eq!(body["service_centre"], serde_json::Value::Null);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn grid_at_names_the_community_service_centre_and_its_constraints_refuse_junk(pool: PgPool) {
+    let sub: i64 = sqlx::query_scalar("insert into subdistrict (code, name) values ('LS', '历山街道') returning id")
+        .fetch_one(&pool)
+        .await
+        .expect("subdistrict");
+    let com: i64 = sqlx::query_scalar(
+        "insert into community (subdistrict_id, code, name, service_centre_address, service_centre_phone)
+         values ($1, 'LS-01', '城北社区', '沂源县历山街道城北社区党群服务中心', '0533-3200100') returning id",
+    )
+    .bind(sub)
+    .fetch_one(&pool)
+    .await
+    .expect("community");
+    grid_square(&pool, "LS-01-001", Some(com), 118.15, 118.16).await;
+    let body = get(&pool, "/api/grids/at?lon=118.155&lat=36.175").await.json();
+    assert_eq!(
+        body["service_centre"],
+        serde_json::json!({"name": "城北社区党群服务中心", "address": "沂源县历山街道城北社区党群服务中心", "phone": "0533-3200100"})
+    );
+    assert_eq!(body["workers"], serde_json::json!([]));
+    for (address, phone) in [(Some("  "), None), (None, Some("call me")), (None, Some(""))] {
+        let refused =
+            sqlx::query("update community set service_centre_address = $2, service_centre_phone = $3 where id = $1")
+                .bind(com)
+                .bind(address)
+                .bind(phone)
+                .execute(&pool)
+                .await;
+        assert!(refused.is_err(), "{address:?} {phone:?} stored");
+    }
 }
 
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]

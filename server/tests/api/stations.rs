@@ -204,7 +204,7 @@ async fn grid_at_shows_the_public_card_without_private_phones(pool: PgPool) {
     assert_eq!(body["service_centre"], serde_json::Value::Null);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn grid_at_names_the_community_service_centre_and_its_constraints_refuse_junk(pool: PgPool) {
     let sub: i64 = sqlx::query_scalar("insert into subdistrict (code, name) values ('LS', '历山街道') returning id")
         .fetch_one(&pool)

@@ -1407,6 +1407,117 @@ async fn grid_worker_is_told_in_chinese_that_nobody_accepts_a_report_they_filed_
     browser.close().await;
 }
 
+/// A report with one photo, filed through the API as multipart (as the rider's page sends it).
+async fn file_report_with_photo(server: &Server, token: &str, category: &str, lon: f64, lat: f64, photo: &[u8]) -> i64 {
+    let boundary = "browser-test-boundary";
+    let report = json!({"category": category, "description": "护栏倒伏", "location": {"lon": lon, "lat": lat, "crs": "wgs84", "accuracy_m": 6.0}});
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"report\"\r\nContent-Type: application/json\r\n\r\n{report}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"before.png\"\r\nContent-Type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(photo);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let reply = reqwest::Client::new()
+        .post(server.url("/api/reports"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+        .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
+        .body(body)
+        .send()
+        .await
+        .expect("report");
+    let status = reply.status();
+    let body: Value = reply.json().await.expect("json");
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["photo_count"], 1);
+    body["id"].as_i64().expect("id")
+}
+
+#[tokio::test]
+async fn grid_worker_sees_the_riders_photo_full_screen_and_attaches_an_after_photo_to_feedback() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    let (_, lon, lat) = worker_grid(&pool).await;
+    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1")
+        .fetch_one(&pool)
+        .await
+        .expect("category");
+    // Real images: the app's own icons (drawn at build time).
+    let icons = web_map_dir().join("dist/icons");
+    let before = std::fs::read(icons.join("icon-192.png")).expect("icon");
+    let rider = api_login(&server, "rider-01").await;
+    let admin = api_login(&server, "demo-admin").await;
+    let id = file_report_with_photo(&server, &rider, &category, lon, lat, &before).await;
+    for (version, to) in [(1, "accepted"), (2, "dispatched"), (3, "handling")] {
+        assert_eq!(transition(&server, &admin, id, version, to).await, 200, "{to}");
+    }
+
+    open(&browser, &server).await;
+    let c = &browser.client;
+    tab(&browser, "worker").await;
+    log_in(&browser, "#view-worker", "gw-0001").await;
+    let item = format!("#worker-list li[data-id=\"{id}\"]");
+    browser.wait_for(&format!("document.querySelector('{item}')"), WAIT, "the report in the list").await;
+    c.find(Locator::Css(&item)).await.expect("li").click().await.expect("click");
+    // The thumbnail: fetched with the token (photos are never public), shown from a blob: URL.
+    let thumb = "#report-card .thumbs[data-kind=photos_before] img.thumb";
+    browser
+        .wait_for(&format!("document.querySelector('{thumb}')?.naturalWidth > 0"), WAIT, "the photo's thumbnail")
+        .await;
+    let src = browser.js(&format!("return document.querySelector('{thumb}').src;")).await;
+    assert!(src.as_str().is_some_and(|s| s.starts_with("blob:")), "{src}");
+    c.find(Locator::Css("#report-card .thumb-button")).await.expect("thumb").click().await.expect("click");
+    browser
+        .wait_for("document.querySelector('#photo-viewer img')?.naturalWidth > 0", WAIT, "the full-screen view")
+        .await;
+    let covers = browser
+        .js("const r = document.querySelector('#photo-viewer').getBoundingClientRect(); return r.width >= innerWidth && r.height >= innerHeight;")
+        .await;
+    assert_eq!(covers, json!(true), "the viewer covers the screen");
+    browser.screenshot(&screenshot_path("worker-photo-full-phone.png")).await;
+    c.find(Locator::Css("#photo-viewer .close")).await.expect("close").click().await.expect("click");
+    browser.wait_for("!document.querySelector('#photo-viewer')", WAIT, "the viewer closed").await;
+
+    // Feedback with an "after" photo chosen in the file picker.
+    let after = icons.join("icon-512.png").canonicalize().expect("the icon");
+    let input = c.find(Locator::Css("#report-card input[name=after_photo]")).await.expect("the after-photo picker");
+    input.send_keys(after.to_str().expect("path")).await.expect("choose the file");
+    c.find(Locator::Css("#report-card textarea[name=note]"))
+        .await
+        .expect("note")
+        .send_keys("护栏已扶正")
+        .await
+        .expect("type");
+    c.find(Locator::Css("#report-card [data-to=feedback]")).await.expect("feedback").click().await.expect("click");
+    let after_thumb = "#report-card .thumbs[data-kind=photos_after] img.thumb";
+    browser
+        .wait_for(
+            &format!("document.querySelector('{after_thumb}')?.naturalWidth > 0"),
+            WAIT,
+            "the after photo on the card",
+        )
+        .await;
+    let (status, photos): (String, i64) = sqlx::query_as(
+        "select r.status, (select count(*) from report_photo p join report_event e on e.id = p.event_id
+                            where p.report_id = r.id and e.to_status = 'feedback')
+           from report r where r.id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .expect("report");
+    assert_eq!((status.as_str(), photos), ("feedback", 1), "the step and its photo stored together");
+    let width = browser.js(&format!("return document.querySelector('{after_thumb}').naturalWidth;")).await;
+    assert_eq!(width, json!(512), "a 512 px image is stored at its size (the phone shrinks only above 1600 px)");
+    browser.screenshot(&screenshot_path("worker-after-photo-phone.png")).await;
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
 #[tokio::test]
 async fn resident_finds_a_station_nearby_with_todays_hours_walking_time_and_navigation_in_each_apps_datum() {
     build_web_map();

@@ -6,6 +6,7 @@
 import { t, statusLabel, refusalText } from './i18n.js';
 import { h, $, fill } from './dom.js';
 import { getSession, hasRole, onSession, loginForm, logout, call } from './session.js';
+import { resize, thumbnails, forgetPhotos, MAX_PHOTOS } from './photo.js';
 
 const ROLES = ['grid_worker', 'admin'];
 const OPEN = ['submitted', 'accepted', 'dispatched', 'handling', 'feedback', 'verified', 'rework', 'parked'];
@@ -106,6 +107,7 @@ export async function loadReports(app) {
 async function openReport(app, id, { fly = true } = {}) {
   const r = await call(`/api/reports/${id}`);
   if (!r.ok) { worker.message = { kind: 'error', text: t('api_error') + refusalText(r.data, r.status) }; render(app); return; }
+  if (worker.selected?.id !== id) forgetPhotos();
   worker.selected = { ...r.data, etag: r.etag };
   worker.message = null;
   app.map?.getSource('gm-work')?.setData(features());
@@ -122,7 +124,16 @@ async function act(app, to, form) {
     body.reason = form.elements.namedItem('reason').value;
     if (body.reason === 'duplicate') body.duplicate_of = Number(form.elements.namedItem('duplicate_of').value);
   }
-  const r = await call(`/api/reports/${report.id}/transitions`, { method: 'POST', body, headers: { 'If-Match': report.etag ?? `"${report.version}"` } });
+  // Feedback may carry "after" photos: then the step goes as multipart (a `transition` JSON part
+  // and `photo` parts, shrunk on the phone like the rider's), stored with the step or not at all.
+  const files = to === 'feedback' ? [...(form.elements.namedItem('after_photo')?.files ?? [])].slice(0, MAX_PHOTOS) : [];
+  let payload = body;
+  if (files.length) {
+    payload = new FormData();
+    payload.append('transition', new Blob([JSON.stringify(body)], { type: 'application/json' }));
+    for (const [i, blob] of (await Promise.all(files.map(resize))).entries()) payload.append('photo', blob, `after-${i + 1}.jpg`);
+  }
+  const r = await call(`/api/reports/${report.id}/transitions`, { method: 'POST', body: payload, headers: { 'If-Match': report.etag ?? `"${report.version}"` } });
   if (r.ok) {
     worker.message = { kind: 'ok', text: t('transition_done', statusLabel(to)) };
     worker.selected = { ...r.data, etag: r.etag };
@@ -157,6 +168,8 @@ function renderCard(app) {
     next.includes('cancelled') ? h('label', {}, h('span', {}, t('cancel_reason')),
       h('select', { name: 'reason', onchange: (e) => { e.target.form.querySelector('.duplicate-of').hidden = e.target.value !== 'duplicate'; } },
         ...CANCEL_REASONS.map((c) => h('option', { value: c }, t(`cancel_${c}`))))) : null,
+    next.includes('feedback') ? h('label', {}, h('span', {}, t('after_photo')),
+      h('input', { name: 'after_photo', type: 'file', accept: 'image/*', capture: 'environment', multiple: true })) : null,
     // Only a duplicate names the report it duplicates.
     next.includes('cancelled') ? h('label', { class: 'duplicate-of', hidden: CANCEL_REASONS[0] !== 'duplicate' },
       h('span', {}, t('duplicate_of')), h('input', { name: 'duplicate_of', type: 'number', min: 1 })) : null,
@@ -173,6 +186,8 @@ function renderCard(app) {
       h('dt', {}, t('reported_at')), h('dd', {}, fmtTime(r.created_at)),
       h('dt', {}, t('reporter')), h('dd', {}, r.reporter?.display_name ?? r.reporter?.name ?? '—'),
       h('dt', {}, t('grid_code')), h('dd', {}, r.grid_code ?? t('unassigned'))),
+    thumbnails(`/api/reports/${r.id}/photos`, r.photo_count, 'photos_before'),
+    thumbnails(`/api/reports/${r.id}/feedback-photos`, r.feedback_photo_count, 'photos_after'),
     next.length ? form : null,
     // Some steps may be someone else's even when others are offered (one's own report: 注销 is
     // offered, 受理 waits for a colleague), so the reason shows beside the offered steps.

@@ -317,17 +317,6 @@ async fn store(
     Ok(new_version)
 }
 
-/// Re-run the assignment for open reports in `area` (an EPSG:4326 geometry, e.g. the union or
-/// extent of the old and new shapes of edited grids); each moved report gets a `reassign` row in
-/// its history. Returns how many moved. The grid triggers already call this for every grid
-/// write; calling it again in the same transaction is harmless (nothing left to move).
-pub async fn reassign_open_reports(conn: &mut PgConnection, area_wkb: &[u8]) -> Result<i32, sqlx::Error> {
-    sqlx::query_scalar("select gridmap_reassign_reports(ST_SetSRID(ST_GeomFromWKB($1), 4326))")
-        .bind(area_wkb)
-        .fetch_one(conn)
-        .await
-}
-
 /// One history row.
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct HistoryEntry {

@@ -8,6 +8,7 @@ mod allowed_next;
 mod auth;
 mod common;
 mod foundation;
+mod functions;
 mod grid_edit;
 mod group_commit;
 mod import;

@@ -55,7 +55,7 @@ fn tile_of(lon: f64, lat: f64, z: u8) -> (u32, u32) {
     (x as u32, y as u32)
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     seed::seed_demo(&pool, 1).await.expect("seed");
     // Private fields everywhere: every account's phone, every building leader.

@@ -16,7 +16,7 @@ fn nul_refused(reply: &crate::common::Reply, field: &str, what: &str) {
     assert!(text.contains(field) && text.contains("NUL"), "{what}: names {field}: {text}");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn a_nul_character_in_any_text_input_is_a_400_naming_the_field_and_nothing_is_stored(pool: PgPool) {
     small_city(&pool).await;
     let worker = user(&pool, "gw-west", Role::GridWorker, &["G-W"]).await;
@@ -60,7 +60,7 @@ async fn a_nul_character_in_any_text_input_is_a_400_naming_the_field_and_nothing
     assert_eq!(count(&pool, "report").await, 1);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn a_batch_answers_a_nul_item_with_its_own_400_and_stores_the_others(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-batch", Role::Rider, &[]).await;
@@ -85,7 +85,7 @@ async fn a_batch_answers_a_nul_item_with_its_own_400_and_stores_the_others(pool:
     assert_eq!(count(&pool, "report").await, 2);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn a_public_phone_breaking_its_rule_is_a_400_naming_the_field_on_add_and_on_change(pool: PgPool) {
     let admin = crate::admin::admin_token(&pool).await;
     let added = crate::admin::call(
@@ -119,7 +119,7 @@ async fn statuses(state: &gridmap_server::http::AppState, n: usize, make: impl F
     out
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn made_up_or_respaced_tokens_do_not_get_fresh_rate_limit_buckets(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-limits", Role::Rider, &[]).await;
@@ -147,7 +147,7 @@ async fn made_up_or_respaced_tokens_do_not_get_fresh_rate_limit_buckets(pool: Pg
     assert_eq!(spaced, [400, 400, 400, 429, 429], "the account's bucket, however the header is spelled");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn a_batch_of_n_reports_costs_n_writes(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-batch-limit", Role::Rider, &[]).await;
@@ -173,7 +173,7 @@ async fn a_batch_of_n_reports_costs_n_writes(pool: PgPool) {
     assert_eq!(count(&pool, "report").await, 3);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn wrong_passwords_from_elsewhere_do_not_lock_the_owner_out(pool: PgPool) {
     use std::net::SocketAddr;
     let _ = user(&pool, "gw-owner", Role::GridWorker, &[]).await;
@@ -202,7 +202,7 @@ async fn wrong_passwords_from_elsewhere_do_not_lock_the_owner_out(pool: PgPool) 
     }
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn resetting_a_password_or_role_from_the_command_line_ends_the_old_logins(pool: PgPool) {
     use gridmap_server::accounts::{NewAccount, upsert};
     let account = |password: &'static str, role: Role| NewAccount {
@@ -232,7 +232,7 @@ async fn resetting_a_password_or_role_from_the_command_line_ends_the_old_logins(
     assert!(weak.is_err(), "the CLI applies the password policy too");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn weak_passwords_are_refused_by_the_admin_api_with_the_rule_named(pool: PgPool) {
     let admin = crate::admin::admin_token(&pool).await;
     for weak in ["          ", "aaaaaaaaaa", "1234567890", "Password123", "gw-weakling"] {
@@ -254,7 +254,7 @@ async fn weak_passwords_are_refused_by_the_admin_api_with_the_rule_named(pool: P
     assert_eq!(count(&pool, "account").await, 1);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn the_public_grid_history_never_shows_a_login_name(pool: PgPool) {
     small_city(&pool).await;
     user(&pool, "sentinel-planner-login", Role::Planner, &[]).await;
@@ -279,7 +279,7 @@ async fn the_public_grid_history_never_shows_a_login_name(pool: PgPool) {
     assert!(authors.iter().any(|a| a == "规划人员") && authors.iter().any(|a| a == "系统"), "{authors:?}");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn a_worker_cannot_accept_verify_or_close_their_own_report_nor_earn_points_by_it(pool: PgPool) {
     small_city(&pool).await;
     let worker = user(&pool, "gw-self", Role::GridWorker, &["G-W"]).await;
@@ -307,7 +307,7 @@ async fn a_worker_cannot_accept_verify_or_close_their_own_report_nor_earn_points
     assert_eq!(accepted.status, StatusCode::OK, "another worker of the grid accepts it");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn a_json_report_body_over_one_mib_is_a_413_as_documented(pool: PgPool) {
     small_city(&pool).await;
     let mut body = report_body("manhole_cover", 118.175, 36.175);

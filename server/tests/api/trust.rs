@@ -361,7 +361,7 @@ fn under(url: &str, base: &str) -> bool {
     url == base || url.starts_with(&format!("{base}/"))
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn absolute_urls_come_from_the_public_url_and_forwarded_headers_only_from_trusted_proxies(pool: PgPool) {
     small_city(&pool).await;
     let poison =

@@ -928,7 +928,10 @@ async fn planner_save_after_a_change_behind_its_back_gets_412_reloads_and_can_re
     browser.wait_for("window.__plannerConflict", WAIT, "the conflict").await;
     let conflict = c.find(Locator::Css("#conflict")).await.expect("conflict box").text().await.expect("text");
     assert!(
-        conflict.contains("demo-admin") && conflict.contains("幸福里网格") && conflict.contains(&original),
+        conflict.contains("演示管理员")
+            && !conflict.contains("demo-admin")
+            && conflict.contains("幸福里网格")
+            && conflict.contains(&original),
         "what changed: {conflict}"
     );
     assert_eq!(browser.js("return window.__plannerGrid.etag;").await, "\"2\"", "the editor reloaded the grid");

@@ -1321,7 +1321,8 @@ async fn grid_worker_card_offers_only_the_servers_allowed_steps_and_says_in_chin
         .expect("back");
 
     // Feedback given: the same worker may not verify it (four eyes) — no 核查通过, and the card
-    // says whom it waits for.
+    // says whom it waits for. (The list is below the card on a phone: scroll to it, as a thumb would.)
+    browser.js(&format!("document.querySelector('{item}').scrollIntoView({{block: 'center'}});")).await;
     c.find(Locator::Css(&item)).await.expect("li").click().await.expect("click");
     browser.wait_for("!document.querySelector('#report-message')", WAIT, "the card reloaded").await;
     c.find(Locator::Css("#report-card [data-to=feedback]")).await.expect("feedback").click().await.expect("click");

@@ -6,6 +6,7 @@ mod access;
 mod admin;
 mod auth;
 mod common;
+mod counties;
 mod foundation;
 mod grid_edit;
 mod group_commit;

@@ -146,6 +146,7 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     crawl.push(("/tiles/{file}", format!("/tiles/{layers}.json")));
     for (grid, _, lon, lat) in &grids {
         crawl.push(("/api/grids/at", format!("/api/grids/at?lon={lon}&lat={lat}")));
+        crawl.push(("/api/counties", "/api/counties".to_string()));
         crawl.push(("/api/grids/{id}/history", format!("/api/grids/{grid}/history")));
         for z in 10..=18u8 {
             let (x, y) = tile_of(*lon, *lat, z);

@@ -122,7 +122,7 @@ pub struct City {
     pub county: u32,
     pub county_code: String,
     pub county_name: String,
-    /// The county boundary; `None` for Yiyuan, whose real boundary is embedded (seed::COUNTY_GEOJSON).
+    /// The county boundary; `None` for Yiyuan, whose real boundary is embedded (`seed::COUNTY_GEOJSON`).
     pub boundary: Option<MultiPolygon<f64>>,
     pub urban: MultiPolygon<f64>,
     pub subdistricts: Vec<Subdistrict>,
@@ -214,14 +214,14 @@ pub fn generate(county: u32) -> City {
         workers,
         riders,
     };
-    city.to_lonlat();
+    city.place();
     city
 }
 
 impl City {
     /// Local metres → lon/lat at this county's place (a whole-city translation, so the cells
     /// and the urban outline PostGIS clips them with still meet exactly).
-    fn to_lonlat(&mut self) {
+    fn place(&mut self) {
         let (dx, dy) = county_offset(self.county);
         let f = |c: Coord<f64>| {
             let c = to_lonlat(c);

@@ -45,14 +45,6 @@ select '370323', '沂源县', 'migration 0028'
 update subdistrict set county_id = (select id from county where code = '370323') where county_id is null;
 update area set county_id = (select id from county where code = '370323') where county_id is null;
 
--- The county a grid belongs to, through its community and subdistrict (NULL when unplaced).
-create function gridmap_grid_county(grid_id bigint) returns bigint
-language sql stable parallel safe as $$
-    select s.county_id
-      from grid g join community c on c.id = g.community_id join subdistrict s on s.id = c.subdistrict_id
-     where g.id = grid_id
-$$;
-
 -- ---------------------------------------------------------------------------------------------
 -- County-scoped accounts. An account's county is the county whose admins manage it; a planner
 -- or admin with a county is scoped to it (edits only that county's grids, manages only that
@@ -61,47 +53,5 @@ alter table account add column county_id bigint;
 alter table account add constraint account_county_fkey foreign key (county_id) references county (id);
 create index account_county_idx on account (county_id);
 
--- The county of a community (NULL when it or its subdistrict has none).
-create function gridmap_community_county(community bigint) returns bigint
-language sql stable parallel safe as $$
-    select s.county_id from community c join subdistrict s on s.id = c.subdistrict_id where c.id = community
-$$;
-
--- A county-scoped planner writes only grids of their county, before and after the write. The
--- API sets `gridmap.county` for the transaction of such a planner's edit (like gridmap.actor);
--- the check sits here so that every path a planner's edit takes — a plain PUT, a split, a
--- merge, a clip of the neighbours, a revert — is held to it, not just the one a handler
--- remembered. A household recount (no version change) is not an edit and passes.
-create function grid_county_scope() returns trigger language plpgsql as $$
-declare
-    scope bigint := nullif(current_setting('gridmap.county', true), '')::bigint;
-begin
-    if scope is null then
-        return coalesce(new, old);
-    end if;
-    if tg_op = 'UPDATE' and (new.geom, new.code, new.name, new.community_id)
-                            is not distinct from (old.geom, old.code, old.name, old.community_id) then
-        return new;
-    end if;
-    if tg_op in ('UPDATE', 'DELETE') and gridmap_community_county(old.community_id) is distinct from scope then
-        raise exception using errcode = '42501',
-              message = format('grid %s belongs to another county; a county planner edits only their county''s grids', old.code);
-    end if;
-    if tg_op in ('INSERT', 'UPDATE') and gridmap_community_county(new.community_id) is distinct from scope then
-        raise exception using errcode = '42501',
-              message = format('grid %s must belong to a community of your county (community_id)', new.code);
-    end if;
-    return coalesce(new, old);
-end $$;
-create trigger grid_county_scope before insert or update or delete on grid
-    for each row execute function grid_county_scope();
-
--- The code of a grid's county (NULL when unplaced): the `county` property of OGC grids, which
--- filters with `?county=S002` or CQL2 `county = '370323'`.
-create function gridmap_grid_county_code(grid bigint) returns text
-language sql stable parallel safe as $$
-    select k.code
-      from grid g join community c on c.id = g.community_id join subdistrict s on s.id = c.subdistrict_id
-      join county k on k.id = s.county_id
-     where g.id = grid
-$$;
+-- The functions of the county level and the trigger grid_county_scope live in
+-- migrations/functions/counties.sql (its README says why).

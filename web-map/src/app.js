@@ -353,7 +353,13 @@ function renderGrid() {
         c.workers.length
           ? h('ul', { class: 'workers list' }, ...c.workers.map((w) => h('li', {}, w.name, ' ',
             w.public_phone ? h('a', { href: `tel:${w.public_phone}` }, w.public_phone) : h('span', { class: 'muted' }, `（${t('phone_unpublished')}）`))))
-          : t('no_workers'))),
+          : t('no_workers')),
+      // Whom to contact: the workers' published phones, else the community's service centre.
+      c.service_centre && !c.workers.some((w) => w.public_phone) ? [
+        h('dt', {}, t('contact')), h('dd', { class: 'service-centre' },
+          h('div', {}, c.service_centre.name),
+          c.service_centre.address ? h('div', { class: 'sub' }, c.service_centre.address) : null,
+          c.service_centre.phone ? h('a', { href: `tel:${c.service_centre.phone}` }, c.service_centre.phone) : null)] : null),
   );
 }
 

@@ -305,6 +305,7 @@ pub struct BatchResult {
 pub async fn create_reports_batch(
     State(state): State<AppState>,
     MaybeAuth(principal): MaybeAuth,
+    rate_key: Option<axum::Extension<super::limits::RateKey>>,
     Json(batch): Json<BatchRequest>,
 ) -> ApiResult<Json<Vec<BatchResult>>> {
     if batch.items.len() > MAX_BATCH_ITEMS {
@@ -312,10 +313,16 @@ pub async fn create_reports_batch(
     }
     let categories = state.reports.categories(&state.pool).await?;
     let mut results = Vec::with_capacity(batch.items.len());
-    for mut item in batch.items {
+    for (index, mut item) in batch.items.into_iter().enumerate() {
         let key_text = item.as_object_mut().and_then(|o| o.remove("idempotency_key"));
         let key_string = key_text.as_ref().and_then(Value::as_str).map(str::to_string);
         let outcome = async {
+            // A batch of N reports is N writes: the request paid for the first.
+            if index > 0
+                && let Some(axum::Extension(rate_key)) = &rate_key
+            {
+                state.limits.charge_write(rate_key)?;
+            }
             let key = key_string
                 .as_deref()
                 .and_then(|s| Uuid::parse_str(s).ok())

@@ -83,6 +83,11 @@ pub struct NewReport {
 /// Field names in errors are JSON paths such as `location.lon`.
 pub fn validate(body: &Value, categories: &[Category]) -> Result<NewReport, IntakeError> {
     let obj = body.as_object().ok_or_else(|| field("body", "expected a JSON object"))?;
+    // Checked here as well as at the HTTP edge: a batch item and a multipart `report` part
+    // arrive here without passing the edge's whole-body check.
+    if let Some(path) = crate::nul::nul_path(body) {
+        return Err(field(&path, "must not contain a NUL character (\\u0000)"));
+    }
     for key in obj.keys() {
         if !matches!(key.as_str(), "category" | "description" | "location" | "idempotency_key") {
             return Err(field(key, "unknown field"));

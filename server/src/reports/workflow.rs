@@ -57,6 +57,9 @@ impl WorkflowError {
                 "verification is four-eyes: another worker of the grid or an admin verifies your feedback"
             }
             Refusal::NotYourGrid => "only the workers of this report's grid (or an admin) may act on it",
+            Refusal::OwnReport => {
+                "you filed this report: another worker of the grid or an admin accepts, verifies and closes it"
+            }
             _ => "only grid workers and admins handle reports",
         };
         Self::Forbidden { message: message.into(), refusal }
@@ -87,6 +90,7 @@ struct Current {
     status: ReportStatus,
     version: i32,
     grid_id: Option<i64>,
+    reporter_id: Option<i64>,
     category: String,
     lon: f64,
     lat: f64,
@@ -117,7 +121,8 @@ pub async fn transition(
     })?;
     let mut tx = pool.begin().await?;
     let current = lock_report(&mut tx, id).await?;
-    let facts = Facts { status: current.status, grid_id: current.grid_id, feedback_by: None };
+    let facts =
+        Facts { status: current.status, grid_id: current.grid_id, feedback_by: None, reporter_id: current.reporter_id };
     authorize(&mut tx, id, actor, facts, to).await?;
     let version = if_match.ok_or(WorkflowError::VersionRequired)?;
     if version != current.version {
@@ -160,7 +165,8 @@ fn checked_note(note: Option<&str>) -> Result<Option<&str>, WorkflowError> {
 
 async fn lock_report(conn: &mut PgConnection, id: i64) -> Result<Current, WorkflowError> {
     sqlx::query_as(
-        r"select r.status, r.version, r.grid_id, r.category, ST_X(r.geom) as lon, ST_Y(r.geom) as lat, c.sla_hours
+        r"select r.status, r.version, r.grid_id, r.reporter_id, r.category, ST_X(r.geom) as lon, ST_Y(r.geom) as lat,
+                 c.sla_hours
             from report r join report_category c on c.code = r.category
            where r.id = $1 for update of r",
     )
@@ -311,17 +317,6 @@ async fn store(
     Ok(new_version)
 }
 
-/// Re-run the assignment for open reports in `area` (an EPSG:4326 geometry, e.g. the union or
-/// extent of the old and new shapes of edited grids); each moved report gets a `reassign` row in
-/// its history. Returns how many moved. The grid triggers already call this for every grid
-/// write; calling it again in the same transaction is harmless (nothing left to move).
-pub async fn reassign_open_reports(conn: &mut PgConnection, area_wkb: &[u8]) -> Result<i32, sqlx::Error> {
-    sqlx::query_scalar("select gridmap_reassign_reports(ST_SetSRID(ST_GeomFromWKB($1), 4326))")
-        .bind(area_wkb)
-        .fetch_one(conn)
-        .await
-}
-
 /// One history row.
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct HistoryEntry {
@@ -430,26 +425,33 @@ select r.id, r.status, r.version, r.category, c.name_zh as category_name, r.desc
   left join grid g on g.id = r.grid_id
   left join account a on a.id = r.reporter_id";
 
-/// May this viewer see reporters and history actors?
-pub fn sees_private(viewer: Option<&Principal>) -> bool {
-    viewer.is_some_and(|p| matches!(p.role, Role::GridWorker | Role::Admin))
+/// May this viewer see the reporter and the history's actors of a report in `grid_id`? Admins
+/// and the grid workers of that very grid — decided per report, so a worker of another grid (or
+/// a list spanning grids) shows the public view for every report outside their own grids.
+pub fn sees_private(viewer: Option<&Principal>, grid_id: Option<i64>) -> bool {
+    viewer.is_some_and(|p| {
+        p.role == Role::Admin || (p.role == Role::GridWorker && grid_id.is_some_and(|g| p.works_grid(g)))
+    })
 }
 
 impl ReportView {
     fn finish(mut self, viewer: Option<&Principal>) -> Self {
-        let private = sees_private(viewer);
         self.location = Some(Location { lon: self.lon, lat: self.lat });
+        let private = sees_private(viewer, self.grid_id);
+        // The joined names are dropped whatever the viewer: only `reporter` ever carries them.
+        let (name, display_name) = (self.reporter_name.take(), self.reporter_display_name.take());
         if let Some(viewer) = viewer {
-            let facts = Facts { status: self.status, grid_id: self.grid_id, feedback_by: self.feedback_by };
+            let facts = Facts {
+                status: self.status,
+                grid_id: self.grid_id,
+                feedback_by: self.feedback_by,
+                reporter_id: self.reporter_id,
+            };
             self.allowed_next = Some(status::allowed_next(viewer, &facts));
             self.waiting_for = Some(status::waiting_for(viewer, &facts));
         }
         if private && let Some(id) = self.reporter_id {
-            self.reporter = Some(Reporter {
-                id,
-                name: self.reporter_name.take().unwrap_or_default(),
-                display_name: self.reporter_display_name.take(),
-            });
+            self.reporter = Some(Reporter { id, name: name.unwrap_or_default(), display_name });
         }
         self
     }
@@ -457,7 +459,6 @@ impl ReportView {
 
 /// One report, with its history.
 pub async fn get_report(pool: &PgPool, id: i64, viewer: Option<&Principal>) -> Result<Option<ReportView>, sqlx::Error> {
-    let private = sees_private(viewer);
     let Some(view) = sqlx::query_as::<_, ReportView>(&format!("{VIEW_SELECT} where r.id = $1"))
         .bind(id)
         .fetch_optional(pool)
@@ -466,6 +467,7 @@ pub async fn get_report(pool: &PgPool, id: i64, viewer: Option<&Principal>) -> R
         return Ok(None);
     };
     let mut view = view.finish(viewer);
+    let private = sees_private(viewer, view.grid_id);
     let mut history: Vec<HistoryEntry> = sqlx::query_as(
         r"select action, from_status, to_status, actor, note, grid_id, created_at
             from report_event where report_id = $1 order by id",

@@ -61,7 +61,7 @@ fn merge_body() -> Value {
     json!({"grids": [{"id": 3, "version": 1}, {"id": 4, "version": 1}], "reason": "one grid"})
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn a_county_planner_edits_only_their_countys_grids(pool: PgPool) {
     let (a, b) = two_counties(&pool).await;
     let yiyuan = scoped(&pool, "planner-yiyuan", Role::Planner, Some(a)).await;
@@ -107,7 +107,7 @@ async fn account_id(pool: &PgPool, name: &str) -> i64 {
     sqlx::query_scalar("select id from account where name = $1").bind(name).fetch_one(pool).await.expect("account")
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn a_county_admin_manages_only_their_countys_accounts(pool: PgPool) {
     let (a, b) = two_counties(&pool).await;
     let admin = scoped(&pool, "admin-yiyuan", Role::Admin, Some(a)).await;
@@ -189,7 +189,7 @@ async fn a_county_admin_manages_only_their_countys_accounts(pool: PgPool) {
     assert_eq!(r.json()["field"], "county_id");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn counties_are_listed_and_filter_grids_and_stats(pool: PgPool) {
     let (a, _) = two_counties(&pool).await;
     let listed = call(&pool, "GET", "/api/counties", None, None, None).await;

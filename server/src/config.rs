@@ -70,7 +70,7 @@ pub struct ServeArgs {
 /// Vector tile settings (`/tiles/…`).
 #[derive(Debug, Clone, Args)]
 pub struct TileArgs {
-    /// The URL clients reach this server at, for tile URLs in TileJSON and the style (default: the request's Host).
+    /// The URL clients reach this server at, for every absolute URL (TileJSON, style, OGC links, Open311 discovery; default: the request's Host).
     #[arg(long, env = "GRIDMAP_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Optional raster basemap XYZ URL template drawn under the data in /tiles/style.json (none: fully offline).

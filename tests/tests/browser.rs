@@ -928,7 +928,10 @@ async fn planner_save_after_a_change_behind_its_back_gets_412_reloads_and_can_re
     browser.wait_for("window.__plannerConflict", WAIT, "the conflict").await;
     let conflict = c.find(Locator::Css("#conflict")).await.expect("conflict box").text().await.expect("text");
     assert!(
-        conflict.contains("demo-admin") && conflict.contains("幸福里网格") && conflict.contains(&original),
+        conflict.contains("演示管理员")
+            && !conflict.contains("demo-admin")
+            && conflict.contains("幸福里网格")
+            && conflict.contains(&original),
         "what changed: {conflict}"
     );
     assert_eq!(browser.js("return window.__plannerGrid.etag;").await, "\"2\"", "the editor reloaded the grid");
@@ -1331,10 +1334,78 @@ async fn grid_worker_card_offers_only_the_servers_allowed_steps_and_says_in_chin
     assert_eq!(status, "feedback");
     let card = c.find(Locator::Css("#report-card")).await.expect("card").text().await.expect("text");
     // Account names are data (the reporter, the history's actors), not UI text.
-    let ui = card.replace("rider-01", "").replace("demo-admin", "").replace("gw-0001", "");
-    let latin: Vec<&str> = ui.split(|ch: char| !ch.is_ascii_alphabetic()).filter(|w| w.len() >= 3).collect();
+    let latin = english_words(&card);
     assert!(latin.is_empty(), "no English inside the Chinese card: {latin:?} in {card}");
     browser.screenshot(&screenshot_path("worker-waiting-phone.png")).await;
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+/// The card's text without account names (data, not UI text): the Latin words left are English
+/// leaking into the Chinese page.
+fn english_words(card: &str) -> Vec<String> {
+    let ui = card.replace("rider-01", "").replace("demo-admin", "").replace("gw-0001", "");
+    ui.split(|ch: char| !ch.is_ascii_alphabetic()).filter(|w| w.len() >= 3).map(str::to_string).collect()
+}
+
+#[tokio::test]
+async fn grid_worker_is_told_in_chinese_that_nobody_accepts_a_report_they_filed_themselves() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    let (_, lon, lat) = worker_grid(&pool).await;
+    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1")
+        .fetch_one(&pool)
+        .await
+        .expect("category");
+    let worker = api_login(&server, "gw-0001").await;
+    let rider = api_login(&server, "rider-01").await;
+    let own = file_report(&server, &worker, &category, lon, lat, "井盖缺失").await;
+    let other = file_report(&server, &rider, &category, lon + 0.0001, lat, "路灯不亮").await;
+
+    open(&browser, &server).await;
+    let c = &browser.client;
+    tab(&browser, "worker").await;
+    log_in(&browser, "#view-worker", "gw-0001").await;
+
+    // Their own report: 注销 is theirs to do, 受理 is a colleague's — and the card says so.
+    let item = format!("#worker-list li[data-id=\"{own}\"]");
+    browser.wait_for(&format!("document.querySelector('{item}')"), WAIT, "the own report in the list").await;
+    c.find(Locator::Css(&item)).await.expect("li").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-waiting')", WAIT, "the waiting line").await;
+    let offered =
+        browser.js("return [...document.querySelectorAll('#report-card [data-to]')].map((b) => b.dataset.to);").await;
+    assert_eq!(offered, json!(["cancelled"]), "no 受理 of one's own report");
+    let waiting = c.find(Locator::Css("#report-waiting")).await.expect("waiting").text().await.expect("text");
+    assert_eq!(waiting, "等待他人处理（不能受理、核查或结案自己上报的事件）");
+    let card = c.find(Locator::Css("#report-card")).await.expect("card").text().await.expect("text");
+    assert!(english_words(&card).is_empty(), "no English inside the Chinese card: {card}");
+    browser.screenshot(&screenshot_path("worker-own-report-phone.png")).await;
+
+    // A card opened before the report turned out to be theirs (the account that filed it is
+    // linked behind the card): the server refuses with `own_report`, said in Chinese.
+    let item = format!("#worker-list li[data-id=\"{other}\"]");
+    c.find(Locator::Css(&item)).await.expect("li").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-card [data-to=accepted]')", WAIT, "受理 offered").await;
+    sqlx::query("update report set reporter_id = (select id from account where name = 'gw-0001') where id = $1")
+        .bind(other)
+        .execute(&pool)
+        .await
+        .expect("relink");
+    c.find(Locator::Css("#report-card [data-to=accepted]")).await.expect("accept").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-message.error')", WAIT, "the refusal").await;
+    let refusal = c.find(Locator::Css("#report-message")).await.expect("message").text().await.expect("text");
+    assert_eq!(refusal, "操作未成功：不能受理、核查或结案自己上报的事件，请由他人处理");
+    let card = c.find(Locator::Css("#report-card")).await.expect("card").text().await.expect("text");
+    assert!(english_words(&card).is_empty(), "no English inside the Chinese card: {card}");
+    let status: String = sqlx::query_scalar("select status from report where id = $1")
+        .bind(other)
+        .fetch_one(&pool)
+        .await
+        .expect("status");
+    assert_eq!(status, "submitted", "nothing stored");
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }

@@ -135,11 +135,13 @@ const strings = {
     transition_done: (s) => `已更新为：${s}`,
     transition_refused: '操作未成功：',
     waiting_other_verifier: '等待他人核查（反馈人不能核查自己的反馈）',
+    waiting_own_report: '等待他人处理（不能受理、核查或结案自己上报的事件）',
     waiting_grid_worker: '等待本网格网格员处理',
     waiting_admin: '等待管理员分派',
     refusal_role_cannot_handle: '当前账号的角色不能处理事件',
     refusal_not_your_grid: '该事件不属于您负责的网格',
     refusal_four_eyes: '不能核查自己反馈的事件，请由他人核查',
+    refusal_own_report: '不能受理、核查或结案自己上报的事件，请由他人处理',
     refusal_version_required: '缺少版本信息，请刷新后重试',
     refusal_stale_version: '该事件已被他人更新，请刷新后重试',
     refusal_transition_not_allowed: '当前状态下不能执行此操作',
@@ -158,6 +160,10 @@ const strings = {
     error_payload_too_large: '照片太大',
     error_internal: '服务器内部错误，请稍后再试',
     error_unavailable: '服务暂不可用，请稍后再试',
+    error_bad_request: '请求有误，请检查后重试',
+    error_method_not_allowed: '不支持此操作',
+    error_precondition_required: '缺少版本信息，请刷新后重试',
+    error_unsupported_media_type: '不支持的文件类型',
     error_other: (code) => `服务器拒绝了请求（代码 ${code}）`,
     report_conflict: (s) => `该事件已被他人处理（当前状态：${s}），已重新加载。`,
     // Planner view
@@ -351,11 +357,13 @@ const strings = {
     transition_done: (s) => `Updated: ${s}`,
     transition_refused: 'Not done: ',
     waiting_other_verifier: 'Waiting for someone else to verify (you gave the feedback)',
+    waiting_own_report: 'Waiting for someone else (you filed this report)',
     waiting_grid_worker: "Waiting for the grid's workers",
     waiting_admin: 'Waiting for an admin to dispatch it',
     refusal_role_cannot_handle: 'This account cannot handle reports',
     refusal_not_your_grid: 'This report is not in your grid',
     refusal_four_eyes: 'You gave the feedback: someone else verifies it',
+    refusal_own_report: 'You filed this report: someone else accepts, verifies or closes it',
     refusal_version_required: 'Version missing: refresh and try again',
     refusal_stale_version: 'Someone else changed it: refresh and try again',
     refusal_transition_not_allowed: 'Not possible in the current status',
@@ -374,6 +382,10 @@ const strings = {
     error_payload_too_large: 'Photo too large',
     error_internal: 'Server error: try again later',
     error_unavailable: 'Service unavailable: try again later',
+    error_bad_request: 'The request was not understood; check it and retry',
+    error_method_not_allowed: 'This action is not supported',
+    error_precondition_required: 'Version missing: reload and retry',
+    error_unsupported_media_type: 'This file type is not accepted',
     error_other: (code) => `The server refused (code ${code})`,
     report_conflict: (s) => `Someone else acted on this report first (now: ${s}); reloaded.`,
     planner_login_title: 'Planner login',
@@ -505,6 +517,9 @@ export function applyStatic(root = document) {
  * English `message`, which would put English inside the Chinese page).
  */
 const has = (key) => key in strings['zh-CN'];
+
+/** Every string table (the unit tests check the server's refusal codes against it). */
+export { strings };
 
 export function refusalText(body, status) {
   const reason = body?.reason;

@@ -173,12 +173,25 @@ function renderCard(app) {
       h('dt', {}, t('reported_at')), h('dd', {}, fmtTime(r.created_at)),
       h('dt', {}, t('reporter')), h('dd', {}, r.reporter?.display_name ?? r.reporter?.name ?? '—'),
       h('dt', {}, t('grid_code')), h('dd', {}, r.grid_code ?? t('unassigned'))),
-    next.length ? form : h('p', { class: 'muted', id: 'report-waiting' }, r.waiting_for ? t(`waiting_${r.waiting_for}`) : t('no_actions')),
+    next.length ? form : null,
+    // Some steps may be someone else's even when others are offered (one's own report: 注销 is
+    // offered, 受理 waits for a colleague), so the reason shows beside the offered steps.
+    r.waiting_for || !next.length ? h('p', { class: 'muted', id: 'report-waiting' }, r.waiting_for ? t(waitingKey(r)) : t('no_actions')) : null,
     h('h3', {}, t('history')),
     h('ol', { class: 'history' }, ...(r.history ?? []).map((e) => h('li', {},
       `${fmtTime(e.created_at)} · ${statusLabel(e.to_status)}`, e.actor ? ` · ${e.actor}` : '', e.note ? ` · ${e.note}` : ''))),
     h('p', { class: 'row' }, h('button', { type: 'button', class: 'link', onclick: () => { worker.selected = null; worker.message = null; app.map?.getSource('gm-work')?.setData(features()); render(app); } }, t('back'))),
   );
+}
+
+/**
+ * The server says `other_verifier` both for the four-eyes rule (one's own feedback) and for one's
+ * own report (nobody accepts, verifies or closes what they filed): only a report in `feedback`
+ * waits for the four eyes, so any other status is the own-report case.
+ */
+function waitingKey(r) {
+  if (r.waiting_for === 'other_verifier' && r.status !== 'feedback') return 'waiting_own_report';
+  return `waiting_${r.waiting_for}`;
 }
 
 function render(app) {

@@ -19,6 +19,7 @@ pub mod reports;
 pub mod stations;
 pub mod stats;
 pub mod tiles;
+pub mod urls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub reports: crate::reports::Reports,
     /// Recently seen live tokens (no database round trip per request; see `auth::TokenCache`).
     pub tokens: Arc<crate::auth::TokenCache>,
+    /// `GRIDMAP_PUBLIC_URL` and `GRIDMAP_BASEMAP_URL`: the one source of absolute URLs (`urls`).
+    pub urls: urls::PublicUrls,
 }
 
 impl AppState {
@@ -58,6 +61,7 @@ impl AppState {
             tiles,
             reports: crate::reports::Reports::default(),
             tokens: Arc::new(crate::auth::TokenCache::default()),
+            urls: urls::PublicUrls::default(),
         }
     }
 }

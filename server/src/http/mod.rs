@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod counties;
 pub mod error;
 pub mod extract;
 pub mod grids;
@@ -81,6 +82,7 @@ pub fn app(state: AppState) -> Router {
         .merge(stations::router())
         .merge(ogc::router())
         .merge(grids::router())
+        .merge(counties::router())
         .merge(tiles::router())
         .merge(metrics::router())
         .merge(reports::router())

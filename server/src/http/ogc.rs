@@ -402,7 +402,7 @@ fn editor<'a>(auth: &'a Auth, coll: &Collection, reason: Option<&'a str>) -> Api
             return Err(ApiError::MethodNotAllowed);
         }
     };
-    Ok(Actor { name: &principal.name, reason })
+    Ok(Actor { name: &principal.name, reason, county_id: principal.county_id })
 }
 
 /// `?reason=…` (stored with the grid version) and `?clip=neighbours`.

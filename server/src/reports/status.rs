@@ -281,6 +281,7 @@ mod tests {
             role,
             part_time_grid_worker: false,
             grid_ids: grids.to_vec(),
+            county_id: None,
         }
     }
 

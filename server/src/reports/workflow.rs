@@ -564,6 +564,7 @@ pub async fn stats(
     pool: &PgPool,
     grid: Option<i64>,
     subdistrict: Option<i64>,
+    county: Option<i64>,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 ) -> Result<Stats, sqlx::Error> {
@@ -572,6 +573,7 @@ pub async fn stats(
               select * from report
                where ($1::bigint is null or grid_id = $1) and ($2::bigint is null or subdistrict_id = $2)
                  and ($3::timestamptz is null or created_at >= $3) and ($4::timestamptz is null or created_at < $4)
+                 and ($5::bigint is null or subdistrict_id in (select id from subdistrict where county_id = $5))
           ), s as (
               select count(*) filter (where status <> 'cancelled') as reports,
                      count(*) filter (where status = 'cancelled') as cancelled,
@@ -594,6 +596,7 @@ pub async fn stats(
     .bind(subdistrict)
     .bind(from)
     .bind(to)
+    .bind(county)
     .fetch_one(pool)
     .await
 }

@@ -36,6 +36,7 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
     ("GET", "/api/stations/nearest", [A, A, A, A, A, A]),
     ("GET", "/api/stations/{id}", [A, A, A, A, A, A]),
     ("GET", "/api/grids/at", [A, A, A, A, A, A]),
+    ("GET", "/api/counties", [A, A, A, A, A, A]),
     ("GET", "/api/grids/gaps", [A, A, A, A, A, A]),
     ("GET", "/api/grids/balance", [A, A, A, A, A, A]),
     ("GET", "/api/grids/{id}/history", [A, A, A, A, A, A]),

@@ -140,6 +140,7 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         ("/api/reports/hexbins", "/api/reports/hexbins?res=9".into()),
         ("/api/points/leaderboard", "/api/points/leaderboard".into()),
         ("/api/stats", "/api/stats".into()),
+        ("/api/counties", "/api/counties".into()),
         ("/open311/v2/discovery.json", "/open311/v2/discovery.json".into()),
         ("/open311/v2/services.json", "/open311/v2/services.json".into()),
         ("/open311/v2/services/{file}", "/open311/v2/services/manhole_cover.json".into()),

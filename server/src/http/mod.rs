@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod ogc;
 pub mod open311;
 pub mod openapi;
+pub mod paging;
 pub mod points;
 pub mod reports;
 pub mod stations;

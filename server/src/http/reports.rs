@@ -378,7 +378,10 @@ pub struct ListReportsQuery {
     /// Created before (RFC 3339).
     pub to: Option<DateTime<Utc>>,
     /// 1..=500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// 0..=10,000,000 (`http::paging::MAX_OFFSET`), default 0.
+    #[param(minimum = 0, maximum = 10_000_000)]
     pub offset: Option<i64>,
 }
 
@@ -431,10 +434,7 @@ pub async fn list_reports(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::field("limit", "between 1 and 500"));
     }
-    let offset = q.offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(ApiError::field("offset", "must not be negative"));
-    }
+    let offset = super::paging::offset(q.offset)?;
     let filter = ListFilter {
         grid,
         statuses,
@@ -447,7 +447,7 @@ pub async fn list_reports(
         offset,
     };
     let (items, total) = workflow::list_reports(&state.pool, &filter, viewer.as_ref()).await?;
-    let next = (offset + limit < total).then(|| {
+    let next = super::paging::next_offset(offset, limit, total).map(|next_offset| {
         let mut params: Vec<String> = Vec::new();
         if let Some(g) = &q.grid {
             params.push(format!("grid={g}"));
@@ -471,7 +471,7 @@ pub async fn list_reports(
             params.push(format!("to={}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
         }
         params.push(format!("limit={limit}"));
-        params.push(format!("offset={}", offset + limit));
+        params.push(format!("offset={next_offset}"));
         format!("/api/reports?{}", params.join("&"))
     });
     Ok(Json(ReportPage { items, total, limit, offset, next }))

@@ -685,6 +685,9 @@ async fn grid_worker_sees_their_grids_open_reports_with_deadlines_and_acts_with_
     browser.screenshot(&screenshot_path("worker.png")).await;
 
     // Someone else dispatches it behind the card's back; the card's If-Match is stale → 412 → reloaded.
+    // (The live feed would show the change at once — `grid_worker_sees_a_new_report_…`; stopped
+    // here, as when its event is still on the way, the step still cannot overwrite the other.)
+    browser.js("window.__workerFeed.stopped = true; window.__workerFeed.controller?.abort();").await;
     assert_eq!(transition(&server, &admin, fresh, 2, "dispatched").await, 200);
     c.find(Locator::Css("#report-card [data-to=dispatched]")).await.expect("dispatch").click().await.expect("click");
     browser
@@ -1518,6 +1521,78 @@ async fn grid_worker_sees_the_riders_photo_full_screen_and_attaches_an_after_pho
     let width = browser.js(&format!("return document.querySelector('{after_thumb}').naturalWidth;")).await;
     assert_eq!(width, json!(512), "a 512 px image is stored at its size (the phone shrinks only above 1600 px)");
     browser.screenshot(&screenshot_path("worker-after-photo-phone.png")).await;
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn grid_worker_sees_a_new_report_and_its_next_step_arrive_live_and_catches_up_after_a_dead_zone() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    let (_, lon, lat) = worker_grid(&pool).await;
+    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1")
+        .fetch_one(&pool)
+        .await
+        .expect("category");
+    let rider = api_login(&server, "rider-01").await;
+    let admin = api_login(&server, "demo-admin").await;
+
+    open(&browser, &server).await;
+    let c = &browser.client;
+    tab(&browser, "worker").await;
+    log_in(&browser, "#view-worker", "gw-0001").await;
+    browser.wait_for("document.querySelector('#worker-live.on')", WAIT, "the live feed connected").await;
+    let loads = browser.js("return window.__workerLoaded;").await;
+
+    // A rider files a report in the worker's grid: it appears on the open page, marked new,
+    // without the list being read again.
+    let id = file_report(&server, &rider, &category, lon, lat, "窨井冒水").await;
+    let item = format!("#worker-list li[data-id=\"{id}\"]");
+    browser.wait_for(&format!("document.querySelector('{item}.live-new')"), WAIT, "the new report on the page").await;
+    assert_eq!(browser.js("return window.__workerLoaded;").await, loads, "no reload: it came through the feed");
+    let text = c.find(Locator::Css(&item)).await.expect("li").text().await.expect("text");
+    assert!(text.contains("窨井冒水"), "{text}");
+    browser.screenshot(&screenshot_path("worker-live-phone.png")).await;
+
+    // Someone else takes the next step: the item follows (受理 → 已立案) and the open card says so.
+    c.find(Locator::Css(&item)).await.expect("li").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-card [data-to]')", WAIT, "the card").await;
+    assert_eq!(transition(&server, &admin, id, 1, "accepted").await, 200);
+    browser
+        .wait_for(&format!("document.querySelector('{item}[data-status=accepted]')"), WAIT, "the moved report")
+        .await;
+    browser.wait_for("document.querySelector('#report-message.ok')", WAIT, "the card's notice").await;
+    let notice = c.find(Locator::Css("#report-message")).await.expect("notice").text().await.expect("text");
+    assert!(notice.starts_with("该事件刚被更新"), "{notice}");
+    let last = browser.js("return window.__workerFeed.lastEventId;").await;
+    assert!(last.as_str().is_some_and(|s| !s.is_empty()), "the feed keeps the last event id to resume from: {last}");
+
+    // A dead zone: the page loses the network, a report is filed meanwhile; when the network
+    // comes back the feed connects again (sending Last-Event-ID) and the report is on the page.
+    browser.set_offline(true).await;
+    browser.wait_for("document.querySelector('#worker-live.off')", WAIT, "the feed noticed the dead zone").await;
+    let missed = file_report(&server, &rider, &category, lon, lat, "路灯倒伏").await;
+    browser.set_offline(false).await;
+    browser.wait_for("window.__workerFeed.connects >= 2", WAIT, "the feed reconnected").await;
+    browser
+        .wait_for(
+            &format!("document.querySelector('#worker-list li[data-id=\"{missed}\"]')"),
+            WAIT,
+            "the missed report",
+        )
+        .await;
+    browser.wait_for("document.querySelector('#worker-live.on')", WAIT, "live again").await;
+    let after = file_report(&server, &rider, &category, lon, lat, "井盖松动").await;
+    browser
+        .wait_for(
+            &format!("document.querySelector('#worker-list li[data-id=\"{after}\"].live-new')"),
+            WAIT,
+            "live after the gap",
+        )
+        .await;
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }

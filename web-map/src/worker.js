@@ -7,6 +7,7 @@ import { t, statusLabel, refusalText } from './i18n.js';
 import { h, $, fill } from './dom.js';
 import { getSession, hasRole, onSession, loginForm, logout, call } from './session.js';
 import { resize, thumbnails, forgetPhotos, MAX_PHOTOS } from './photo.js';
+import { follow } from './live.js';
 
 const ROLES = ['grid_worker', 'admin'];
 const OPEN = ['submitted', 'accepted', 'dispatched', 'handling', 'feedback', 'verified', 'rework', 'parked'];
@@ -24,7 +25,7 @@ export const NEXT = {
 const CANCEL_REASONS = ['invalid', 'out_of_remit', 'duplicate', 'other'];
 const SOON_MS = 24 * 3600 * 1000;
 
-const worker = { grids: [], reports: [], selected: null, message: null, loaded: false };
+const worker = { grids: [], reports: [], selected: null, message: null, loaded: false, feed: null, live: false, fresh: new Set() };
 
 /** `overdue`, `soon`, `ok` or `none` (not dispatched yet: the SLA clock has not started). */
 export function deadlineState(report, now = Date.now()) {
@@ -94,14 +95,68 @@ export async function loadReports(app) {
     if (!r.ok) { worker.message = { kind: 'error', text: t('api_error') + refusalText(r.data, r.status) }; break; }
     all.push(...r.data.items);
   }
-  const rank = { overdue: 0, soon: 1, ok: 2, none: 3 };
-  all.sort((a, b) => rank[deadlineState(a)] - rank[deadlineState(b)] || (a.due_at ?? '').localeCompare(b.due_at ?? '') || b.id - a.id);
-  worker.reports = all;
+  worker.reports = sorted(all);
   worker.loaded = true;
+  startFeed(app);
   ensureLayers(app.map);
   app.map?.getSource('gm-work')?.setData(features());
   render(app);
   window.__workerLoaded = (window.__workerLoaded ?? 0) + 1;
+}
+
+/** Overdue first, then the nearest deadline, then the newest. */
+function sorted(reports) {
+  const rank = { overdue: 0, soon: 1, ok: 2, none: 3 };
+  return reports.sort((a, b) => rank[deadlineState(a)] - rank[deadlineState(b)] || (a.due_at ?? '').localeCompare(b.due_at ?? '') || b.id - a.id);
+}
+
+/**
+ * Follow the live feed while a worker (or admin) is logged in: new reports of their grids appear,
+ * moved ones (a step, a grid re-drawn) change or leave the list, without a reload. The server
+ * sends a worker the events of their own grids, and a move to the grid left and the grid entered.
+ */
+function startFeed(app) {
+  if (worker.feed || !hasRole(ROLES)) return;
+  worker.feed = follow({
+    path: '/api/reports/stream',
+    token: () => (hasRole(ROLES) ? getSession()?.token : null),
+    onEvent: (name, data) => { if (name === 'report') applyChange(app, JSON.parse(data)); },
+    // After a gap, re-read the list too: what the server could not replay is not lost.
+    onConnect: (n) => { worker.live = true; if (n > 1) loadReports(app); else render(app); },
+    onDisconnect: () => { worker.live = false; render(app); },
+  });
+  window.__workerFeed = worker.feed.state;
+}
+
+function stopFeed() {
+  worker.feed?.stop();
+  worker.feed = null;
+  worker.live = false;
+}
+
+/** One feed event (`ReportChange`: kind, id, status, grid_id, previous_grid_id, lon, lat, version). */
+async function applyChange(app, change) {
+  const ids = getSession()?.grid_ids ?? [];
+  const mine = ids.length ? ids.includes(change.grid_id) : true;
+  const known = worker.reports.find((r) => r.id === change.id);
+  if (mine && OPEN.includes(change.status)) {
+    if (known?.version === change.version) return; // our own step, already shown
+    const r = await call(`/api/reports/${change.id}`);
+    if (!r.ok) return;
+    worker.reports = sorted([...worker.reports.filter((x) => x.id !== change.id), r.data]);
+    worker.fresh.add(change.id);
+  } else {
+    if (!known) return;
+    worker.reports = worker.reports.filter((x) => x.id !== change.id);
+  }
+  // The open card changed behind the worker's back: show it as it is now, and say so.
+  if (worker.selected?.id === change.id && worker.selected.version !== change.version) {
+    await openReport(app, change.id, { fly: false });
+    worker.message = { kind: 'ok', text: t('report_updated_live', statusLabel(change.status)) };
+  }
+  app.map?.getSource('gm-work')?.setData(features());
+  render(app);
+  window.__liveApplied = (window.__liveApplied ?? 0) + 1;
 }
 
 async function openReport(app, id, { fly = true } = {}) {
@@ -222,8 +277,10 @@ function render(app) {
   $('#worker-summary').textContent = worker.loaded
     ? t('worker_summary', worker.grids.map((g) => g.properties?.name ?? g.id).join('、') || '—', worker.reports.length, overdue)
     : t('loading');
+  $('#worker-summary').append(h('span', { class: `live ${worker.live ? 'on' : 'off'}`, id: 'worker-live' }, t(worker.live ? 'live_on' : 'live_off')));
   $('#worker-list').replaceChildren(...(worker.reports.length ? worker.reports.map((r) => h('li', {
-    tabindex: 0, dataset: { id: r.id, status: r.status, deadline: deadlineState(r) }, class: `deadline-${deadlineState(r)}`,
+    tabindex: 0, dataset: { id: r.id, status: r.status, deadline: deadlineState(r) },
+    class: `deadline-${deadlineState(r)}${worker.fresh.has(r.id) ? ' live-new' : ''}`,
     onclick: () => openReport(app, r.id),
   },
   h('div', { class: 'name' }, `#${r.id} ${r.category_name}`, h('span', { class: `badge status-${r.status}` }, statusLabel(r.status))),
@@ -246,7 +303,11 @@ export function initWorker(app) {
       app.map.fitBounds([[Math.min(...xs), Math.min(...ys)], [Math.max(...xs), Math.max(...ys)]], { padding: 40, duration: 0 });
     }
   };
-  onSession(() => { worker.reports = []; worker.selected = null; worker.loaded = false; if (app.state.tab === 'worker') refresh(); else render(app); });
+  onSession(() => {
+    stopFeed();
+    worker.reports = []; worker.selected = null; worker.loaded = false; worker.fresh.clear();
+    if (app.state.tab === 'worker') refresh(); else render(app);
+  });
   window.addEventListener('gridmap:tab', (e) => {
     setVisible(app, e.detail === 'worker');
     if (e.detail === 'worker') refresh();

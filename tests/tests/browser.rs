@@ -66,7 +66,20 @@ async fn resident_page_loads_without_errors_and_draws_the_stations() {
         let circles = browser
             .js("return __map.getStyle().layers.filter((l) => l.type === 'circle' && (l.source === 'gm-stations' || l['source-layer'] === 'stations')).map((l) => l.id);")
             .await;
-        assert_eq!(circles, json!(["gm-stations", "gm-stations-selected"]), "station circle layers");
+        assert_eq!(circles, json!(["gm-stations-hit", "gm-stations", "gm-stations-selected"]), "station circle layers");
+        // The resident map (the default tab): no household choropleth, report dots or legend.
+        let hidden = browser
+            .js("return ['grids-fill', 'reports'].map((id) => __map.getLayoutProperty(id, 'visibility'));")
+            .await;
+        assert_eq!(hidden, json!(["none", "none"]), "resident mode");
+        assert_eq!(browser.js("return document.querySelector('#legend').hidden;").await, json!(true));
+        // The planners' tab brings them back, with the legend.
+        browser.client.find(Locator::Css("#tabs [data-tab=plan]")).await.expect("tab").click().await.expect("click");
+        browser.wait_for("!document.querySelector('#legend').hidden", WAIT, "the legend on the planners' map").await;
+        let shown = browser
+            .js("return ['grids-fill', 'reports'].map((id) => __map.getLayoutProperty(id, 'visibility'));")
+            .await;
+        assert_eq!(shown, json!(["visible", "visible"]), "the planners' map");
         assert_eq!(browser.js("return !!__map.getLayer('stations-label');").await, true);
         // The household-balance legend, read from the style's ramp (balance × 300 households).
         let legend = browser
@@ -185,8 +198,15 @@ async fn station_search_nearest_list_and_grid_card_work() {
     browser.screenshot(&screenshot_path("nearest.png")).await;
 
     // Which grid: click the map in the grid tab; the card matches the API and names no phone.
+    // (The map moved to show the nearest stations: click the same spot where it is now.)
     c.find(Locator::Css("#tabs [data-tab=grid]")).await.expect("tab").click().await.expect("click");
-    c.find(Locator::Css("#map canvas")).await.expect("canvas").click().await.expect("click the map");
+    browser.wait_for("!__map.isMoving()", WAIT, "the map to settle").await;
+    let at = browser
+        .js(&format!(
+            "const p = __map.project([{clon}, {clat}]); const r = __map.getContainer().getBoundingClientRect(); return [r.left + p.x, r.top + p.y];"
+        ))
+        .await;
+    click_at(&browser, at[0].as_f64().expect("x"), at[1].as_f64().expect("y")).await;
     browser
         .wait_for(
             "!document.querySelector('#grid-card').hidden && document.querySelector('#grid-card .grid-code')",
@@ -1593,6 +1613,106 @@ async fn grid_worker_sees_a_new_report_and_its_next_step_arrive_live_and_catches
             "live after the gap",
         )
         .await;
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+/// Whether every `[lon, lat]` in the JS array expression `points` is inside the map's view.
+async fn in_view(browser: &Browser, points: &str) -> bool {
+    browser.wait_for("!__map.isMoving()", WAIT, "the map to settle").await;
+    browser.js(&format!("const b = __map.getBounds(); return ({points}).every((p) => b.contains(p));")).await
+        == json!(true)
+}
+
+#[tokio::test]
+async fn resident_on_a_phone_filters_open_stations_with_a_microwave_locates_themself_and_sees_their_grid_on_a_plain_map()
+ {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    let (grid_id, lon, lat) = worker_grid(&pool).await;
+    let grid_code: String =
+        sqlx::query_scalar("select code from grid where id = $1").bind(grid_id).fetch_one(&pool).await.expect("code");
+    let stations: Value = reqwest::get(server.url("/api/stations")).await.expect("api").json().await.expect("json");
+    let microwave: Vec<i64> = stations["stations"]
+        .as_array()
+        .expect("stations")
+        .iter()
+        .filter(|s| s["services"].as_array().is_some_and(|v| v.iter().any(|c| c == "microwave")))
+        .map(|s| s["id"].as_i64().expect("id"))
+        .collect();
+    assert!(!microwave.is_empty() && microwave.len() < 48, "the demo has stations with and without a microwave");
+    open(&browser, &server).await;
+    let c = &browser.client;
+
+    // The resident map: no choropleth, report dots or legend; stations big enough to tap.
+    let hidden =
+        browser.js("return ['grids-fill', 'reports'].map((id) => __map.getLayoutProperty(id, 'visibility'));").await;
+    assert_eq!(hidden, json!(["none", "none"]));
+    assert_eq!(browser.js("return document.querySelector('#legend').hidden;").await, json!(true));
+    let target = browser.js("return __map.getPaintProperty('gm-stations-hit', 'circle-radius') * 2;").await;
+    assert!(target.as_f64().unwrap_or(0.0) >= 44.0, "station tap target {target} px");
+    let labels = browser.js("return JSON.stringify(__map.getLayoutProperty('grid-labels', 'text-field'));").await;
+    assert!(!labels.as_str().unwrap_or("").contains('户'), "no household counts on the resident map: {labels}");
+
+    // 微波炉 chip: only stations with a microwave, in the list and on the map; 营业中 keeps the open ones.
+    c.find(Locator::Css("#station-filters [data-filter=microwave]")).await.expect("chip").click().await.expect("click");
+    let listed = browser.js("return [...document.querySelectorAll('#station-list li[data-id]')].map((e) => Number(e.dataset.id)).sort((a, b) => a - b);").await;
+    let mut want = microwave.clone();
+    want.sort_unstable();
+    assert_eq!(listed, json!(want), "exactly the stations with a microwave");
+    let on_map = browser.js("return __map.getSource('gm-stations').serialize().data.features.length;").await;
+    assert_eq!(on_map, json!(microwave.len()), "the map shows the same stations");
+    c.find(Locator::Css("#station-filters [data-filter=open]")).await.expect("chip").click().await.expect("click");
+    let badges = browser
+        .js("return [...document.querySelectorAll('#station-list li[data-id] .badge')].map((b) => b.dataset.open);")
+        .await;
+    assert!(badges.as_array().expect("badges").iter().all(|b| b == "true"), "only open stations: {badges}");
+    let pressed = browser
+        .js("return document.querySelector('#station-filters [data-filter=open]').getAttribute('aria-pressed');")
+        .await;
+    assert_eq!(pressed, json!("true"));
+    c.find(Locator::Css("#station-filters [data-filter=open]")).await.expect("chip").click().await.expect("click");
+    browser.screenshot(&screenshot_path("resident-filters-phone.png")).await;
+
+    // A station's card is a bottom sheet; the list stays behind it, where it was.
+    c.find(Locator::Css("#station-list li[data-id]")).await.expect("li").click().await.expect("click");
+    browser.wait_for("!document.querySelector('#station-card').hidden", WAIT, "the card").await;
+    let sheet = browser
+        .js("const r = document.querySelector('#station-card').getBoundingClientRect(); return [getComputedStyle(document.querySelector('#station-card')).position, Math.round(r.bottom) === innerHeight, r.height < innerHeight];")
+        .await;
+    assert_eq!(sheet, json!(["fixed", true, true]), "a bottom sheet");
+    let behind = browser
+        .js("return [...document.querySelectorAll('#station-list li[data-id]')].filter((e) => e.offsetParent).length;")
+        .await;
+    assert_eq!(behind, json!(microwave.len()), "the list is still there behind the sheet");
+    browser.screenshot(&screenshot_path("resident-sheet-phone.png")).await;
+    c.find(Locator::Css("#station-card button.link")).await.expect("back").click().await.expect("click");
+
+    // The locate button on the map: the nearest stations, and the map shows me and them.
+    browser.cdp("Browser.grantPermissions", json!({"permissions": ["geolocation"], "origin": server.url("")})).await;
+    browser.cdp("Emulation.setGeolocationOverride", json!({"latitude": lat, "longitude": lon, "accuracy": 10})).await;
+    c.find(Locator::Css(".locate-button")).await.expect("locate").click().await.expect("click");
+    browser.wait_for("document.querySelectorAll('#nearest-list li').length === 5", WAIT, "the nearest stations").await;
+    let me = format!("[[{lon}, {lat}], ...__app.state.nearest.stations.map((s) => [s.lon, s.lat])]");
+    assert!(in_view(&browser, &me).await, "me and the five stations in view");
+    browser.screenshot(&screenshot_path("resident-nearest-phone.png")).await;
+
+    // Which grid: located, the grid is highlighted and in view with whom to call.
+    tab(&browser, "grid").await;
+    c.find(Locator::Css(".locate-button")).await.expect("locate").click().await.expect("click");
+    browser.wait_for("document.querySelector('#grid-card .grid-code')", WAIT, "the grid card").await;
+    let code = c.find(Locator::Css("#grid-card .grid-code")).await.expect("code").text().await.expect("text");
+    assert_eq!(code, grid_code);
+    let ring = "__app.state.grid.card.geometry.coordinates.flat(2)";
+    assert!(in_view(&browser, &format!("[[{lon}, {lat}], ...{ring}]")).await, "the whole grid in view");
+    let highlighted = browser.js("return __map.queryRenderedFeatures({ layers: ['gm-grid-fill'] }).length > 0 && __map.getPaintProperty('gm-grid-fill', 'fill-opacity') >= 0.2;").await;
+    assert_eq!(highlighted, json!(true));
+    let card = c.find(Locator::Css("#grid-card")).await.expect("card").text().await.expect("text");
+    assert!(card.contains("党群服务中心"), "whom to contact: {card}");
+    browser.screenshot(&screenshot_path("resident-grid-phone.png")).await;
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }

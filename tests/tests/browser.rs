@@ -685,6 +685,9 @@ async fn grid_worker_sees_their_grids_open_reports_with_deadlines_and_acts_with_
     browser.screenshot(&screenshot_path("worker.png")).await;
 
     // Someone else dispatches it behind the card's back; the card's If-Match is stale → 412 → reloaded.
+    // (The live feed would show the change at once — `grid_worker_sees_a_new_report_…`; stopped
+    // here, as when its event is still on the way, the step still cannot overwrite the other.)
+    browser.js("window.__workerFeed.stopped = true; window.__workerFeed.controller?.abort();").await;
     assert_eq!(transition(&server, &admin, fresh, 2, "dispatched").await, 200);
     c.find(Locator::Css("#report-card [data-to=dispatched]")).await.expect("dispatch").click().await.expect("click");
     browser
@@ -1321,7 +1324,8 @@ async fn grid_worker_card_offers_only_the_servers_allowed_steps_and_says_in_chin
         .expect("back");
 
     // Feedback given: the same worker may not verify it (four eyes) — no 核查通过, and the card
-    // says whom it waits for.
+    // says whom it waits for. (The list is below the card on a phone: scroll to it, as a thumb would.)
+    browser.js(&format!("document.querySelector('{item}').scrollIntoView({{block: 'center'}});")).await;
     c.find(Locator::Css(&item)).await.expect("li").click().await.expect("click");
     browser.wait_for("!document.querySelector('#report-message')", WAIT, "the card reloaded").await;
     c.find(Locator::Css("#report-card [data-to=feedback]")).await.expect("feedback").click().await.expect("click");
@@ -1406,6 +1410,189 @@ async fn grid_worker_is_told_in_chinese_that_nobody_accepts_a_report_they_filed_
         .await
         .expect("status");
     assert_eq!(status, "submitted", "nothing stored");
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+/// A report with one photo, filed through the API as multipart (as the rider's page sends it).
+async fn file_report_with_photo(server: &Server, token: &str, category: &str, lon: f64, lat: f64, photo: &[u8]) -> i64 {
+    let boundary = "browser-test-boundary";
+    let report = json!({"category": category, "description": "护栏倒伏", "location": {"lon": lon, "lat": lat, "crs": "wgs84", "accuracy_m": 6.0}});
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"report\"\r\nContent-Type: application/json\r\n\r\n{report}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"before.png\"\r\nContent-Type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(photo);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let reply = reqwest::Client::new()
+        .post(server.url("/api/reports"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+        .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
+        .body(body)
+        .send()
+        .await
+        .expect("report");
+    let status = reply.status();
+    let body: Value = reply.json().await.expect("json");
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["photo_count"], 1);
+    body["id"].as_i64().expect("id")
+}
+
+#[tokio::test]
+async fn grid_worker_sees_the_riders_photo_full_screen_and_attaches_an_after_photo_to_feedback() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    let (_, lon, lat) = worker_grid(&pool).await;
+    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1")
+        .fetch_one(&pool)
+        .await
+        .expect("category");
+    // Real images: the app's own icons (drawn at build time).
+    let icons = web_map_dir().join("dist/icons");
+    let before = std::fs::read(icons.join("icon-192.png")).expect("icon");
+    let rider = api_login(&server, "rider-01").await;
+    let admin = api_login(&server, "demo-admin").await;
+    let id = file_report_with_photo(&server, &rider, &category, lon, lat, &before).await;
+    for (version, to) in [(1, "accepted"), (2, "dispatched"), (3, "handling")] {
+        assert_eq!(transition(&server, &admin, id, version, to).await, 200, "{to}");
+    }
+
+    open(&browser, &server).await;
+    let c = &browser.client;
+    tab(&browser, "worker").await;
+    log_in(&browser, "#view-worker", "gw-0001").await;
+    let item = format!("#worker-list li[data-id=\"{id}\"]");
+    browser.wait_for(&format!("document.querySelector('{item}')"), WAIT, "the report in the list").await;
+    c.find(Locator::Css(&item)).await.expect("li").click().await.expect("click");
+    // The thumbnail: fetched with the token (photos are never public), shown from a blob: URL.
+    let thumb = "#report-card .thumbs[data-kind=photos_before] img.thumb";
+    browser
+        .wait_for(&format!("document.querySelector('{thumb}')?.naturalWidth > 0"), WAIT, "the photo's thumbnail")
+        .await;
+    let src = browser.js(&format!("return document.querySelector('{thumb}').src;")).await;
+    assert!(src.as_str().is_some_and(|s| s.starts_with("blob:")), "{src}");
+    c.find(Locator::Css("#report-card .thumb-button")).await.expect("thumb").click().await.expect("click");
+    browser
+        .wait_for("document.querySelector('#photo-viewer img')?.naturalWidth > 0", WAIT, "the full-screen view")
+        .await;
+    let covers = browser
+        .js("const r = document.querySelector('#photo-viewer').getBoundingClientRect(); return r.width >= innerWidth && r.height >= innerHeight;")
+        .await;
+    assert_eq!(covers, json!(true), "the viewer covers the screen");
+    browser.screenshot(&screenshot_path("worker-photo-full-phone.png")).await;
+    c.find(Locator::Css("#photo-viewer .close")).await.expect("close").click().await.expect("click");
+    browser.wait_for("!document.querySelector('#photo-viewer')", WAIT, "the viewer closed").await;
+
+    // Feedback with an "after" photo chosen in the file picker.
+    let after = icons.join("icon-512.png").canonicalize().expect("the icon");
+    let input = c.find(Locator::Css("#report-card input[name=after_photo]")).await.expect("the after-photo picker");
+    input.send_keys(after.to_str().expect("path")).await.expect("choose the file");
+    c.find(Locator::Css("#report-card textarea[name=note]"))
+        .await
+        .expect("note")
+        .send_keys("护栏已扶正")
+        .await
+        .expect("type");
+    c.find(Locator::Css("#report-card [data-to=feedback]")).await.expect("feedback").click().await.expect("click");
+    let after_thumb = "#report-card .thumbs[data-kind=photos_after] img.thumb";
+    browser
+        .wait_for(
+            &format!("document.querySelector('{after_thumb}')?.naturalWidth > 0"),
+            WAIT,
+            "the after photo on the card",
+        )
+        .await;
+    let (status, photos): (String, i64) = sqlx::query_as(
+        "select r.status, (select count(*) from report_photo p join report_event e on e.id = p.event_id
+                            where p.report_id = r.id and e.to_status = 'feedback')
+           from report r where r.id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .expect("report");
+    assert_eq!((status.as_str(), photos), ("feedback", 1), "the step and its photo stored together");
+    let width = browser.js(&format!("return document.querySelector('{after_thumb}').naturalWidth;")).await;
+    assert_eq!(width, json!(512), "a 512 px image is stored at its size (the phone shrinks only above 1600 px)");
+    browser.screenshot(&screenshot_path("worker-after-photo-phone.png")).await;
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn grid_worker_sees_a_new_report_and_its_next_step_arrive_live_and_catches_up_after_a_dead_zone() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    let (_, lon, lat) = worker_grid(&pool).await;
+    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1")
+        .fetch_one(&pool)
+        .await
+        .expect("category");
+    let rider = api_login(&server, "rider-01").await;
+    let admin = api_login(&server, "demo-admin").await;
+
+    open(&browser, &server).await;
+    let c = &browser.client;
+    tab(&browser, "worker").await;
+    log_in(&browser, "#view-worker", "gw-0001").await;
+    browser.wait_for("document.querySelector('#worker-live.on')", WAIT, "the live feed connected").await;
+    let loads = browser.js("return window.__workerLoaded;").await;
+
+    // A rider files a report in the worker's grid: it appears on the open page, marked new,
+    // without the list being read again.
+    let id = file_report(&server, &rider, &category, lon, lat, "窨井冒水").await;
+    let item = format!("#worker-list li[data-id=\"{id}\"]");
+    browser.wait_for(&format!("document.querySelector('{item}.live-new')"), WAIT, "the new report on the page").await;
+    assert_eq!(browser.js("return window.__workerLoaded;").await, loads, "no reload: it came through the feed");
+    let text = c.find(Locator::Css(&item)).await.expect("li").text().await.expect("text");
+    assert!(text.contains("窨井冒水"), "{text}");
+    browser.screenshot(&screenshot_path("worker-live-phone.png")).await;
+
+    // Someone else takes the next step: the item follows (受理 → 已立案) and the open card says so.
+    c.find(Locator::Css(&item)).await.expect("li").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-card [data-to]')", WAIT, "the card").await;
+    assert_eq!(transition(&server, &admin, id, 1, "accepted").await, 200);
+    browser
+        .wait_for(&format!("document.querySelector('{item}[data-status=accepted]')"), WAIT, "the moved report")
+        .await;
+    browser.wait_for("document.querySelector('#report-message.ok')", WAIT, "the card's notice").await;
+    let notice = c.find(Locator::Css("#report-message")).await.expect("notice").text().await.expect("text");
+    assert!(notice.starts_with("该事件刚被更新"), "{notice}");
+    let last = browser.js("return window.__workerFeed.lastEventId;").await;
+    assert!(last.as_str().is_some_and(|s| !s.is_empty()), "the feed keeps the last event id to resume from: {last}");
+
+    // A dead zone: the page loses the network, a report is filed meanwhile; when the network
+    // comes back the feed connects again (sending Last-Event-ID) and the report is on the page.
+    browser.set_offline(true).await;
+    browser.wait_for("document.querySelector('#worker-live.off')", WAIT, "the feed noticed the dead zone").await;
+    let missed = file_report(&server, &rider, &category, lon, lat, "路灯倒伏").await;
+    browser.set_offline(false).await;
+    browser.wait_for("window.__workerFeed.connects >= 2", WAIT, "the feed reconnected").await;
+    browser
+        .wait_for(
+            &format!("document.querySelector('#worker-list li[data-id=\"{missed}\"]')"),
+            WAIT,
+            "the missed report",
+        )
+        .await;
+    browser.wait_for("document.querySelector('#worker-live.on')", WAIT, "live again").await;
+    let after = file_report(&server, &rider, &category, lon, lat, "井盖松动").await;
+    browser
+        .wait_for(
+            &format!("document.querySelector('#worker-list li[data-id=\"{after}\"].live-new')"),
+            WAIT,
+            "live after the gap",
+        )
+        .await;
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }

@@ -6,6 +6,8 @@
 import { t, statusLabel, refusalText } from './i18n.js';
 import { h, $, fill } from './dom.js';
 import { getSession, hasRole, onSession, loginForm, logout, call } from './session.js';
+import { resize, thumbnails, forgetPhotos, MAX_PHOTOS } from './photo.js';
+import { follow } from './live.js';
 
 const ROLES = ['grid_worker', 'admin'];
 const OPEN = ['submitted', 'accepted', 'dispatched', 'handling', 'feedback', 'verified', 'rework', 'parked'];
@@ -23,7 +25,7 @@ export const NEXT = {
 const CANCEL_REASONS = ['invalid', 'out_of_remit', 'duplicate', 'other'];
 const SOON_MS = 24 * 3600 * 1000;
 
-const worker = { grids: [], reports: [], selected: null, message: null, loaded: false };
+const worker = { grids: [], reports: [], selected: null, message: null, loaded: false, feed: null, live: false, fresh: new Set() };
 
 /** `overdue`, `soon`, `ok` or `none` (not dispatched yet: the SLA clock has not started). */
 export function deadlineState(report, now = Date.now()) {
@@ -93,19 +95,74 @@ export async function loadReports(app) {
     if (!r.ok) { worker.message = { kind: 'error', text: t('api_error') + refusalText(r.data, r.status) }; break; }
     all.push(...r.data.items);
   }
-  const rank = { overdue: 0, soon: 1, ok: 2, none: 3 };
-  all.sort((a, b) => rank[deadlineState(a)] - rank[deadlineState(b)] || (a.due_at ?? '').localeCompare(b.due_at ?? '') || b.id - a.id);
-  worker.reports = all;
+  worker.reports = sorted(all);
   worker.loaded = true;
+  startFeed(app);
   ensureLayers(app.map);
   app.map?.getSource('gm-work')?.setData(features());
   render(app);
   window.__workerLoaded = (window.__workerLoaded ?? 0) + 1;
 }
 
+/** Overdue first, then the nearest deadline, then the newest. */
+function sorted(reports) {
+  const rank = { overdue: 0, soon: 1, ok: 2, none: 3 };
+  return reports.sort((a, b) => rank[deadlineState(a)] - rank[deadlineState(b)] || (a.due_at ?? '').localeCompare(b.due_at ?? '') || b.id - a.id);
+}
+
+/**
+ * Follow the live feed while a worker (or admin) is logged in: new reports of their grids appear,
+ * moved ones (a step, a grid re-drawn) change or leave the list, without a reload. The server
+ * sends a worker the events of their own grids, and a move to the grid left and the grid entered.
+ */
+function startFeed(app) {
+  if (worker.feed || !hasRole(ROLES)) return;
+  worker.feed = follow({
+    path: '/api/reports/stream',
+    token: () => (hasRole(ROLES) ? getSession()?.token : null),
+    onEvent: (name, data) => { if (name === 'report') applyChange(app, JSON.parse(data)); },
+    // After a gap, re-read the list too: what the server could not replay is not lost.
+    onConnect: (n) => { worker.live = true; if (n > 1) loadReports(app); else render(app); },
+    onDisconnect: () => { worker.live = false; render(app); },
+  });
+  window.__workerFeed = worker.feed.state;
+}
+
+function stopFeed() {
+  worker.feed?.stop();
+  worker.feed = null;
+  worker.live = false;
+}
+
+/** One feed event (`ReportChange`: kind, id, status, grid_id, previous_grid_id, lon, lat, version). */
+async function applyChange(app, change) {
+  const ids = getSession()?.grid_ids ?? [];
+  const mine = ids.length ? ids.includes(change.grid_id) : true;
+  const known = worker.reports.find((r) => r.id === change.id);
+  if (mine && OPEN.includes(change.status)) {
+    if (known?.version === change.version) return; // our own step, already shown
+    const r = await call(`/api/reports/${change.id}`);
+    if (!r.ok) return;
+    worker.reports = sorted([...worker.reports.filter((x) => x.id !== change.id), r.data]);
+    worker.fresh.add(change.id);
+  } else {
+    if (!known) return;
+    worker.reports = worker.reports.filter((x) => x.id !== change.id);
+  }
+  // The open card changed behind the worker's back: show it as it is now, and say so.
+  if (worker.selected?.id === change.id && worker.selected.version !== change.version) {
+    await openReport(app, change.id, { fly: false });
+    worker.message = { kind: 'ok', text: t('report_updated_live', statusLabel(change.status)) };
+  }
+  app.map?.getSource('gm-work')?.setData(features());
+  render(app);
+  window.__liveApplied = (window.__liveApplied ?? 0) + 1;
+}
+
 async function openReport(app, id, { fly = true } = {}) {
   const r = await call(`/api/reports/${id}`);
   if (!r.ok) { worker.message = { kind: 'error', text: t('api_error') + refusalText(r.data, r.status) }; render(app); return; }
+  if (worker.selected?.id !== id) forgetPhotos();
   worker.selected = { ...r.data, etag: r.etag };
   worker.message = null;
   app.map?.getSource('gm-work')?.setData(features());
@@ -122,7 +179,16 @@ async function act(app, to, form) {
     body.reason = form.elements.namedItem('reason').value;
     if (body.reason === 'duplicate') body.duplicate_of = Number(form.elements.namedItem('duplicate_of').value);
   }
-  const r = await call(`/api/reports/${report.id}/transitions`, { method: 'POST', body, headers: { 'If-Match': report.etag ?? `"${report.version}"` } });
+  // Feedback may carry "after" photos: then the step goes as multipart (a `transition` JSON part
+  // and `photo` parts, shrunk on the phone like the rider's), stored with the step or not at all.
+  const files = to === 'feedback' ? [...(form.elements.namedItem('after_photo')?.files ?? [])].slice(0, MAX_PHOTOS) : [];
+  let payload = body;
+  if (files.length) {
+    payload = new FormData();
+    payload.append('transition', new Blob([JSON.stringify(body)], { type: 'application/json' }));
+    for (const [i, blob] of (await Promise.all(files.map(resize))).entries()) payload.append('photo', blob, `after-${i + 1}.jpg`);
+  }
+  const r = await call(`/api/reports/${report.id}/transitions`, { method: 'POST', body: payload, headers: { 'If-Match': report.etag ?? `"${report.version}"` } });
   if (r.ok) {
     worker.message = { kind: 'ok', text: t('transition_done', statusLabel(to)) };
     worker.selected = { ...r.data, etag: r.etag };
@@ -157,6 +223,8 @@ function renderCard(app) {
     next.includes('cancelled') ? h('label', {}, h('span', {}, t('cancel_reason')),
       h('select', { name: 'reason', onchange: (e) => { e.target.form.querySelector('.duplicate-of').hidden = e.target.value !== 'duplicate'; } },
         ...CANCEL_REASONS.map((c) => h('option', { value: c }, t(`cancel_${c}`))))) : null,
+    next.includes('feedback') ? h('label', {}, h('span', {}, t('after_photo')),
+      h('input', { name: 'after_photo', type: 'file', accept: 'image/*', capture: 'environment', multiple: true })) : null,
     // Only a duplicate names the report it duplicates.
     next.includes('cancelled') ? h('label', { class: 'duplicate-of', hidden: CANCEL_REASONS[0] !== 'duplicate' },
       h('span', {}, t('duplicate_of')), h('input', { name: 'duplicate_of', type: 'number', min: 1 })) : null,
@@ -173,6 +241,8 @@ function renderCard(app) {
       h('dt', {}, t('reported_at')), h('dd', {}, fmtTime(r.created_at)),
       h('dt', {}, t('reporter')), h('dd', {}, r.reporter?.display_name ?? r.reporter?.name ?? '—'),
       h('dt', {}, t('grid_code')), h('dd', {}, r.grid_code ?? t('unassigned'))),
+    thumbnails(`/api/reports/${r.id}/photos`, r.photo_count, 'photos_before'),
+    thumbnails(`/api/reports/${r.id}/feedback-photos`, r.feedback_photo_count, 'photos_after'),
     next.length ? form : null,
     // Some steps may be someone else's even when others are offered (one's own report: 注销 is
     // offered, 受理 waits for a colleague), so the reason shows beside the offered steps.
@@ -207,8 +277,10 @@ function render(app) {
   $('#worker-summary').textContent = worker.loaded
     ? t('worker_summary', worker.grids.map((g) => g.properties?.name ?? g.id).join('、') || '—', worker.reports.length, overdue)
     : t('loading');
+  $('#worker-summary').append(h('span', { class: `live ${worker.live ? 'on' : 'off'}`, id: 'worker-live' }, t(worker.live ? 'live_on' : 'live_off')));
   $('#worker-list').replaceChildren(...(worker.reports.length ? worker.reports.map((r) => h('li', {
-    tabindex: 0, dataset: { id: r.id, status: r.status, deadline: deadlineState(r) }, class: `deadline-${deadlineState(r)}`,
+    tabindex: 0, dataset: { id: r.id, status: r.status, deadline: deadlineState(r) },
+    class: `deadline-${deadlineState(r)}${worker.fresh.has(r.id) ? ' live-new' : ''}`,
     onclick: () => openReport(app, r.id),
   },
   h('div', { class: 'name' }, `#${r.id} ${r.category_name}`, h('span', { class: `badge status-${r.status}` }, statusLabel(r.status))),
@@ -231,7 +303,11 @@ export function initWorker(app) {
       app.map.fitBounds([[Math.min(...xs), Math.min(...ys)], [Math.max(...xs), Math.max(...ys)]], { padding: 40, duration: 0 });
     }
   };
-  onSession(() => { worker.reports = []; worker.selected = null; worker.loaded = false; if (app.state.tab === 'worker') refresh(); else render(app); });
+  onSession(() => {
+    stopFeed();
+    worker.reports = []; worker.selected = null; worker.loaded = false; worker.fresh.clear();
+    if (app.state.tab === 'worker') refresh(); else render(app);
+  });
   window.addEventListener('gridmap:tab', (e) => {
     setVisible(app, e.detail === 'worker');
     if (e.detail === 'worker') refresh();

@@ -40,6 +40,7 @@ pub struct ErrorBody {
         super::auth::login, super::auth::logout,
         super::reports::list_categories, super::reports::create_report, super::reports::create_reports_batch,
         super::reports::list_reports, super::reports::get_report, super::reports::create_transition, super::reports::get_photo,
+        super::reports::get_feedback_photo,
         super::reports::hexbins, super::reports::stream,
         super::stats::get_stats, super::points::get_my_points, super::points::get_leaderboard,
         super::stations::list_stations, super::stations::nearest_stations, super::stations::get_station,

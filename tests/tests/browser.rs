@@ -1718,6 +1718,82 @@ async fn resident_on_a_phone_filters_open_stations_with_a_microwave_locates_them
 }
 
 #[tokio::test]
+async fn grid_worker_sees_two_reports_at_one_spot_as_a_cluster_in_the_legends_colours_and_cancels_one_as_a_duplicate() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    let (_, lon, lat) = worker_grid(&pool).await;
+    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1")
+        .fetch_one(&pool)
+        .await
+        .expect("category");
+    let rider = api_login(&server, "rider-01").await;
+    let first = file_report(&server, &rider, &category, lon, lat, "同一处：路面坑洼").await;
+    let second = file_report(&server, &rider, &category, lon, lat, "同一处：路面坑洼（再报）").await;
+
+    open(&browser, &server).await;
+    let c = &browser.client;
+    tab(&browser, "worker").await;
+    log_in(&browser, "#view-worker", "gw-0001").await;
+    browser.wait_for("document.querySelector('.report-cluster[data-count=\"2\"]')", WAIT, "the cluster's count").await;
+    let ids = browser.js("return document.querySelector('.report-cluster').dataset.ids;").await;
+    let mut got: Vec<i64> = ids.as_str().expect("ids").split(',').map(|x| x.parse().expect("id")).collect();
+    got.sort_unstable();
+    assert_eq!(got, vec![first, second]);
+    // The dots use the colours the legend shows (read from the same style layer).
+    let same = browser
+        .js("return JSON.stringify(__map.getPaintProperty('gm-work', 'circle-color')) === JSON.stringify(__map.getPaintProperty('reports', 'circle-color'));")
+        .await;
+    assert_eq!(same, json!(true), "worker dots coloured like the legend");
+    assert_eq!(browser.js("return document.querySelectorAll('#legend-reports .legend-stop').length;").await, json!(3));
+    browser.screenshot(&screenshot_path("worker-cluster-phone.png")).await;
+
+    // A tap on the cluster opens one; the card names the other at the same spot.
+    c.find(Locator::Css(".report-cluster")).await.expect("cluster").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-card .same-spot')", WAIT, "the same-spot line").await;
+    let shown =
+        browser.js("return Number(document.querySelector('#report-card h2').textContent.match(/#(\\d+)/)[1]);").await;
+    let other = if shown == json!(first) { second } else { first };
+    let shown = shown.as_i64().expect("id");
+    let link =
+        browser.js("return Number(document.querySelector('#report-card .same-spot [data-id]').dataset.id);").await;
+    assert_eq!(link, json!(other));
+
+    // 注销: the reason appears only once chosen; 重复上报 asks for the original.
+    assert_eq!(browser.js("return document.querySelector('#report-card .cancel-reason').hidden;").await, json!(true));
+    assert_eq!(browser.js("return document.querySelector('#report-card .duplicate-of').hidden;").await, json!(true));
+    c.find(Locator::Css("#report-card [data-to=cancelled]")).await.expect("cancel").click().await.expect("click");
+    assert_eq!(browser.js("return document.querySelector('#report-card .cancel-reason').hidden;").await, json!(false));
+    let confirm =
+        c.find(Locator::Css("#report-card [data-to=cancelled]")).await.expect("cancel").text().await.expect("text");
+    assert_eq!(confirm, "确认注销");
+    browser
+        .js("const s = document.querySelector('#report-card [name=reason]'); s.value = 'duplicate'; s.dispatchEvent(new Event('change'));")
+        .await;
+    assert_eq!(browser.js("return document.querySelector('#report-card .duplicate-of').hidden;").await, json!(false));
+    c.find(Locator::Css("#report-card [name=duplicate_of]"))
+        .await
+        .expect("dup")
+        .send_keys(&other.to_string())
+        .await
+        .expect("type");
+    c.find(Locator::Css("#report-card [data-to=cancelled]")).await.expect("confirm").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-message.ok')", WAIT, "cancelled").await;
+    let (status, reason, dup): (String, Option<String>, Option<i64>) =
+        sqlx::query_as("select status, cancel_reason, duplicate_of from report where id = $1")
+            .bind(shown)
+            .fetch_one(&pool)
+            .await
+            .expect("row");
+    assert_eq!((status.as_str(), reason.as_deref(), dup), ("cancelled", Some("duplicate"), Some(other)));
+    browser.wait_for("!document.querySelector('.report-cluster')", WAIT, "no cluster left").await;
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+#[tokio::test]
 async fn resident_finds_a_station_nearby_with_todays_hours_walking_time_and_navigation_in_each_apps_datum() {
     build_web_map();
     let Some(browser) = Browser::start_phone(390, 844).await else { return };

@@ -48,7 +48,7 @@ const state = {
   status: { key: 'loading', extra: '' },
   mapMessage: null,
 };
-const app = { state, map: null, onMapClick: {}, rerender: [] };
+const app = { state, map: null, onMapClick: {}, rerender: [], maplibregl };
 window.__app = app;
 
 function setStatus(key, extra = '') {

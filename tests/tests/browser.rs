@@ -1004,7 +1004,25 @@ async fn planner_save_after_a_change_behind_its_back_gets_412_reloads_and_can_re
     browser.js(&format!("__map.jumpTo({{ center: [{lon}, {lat}], zoom: 14 }}); return true;")).await;
     browser.wait_for("__map.queryRenderedFeatures({ layers: ['gm-hex'] }).length > 0", WAIT, "hexagons drawn").await;
     assert_eq!(browser.js("return !!document.querySelector('#legend-hex');").await, true);
+    // Its own ramp, the household colouring hidden while it is on, and a legend whose classes
+    // count the cells: 3 reports in cells of 1–3, every cell in one class.
+    assert_eq!(browser.js("return __map.getLayoutProperty('grids-fill', 'visibility');").await, json!("none"));
+    assert_eq!(browser.js("return !!document.querySelector('#legend-balance');").await, json!(false));
+    let cells = browser
+        .js("return [...document.querySelectorAll('#legend-hex .legend-class')].reduce((s, e) => s + Number(e.dataset.cells), 0);")
+        .await;
+    assert_eq!(cells, json!(browser.js("return window.__heatmap.cells;").await), "the legend counts every cell");
+    let hex_colours = browser.js("return JSON.stringify(__map.getPaintProperty('gm-hex', 'fill-color'));").await;
+    let household_colours =
+        browser.js("return JSON.stringify(__map.getPaintProperty('grids-fill', 'fill-color'));").await;
+    for colour in ["#b3cde3", "#810f7c"] {
+        assert!(hex_colours.as_str().unwrap_or("").contains(colour), "{hex_colours}");
+        assert!(!household_colours.as_str().unwrap_or("").contains(colour), "a ramp of its own: {household_colours}");
+    }
     browser.screenshot(&screenshot_path("planner-heatmap.png")).await;
+    c.find(Locator::Css("#heatmap-clear")).await.expect("clear").click().await.expect("click");
+    assert_eq!(browser.js("return __map.getLayoutProperty('grids-fill', 'visibility');").await, json!("visible"));
+    assert_eq!(browser.js("return !!document.querySelector('#legend-balance');").await, json!(true));
 
     // English: the planner's strings switch too.
     c.find(Locator::Css("#lang")).await.expect("lang").click().await.expect("click");
@@ -1789,6 +1807,41 @@ async fn grid_worker_sees_two_reports_at_one_spot_as_a_cluster_in_the_legends_co
             .expect("row");
     assert_eq!((status.as_str(), reason.as_deref(), dup), ("cancelled", Some("duplicate"), Some(other)));
     browser.wait_for("!document.querySelector('.report-cluster')", WAIT, "no cluster left").await;
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn english_view_on_a_phone_fits_its_tabs_and_its_map_labels_say_households_not_hu() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let server = Server::start(&db, &[]).await;
+    open(&browser, &server).await;
+    let c = &browser.client;
+    c.find(Locator::Css("#lang")).await.expect("lang").click().await.expect("click");
+    assert_eq!(browser.js("return document.documentElement.lang;").await, "en");
+    // Every tab inside the phone's width, none cut off (its text fits its button) or wrapped.
+    let tabs = browser
+        .js(r"return [...document.querySelectorAll('#tabs button')].map((b) => {
+                const r = b.getBoundingClientRect();
+                return { text: b.textContent, inside: r.left >= 0 && r.right <= innerWidth + 0.5,
+                         fits: b.scrollWidth <= b.clientWidth + 1, oneLine: r.height < 60 };
+              });")
+        .await;
+    for tab in tabs.as_array().expect("tabs") {
+        assert_eq!(
+            (tab["inside"].clone(), tab["fits"].clone(), tab["oneLine"].clone()),
+            (json!(true), json!(true), json!(true)),
+            "{tab}"
+        );
+    }
+    // Map labels: the planners' map shows households in English; nowhere a 户.
+    tab(&browser, "plan").await;
+    let label = browser.js("return JSON.stringify(__map.getLayoutProperty('grid-labels', 'text-field'));").await;
+    let label = label.as_str().expect("text-field");
+    assert!(label.contains(" households") && !label.contains('户'), "{label}");
+    browser.screenshot(&screenshot_path("english-phone.png")).await;
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }

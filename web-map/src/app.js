@@ -189,6 +189,8 @@ function applyMode() {
   if (!map?.getLayer('gm-stations')) return;
   const expert = !isResidentMode();
   for (const id of ['grids-fill', 'reports']) if (map.getLayer(id)) map.setLayoutProperty(id, 'visibility', expert ? 'visible' : 'none');
+  // The planner's heatmap replaces the household colouring while it is on.
+  if (map.getLayer('grids-fill') && heatmapShown()) map.setLayoutProperty('grids-fill', 'visibility', 'none');
   // Grid labels: the name for residents; name and households (in the page's language) for the others.
   if (map.getLayer('grid-labels')) {
     map.setLayoutProperty('grid-labels', 'text-field', expert
@@ -200,7 +202,8 @@ function applyMode() {
 
 // The legend of the household-balance choropleth, read from the style's own `grids-fill` ramp
 // (balance = households / 300), so legend and map can never disagree; and of the report heatmap.
-let hexMax = null;
+let hexLegend = null; // {max, classes: [{lo, hi, colour, cells}]} while the planner's heatmap is on
+const heatmapShown = () => hexLegend !== null && state.tab === 'plan';
 function renderLegend() {
   const el = $('#legend');
   const colour = app.map?.getLayer('grids-fill') ? app.map.getPaintProperty('grids-fill', 'fill-color') : null;
@@ -212,17 +215,17 @@ function renderLegend() {
   const dots = app.map?.getLayer('reports') ? app.map.getPaintProperty('reports', 'circle-color') : null;
   const reportStops = Array.isArray(dots) && dots[0] === 'match' && dots.length === 7
     ? [['legend_report_open', dots[3]], ['legend_report_in_hand', dots[5]], ['legend_report_done', dots[6]]] : [];
-  if (isResidentMode() || (!stops.length && hexMax === null && !reportStops.length)) { el.hidden = true; return; }
+  if (isResidentMode() || (!stops.length && !heatmapShown() && !reportStops.length)) { el.hidden = true; return; }
   el.hidden = false;
   fill(el,
-    stops.length ? h('div', { class: 'legend-block', id: 'legend-balance' },
+    stops.length && !heatmapShown() ? h('div', { class: 'legend-block', id: 'legend-balance' },
       h('div', { class: 'legend-title' }, t('legend_title')),
       h('div', { class: 'legend-ramp' }, ...stops.map(([v, c]) => h('span', { class: 'legend-stop', dataset: { households: Math.round(v * 300) } },
         h('i', { style: `background:${c}` }), `${Math.round(v * 300)}`)))) : null,
-    hexMax !== null ? h('div', { class: 'legend-block', id: 'legend-hex' },
-      h('div', { class: 'legend-title' }, t('legend_hex', hexMax)),
-      h('div', { class: 'legend-ramp' }, ...[['#fff7bc', 1], ['#fd8d3c', Math.max(1, Math.round(hexMax / 2))], ['#bd0026', hexMax]].map(([c, v]) =>
-        h('span', { class: 'legend-stop' }, h('i', { style: `background:${c}` }), String(v)))))
+    heatmapShown() ? h('div', { class: 'legend-block', id: 'legend-hex' },
+      h('div', { class: 'legend-title' }, t('legend_hex', hexLegend.max)),
+      h('ul', { class: 'legend-classes' }, ...hexLegend.classes.map((c) => h('li', { class: 'legend-class', dataset: { lo: c.lo, hi: c.hi, cells: c.cells } },
+        h('i', { style: `background:${c.colour}` }), t('hex_class', c.lo, c.hi, c.cells)))))
       : null,
     reportStops.length ? h('div', { class: 'legend-block', id: 'legend-reports' },
       h('div', { class: 'legend-title' }, t('legend_reports')),
@@ -230,7 +233,7 @@ function renderLegend() {
         h('span', { class: 'legend-stop' }, h('i', { style: `background:${c};border-radius:50%` }), t(key)))))
       : null);
 }
-app.showHexLegend = (max) => { hexMax = max; renderLegend(); };
+app.showHexLegend = (legend) => { hexLegend = legend; applyMode(); };
 
 // ---------------------------------------------------------------------------------------------
 // Stations: list, search, card

@@ -1086,6 +1086,27 @@ async fn planner_splits_a_grid_along_a_drawn_line_and_merges_it_back() {
     click_at(&browser, p[2], p[3]).await;
     click_at(&browser, p[2], p[3]).await;
     browser.wait_for("document.querySelector('#split-form [name=reason]')", WAIT, "the finished line").await;
+    // Before saving: each part's households against the 300 standard, flagged beyond ±15%.
+    browser.wait_for("document.querySelector('#split-preview li')", WAIT, "the split preview").await;
+    let preview = browser
+        .js("return [...document.querySelectorAll('#split-preview li')].map((e) => [Number(e.dataset.households), e.dataset.warn === 'true']);")
+        .await;
+    let preview: Vec<(i64, bool)> = serde_json::from_value(preview).expect("parts");
+    let households: i32 =
+        sqlx::query_scalar("select households from grid where id = $1").bind(id).fetch_one(&pool).await.expect("hh");
+    assert_eq!(preview.iter().map(|p| p.0).sum::<i64>(), i64::from(households), "every household in a part");
+    for (n, warn) in &preview {
+        assert_eq!(*warn, (*n as f64 - 300.0).abs() / 300.0 > 0.15, "part of {n} households");
+    }
+    if preview.iter().any(|p| p.1) {
+        assert!(browser.js("return !!document.querySelector('#split-preview p.warn');").await == json!(true));
+    }
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>("select count(*) from grid").fetch_one(&pool).await.expect("count"),
+        grids_before,
+        "the preview stored nothing"
+    );
+    browser.screenshot(&screenshot_path("planner-split-preview.png")).await;
     c.find(Locator::Css("#split-form [name=reason]"))
         .await
         .expect("reason")
@@ -1094,6 +1115,12 @@ async fn planner_splits_a_grid_along_a_drawn_line_and_merges_it_back() {
         .expect("type");
     c.find(Locator::Css("#split-form button[type=submit]")).await.expect("split").click().await.expect("click");
     browser.wait_for("window.__plannerSplit", WAIT, "the split").await;
+    let stored = browser.js("return window.__plannerSplit.map((g) => g.households);").await;
+    assert_eq!(
+        stored,
+        json!(preview.iter().map(|p| p.0).collect::<Vec<_>>()),
+        "the split left what the preview showed"
+    );
     let parts: Vec<(i64, String)> =
         sqlx::query_as("select id, code from grid where id = $1 or code like (select code from grid where id = $1) || '-S%' order by id")
             .bind(id)

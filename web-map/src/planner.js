@@ -13,6 +13,7 @@ const STANDARD = 300;
 const empty = () => ({ type: 'FeatureCollection', features: [] });
 
 const planner = {
+  splitPreview: null, // {parts} | {error} | {loading}: the dry-run split of the line drawn
   revertMerge: null, // {version, neighbours} when a revert needs the split-off parts merged back
   grid: null, // the OGC feature as last read or written
   etag: null,
@@ -112,6 +113,7 @@ async function ensureDraw(app) {
       if (planner.mode === 'split' && context?.mode === 'linestring') {
         planner.splitLine = draw.getSnapshotFeature(id)?.geometry ?? null;
         render(app);
+        previewSplit(app);
       }
     });
     planner.draw = draw;
@@ -293,12 +295,50 @@ async function revert(app, version) {
 function setMode(app, mode) {
   planner.mode = mode;
   planner.splitLine = null;
+  planner.splitPreview = null;
   planner.mergeWith = null;
   if (planner.draw) {
     if (mode === 'split') planner.draw.setMode('linestring');
     else { planner.draw.setMode('select'); if (planner.grid) showGrid(); }
   }
   render(app);
+}
+
+/** Beyond this share from the 300-household standard a part is flagged (a warning, not a refusal). */
+const BALANCE_WARNING = 0.15;
+
+/**
+ * The consequences before saving: the server runs the split without storing it (`dry_run`) and
+ * answers with each part's households, shown against the standard with a warning outside ±15%.
+ */
+async function previewSplit(app) {
+  const line = planner.splitLine;
+  planner.splitPreview = { loading: true };
+  const r = await call(`/api/grids/${planner.grid.id}/split`, { method: 'POST', body: { line, dry_run: true }, headers: { 'If-Match': planner.etag } });
+  if (planner.splitLine !== line) return; // redrawn meanwhile
+  planner.splitPreview = r.ok ? { parts: r.data.grids } : { error: refusal(r) };
+  render(app);
+  window.__splitPreview = planner.splitPreview;
+}
+
+function refusal(r) {
+  return `${t('refused')}${r.data?.message ?? r.status}`;
+}
+
+function splitPreviewView() {
+  const p = planner.splitPreview;
+  if (!p || p.loading) return p ? h('p', { class: 'muted' }, t('loading')) : null;
+  if (p.error) return h('p', { class: 'error', id: 'split-preview' }, p.error);
+  const rows = p.parts.map((g, i) => {
+    const deviation = (g.households - STANDARD) / STANDARD;
+    const warn = Math.abs(deviation) > BALANCE_WARNING;
+    return h('li', { class: warn ? 'warn' : '', dataset: { households: g.households, warn: String(warn) } },
+      t('split_part', i + 1, g.households, `${deviation >= 0 ? '+' : ''}${Math.round(deviation * 100)}%`), warn ? ` ⚠ ${t('split_part_warning')}` : '');
+  });
+  const warned = p.parts.some((g) => Math.abs((g.households - STANDARD) / STANDARD) > BALANCE_WARNING);
+  return h('div', { id: 'split-preview' },
+    h('ul', { class: 'split-parts' }, ...rows),
+    warned ? h('p', { class: 'warn' }, t('split_warning')) : null);
 }
 
 async function split(app, reason) {
@@ -349,6 +389,7 @@ function modeTools(app) {
   if (planner.mode === 'split') {
     return h('form', { class: 'stack', id: 'split-form', onsubmit: (e) => { e.preventDefault(); split(app, reason.value.trim()); } },
       h('p', { class: 'muted' }, planner.splitLine ? t('split_ready') : t('split_hint')),
+      planner.splitLine ? splitPreviewView() : null,
       planner.splitLine ? h('label', {}, h('span', {}, t('reason')), reason) : null,
       h('div', { class: 'row' },
         h('button', { type: 'submit', class: 'primary', disabled: !planner.splitLine }, t('split_confirm')),

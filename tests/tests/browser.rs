@@ -844,8 +844,25 @@ async fn planner_moves_a_vertex_the_map_redraws_the_boundary_and_overlaps_are_dr
             gap(a).total_cmp(&gap(b))
         })
         .expect("a vertex");
+    let gaps = || async {
+        let body: Value = reqwest::get(server.url("/api/grids/gaps")).await.expect("gaps").json().await.expect("json");
+        body["numberReturned"].as_u64().expect("n")
+    };
+    let gaps_before = gaps().await;
     let (from, to) = drag_vertex(&browser, &ring, i, 0.3).await;
     let mid = [f64::midpoint(from[0], to[0]), f64::midpoint(from[1], to[1])];
+    // Before saving: the households the new shape holds and the gaps it would open.
+    browser.wait_for("document.querySelector('#edit-households')", WAIT, "the edit's preview").await;
+    let preview = browser.js("return window.__editPreview;").await;
+    let previewed_gaps = preview["gaps"]["numberReturned"].as_u64().expect("gaps");
+    if previewed_gaps > 0 {
+        let listed = browser.js("return document.querySelectorAll('#edit-gaps li').length;").await;
+        assert_eq!(listed, json!(previewed_gaps), "every gap listed");
+        browser
+            .wait_for("__map.queryRenderedFeatures({ layers: ['gm-gaps'] }).length > 0", WAIT, "the gaps drawn")
+            .await;
+    }
+    browser.screenshot(&screenshot_path("planner-edit-preview.png")).await;
     assert_eq!(
         browser.js(&format!("return {};", grid_drawn_at(mid[0], mid[1]))).await,
         json!(id),
@@ -861,6 +878,10 @@ async fn planner_moves_a_vertex_the_map_redraws_the_boundary_and_overlaps_are_dr
         .expect("type");
     c.find(Locator::Css("#save-form button[type=submit]")).await.expect("save").click().await.expect("click");
     browser.wait_for("window.__plannerSaved === 1", WAIT, "the save").await;
+    let stored: i32 =
+        sqlx::query_scalar("select households from grid where id = $1").bind(id).fetch_one(&pool).await.expect("hh");
+    assert_eq!(json!(stored), preview["households"], "the save holds the households the preview showed");
+    assert_eq!(gaps().await, gaps_before + previewed_gaps, "and leaves the gaps it showed");
 
     // The database and the feature endpoint hold the moved vertex; the history says who and why.
     let (version, author, reason): (i32, String, Option<String>) = sqlx::query_as(

@@ -13,7 +13,8 @@ const STANDARD = 300;
 const empty = () => ({ type: 'FeatureCollection', features: [] });
 
 const planner = {
-  splitPreview: null, // {parts} | {error} | {loading}: the dry-run split of the line drawn
+  splitPreview: null,
+  editPreview: null, // {households, gaps} | {error}: what saving the shape being drawn would leave // {parts} | {error} | {loading}: the dry-run split of the line drawn
   revertMerge: null, // {version, neighbours} when a revert needs the split-off parts merged back
   grid: null, // the OGC feature as last read or written
   etag: null,
@@ -66,6 +67,8 @@ function ensureLayers(map) {
       'fill-opacity': 0.75, 'fill-outline-color': '#ffffff',
     },
   });
+  map.addSource('gm-gaps', { type: 'geojson', data: empty() });
+  map.addLayer({ id: 'gm-gaps', type: 'fill', source: 'gm-gaps', paint: { 'fill-color': '#f29900', 'fill-opacity': 0.6, 'fill-outline-color': '#8a5300' } });
   map.addSource('gm-mine', { type: 'geojson', data: empty() });
   map.addLayer({ id: 'gm-mine', type: 'line', source: 'gm-mine', paint: { 'line-color': '#f29900', 'line-width': 3, 'line-dasharray': [1, 1] } });
   map.addSource('gm-overlap', { type: 'geojson', data: empty() });
@@ -76,7 +79,7 @@ function ensureLayers(map) {
 function setVisible(app, visible) {
   const map = app.map;
   if (!map?.getLayer('gm-overlap')) return;
-  for (const id of ['gm-hex', 'gm-mine', 'gm-overlap', 'gm-overlap-line']) map.setLayoutProperty(id, 'visibility', visible ? 'visible' : 'none');
+  for (const id of ['gm-hex', 'gm-gaps', 'gm-mine', 'gm-overlap', 'gm-overlap-line']) map.setLayoutProperty(id, 'visibility', visible ? 'visible' : 'none');
   if (planner.draw) {
     if (!visible && planner.draw.enabled) planner.draw.stop();
     else if (visible && !planner.draw.enabled) { planner.draw.start(); planner.draw.setMode('select'); if (planner.grid) showGrid(); }
@@ -108,6 +111,7 @@ async function ensureDraw(app) {
       const now = JSON.stringify(draw.getSnapshotFeature(planner.draftId)?.geometry.coordinates);
       const dirty = now !== planner.loadedCoords;
       if (dirty !== planner.dirty) { planner.dirty = dirty; render(app); }
+      if (dirty) schedulePreview(app);
     });
     draw.on('finish', (id, context) => {
       if (planner.mode === 'split' && context?.mode === 'linestring') {
@@ -153,8 +157,9 @@ async function loadHistory(id) {
 async function loadGrid(app, id) {
   const r = await call(`/ogc/collections/grids/items/${id}`);
   if (!r.ok) { planner.message = { kind: 'error', text: t('api_error') + (r.data?.message ?? r.status) }; render(app); return null; }
-  // An offer to merge back belongs to the grid it was made for.
+  // An offer to merge back belongs to the grid it was made for; a preview to the shape drawn.
   if (planner.grid?.id !== r.data.id) planner.revertMerge = null;
+  clearEditPreview(app);
   planner.grid = r.data;
   planner.etag = r.etag;
   planner.dirty = false;
@@ -193,6 +198,7 @@ async function save(app, reason) {
     planner.etag = r.etag;
     planner.dirty = false;
     planner.loadedCoords = JSON.stringify(snap.geometry.coordinates);
+    clearEditPreview(app);
     const after = area(r.data);
     const diff = Math.round(((after - STANDARD) / STANDARD) * 100);
     planner.message = { kind: 'ok', text: t('saved', before, after, diff) + (r.data.warnings?.length ? ` · ${r.data.warnings.join('；')}` : '') };
@@ -306,6 +312,51 @@ function setMode(app, mode) {
 
 /** Beyond this share from the 300-household standard a part is flagged (a warning, not a refusal). */
 const BALANCE_WARNING = 0.15;
+
+let previewTimer = null;
+
+/**
+ * While a vertex is dragged: once the shape rests for 400 ms, ask the server what saving it would
+ * leave (`POST /api/grids/{id}/preview`: households, and the gaps it would open, drawn in amber).
+ */
+function schedulePreview(app) {
+  clearTimeout(previewTimer);
+  previewTimer = setTimeout(async () => {
+    const snap = planner.draftId && planner.draw?.getSnapshotFeature(planner.draftId);
+    if (!snap || !planner.grid) return;
+    const id = planner.grid.id;
+    const r = await call(`/api/grids/${id}/preview`, { method: 'POST', body: { geometry: snap.geometry } });
+    if (planner.grid?.id !== id || !planner.dirty) return;
+    planner.editPreview = r.ok ? r.data : { error: refusal(r) };
+    app.map?.getSource('gm-gaps')?.setData(r.ok ? r.data.gaps : empty());
+    showEditPreview();
+    window.__editPreview = planner.editPreview;
+  }, 400);
+}
+
+function clearEditPreview(app) {
+  clearTimeout(previewTimer);
+  planner.editPreview = null;
+  app.map?.getSource('gm-gaps')?.setData(empty());
+}
+
+/** Fill the preview box in place (a re-render would drop the reason being typed). */
+function showEditPreview() {
+  const el = document.querySelector('#edit-preview');
+  if (!el) return;
+  const p = planner.editPreview;
+  if (!p) { el.replaceChildren(); return; }
+  if (p.error) { el.replaceChildren(h('p', { class: 'error' }, p.error)); return; }
+  const deviation = (p.households - STANDARD) / STANDARD;
+  const warn = Math.abs(deviation) > BALANCE_WARNING;
+  el.replaceChildren(
+    h('p', { class: warn ? 'warn' : 'muted', id: 'edit-households', dataset: { households: p.households, warn: String(warn) } },
+      t('edit_households', p.households, `${deviation >= 0 ? '+' : ''}${Math.round(deviation * 100)}%`), warn ? ` ⚠ ${t('split_part_warning')}` : ''),
+    p.gaps.features.length
+      ? h('div', { id: 'edit-gaps' }, h('p', { class: 'warn' }, t('edit_gaps', p.gaps.features.length, Math.round(p.gaps.total_area_m2))),
+        h('ul', { class: 'split-parts' }, ...p.gaps.features.map((f) => h('li', { dataset: { area: f.properties.area_m2 } }, t('edit_gap', Math.round(f.properties.area_m2))))))
+      : h('p', { class: 'muted', id: 'edit-gaps-none' }, t('edit_no_gaps')));
+}
 
 /**
  * The consequences before saving: the server runs the split without storing it (`dry_run`) and
@@ -441,7 +492,8 @@ function renderEditor(app) {
       h('div', { class: 'row' },
         h('button', { type: 'submit', class: 'primary', disabled: !planner.draftId }, t('save')),
         h('button', { type: 'button', onclick: () => loadGrid(app, g.id) }, t('discard')),
-        planner.dirty ? h('span', { class: 'muted', id: 'dirty' }, t('unsaved')) : null)),
+        planner.dirty ? h('span', { class: 'muted', id: 'dirty' }, t('unsaved')) : null),
+      planner.dirty ? h('div', { id: 'edit-preview' }) : null),
     h('h3', {}, t('grid_history')),
     h('ol', { class: 'history', id: 'grid-history' }, ...[...planner.history].reverse().map((v) => h('li', { dataset: { version: v.version } },
       `v${v.version} · ${fmtTime(v.created_at)} · ${v.author}`, v.reason ? ` · ${v.reason}` : '', ` · ${Math.round(v.area_m2).toLocaleString()} m²`,
@@ -462,6 +514,7 @@ function render(app) {
     ...planner.categories.map((c) => h('option', { value: c.code }, document.documentElement.lang === 'en' ? c.name_en : c.name_zh)));
   select.value = chosen;
   renderEditor(app);
+  showEditPreview();
 }
 
 async function heatmap(app, form) {

@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/grids/{id}/history", get(get_history))
         .route("/api/grids/{id}/revert", post(revert_grid))
         .route("/api/grids/{id}/split", post(split_grid))
+        .route("/api/grids/{id}/preview", post(preview_grid))
 }
 
 /// The grid covering a point, as the public card shows it.
@@ -158,6 +159,49 @@ pub struct RevertResult {
     pub grid: Value,
     /// e.g. a repaired geometry or clipped neighbours.
     pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewGrid {
+    /// The shape being drawn: a GeoJSON Polygon or MultiPolygon in WGS84.
+    #[schema(value_type = Object)]
+    pub geometry: Value,
+}
+
+/// What an edit would leave, before it is saved.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GridPreview {
+    /// The grid's households with this shape.
+    pub households: i64,
+    /// The holes in the urban area this shape would open (as `GET /api/grids/gaps` would list
+    /// them after saving), each over 1 m².
+    #[schema(value_type = GridGaps)]
+    pub gaps: Value,
+}
+
+/// The consequences of a shape before saving it: households and the gaps it would leave.
+/// Planners and admins; nothing is stored.
+#[utoipa::path(post, path = "/api/grids/{id}/preview", tag = "grids", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Grid id")),
+    request_body = PreviewGrid,
+    responses((status = 200, description = "The households and gaps the shape would leave", body = GridPreview),
+        (status = 400, description = "Invalid body or geometry", body = ErrorBody),
+        (status = 401, description = "Login required", body = ErrorBody),
+        (status = 403, description = "Planners and admins only", body = ErrorBody),
+        (status = 404, description = "No such grid", body = ErrorBody)))]
+pub(crate) async fn preview_grid(
+    State(state): State<AppState>,
+    Planner(_planner): Planner,
+    Path(id): Path<i64>,
+    Json(body): Json<PreviewGrid>,
+) -> ApiResult<Response> {
+    let kind = body.geometry.get("type").and_then(Value::as_str);
+    if !matches!(kind, Some("Polygon" | "MultiPolygon")) {
+        return Err(ApiError::field("geometry", "a GeoJSON Polygon or MultiPolygon"));
+    }
+    let preview = grid_ops::preview(&state.pool, id, &body.geometry, 1.0).await?;
+    Ok(Json(preview).into_response())
 }
 
 /// Revert to a chosen version (If-Match: the grid's current ETag). Planners and admins.

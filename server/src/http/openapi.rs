@@ -45,7 +45,7 @@ pub struct ErrorBody {
         super::stats::get_stats, super::points::get_my_points, super::points::get_leaderboard,
         super::stations::list_stations, super::stations::nearest_stations, super::stations::get_station,
         super::grids::grid_at, super::grids::get_gaps, super::grids::get_balance, super::grids::get_history,
-        super::grids::revert_grid, super::grids::split_grid, super::grids::merge_grids,
+        super::grids::revert_grid, super::grids::split_grid, super::grids::preview_grid, super::grids::merge_grids,
         super::counties::list_counties,
         super::admin::list_accounts, super::admin::create_account, super::admin::get_account,
         super::admin::update_account, super::admin::assign_grids, super::admin::revoke_tokens,

@@ -296,6 +296,51 @@ pub async fn gaps(pool: &PgPool, min_m2: f64) -> Result<Value> {
     )
 }
 
+/// What saving `geometry` as grid `id`'s shape would leave, without saving it: the grid's
+/// households (buildings whose point on surface the new shape covers, as the building trigger
+/// counts them) and the holes in the urban area it would open (what the grid gives up that no
+/// other grid covers, larger than `min_m2`) — the `/api/grids/gaps` the edit would add.
+pub async fn preview(pool: &PgPool, id: i64, geometry: &Value, min_m2: f64) -> Result<Value> {
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from grid where id = $1)").bind(id).fetch_one(pool).await?;
+    if !exists {
+        return Err(Error::NotFound(format!("grid {id}")));
+    }
+    let rows: Vec<(i64, Option<String>, Option<f64>)> = sqlx::query_as(
+        r"with n as (select gridmap_valid_multipolygon(ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON($2), 4326))) g),
+               hh as (select coalesce(sum(b.households), 0)::bigint total from building b, n
+                       where ST_Covers(n.g, ST_PointOnSurface(b.geom))),
+               lost as (select ST_Difference(o.geom, n.g) g from grid o, n where o.id = $1),
+               others as (select ST_UnaryUnion(ST_Collect(g.geom)) g from grid g, lost
+                           where g.id <> $1 and g.geom && lost.g),
+               holes as (select (ST_Dump(ST_Intersection(a.geom,
+                                    ST_Difference(lost.g, coalesce(others.g, 'SRID=4326;POLYGON EMPTY'::geometry))))).geom g
+                           from area a, lost, others where a.kind = 'urban' and a.geom && lost.g)
+          select hh.total, ST_AsGeoJSON(h.g, 7), ST_Area(h.g::geography)
+            from hh left join holes h on ST_Dimension(h.g) = 2 and ST_Area(h.g::geography) > $3
+           order by 3 desc nulls last",
+    )
+    .bind(id)
+    .bind(geometry.to_string())
+    .bind(min_m2)
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?;
+    let households = rows.first().map_or(0, |r| r.0);
+    let features: Vec<Value> = rows
+        .iter()
+        .filter_map(|(_, g, area)| {
+            let geometry: Value = serde_json::from_str(g.as_deref()?).ok()?;
+            Some(json!({"type": "Feature", "geometry": geometry, "properties": {"area_m2": (area.unwrap_or(0.0) * 10.0).round() / 10.0}}))
+        })
+        .collect();
+    let total: f64 = rows.iter().filter_map(|r| r.2).sum();
+    Ok(json!({
+        "households": households,
+        "gaps": {"type": "FeatureCollection", "numberReturned": features.len(), "total_area_m2": (total * 10.0).round() / 10.0, "features": features},
+    }))
+}
+
 /// Grids whose households fall outside `[min, max]`, each with its edge-sharing neighbours.
 pub async fn balance(pool: &PgPool, min: i32, max: i32) -> Result<Value> {
     let rows: Vec<sqlx::types::Json<Value>> = sqlx::query_scalar(

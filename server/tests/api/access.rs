@@ -43,6 +43,7 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
     ("POST", "/api/grids/merge", [U, F, F, F, A, A]),
     ("POST", "/api/grids/{id}/revert", [U, F, F, F, A, A]),
     ("POST", "/api/grids/{id}/split", [U, F, F, F, A, A]),
+    ("POST", "/api/grids/{id}/preview", [U, F, F, F, A, A]),
     ("GET", "/ogc", [A, A, A, A, A, A]),
     ("GET", "/ogc/", [A, A, A, A, A, A]),
     ("GET", "/ogc/api", [A, A, A, A, A, A]),

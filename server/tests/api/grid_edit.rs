@@ -329,3 +329,117 @@ async fn balance_lists_grids_outside_the_range_with_their_neighbours(pool: PgPoo
     assert_eq!((default["min"].as_i64(), default["max"].as_i64()), (Some(200), Some(400)));
     assert_eq!(get(&pool, "/api/grids/balance?min=500&max=100").await.status, StatusCode::BAD_REQUEST);
 }
+
+/// The planner's preview of a shape: the households it would hold and the holes it would open in
+/// the urban area (what `/api/grids/gaps` would list after saving) — and nothing stored.
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn preview_of_a_shrunk_grid_gives_its_households_and_the_gap_it_would_leave_storing_nothing(pool: PgPool) {
+    seed::seed_demo(&pool, 1).await.expect("seed");
+    let planner = token(&pool, "planner-sun", Role::Planner).await;
+    let worker = token(&pool, "gw-preview", Role::GridWorker).await;
+    // A grid shrunk by 30 m inwards.
+    let (id, shrunk) = inner_grid(&pool, -30.0).await;
+    let (households, version): (i32, i32) = sqlx::query_as("select households, version from grid where id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .expect("grid");
+    let gaps_before = get(&pool, "/api/grids/gaps").await.json()["numberReturned"].as_u64().expect("n");
+    let preview = call(
+        &pool,
+        "POST",
+        &format!("/api/grids/{id}/preview"),
+        Some(&planner),
+        None,
+        Some(&json!({"geometry": shrunk})),
+    )
+    .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", String::from_utf8_lossy(&preview.body));
+    let p = preview.json();
+    let expected: i64 = sqlx::query_scalar(
+        "select coalesce(sum(households), 0)::bigint from building where ST_Covers(ST_SetSRID(ST_GeomFromGeoJSON($1), 4326), ST_PointOnSurface(geom))",
+    )
+    .bind(shrunk.to_string())
+    .fetch_one(&pool)
+    .await
+    .expect("households");
+    assert_eq!(p["households"], expected);
+    assert!(expected <= i64::from(households));
+    let ring_area: f64 = sqlx::query_scalar(
+        "select ST_Area(ST_Difference(g.geom, ST_SetSRID(ST_GeomFromGeoJSON($2), 4326))::geography) from grid g where g.id = $1",
+    )
+    .bind(id)
+    .bind(shrunk.to_string())
+    .fetch_one(&pool)
+    .await
+    .expect("area");
+    let total = p["gaps"]["total_area_m2"].as_f64().expect("total");
+    assert!(p["gaps"]["numberReturned"].as_u64().expect("n") >= 1, "{p}");
+    assert!(
+        total > 0.0 && total <= ring_area + 1.0,
+        "the gap is what the grid gives up inside the town: {total} of {ring_area} m²"
+    );
+    // Nothing stored.
+    let after: (i32, i32) = sqlx::query_as("select households, version from grid where id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .expect("grid");
+    assert_eq!(after, (households, version));
+    assert_eq!(get(&pool, "/api/grids/gaps").await.json()["numberReturned"].as_u64(), Some(gaps_before));
+    // The same shape unchanged opens no gap.
+    let same: String = sqlx::query_scalar("select ST_AsGeoJSON(geom) from grid where id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .expect("g");
+    let same: Value = serde_json::from_str(&same).expect("json");
+    let unchanged = call(
+        &pool,
+        "POST",
+        &format!("/api/grids/{id}/preview"),
+        Some(&planner),
+        None,
+        Some(&json!({"geometry": same})),
+    )
+    .await
+    .json();
+    assert_eq!(unchanged["gaps"]["numberReturned"], 0);
+    assert_eq!(unchanged["households"], households);
+    // Bad input: a clear 4xx, never a 5xx.
+    let point = call(
+        &pool,
+        "POST",
+        &format!("/api/grids/{id}/preview"),
+        Some(&planner),
+        None,
+        Some(&json!({"geometry": {"type": "Point", "coordinates": [118.1, 36.1]}})),
+    )
+    .await;
+    assert_eq!(point.status, StatusCode::BAD_REQUEST);
+    assert_eq!(point.json()["field"], "geometry");
+    let broken = call(
+        &pool,
+        "POST",
+        &format!("/api/grids/{id}/preview"),
+        Some(&planner),
+        None,
+        Some(&json!({"geometry": {"type": "Polygon", "coordinates": [[1, 2]]}})),
+    )
+    .await;
+    assert!(broken.status.is_client_error(), "{}", broken.status);
+    let missing =
+        call(&pool, "POST", "/api/grids/999999/preview", Some(&planner), None, Some(&json!({"geometry": shrunk})))
+            .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let worker = call(
+        &pool,
+        "POST",
+        &format!("/api/grids/{id}/preview"),
+        Some(&worker),
+        None,
+        Some(&json!({"geometry": shrunk})),
+    )
+    .await;
+    assert_eq!(worker.status, StatusCode::FORBIDDEN);
+}

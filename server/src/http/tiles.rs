@@ -186,7 +186,7 @@ async fn get_tiles_document(
 }
 
 /// `GRIDMAP_PUBLIC_URL`, else `{X-Forwarded-Proto or http}://{Host}`.
-fn public_base(state: &AppState, headers: &HeaderMap) -> String {
+pub(crate) fn public_base(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.tiles.config().public_url {
         return url.trim_end_matches('/').to_string();
     }

@@ -169,6 +169,10 @@ pub enum UserCommand {
         /// Assign the account to this grid (code, e.g. LS-001); repeatable.
         #[arg(long = "grid")]
         grids: Vec<String>,
+        /// The name public views show (a grid card, a report's receipt); without one they show
+        /// a neutral label (网格员), never the login name.
+        #[arg(long)]
+        display_name: Option<String>,
     },
 }
 

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod constraints;
 pub mod db;
 pub mod export;
 #[doc(hidden)]
@@ -13,6 +14,7 @@ pub mod fuzzing;
 pub mod geo_input;
 pub mod http;
 pub mod import;
+pub mod nul;
 pub mod ogc;
 pub mod reports;
 pub mod seed;

@@ -15,7 +15,7 @@ use super::auth::Admin;
 use super::error::{ApiError, ApiResult, on_constraint};
 use super::extract::{Json, Path};
 use super::openapi::ErrorBody;
-use crate::accounts::{self, MIN_PASSWORD_CHARS};
+use crate::accounts;
 use crate::auth::{self, Role};
 
 pub fn router() -> Router<AppState> {
@@ -98,7 +98,7 @@ pub struct NewAccountBody {
     /// Login name: letters, digits and `_ . @ -`, 2 to 64 characters.
     pub name: String,
     pub role: Role,
-    /// At least 10 characters (`accounts::MIN_PASSWORD_CHARS`), at most 1 KiB.
+    /// 10 characters to 1 KiB, at least 3 different characters, not a common password, not the name (`accounts::check_password`).
     pub password: String,
     /// At most 64 characters.
     pub display_name: Option<String>,
@@ -115,10 +115,8 @@ pub struct NewAccountBody {
 }
 
 /// Check a new password and hash it off the async threads (argon2 takes tens of milliseconds).
-async fn hashed(password: String) -> ApiResult<String> {
-    if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > 1024 {
-        return Err(ApiError::field("password", format!("between {MIN_PASSWORD_CHARS} characters and 1 KiB")));
-    }
+async fn hashed(password: String, name: &str) -> ApiResult<String> {
+    accounts::check_password(&password, name).map_err(|why| ApiError::field("password", why))?;
     Ok(tokio::task::spawn_blocking(move || accounts::hash_password(&password))
         .await
         .map_err(|e| ApiError::Internal(e.into()))??)
@@ -160,7 +158,7 @@ pub(crate) async fn create_account(
     check_text("display_name", body.display_name.as_deref(), 64)?;
     check_text("phone", body.phone.as_deref(), 32)?;
     check_text("public_phone", body.public_phone.as_deref(), 32)?;
-    let hash = hashed(body.password.clone()).await?;
+    let hash = hashed(body.password.clone(), &body.name).await?;
     let mut tx = state.pool.begin().await?;
     let id: i64 = sqlx::query_scalar(
         r"insert into account (name, role, password_hash, display_name, phone, public_phone, part_time_grid_worker)
@@ -240,7 +238,7 @@ pub(crate) async fn update_account(
     check_text("phone", patch.phone.as_deref(), 32)?;
     check_text("public_phone", patch.public_phone.as_deref(), 32)?;
     let hash = match patch.password.clone() {
-        Some(password) => Some(hashed(password).await?),
+        Some(password) => Some(hashed(password, "").await?),
         None => None,
     };
     let mut tx = state.pool.begin().await?;

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod grids;
 pub mod health;
+pub mod input;
 pub mod limits;
 pub mod metrics;
 pub mod ogc;
@@ -86,6 +87,7 @@ pub fn app(state: AppState) -> Router {
         .merge(open311::router())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(web)
+        .layer(axum::middleware::from_fn(input::check_inputs))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit_requests))
         // Outside the rate limit, so that its 429 on an Open311 path is in Open311's shape too.
         .layer(axum::middleware::from_fn(open311::errors_as_open311))

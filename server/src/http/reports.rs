@@ -25,6 +25,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path, Query};
 use crate::auth::{Principal, Role};
 use crate::reports::intake::{self, IntakeError, Outcome};
+use crate::reports::status::ReportStatus;
 use crate::reports::workflow::{self, ListFilter, ReportView, TransitionRequest, WorkflowError};
 use crate::reports::{Category, ReportChange, photos};
 
@@ -58,14 +59,19 @@ impl From<IntakeError> for ApiError {
 
 impl From<WorkflowError> for ApiError {
     fn from(err: WorkflowError) -> Self {
-        match err {
+        let reason = err.refusal();
+        let error = match err {
             WorkflowError::NotFound(_) => ApiError::not_found(err.to_string()),
-            WorkflowError::Field { field, message } => ApiError::field(field, message),
-            WorkflowError::Forbidden(m) => ApiError::Forbidden(m),
+            WorkflowError::Field { field, message, .. } => ApiError::field(field, message),
+            WorkflowError::Forbidden { message, .. } => ApiError::Forbidden(message),
             WorkflowError::VersionRequired => ApiError::PreconditionRequired(err.to_string()),
             WorkflowError::Stale { .. } => ApiError::PreconditionFailed(err.to_string()),
             WorkflowError::Transition { .. } => ApiError::Conflict(err.to_string()),
             WorkflowError::Database(e) => ApiError::Database(e),
+        };
+        match reason {
+            Some(reason) => error.with_reason(reason.as_str()),
+            None => error,
         }
     }
 }
@@ -299,6 +305,7 @@ pub struct BatchResult {
 pub async fn create_reports_batch(
     State(state): State<AppState>,
     MaybeAuth(principal): MaybeAuth,
+    rate_key: Option<axum::Extension<super::limits::RateKey>>,
     Json(batch): Json<BatchRequest>,
 ) -> ApiResult<Json<Vec<BatchResult>>> {
     if batch.items.len() > MAX_BATCH_ITEMS {
@@ -306,10 +313,16 @@ pub async fn create_reports_batch(
     }
     let categories = state.reports.categories(&state.pool).await?;
     let mut results = Vec::with_capacity(batch.items.len());
-    for mut item in batch.items {
+    for (index, mut item) in batch.items.into_iter().enumerate() {
         let key_text = item.as_object_mut().and_then(|o| o.remove("idempotency_key"));
         let key_string = key_text.as_ref().and_then(Value::as_str).map(str::to_string);
         let outcome = async {
+            // A batch of N reports is N writes: the request paid for the first.
+            if index > 0
+                && let Some(axum::Extension(rate_key)) = &rate_key
+            {
+                state.limits.charge_write(rate_key)?;
+            }
             let key = key_string
                 .as_deref()
                 .and_then(|s| Uuid::parse_str(s).ok())
@@ -404,7 +417,7 @@ pub async fn list_reports(
         None => None,
         Some(s) => {
             let list: Vec<String> = s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
-            if let Some(bad) = list.iter().find(|p| !workflow::STATUSES.contains(&p.as_str())) {
+            if let Some(bad) = list.iter().find(|p| ReportStatus::parse(p).is_none()) {
                 return Err(ApiError::field("status", format!("unknown status `{bad}`")));
             }
             Some(list)

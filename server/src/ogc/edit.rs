@@ -132,23 +132,19 @@ pub async fn set_actor(conn: &mut PgConnection, actor: Actor<'_>) -> Result<()> 
     Ok(())
 }
 
-/// Map a refused statement to a client error: named constraints, bad values, bad geometry.
+/// Map a refused statement to a client error: named constraints, bad values (`crate::constraints`),
+/// and PostGIS refusing a geometry (XX000), in our words.
 pub fn db_error(err: sqlx::Error) -> Error {
-    if let Some(db) = err.as_database_error() {
-        let constraint = db.constraint().unwrap_or_default().to_string();
-        match db.code().as_deref() {
-            Some("23505") => return Error::Conflict(format!("the value is already in use ({constraint})")),
-            Some("23514" | "23502" | "23503") => {
-                return Error::unprocessable(
-                    format!("refused by the database rule {constraint}: {}", db.message()),
-                    json!({"constraint": constraint}),
-                );
-            }
-            Some(code) if code.starts_with("22") || code == "XX000" => {
-                return Error::unprocessable(format!("invalid value: {}", db.message()), json!({}));
-            }
-            _ => {}
-        }
+    use crate::constraints::{FaultKind, client_fault};
+    if let Some(fault) = client_fault(&err) {
+        let message = fault.field.map_or_else(|| fault.message.clone(), |f| format!("{f}: {}", fault.message));
+        return match fault.kind {
+            FaultKind::Conflict => Error::Conflict(message),
+            _ => Error::unprocessable(message, json!({"field": fault.field})),
+        };
+    }
+    if err.as_database_error().and_then(sqlx::error::DatabaseError::code).as_deref() == Some("XX000") {
+        return Error::unprocessable("the geometry is not valid for this collection".to_string(), json!({}));
     }
     Error::Database(err)
 }

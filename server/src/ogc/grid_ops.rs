@@ -37,9 +37,15 @@ pub struct HistoryEntry {
 
 pub async fn history(pool: &PgPool, id: i64) -> Result<Vec<HistoryEntry>> {
     let rows: Vec<HistoryEntry> = sqlx::query_as(
-        r"select version, op, code, name, community_id, author, reason, created_at,
-                 ST_Area(geom::geography) as area_m2, ST_AsGeoJSON(geom, 7)::json as geometry
-            from grid_version where grid_id = $1 order by id",
+        // The history is public: an author is shown by display name or a neutral label of the
+        // role (规划人员), never by login name; an edit made in SQL (author: a database role) is 系统.
+        r"select v.version, v.op, v.code, v.name, v.community_id,
+                 coalesce(a.display_name, case a.role when 'planner' then '规划人员' when 'admin' then '管理员'
+                                                     when 'grid_worker' then '网格员' end,
+                          '系统') as author,
+                 v.reason, v.created_at, ST_Area(v.geom::geography) as area_m2, ST_AsGeoJSON(v.geom, 7)::json as geometry
+            from grid_version v left join account a on a.name = v.author
+           where v.grid_id = $1 order by v.id",
     )
     .bind(id)
     .fetch_all(pool)

@@ -23,6 +23,7 @@ pub mod open_reports;
 pub mod photos;
 pub mod points;
 pub mod resends;
+pub mod status;
 pub mod workflow;
 
 use std::sync::Arc;
@@ -33,7 +34,6 @@ use sqlx::PgPool;
 use tokio::sync::{OnceCell, broadcast};
 
 pub use index::{GridIndex, GridIndexHandle};
-pub use workflow::reassign_open_reports;
 
 /// Rule 2: the nearest grid within this distance takes a point in no grid.
 pub const NEAREST_GRID_M: f64 = 150.0;

@@ -95,14 +95,24 @@ async fn store_admin_and_grids(tx: &mut Transaction<'_, Postgres>, city: &city::
         subdistrict_ids.push(id);
     }
     let community_ids: Vec<i64> = sqlx::query_scalar(
-        r"insert into community (subdistrict_id, code, name, source)
-          select s, c, n, $4 from unnest($1::bigint[], $2::text[], $3::text[]) with ordinality as t(s, c, n, o)
+        r"insert into community (subdistrict_id, code, name, source, service_centre_address, service_centre_phone)
+          select s, c, n, $4, a, p
+            from unnest($1::bigint[], $2::text[], $3::text[], $5::text[], $6::text[]) with ordinality as t(s, c, n, a, p, o)
           order by o returning id",
     )
     .bind(city.communities.iter().map(|c| subdistrict_ids[c.subdistrict]).collect::<Vec<_>>())
     .bind(city.communities.iter().map(|c| c.code.clone()).collect::<Vec<_>>())
     .bind(city.communities.iter().map(|c| c.name.clone()).collect::<Vec<_>>())
     .bind(SOURCE)
+    // The demo's service centres: a synthetic address in the community and a synthetic county
+    // service line (0533 is Zibo's area code), one per community, so the grid card has a contact.
+    .bind(
+        city.communities
+            .iter()
+            .map(|c| format!("沂源县{}{}党群服务中心", city.subdistricts[c.subdistrict].name, c.name))
+            .collect::<Vec<_>>(),
+    )
+    .bind((0..city.communities.len()).map(|i| format!("0533-32{:05}", 100 + i)).collect::<Vec<_>>())
     .fetch_all(&mut **tx)
     .await?;
     let mut ids = Vec::with_capacity(city.grids.len());

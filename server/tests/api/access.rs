@@ -164,7 +164,7 @@ async fn token(pool: &PgPool, name: &str, role: Role) -> String {
     gridmap_server::auth::login(pool, name, &password).await.expect("login").expect("valid login").token
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
     seed::seed_demo(&pool, 1).await.expect("seed");
     // gw-0001 works the lowest grid of its assignment; gw-0002 works another grid.
@@ -270,7 +270,7 @@ async fn status_only(pool: &PgPool, request: Request<Body>) -> crate::common::Re
 }
 
 /// Routes mounted by utoipa-swagger-ui rather than `.route(...)`: public documentation.
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn api_documentation_is_public(pool: PgPool) {
     for uri in ["/api/openapi.json", "/api/docs/"] {
         let reply = crate::common::get(&pool, uri).await;

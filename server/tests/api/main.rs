@@ -4,9 +4,11 @@
 mod abuse;
 mod access;
 mod admin;
+mod allowed_next;
 mod auth;
 mod common;
 mod foundation;
+mod functions;
 mod grid_edit;
 mod group_commit;
 mod import;
@@ -22,4 +24,5 @@ mod seed;
 mod stations;
 mod tiles;
 mod token_cache;
+mod trust;
 mod workflow_branches;

@@ -5,7 +5,7 @@ use sqlx::PgPool;
 use crate::common::count;
 use gridmap_server::seed;
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn demo_city_partitions_the_urban_area_into_267_balanced_grids(pool: PgPool) {
     seed::seed_demo(&pool, 1).await.expect("seed");
 
@@ -99,7 +99,7 @@ async fn demo_city_partitions_the_urban_area_into_267_balanced_grids(pool: PgPoo
     assert_eq!(count(&pool, "grid").await, 267);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn demo_seed_refuses_a_database_with_real_grids(pool: PgPool) {
     sqlx::query("insert into grid (code, name, geom) values ('X-001', 'real', ST_Multi(ST_MakeEnvelope(118.1, 36.1, 118.11, 36.11, 4326)))")
         .execute(&pool)

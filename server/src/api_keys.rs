@@ -202,10 +202,11 @@ pub fn is_api_key(credential: &str) -> bool {
 /// The account a live key acts for, if the key has `scope`; notes the use (at most once a
 /// minute, so a busy integration does not write a row per request).
 pub async fn authenticate(pool: &PgPool, key: &str, scope: Scope) -> Result<Option<Principal>, sqlx::Error> {
-    type Row = (i64, i64, String, String, bool, Vec<i64>);
+    type Row = (i64, i64, String, String, bool, Vec<i64>, Option<i64>);
     let row: Option<Row> = sqlx::query_as(
         r"select k.id, a.id, a.name, a.role, a.part_time_grid_worker,
-                 array(select g.grid_id from grid_assignment g where g.account_id = a.id order by g.grid_id)
+                 array(select g.grid_id from grid_assignment g where g.account_id = a.id order by g.grid_id),
+                 a.county_id
             from api_key k join account a on a.id = k.account_id
            where k.key_hash = $1 and k.revoked_at is null and $2 = any(k.scopes) and not a.disabled",
     )
@@ -213,14 +214,16 @@ pub async fn authenticate(pool: &PgPool, key: &str, scope: Scope) -> Result<Opti
     .bind(scope.as_str())
     .fetch_optional(pool)
     .await?;
-    let Some((key_id, account_id, name, role, part_time_grid_worker, grid_ids)) = row else { return Ok(None) };
+    let Some((key_id, account_id, name, role, part_time_grid_worker, grid_ids, county_id)) = row else {
+        return Ok(None);
+    };
     sqlx::query(
         "update api_key set last_used_at = now() where id = $1 and (last_used_at is null or last_used_at < now() - interval '1 minute')",
     )
     .bind(key_id)
     .execute(pool)
     .await?;
-    Ok(Role::parse(&role).map(|role| Principal { account_id, name, role, part_time_grid_worker, grid_ids }))
+    Ok(Role::parse(&role).map(|role| Principal { account_id, name, role, part_time_grid_worker, grid_ids, county_id }))
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut state = AppState::new(pool.clone());
             state.web_dir = args.web_dir;
             state.tiles = export::tile_service(&pool, &args.tiles);
+            state.urls =
+                http::urls::PublicUrls::new(args.tiles.public_url.as_deref(), args.tiles.basemap_url.as_deref());
             // Keeps the cache current for SQL done behind the server's back (migration 0002).
             let _listener = gridmap_tiles::spawn_listener(state.tiles.clone(), pool);
             let tiles = state.tiles.clone();

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod constraints;
+pub mod counties;
 pub mod db;
 pub mod export;
 #[doc(hidden)]

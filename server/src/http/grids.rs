@@ -188,7 +188,7 @@ pub(crate) async fn revert_grid(
         id,
         etag,
         body.version,
-        Actor { name, reason: body.reason.as_deref() },
+        Actor { name, reason: body.reason.as_deref(), county_id: planner.county_id },
         body.clip_neighbours,
     )
     .await?;
@@ -235,8 +235,14 @@ pub(crate) async fn split_grid(
 ) -> ApiResult<Response> {
     let name = planner.name.as_str();
     let etag = if_match(&headers)?;
-    let (grids, changed) =
-        grid_ops::split(&state.pool, id, etag, &body.line, Actor { name, reason: body.reason.as_deref() }).await?;
+    let (grids, changed) = grid_ops::split(
+        &state.pool,
+        id,
+        etag,
+        &body.line,
+        Actor { name, reason: body.reason.as_deref(), county_id: planner.county_id },
+    )
+    .await?;
     after_commit(&state, &changed).await;
     Ok((StatusCode::OK, Json(SplitResult { grids })).into_response())
 }
@@ -283,7 +289,12 @@ pub(crate) async fn merge_grids(
 ) -> ApiResult<Response> {
     let name = planner.name.as_str();
     let grids: Vec<(i64, i64)> = body.grids.iter().map(|g| (g.id, g.version)).collect();
-    let (grid, changed) = grid_ops::merge(&state.pool, &grids, Actor { name, reason: body.reason.as_deref() }).await?;
+    let (grid, changed) = grid_ops::merge(
+        &state.pool,
+        &grids,
+        Actor { name, reason: body.reason.as_deref(), county_id: planner.county_id },
+    )
+    .await?;
     after_commit(&state, &changed).await;
     let removed = changed.grid_ids.iter().copied().filter(|id| *id != grid.id).collect();
     Ok(Json(MergeResult { grid, removed }).into_response())

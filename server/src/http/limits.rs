@@ -167,7 +167,12 @@ impl Limits {
             tracing::error!(error = %e, "GRIDMAP_TRUSTED_PROXIES ignored");
             TrustedProxies::default()
         });
-        Arc::new(Self { trusted_proxies, ..Arc::into_inner(limits).expect("just made, one owner") })
+        limits.trusting(trusted_proxies)
+    }
+
+    /// The same limits, believing `X-Forwarded-*` from these proxies (call on fresh limits).
+    pub fn trusting(self: Arc<Self>, trusted_proxies: TrustedProxies) -> Arc<Self> {
+        Arc::new(Self { trusted_proxies, ..Arc::into_inner(self).expect("fresh limits, one owner") })
     }
 
     /// Explicit quotas for writes and heavy reads (tests use slow refills so that timing
@@ -234,11 +239,21 @@ impl Limits {
 
     /// The client address of a request (see the module header).
     pub fn client_ip(&self, request_extensions: &axum::http::Extensions, headers: &HeaderMap) -> IpAddr {
-        let peer = request_extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |ConnectInfo(addr)| addr.ip());
-        self.trusted_proxies.client(peer, headers)
+        self.trusted_proxies.client(peer(request_extensions), headers)
     }
+
+    /// Whether the request came straight from a trusted reverse proxy: only then do its
+    /// `X-Forwarded-*` headers mean anything (client address here, public URL in `http::urls`).
+    pub fn from_trusted_proxy(&self, request_extensions: &axum::http::Extensions) -> bool {
+        self.trusted_proxies.contains(peer(request_extensions))
+    }
+}
+
+/// The TCP peer of a request (loopback for in-process requests, which have no connection).
+fn peer(request_extensions: &axum::http::Extensions) -> IpAddr {
+    request_extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |ConnectInfo(addr)| addr.ip())
 }
 
 /// The key a request's rate limits count against (`a:<account id>` or `ip:<address>`), left in

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api_keys;
 pub mod auth;
+pub mod counties;
 pub mod error;
 pub mod extract;
 pub mod grids;
@@ -14,11 +15,13 @@ pub mod metrics;
 pub mod ogc;
 pub mod open311;
 pub mod openapi;
+pub mod paging;
 pub mod points;
 pub mod reports;
 pub mod stations;
 pub mod stats;
 pub mod tiles;
+pub mod urls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,6 +49,8 @@ pub struct AppState {
     pub reports: crate::reports::Reports,
     /// Recently seen live tokens (no database round trip per request; see `auth::TokenCache`).
     pub tokens: Arc<crate::auth::TokenCache>,
+    /// `GRIDMAP_PUBLIC_URL` and `GRIDMAP_BASEMAP_URL`: the one source of absolute URLs (`urls`).
+    pub urls: urls::PublicUrls,
 }
 
 impl AppState {
@@ -58,6 +63,7 @@ impl AppState {
             tiles,
             reports: crate::reports::Reports::default(),
             tokens: Arc::new(crate::auth::TokenCache::default()),
+            urls: urls::PublicUrls::default(),
         }
     }
 }
@@ -78,6 +84,7 @@ pub fn app(state: AppState) -> Router {
         .merge(stations::router())
         .merge(ogc::router())
         .merge(grids::router())
+        .merge(counties::router())
         .merge(tiles::router())
         .merge(metrics::router())
         .merge(reports::router())

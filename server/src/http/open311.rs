@@ -19,19 +19,14 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::extract::{Path, Query};
+use super::urls::BaseUrl;
 use crate::api_keys::{self, Scope};
 use crate::reports::intake::{self, IntakeError, Outcome};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/open311/v2/discovery.json",
-            get(async |s: State<AppState>, h: HeaderMap| discovery(&s, &h, Format::Json)),
-        )
-        .route(
-            "/open311/v2/discovery.xml",
-            get(async |s: State<AppState>, h: HeaderMap| discovery(&s, &h, Format::Xml)),
-        )
+        .route("/open311/v2/discovery.json", get(async |BaseUrl(base): BaseUrl| discovery(&base, Format::Json)))
+        .route("/open311/v2/discovery.xml", get(async |BaseUrl(base): BaseUrl| discovery(&base, Format::Xml)))
         .route("/open311/v2/services.json", get(async |s: State<AppState>| services(s, Format::Json).await))
         .route("/open311/v2/services.xml", get(async |s: State<AppState>| services(s, Format::Xml).await))
         .route("/open311/v2/services/{file}", get(service_definition))
@@ -233,8 +228,9 @@ const FORMATS: [&str; 2] = ["application/json", "text/xml"];
 
 /// `GET discovery.{json,xml}`: where the v2 endpoint lives (from `GRIDMAP_PUBLIC_URL`, else the
 /// request's host) and which formats it speaks.
-fn discovery(State(state): &State<AppState>, headers: &HeaderMap, format: Format) -> Response {
-    let url = format!("{}/open311/v2", super::tiles::public_base(state, headers));
+fn discovery(base: &str, format: Format) -> Response {
+    // Absolute as the spec's example; the base comes from `http::urls` (GRIDMAP_PUBLIC_URL).
+    let url = format!("{base}/open311/v2");
     let contact = "沂源县城市网格化管理 (gridmap)";
     let key_service = "an Open311 API key from the county's administrator (gridmap apikey add NAME), or a bearer token from POST /api/auth/login";
     let json =

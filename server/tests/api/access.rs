@@ -36,6 +36,7 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
     ("GET", "/api/stations/nearest", [A, A, A, A, A, A]),
     ("GET", "/api/stations/{id}", [A, A, A, A, A, A]),
     ("GET", "/api/grids/at", [A, A, A, A, A, A]),
+    ("GET", "/api/counties", [A, A, A, A, A, A]),
     ("GET", "/api/grids/gaps", [A, A, A, A, A, A]),
     ("GET", "/api/grids/balance", [A, A, A, A, A, A]),
     ("GET", "/api/grids/{id}/history", [A, A, A, A, A, A]),
@@ -70,6 +71,8 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
     ("POST", "/api/reports/{id}/transitions", [U, F, A, F, F, A]),
     // Photos show faces, plates and homes: the grid's workers, planners, admins and the sender.
     ("GET", "/api/reports/{id}/photos/{n}", [U, F, A, F, A, A]),
+    // The "after" photos of feedback: the same people as the intake photos.
+    ("GET", "/api/reports/{id}/feedback-photos/{n}", [U, F, A, F, A, A]),
     ("GET", "/api/points/me", [U, A, A, A, A, A]),
     ("GET", "/api/points/leaderboard", [A, A, A, A, A, A]),
     ("GET", "/api/stats", [A, A, A, A, A, A]),

@@ -7,6 +7,7 @@ mod admin;
 mod allowed_next;
 mod auth;
 mod common;
+mod counties;
 mod foundation;
 mod functions;
 mod grid_edit;

@@ -165,7 +165,7 @@ fn xml_texts(body: &[u8], root: &str, tag: &str) -> Vec<String> {
     doc.descendants().filter(|n| n.has_tag_name(tag)).map(|n| n.text().unwrap_or_default().to_string()).collect()
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn an_admin_issues_a_static_key_that_files_open311_requests_until_revoked(pool: PgPool) {
     small_city(&pool).await;
     let admin = admin_token(&pool).await;
@@ -213,7 +213,7 @@ async fn an_admin_issues_a_static_key_that_files_open311_requests_until_revoked(
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn bad_api_key_requests_are_refused_with_the_field_and_store_nothing(pool: PgPool) {
     small_city(&pool).await;
     let admin = admin_token(&pool).await;
@@ -250,7 +250,7 @@ async fn bad_api_key_requests_are_refused_with_the_field_and_store_nothing(pool:
     assert_eq!(crate::common::count(&pool, "report").await, 0);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn open311_speaks_xml_with_the_same_data_as_json(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -292,7 +292,11 @@ async fn open311_speaks_xml_with_the_same_data_as_json(pool: PgPool) {
     assert_eq!(xml_texts(&services.body, "services", "service_code"), json_codes);
     let definition = get(&pool, "/open311/v2/services/manhole_cover.xml").await;
     assert_eq!(xml_texts(&definition.body, "service_definition", "service_code"), ["manhole_cover"]);
-    let discovery = get(&pool, "/open311/v2/discovery.xml").await;
+    let request = Request::get("/open311/v2/discovery.xml")
+        .header(header::HOST, "grid.example.cn")
+        .body(Body::empty())
+        .expect("r");
+    let discovery = send(&pool, request).await;
     let urls = xml_texts(&discovery.body, "discovery", "url");
     assert!(urls[0].starts_with("http://") && urls[0].ends_with("/open311/v2"), "absolute: {urls:?}");
     assert_eq!(xml_texts(&discovery.body, "discovery", "format"), ["application/json", "text/xml"]);
@@ -318,7 +322,7 @@ async fn open311_speaks_xml_with_the_same_data_as_json(pool: PgPool) {
     assert_eq!(crate::common::count(&pool, "report").await, 1);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn status_and_service_code_take_comma_lists(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -341,7 +345,7 @@ async fn status_and_service_code_take_comma_lists(pool: PgPool) {
     assert!(bad.json()[0]["description"].as_str().expect("d").contains("fixed"));
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn discovery_names_an_absolute_endpoint_from_the_public_url(pool: PgPool) {
     let request = Request::get("/open311/v2/discovery.json")
         .header(header::HOST, "grid.example.cn:8443")

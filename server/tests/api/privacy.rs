@@ -28,6 +28,7 @@ const IDEMPOTENCY_KEY: &str = "5e471e15-0000-4000-8000-00000000abcd";
 const API_KEY_NAME: &str = "sentinel-apikey-name";
 const OPEN311_FIRST_NAME: &str = "SENTINELOPENFIRSTNAME";
 const OPEN311_EMAIL: &str = "sentinel-open311@example.org";
+const PHOTO: &str = "SENTINELAFTERPHOTO";
 
 async fn login(pool: &PgPool, name: &str, role: Role, grid_codes: &[String]) -> String {
     let password = format!("{name}-password");
@@ -114,6 +115,45 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     accept.headers_mut().insert(header::IF_MATCH, etag);
     let accepted = send(&pool, accept).await;
     assert_eq!(accepted.status, StatusCode::OK, "{}", String::from_utf8_lossy(&accepted.body));
+    // The worker takes report 1 to feedback with an "after" photo whose bytes carry a sentinel
+    // (in a JPEG comment, which stripping keeps): photos are never in a public answer.
+    let mut version = accepted.json()["version"].as_i64().expect("version");
+    for to in ["dispatched", "handling"] {
+        let mut r = request(
+            "POST",
+            &format!("/api/reports/{}/transitions", report_ids[0]),
+            Some(&worker),
+            Some(json!({"to": to})),
+        );
+        r.headers_mut().insert(header::IF_MATCH, format!("\"{version}\"").parse().expect("header"));
+        let reply = send(&pool, r).await;
+        assert_eq!(reply.status, StatusCode::OK, "{to}: {}", String::from_utf8_lossy(&reply.body));
+        version += 1;
+    }
+    let mut photo = vec![0xFF, 0xD8, 0xFF, 0xFE, 0x00, 2 + PHOTO.len() as u8];
+    photo.extend_from_slice(PHOTO.as_bytes());
+    photo.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x02, 0x11, 0x22, 0xFF, 0xD9]);
+    let boundary = "privacy-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"transition\"\r\n\r\n{{\"to\":\"feedback\"}}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"after.jpg\"\r\n\
+         Content-Type: image/jpeg\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&photo);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let feedback = Request::post(format!("/api/reports/{}/transitions", report_ids[0]))
+        .header(header::AUTHORIZATION, format!("Bearer {worker}"))
+        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+        .header(header::IF_MATCH, format!("\"{version}\""))
+        .body(Body::from(body))
+        .expect("request");
+    let feedback = send(&pool, feedback).await;
+    assert_eq!(feedback.status, StatusCode::OK, "{}", String::from_utf8_lossy(&feedback.body));
+    let own =
+        send(&pool, request("GET", &format!("/api/reports/{}/feedback-photos/1", report_ids[0]), Some(&worker), None))
+            .await;
+    assert!(String::from_utf8_lossy(&own.body).contains(PHOTO), "the grid's worker sees the photo");
     // The privileged view does show the reporter: the sentinel is really there to leak.
     let privileged = send(&pool, request("GET", &format!("/api/reports/{}", report_ids[0]), Some(&worker), None)).await;
     assert!(String::from_utf8_lossy(&privileged.body).contains(REPORTER_LOGIN), "the worker sees the reporter");
@@ -170,6 +210,7 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         ("/api/reports/hexbins", "/api/reports/hexbins?res=9".into()),
         ("/api/points/leaderboard", "/api/points/leaderboard".into()),
         ("/api/stats", "/api/stats".into()),
+        ("/api/counties", "/api/counties".into()),
         ("/open311/v2/discovery.json", "/open311/v2/discovery.json".into()),
         ("/open311/v2/services.json", "/open311/v2/services.json".into()),
         ("/open311/v2/services/{file}", "/open311/v2/services/manhole_cover.json".into()),
@@ -228,6 +269,7 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         &api_key,
         OPEN311_FIRST_NAME,
         OPEN311_EMAIL,
+        PHOTO,
     ];
     let mut leaks = Vec::new();
     let mut bytes_seen = 0usize;

@@ -317,3 +317,106 @@ async fn a_json_report_body_over_one_mib_is_a_413_as_documented(pool: PgPool) {
     assert_eq!(reply.json()["code"], "payload_too_large");
     assert_eq!(count(&pool, "report").await, 0);
 }
+
+fn collect(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) if s.contains("://") && !s.contains("opengis.net") && !s.contains("open311.org") => {
+            out.push(s.clone());
+        }
+        Value::Array(a) => a.iter().for_each(|v| collect(v, out)),
+        Value::Object(o) => o.values().for_each(|v| collect(v, out)),
+        _ => {}
+    }
+}
+
+/// The absolute URLs of every document that carries them: style.json, TileJSON, the OGC
+/// landing page and API definition, an OGC collection, and Open311 discovery.
+async fn absolute_urls(state: &gridmap_server::http::AppState, headers: &[(&str, &str)], peer: &str) -> Vec<String> {
+    let mut urls = Vec::new();
+    for uri in [
+        "/tiles/style.json",
+        "/tiles/grids.json",
+        "/ogc",
+        "/ogc/api",
+        "/ogc/collections/grids",
+        "/open311/v2/discovery.json",
+    ] {
+        let mut request = Request::get(uri);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let mut request = request.body(Body::empty()).expect("request");
+        let addr: std::net::SocketAddr = peer.parse().expect("peer");
+        request.extensions_mut().insert(axum::extract::ConnectInfo(addr));
+        let reply = crate::common::send_to(state, request).await;
+        assert_eq!(reply.status, StatusCode::OK, "{uri}: {}", String::from_utf8_lossy(&reply.body));
+        let before = urls.len();
+        collect(&reply.json(), &mut urls);
+        assert!(urls.len() > before, "{uri} carries absolute URLs");
+    }
+    urls
+}
+
+fn under(url: &str, base: &str) -> bool {
+    url == base || url.starts_with(&format!("{base}/"))
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn absolute_urls_come_from_the_public_url_and_forwarded_headers_only_from_trusted_proxies(pool: PgPool) {
+    small_city(&pool).await;
+    let poison =
+        [("host", "gridmap.internal:8080"), ("x-forwarded-host", "evil.example"), ("x-forwarded-proto", "https")];
+    let mut state = gridmap_server::http::AppState::new(pool.clone());
+    state.limits = gridmap_server::http::limits::Limits::with_quotas(slow_quota(1000), slow_quota(1000))
+        .trusting(gridmap_server::http::limits::TrustedProxies::parse("10.0.0.1").expect("proxies"));
+
+    // Anyone's X-Forwarded-Host is ignored: the URLs name the host the client addressed.
+    for url in absolute_urls(&state, &poison, "203.0.113.9:5555").await {
+        assert!(under(&url, "http://gridmap.internal:8080"), "untrusted peer: {url}");
+    }
+    // The trusted proxy's forwarded host and scheme are believed.
+    for url in absolute_urls(&state, &poison, "10.0.0.1:5555").await {
+        assert!(under(&url, "https://evil.example"), "trusted proxy: {url}");
+    }
+    // GRIDMAP_PUBLIC_URL wins over every header, from anyone.
+    state.urls = gridmap_server::http::urls::PublicUrls::new(Some("https://grid.yiyuan.example/"), None);
+    for peer in ["203.0.113.9:5555", "10.0.0.1:5555"] {
+        for url in absolute_urls(&state, &poison, peer).await {
+            assert!(under(&url, "https://grid.yiyuan.example"), "public URL from {peer}: {url}");
+        }
+    }
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn a_huge_offset_is_a_400_naming_it_and_next_never_goes_negative(pool: PgPool) {
+    small_city(&pool).await;
+    let rider = user(&pool, "rider-pages", Role::Rider, &[]).await;
+    for _ in 0..3 {
+        post_report(&pool, Some(&rider), Some(&key()), &report_body("manhole_cover", 118.175, 36.175)).await;
+    }
+    for uri in [
+        "/api/reports?offset=9223372036854775807",
+        "/api/reports?offset=9223372036854775000&limit=500",
+        "/api/reports?offset=10000001",
+        "/ogc/collections/grids/items?offset=9223372036854775807",
+        "/ogc/collections/reports/items?offset=10000001",
+    ] {
+        let reply = get(&pool, uri).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{uri}: {}", String::from_utf8_lossy(&reply.body));
+        assert_eq!(reply.json()["field"], "offset", "{uri}");
+    }
+    // Within the bound: pages link forward with a sensible offset, and the last page links nowhere.
+    let first = get(&pool, "/api/reports?limit=2").await.json();
+    assert_eq!(first["next"], "/api/reports?limit=2&offset=2");
+    assert!(get(&pool, "/api/reports?limit=2&offset=2").await.json()["next"].is_null());
+    assert!(get(&pool, "/api/reports?offset=10000000").await.json()["next"].is_null());
+    let items = get(&pool, "/ogc/collections/reports/items?limit=2").await.json();
+    let next: Vec<&str> = items["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .filter(|l| l["rel"] == "next")
+        .filter_map(|l| l["href"].as_str())
+        .collect();
+    assert!(next.len() == 1 && next[0].ends_with("offset=2"), "{next:?}");
+}

@@ -230,11 +230,7 @@ fn parse_items_query(coll: &Collection, pairs: &[(String, String)]) -> ApiResult
                 q.limit = n.min(MAX_LIMIT);
             }
             "offset" => {
-                q.offset = value
-                    .parse()
-                    .ok()
-                    .filter(|n: &i64| *n >= 0)
-                    .ok_or_else(|| ApiError::field("offset", "must be an integer from 0"))?;
+                q.offset = super::paging::parse_offset(value)?;
             }
             "bbox" => {
                 let nums: Vec<f64> = value
@@ -321,8 +317,8 @@ async fn get_items(
         json!({"href": format!("{b}/ogc/collections/{}/items{}", coll.id, raw.as_deref().map(|r| format!("?{r}")).unwrap_or_default()), "rel": "self", "type": GEOJSON}),
         json!({"href": format!("{b}/ogc/collections/{}", coll.id), "rel": "collection", "type": JSON}),
     ];
-    if q.offset + returned < page.number_matched {
-        links.push(page_link(&b, coll, &pairs, q.offset + returned, "next"));
+    if let Some(next) = super::paging::next_offset(q.offset, returned, page.number_matched) {
+        links.push(page_link(&b, coll, &pairs, next, "next"));
     }
     if q.offset > 0 {
         links.push(page_link(&b, coll, &pairs, (q.offset - q.limit).max(0), "prev"));
@@ -606,7 +602,7 @@ fn openapi(b: &str) -> Value {
             "parameters": {
                 "limit": {"name": "limit", "in": "query", "required": false, "style": "form", "explode": false,
                           "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
-                "offset": {"name": "offset", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                "offset": {"name": "offset", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "maximum": super::paging::MAX_OFFSET, "default": 0}},
                 "bbox": {"name": "bbox", "in": "query", "required": false, "style": "form", "explode": false,
                          "schema": {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}},
                 "filter": {"name": "filter", "in": "query", "required": false, "schema": {"type": "string", "maxLength": cql::MAX_FILTER_BYTES}},

@@ -187,6 +187,8 @@ pub enum Refusal {
     DuplicateOf,
     /// 400: the note is longer than 2,000 characters.
     NoteTooLong,
+    /// 400: photos sent with a step other than `feedback` (only feedback carries an "after" photo).
+    FeedbackPhoto,
 }
 
 impl Refusal {
@@ -203,6 +205,7 @@ impl Refusal {
             Self::CancelReason => "cancel_reason",
             Self::DuplicateOf => "duplicate_of",
             Self::NoteTooLong => "note_too_long",
+            Self::FeedbackPhoto => "feedback_photo",
         }
     }
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
+use super::intake::Photo;
 use super::status::{self, AssignmentMethod, Facts, Refusal, ReportStatus, WaitingFor};
 use super::{ReportChange, points};
 use crate::auth::{Principal, Role};
@@ -113,12 +114,16 @@ pub async fn transition(
     actor: &Principal,
     if_match: Option<i32>,
     request: &TransitionRequest,
+    photos: &[Photo],
 ) -> Result<(i32, ReportChange), WorkflowError> {
     let note = checked_note(request.note.as_deref())?;
     let to = ReportStatus::parse(&request.to).ok_or_else(|| {
         let known: Vec<&str> = ReportStatus::ALL.iter().map(|s| s.as_str()).collect();
         WorkflowError::field("to", Refusal::UnknownStatus, format!("unknown status (one of {})", known.join(", ")))
     })?;
+    if !photos.is_empty() && to != ReportStatus::Feedback {
+        return Err(WorkflowError::field("photo", Refusal::FeedbackPhoto, "photos go with the `feedback` step only"));
+    }
     let mut tx = pool.begin().await?;
     let current = lock_report(&mut tx, id).await?;
     let facts =
@@ -138,7 +143,7 @@ pub async fn transition(
         });
     }
     let cancellation = cancellation(&mut tx, id, to, request).await?;
-    let new_version = store(&mut tx, id, actor, &current, to, cancellation, note).await?;
+    let new_version = store(&mut tx, id, actor, &current, to, cancellation, note, photos).await?;
     tx.commit().await?;
     let change = ReportChange {
         kind: "transition",
@@ -260,7 +265,9 @@ async fn cancellation<'a>(
 }
 
 /// Write the step: the report row (timestamps, SLA deadline, counters), its history row, and
-/// the points it earns or reverses. Returns the new version.
+/// the points it earns or reverses, and the feedback's photos (tied to its history row). Returns
+/// the new version.
+#[allow(clippy::too_many_arguments)]
 async fn store(
     conn: &mut PgConnection,
     id: i64,
@@ -269,6 +276,7 @@ async fn store(
     to: ReportStatus,
     cancellation: Cancellation<'_>,
     note: Option<&str>,
+    photos: &[Photo],
 ) -> Result<i32, sqlx::Error> {
     let new_version: i32 = sqlx::query_scalar(
         r"update report
@@ -295,9 +303,10 @@ async fn store(
         (Some(r), None) => Some(format!("[{r}]")),
         (None, n) => n.map(str::to_string),
     };
-    sqlx::query(
+    let event_id: i64 = sqlx::query_scalar(
         r"insert into report_event (report_id, action, from_status, to_status, actor_id, actor, note, grid_id)
-          values ($1, 'transition', $2, $3, $4, $5, $6, $7)",
+          values ($1, 'transition', $2, $3, $4, $5, $6, $7)
+       returning id",
     )
     .bind(id)
     .bind(current.status.as_str())
@@ -306,8 +315,17 @@ async fn store(
     .bind(&actor.name)
     .bind(full_note)
     .bind(current.grid_id)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
+    for photo in photos {
+        sqlx::query("insert into report_photo (report_id, event_id, media_type, bytes) values ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(event_id)
+            .bind(photo.media_type)
+            .bind(&photo.bytes)
+            .execute(&mut *conn)
+            .await?;
+    }
     if to == ReportStatus::Accepted {
         points::credit_accepted(conn, id).await?;
     }
@@ -370,6 +388,9 @@ pub struct ReportView {
     pub accuracy_m: Option<f64>,
     pub location_suspect: bool,
     pub photo_count: i32,
+    /// Photos attached to feedback steps ("after" pictures), served at
+    /// `/api/reports/{id}/feedback-photos/{n}` to the same people as the intake photos.
+    pub feedback_photo_count: i64,
     pub duplicate_of: Option<i64>,
     pub cancel_reason: Option<String>,
     pub rework_count: i32,
@@ -413,7 +434,9 @@ pub struct ReportView {
 const VIEW_SELECT: &str = r"
 select r.id, r.status, r.version, r.category, c.name_zh as category_name, r.description,
        ST_X(r.geom) as lon, ST_Y(r.geom) as lat, r.grid_id, g.code as grid_code, g.name as grid_name,
-       r.assignment, r.subdistrict_id, r.accuracy_m, r.location_suspect, r.photo_count, r.duplicate_of,
+       r.assignment, r.subdistrict_id, r.accuracy_m, r.location_suspect, r.photo_count,
+       (select count(*) from report_photo p where p.report_id = r.id and p.event_id is not null) as feedback_photo_count,
+       r.duplicate_of,
        r.cancel_reason, r.rework_count, r.created_at, r.updated_at, r.accepted_at, r.dispatched_at, r.due_at,
        r.closed_at, r.reporter_id, a.name as reporter_name, a.display_name as reporter_display_name,
        case when r.status = 'feedback' then

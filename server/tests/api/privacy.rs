@@ -25,6 +25,10 @@ const PHONE: &str = "SENTINELPHONE";
 const LEADER_NAME: &str = "SENTINELLEADERNAME";
 const LEADER_PHONE: &str = "SENTINELLEADERPHONE";
 const IDEMPOTENCY_KEY: &str = "5e471e15-0000-4000-8000-00000000abcd";
+const API_KEY_NAME: &str = "sentinel-apikey-name";
+const OPEN311_FIRST_NAME: &str = "SENTINELOPENFIRSTNAME";
+const OPEN311_EMAIL: &str = "sentinel-open311@example.org";
+const PHOTO: &str = "SENTINELAFTERPHOTO";
 
 async fn login(pool: &PgPool, name: &str, role: Role, grid_codes: &[String]) -> String {
     let password = format!("{name}-password");
@@ -111,9 +115,75 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     accept.headers_mut().insert(header::IF_MATCH, etag);
     let accepted = send(&pool, accept).await;
     assert_eq!(accepted.status, StatusCode::OK, "{}", String::from_utf8_lossy(&accepted.body));
+    // The worker takes report 1 to feedback with an "after" photo whose bytes carry a sentinel
+    // (in a JPEG comment, which stripping keeps): photos are never in a public answer.
+    let mut version = accepted.json()["version"].as_i64().expect("version");
+    for to in ["dispatched", "handling"] {
+        let mut r = request(
+            "POST",
+            &format!("/api/reports/{}/transitions", report_ids[0]),
+            Some(&worker),
+            Some(json!({"to": to})),
+        );
+        r.headers_mut().insert(header::IF_MATCH, format!("\"{version}\"").parse().expect("header"));
+        let reply = send(&pool, r).await;
+        assert_eq!(reply.status, StatusCode::OK, "{to}: {}", String::from_utf8_lossy(&reply.body));
+        version += 1;
+    }
+    let mut photo = vec![0xFF, 0xD8, 0xFF, 0xFE, 0x00, 2 + PHOTO.len() as u8];
+    photo.extend_from_slice(PHOTO.as_bytes());
+    photo.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x02, 0x11, 0x22, 0xFF, 0xD9]);
+    let boundary = "privacy-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"transition\"\r\n\r\n{{\"to\":\"feedback\"}}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"after.jpg\"\r\n\
+         Content-Type: image/jpeg\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&photo);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let feedback = Request::post(format!("/api/reports/{}/transitions", report_ids[0]))
+        .header(header::AUTHORIZATION, format!("Bearer {worker}"))
+        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+        .header(header::IF_MATCH, format!("\"{version}\""))
+        .body(Body::from(body))
+        .expect("request");
+    let feedback = send(&pool, feedback).await;
+    assert_eq!(feedback.status, StatusCode::OK, "{}", String::from_utf8_lossy(&feedback.body));
+    let own =
+        send(&pool, request("GET", &format!("/api/reports/{}/feedback-photos/1", report_ids[0]), Some(&worker), None))
+            .await;
+    assert!(String::from_utf8_lossy(&own.body).contains(PHOTO), "the grid's worker sees the photo");
     // The privileged view does show the reporter: the sentinel is really there to leak.
     let privileged = send(&pool, request("GET", &format!("/api/reports/{}", report_ids[0]), Some(&worker), None)).await;
     assert!(String::from_utf8_lossy(&privileged.body).contains(REPORTER_LOGIN), "the worker sees the reporter");
+
+    // An integration files one through Open311 with a static key, sending the personal fields
+    // FixMyStreet sends; neither they nor the key (nor its name) may come back.
+    let api_key = gridmap_server::api_keys::create(
+        &pool,
+        API_KEY_NAME,
+        gridmap_server::api_keys::ActsFor::Own,
+        &[gridmap_server::api_keys::Scope::Open311],
+    )
+    .await
+    .expect("api key")
+    .key;
+    let form = format!(
+        "api_key={api_key}&service_code=manhole_cover&lat={}&long={}&first_name={OPEN311_FIRST_NAME}&email={OPEN311_EMAIL}",
+        grids[1].3, grids[1].2
+    );
+    let open311 = send(
+        &pool,
+        Request::post("/open311/v2/requests.xml")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(open311.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&open311.body));
+    let open311_id: i64 = sqlx::query_scalar("select max(id) from report").fetch_one(&pool).await.expect("id");
+    report_ids.push(open311_id);
 
     let other_rider = login(&pool, "privacy-other-rider", Role::Rider, &[]).await;
     let station: i64 = sqlx::query_scalar("select min(id) from station").fetch_one(&pool).await.expect("station");
@@ -145,6 +215,10 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         ("/open311/v2/services.json", "/open311/v2/services.json".into()),
         ("/open311/v2/services/{file}", "/open311/v2/services/manhole_cover.json".into()),
         ("/open311/v2/requests.json", "/open311/v2/requests.json".into()),
+        ("/open311/v2/discovery.xml", "/open311/v2/discovery.xml".into()),
+        ("/open311/v2/services.xml", "/open311/v2/services.xml".into()),
+        ("/open311/v2/services/{file}", "/open311/v2/services/manhole_cover.xml".into()),
+        ("/open311/v2/requests.xml", "/open311/v2/requests.xml".into()),
     ];
     let layers = gridmap_tiles::Layer::ALL.map(gridmap_tiles::Layer::name).join(",");
     crawl.push(("/tiles/{file}", format!("/tiles/{layers}.json")));
@@ -159,6 +233,7 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     for id in &report_ids {
         crawl.push(("/api/reports/{id}", format!("/api/reports/{id}")));
         crawl.push(("/open311/v2/requests/{file}", format!("/open311/v2/requests/{id}.json")));
+        crawl.push(("/open311/v2/requests/{file}", format!("/open311/v2/requests/{id}.xml")));
     }
     for coll in gridmap_server::ogc::collections::ALL {
         let c = coll.id;
@@ -181,8 +256,21 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     let missed: Vec<_> = public.difference(&crawled).collect();
     assert!(missed.is_empty(), "public routes the privacy crawl does not visit: {missed:?}");
 
-    let sentinels =
-        [REPORTER_LOGIN, REPORTER_NAME, WORKER_LOGIN, PHONE, LEADER_NAME, LEADER_PHONE, IDEMPOTENCY_KEY, "$argon2id$"];
+    let sentinels = [
+        REPORTER_LOGIN,
+        REPORTER_NAME,
+        WORKER_LOGIN,
+        PHONE,
+        LEADER_NAME,
+        LEADER_PHONE,
+        IDEMPOTENCY_KEY,
+        "$argon2id$",
+        API_KEY_NAME,
+        &api_key,
+        OPEN311_FIRST_NAME,
+        OPEN311_EMAIL,
+        PHOTO,
+    ];
     let mut leaks = Vec::new();
     let mut bytes_seen = 0usize;
     for token in [None, Some(other_rider.as_str()), Some(other_worker.as_str())] {

@@ -1004,6 +1004,133 @@ async fn a_reports_photo_is_served_to_its_handlers_and_sender_only(pool: PgPool)
     assert_eq!(fetch(Some(worker), 0).await.status, StatusCode::NOT_FOUND);
 }
 
+/// A transition sent as multipart: the JSON in a part `transition`, photos in parts `photo`.
+async fn transition_multipart(
+    pool: &PgPool,
+    token: &str,
+    id: i64,
+    if_match: &str,
+    parts: &[(&str, Option<&str>, &str, Vec<u8>)],
+) -> Reply {
+    let (content_type, body) = multipart(parts);
+    let request = Request::post(format!("/api/reports/{id}/transitions"))
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::IF_MATCH, if_match)
+        .body(Body::from(body))
+        .expect("request");
+    send(pool, request).await
+}
+
+/// The grid worker's "after" photo goes with the feedback step: checked by content, stripped of
+/// EXIF like an intake photo, stored in the step's transaction and served to the same people as
+/// the intake photos; photos with any other step, or a file that is no image, store nothing.
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn feedback_carries_an_after_photo_stripped_and_shown_to_the_reports_handlers_and_sender(pool: PgPool) {
+    small_city(&pool).await;
+    let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
+    let other_rider = user(&pool, "rider-wu", Role::Rider, &[]).await;
+    let worker = user(&pool, "gw-west", Role::GridWorker, &["G-W"]).await;
+    let east_worker = user(&pool, "gw-east", Role::GridWorker, &["G-E"]).await;
+    let admin = user(&pool, "admin-zhao", Role::Admin, &[]).await;
+    let id = post_report(&pool, Some(&rider), Some(&key()), &report_body("manhole_cover", 118.175, 36.175))
+        .await
+        .json()["id"]
+        .as_i64()
+        .expect("id");
+    for to in ["accepted", "dispatched"] {
+        step(&pool, &admin, id, to).await;
+    }
+    let photo_parts = |to: &str, photo: Vec<u8>| {
+        vec![
+            ("transition", None, "application/json", json!({"to": to, "note": "已修复"}).to_string().into_bytes()),
+            ("photo", Some("after.jpg"), "image/jpeg", photo),
+        ]
+    };
+    // A photo with a step other than feedback: refused, nothing stored, the version unchanged.
+    let early = transition_multipart(&pool, &worker, id, "\"3\"", &photo_parts("handling", jpeg_with_gps_exif())).await;
+    assert_eq!(early.status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&early.body));
+    assert_eq!(early.json()["field"], "photo");
+    assert_eq!(early.json()["reason"], "feedback_photo");
+    step(&pool, &worker, id, "handling").await;
+    let fake =
+        transition_multipart(&pool, &worker, id, "\"4\"", &photo_parts("feedback", b"MZ an executable".to_vec())).await;
+    assert_eq!(fake.status, StatusCode::BAD_REQUEST);
+    assert_eq!(fake.json()["field"], "photo");
+    let unknown = transition_multipart(
+        &pool,
+        &worker,
+        id,
+        "\"4\"",
+        &[
+            ("transition", None, "application/json", json!({"to": "feedback"}).to_string().into_bytes()),
+            ("x", None, "text/plain", b"1".to_vec()),
+        ],
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unknown.json()["field"], "x");
+    let missing = transition_multipart(
+        &pool,
+        &worker,
+        id,
+        "\"4\"",
+        &[("photo", Some("a.jpg"), "image/jpeg", jpeg_with_gps_exif())],
+    )
+    .await;
+    assert_eq!(missing.json()["field"], "transition");
+    let photos: i64 = sqlx::query_scalar("select count(*) from report_photo").fetch_one(&pool).await.expect("count");
+    assert_eq!(photos, 0, "nothing stored by a refused step");
+
+    let done = transition_multipart(&pool, &worker, id, "\"4\"", &photo_parts("feedback", jpeg_with_gps_exif())).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", String::from_utf8_lossy(&done.body));
+    assert_eq!(done.json()["status"], "feedback");
+    assert_eq!(done.json()["feedback_photo_count"], 1);
+    assert_eq!(done.json()["photo_count"], 0, "the intake photos are the rider's alone");
+    let (stored, event_status): (Vec<u8>, String) = sqlx::query_as(
+        "select p.bytes, e.to_status from report_photo p join report_event e on e.id = p.event_id where p.report_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .expect("the photo belongs to the feedback step");
+    assert_eq!(event_status, "feedback");
+    assert!(!stored.windows(11).any(|w| w == b"GPSLatitude"), "EXIF stripped");
+
+    let fetch = |token: Option<String>, path: String| {
+        let pool = pool.clone();
+        async move {
+            let mut request = Request::get(path);
+            if let Some(t) = token {
+                request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
+            }
+            crate::common::send(&pool, request.body(Body::empty()).expect("request")).await
+        }
+    };
+    let after = format!("/api/reports/{id}/feedback-photos/1");
+    for token in [&worker, &rider, &admin] {
+        let photo = fetch(Some(token.clone()), after.clone()).await;
+        assert_eq!(photo.status, StatusCode::OK);
+        assert_eq!(photo.headers[header::CONTENT_TYPE], "image/jpeg");
+        assert!(photo.headers[header::CACHE_CONTROL].to_str().expect("ascii").starts_with("private"));
+        assert_eq!(photo.body, stored);
+    }
+    assert_eq!(fetch(None, after.clone()).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(fetch(Some(other_rider), after.clone()).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(fetch(Some(east_worker), after).await.status, StatusCode::FORBIDDEN);
+    for n in ["2", "0", "-1"] {
+        let reply = fetch(Some(worker.clone()), format!("/api/reports/{id}/feedback-photos/{n}")).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "photo {n}");
+    }
+    let bad = fetch(Some(worker.clone()), format!("/api/reports/{id}/feedback-photos/x")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // The after photo is not an intake photo.
+    assert_eq!(fetch(Some(worker), format!("/api/reports/{id}/photos/1")).await.status, StatusCode::NOT_FOUND);
+    // Anonymous viewers see the count, never the picture.
+    let public = get(&pool, &format!("/api/reports/{id}")).await.json();
+    assert_eq!(public["feedback_photo_count"], 1);
+}
+
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn live_feed_streams_new_reports_of_the_workers_grid(pool: PgPool) {
     use http_body_util::BodyExt;

@@ -386,3 +386,37 @@ async fn absolute_urls_come_from_the_public_url_and_forwarded_headers_only_from_
         }
     }
 }
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn a_huge_offset_is_a_400_naming_it_and_next_never_goes_negative(pool: PgPool) {
+    small_city(&pool).await;
+    let rider = user(&pool, "rider-pages", Role::Rider, &[]).await;
+    for _ in 0..3 {
+        post_report(&pool, Some(&rider), Some(&key()), &report_body("manhole_cover", 118.175, 36.175)).await;
+    }
+    for uri in [
+        "/api/reports?offset=9223372036854775807",
+        "/api/reports?offset=9223372036854775000&limit=500",
+        "/api/reports?offset=10000001",
+        "/ogc/collections/grids/items?offset=9223372036854775807",
+        "/ogc/collections/reports/items?offset=10000001",
+    ] {
+        let reply = get(&pool, uri).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{uri}: {}", String::from_utf8_lossy(&reply.body));
+        assert_eq!(reply.json()["field"], "offset", "{uri}");
+    }
+    // Within the bound: pages link forward with a sensible offset, and the last page links nowhere.
+    let first = get(&pool, "/api/reports?limit=2").await.json();
+    assert_eq!(first["next"], "/api/reports?limit=2&offset=2");
+    assert!(get(&pool, "/api/reports?limit=2&offset=2").await.json()["next"].is_null());
+    assert!(get(&pool, "/api/reports?offset=10000000").await.json()["next"].is_null());
+    let items = get(&pool, "/ogc/collections/reports/items?limit=2").await.json();
+    let next: Vec<&str> = items["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .filter(|l| l["rel"] == "next")
+        .filter_map(|l| l["href"].as_str())
+        .collect();
+    assert!(next.len() == 1 && next[0].ends_with("offset=2"), "{next:?}");
+}

@@ -66,7 +66,20 @@ async fn resident_page_loads_without_errors_and_draws_the_stations() {
         let circles = browser
             .js("return __map.getStyle().layers.filter((l) => l.type === 'circle' && (l.source === 'gm-stations' || l['source-layer'] === 'stations')).map((l) => l.id);")
             .await;
-        assert_eq!(circles, json!(["gm-stations", "gm-stations-selected"]), "station circle layers");
+        assert_eq!(circles, json!(["gm-stations-hit", "gm-stations", "gm-stations-selected"]), "station circle layers");
+        // The resident map (the default tab): no household choropleth, report dots or legend.
+        let hidden = browser
+            .js("return ['grids-fill', 'reports'].map((id) => __map.getLayoutProperty(id, 'visibility'));")
+            .await;
+        assert_eq!(hidden, json!(["none", "none"]), "resident mode");
+        assert_eq!(browser.js("return document.querySelector('#legend').hidden;").await, json!(true));
+        // The planners' tab brings them back, with the legend.
+        browser.client.find(Locator::Css("#tabs [data-tab=plan]")).await.expect("tab").click().await.expect("click");
+        browser.wait_for("!document.querySelector('#legend').hidden", WAIT, "the legend on the planners' map").await;
+        let shown = browser
+            .js("return ['grids-fill', 'reports'].map((id) => __map.getLayoutProperty(id, 'visibility'));")
+            .await;
+        assert_eq!(shown, json!(["visible", "visible"]), "the planners' map");
         assert_eq!(browser.js("return !!__map.getLayer('stations-label');").await, true);
         // The household-balance legend, read from the style's ramp (balance × 300 households).
         let legend = browser
@@ -185,8 +198,15 @@ async fn station_search_nearest_list_and_grid_card_work() {
     browser.screenshot(&screenshot_path("nearest.png")).await;
 
     // Which grid: click the map in the grid tab; the card matches the API and names no phone.
+    // (The map moved to show the nearest stations: click the same spot where it is now.)
     c.find(Locator::Css("#tabs [data-tab=grid]")).await.expect("tab").click().await.expect("click");
-    c.find(Locator::Css("#map canvas")).await.expect("canvas").click().await.expect("click the map");
+    browser.wait_for("!__map.isMoving()", WAIT, "the map to settle").await;
+    let at = browser
+        .js(&format!(
+            "const p = __map.project([{clon}, {clat}]); const r = __map.getContainer().getBoundingClientRect(); return [r.left + p.x, r.top + p.y];"
+        ))
+        .await;
+    click_at(&browser, at[0].as_f64().expect("x"), at[1].as_f64().expect("y")).await;
     browser
         .wait_for(
             "!document.querySelector('#grid-card').hidden && document.querySelector('#grid-card .grid-code')",
@@ -984,7 +1004,25 @@ async fn planner_save_after_a_change_behind_its_back_gets_412_reloads_and_can_re
     browser.js(&format!("__map.jumpTo({{ center: [{lon}, {lat}], zoom: 14 }}); return true;")).await;
     browser.wait_for("__map.queryRenderedFeatures({ layers: ['gm-hex'] }).length > 0", WAIT, "hexagons drawn").await;
     assert_eq!(browser.js("return !!document.querySelector('#legend-hex');").await, true);
+    // Its own ramp, the household colouring hidden while it is on, and a legend whose classes
+    // count the cells: 3 reports in cells of 1–3, every cell in one class.
+    assert_eq!(browser.js("return __map.getLayoutProperty('grids-fill', 'visibility');").await, json!("none"));
+    assert_eq!(browser.js("return !!document.querySelector('#legend-balance');").await, json!(false));
+    let cells = browser
+        .js("return [...document.querySelectorAll('#legend-hex .legend-class')].reduce((s, e) => s + Number(e.dataset.cells), 0);")
+        .await;
+    assert_eq!(cells, json!(browser.js("return window.__heatmap.cells;").await), "the legend counts every cell");
+    let hex_colours = browser.js("return JSON.stringify(__map.getPaintProperty('gm-hex', 'fill-color'));").await;
+    let household_colours =
+        browser.js("return JSON.stringify(__map.getPaintProperty('grids-fill', 'fill-color'));").await;
+    for colour in ["#b3cde3", "#810f7c"] {
+        assert!(hex_colours.as_str().unwrap_or("").contains(colour), "{hex_colours}");
+        assert!(!household_colours.as_str().unwrap_or("").contains(colour), "a ramp of its own: {household_colours}");
+    }
     browser.screenshot(&screenshot_path("planner-heatmap.png")).await;
+    c.find(Locator::Css("#heatmap-clear")).await.expect("clear").click().await.expect("click");
+    assert_eq!(browser.js("return __map.getLayoutProperty('grids-fill', 'visibility');").await, json!("visible"));
+    assert_eq!(browser.js("return !!document.querySelector('#legend-balance');").await, json!(true));
 
     // English: the planner's strings switch too.
     c.find(Locator::Css("#lang")).await.expect("lang").click().await.expect("click");
@@ -1048,6 +1086,27 @@ async fn planner_splits_a_grid_along_a_drawn_line_and_merges_it_back() {
     click_at(&browser, p[2], p[3]).await;
     click_at(&browser, p[2], p[3]).await;
     browser.wait_for("document.querySelector('#split-form [name=reason]')", WAIT, "the finished line").await;
+    // Before saving: each part's households against the 300 standard, flagged beyond ±15%.
+    browser.wait_for("document.querySelector('#split-preview li')", WAIT, "the split preview").await;
+    let preview = browser
+        .js("return [...document.querySelectorAll('#split-preview li')].map((e) => [Number(e.dataset.households), e.dataset.warn === 'true']);")
+        .await;
+    let preview: Vec<(i64, bool)> = serde_json::from_value(preview).expect("parts");
+    let households: i32 =
+        sqlx::query_scalar("select households from grid where id = $1").bind(id).fetch_one(&pool).await.expect("hh");
+    assert_eq!(preview.iter().map(|p| p.0).sum::<i64>(), i64::from(households), "every household in a part");
+    for (n, warn) in &preview {
+        assert_eq!(*warn, (*n as f64 - 300.0).abs() / 300.0 > 0.15, "part of {n} households");
+    }
+    if preview.iter().any(|p| p.1) {
+        assert!(browser.js("return !!document.querySelector('#split-preview p.warn');").await == json!(true));
+    }
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>("select count(*) from grid").fetch_one(&pool).await.expect("count"),
+        grids_before,
+        "the preview stored nothing"
+    );
+    browser.screenshot(&screenshot_path("planner-split-preview.png")).await;
     c.find(Locator::Css("#split-form [name=reason]"))
         .await
         .expect("reason")
@@ -1056,6 +1115,12 @@ async fn planner_splits_a_grid_along_a_drawn_line_and_merges_it_back() {
         .expect("type");
     c.find(Locator::Css("#split-form button[type=submit]")).await.expect("split").click().await.expect("click");
     browser.wait_for("window.__plannerSplit", WAIT, "the split").await;
+    let stored = browser.js("return window.__plannerSplit.map((g) => g.households);").await;
+    assert_eq!(
+        stored,
+        json!(preview.iter().map(|p| p.0).collect::<Vec<_>>()),
+        "the split left what the preview showed"
+    );
     let parts: Vec<(i64, String)> =
         sqlx::query_as("select id, code from grid where id = $1 or code like (select code from grid where id = $1) || '-S%' order by id")
             .bind(id)
@@ -1110,6 +1175,80 @@ async fn planner_splits_a_grid_along_a_drawn_line_and_merges_it_back() {
             .await
             .expect("reason");
     assert_eq!(reason.as_deref(), Some("道路取消，恢复原网格"));
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn planner_reverting_a_split_grid_is_offered_to_merge_the_split_off_part_back() {
+    build_web_map();
+    let Some(browser) = Browser::start(1280, 800).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    let (id, version, minx, maxx, lat, area_before): (i64, i32, f64, f64, f64, f64) = sqlx::query_as(
+        "select id, version, ST_XMin(geom), ST_XMax(geom), ST_Y(ST_Centroid(geom)), ST_Area(geom::geography) from grid
+          order by ST_Distance(ST_Centroid(geom), (select ST_Centroid(ST_Collect(geom)) from grid)) limit 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("inner grid");
+    let grids_before: i64 = sqlx::query_scalar("select count(*) from grid").fetch_one(&pool).await.expect("count");
+    // Someone split the grid through the API.
+    let planner = api_login(&server, "demo-planner").await;
+    let reply = reqwest::Client::new()
+        .post(server.url(&format!("/api/grids/{id}/split")))
+        .bearer_auth(&planner)
+        .header("If-Match", format!("\"{version}\""))
+        .json(&json!({"line": {"type": "LineString", "coordinates": [[minx - 0.001, lat], [maxx + 0.001, lat]]}, "reason": "新建道路分隔"}))
+        .send()
+        .await
+        .expect("split");
+    let status = reply.status();
+    let split: Value = reply.json().await.expect("json");
+    assert_eq!(status, 200, "{split}");
+    let part: i64 = sqlx::query_scalar("select max(id) from grid").fetch_one(&pool).await.expect("new part");
+    let part_code: String =
+        sqlx::query_scalar("select code from grid where id = $1").bind(part).fetch_one(&pool).await.expect("code");
+
+    open(&browser, &server).await;
+    planner_selects(&browser, &pool, id).await;
+    let c = &browser.client;
+    c.find(Locator::Css("#grid-history li[data-version=\"1\"] button"))
+        .await
+        .expect("revert")
+        .click()
+        .await
+        .expect("click");
+    // No bare overlap error: the page explains and offers to merge the split-off part back.
+    browser.wait_for("document.querySelector('#revert-merge')", WAIT, "the merge-back offer").await;
+    let offer = c.find(Locator::Css("#editor-message")).await.expect("message").text().await.expect("text");
+    assert!(offer.contains(&part_code) && offer.contains("合并回来"), "{offer}");
+    assert_eq!(
+        browser.js("return document.querySelector('#editor-message').className;").await,
+        json!("ok"),
+        "an offer, not an error"
+    );
+    browser
+        .wait_for("__map.queryRenderedFeatures({ layers: ['gm-overlap'] }).length > 0", WAIT, "the overlap drawn")
+        .await;
+    browser.screenshot(&screenshot_path("planner-revert-merge.png")).await;
+    c.find(Locator::Css("#revert-merge")).await.expect("merge back").click().await.expect("click");
+    browser.wait_for("window.__plannerMerged", WAIT, "the merge").await;
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>("select count(*) from grid").fetch_one(&pool).await.expect("count"),
+        grids_before
+    );
+    let (kept, area_after): (i64, f64) = sqlx::query_as(
+        "select count(*) filter (where id = $1), coalesce(max(ST_Area(geom::geography)) filter (where id = $1), 0) from grid where id in ($1, $2)",
+    )
+    .bind(id)
+    .bind(part)
+    .fetch_one(&pool)
+    .await
+    .expect("grids");
+    assert_eq!(kept, 1, "the grid keeps its id, the part is merged into it");
+    assert!((area_after - area_before).abs() < 5.0, "the grid is whole again: {area_before} → {area_after} m²");
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }
@@ -1593,6 +1732,217 @@ async fn grid_worker_sees_a_new_report_and_its_next_step_arrive_live_and_catches
             "live after the gap",
         )
         .await;
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+/// Whether every `[lon, lat]` in the JS array expression `points` is inside the map's view.
+async fn in_view(browser: &Browser, points: &str) -> bool {
+    browser.wait_for("!__map.isMoving()", WAIT, "the map to settle").await;
+    browser.js(&format!("const b = __map.getBounds(); return ({points}).every((p) => b.contains(p));")).await
+        == json!(true)
+}
+
+#[tokio::test]
+async fn resident_on_a_phone_filters_open_stations_with_a_microwave_locates_themself_and_sees_their_grid_on_a_plain_map()
+ {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    let (grid_id, lon, lat) = worker_grid(&pool).await;
+    let grid_code: String =
+        sqlx::query_scalar("select code from grid where id = $1").bind(grid_id).fetch_one(&pool).await.expect("code");
+    let stations: Value = reqwest::get(server.url("/api/stations")).await.expect("api").json().await.expect("json");
+    let microwave: Vec<i64> = stations["stations"]
+        .as_array()
+        .expect("stations")
+        .iter()
+        .filter(|s| s["services"].as_array().is_some_and(|v| v.iter().any(|c| c == "microwave")))
+        .map(|s| s["id"].as_i64().expect("id"))
+        .collect();
+    assert!(!microwave.is_empty() && microwave.len() < 48, "the demo has stations with and without a microwave");
+    open(&browser, &server).await;
+    let c = &browser.client;
+
+    // The resident map: no choropleth, report dots or legend; stations big enough to tap.
+    let hidden =
+        browser.js("return ['grids-fill', 'reports'].map((id) => __map.getLayoutProperty(id, 'visibility'));").await;
+    assert_eq!(hidden, json!(["none", "none"]));
+    assert_eq!(browser.js("return document.querySelector('#legend').hidden;").await, json!(true));
+    let target = browser.js("return __map.getPaintProperty('gm-stations-hit', 'circle-radius') * 2;").await;
+    assert!(target.as_f64().unwrap_or(0.0) >= 44.0, "station tap target {target} px");
+    let labels = browser.js("return JSON.stringify(__map.getLayoutProperty('grid-labels', 'text-field'));").await;
+    assert!(!labels.as_str().unwrap_or("").contains('户'), "no household counts on the resident map: {labels}");
+
+    // 微波炉 chip: only stations with a microwave, in the list and on the map; 营业中 keeps the open ones.
+    c.find(Locator::Css("#station-filters [data-filter=microwave]")).await.expect("chip").click().await.expect("click");
+    let listed = browser.js("return [...document.querySelectorAll('#station-list li[data-id]')].map((e) => Number(e.dataset.id)).sort((a, b) => a - b);").await;
+    let mut want = microwave.clone();
+    want.sort_unstable();
+    assert_eq!(listed, json!(want), "exactly the stations with a microwave");
+    let on_map = browser.js("return __map.getSource('gm-stations').serialize().data.features.length;").await;
+    assert_eq!(on_map, json!(microwave.len()), "the map shows the same stations");
+    c.find(Locator::Css("#station-filters [data-filter=open]")).await.expect("chip").click().await.expect("click");
+    let badges = browser
+        .js("return [...document.querySelectorAll('#station-list li[data-id] .badge')].map((b) => b.dataset.open);")
+        .await;
+    assert!(badges.as_array().expect("badges").iter().all(|b| b == "true"), "only open stations: {badges}");
+    let pressed = browser
+        .js("return document.querySelector('#station-filters [data-filter=open]').getAttribute('aria-pressed');")
+        .await;
+    assert_eq!(pressed, json!("true"));
+    c.find(Locator::Css("#station-filters [data-filter=open]")).await.expect("chip").click().await.expect("click");
+    browser.screenshot(&screenshot_path("resident-filters-phone.png")).await;
+
+    // A station's card is a bottom sheet; the list stays behind it, where it was.
+    c.find(Locator::Css("#station-list li[data-id]")).await.expect("li").click().await.expect("click");
+    browser.wait_for("!document.querySelector('#station-card').hidden", WAIT, "the card").await;
+    let sheet = browser
+        .js("const r = document.querySelector('#station-card').getBoundingClientRect(); return [getComputedStyle(document.querySelector('#station-card')).position, Math.round(r.bottom) === innerHeight, r.height < innerHeight];")
+        .await;
+    assert_eq!(sheet, json!(["fixed", true, true]), "a bottom sheet");
+    let behind = browser
+        .js("return [...document.querySelectorAll('#station-list li[data-id]')].filter((e) => e.offsetParent).length;")
+        .await;
+    assert_eq!(behind, json!(microwave.len()), "the list is still there behind the sheet");
+    browser.screenshot(&screenshot_path("resident-sheet-phone.png")).await;
+    c.find(Locator::Css("#station-card button.link")).await.expect("back").click().await.expect("click");
+
+    // The locate button on the map: the nearest stations, and the map shows me and them.
+    browser.cdp("Browser.grantPermissions", json!({"permissions": ["geolocation"], "origin": server.url("")})).await;
+    browser.cdp("Emulation.setGeolocationOverride", json!({"latitude": lat, "longitude": lon, "accuracy": 10})).await;
+    c.find(Locator::Css(".locate-button")).await.expect("locate").click().await.expect("click");
+    browser.wait_for("document.querySelectorAll('#nearest-list li').length === 5", WAIT, "the nearest stations").await;
+    let me = format!("[[{lon}, {lat}], ...__app.state.nearest.stations.map((s) => [s.lon, s.lat])]");
+    assert!(in_view(&browser, &me).await, "me and the five stations in view");
+    browser.screenshot(&screenshot_path("resident-nearest-phone.png")).await;
+
+    // Which grid: located, the grid is highlighted and in view with whom to call.
+    tab(&browser, "grid").await;
+    c.find(Locator::Css(".locate-button")).await.expect("locate").click().await.expect("click");
+    browser.wait_for("document.querySelector('#grid-card .grid-code')", WAIT, "the grid card").await;
+    let code = c.find(Locator::Css("#grid-card .grid-code")).await.expect("code").text().await.expect("text");
+    assert_eq!(code, grid_code);
+    let ring = "__app.state.grid.card.geometry.coordinates.flat(2)";
+    assert!(in_view(&browser, &format!("[[{lon}, {lat}], ...{ring}]")).await, "the whole grid in view");
+    let highlighted = browser.js("return __map.queryRenderedFeatures({ layers: ['gm-grid-fill'] }).length > 0 && __map.getPaintProperty('gm-grid-fill', 'fill-opacity') >= 0.2;").await;
+    assert_eq!(highlighted, json!(true));
+    let card = c.find(Locator::Css("#grid-card")).await.expect("card").text().await.expect("text");
+    assert!(card.contains("党群服务中心"), "whom to contact: {card}");
+    browser.screenshot(&screenshot_path("resident-grid-phone.png")).await;
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn grid_worker_sees_two_reports_at_one_spot_as_a_cluster_in_the_legends_colours_and_cancels_one_as_a_duplicate() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    let (_, lon, lat) = worker_grid(&pool).await;
+    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1")
+        .fetch_one(&pool)
+        .await
+        .expect("category");
+    let rider = api_login(&server, "rider-01").await;
+    let first = file_report(&server, &rider, &category, lon, lat, "同一处：路面坑洼").await;
+    let second = file_report(&server, &rider, &category, lon, lat, "同一处：路面坑洼（再报）").await;
+
+    open(&browser, &server).await;
+    let c = &browser.client;
+    tab(&browser, "worker").await;
+    log_in(&browser, "#view-worker", "gw-0001").await;
+    browser.wait_for("document.querySelector('.report-cluster[data-count=\"2\"]')", WAIT, "the cluster's count").await;
+    let ids = browser.js("return document.querySelector('.report-cluster').dataset.ids;").await;
+    let mut got: Vec<i64> = ids.as_str().expect("ids").split(',').map(|x| x.parse().expect("id")).collect();
+    got.sort_unstable();
+    assert_eq!(got, vec![first, second]);
+    // The dots use the colours the legend shows (read from the same style layer).
+    let same = browser
+        .js("return JSON.stringify(__map.getPaintProperty('gm-work', 'circle-color')) === JSON.stringify(__map.getPaintProperty('reports', 'circle-color'));")
+        .await;
+    assert_eq!(same, json!(true), "worker dots coloured like the legend");
+    assert_eq!(browser.js("return document.querySelectorAll('#legend-reports .legend-stop').length;").await, json!(3));
+    browser.screenshot(&screenshot_path("worker-cluster-phone.png")).await;
+
+    // A tap on the cluster opens one; the card names the other at the same spot.
+    c.find(Locator::Css(".report-cluster")).await.expect("cluster").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-card .same-spot')", WAIT, "the same-spot line").await;
+    let shown =
+        browser.js("return Number(document.querySelector('#report-card h2').textContent.match(/#(\\d+)/)[1]);").await;
+    let other = if shown == json!(first) { second } else { first };
+    let shown = shown.as_i64().expect("id");
+    let link =
+        browser.js("return Number(document.querySelector('#report-card .same-spot [data-id]').dataset.id);").await;
+    assert_eq!(link, json!(other));
+
+    // 注销: the reason appears only once chosen; 重复上报 asks for the original.
+    assert_eq!(browser.js("return document.querySelector('#report-card .cancel-reason').hidden;").await, json!(true));
+    assert_eq!(browser.js("return document.querySelector('#report-card .duplicate-of').hidden;").await, json!(true));
+    c.find(Locator::Css("#report-card [data-to=cancelled]")).await.expect("cancel").click().await.expect("click");
+    assert_eq!(browser.js("return document.querySelector('#report-card .cancel-reason').hidden;").await, json!(false));
+    let confirm =
+        c.find(Locator::Css("#report-card [data-to=cancelled]")).await.expect("cancel").text().await.expect("text");
+    assert_eq!(confirm, "确认注销");
+    browser
+        .js("const s = document.querySelector('#report-card [name=reason]'); s.value = 'duplicate'; s.dispatchEvent(new Event('change'));")
+        .await;
+    assert_eq!(browser.js("return document.querySelector('#report-card .duplicate-of').hidden;").await, json!(false));
+    c.find(Locator::Css("#report-card [name=duplicate_of]"))
+        .await
+        .expect("dup")
+        .send_keys(&other.to_string())
+        .await
+        .expect("type");
+    c.find(Locator::Css("#report-card [data-to=cancelled]")).await.expect("confirm").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-message.ok')", WAIT, "cancelled").await;
+    let (status, reason, dup): (String, Option<String>, Option<i64>) =
+        sqlx::query_as("select status, cancel_reason, duplicate_of from report where id = $1")
+            .bind(shown)
+            .fetch_one(&pool)
+            .await
+            .expect("row");
+    assert_eq!((status.as_str(), reason.as_deref(), dup), ("cancelled", Some("duplicate"), Some(other)));
+    browser.wait_for("!document.querySelector('.report-cluster')", WAIT, "no cluster left").await;
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn english_view_on_a_phone_fits_its_tabs_and_its_map_labels_say_households_not_hu() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let server = Server::start(&db, &[]).await;
+    open(&browser, &server).await;
+    let c = &browser.client;
+    c.find(Locator::Css("#lang")).await.expect("lang").click().await.expect("click");
+    assert_eq!(browser.js("return document.documentElement.lang;").await, "en");
+    // Every tab inside the phone's width, none cut off (its text fits its button) or wrapped.
+    let tabs = browser
+        .js(r"return [...document.querySelectorAll('#tabs button')].map((b) => {
+                const r = b.getBoundingClientRect();
+                return { text: b.textContent, inside: r.left >= 0 && r.right <= innerWidth + 0.5,
+                         fits: b.scrollWidth <= b.clientWidth + 1, oneLine: r.height < 60 };
+              });")
+        .await;
+    for tab in tabs.as_array().expect("tabs") {
+        assert_eq!(
+            (tab["inside"].clone(), tab["fits"].clone(), tab["oneLine"].clone()),
+            (json!(true), json!(true), json!(true)),
+            "{tab}"
+        );
+    }
+    // Map labels: the planners' map shows households in English; nowhere a 户.
+    tab(&browser, "plan").await;
+    let label = browser.js("return JSON.stringify(__map.getLayoutProperty('grid-labels', 'text-field'));").await;
+    let label = label.as_str().expect("text-field");
+    assert!(label.contains(" households") && !label.contains('户'), "{label}");
+    browser.screenshot(&screenshot_path("english-phone.png")).await;
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }

@@ -52,6 +52,44 @@ function features() {
   };
 }
 
+/**
+ * The report dots' colours: the style's own `reports` layer (open red, in hand amber, done
+ * green), whose colours the legend shows — so the worker's dots follow the legend. The deadline
+ * is the ring: red when overdue, amber within 24 h.
+ */
+const STATUS_COLOURS = ['match', ['get', 'status'], ['submitted', 'accepted', 'rework'], '#c0392b', ['dispatched', 'handling', 'feedback', 'parked'], '#e6a100', '#2e8b57'];
+
+/** Reports at one spot (within about a metre) are one cluster: `[lon, lat, reports]` for two or more. */
+export function clusters(reports) {
+  const groups = new Map();
+  for (const r of reports) {
+    if (!r.location) continue;
+    const key = `${r.location.lon.toFixed(5)},${r.location.lat.toFixed(5)}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(r);
+  }
+  return [...groups.values()].filter((g) => g.length > 1).map((g) => [g[0].location.lon, g[0].location.lat, g]);
+}
+
+const markers = [];
+
+/** A count badge over each cluster (HTML markers: the style has no glyphs for map text). */
+function renderClusters(app) {
+  for (const m of markers.splice(0)) m.remove();
+  const map = app.map;
+  if (!map || app.state.tab !== 'worker' || !hasRole(ROLES)) return;
+  const Marker = app.maplibregl?.Marker;
+  if (!Marker) return;
+  for (const [lon, lat, group] of clusters(worker.reports)) {
+    const el = h('button', {
+      type: 'button', class: 'report-cluster', dataset: { count: group.length, ids: group.map((r) => r.id).join(',') },
+      'aria-label': t('cluster_label', group.length),
+      onclick: (e) => { e.stopPropagation(); openReport(app, group[0].id, { fly: false }); },
+    }, String(group.length));
+    markers.push(new Marker({ element: el }).setLngLat([lon, lat]).addTo(map));
+  }
+}
+
 function ensureLayers(map) {
   if (!map || map.getSource('gm-work')) return;
   map.addSource('gm-work-grid', { type: 'geojson', data: { type: 'FeatureCollection', features: [] } });
@@ -61,8 +99,10 @@ function ensureLayers(map) {
     id: 'gm-work', type: 'circle', source: 'gm-work',
     paint: {
       'circle-radius': ['case', ['get', 'selected'], 10, 7],
-      'circle-color': ['match', ['get', 'deadline'], 'overdue', '#d93025', 'soon', '#f29900', '#1a73e8'],
-      'circle-stroke-color': ['case', ['get', 'selected'], '#202124', '#ffffff'], 'circle-stroke-width': 2,
+      'circle-color': map.getLayer('reports') ? map.getPaintProperty('reports', 'circle-color') : STATUS_COLOURS,
+      'circle-stroke-color': ['case', ['get', 'selected'], '#202124',
+        ['match', ['get', 'deadline'], 'overdue', '#d93025', 'soon', '#f29900', '#ffffff']],
+      'circle-stroke-width': ['match', ['get', 'deadline'], 'overdue', 4, 'soon', 3, 2],
     },
   });
 }
@@ -71,6 +111,7 @@ function setVisible(app, visible) {
   const map = app.map;
   if (!map?.getLayer('gm-work')) return;
   for (const id of ['gm-work', 'gm-work-grid']) map.setLayoutProperty(id, 'visibility', visible ? 'visible' : 'none');
+  renderClusters(app);
 }
 
 async function loadGrids(app) {
@@ -172,6 +213,14 @@ async function openReport(app, id, { fly = true } = {}) {
 
 async function act(app, to, form) {
   const report = worker.selected;
+  const reason = form.querySelector('.cancel-reason');
+  if (to === 'cancelled' && reason?.hidden) {
+    // First tap on 注销: ask why; the button now confirms.
+    reason.hidden = false;
+    form.querySelector('.duplicate-of').hidden = form.elements.namedItem('reason').value !== 'duplicate';
+    form.querySelector('[data-to=cancelled]').textContent = t('confirm_cancel');
+    return;
+  }
   const body = { to };
   const note = form.elements.namedItem('note').value.trim();
   if (note) body.note = note;
@@ -220,7 +269,8 @@ function renderCard(app) {
   const next = Array.isArray(r.allowed_next) ? r.allowed_next : NEXT[r.status] ?? [];
   const form = h('form', { class: 'stack actions', onsubmit: (e) => e.preventDefault() },
     h('label', {}, h('span', {}, t('note')), h('textarea', { name: 'note', rows: 2, maxlength: 2000 })),
-    next.includes('cancelled') ? h('label', {}, h('span', {}, t('cancel_reason')),
+    // The reason (and a duplicate's original) only once the worker has chosen 注销.
+    next.includes('cancelled') ? h('label', { class: 'cancel-reason', hidden: true }, h('span', {}, t('cancel_reason')),
       h('select', { name: 'reason', onchange: (e) => { e.target.form.querySelector('.duplicate-of').hidden = e.target.value !== 'duplicate'; } },
         ...CANCEL_REASONS.map((c) => h('option', { value: c }, t(`cancel_${c}`))))) : null,
     next.includes('feedback') ? h('label', {}, h('span', {}, t('after_photo')),
@@ -241,6 +291,7 @@ function renderCard(app) {
       h('dt', {}, t('reported_at')), h('dd', {}, fmtTime(r.created_at)),
       h('dt', {}, t('reporter')), h('dd', {}, r.reporter?.display_name ?? r.reporter?.name ?? '—'),
       h('dt', {}, t('grid_code')), h('dd', {}, r.grid_code ?? t('unassigned'))),
+    sameSpot(app, r),
     thumbnails(`/api/reports/${r.id}/photos`, r.photo_count, 'photos_before'),
     thumbnails(`/api/reports/${r.id}/feedback-photos`, r.feedback_photo_count, 'photos_after'),
     next.length ? form : null,
@@ -252,6 +303,14 @@ function renderCard(app) {
       `${fmtTime(e.created_at)} · ${statusLabel(e.to_status)}`, e.actor ? ` · ${e.actor}` : '', e.note ? ` · ${e.note}` : ''))),
     h('p', { class: 'row' }, h('button', { type: 'button', class: 'link', onclick: () => { worker.selected = null; worker.message = null; app.map?.getSource('gm-work')?.setData(features()); render(app); } }, t('back'))),
   );
+}
+
+/** The other open reports at this report's spot (a cluster), each a tap away. */
+function sameSpot(app, r) {
+  const group = clusters(worker.reports).find(([, , g]) => g.some((x) => x.id === r.id))?.[2];
+  if (!group) return null;
+  return h('p', { class: 'same-spot' }, t('same_spot', group.length), ' ',
+    ...group.filter((x) => x.id !== r.id).map((x) => h('button', { type: 'button', class: 'link', dataset: { id: x.id }, onclick: () => openReport(app, x.id, { fly: false }) }, `#${x.id}`)));
 }
 
 /**
@@ -287,6 +346,7 @@ function render(app) {
   h('div', { class: 'sub' }, (r.description || '').slice(0, 60)),
   h('div', { class: `sub deadline deadline-${deadlineState(r)}` }, deadlineText(r))))
     : [h('li', { class: 'muted' }, worker.loaded ? t('no_open_reports') : t('loading'))]));
+  renderClusters(app);
   renderCard(app);
 }
 

@@ -34,7 +34,13 @@ pub async fn connect_and_migrate(args: &DbArgs) -> anyhow::Result<PgPool> {
 pub async fn connect_and_migrate_as(args: &DbArgs, session: Session) -> anyhow::Result<PgPool> {
     let pool = connect_as(args, session).await?;
     ensure_postgis(&pool).await?;
-    MIGRATOR.run(&pool).await.context("applying database migrations failed")?;
+    // Several instances may start at once (a rolling upgrade, docs/deploy.md): sqlx's migrator
+    // holds a per-database advisory lock, so one applies and the others wait, then find nothing
+    // to do. An older binary starts against a database a newer one has migrated further
+    // (additive migrations), so that an old instance that crashes mid-rollout can come back.
+    let mut migrator = sqlx::migrate!("../migrations");
+    migrator.set_ignore_missing(true);
+    migrator.run(&pool).await.context("applying database migrations failed")?;
     Ok(pool)
 }
 
@@ -126,7 +132,17 @@ pub async fn ensure_postgis(pool: &PgPool) -> anyhow::Result<()> {
     if !available {
         bail!("PostGIS is not installed on the PostgreSQL server: run `{INSTALL_POSTGIS}`, then start gridmap again");
     }
-    if let Err(err) = sqlx::query("create extension if not exists postgis").execute(pool).await {
+    // Under a lock: two instances starting at once on a fresh database would otherwise both
+    // try to create the extension, and one would fail on pg_extension's unique name.
+    let created = async {
+        let mut tx = pool.begin().await?;
+        sqlx::query("select pg_advisory_xact_lock(hashtext('gridmap create extension postgis'))")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("create extension if not exists postgis").execute(&mut *tx).await?;
+        tx.commit().await
+    };
+    if let Err(err) = created.await {
         let reason = err.as_database_error().map_or_else(|| err.to_string(), |e| e.message().to_string());
         bail!(
             "PostGIS is not enabled in database `{db}` and role `{role}` cannot enable it ({reason}): \

@@ -213,9 +213,10 @@ pub async fn transition(
         (Some(r), None) => Some(format!("[{r}]")),
         (None, n) => n.map(str::to_string),
     };
-    sqlx::query(
+    let event_id: i64 = sqlx::query_scalar(
         r"insert into report_event (report_id, action, from_status, to_status, actor_id, actor, note, grid_id)
-          values ($1, 'transition', $2, $3, $4, $5, $6, $7)",
+          values ($1, 'transition', $2, $3, $4, $5, $6, $7)
+          returning id",
     )
     .bind(id)
     .bind(&current.status)
@@ -224,7 +225,7 @@ pub async fn transition(
     .bind(&actor.name)
     .bind(full_note)
     .bind(current.grid_id)
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
     if request.to == "accepted" {
         points::credit_accepted(&mut tx, id).await?;
@@ -235,6 +236,7 @@ pub async fn transition(
     tx.commit().await?;
     let change = ReportChange {
         kind: "transition",
+        event_id,
         id,
         status: request.to.clone(),
         category: current.category,
@@ -243,6 +245,7 @@ pub async fn transition(
         lon: current.lon,
         lat: current.lat,
         version: new_version,
+        at: None,
     };
     Ok((new_version, change))
 }

@@ -11,6 +11,8 @@ export DATABASE_URL="${GRIDMAP_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # Formatting first: it is the cheapest check and fails in seconds (rustfmt.toml).
 cargo fmt --all --check
+# The web map's JavaScript: eslint with web-map/eslint.config.js (pinned in package-lock.json).
+(cd web-map && npm run --silent lint)
 cargo build --workspace --all-targets
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
 status=${PIPESTATUS[0]}

@@ -2,8 +2,10 @@
 // serves every asset itself and nothing is fetched from the internet at run time.
 import { cpSync, mkdirSync, rmSync, existsSync, readdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
 import { gzipSync, constants } from 'node:zlib';
-import { dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { icons } from './icons.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const dist = join(here, 'dist');
@@ -28,13 +30,38 @@ for (const [from, to] of vendor) {
   mkdirSync(dirname(dest), { recursive: true });
   cpSync(src, dest);
 }
+mkdirSync(join(dist, 'icons'), { recursive: true });
+for (const [name, bytes] of Object.entries(icons())) writeFileSync(join(dist, 'icons', name), bytes);
+
+// The service worker's precache: every file of the app shell (not the planner's editor, which is
+// desktop-only and loaded on demand), and a hash of their contents, so each build that changes a
+// byte is a new service worker that replaces the old cache (src/sw.js).
+function files(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? files(path) : [path];
+  });
+}
+const shell = files(dist)
+  .map((path) => `/${relative(dist, path).split(sep).join('/')}`)
+  .filter((path) => path !== '/sw.js' && !path.startsWith('/vendor/terra-draw'))
+  .sort();
+const hash = createHash('sha256');
+for (const path of shell) hash.update(path).update(readFileSync(join(dist, path)));
+const swPath = join(dist, 'sw.js');
+const sw = readFileSync(swPath, 'utf8')
+  .replace("const VERSION = 'dev';", `const VERSION = '${hash.digest('hex').slice(0, 16)}';`)
+  .replace('const PRECACHE = [];', `const PRECACHE = ${JSON.stringify(['/', ...shell])};`);
+if (!sw.includes('const PRECACHE = ["/"')) throw new Error('sw.js: the precache placeholder moved; update build.mjs');
+writeFileSync(swPath, sw);
+
 // A gzip copy beside every text asset; gridmap serves it to browsers that accept gzip
 // (ServeDir::precompressed_gzip), which matters on a rider's weak connection.
 function gzipTree(dir) {
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
     if (statSync(path).isDirectory()) gzipTree(path);
-    else if (/\.(m?js|css|html|json|svg)$/.test(name)) {
+    else if (/\.(m?js|css|html|json|svg|webmanifest)$/.test(name)) {
       writeFileSync(`${path}.gz`, gzipSync(readFileSync(path), { level: constants.Z_BEST_COMPRESSION }));
     }
   }

@@ -133,6 +133,22 @@ impl Browser {
         assert!(status.is_success(), "network emulation refused: {status} {text}");
     }
 
+    /// A Chrome `DevTools` protocol command on the page (`ChromeDriver`'s `goog/cdp/execute`).
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        let session = self.client.session_id().await.expect("session id").expect("a session");
+        let url = format!("{}/session/{session}/goog/cdp/execute", self.driver_url);
+        let reply = reqwest::Client::new()
+            .post(&url)
+            .json(&json!({ "cmd": cmd, "params": params }))
+            .send()
+            .await
+            .expect("chromedriver answers");
+        let status = reply.status();
+        let body: Value = reply.json().await.unwrap_or_default();
+        assert!(status.is_success(), "{cmd} refused: {status} {body}");
+        body["value"].clone()
+    }
+
     /// Save a PNG of the viewport.
     pub async fn screenshot(&self, path: &Path) {
         let png = self.client.screenshot().await.expect("screenshot");

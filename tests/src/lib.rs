@@ -91,7 +91,12 @@ pub struct Server {
 
 impl Server {
     pub async fn start(db: &ScratchDb, extra_env: &[(&str, &str)]) -> Self {
-        let port = free_port();
+        Self::start_at(db, free_port(), extra_env).await
+    }
+
+    /// A server on a given port: a restarted server keeps its origin, which is what a browser's
+    /// service worker, storage and outbox are tied to.
+    pub async fn start_at(db: &ScratchDb, port: u16, extra_env: &[(&str, &str)]) -> Self {
         let mut command = gridmap(&db.url);
         command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -119,6 +124,11 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("gridmap did not become ready within {limit:?}");
+    }
+
+    /// The port this server listens on.
+    pub fn port(&self) -> u16 {
+        self.base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("base ends in a port")
     }
 
     pub fn url(&self, path: &str) -> String {

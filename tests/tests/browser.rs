@@ -260,6 +260,27 @@ async fn phone_width_layout_puts_the_panel_under_the_map() {
         browser.js("const t = document.querySelector('#tabs'); return t.scrollWidth <= t.clientWidth + 1;").await;
     assert_eq!(tabs_fit, true, "all six tabs fit a phone's width");
     browser.screenshot(&screenshot_path("worker-phone.png")).await;
+
+    // The rider's form on a phone: the submit button is in sight without scrolling the panel, and
+    // the GPS / pin buttons are real buttons (bordered, a thumb's height).
+    browser.js("document.querySelector('#worker-logout').click(); return true;").await;
+    rider_log_in(&browser, "rider-01").await;
+    let form = browser
+        .js(r"const panel = document.querySelector('#panel').getBoundingClientRect();
+              const submit = document.querySelector('#report-form button[type=submit]').getBoundingClientRect();
+              const b = (s) => { const e = document.querySelector(s); const st = getComputedStyle(e);
+                return { h: e.getBoundingClientRect().height, border: st.borderTopStyle, width: parseFloat(st.borderTopWidth) }; };
+              return { panelTop: panel.top, panelBottom: panel.bottom, top: submit.top, bottom: submit.bottom,
+                       scrolled: document.querySelector('#panel').scrollTop, gps: b('#use-gps'), pin: b('#use-pin') };")
+        .await;
+    let f = |k: &str| form[k].as_f64().unwrap_or(f64::NAN);
+    assert!(f("scrolled") < 1.0, "the panel is not scrolled: {form}");
+    assert!(f("top") >= f("panelTop") && f("bottom") <= f("panelBottom"), "submit within the visible panel: {form}");
+    for button in ["gps", "pin"] {
+        assert!(form[button]["h"].as_f64().unwrap_or(0.0) >= 44.0, "{button} button height: {form}");
+        assert_eq!(form[button]["border"], "solid", "{button} button is styled: {form}");
+    }
+    browser.screenshot(&screenshot_path("rider-form-phone.png")).await;
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }
@@ -1076,6 +1097,297 @@ async fn planner_splits_a_grid_along_a_drawn_line_and_merges_it_back() {
             .await
             .expect("reason");
     assert_eq!(reason.as_deref(), Some("道路取消，恢复原网格"));
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+/// Log in through the rider view's own form.
+async fn rider_log_in(browser: &Browser, name: &str) {
+    let c = &browser.client;
+    tab(browser, "report").await;
+    let form = c.find(Locator::Css("#login-form")).await.expect("login form");
+    form.find(Locator::Css("[name=name]")).await.expect("name").send_keys(name).await.expect("type");
+    form.find(Locator::Css("[name=password]")).await.expect("password").send_keys(PASSWORD).await.expect("type");
+    form.find(Locator::Css("button[type=submit]")).await.expect("submit").click().await.expect("click");
+    browser.wait_for("!document.querySelector('#rider').hidden", WAIT, "the rider view after login").await;
+    browser
+        .wait_for(
+            "document.querySelectorAll('#category option[value]:not([value=\"\"])').length > 0",
+            WAIT,
+            "categories",
+        )
+        .await;
+}
+
+/// Fill the report form as a rider does (category, text, the pin at the map's centre) and submit.
+async fn fill_report(browser: &Browser, category: &str, text: &str) {
+    let c = &browser.client;
+    c.find(Locator::Css("#category")).await.expect("select").select_by_value(category).await.expect("choose");
+    c.find(Locator::Css("#report-form textarea")).await.expect("description").send_keys(text).await.expect("type");
+    // The rider scrolls the pin button up from under the sticky submit button, as a thumb would.
+    browser.js("document.querySelector('#use-pin').scrollIntoView({ block: 'center' }); return true;").await;
+    c.find(Locator::Css("#use-pin")).await.expect("pin").click().await.expect("click");
+    c.find(Locator::Css("#report-form button[type=submit]")).await.expect("submit").click().await.expect("click");
+}
+
+#[tokio::test]
+async fn rider_app_opens_offline_from_a_cold_start_and_its_outbox_sends_each_report_once() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let mut server = Server::start(&db, &[]).await;
+    open(&browser, &server).await;
+    let c = &browser.client;
+
+    // An installable app: Chromium finds the manifest, its icons and the service worker, and has
+    // nothing against installing it; the worker takes control of the page.
+    browser.wait_for("navigator.serviceWorker.controller !== null", WAIT, "the service worker to take control").await;
+    let manifest = browser.cdp("Page.getAppManifest", json!({})).await;
+    assert!(manifest["errors"].as_array().is_some_and(Vec::is_empty), "manifest errors: {manifest}");
+    assert!(manifest["url"].as_str().is_some_and(|u| u.ends_with("/manifest.webmanifest")), "{manifest}");
+    let installable = browser.cdp("Page.getInstallabilityErrors", json!({})).await;
+    assert_eq!(installable["installabilityErrors"], json!([]), "installability: {installable}");
+
+    // The rider logs in and works at their spot; one report goes out online and is delivered.
+    rider_log_in(&browser, "rider-01").await;
+    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1")
+        .fetch_one(&pool)
+        .await
+        .expect("category");
+    let (grid_id, lon, lat) = worker_grid(&pool).await;
+    browser.js(&format!("__map.jumpTo({{ center: [{lon}, {lat}], zoom: 16 }}); return true;")).await;
+    browser.wait_for("__map.loaded() && __map.areTilesLoaded()", WAIT, "the tiles of the rider's spot").await;
+    fill_report(&browser, &category, "垃圾桶满溢（在线上报）").await;
+    browser
+        .wait_for(
+            "document.querySelector('#report-result').dataset.state === 'sent'",
+            WAIT,
+            "the first report delivered",
+        )
+        .await;
+    let first: i64 = sqlx::query_scalar("select id from report").fetch_one(&pool).await.expect("the first report");
+    assert!(
+        c.find(Locator::Css("#report-result"))
+            .await
+            .expect("result")
+            .text()
+            .await
+            .expect("text")
+            .contains(&format!("编号 {first}")),
+        "the delivered report's number"
+    );
+
+    // A dead zone: the server is gone and the phone has no network. The app is reopened cold.
+    let port = server.port();
+    server.terminate();
+    browser.set_offline(true).await;
+    c.refresh().await.expect("reload offline");
+    browser.wait_for("window.__appReady === true", WAIT, "the app to open offline").await;
+    browser.wait_for("window.__mapIdle === true", WAIT, "the map to draw offline").await;
+    assert_eq!(browser.js("return navigator.onLine;").await, false);
+    // From the service worker's caches: the page, the stations, the categories, and the tiles the
+    // rider saw (the map reopens where it was).
+    assert_eq!(browser.js("return document.querySelectorAll('#station-list li[data-id]').length;").await, 48);
+    let layers = browser
+        .js("return [...new Set(__map.queryRenderedFeatures().map((f) => f.sourceLayer).filter(Boolean))].sort();")
+        .await;
+    assert!(layers.as_array().is_some_and(|l| l.contains(&json!("grids"))), "cached tiles drawn offline: {layers}");
+
+    // The rider files a report: it waits in the outbox, and the page says so — not the earlier
+    // report's "delivered" — and the banner counts it.
+    tab(&browser, "report").await;
+    browser.wait_for("!document.querySelector('#rider').hidden", WAIT, "still logged in").await;
+    browser
+        .wait_for(
+            "document.querySelectorAll('#category option[value]:not([value=\"\"])').length > 0",
+            WAIT,
+            "cached categories",
+        )
+        .await;
+    fill_report(&browser, &category, "井盖缺失（离线冷启动上报）").await;
+    browser.wait_for("document.querySelectorAll('#outbox li[data-key]').length === 1", WAIT, "the queued report").await;
+    let key = browser.js("return document.querySelector('#outbox li[data-key]').dataset.key;").await;
+    let key = uuid::Uuid::parse_str(key.as_str().expect("key")).expect("a UUID");
+    let result = c.find(Locator::Css("#report-result")).await.expect("result").text().await.expect("text");
+    assert_eq!(result, "已保存，待发送", "the line under the form speaks of this report");
+    let entry =
+        c.find(Locator::Css("#outbox li[data-key] .entry-state")).await.expect("entry").text().await.expect("t");
+    assert!(entry.starts_with("待发送"), "the entry's own state: {entry}");
+    assert_eq!(browser.js("return document.querySelector('#outbox-banner').hidden;").await, false);
+    assert_eq!(
+        c.find(Locator::Css("#outbox-banner")).await.expect("banner").text().await.expect("t"),
+        "1 条上报待发送"
+    );
+    let stored: i64 = sqlx::query_scalar("select count(*) from report").fetch_one(&pool).await.expect("count");
+    assert_eq!(stored, 1, "nothing new reached the database while offline");
+    browser.screenshot(&screenshot_path("rider-offline-phone.png")).await;
+
+    // The network and the server come back (same origin): the outbox sends by itself, once.
+    let _server = Server::start_at(&db, port, &[]).await;
+    browser.set_offline(false).await;
+    browser
+        .wait_for("document.querySelectorAll('#outbox li[data-key]').length === 0", WAIT, "the outbox to empty")
+        .await;
+    browser.wait_for("document.querySelector('#report-result').dataset.state === 'sent'", WAIT, "delivered").await;
+    let rows: Vec<(i64, Option<i64>)> = sqlx::query_as("select id, grid_id from report where idempotency_key = $1")
+        .bind(key)
+        .fetch_all(&pool)
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 1, "stored exactly once: {rows:?}");
+    assert_eq!(rows[0].1, Some(grid_id), "in the grid under the pin");
+    assert_eq!(sqlx::query_scalar::<_, i64>("select count(*) from report").fetch_one(&pool).await.expect("count"), 2);
+    let result = c.find(Locator::Css("#report-result")).await.expect("result").text().await.expect("text");
+    assert!(result.contains(&format!("编号 {}", rows[0].0)), "now delivered: {result}");
+    assert_eq!(browser.js("return document.querySelector('#outbox-banner').hidden;").await, true);
+    browser.screenshot(&screenshot_path("rider-delivered-phone.png")).await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn grid_worker_card_offers_only_the_servers_allowed_steps_and_says_in_chinese_why_one_waits() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    let (grid_id, lon, lat) = worker_grid(&pool).await;
+    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1")
+        .fetch_one(&pool)
+        .await
+        .expect("category");
+    let rider = api_login(&server, "rider-01").await;
+    let admin = api_login(&server, "demo-admin").await;
+    let worker = api_login(&server, "gw-0001").await;
+    let id = file_report(&server, &rider, &category, lon, lat, "路面塌陷").await;
+    for (version, to) in [(1, "accepted"), (2, "dispatched"), (3, "handling")] {
+        assert_eq!(transition(&server, &admin, id, version, to).await, 200, "{to}");
+    }
+    let seen: Value = reqwest::Client::new()
+        .get(server.url(&format!("/api/reports/{id}")))
+        .bearer_auth(&worker)
+        .send()
+        .await
+        .expect("report")
+        .json()
+        .await
+        .expect("json");
+
+    open(&browser, &server).await;
+    let c = &browser.client;
+    tab(&browser, "worker").await;
+    log_in(&browser, "#view-worker", "gw-0001").await;
+    let item = format!("#worker-list li[data-id=\"{id}\"]");
+    browser.wait_for(&format!("document.querySelector('{item}')"), WAIT, "the report in the list").await;
+    c.find(Locator::Css(&item)).await.expect("li").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-card [data-to]')", WAIT, "the card's actions").await;
+    let offered =
+        browser.js("return [...document.querySelectorAll('#report-card [data-to]')].map((b) => b.dataset.to);").await;
+    assert_eq!(offered, seen["allowed_next"], "exactly the server's allowed_next");
+
+    // The report moves out of the worker's grid behind the card (a boundary edit): the server
+    // refuses with a reason code, which the page says in Chinese — not the server's English.
+    let (other,): (i64,) = sqlx::query_as("select id from grid where id <> $1 order by id desc limit 1")
+        .bind(grid_id)
+        .fetch_one(&pool)
+        .await
+        .expect("grid");
+    sqlx::query("update report set grid_id = $2 where id = $1")
+        .bind(id)
+        .bind(other)
+        .execute(&pool)
+        .await
+        .expect("move");
+    c.find(Locator::Css("#report-card [data-to=feedback]")).await.expect("feedback").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-message.error')", WAIT, "the refusal").await;
+    let refusal = c.find(Locator::Css("#report-message")).await.expect("message").text().await.expect("text");
+    assert_eq!(refusal, "操作未成功：该事件不属于您负责的网格");
+    sqlx::query("update report set grid_id = $2 where id = $1")
+        .bind(id)
+        .bind(grid_id)
+        .execute(&pool)
+        .await
+        .expect("back");
+
+    // Feedback given: the same worker may not verify it (four eyes) — no 核查通过, and the card
+    // says whom it waits for.
+    c.find(Locator::Css(&item)).await.expect("li").click().await.expect("click");
+    browser.wait_for("!document.querySelector('#report-message')", WAIT, "the card reloaded").await;
+    c.find(Locator::Css("#report-card [data-to=feedback]")).await.expect("feedback").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-waiting')", WAIT, "the waiting step").await;
+    assert_eq!(browser.js("return document.querySelectorAll('#report-card [data-to]').length;").await, 0);
+    let waiting = c.find(Locator::Css("#report-waiting")).await.expect("waiting").text().await.expect("text");
+    assert_eq!(waiting, "等待他人核查（反馈人不能核查自己的反馈）");
+    let status: String =
+        sqlx::query_scalar("select status from report where id = $1").bind(id).fetch_one(&pool).await.expect("status");
+    assert_eq!(status, "feedback");
+    let card = c.find(Locator::Css("#report-card")).await.expect("card").text().await.expect("text");
+    // Account names are data (the reporter, the history's actors), not UI text.
+    let ui = card.replace("rider-01", "").replace("demo-admin", "").replace("gw-0001", "");
+    let latin: Vec<&str> = ui.split(|ch: char| !ch.is_ascii_alphabetic()).filter(|w| w.len() >= 3).collect();
+    assert!(latin.is_empty(), "no English inside the Chinese card: {latin:?} in {card}");
+    browser.screenshot(&screenshot_path("worker-waiting-phone.png")).await;
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn resident_finds_a_station_nearby_with_todays_hours_walking_time_and_navigation_in_each_apps_datum() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let server = Server::start(&db, &[]).await;
+    open(&browser, &server).await;
+    let c = &browser.client;
+
+    // 附近: a tap on the map near the stations gives the nearest ones; the first opens its card.
+    tab(&browser, "nearest").await;
+    let centre = browser
+        .js("const s = __app.state.stations[0]; __map.jumpTo({ center: [s.lon, s.lat], zoom: 15 });
+             const r = document.querySelector('#map').getBoundingClientRect(); return [r.left + r.width / 2 + 30, r.top + r.height / 2 + 30];")
+        .await;
+    browser.wait_for("__map.loaded()", WAIT, "the map at the stations").await;
+    click_at(&browser, centre[0].as_f64().expect("x"), centre[1].as_f64().expect("y")).await;
+    browser
+        .wait_for("document.querySelectorAll('#nearest-list li[data-id]').length === 5", WAIT, "the nearest five")
+        .await;
+    c.find(Locator::Css("#nearest-list li[data-id]")).await.expect("first").click().await.expect("tap");
+    browser.wait_for("!document.querySelector('#station-card').hidden", WAIT, "the station card").await;
+
+    let card = browser
+        .js("const s = __app.state.stations.find((x) => x.id === __app.state.selected);
+             const link = (app) => document.querySelector(`#station-card a.nav[data-app=${app}]`).href;
+             return { lon: s.lon, lat: s.lat, hours: document.querySelector('#station-card .hours').firstChild.textContent,
+                      walk: document.querySelector('#station-card .walk')?.textContent,
+                      amap: link('amap'), baidu: link('baidu'), apple: link('apple') };")
+        .await;
+    let hours = card["hours"].as_str().expect("hours");
+    assert!(hours.starts_with("今天") || hours == "全天 24 小时", "today's hours in Chinese: {hours}");
+    let walk = card["walk"].as_str().unwrap_or_default();
+    assert!(walk.starts_with("步行约 ") && walk.contains("分钟"), "walking time: {card}");
+
+    // Amap gets GCJ-02 — about half a kilometre from the WGS84 point here — Baidu BD-09, Apple WGS84.
+    let (lon, lat) = (card["lon"].as_f64().expect("lon"), card["lat"].as_f64().expect("lat"));
+    let amap = card["amap"].as_str().expect("amap");
+    let to: Vec<f64> = amap
+        .split("to=")
+        .nth(1)
+        .and_then(|r| r.split('&').next())
+        .map(|t| t.split(',').take(2).filter_map(|v| v.parse().ok()).collect())
+        .unwrap_or_default();
+    assert_eq!(to.len(), 2, "{amap}");
+    let metres = ((to[0] - lon) * 111_320.0 * lat.to_radians().cos()).hypot((to[1] - lat) * 111_320.0);
+    assert!((400.0..700.0).contains(&metres), "GCJ-02 shift {metres} m: {amap}");
+    assert!(amap.starts_with("https://uri.amap.com/navigation?"), "{amap}");
+    let baidu = card["baidu"].as_str().expect("baidu");
+    assert!(
+        baidu.contains("coord_type=bd09ll") && !baidu.contains(&format!("{:.6}", to[1])),
+        "BD-09, not GCJ-02: {baidu}"
+    );
+    let apple = card["apple"].as_str().expect("apple");
+    assert!(apple.contains(&format!("daddr={lat:.6},{lon:.6}")), "Apple takes WGS84: {apple}");
+    browser.screenshot(&screenshot_path("station-finder-phone.png")).await;
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }

@@ -3,7 +3,8 @@
 // grid am I in". The rider view lives in rider.js. Every asset is served by gridmap itself.
 import * as maplibregl from 'maplibre-gl';
 import { t, setLang, getLang, applyStatic, serviceLabel, serviceSearchText, SERVICES } from './i18n.js';
-import { isOpen, isAlwaysOpen } from './hours.js';
+import { isOpen, isAlwaysOpen, todayHours } from './hours.js';
+import { navigationLinks } from './coords.js';
 import { api } from './api.js';
 import { h, $, fill } from './dom.js';
 import { initRider } from './rider.js';
@@ -19,6 +20,16 @@ const FALLBACK_STYLE = {
   layers: [{ id: 'background', type: 'background', paint: { 'background-color': '#eef0ea' } }],
 };
 const STATIONS_CACHE = 'gridmap.stations';
+// The last view, so the app reopens where the rider was — whose tiles the service worker kept.
+const VIEW_KEY = 'gridmap.view';
+
+function savedView() {
+  try {
+    const v = JSON.parse(localStorage.getItem(VIEW_KEY) || 'null');
+    if (v && Number.isFinite(v.lon) && Number.isFinite(v.lat) && Number.isFinite(v.zoom)) return { center: [v.lon, v.lat], zoom: v.zoom };
+  } catch { /* a damaged entry: start at the county seat */ }
+  return { center: CENTER, zoom: 13 };
+}
 
 const state = {
   tab: 'stations',
@@ -113,12 +124,18 @@ function setPoint(lon, lat) {
 async function initMap() {
   const style = await loadStyle();
   performance.mark('gridmap-style');
-  const map = new maplibregl.Map({ container: 'map', style, center: CENTER, zoom: 13, attributionControl: { compact: true } });
+  const map = new maplibregl.Map({ container: 'map', style, ...savedView(), attributionControl: { compact: true } });
+  map.on('moveend', () => {
+    const c = map.getCenter();
+    try { localStorage.setItem(VIEW_KEY, JSON.stringify({ lon: c.lng, lat: c.lat, zoom: map.getZoom() })); } catch { /* storage full */ }
+  });
   app.map = map;
   window.__map = map;
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
   map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
   map.on('error', (e) => {
+    // Offline, a tile the service worker never saw cannot load: that is the offline state, not a fault.
+    if (!navigator.onLine) { setStatus('offline'); return; }
     console.error(`map: ${e.error?.message ?? e}`);
     setStatus('map_error', e.error?.message ?? '');
   });
@@ -205,22 +222,39 @@ function renderStations() {
   renderStationCard();
 }
 
+/** "今天 08:00–20:00", "今天 08:00–20:00 · 08:00 开门" before opening, "今天休息"; the raw text when unparsed. */
+function hoursToday(text) {
+  const today = todayHours(text);
+  if (!today) return text || '—';
+  if (!today.spans.length) return t('closed_today');
+  return [t('today_hours', today.spans.join('，')), today.opensAt ? t('opens_at', today.opensAt) : null].filter(Boolean).join(' · ');
+}
+
 function renderStationCard() {
   const card = $('#station-card');
   const s = state.stations.find((x) => x.id === state.selected);
   if (!s) { card.hidden = true; return; }
   card.hidden = false;
-  const hours = isAlwaysOpen(s.opening_hours) ? t('open_24_7') : (s.opening_hours || '—');
+  const hours = isAlwaysOpen(s.opening_hours) ? t('open_24_7') : hoursToday(s.opening_hours);
+  const nav = navigationLinks(s.lon, s.lat, s.name);
+  // Walking distance when the station came up in "nearest" (the server's distance on the ellipsoid).
+  const near = state.nearest?.stations?.find((x) => x.id === s.id);
+  const WALK_M_PER_MIN = 80; // ~4.8 km/h
   card.replaceChildren(
     h('h2', {}, s.name, hoursBadge(s.opening_hours)),
     h('dl', {},
       h('dt', {}, t('address')), h('dd', {}, s.address),
-      h('dt', {}, t('hours')), h('dd', { class: 'hours' }, hours),
+      h('dt', {}, t('hours')), h('dd', { class: 'hours' }, hours,
+        s.opening_hours && !isAlwaysOpen(s.opening_hours) ? h('div', { class: 'sub' }, s.opening_hours) : null),
+      near ? [h('dt', {}, t('distance')), h('dd', { class: 'walk' }, t('walk', Math.max(1, Math.round(near.distance_m / WALK_M_PER_MIN)), near.distance_m))] : null,
       h('dt', {}, t('services')), h('dd', {}, h('ul', { class: 'services' },
         ...s.services.map((code) => h('li', { dataset: { service: code } },
           h('span', { 'aria-hidden': 'true' }, SERVICES[code]?.icon ?? '•'), ' ', serviceLabel(code))))),
       h('dt', {}, t('host')), h('dd', {}, s.host_org),
-      s.phone ? [h('dt', {}, t('phone')), h('dd', {}, h('a', { href: `tel:${s.phone}` }, s.phone))] : null),
+      s.phone ? [h('dt', {}, t('phone')), h('dd', {}, h('a', { href: `tel:${s.phone}` }, s.phone))] : null,
+      // Each app gets the datum it expects (coords.js): Amap GCJ-02, Baidu BD-09, Apple WGS84.
+      h('dt', {}, t('navigate')), h('dd', { class: 'row nav-links' },
+        ...['amap', 'baidu', 'apple'].map((app) => h('a', { href: nav[app], target: '_blank', rel: 'noopener', class: 'nav', dataset: { app } }, t(`nav_${app}`))))),
     h('p', { class: 'row' }, h('button', { type: 'button', class: 'link', onclick: () => { state.selected = null; renderStationCard(); updateStationLayer(); } }, t('back'))),
   );
 }
@@ -360,6 +394,18 @@ function wire() {
   window.addEventListener('online', () => setStatus(null));
 }
 
+/**
+ * The offline app shell (sw.js). Registered once the map has drawn, so installing the cache does
+ * not compete with the first view on a weak connection. Browsers without service workers, and
+ * plain-http origins other than localhost (not a secure context), simply work online only.
+ */
+function registerServiceWorker() {
+  if (!('serviceWorker' in navigator)) return;
+  const register = () => navigator.serviceWorker.register('/sw.js').catch((err) => console.warn(`service worker: ${err.message}`));
+  if (window.__mapIdle || !app.map) register();
+  else app.map.once('idle', register);
+}
+
 Object.assign(app, { nearestAt, gridAt, selectStation, showTab, setStatus, renderAll });
 
 setLang(getLang());
@@ -371,3 +417,4 @@ initWorker(app);
 initPlanner(app);
 renderAll();
 window.__appReady = true;
+registerServiceWorker();

@@ -106,3 +106,19 @@ export function isAlwaysOpen(text) {
   const week = parseOpeningHours(text);
   return !!week && week.every((spans) => spans.some(([s, e]) => s === 0 && e >= 1440));
 }
+
+const hhmm = (m) => `${String(Math.floor(m / 60) % 24).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
+
+/**
+ * Today's hours in the county, as map apps show them: `{ spans: ['08:00–20:00'], opensAt }` where
+ * `opensAt` is the next opening today ('08:00') when the station is closed now, or null; null
+ * when the text is outside the supported subset.
+ */
+export function todayHours(text, date = new Date()) {
+  const week = parseOpeningHours(text);
+  if (!week) return null;
+  const { day, minute } = countyClock(date);
+  const spans = week[day].map(([s, e]) => `${hhmm(s)}–${e >= 1440 && s === 0 ? '24:00' : hhmm(e)}`);
+  const next = week[day].map(([s]) => s).filter((s) => s > minute).sort((a, b) => a - b)[0];
+  return { spans, opensAt: isOpen(text, date) === false && next !== undefined ? hhmm(next) : null };
+}

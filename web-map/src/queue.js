@@ -44,6 +44,8 @@ export async function enqueue(report, photos = []) {
 }
 
 export const pending = () => all('outbox');
+/** The outbox entries still waiting to go (pending, or caught mid-send): the banner's count. */
+export const waiting = async () => (await pending()).filter((i) => i.state !== 'failed').length;
 export const sent = () => all('sent');
 export const remove = (key) => tx('outbox', 'readwrite', (s) => s.delete(key));
 
@@ -53,18 +55,24 @@ let flushing = null;
  * Try to send every pending item, oldest first. `send(item)` resolves to the server's JSON or
  * throws an error carrying `status` (0 for no network). One flush at a time.
  */
-export function flush(send, { includeFailed = false } = {}) {
+export function flush(send, { includeFailed = false, onChange = () => {} } = {}) {
   if (flushing) return flushing;
   flushing = (async () => {
     const results = [];
     const items = (await pending()).sort((a, b) => a.created_at.localeCompare(b.created_at));
     for (const item of items) {
       if (item.state === 'failed' && !includeFailed) continue;
+      // Shown as 发送中 while the request is out; a page closed meanwhile leaves `sending` in the
+      // store, which the next flush treats as pending (same key: stored once either way).
+      item.state = 'sending';
+      await tx('outbox', 'readwrite', (s) => s.put(item));
+      await onChange();
       try {
         const answer = await send(item);
         await tx('sent', 'readwrite', (s) => s.put({ key: item.key, report: item.report, answer, sent_at: new Date().toISOString() }));
         await remove(item.key);
         results.push({ key: item.key, ok: true, answer });
+        await onChange();
       } catch (err) {
         const status = err.status ?? 0;
         // 404/405: this server has no reports API yet (the static-file fallback answers); keep waiting.
@@ -75,6 +83,7 @@ export function flush(send, { includeFailed = false } = {}) {
         item.state = retryable ? 'pending' : 'failed';
         await tx('outbox', 'readwrite', (s) => s.put(item));
         results.push({ key: item.key, ok: false, status, error: err.message });
+        await onChange();
         // No network (or no reports API yet): the rest would fail the same way; wait for the next trigger.
         if (status === 0 || absent) break;
       }

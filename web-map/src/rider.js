@@ -4,7 +4,7 @@
 // waits in the IndexedDB outbox (queue.js) and is sent, with the same Idempotency-Key, when the
 // network is back. Until the reports API is deployed the view says so and keeps queued reports.
 import * as maplibregl from 'maplibre-gl';
-import { t, getLang, statusLabel } from './i18n.js';
+import { t, getLang, statusLabel, refusalText } from './i18n.js';
 import { api, ApiError } from './api.js';
 import { h, $ } from './dom.js';
 import * as queue from './queue.js';
@@ -24,7 +24,7 @@ const rider = {
   location: null, // {lon, lat, accuracy_m | null, source: 'gps' | 'pin'}
   photos: [], // resized Blobs
   marker: null,
-  lastResult: null,
+  current: null, // the idempotency key of the report submitted last: the line under the form is about it
   points: null,
   statuses: {}, // idempotency key → the report as the server shows it now
 };
@@ -51,7 +51,8 @@ async function probe() {
     localStorage.setItem('gridmap.categories', JSON.stringify(rider.categories));
     rider.available = true;
   } catch (err) {
-    rider.available = err.status === 0 ? null : false;
+    // Only a 404 means this server has no reports API; no network (no status) is just offline.
+    rider.available = err.status === 404 ? false : null;
     rider.categories = JSON.parse(localStorage.getItem('gridmap.categories') || '[]');
   }
 }
@@ -117,15 +118,14 @@ async function send(item) {
   try {
     return await api('/api/reports', { method: 'POST', body, headers, token: rider.session?.token, expectFailure: true });
   } catch (err) {
-    if (err instanceof ApiError) throw err;
+    // The outbox shows the refusal in the page's language (from its code), not the server's English.
+    if (err instanceof ApiError) throw Object.assign(err, { message: refusalText(err.body, err.status) });
     throw Object.assign(new Error(err.message), { status: 0 }); // no network
   }
 }
 
-async function flush(options) {
-  const results = await queue.flush(send, options);
-  const last = results.filter((r) => r.ok).pop();
-  if (last) rider.lastResult = last.answer;
+async function flush(options = {}) {
+  const results = await queue.flush(send, { ...options, onChange: renderQueues });
   await renderQueues();
   window.__lastFlush = results;
   return results;
@@ -136,6 +136,13 @@ function resultLine(answer) {
   const parts = [t('sent', answer.id)];
   if (answer.grid_name || answer.grid_code) parts.push(t('assigned', `${answer.grid_name ?? ''} ${answer.grid_code ?? ''}`.trim()));
   return parts.join(' · ');
+}
+
+/** One outbox entry's own state, in words: 待发送 / 发送中 / 被拒绝：reason. */
+function entryState(item) {
+  if (item.state === 'failed') return `${t('pending_state_failed')}：${item.last_error ?? ''}`;
+  if (item.state === 'sending') return t('pending_state_sending');
+  return item.attempts ? t('pending_state_retry', item.attempts) : t('pending_state_pending');
 }
 
 /** The report's current status (refreshed from the server when online) and its latest step. */
@@ -164,17 +171,34 @@ async function renderQueues() {
   $('#outbox').replaceChildren(...(outbox.length ? outbox.map((item) => h('li', { dataset: { key: item.key, state: item.state } },
     h('div', { class: 'name' }, item.report.description.slice(0, 40)),
     h('div', { class: `sub state-${item.state}` },
-      item.state === 'failed' ? `${t('pending_state_failed')}: ${item.last_error}` : t('pending_state_pending'),
-      ' ', h('button', { type: 'button', class: 'link', onclick: () => flush({ includeFailed: true }) }, t('retry_now')),
+      h('span', { class: 'entry-state' }, entryState(item)),
+      ' ', item.state === 'sending' ? null : h('button', { type: 'button', class: 'link', onclick: () => flush({ includeFailed: true }) }, t('retry_now')),
       item.state === 'failed' ? h('button', { type: 'button', class: 'link', onclick: async () => { await queue.remove(item.key); renderQueues(); } }, t('remove')) : null)))
     : [h('li', { class: 'muted' }, t('pending_none'))]));
-  $('#sent').replaceChildren(...sent.sort((a, b) => b.sent_at.localeCompare(a.sent_at)).map((r) => h('li', { dataset: { key: r.key } },
+  $('#sent').replaceChildren(...sent.sort((a, b) => b.sent_at.localeCompare(a.sent_at)).map((r) => h('li', { dataset: { key: r.key, state: 'sent' } },
     h('div', { class: 'name' }, r.report.description.slice(0, 40)),
     h('div', { class: 'sub' }, resultLine(r.answer), ...statusLine(r)))));
+  // The line under the form speaks of the report just submitted, never of an earlier one: a
+  // report queued offline says it waits, even when the previous one was delivered.
   const result = $('#report-result');
-  if (rider.lastResult) {
-    result.textContent = resultLine(rider.lastResult);
+  const key = rider.current;
+  const mine = key && outbox.find((i) => i.key === key);
+  const done = key && sent.find((r) => r.key === key);
+  if (mine) {
+    result.textContent = mine.state === 'failed' ? `${t('send_failed')}${mine.last_error ?? ''}` : mine.state === 'sending' ? t('sending') : t('queued');
+    result.className = mine.state === 'failed' ? 'error' : '';
+    result.dataset.state = mine.state;
+  } else if (done) {
+    result.textContent = resultLine(done.answer);
+    result.className = 'ok';
+    result.dataset.state = 'sent';
   }
+  // The banner, on every tab: how many reports still wait to go.
+  const waiting = outbox.filter((i) => i.state !== 'failed').length;
+  const banner = $('#outbox-banner');
+  banner.hidden = waiting === 0;
+  banner.textContent = t('outbox_waiting', waiting);
+  banner.dataset.count = String(waiting);
   window.__outbox = outbox.map((i) => ({ key: i.key, state: i.state }));
 }
 
@@ -205,6 +229,7 @@ function askDuplicates(list) {
         h('button', { type: 'button', class: 'primary', onclick: () => { box.hidden = true; resolve(true); } }, t('dup_continue')),
         h('button', { type: 'button', onclick: () => { box.hidden = true; resolve(false); } }, t('dup_cancel'))),
     );
+    box.scrollIntoView?.({ block: 'nearest' });
   });
 }
 
@@ -227,19 +252,13 @@ async function submit(e, app) {
     const dups = await possibleDuplicates(category, loc);
     if (dups.length && !(await askDuplicates(dups))) return;
   }
-  await queue.enqueue(report, rider.photos);
-  result.textContent = t('queued');
+  const item = await queue.enqueue(report, rider.photos);
+  rider.current = item.key;
   form.reset();
   rider.photos = [];
   $('#photo-previews').replaceChildren();
   await renderQueues();
-  if (navigator.onLine) {
-    result.textContent = t('sending');
-    const results = await flush();
-    const failed = results.find((r) => !r.ok);
-    if (failed && failed.status && failed.status !== 404 && failed.status !== 405) { result.textContent = t('send_failed') + failed.error; result.className = 'error'; }
-    else if (failed) result.textContent = t('queued');
-  }
+  if (navigator.onLine) await flush();
   app.map?.triggerRepaint();
 }
 
@@ -316,7 +335,8 @@ export function initRider(app) {
   $('#report-form').addEventListener('submit', (e) => submit(e, app));
   // Back online, or every 30 s while something waits: send the outbox (same keys as before).
   window.addEventListener('online', () => flush());
-  setInterval(async () => { if (navigator.onLine && (await queue.pending()).some((i) => i.state === 'pending')) flush(); }, 30_000);
+  setInterval(async () => { if (navigator.onLine && (await queue.waiting()) > 0) flush(); }, 30_000);
+  $('#outbox-banner').addEventListener('click', () => app.showTab('report'));
   window.addEventListener('gridmap:tab', (e) => {
     if (e.detail === 'report' && rider.marker === null && rider.session) render();
     if (e.detail === 'report') refreshStatuses();

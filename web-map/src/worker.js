@@ -3,7 +3,7 @@
 // a report's card offers exactly the transitions the server's workflow allows from its status
 // (server/src/reports/workflow.rs), each sent with `If-Match` on the report's version. A 412 means
 // someone else acted first: the card reloads and says so.
-import { t, statusLabel } from './i18n.js';
+import { t, statusLabel, refusalText } from './i18n.js';
 import { h, $, fill } from './dom.js';
 import { getSession, hasRole, onSession, loginForm, logout, call } from './session.js';
 
@@ -90,7 +90,7 @@ export async function loadReports(app) {
   const all = [];
   for (const q of queries) {
     const r = await call(`/api/reports?${q}status=${OPEN.join(',')}&limit=500`);
-    if (!r.ok) { worker.message = { kind: 'error', text: t('api_error') + (r.data?.message ?? r.status) }; break; }
+    if (!r.ok) { worker.message = { kind: 'error', text: t('api_error') + refusalText(r.data, r.status) }; break; }
     all.push(...r.data.items);
   }
   const rank = { overdue: 0, soon: 1, ok: 2, none: 3 };
@@ -105,7 +105,7 @@ export async function loadReports(app) {
 
 async function openReport(app, id, { fly = true } = {}) {
   const r = await call(`/api/reports/${id}`);
-  if (!r.ok) { worker.message = { kind: 'error', text: t('api_error') + (r.data?.message ?? r.status) }; render(app); return; }
+  if (!r.ok) { worker.message = { kind: 'error', text: t('api_error') + refusalText(r.data, r.status) }; render(app); return; }
   worker.selected = { ...r.data, etag: r.etag };
   worker.message = null;
   app.map?.getSource('gm-work')?.setData(features());
@@ -136,7 +136,7 @@ async function act(app, to, form) {
     await loadReports(app);
     return;
   }
-  worker.message = { kind: 'error', text: `${t('transition_refused')}${r.data?.message ?? r.status}` };
+  worker.message = { kind: 'error', text: `${t('transition_refused')}${refusalText(r.data, r.status)}` };
   render(app);
 }
 
@@ -149,12 +149,17 @@ function renderCard(app) {
   const r = worker.selected;
   if (!r) { card.hidden = true; return; }
   card.hidden = false;
-  const next = NEXT[r.status] ?? [];
+  // The server says what this viewer may do now (`allowed_next`: role, grid, four eyes); the
+  // status table is only the fallback for a server that does not send it yet.
+  const next = Array.isArray(r.allowed_next) ? r.allowed_next : NEXT[r.status] ?? [];
   const form = h('form', { class: 'stack actions', onsubmit: (e) => e.preventDefault() },
     h('label', {}, h('span', {}, t('note')), h('textarea', { name: 'note', rows: 2, maxlength: 2000 })),
     next.includes('cancelled') ? h('label', {}, h('span', {}, t('cancel_reason')),
-      h('select', { name: 'reason' }, ...CANCEL_REASONS.map((c) => h('option', { value: c }, t(`cancel_${c}`))))) : null,
-    next.includes('cancelled') ? h('label', {}, h('span', {}, t('duplicate_of')), h('input', { name: 'duplicate_of', type: 'number', min: 1 })) : null,
+      h('select', { name: 'reason', onchange: (e) => { e.target.form.querySelector('.duplicate-of').hidden = e.target.value !== 'duplicate'; } },
+        ...CANCEL_REASONS.map((c) => h('option', { value: c }, t(`cancel_${c}`))))) : null,
+    // Only a duplicate names the report it duplicates.
+    next.includes('cancelled') ? h('label', { class: 'duplicate-of', hidden: CANCEL_REASONS[0] !== 'duplicate' },
+      h('span', {}, t('duplicate_of')), h('input', { name: 'duplicate_of', type: 'number', min: 1 })) : null,
     h('div', { class: 'row' }, ...next.map((to) => h('button', {
       type: 'button', class: to === 'cancelled' || to === 'rework' ? '' : 'primary', dataset: { to },
       onclick: (e) => act(app, to, e.target.form),
@@ -168,7 +173,7 @@ function renderCard(app) {
       h('dt', {}, t('reported_at')), h('dd', {}, fmtTime(r.created_at)),
       h('dt', {}, t('reporter')), h('dd', {}, r.reporter?.display_name ?? r.reporter?.name ?? '—'),
       h('dt', {}, t('grid_code')), h('dd', {}, r.grid_code ?? t('unassigned'))),
-    next.length ? form : h('p', { class: 'muted' }, t('no_actions')),
+    next.length ? form : h('p', { class: 'muted', id: 'report-waiting' }, r.waiting_for ? t(`waiting_${r.waiting_for}`) : t('no_actions')),
     h('h3', {}, t('history')),
     h('ol', { class: 'history' }, ...(r.history ?? []).map((e) => h('li', {},
       `${fmtTime(e.created_at)} · ${statusLabel(e.to_status)}`, e.actor ? ` · ${e.actor}` : '', e.note ? ` · ${e.note}` : ''))),

@@ -37,3 +37,12 @@ test('unsupported syntax is unknown, not a guess', () => {
   assert.equal(isOpen('sunrise-sunset'), null);
   assert.equal(parseOpeningHours('Jan-Mar 08:00-10:00'), null);
 });
+
+test("today's hours read as map apps show them, with the next opening when closed", async () => {
+  const { todayHours } = await import('../src/hours.js');
+  assert.deepEqual(todayHours('Mo-Su 08:00-20:00', at('2026-11-30T07:00:00')), { spans: ['08:00–20:00'], opensAt: '08:00' });
+  assert.deepEqual(todayHours('Mo-Su 08:00-20:00', at('2026-11-30T12:00:00')), { spans: ['08:00–20:00'], opensAt: null });
+  assert.deepEqual(todayHours('Mo-Fr 08:00-12:00,14:00-18:00', at('2026-11-30T13:00:00')), { spans: ['08:00–12:00', '14:00–18:00'], opensAt: '14:00' });
+  assert.deepEqual(todayHours('Mo-Fr 08:00-20:00', at('2026-12-06T10:00:00')), { spans: [], opensAt: null });
+  assert.equal(todayHours('sunrise-sunset'), null);
+});

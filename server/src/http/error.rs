@@ -41,6 +41,10 @@ pub enum ApiError {
     TooManyRequests(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Another error with a finer, stable machine reason (the body's `reason`), e.g. why the
+    /// workflow refused a step (`four_eyes`): `code` stays the error's class.
+    #[error("{error}")]
+    WithReason { error: Box<ApiError>, reason: &'static str },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -60,8 +64,15 @@ impl ApiError {
         Self::NotFound(what.into())
     }
 
+    /// This error with a finer machine reason in its body.
+    #[must_use]
+    pub fn with_reason(self, reason: &'static str) -> Self {
+        Self::WithReason { error: Box::new(self), reason }
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
+            Self::WithReason { error, .. } => error.status_and_code(),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::InvalidField { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
@@ -98,11 +109,15 @@ fn is_timeout_or_unavailable(err: &sqlx::Error) -> bool {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
+impl ApiError {
+    /// The JSON body: `code`, `message`, and `field`, `details` or `reason` where they apply.
+    fn body(&self, status: StatusCode, code: &'static str) -> Value {
         let mut body = json!({ "code": code });
-        match &self {
+        match self {
+            Self::WithReason { error, reason } => {
+                body = error.body(status, code);
+                body["reason"] = (*reason).into();
+            }
             Self::Database(_) | Self::Internal(_) if status.is_server_error() => {
                 tracing::error!(error = ?self, "request failed");
                 body["message"] = if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -121,6 +136,14 @@ impl IntoResponse for ApiError {
             }
             other => body["message"] = other.to_string().into(),
         }
+        body
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let body = self.body(status, code);
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));

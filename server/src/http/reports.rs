@@ -24,6 +24,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path, Query};
 use crate::auth::{Principal, Role};
 use crate::reports::intake::{self, IntakeError, Outcome};
+use crate::reports::status::ReportStatus;
 use crate::reports::workflow::{self, ListFilter, ReportView, TransitionRequest, WorkflowError};
 use crate::reports::{Category, ReportChange, photos};
 
@@ -57,14 +58,19 @@ impl From<IntakeError> for ApiError {
 
 impl From<WorkflowError> for ApiError {
     fn from(err: WorkflowError) -> Self {
-        match err {
+        let reason = err.refusal();
+        let error = match err {
             WorkflowError::NotFound(_) => ApiError::not_found(err.to_string()),
-            WorkflowError::Field { field, message } => ApiError::field(field, message),
-            WorkflowError::Forbidden(m) => ApiError::Forbidden(m),
+            WorkflowError::Field { field, message, .. } => ApiError::field(field, message),
+            WorkflowError::Forbidden { message, .. } => ApiError::Forbidden(message),
             WorkflowError::VersionRequired => ApiError::PreconditionRequired(err.to_string()),
             WorkflowError::Stale { .. } => ApiError::PreconditionFailed(err.to_string()),
             WorkflowError::Transition { .. } => ApiError::Conflict(err.to_string()),
             WorkflowError::Database(e) => ApiError::Database(e),
+        };
+        match reason {
+            Some(reason) => error.with_reason(reason.as_str()),
+            None => error,
         }
     }
 }
@@ -403,7 +409,7 @@ pub async fn list_reports(
         None => None,
         Some(s) => {
             let list: Vec<String> = s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
-            if let Some(bad) = list.iter().find(|p| !workflow::STATUSES.contains(&p.as_str())) {
+            if let Some(bad) = list.iter().find(|p| ReportStatus::parse(p).is_none()) {
                 return Err(ApiError::field("status", format!("unknown status `{bad}`")));
             }
             Some(list)

@@ -45,7 +45,7 @@ pub struct Row {
     pub accuracy_m: Option<f64>,
     pub location_suspect: bool,
     pub grid_id: Option<i64>,
-    pub method: String,
+    pub method: super::status::AssignmentMethod,
     pub subdistrict_id: Option<i64>,
     pub reporter_id: Option<i64>,
     pub key: Option<Uuid>,
@@ -216,7 +216,7 @@ where
         .bind(col(rows, |r| r.accuracy_m))
         .bind(col(rows, |r| r.location_suspect))
         .bind(col(rows, |r| r.grid_id))
-        .bind(col(rows, |r| r.method.clone()))
+        .bind(col(rows, |r| r.method.as_str()))
         .bind(col(rows, |r| r.subdistrict_id))
         .bind(col(rows, |r| r.reporter_id))
         .bind(col(rows, |r| r.key))

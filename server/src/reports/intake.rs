@@ -18,6 +18,7 @@ use super::commit::{Row, insert_one};
 use super::fringe::{Fringe, Margin};
 use super::index::GridIndex;
 use super::resends::KeyAnswer;
+use super::status::AssignmentMethod;
 use super::{Category, MAX_ACCURACY_M, MAX_DESCRIPTION_CHARS, Reports, gcj02};
 use crate::auth::Principal;
 
@@ -209,8 +210,7 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
     pub grid_id: Option<i64>,
-    /// `covers`, `nearest` or `unassigned`.
-    pub method: String,
+    pub method: AssignmentMethod,
     pub subdistrict_id: Option<i64>,
 }
 
@@ -233,7 +233,7 @@ async fn assign_with(
 ) -> Result<Option<Assignment>, sqlx::Error> {
     if let Some(grid_id) = index.lookup(lon, lat) {
         // Grids lie inside the county, so a covered point needs no county check.
-        return Ok(Some(Assignment { grid_id: Some(grid_id), method: "covers".into(), subdistrict_id: None }));
+        return Ok(Some(Assignment { grid_id: Some(grid_id), method: AssignmentMethod::Covers, subdistrict_id: None }));
     }
     let margin = index.county_margin(lon, lat);
     if margin == Some(Margin::Outside) {
@@ -243,9 +243,11 @@ async fn assign_with(
         return Ok(Some(match fringe {
             // The insert takes a grid's subdistrict from the grid itself.
             Fringe::Nearest(grid_id) => {
-                Assignment { grid_id: Some(grid_id), method: "nearest".into(), subdistrict_id: None }
+                Assignment { grid_id: Some(grid_id), method: AssignmentMethod::Nearest, subdistrict_id: None }
             }
-            Fringe::Unassigned(sd) => Assignment { grid_id: None, method: "unassigned".into(), subdistrict_id: sd },
+            Fringe::Unassigned(sd) => {
+                Assignment { grid_id: None, method: AssignmentMethod::Unassigned, subdistrict_id: sd }
+            }
         }));
     }
     reports.count_assignment_in_sql();
@@ -272,7 +274,8 @@ async fn assign_with(
     if !in_county {
         return Ok(None);
     }
-    Ok(Some(Assignment { grid_id: row.1, method: row.2, subdistrict_id: row.3 }))
+    let method = AssignmentMethod::try_from(row.2).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(Some(Assignment { grid_id: row.1, method, subdistrict_id: row.3 }))
 }
 
 /// Store a checked report once per key. `actor` is the reporter's name for the history
@@ -320,7 +323,7 @@ pub async fn submit(
         "input_location": {"lon": report.input_lon, "lat": report.input_lat, "crs": report.crs.as_str()},
         "accuracy_m": report.accuracy_m,
         "location_suspect": report.location_suspect,
-        "assignment": assignment.method,
+        "assignment": assignment.method.as_str(),
         "photo_count": report.photos.len(),
         "created_at": now,
     });
@@ -344,7 +347,7 @@ pub async fn submit(
         accuracy_m: report.accuracy_m,
         location_suspect: report.location_suspect,
         grid_id: assignment.grid_id,
-        method: assignment.method.clone(),
+        method: assignment.method,
         subdistrict_id: assignment.subdistrict_id,
         reporter_id,
         key,

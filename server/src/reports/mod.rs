@@ -24,6 +24,7 @@ pub mod open_reports;
 pub mod photos;
 pub mod points;
 pub mod resends;
+pub mod status;
 pub mod workflow;
 
 use std::sync::Arc;

@@ -32,9 +32,10 @@ pub const RELOAD_EVERY: Duration = Duration::from_secs(60);
 /// At most this many possible duplicates are offered.
 pub const MAX_DUPLICATES: usize = 20;
 
-/// Statuses that take a report out of the duplicate search.
+/// Statuses that take a report out of the duplicate search (an unknown text counts as open,
+/// as the SQL filter `status not in ('cancelled', 'closed')` does).
 pub fn is_open(status: &str) -> bool {
-    !matches!(status, "cancelled" | "closed")
+    super::status::ReportStatus::parse(status).is_none_or(super::status::ReportStatus::is_open)
 }
 
 /// A change to one report, applied after its transaction committed.

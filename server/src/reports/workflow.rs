@@ -1,78 +1,66 @@
-//! The grid-event workflow (the national digital city-management practice):
-//!
-//! ```text
-//! submitted → accepted (立案) | cancelled (注销, with a reason)
-//! accepted  → dispatched (派遣; the SLA clock starts: due = now + category SLA) | cancelled | parked
-//! dispatched → handling | cancelled | parked
-//! handling  → feedback | parked
-//! feedback  → verified | rework (返工: failed verification)
-//! rework    → handling
-//! verified  → closed (结案)
-//! parked (挂账) → handling | cancelled
-//! ```
-//!
-//! Who may act: an admin, or a grid worker (role `grid_worker`) assigned to the report's grid.
-//! Riders (also part-time workers) report but do not handle. Unassigned reports: admins only.
-//! **Verification is four-eyes**: `verified` and `rework` may not be done by the account that gave
-//! the feedback (an admin may always). Every write needs `If-Match` with the report's version.
-//! History rows are append-only (a trigger refuses updates and deletes).
+//! The grid-event workflow (the national digital city-management practice): moving a report
+//! through its statuses, and the report views the API returns. The statuses, the one list of
+//! transitions and the rule of who may take which step are in `status.rs`; this module applies
+//! them to the database. Every write needs `If-Match` with the report's version. History rows
+//! are append-only (a trigger refuses updates and deletes).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
+use super::status::{self, AssignmentMethod, Facts, Refusal, ReportStatus, WaitingFor};
 use super::{ReportChange, points};
 use crate::auth::{Principal, Role};
 
-pub const STATUSES: [&str; 10] = [
-    "submitted",
-    "accepted",
-    "cancelled",
-    "dispatched",
-    "handling",
-    "feedback",
-    "verified",
-    "closed",
-    "rework",
-    "parked",
-];
-/// Statuses in which a report still needs work (duplicates are searched among these).
-pub const OPEN_STATUSES: [&str; 8] =
-    ["submitted", "accepted", "dispatched", "handling", "feedback", "verified", "rework", "parked"];
 /// Why a report may be cancelled.
 pub const CANCEL_REASONS: [&str; 4] = ["duplicate", "invalid", "out_of_remit", "other"];
-
-/// The allowed next statuses.
-pub fn next_statuses(from: &str) -> &'static [&'static str] {
-    match from {
-        "submitted" => &["accepted", "cancelled"],
-        "accepted" => &["dispatched", "cancelled", "parked"],
-        "dispatched" => &["handling", "cancelled", "parked"],
-        "handling" => &["feedback", "parked"],
-        "feedback" => &["verified", "rework"],
-        "rework" => &["handling"],
-        "verified" => &["closed"],
-        "parked" => &["handling", "cancelled"],
-        _ => &[],
-    }
-}
+/// Longest note in the history, in characters.
+const MAX_NOTE_CHARS: usize = 2000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkflowError {
     #[error("no report {0}")]
     NotFound(i64),
     #[error("{field}: {message}")]
-    Field { field: &'static str, message: String },
-    #[error("{0}")]
-    Forbidden(String),
+    Field { field: &'static str, message: String, refusal: Refusal },
+    #[error("{message}")]
+    Forbidden { message: String, refusal: Refusal },
     #[error("this needs If-Match with the report's version (its ETag)")]
     VersionRequired,
     #[error("the report changed (version {current}); reload it and try again")]
     Stale { current: i32 },
     #[error("a report in status {from} cannot go to {to} (allowed: {allowed})")]
-    Transition { from: String, to: String, allowed: String },
+    Transition { from: ReportStatus, to: ReportStatus, allowed: String },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+}
+
+impl WorkflowError {
+    /// The stable machine code of a refusal (`None` for a missing report or a database error).
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            Self::Field { refusal, .. } | Self::Forbidden { refusal, .. } => Some(*refusal),
+            Self::VersionRequired => Some(Refusal::VersionRequired),
+            Self::Stale { .. } => Some(Refusal::StaleVersion),
+            Self::Transition { .. } => Some(Refusal::TransitionNotAllowed),
+            Self::NotFound(_) | Self::Database(_) => None,
+        }
+    }
+
+    fn field(field: &'static str, refusal: Refusal, message: impl Into<String>) -> Self {
+        Self::Field { field, message: message.into(), refusal }
+    }
+
+    fn forbidden(refusal: Refusal) -> Self {
+        let message = match refusal {
+            Refusal::FourEyes => {
+                "verification is four-eyes: another worker of the grid or an admin verifies your feedback"
+            }
+            Refusal::NotYourGrid => "only the workers of this report's grid (or an admin) may act on it",
+            _ => "only grid workers and admins handle reports",
+        };
+        Self::Forbidden { message: message.into(), refusal }
+    }
 }
 
 /// A requested transition.
@@ -92,9 +80,11 @@ pub struct TransitionRequest {
     pub duplicate_of: Option<i64>,
 }
 
+/// The locked report row a transition starts from.
 #[derive(Debug, sqlx::FromRow)]
 struct Current {
-    status: String,
+    #[sqlx(try_from = "String")]
+    status: ReportStatus,
     version: i32,
     grid_id: Option<i64>,
     category: String,
@@ -103,7 +93,16 @@ struct Current {
     sla_hours: i32,
 }
 
-/// Apply a transition; returns the report's new version.
+/// What a cancellation records: its reason and, for a duplicate, the original.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cancellation<'a> {
+    reason: Option<&'a str>,
+    duplicate_of: Option<i64>,
+}
+
+/// Apply a transition; returns the report's new version and the change for the live feed.
+/// The checks run in the order a client can act on: the request's own fields, who acts, the
+/// version, whether the status may go there, then the cancellation's details.
 pub async fn transition(
     pool: &PgPool,
     id: i64,
@@ -111,83 +110,162 @@ pub async fn transition(
     if_match: Option<i32>,
     request: &TransitionRequest,
 ) -> Result<(i32, ReportChange), WorkflowError> {
-    let note = request.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
-    if note.is_some_and(|n| n.chars().count() > 2000) {
-        return Err(WorkflowError::Field { field: "note", message: "at most 2000 characters".into() });
+    let note = checked_note(request.note.as_deref())?;
+    let to = ReportStatus::parse(&request.to).ok_or_else(|| {
+        let known: Vec<&str> = ReportStatus::ALL.iter().map(|s| s.as_str()).collect();
+        WorkflowError::field("to", Refusal::UnknownStatus, format!("unknown status (one of {})", known.join(", ")))
+    })?;
+    let mut tx = pool.begin().await?;
+    let current = lock_report(&mut tx, id).await?;
+    let facts = Facts { status: current.status, grid_id: current.grid_id, feedback_by: None };
+    authorize(&mut tx, id, actor, facts, to).await?;
+    let version = if_match.ok_or(WorkflowError::VersionRequired)?;
+    if version != current.version {
+        return Err(WorkflowError::Stale { current: current.version });
     }
-    if !STATUSES.contains(&request.to.as_str()) {
-        return Err(WorkflowError::Field {
-            field: "to",
-            message: format!("unknown status (one of {})", STATUSES.join(", ")),
+    let allowed = current.status.next();
+    if !allowed.contains(&to) {
+        let allowed: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+        return Err(WorkflowError::Transition {
+            from: current.status,
+            to,
+            allowed: if allowed.is_empty() { "none".into() } else { allowed.join(", ") },
         });
     }
-    let mut tx = pool.begin().await?;
-    let current: Current = sqlx::query_as(
+    let cancellation = cancellation(&mut tx, id, to, request).await?;
+    let (new_version, event_id) = store(&mut tx, id, actor, &current, to, cancellation, note).await?;
+    tx.commit().await?;
+    let change = ReportChange {
+        kind: "transition",
+        event_id,
+        id,
+        status: to.as_str().to_string(),
+        category: current.category,
+        grid_id: current.grid_id,
+        previous_grid_id: None,
+        lon: current.lon,
+        lat: current.lat,
+        version: new_version,
+        at: None,
+    };
+    Ok((new_version, change))
+}
+
+/// The note, trimmed; empty is none.
+fn checked_note(note: Option<&str>) -> Result<Option<&str>, WorkflowError> {
+    let note = note.map(str::trim).filter(|n| !n.is_empty());
+    if note.is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS) {
+        return Err(WorkflowError::field("note", Refusal::NoteTooLong, format!("at most {MAX_NOTE_CHARS} characters")));
+    }
+    Ok(note)
+}
+
+async fn lock_report(conn: &mut PgConnection, id: i64) -> Result<Current, WorkflowError> {
+    sqlx::query_as(
         r"select r.status, r.version, r.grid_id, r.category, ST_X(r.geom) as lon, ST_Y(r.geom) as lat, c.sla_hours
             from report r join report_category c on c.code = r.category
            where r.id = $1 for update of r",
     )
     .bind(id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(conn)
     .await?
-    .ok_or(WorkflowError::NotFound(id))?;
-    authorize(&mut tx, id, actor, &current, &request.to).await?;
-    let version = if_match.ok_or(WorkflowError::VersionRequired)?;
-    if version != current.version {
-        return Err(WorkflowError::Stale { current: current.version });
+    .ok_or(WorkflowError::NotFound(id))
+}
+
+/// [`status::permission`], reading who gave the feedback only when the step checks it.
+async fn authorize(
+    conn: &mut PgConnection,
+    id: i64,
+    actor: &Principal,
+    mut facts: Facts,
+    to: ReportStatus,
+) -> Result<(), WorkflowError> {
+    // Who acts is decided first without the history, so an outsider costs no extra query.
+    status::permission(actor, &facts, to).map_err(WorkflowError::forbidden)?;
+    if actor.role != Role::Admin && matches!(to, ReportStatus::Verified | ReportStatus::Rework) {
+        facts.feedback_by = last_feedback_by(conn, id).await?;
+        status::permission(actor, &facts, to).map_err(WorkflowError::forbidden)?;
     }
-    let allowed = next_statuses(&current.status);
-    if !allowed.contains(&request.to.as_str()) {
-        return Err(WorkflowError::Transition {
-            from: current.status.clone(),
-            to: request.to.clone(),
-            allowed: if allowed.is_empty() { "none".into() } else { allowed.join(", ") },
-        });
-    }
-    let (reason, duplicate_of) = if request.to == "cancelled" {
-        let reason = request.reason.as_deref().ok_or(WorkflowError::Field {
-            field: "reason",
-            message: format!("cancelling needs a reason: {}", CANCEL_REASONS.join(", ")),
-        })?;
-        if !CANCEL_REASONS.contains(&reason) {
-            return Err(WorkflowError::Field {
-                field: "reason",
-                message: format!("one of {}", CANCEL_REASONS.join(", ")),
-            });
-        }
-        let duplicate_of = if reason == "duplicate" {
-            let original = request.duplicate_of.ok_or(WorkflowError::Field {
-                field: "duplicate_of",
-                message: "a duplicate needs the id of the report it duplicates".into(),
-            })?;
-            let exists: bool = sqlx::query_scalar("select exists (select 1 from report where id = $1 and id <> $2)")
-                .bind(original)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-            if !exists {
-                return Err(WorkflowError::Field { field: "duplicate_of", message: "no such other report".into() });
-            }
-            Some(original)
-        } else {
-            if request.duplicate_of.is_some() {
-                return Err(WorkflowError::Field {
-                    field: "duplicate_of",
-                    message: "only with reason duplicate".into(),
-                });
-            }
-            None
-        };
-        (Some(reason), duplicate_of)
-    } else {
+    Ok(())
+}
+
+async fn last_feedback_by(conn: &mut PgConnection, id: i64) -> Result<Option<i64>, sqlx::Error> {
+    Ok(sqlx::query_scalar(
+        "select actor_id from report_event where report_id = $1 and to_status = 'feedback' order by id desc limit 1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .flatten())
+}
+
+/// A cancellation's reason (one of [`CANCEL_REASONS`]) and, for `duplicate`, the other report;
+/// any other step carries neither.
+async fn cancellation<'a>(
+    conn: &mut PgConnection,
+    id: i64,
+    to: ReportStatus,
+    request: &'a TransitionRequest,
+) -> Result<Cancellation<'a>, WorkflowError> {
+    if to != ReportStatus::Cancelled {
         if request.reason.is_some() || request.duplicate_of.is_some() {
-            return Err(WorkflowError::Field {
-                field: "reason",
-                message: "reason and duplicate_of go with cancelled only".into(),
-            });
+            return Err(WorkflowError::field(
+                "reason",
+                Refusal::CancelReason,
+                "reason and duplicate_of go with cancelled only",
+            ));
         }
-        (None, None)
-    };
+        return Ok(Cancellation::default());
+    }
+    let reason = request.reason.as_deref().ok_or_else(|| {
+        WorkflowError::field(
+            "reason",
+            Refusal::CancelReason,
+            format!("cancelling needs a reason: {}", CANCEL_REASONS.join(", ")),
+        )
+    })?;
+    if !CANCEL_REASONS.contains(&reason) {
+        return Err(WorkflowError::field(
+            "reason",
+            Refusal::CancelReason,
+            format!("one of {}", CANCEL_REASONS.join(", ")),
+        ));
+    }
+    if reason != "duplicate" {
+        if request.duplicate_of.is_some() {
+            return Err(WorkflowError::field("duplicate_of", Refusal::DuplicateOf, "only with reason duplicate"));
+        }
+        return Ok(Cancellation { reason: Some(reason), duplicate_of: None });
+    }
+    let original = request.duplicate_of.ok_or_else(|| {
+        WorkflowError::field(
+            "duplicate_of",
+            Refusal::DuplicateOf,
+            "a duplicate needs the id of the report it duplicates",
+        )
+    })?;
+    let exists: bool = sqlx::query_scalar("select exists (select 1 from report where id = $1 and id <> $2)")
+        .bind(original)
+        .bind(id)
+        .fetch_one(conn)
+        .await?;
+    if !exists {
+        return Err(WorkflowError::field("duplicate_of", Refusal::DuplicateOf, "no such other report"));
+    }
+    Ok(Cancellation { reason: Some(reason), duplicate_of: Some(original) })
+}
+
+/// Write the step: the report row (timestamps, SLA deadline, counters), its history row, and
+/// the points it earns or reverses. Returns the new version and the history row's id (the live feed's event id).
+async fn store(
+    conn: &mut PgConnection,
+    id: i64,
+    actor: &Principal,
+    current: &Current,
+    to: ReportStatus,
+    cancellation: Cancellation<'_>,
+    note: Option<&str>,
+) -> Result<(i32, i64), sqlx::Error> {
     let new_version: i32 = sqlx::query_scalar(
         r"update report
              set status = $2, version = version + 1,
@@ -202,13 +280,13 @@ pub async fn transition(
        returning version",
     )
     .bind(id)
-    .bind(&request.to)
+    .bind(to.as_str())
     .bind(current.sla_hours)
-    .bind(reason)
-    .bind(duplicate_of)
-    .fetch_one(&mut *tx)
+    .bind(cancellation.reason)
+    .bind(cancellation.duplicate_of)
+    .fetch_one(&mut *conn)
     .await?;
-    let full_note = match (reason, note) {
+    let full_note = match (cancellation.reason, note) {
         (Some(r), Some(n)) => Some(format!("[{r}] {n}")),
         (Some(r), None) => Some(format!("[{r}]")),
         (None, n) => n.map(str::to_string),
@@ -219,69 +297,21 @@ pub async fn transition(
           returning id",
     )
     .bind(id)
-    .bind(&current.status)
-    .bind(&request.to)
+    .bind(current.status.as_str())
+    .bind(to.as_str())
     .bind(actor.account_id)
     .bind(&actor.name)
     .bind(full_note)
     .bind(current.grid_id)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut *conn)
     .await?;
-    if request.to == "accepted" {
-        points::credit_accepted(&mut tx, id).await?;
+    if to == ReportStatus::Accepted {
+        points::credit_accepted(conn, id).await?;
     }
-    if matches!(reason, Some("duplicate" | "invalid")) {
-        points::reverse(&mut tx, id).await?;
+    if matches!(cancellation.reason, Some("duplicate" | "invalid")) {
+        points::reverse(conn, id).await?;
     }
-    tx.commit().await?;
-    let change = ReportChange {
-        kind: "transition",
-        event_id,
-        id,
-        status: request.to.clone(),
-        category: current.category,
-        grid_id: current.grid_id,
-        previous_grid_id: None,
-        lon: current.lon,
-        lat: current.lat,
-        version: new_version,
-        at: None,
-    };
-    Ok((new_version, change))
-}
-
-async fn authorize(
-    conn: &mut PgConnection,
-    id: i64,
-    actor: &Principal,
-    current: &Current,
-    to: &str,
-) -> Result<(), WorkflowError> {
-    match actor.role {
-        Role::Admin => return Ok(()),
-        Role::GridWorker if current.grid_id.is_some_and(|g| actor.works_grid(g)) => {}
-        Role::GridWorker => {
-            return Err(WorkflowError::Forbidden(
-                "only the workers of this report's grid (or an admin) may act on it".into(),
-            ));
-        }
-        _ => return Err(WorkflowError::Forbidden("only grid workers and admins handle reports".into())),
-    }
-    if matches!(to, "verified" | "rework") {
-        let gave_feedback: Option<i64> = sqlx::query_scalar(
-            "select actor_id from report_event where report_id = $1 and to_status = 'feedback' order by id desc limit 1",
-        )
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .flatten();
-        if gave_feedback == Some(actor.account_id) {
-            return Err(WorkflowError::Forbidden(
-                "verification is four-eyes: another worker of the grid or an admin verifies your feedback".into(),
-            ));
-        }
-    }
-    Ok(())
+    Ok((new_version, event_id))
 }
 
 /// Re-run the assignment for open reports in `area` (an EPSG:4326 geometry, e.g. the union or
@@ -327,7 +357,8 @@ pub struct Location {
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ReportView {
     pub id: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: ReportStatus,
     pub version: i32,
     pub category: String,
     pub category_name: String,
@@ -341,7 +372,8 @@ pub struct ReportView {
     pub grid_id: Option<i64>,
     pub grid_code: Option<String>,
     pub grid_name: Option<String>,
-    pub assignment: String,
+    #[sqlx(try_from = "String")]
+    pub assignment: AssignmentMethod,
     pub subdistrict_id: Option<i64>,
     pub accuracy_m: Option<f64>,
     pub location_suspect: bool,
@@ -368,6 +400,22 @@ pub struct ReportView {
     #[sqlx(skip)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<HistoryEntry>>,
+    /// The account that gave the last feedback, while in `feedback` (for the four-eyes rule;
+    /// never sent).
+    #[serde(skip)]
+    pub feedback_by: Option<i64>,
+    /// For a signed-in viewer: the transitions this viewer may make now (`POST
+    /// …/transitions` accepts exactly these; empty when none). Absent for anonymous viewers.
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_next: Option<Vec<ReportStatus>>,
+    /// For a signed-in viewer: whom the next step waits for when it is not this viewer's to
+    /// take (`other_verifier`: 等待他人核查; `grid_worker`; `admin`); null when the viewer may
+    /// act or nothing is left to do. Absent for anonymous viewers.
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<WaitingFor>, nullable)]
+    pub waiting_for: Option<Option<WaitingFor>>,
 }
 
 const VIEW_SELECT: &str = r"
@@ -375,7 +423,11 @@ select r.id, r.status, r.version, r.category, c.name_zh as category_name, r.desc
        ST_X(r.geom) as lon, ST_Y(r.geom) as lat, r.grid_id, g.code as grid_code, g.name as grid_name,
        r.assignment, r.subdistrict_id, r.accuracy_m, r.location_suspect, r.photo_count, r.duplicate_of,
        r.cancel_reason, r.rework_count, r.created_at, r.updated_at, r.accepted_at, r.dispatched_at, r.due_at,
-       r.closed_at, r.reporter_id, a.name as reporter_name, a.display_name as reporter_display_name
+       r.closed_at, r.reporter_id, a.name as reporter_name, a.display_name as reporter_display_name,
+       case when r.status = 'feedback' then
+           (select e.actor_id from report_event e
+             where e.report_id = r.id and e.to_status = 'feedback' order by e.id desc limit 1)
+       end as feedback_by
   from report r
   join report_category c on c.code = r.category
   left join grid g on g.id = r.grid_id
@@ -387,8 +439,14 @@ pub fn sees_private(viewer: Option<&Principal>) -> bool {
 }
 
 impl ReportView {
-    fn finish(mut self, private: bool) -> Self {
+    fn finish(mut self, viewer: Option<&Principal>) -> Self {
+        let private = sees_private(viewer);
         self.location = Some(Location { lon: self.lon, lat: self.lat });
+        if let Some(viewer) = viewer {
+            let facts = Facts { status: self.status, grid_id: self.grid_id, feedback_by: self.feedback_by };
+            self.allowed_next = Some(status::allowed_next(viewer, &facts));
+            self.waiting_for = Some(status::waiting_for(viewer, &facts));
+        }
         if private && let Some(id) = self.reporter_id {
             self.reporter = Some(Reporter {
                 id,
@@ -410,7 +468,7 @@ pub async fn get_report(pool: &PgPool, id: i64, viewer: Option<&Principal>) -> R
     else {
         return Ok(None);
     };
-    let mut view = view.finish(private);
+    let mut view = view.finish(viewer);
     let mut history: Vec<HistoryEntry> = sqlx::query_as(
         r"select action, from_status, to_status, actor, note, grid_id, created_at
             from report_event where report_id = $1 order by id",
@@ -448,7 +506,6 @@ pub async fn list_reports(
     filter: &ListFilter,
     viewer: Option<&Principal>,
 ) -> Result<(Vec<ReportView>, i64), sqlx::Error> {
-    let private = sees_private(viewer);
     let conditions = r"
         where ($1::boolean is false or r.grid_id is not distinct from $2)
           and ($3::text[] is null or r.status = any($3))
@@ -484,7 +541,7 @@ pub async fn list_reports(
         .bind(filter.subdistrict)
         .fetch_one(pool)
         .await?;
-    Ok((rows.into_iter().map(|r| r.finish(private)).collect(), total))
+    Ok((rows.into_iter().map(|r| r.finish(viewer)).collect(), total))
 }
 
 /// Published metrics for a period (by report creation time).

@@ -120,7 +120,7 @@ fn row(category: &str, lon: f64) -> Row {
         accuracy_m: Some(5.0),
         location_suspect: false,
         grid_id: Some(1),
-        method: "covers".into(),
+        method: gridmap_server::reports::status::AssignmentMethod::Covers,
         subdistrict_id: None,
         reporter_id: None,
         key: Some(Uuid::new_v4()),

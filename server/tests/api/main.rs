@@ -4,6 +4,7 @@
 mod abuse;
 mod access;
 mod admin;
+mod allowed_next;
 mod auth;
 mod common;
 mod foundation;

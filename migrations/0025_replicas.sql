@@ -17,17 +17,6 @@ create index report_event_xact_idx on report_event (xact, id);
 --    and drops its cache when told that a token, an account's role/password/disabled flag or a
 --    grid assignment changed — by any instance, `gridmap user add`, or plain SQL. Statement
 --    triggers: one notification per statement, whatever the number of rows. Logins (inserts
---    into session_token) are not announced: a new token is not in anyone's cache.
-create function gridmap_logins_changed() returns trigger language plpgsql as $$
-begin
-    perform pg_notify('gridmap_logins', tg_table_name);
-    return null;
-end $$;
-
-create trigger session_token_logins_changed after update or delete or truncate on session_token
-    for each statement execute function gridmap_logins_changed();
-create trigger account_logins_changed after update of name, role, password_hash, disabled, part_time_grid_worker
-    or delete or truncate on account
-    for each statement execute function gridmap_logins_changed();
-create trigger grid_assignment_logins_changed after insert or update or delete or truncate on grid_assignment
-    for each statement execute function gridmap_logins_changed();
+--    into session_token) are not announced: a new token is not in anyone's cache. The function
+--    and its triggers live in migrations/functions/logins.sql (its README: numbered migrations
+--    from 0015 on define no function or trigger).

@@ -58,6 +58,9 @@ pub struct Principal {
     pub part_time_grid_worker: bool,
     /// Grids this account works (grid workers, part-time rider workers).
     pub grid_ids: Vec<i64>,
+    /// The county this account belongs to; for a planner or admin, the county they are scoped
+    /// to (`None`: every county).
+    pub county_id: Option<i64>,
 }
 
 impl Principal {
@@ -112,8 +115,8 @@ pub async fn login(pool: &PgPool, name: &str, password: &str) -> Result<Option<L
     Ok(Some(Login { token, expires_at, role }))
 }
 
-/// id, name, role, part-time grid worker, grids, token expiry.
-type AccountRow = (i64, String, String, bool, Vec<i64>, DateTime<Utc>);
+/// id, name, role, part-time grid worker, grids, token expiry, county.
+type AccountRow = (i64, String, String, bool, Vec<i64>, DateTime<Utc>, Option<i64>);
 
 /// The account behind a live token (always asks the database; see [`TokenCache`]).
 pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Principal>, sqlx::Error> {
@@ -124,15 +127,18 @@ async fn lookup(pool: &PgPool, token_hash: &[u8]) -> Result<Option<(Principal, D
     let row: Option<AccountRow> = sqlx::query_as(
         r"select a.id, a.name, a.role, a.part_time_grid_worker,
                  array(select g.grid_id from grid_assignment g where g.account_id = a.id order by g.grid_id),
-                 t.expires_at
+                 t.expires_at, a.county_id
             from session_token t join account a on a.id = t.account_id
            where t.token_hash = $1 and t.revoked_at is null and t.expires_at > now() and not a.disabled",
     )
     .bind(token_hash)
     .fetch_optional(pool)
     .await?;
-    Ok(row.and_then(|(account_id, name, role, part_time_grid_worker, grid_ids, expires_at)| {
-        Some((Principal { account_id, name, role: Role::parse(&role)?, part_time_grid_worker, grid_ids }, expires_at))
+    Ok(row.and_then(|(account_id, name, role, part_time_grid_worker, grid_ids, expires_at, county_id)| {
+        Some((
+            Principal { account_id, name, role: Role::parse(&role)?, part_time_grid_worker, grid_ids, county_id },
+            expires_at,
+        ))
     }))
 }
 

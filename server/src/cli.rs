@@ -18,6 +18,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut state = AppState::new(pool.clone());
             state.web_dir = args.web_dir;
             state.tiles = export::tile_service(&pool, &args.tiles);
+            state.urls =
+                http::urls::PublicUrls::new(args.tiles.public_url.as_deref(), args.tiles.basemap_url.as_deref());
             // Keeps the cache current for SQL done behind the server's back (migration 0002).
             let _listener = gridmap_tiles::spawn_listener(state.tiles.clone(), pool);
             let tiles = state.tiles.clone();
@@ -59,7 +61,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{report}");
             Ok(())
         }
-        Command::User { command: UserCommand::Add { role, name, password_stdin, part_time_grid_worker, grids } } => {
+        Command::User {
+            command: UserCommand::Add { role, name, password_stdin, part_time_grid_worker, grids, display_name },
+        } => {
             if !password_stdin {
                 bail!("pass the password on standard input with --password-stdin");
             }
@@ -69,6 +73,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = db::connect_and_migrate(&cli.db).await?;
             let new = accounts::NewAccount { name: &name, role, password, part_time_grid_worker, grid_codes: &grids };
             let id = accounts::upsert(&pool, &new).await?;
+            if let Some(display_name) = &display_name {
+                accounts::set_display_name(&pool, id, display_name).await?;
+            }
             println!("account {name} (id {id}, role {}) saved", role.as_str());
             Ok(())
         }

@@ -74,7 +74,7 @@ pub struct ServeArgs {
 /// Vector tile settings (`/tiles/…`).
 #[derive(Debug, Clone, Args)]
 pub struct TileArgs {
-    /// The URL clients reach this server at, for tile URLs in TileJSON and the style (default: the request's Host).
+    /// The URL clients reach this server at, for every absolute URL (TileJSON, style, OGC links, Open311 discovery; default: the request's Host).
     #[arg(long, env = "GRIDMAP_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Optional raster basemap XYZ URL template drawn under the data in /tiles/style.json (none: fully offline).
@@ -119,7 +119,8 @@ pub struct SeedArgs {
     /// Load the synthetic Yiyuan county-seat demo city.
     #[arg(long, required = true)]
     pub demo: bool,
-    /// Multiply grids and buildings (10 → 2,670 grids) for benchmarks.
+    /// How many counties: Yiyuan plus N − 1 synthetic copies, each its own county of 267 grids
+    /// (10 → 2,670 grids; 100 → 26,700 grids, ~1.6 M buildings) for benchmarks.
     #[arg(long, env = "GRIDMAP_SEED_SCALE", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub scale: u32,
 }
@@ -168,6 +169,10 @@ pub enum UserCommand {
         /// Assign the account to this grid (code, e.g. LS-001); repeatable.
         #[arg(long = "grid")]
         grids: Vec<String>,
+        /// The name public views show (a grid card, a report's receipt); without one they show
+        /// a neutral label (网格员), never the login name.
+        #[arg(long)]
+        display_name: Option<String>,
     },
 }
 

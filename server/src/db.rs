@@ -1,17 +1,53 @@
-//! Connecting to PostgreSQL/PostGIS and applying the embedded migrations, with start-up errors
+//! Connecting to PostgreSQL/PostGIS and applying the embedded schema, with start-up errors
 //! that tell an operator what is wrong and what to run.
+//!
+//! The schema is the numbered migrations (`migrations/NNNN_*.sql`, applied once each, never
+//! edited) followed by the current copy of every SQL function (`migrations/functions/*.sql`,
+//! `create or replace`, applied on every start); migrations/functions/README.md says why.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use sqlx::PgPool;
-use sqlx::migrate::Migrator;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::config::DbArgs;
 
-/// The schema, embedded in the binary and applied at start.
+/// The numbered migrations, embedded in the binary and applied at start (then [`apply_functions`]).
+/// Several instances may start at once (a rolling upgrade, docs/deploy.md): sqlx's migrator holds
+/// a per-database advisory lock, so one applies them and the others wait, then find nothing to do.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+include!(concat!(env!("OUT_DIR"), "/function_files.rs"));
+
+/// The advisory lock that serialises [`apply_functions`] across instances starting at once:
+/// two sessions replacing the same function concurrently fail ("tuple concurrently updated").
+/// 'gridfns' in ASCII, as a number (distinct from migration 0012's index lock).
+const FUNCTIONS_LOCK_KEY: i64 = 0x67_7269_6466_6e73;
+
+/// For `#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]`: the numbered migrations
+/// and, as one last migration, the function files — a test database gets the schema `gridmap
+/// migrate` builds. Only for fresh databases: the last migration's checksum changes whenever a
+/// function file does, which a long-lived database would reject.
+pub static TEST_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
+    futures::executor::block_on(Migrator::new(WithFunctions)).expect("the embedded migrations resolve")
+});
+
+/// The source of [`TEST_MIGRATOR`]: nothing to read, the migrations are embedded.
+#[derive(Debug)]
+struct WithFunctions;
+
+impl<'s> sqlx::migrate::MigrationSource<'s> for WithFunctions {
+    fn resolve(self) -> futures::future::BoxFuture<'s, Result<Vec<Migration>, sqlx::error::BoxDynError>> {
+        let mut migrations: Vec<Migration> = MIGRATOR.iter().cloned().collect();
+        let version = migrations.iter().map(|m| m.version).max().unwrap_or(0) + 1;
+        let sql = FUNCTION_FILES.iter().map(|(_, sql)| *sql).collect::<Vec<_>>().join("\n");
+        migrations.push(Migration::new(version, "functions".into(), MigrationType::Simple, sql.into(), false));
+        Box::pin(async move { Ok(migrations) })
+    }
+}
 
 const INSTALL_POSTGIS: &str = "apt-get install -y postgresql-15-postgis-3 (or run: bash scripts/setup.sh)";
 
@@ -34,14 +70,34 @@ pub async fn connect_and_migrate(args: &DbArgs) -> anyhow::Result<PgPool> {
 pub async fn connect_and_migrate_as(args: &DbArgs, session: Session) -> anyhow::Result<PgPool> {
     let pool = connect_as(args, session).await?;
     ensure_postgis(&pool).await?;
-    // Several instances may start at once (a rolling upgrade, docs/deploy.md): sqlx's migrator
-    // holds a per-database advisory lock, so one applies and the others wait, then find nothing
-    // to do. An older binary starts against a database a newer one has migrated further
-    // (additive migrations), so that an old instance that crashes mid-rollout can come back.
-    let mut migrator = sqlx::migrate!("../migrations");
-    migrator.set_ignore_missing(true);
-    migrator.run(&pool).await.context("applying database migrations failed")?;
+    migrate(&pool).await?;
     Ok(pool)
+}
+
+/// Apply pending numbered migrations, then the function files.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR.run(pool).await.context("applying database migrations failed")?;
+    apply_functions(pool).await
+}
+
+/// `create or replace` every function from migrations/functions/, in one transaction under an
+/// advisory lock, so N instances starting at once replace them one after the other and a
+/// session never sees half of the files applied.
+pub async fn apply_functions(pool: &PgPool) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await.context("applying SQL functions: begin")?;
+    sqlx::query("select pg_advisory_xact_lock($1)")
+        .bind(FUNCTIONS_LOCK_KEY)
+        .execute(&mut *tx)
+        .await
+        .context("applying SQL functions: lock")?;
+    for (name, sql) in FUNCTION_FILES {
+        sqlx::raw_sql(sql)
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("applying migrations/functions/{name} failed"))?;
+    }
+    tx.commit().await.context("applying SQL functions: commit")?;
+    Ok(())
 }
 
 /// Open the pool and make one round trip, translating the usual failures into advice.

@@ -40,8 +40,6 @@ pub fn tile_service(pool: &PgPool, args: &TileArgs) -> Arc<TileService> {
     let config = TileConfig {
         cache_bytes: args.tile_cache_mb.saturating_mul(1 << 20),
         concurrency: args.tile_concurrency as usize,
-        public_url: args.public_url.clone(),
-        basemap_url: args.basemap_url.clone(),
         ..TileConfig::default()
     };
     Arc::new(TileService::new(tile_pool, config).with_load_pool(pool.clone()))

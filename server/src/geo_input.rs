@@ -75,11 +75,35 @@ pub fn check(geometry: Option<&Geometry>, expected: Expected) -> Result<[f64; 4]
 
 /// Whether a bbox lies within the county box (with margin).
 pub fn inside_county(bbox: [f64; 4]) -> bool {
-    let [minx, miny, maxx, maxy] = COUNTY_BBOX;
+    inside_box(bbox, COUNTY_BBOX)
+}
+
+fn inside_box(bbox: [f64; 4], county: [f64; 4]) -> bool {
+    let [minx, miny, maxx, maxy] = county;
     bbox[0] >= minx - COUNTY_MARGIN_DEG
         && bbox[1] >= miny - COUNTY_MARGIN_DEG
         && bbox[2] <= maxx + COUNTY_MARGIN_DEG
         && bbox[3] <= maxy + COUNTY_MARGIN_DEG
+}
+
+/// Whether a bbox lies within one of the county boxes (with margin). A quick check before
+/// PostGIS judges the exact boundary; a feature across two neighbouring counties' boxes is
+/// refused here, as a grid must belong to one county.
+pub fn inside_any_county(bbox: [f64; 4], counties: &[[f64; 4]]) -> bool {
+    counties.iter().any(|&c| inside_box(bbox, c))
+}
+
+/// The boxes of the counties geometry may lie in: Yiyuan's (so an empty database takes its
+/// data, as before counties existed) and every loaded county boundary's (migration 0028).
+pub async fn county_boxes<'e>(db: impl sqlx::PgExecutor<'e>) -> Result<Vec<[f64; 4]>, sqlx::Error> {
+    let rows: Vec<(f64, f64, f64, f64)> = sqlx::query_as(
+        "select ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) from area where kind = 'county' order by id",
+    )
+    .fetch_all(db)
+    .await?;
+    let mut boxes = vec![COUNTY_BBOX];
+    boxes.extend(rows.into_iter().map(|(a, b, c, d)| [a, b, c, d]));
+    Ok(boxes)
 }
 
 fn check_polygon(rings: &[Vec<Position>], bbox: &mut Bbox) -> Result<(), GeometryError> {
@@ -163,5 +187,8 @@ mod tests {
     fn county_box_has_a_margin() {
         assert!(inside_county([118.17, 36.18, 118.18, 36.19]));
         assert!(!inside_county([9.5, 47.1, 9.6, 47.2]));
+        let second = [118.9, 36.0, 119.5, 36.4];
+        assert!(inside_any_county([119.0, 36.1, 119.1, 36.2], &[COUNTY_BBOX, second]));
+        assert!(!inside_any_county([118.4, 36.1, 119.1, 36.2], &[COUNTY_BBOX, second]), "across two counties");
     }
 }

@@ -67,10 +67,11 @@ pub async fn import_geojson(pool: &PgPool, bytes: &[u8], options: &ImportOptions
         ImportTarget::Stations => Expected::Point,
         ImportTarget::Grids | ImportTarget::Buildings => Expected::Polygonal,
     };
+    let counties = geo_input::county_boxes(pool).await?;
     let mut geometries = Vec::with_capacity(features.len());
     for (index, feature) in features.iter().enumerate() {
         let bbox = geo_input::check(feature.geometry.as_ref(), expected).map_err(|e| bad(index, e.to_string()))?;
-        if !options.allow_outside_county && !geo_input::inside_county(bbox) {
+        if !options.allow_outside_county && !geo_input::inside_any_county(bbox, &counties) {
             return Err(bad(
                 index,
                 format!(

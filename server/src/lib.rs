@@ -5,6 +5,8 @@ pub mod accounts;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod constraints;
+pub mod counties;
 pub mod db;
 pub mod export;
 #[doc(hidden)]
@@ -12,6 +14,7 @@ pub mod fuzzing;
 pub mod geo_input;
 pub mod http;
 pub mod import;
+pub mod nul;
 pub mod ogc;
 pub mod reports;
 pub mod seed;

@@ -66,7 +66,20 @@ async fn resident_page_loads_without_errors_and_draws_the_stations() {
         let circles = browser
             .js("return __map.getStyle().layers.filter((l) => l.type === 'circle' && (l.source === 'gm-stations' || l['source-layer'] === 'stations')).map((l) => l.id);")
             .await;
-        assert_eq!(circles, json!(["gm-stations", "gm-stations-selected"]), "station circle layers");
+        assert_eq!(circles, json!(["gm-stations-hit", "gm-stations", "gm-stations-selected"]), "station circle layers");
+        // The resident map (the default tab): no household choropleth, report dots or legend.
+        let hidden = browser
+            .js("return ['grids-fill', 'reports'].map((id) => __map.getLayoutProperty(id, 'visibility'));")
+            .await;
+        assert_eq!(hidden, json!(["none", "none"]), "resident mode");
+        assert_eq!(browser.js("return document.querySelector('#legend').hidden;").await, json!(true));
+        // The planners' tab brings them back, with the legend.
+        browser.client.find(Locator::Css("#tabs [data-tab=plan]")).await.expect("tab").click().await.expect("click");
+        browser.wait_for("!document.querySelector('#legend').hidden", WAIT, "the legend on the planners' map").await;
+        let shown = browser
+            .js("return ['grids-fill', 'reports'].map((id) => __map.getLayoutProperty(id, 'visibility'));")
+            .await;
+        assert_eq!(shown, json!(["visible", "visible"]), "the planners' map");
         assert_eq!(browser.js("return !!__map.getLayer('stations-label');").await, true);
         // The household-balance legend, read from the style's ramp (balance × 300 households).
         let legend = browser
@@ -185,8 +198,15 @@ async fn station_search_nearest_list_and_grid_card_work() {
     browser.screenshot(&screenshot_path("nearest.png")).await;
 
     // Which grid: click the map in the grid tab; the card matches the API and names no phone.
+    // (The map moved to show the nearest stations: click the same spot where it is now.)
     c.find(Locator::Css("#tabs [data-tab=grid]")).await.expect("tab").click().await.expect("click");
-    c.find(Locator::Css("#map canvas")).await.expect("canvas").click().await.expect("click the map");
+    browser.wait_for("!__map.isMoving()", WAIT, "the map to settle").await;
+    let at = browser
+        .js(&format!(
+            "const p = __map.project([{clon}, {clat}]); const r = __map.getContainer().getBoundingClientRect(); return [r.left + p.x, r.top + p.y];"
+        ))
+        .await;
+    click_at(&browser, at[0].as_f64().expect("x"), at[1].as_f64().expect("y")).await;
     browser
         .wait_for(
             "!document.querySelector('#grid-card').hidden && document.querySelector('#grid-card .grid-code')",
@@ -204,7 +224,14 @@ async fn station_search_nearest_list_and_grid_card_work() {
     assert_eq!(code, api["code"].as_str().expect("code"));
     let grid_text = c.find(Locator::Css("#grid-card")).await.expect("card").text().await.expect("text");
     assert!(grid_text.contains("网格员") && grid_text.contains("户"), "{grid_text}");
-    assert!(!grid_text.contains("100"), "no private mobile number (the demo's start with 100): {grid_text}");
+    let private: Vec<Option<String>> =
+        sqlx::query_scalar("select phone from account").fetch_all(&db.pool().await).await.expect("phones");
+    for phone in private.iter().flatten() {
+        assert!(!grid_text.contains(phone.as_str()), "private number {phone} on the card: {grid_text}");
+    }
+    // No worker's phone is published in the demo: the card names the community's service centre.
+    let centre = api["service_centre"]["phone"].as_str().expect("the demo's service centre phone");
+    assert!(grid_text.contains(centre) && grid_text.contains("党群服务中心"), "{grid_text}");
     browser
         .wait_for(
             "__map.queryRenderedFeatures({ layers: ['gm-grid-line'] }).length > 0",
@@ -678,6 +705,9 @@ async fn grid_worker_sees_their_grids_open_reports_with_deadlines_and_acts_with_
     browser.screenshot(&screenshot_path("worker.png")).await;
 
     // Someone else dispatches it behind the card's back; the card's If-Match is stale → 412 → reloaded.
+    // (The live feed would show the change at once — `grid_worker_sees_a_new_report_…`; stopped
+    // here, as when its event is still on the way, the step still cannot overwrite the other.)
+    browser.js("window.__workerFeed.stopped = true; window.__workerFeed.controller?.abort();").await;
     assert_eq!(transition(&server, &admin, fresh, 2, "dispatched").await, 200);
     c.find(Locator::Css("#report-card [data-to=dispatched]")).await.expect("dispatch").click().await.expect("click");
     browser
@@ -921,7 +951,10 @@ async fn planner_save_after_a_change_behind_its_back_gets_412_reloads_and_can_re
     browser.wait_for("window.__plannerConflict", WAIT, "the conflict").await;
     let conflict = c.find(Locator::Css("#conflict")).await.expect("conflict box").text().await.expect("text");
     assert!(
-        conflict.contains("demo-admin") && conflict.contains("幸福里网格") && conflict.contains(&original),
+        conflict.contains("演示管理员")
+            && !conflict.contains("demo-admin")
+            && conflict.contains("幸福里网格")
+            && conflict.contains(&original),
         "what changed: {conflict}"
     );
     assert_eq!(browser.js("return window.__plannerGrid.etag;").await, "\"2\"", "the editor reloaded the grid");
@@ -971,7 +1004,25 @@ async fn planner_save_after_a_change_behind_its_back_gets_412_reloads_and_can_re
     browser.js(&format!("__map.jumpTo({{ center: [{lon}, {lat}], zoom: 14 }}); return true;")).await;
     browser.wait_for("__map.queryRenderedFeatures({ layers: ['gm-hex'] }).length > 0", WAIT, "hexagons drawn").await;
     assert_eq!(browser.js("return !!document.querySelector('#legend-hex');").await, true);
+    // Its own ramp, the household colouring hidden while it is on, and a legend whose classes
+    // count the cells: 3 reports in cells of 1–3, every cell in one class.
+    assert_eq!(browser.js("return __map.getLayoutProperty('grids-fill', 'visibility');").await, json!("none"));
+    assert_eq!(browser.js("return !!document.querySelector('#legend-balance');").await, json!(false));
+    let cells = browser
+        .js("return [...document.querySelectorAll('#legend-hex .legend-class')].reduce((s, e) => s + Number(e.dataset.cells), 0);")
+        .await;
+    assert_eq!(cells, json!(browser.js("return window.__heatmap.cells;").await), "the legend counts every cell");
+    let hex_colours = browser.js("return JSON.stringify(__map.getPaintProperty('gm-hex', 'fill-color'));").await;
+    let household_colours =
+        browser.js("return JSON.stringify(__map.getPaintProperty('grids-fill', 'fill-color'));").await;
+    for colour in ["#b3cde3", "#810f7c"] {
+        assert!(hex_colours.as_str().unwrap_or("").contains(colour), "{hex_colours}");
+        assert!(!household_colours.as_str().unwrap_or("").contains(colour), "a ramp of its own: {household_colours}");
+    }
     browser.screenshot(&screenshot_path("planner-heatmap.png")).await;
+    c.find(Locator::Css("#heatmap-clear")).await.expect("clear").click().await.expect("click");
+    assert_eq!(browser.js("return __map.getLayoutProperty('grids-fill', 'visibility');").await, json!("visible"));
+    assert_eq!(browser.js("return !!document.querySelector('#legend-balance');").await, json!(true));
 
     // English: the planner's strings switch too.
     c.find(Locator::Css("#lang")).await.expect("lang").click().await.expect("click");
@@ -1311,7 +1362,8 @@ async fn grid_worker_card_offers_only_the_servers_allowed_steps_and_says_in_chin
         .expect("back");
 
     // Feedback given: the same worker may not verify it (four eyes) — no 核查通过, and the card
-    // says whom it waits for.
+    // says whom it waits for. (The list is below the card on a phone: scroll to it, as a thumb would.)
+    browser.js(&format!("document.querySelector('{item}').scrollIntoView({{block: 'center'}});")).await;
     c.find(Locator::Css(&item)).await.expect("li").click().await.expect("click");
     browser.wait_for("!document.querySelector('#report-message')", WAIT, "the card reloaded").await;
     c.find(Locator::Css("#report-card [data-to=feedback]")).await.expect("feedback").click().await.expect("click");
@@ -1324,10 +1376,472 @@ async fn grid_worker_card_offers_only_the_servers_allowed_steps_and_says_in_chin
     assert_eq!(status, "feedback");
     let card = c.find(Locator::Css("#report-card")).await.expect("card").text().await.expect("text");
     // Account names are data (the reporter, the history's actors), not UI text.
-    let ui = card.replace("rider-01", "").replace("demo-admin", "").replace("gw-0001", "");
-    let latin: Vec<&str> = ui.split(|ch: char| !ch.is_ascii_alphabetic()).filter(|w| w.len() >= 3).collect();
+    let latin = english_words(&card);
     assert!(latin.is_empty(), "no English inside the Chinese card: {latin:?} in {card}");
     browser.screenshot(&screenshot_path("worker-waiting-phone.png")).await;
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+/// The card's text without account names (data, not UI text): the Latin words left are English
+/// leaking into the Chinese page.
+fn english_words(card: &str) -> Vec<String> {
+    let ui = card.replace("rider-01", "").replace("demo-admin", "").replace("gw-0001", "");
+    ui.split(|ch: char| !ch.is_ascii_alphabetic()).filter(|w| w.len() >= 3).map(str::to_string).collect()
+}
+
+#[tokio::test]
+async fn grid_worker_is_told_in_chinese_that_nobody_accepts_a_report_they_filed_themselves() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    let (_, lon, lat) = worker_grid(&pool).await;
+    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1")
+        .fetch_one(&pool)
+        .await
+        .expect("category");
+    let worker = api_login(&server, "gw-0001").await;
+    let rider = api_login(&server, "rider-01").await;
+    let own = file_report(&server, &worker, &category, lon, lat, "井盖缺失").await;
+    let other = file_report(&server, &rider, &category, lon + 0.0001, lat, "路灯不亮").await;
+
+    open(&browser, &server).await;
+    let c = &browser.client;
+    tab(&browser, "worker").await;
+    log_in(&browser, "#view-worker", "gw-0001").await;
+
+    // Their own report: 注销 is theirs to do, 受理 is a colleague's — and the card says so.
+    let item = format!("#worker-list li[data-id=\"{own}\"]");
+    browser.wait_for(&format!("document.querySelector('{item}')"), WAIT, "the own report in the list").await;
+    c.find(Locator::Css(&item)).await.expect("li").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-waiting')", WAIT, "the waiting line").await;
+    let offered =
+        browser.js("return [...document.querySelectorAll('#report-card [data-to]')].map((b) => b.dataset.to);").await;
+    assert_eq!(offered, json!(["cancelled"]), "no 受理 of one's own report");
+    let waiting = c.find(Locator::Css("#report-waiting")).await.expect("waiting").text().await.expect("text");
+    assert_eq!(waiting, "等待他人处理（不能受理、核查或结案自己上报的事件）");
+    let card = c.find(Locator::Css("#report-card")).await.expect("card").text().await.expect("text");
+    assert!(english_words(&card).is_empty(), "no English inside the Chinese card: {card}");
+    browser.screenshot(&screenshot_path("worker-own-report-phone.png")).await;
+
+    // A card opened before the report turned out to be theirs (the account that filed it is
+    // linked behind the card): the server refuses with `own_report`, said in Chinese.
+    let item = format!("#worker-list li[data-id=\"{other}\"]");
+    c.find(Locator::Css(&item)).await.expect("li").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-card [data-to=accepted]')", WAIT, "受理 offered").await;
+    sqlx::query("update report set reporter_id = (select id from account where name = 'gw-0001') where id = $1")
+        .bind(other)
+        .execute(&pool)
+        .await
+        .expect("relink");
+    c.find(Locator::Css("#report-card [data-to=accepted]")).await.expect("accept").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-message.error')", WAIT, "the refusal").await;
+    let refusal = c.find(Locator::Css("#report-message")).await.expect("message").text().await.expect("text");
+    assert_eq!(refusal, "操作未成功：不能受理、核查或结案自己上报的事件，请由他人处理");
+    let card = c.find(Locator::Css("#report-card")).await.expect("card").text().await.expect("text");
+    assert!(english_words(&card).is_empty(), "no English inside the Chinese card: {card}");
+    let status: String = sqlx::query_scalar("select status from report where id = $1")
+        .bind(other)
+        .fetch_one(&pool)
+        .await
+        .expect("status");
+    assert_eq!(status, "submitted", "nothing stored");
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+/// A report with one photo, filed through the API as multipart (as the rider's page sends it).
+async fn file_report_with_photo(server: &Server, token: &str, category: &str, lon: f64, lat: f64, photo: &[u8]) -> i64 {
+    let boundary = "browser-test-boundary";
+    let report = json!({"category": category, "description": "护栏倒伏", "location": {"lon": lon, "lat": lat, "crs": "wgs84", "accuracy_m": 6.0}});
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"report\"\r\nContent-Type: application/json\r\n\r\n{report}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"before.png\"\r\nContent-Type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(photo);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let reply = reqwest::Client::new()
+        .post(server.url("/api/reports"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+        .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
+        .body(body)
+        .send()
+        .await
+        .expect("report");
+    let status = reply.status();
+    let body: Value = reply.json().await.expect("json");
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["photo_count"], 1);
+    body["id"].as_i64().expect("id")
+}
+
+#[tokio::test]
+async fn grid_worker_sees_the_riders_photo_full_screen_and_attaches_an_after_photo_to_feedback() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    let (_, lon, lat) = worker_grid(&pool).await;
+    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1")
+        .fetch_one(&pool)
+        .await
+        .expect("category");
+    // Real images: the app's own icons (drawn at build time).
+    let icons = web_map_dir().join("dist/icons");
+    let before = std::fs::read(icons.join("icon-192.png")).expect("icon");
+    let rider = api_login(&server, "rider-01").await;
+    let admin = api_login(&server, "demo-admin").await;
+    let id = file_report_with_photo(&server, &rider, &category, lon, lat, &before).await;
+    for (version, to) in [(1, "accepted"), (2, "dispatched"), (3, "handling")] {
+        assert_eq!(transition(&server, &admin, id, version, to).await, 200, "{to}");
+    }
+
+    open(&browser, &server).await;
+    let c = &browser.client;
+    tab(&browser, "worker").await;
+    log_in(&browser, "#view-worker", "gw-0001").await;
+    let item = format!("#worker-list li[data-id=\"{id}\"]");
+    browser.wait_for(&format!("document.querySelector('{item}')"), WAIT, "the report in the list").await;
+    c.find(Locator::Css(&item)).await.expect("li").click().await.expect("click");
+    // The thumbnail: fetched with the token (photos are never public), shown from a blob: URL.
+    let thumb = "#report-card .thumbs[data-kind=photos_before] img.thumb";
+    browser
+        .wait_for(&format!("document.querySelector('{thumb}')?.naturalWidth > 0"), WAIT, "the photo's thumbnail")
+        .await;
+    let src = browser.js(&format!("return document.querySelector('{thumb}').src;")).await;
+    assert!(src.as_str().is_some_and(|s| s.starts_with("blob:")), "{src}");
+    c.find(Locator::Css("#report-card .thumb-button")).await.expect("thumb").click().await.expect("click");
+    browser
+        .wait_for("document.querySelector('#photo-viewer img')?.naturalWidth > 0", WAIT, "the full-screen view")
+        .await;
+    let covers = browser
+        .js("const r = document.querySelector('#photo-viewer').getBoundingClientRect(); return r.width >= innerWidth && r.height >= innerHeight;")
+        .await;
+    assert_eq!(covers, json!(true), "the viewer covers the screen");
+    browser.screenshot(&screenshot_path("worker-photo-full-phone.png")).await;
+    c.find(Locator::Css("#photo-viewer .close")).await.expect("close").click().await.expect("click");
+    browser.wait_for("!document.querySelector('#photo-viewer')", WAIT, "the viewer closed").await;
+
+    // Feedback with an "after" photo chosen in the file picker.
+    let after = icons.join("icon-512.png").canonicalize().expect("the icon");
+    let input = c.find(Locator::Css("#report-card input[name=after_photo]")).await.expect("the after-photo picker");
+    input.send_keys(after.to_str().expect("path")).await.expect("choose the file");
+    c.find(Locator::Css("#report-card textarea[name=note]"))
+        .await
+        .expect("note")
+        .send_keys("护栏已扶正")
+        .await
+        .expect("type");
+    c.find(Locator::Css("#report-card [data-to=feedback]")).await.expect("feedback").click().await.expect("click");
+    let after_thumb = "#report-card .thumbs[data-kind=photos_after] img.thumb";
+    browser
+        .wait_for(
+            &format!("document.querySelector('{after_thumb}')?.naturalWidth > 0"),
+            WAIT,
+            "the after photo on the card",
+        )
+        .await;
+    let (status, photos): (String, i64) = sqlx::query_as(
+        "select r.status, (select count(*) from report_photo p join report_event e on e.id = p.event_id
+                            where p.report_id = r.id and e.to_status = 'feedback')
+           from report r where r.id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .expect("report");
+    assert_eq!((status.as_str(), photos), ("feedback", 1), "the step and its photo stored together");
+    let width = browser.js(&format!("return document.querySelector('{after_thumb}').naturalWidth;")).await;
+    assert_eq!(width, json!(512), "a 512 px image is stored at its size (the phone shrinks only above 1600 px)");
+    browser.screenshot(&screenshot_path("worker-after-photo-phone.png")).await;
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn grid_worker_sees_a_new_report_and_its_next_step_arrive_live_and_catches_up_after_a_dead_zone() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    let (_, lon, lat) = worker_grid(&pool).await;
+    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1")
+        .fetch_one(&pool)
+        .await
+        .expect("category");
+    let rider = api_login(&server, "rider-01").await;
+    let admin = api_login(&server, "demo-admin").await;
+
+    open(&browser, &server).await;
+    let c = &browser.client;
+    tab(&browser, "worker").await;
+    log_in(&browser, "#view-worker", "gw-0001").await;
+    browser.wait_for("document.querySelector('#worker-live.on')", WAIT, "the live feed connected").await;
+    let loads = browser.js("return window.__workerLoaded;").await;
+
+    // A rider files a report in the worker's grid: it appears on the open page, marked new,
+    // without the list being read again.
+    let id = file_report(&server, &rider, &category, lon, lat, "窨井冒水").await;
+    let item = format!("#worker-list li[data-id=\"{id}\"]");
+    browser.wait_for(&format!("document.querySelector('{item}.live-new')"), WAIT, "the new report on the page").await;
+    assert_eq!(browser.js("return window.__workerLoaded;").await, loads, "no reload: it came through the feed");
+    let text = c.find(Locator::Css(&item)).await.expect("li").text().await.expect("text");
+    assert!(text.contains("窨井冒水"), "{text}");
+    browser.screenshot(&screenshot_path("worker-live-phone.png")).await;
+
+    // Someone else takes the next step: the item follows (受理 → 已立案) and the open card says so.
+    c.find(Locator::Css(&item)).await.expect("li").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-card [data-to]')", WAIT, "the card").await;
+    assert_eq!(transition(&server, &admin, id, 1, "accepted").await, 200);
+    browser
+        .wait_for(&format!("document.querySelector('{item}[data-status=accepted]')"), WAIT, "the moved report")
+        .await;
+    browser.wait_for("document.querySelector('#report-message.ok')", WAIT, "the card's notice").await;
+    let notice = c.find(Locator::Css("#report-message")).await.expect("notice").text().await.expect("text");
+    assert!(notice.starts_with("该事件刚被更新"), "{notice}");
+    let last = browser.js("return window.__workerFeed.lastEventId;").await;
+    assert!(last.as_str().is_some_and(|s| !s.is_empty()), "the feed keeps the last event id to resume from: {last}");
+
+    // A dead zone: the page loses the network, a report is filed meanwhile; when the network
+    // comes back the feed connects again (sending Last-Event-ID) and the report is on the page.
+    browser.set_offline(true).await;
+    browser.wait_for("document.querySelector('#worker-live.off')", WAIT, "the feed noticed the dead zone").await;
+    let missed = file_report(&server, &rider, &category, lon, lat, "路灯倒伏").await;
+    browser.set_offline(false).await;
+    browser.wait_for("window.__workerFeed.connects >= 2", WAIT, "the feed reconnected").await;
+    browser
+        .wait_for(
+            &format!("document.querySelector('#worker-list li[data-id=\"{missed}\"]')"),
+            WAIT,
+            "the missed report",
+        )
+        .await;
+    browser.wait_for("document.querySelector('#worker-live.on')", WAIT, "live again").await;
+    let after = file_report(&server, &rider, &category, lon, lat, "井盖松动").await;
+    browser
+        .wait_for(
+            &format!("document.querySelector('#worker-list li[data-id=\"{after}\"].live-new')"),
+            WAIT,
+            "live after the gap",
+        )
+        .await;
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+/// Whether every `[lon, lat]` in the JS array expression `points` is inside the map's view.
+async fn in_view(browser: &Browser, points: &str) -> bool {
+    browser.wait_for("!__map.isMoving()", WAIT, "the map to settle").await;
+    browser.js(&format!("const b = __map.getBounds(); return ({points}).every((p) => b.contains(p));")).await
+        == json!(true)
+}
+
+#[tokio::test]
+async fn resident_on_a_phone_filters_open_stations_with_a_microwave_locates_themself_and_sees_their_grid_on_a_plain_map()
+ {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    let (grid_id, lon, lat) = worker_grid(&pool).await;
+    let grid_code: String =
+        sqlx::query_scalar("select code from grid where id = $1").bind(grid_id).fetch_one(&pool).await.expect("code");
+    let stations: Value = reqwest::get(server.url("/api/stations")).await.expect("api").json().await.expect("json");
+    let microwave: Vec<i64> = stations["stations"]
+        .as_array()
+        .expect("stations")
+        .iter()
+        .filter(|s| s["services"].as_array().is_some_and(|v| v.iter().any(|c| c == "microwave")))
+        .map(|s| s["id"].as_i64().expect("id"))
+        .collect();
+    assert!(!microwave.is_empty() && microwave.len() < 48, "the demo has stations with and without a microwave");
+    open(&browser, &server).await;
+    let c = &browser.client;
+
+    // The resident map: no choropleth, report dots or legend; stations big enough to tap.
+    let hidden =
+        browser.js("return ['grids-fill', 'reports'].map((id) => __map.getLayoutProperty(id, 'visibility'));").await;
+    assert_eq!(hidden, json!(["none", "none"]));
+    assert_eq!(browser.js("return document.querySelector('#legend').hidden;").await, json!(true));
+    let target = browser.js("return __map.getPaintProperty('gm-stations-hit', 'circle-radius') * 2;").await;
+    assert!(target.as_f64().unwrap_or(0.0) >= 44.0, "station tap target {target} px");
+    let labels = browser.js("return JSON.stringify(__map.getLayoutProperty('grid-labels', 'text-field'));").await;
+    assert!(!labels.as_str().unwrap_or("").contains('户'), "no household counts on the resident map: {labels}");
+
+    // 微波炉 chip: only stations with a microwave, in the list and on the map; 营业中 keeps the open ones.
+    c.find(Locator::Css("#station-filters [data-filter=microwave]")).await.expect("chip").click().await.expect("click");
+    let listed = browser.js("return [...document.querySelectorAll('#station-list li[data-id]')].map((e) => Number(e.dataset.id)).sort((a, b) => a - b);").await;
+    let mut want = microwave.clone();
+    want.sort_unstable();
+    assert_eq!(listed, json!(want), "exactly the stations with a microwave");
+    let on_map = browser.js("return __map.getSource('gm-stations').serialize().data.features.length;").await;
+    assert_eq!(on_map, json!(microwave.len()), "the map shows the same stations");
+    c.find(Locator::Css("#station-filters [data-filter=open]")).await.expect("chip").click().await.expect("click");
+    let badges = browser
+        .js("return [...document.querySelectorAll('#station-list li[data-id] .badge')].map((b) => b.dataset.open);")
+        .await;
+    assert!(badges.as_array().expect("badges").iter().all(|b| b == "true"), "only open stations: {badges}");
+    let pressed = browser
+        .js("return document.querySelector('#station-filters [data-filter=open]').getAttribute('aria-pressed');")
+        .await;
+    assert_eq!(pressed, json!("true"));
+    c.find(Locator::Css("#station-filters [data-filter=open]")).await.expect("chip").click().await.expect("click");
+    browser.screenshot(&screenshot_path("resident-filters-phone.png")).await;
+
+    // A station's card is a bottom sheet; the list stays behind it, where it was.
+    c.find(Locator::Css("#station-list li[data-id]")).await.expect("li").click().await.expect("click");
+    browser.wait_for("!document.querySelector('#station-card').hidden", WAIT, "the card").await;
+    let sheet = browser
+        .js("const r = document.querySelector('#station-card').getBoundingClientRect(); return [getComputedStyle(document.querySelector('#station-card')).position, Math.round(r.bottom) === innerHeight, r.height < innerHeight];")
+        .await;
+    assert_eq!(sheet, json!(["fixed", true, true]), "a bottom sheet");
+    let behind = browser
+        .js("return [...document.querySelectorAll('#station-list li[data-id]')].filter((e) => e.offsetParent).length;")
+        .await;
+    assert_eq!(behind, json!(microwave.len()), "the list is still there behind the sheet");
+    browser.screenshot(&screenshot_path("resident-sheet-phone.png")).await;
+    c.find(Locator::Css("#station-card button.link")).await.expect("back").click().await.expect("click");
+
+    // The locate button on the map: the nearest stations, and the map shows me and them.
+    browser.cdp("Browser.grantPermissions", json!({"permissions": ["geolocation"], "origin": server.url("")})).await;
+    browser.cdp("Emulation.setGeolocationOverride", json!({"latitude": lat, "longitude": lon, "accuracy": 10})).await;
+    c.find(Locator::Css(".locate-button")).await.expect("locate").click().await.expect("click");
+    browser.wait_for("document.querySelectorAll('#nearest-list li').length === 5", WAIT, "the nearest stations").await;
+    let me = format!("[[{lon}, {lat}], ...__app.state.nearest.stations.map((s) => [s.lon, s.lat])]");
+    assert!(in_view(&browser, &me).await, "me and the five stations in view");
+    browser.screenshot(&screenshot_path("resident-nearest-phone.png")).await;
+
+    // Which grid: located, the grid is highlighted and in view with whom to call.
+    tab(&browser, "grid").await;
+    c.find(Locator::Css(".locate-button")).await.expect("locate").click().await.expect("click");
+    browser.wait_for("document.querySelector('#grid-card .grid-code')", WAIT, "the grid card").await;
+    let code = c.find(Locator::Css("#grid-card .grid-code")).await.expect("code").text().await.expect("text");
+    assert_eq!(code, grid_code);
+    let ring = "__app.state.grid.card.geometry.coordinates.flat(2)";
+    assert!(in_view(&browser, &format!("[[{lon}, {lat}], ...{ring}]")).await, "the whole grid in view");
+    let highlighted = browser.js("return __map.queryRenderedFeatures({ layers: ['gm-grid-fill'] }).length > 0 && __map.getPaintProperty('gm-grid-fill', 'fill-opacity') >= 0.2;").await;
+    assert_eq!(highlighted, json!(true));
+    let card = c.find(Locator::Css("#grid-card")).await.expect("card").text().await.expect("text");
+    assert!(card.contains("党群服务中心"), "whom to contact: {card}");
+    browser.screenshot(&screenshot_path("resident-grid-phone.png")).await;
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn grid_worker_sees_two_reports_at_one_spot_as_a_cluster_in_the_legends_colours_and_cancels_one_as_a_duplicate() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    let (_, lon, lat) = worker_grid(&pool).await;
+    let category: String = sqlx::query_scalar("select code from report_category order by sort limit 1")
+        .fetch_one(&pool)
+        .await
+        .expect("category");
+    let rider = api_login(&server, "rider-01").await;
+    let first = file_report(&server, &rider, &category, lon, lat, "同一处：路面坑洼").await;
+    let second = file_report(&server, &rider, &category, lon, lat, "同一处：路面坑洼（再报）").await;
+
+    open(&browser, &server).await;
+    let c = &browser.client;
+    tab(&browser, "worker").await;
+    log_in(&browser, "#view-worker", "gw-0001").await;
+    browser.wait_for("document.querySelector('.report-cluster[data-count=\"2\"]')", WAIT, "the cluster's count").await;
+    let ids = browser.js("return document.querySelector('.report-cluster').dataset.ids;").await;
+    let mut got: Vec<i64> = ids.as_str().expect("ids").split(',').map(|x| x.parse().expect("id")).collect();
+    got.sort_unstable();
+    assert_eq!(got, vec![first, second]);
+    // The dots use the colours the legend shows (read from the same style layer).
+    let same = browser
+        .js("return JSON.stringify(__map.getPaintProperty('gm-work', 'circle-color')) === JSON.stringify(__map.getPaintProperty('reports', 'circle-color'));")
+        .await;
+    assert_eq!(same, json!(true), "worker dots coloured like the legend");
+    assert_eq!(browser.js("return document.querySelectorAll('#legend-reports .legend-stop').length;").await, json!(3));
+    browser.screenshot(&screenshot_path("worker-cluster-phone.png")).await;
+
+    // A tap on the cluster opens one; the card names the other at the same spot.
+    c.find(Locator::Css(".report-cluster")).await.expect("cluster").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-card .same-spot')", WAIT, "the same-spot line").await;
+    let shown =
+        browser.js("return Number(document.querySelector('#report-card h2').textContent.match(/#(\\d+)/)[1]);").await;
+    let other = if shown == json!(first) { second } else { first };
+    let shown = shown.as_i64().expect("id");
+    let link =
+        browser.js("return Number(document.querySelector('#report-card .same-spot [data-id]').dataset.id);").await;
+    assert_eq!(link, json!(other));
+
+    // 注销: the reason appears only once chosen; 重复上报 asks for the original.
+    assert_eq!(browser.js("return document.querySelector('#report-card .cancel-reason').hidden;").await, json!(true));
+    assert_eq!(browser.js("return document.querySelector('#report-card .duplicate-of').hidden;").await, json!(true));
+    c.find(Locator::Css("#report-card [data-to=cancelled]")).await.expect("cancel").click().await.expect("click");
+    assert_eq!(browser.js("return document.querySelector('#report-card .cancel-reason').hidden;").await, json!(false));
+    let confirm =
+        c.find(Locator::Css("#report-card [data-to=cancelled]")).await.expect("cancel").text().await.expect("text");
+    assert_eq!(confirm, "确认注销");
+    browser
+        .js("const s = document.querySelector('#report-card [name=reason]'); s.value = 'duplicate'; s.dispatchEvent(new Event('change'));")
+        .await;
+    assert_eq!(browser.js("return document.querySelector('#report-card .duplicate-of').hidden;").await, json!(false));
+    c.find(Locator::Css("#report-card [name=duplicate_of]"))
+        .await
+        .expect("dup")
+        .send_keys(&other.to_string())
+        .await
+        .expect("type");
+    c.find(Locator::Css("#report-card [data-to=cancelled]")).await.expect("confirm").click().await.expect("click");
+    browser.wait_for("document.querySelector('#report-message.ok')", WAIT, "cancelled").await;
+    let (status, reason, dup): (String, Option<String>, Option<i64>) =
+        sqlx::query_as("select status, cancel_reason, duplicate_of from report where id = $1")
+            .bind(shown)
+            .fetch_one(&pool)
+            .await
+            .expect("row");
+    assert_eq!((status.as_str(), reason.as_deref(), dup), ("cancelled", Some("duplicate"), Some(other)));
+    browser.wait_for("!document.querySelector('.report-cluster')", WAIT, "no cluster left").await;
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn english_view_on_a_phone_fits_its_tabs_and_its_map_labels_say_households_not_hu() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let server = Server::start(&db, &[]).await;
+    open(&browser, &server).await;
+    let c = &browser.client;
+    c.find(Locator::Css("#lang")).await.expect("lang").click().await.expect("click");
+    assert_eq!(browser.js("return document.documentElement.lang;").await, "en");
+    // Every tab inside the phone's width, none cut off (its text fits its button) or wrapped.
+    let tabs = browser
+        .js(r"return [...document.querySelectorAll('#tabs button')].map((b) => {
+                const r = b.getBoundingClientRect();
+                return { text: b.textContent, inside: r.left >= 0 && r.right <= innerWidth + 0.5,
+                         fits: b.scrollWidth <= b.clientWidth + 1, oneLine: r.height < 60 };
+              });")
+        .await;
+    for tab in tabs.as_array().expect("tabs") {
+        assert_eq!(
+            (tab["inside"].clone(), tab["fits"].clone(), tab["oneLine"].clone()),
+            (json!(true), json!(true), json!(true)),
+            "{tab}"
+        );
+    }
+    // Map labels: the planners' map shows households in English; nowhere a 户.
+    tab(&browser, "plan").await;
+    let label = browser.js("return JSON.stringify(__map.getLayoutProperty('grid-labels', 'text-field'));").await;
+    let label = label.as_str().expect("text-field");
+    assert!(label.contains(" households") && !label.contains('户'), "{label}");
+    browser.screenshot(&screenshot_path("english-phone.png")).await;
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }

@@ -27,22 +27,11 @@ pub struct TileConfig {
     pub queue_timeout: Duration,
     /// gzip level (0–9) for rendered tiles.
     pub gzip_level: u32,
-    /// The URL clients reach this server at (TileJSON/style tile URLs); None → the request's Host.
-    pub public_url: Option<String>,
-    /// An optional raster basemap (XYZ URL template) drawn under the data in the style.
-    pub basemap_url: Option<String>,
 }
 
 impl Default for TileConfig {
     fn default() -> Self {
-        Self {
-            cache_bytes: 256 << 20,
-            concurrency: 8,
-            queue_timeout: Duration::from_secs(10),
-            gzip_level: 6,
-            public_url: None,
-            basemap_url: None,
-        }
+        Self { cache_bytes: 256 << 20, concurrency: 8, queue_timeout: Duration::from_secs(10), gzip_level: 6 }
     }
 }
 

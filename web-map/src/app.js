@@ -20,6 +20,12 @@ const FALLBACK_STYLE = {
   layers: [{ id: 'background', type: 'background', paint: { 'background-color': '#eef0ea' } }],
 };
 const STATIONS_CACHE = 'gridmap.stations';
+const STATION_TAP_RADIUS = 22; // px: a 44 px tap target
+// The residents' and riders' tabs show the resident map: no household choropleth, report dots or
+// legend (those are the workers' and planners' tools), grid labels without household counts.
+const RESIDENT_TABS = new Set(['stations', 'nearest', 'grid', 'report']);
+// The services a station finder filters by (the ones people look for, as in Amap/Baidu's chips).
+const FILTER_SERVICES = ['charging', 'water', 'microwave', 'toilet', 'rest'];
 // The last view, so the app reopens where the rider was — whose tiles the service worker kept.
 const VIEW_KEY = 'gridmap.view';
 
@@ -35,13 +41,14 @@ const state = {
   tab: 'stations',
   stations: [],
   query: '',
+  filters: { open: false, services: new Set() },
   selected: null,
   nearest: null, // {lon, lat, stations}
   grid: null, // {lon, lat, card | null}
   status: { key: 'loading', extra: '' },
   mapMessage: null,
 };
-const app = { state, map: null, onMapClick: {}, rerender: [] };
+const app = { state, map: null, onMapClick: {}, rerender: [], maplibregl };
 window.__app = app;
 
 function setStatus(key, extra = '') {
@@ -74,15 +81,25 @@ function addOverlay(map) {
   // circles would only draw every station twice. Its labels (from z14) stay.
   if (map.getLayer('stations')) map.removeLayer('stations');
   map.addSource('gm-grid', { type: 'geojson', data: emptyCollection() });
-  map.addLayer({ id: 'gm-grid-fill', type: 'fill', source: 'gm-grid', paint: { 'fill-color': '#1a73e8', 'fill-opacity': 0.12 } });
-  map.addLayer({ id: 'gm-grid-line', type: 'line', source: 'gm-grid', paint: { 'line-color': '#1a73e8', 'line-width': 3 } });
+  // "Which grid am I in": the grid filled and outlined strongly enough to read over the base map.
+  map.addLayer({ id: 'gm-grid-fill', type: 'fill', source: 'gm-grid', paint: { 'fill-color': '#1a73e8', 'fill-opacity': 0.22 } });
+  map.addLayer({ id: 'gm-grid-casing', type: 'line', source: 'gm-grid', paint: { 'line-color': '#ffffff', 'line-width': 8 } });
+  map.addLayer({ id: 'gm-grid-line', type: 'line', source: 'gm-grid', paint: { 'line-color': '#1a73e8', 'line-width': 4 } });
   map.addSource('gm-stations', { type: 'geojson', data: emptyCollection(), promoteId: 'id' });
+  // The tap target: an invisible 22 px radius circle (44 px across, the size a thumb hits), which
+  // the station taps query; the visible symbol is smaller.
+  map.addLayer({
+    id: 'gm-stations-hit', type: 'circle', source: 'gm-stations',
+    paint: { 'circle-radius': STATION_TAP_RADIUS, 'circle-opacity': 0, 'circle-stroke-width': 0 },
+  });
+  // Stations are large violet discs with a thick white ring — unlike the small red/amber/green
+  // report dots of the workers' and planners' map.
   map.addLayer({
     id: 'gm-stations', type: 'circle', source: 'gm-stations',
     paint: {
-      'circle-radius': ['interpolate', ['linear'], ['zoom'], 11, 4, 16, 8],
-      'circle-color': ['case', ['boolean', ['feature-state', 'near'], false], '#f29900', '#b3261e'],
-      'circle-stroke-color': '#fff', 'circle-stroke-width': 2,
+      'circle-radius': ['interpolate', ['linear'], ['zoom'], 11, 6, 16, 11],
+      'circle-color': ['case', ['boolean', ['feature-state', 'near'], false], '#f29900', '#6a1b9a'],
+      'circle-stroke-color': '#fff', 'circle-stroke-width': 3,
     },
   });
   map.addLayer({
@@ -99,7 +116,7 @@ function addOverlay(map) {
 function stationFeatures() {
   return {
     type: 'FeatureCollection',
-    features: state.stations.map((s) => ({
+    features: state.stations.filter(passesFilters).map((s) => ({
       type: 'Feature', id: s.id, geometry: { type: 'Point', coordinates: [s.lon, s.lat] },
       properties: { id: s.id, name: s.name },
     })),
@@ -142,7 +159,8 @@ async function initMap() {
   map.on('load', () => {
     performance.mark('gridmap-map-load');
     addOverlay(map);
-    renderLegend();
+    map.addControl(new LocateControl(), 'top-right');
+    applyMode();
     updateStationLayer();
     map.once('idle', () => {
       // Map with every layer drawn, measured from navigation start (Performance API).
@@ -155,14 +173,37 @@ async function initMap() {
     const handler = app.onMapClick[state.tab];
     if (handler) handler(e);
   });
-  map.on('mouseenter', 'gm-stations', () => { map.getCanvas().style.cursor = 'pointer'; });
-  map.on('mouseleave', 'gm-stations', () => { map.getCanvas().style.cursor = ''; });
+  map.on('mouseenter', 'gm-stations-hit', () => { map.getCanvas().style.cursor = 'pointer'; });
+  map.on('mouseleave', 'gm-stations-hit', () => { map.getCanvas().style.cursor = ''; });
   setStatus(null);
+}
+
+/** Resident map or the workers'/planners' map, by the tab shown (RESIDENT_TABS). */
+function isResidentMode() {
+  return RESIDENT_TABS.has(state.tab);
+}
+
+function applyMode() {
+  document.body.dataset.mode = isResidentMode() ? 'resident' : 'expert';
+  const map = app.map;
+  if (!map?.getLayer('gm-stations')) return;
+  const expert = !isResidentMode();
+  for (const id of ['grids-fill', 'reports']) if (map.getLayer(id)) map.setLayoutProperty(id, 'visibility', expert ? 'visible' : 'none');
+  // The planner's heatmap replaces the household colouring while it is on.
+  if (map.getLayer('grids-fill') && heatmapShown()) map.setLayoutProperty('grids-fill', 'visibility', 'none');
+  // Grid labels: the name for residents; name and households (in the page's language) for the others.
+  if (map.getLayer('grid-labels')) {
+    map.setLayoutProperty('grid-labels', 'text-field', expert
+      ? ['format', ['get', 'name'], {}, '\n', {}, ['concat', ['to-string', ['get', 'households']], t('households_suffix')], { 'font-scale': 0.8 }]
+      : ['get', 'name']);
+  }
+  renderLegend();
 }
 
 // The legend of the household-balance choropleth, read from the style's own `grids-fill` ramp
 // (balance = households / 300), so legend and map can never disagree; and of the report heatmap.
-let hexMax = null;
+let hexLegend = null; // {max, classes: [{lo, hi, colour, cells}]} while the planner's heatmap is on
+const heatmapShown = () => hexLegend !== null && state.tab === 'plan';
 function renderLegend() {
   const el = $('#legend');
   const colour = app.map?.getLayer('grids-fill') ? app.map.getPaintProperty('grids-fill', 'fill-color') : null;
@@ -174,17 +215,17 @@ function renderLegend() {
   const dots = app.map?.getLayer('reports') ? app.map.getPaintProperty('reports', 'circle-color') : null;
   const reportStops = Array.isArray(dots) && dots[0] === 'match' && dots.length === 7
     ? [['legend_report_open', dots[3]], ['legend_report_in_hand', dots[5]], ['legend_report_done', dots[6]]] : [];
-  if (!stops.length && hexMax === null && !reportStops.length) { el.hidden = true; return; }
+  if (isResidentMode() || (!stops.length && !heatmapShown() && !reportStops.length)) { el.hidden = true; return; }
   el.hidden = false;
   fill(el,
-    stops.length ? h('div', { class: 'legend-block', id: 'legend-balance' },
+    stops.length && !heatmapShown() ? h('div', { class: 'legend-block', id: 'legend-balance' },
       h('div', { class: 'legend-title' }, t('legend_title')),
       h('div', { class: 'legend-ramp' }, ...stops.map(([v, c]) => h('span', { class: 'legend-stop', dataset: { households: Math.round(v * 300) } },
         h('i', { style: `background:${c}` }), `${Math.round(v * 300)}`)))) : null,
-    hexMax !== null ? h('div', { class: 'legend-block', id: 'legend-hex' },
-      h('div', { class: 'legend-title' }, t('legend_hex', hexMax)),
-      h('div', { class: 'legend-ramp' }, ...[['#fff7bc', 1], ['#fd8d3c', Math.max(1, Math.round(hexMax / 2))], ['#bd0026', hexMax]].map(([c, v]) =>
-        h('span', { class: 'legend-stop' }, h('i', { style: `background:${c}` }), String(v)))))
+    heatmapShown() ? h('div', { class: 'legend-block', id: 'legend-hex' },
+      h('div', { class: 'legend-title' }, t('legend_hex', hexLegend.max)),
+      h('ul', { class: 'legend-classes' }, ...hexLegend.classes.map((c) => h('li', { class: 'legend-class', dataset: { lo: c.lo, hi: c.hi, cells: c.cells } },
+        h('i', { style: `background:${c.colour}` }), t('hex_class', c.lo, c.hi, c.cells)))))
       : null,
     reportStops.length ? h('div', { class: 'legend-block', id: 'legend-reports' },
       h('div', { class: 'legend-title' }, t('legend_reports')),
@@ -192,7 +233,7 @@ function renderLegend() {
         h('span', { class: 'legend-stop' }, h('i', { style: `background:${c};border-radius:50%` }), t(key)))))
       : null);
 }
-app.showHexLegend = (max) => { hexMax = max; renderLegend(); };
+app.showHexLegend = (legend) => { hexLegend = legend; applyMode(); };
 
 // ---------------------------------------------------------------------------------------------
 // Stations: list, search, card
@@ -209,10 +250,32 @@ function matches(station, q) {
   return q.toLowerCase().split(/\s+/).every((word) => hay.includes(word));
 }
 
+/** The 营业中 and service chips. */
+function passesFilters(station) {
+  if (state.filters.open && isOpen(station.opening_hours) !== true) return false;
+  for (const code of state.filters.services) if (!station.services.includes(code)) return false;
+  return true;
+}
+
+function renderFilters() {
+  const toggle = (apply) => () => { apply(); renderStations(); updateStationLayer(); };
+  const chip = (key, label, pressed, onclick, icon) => h('button', {
+    type: 'button', class: 'chip', dataset: { filter: key }, 'aria-pressed': String(pressed), onclick,
+  }, icon ? h('span', { 'aria-hidden': 'true' }, icon) : null, icon ? ' ' : null, label);
+  fill($('#station-filters'),
+    chip('open', t('filter_open_now'), state.filters.open, toggle(() => { state.filters.open = !state.filters.open; })),
+    ...FILTER_SERVICES.map((code) => chip(code, serviceLabel(code), state.filters.services.has(code), toggle(() => {
+      if (state.filters.services.has(code)) state.filters.services.delete(code); else state.filters.services.add(code);
+    }), SERVICES[code]?.icon)));
+  $('#station-filters').setAttribute('aria-label', t('filters'));
+}
+
 function renderStations() {
   const list = $('#station-list');
-  const shown = state.stations.filter((s) => matches(s, state.query));
-  $('#stations-count').textContent = state.query ? `${shown.length} / ${state.stations.length}` : t('stations_count', state.stations.length);
+  renderFilters();
+  const shown = state.stations.filter((s) => matches(s, state.query) && passesFilters(s));
+  const filtered = state.query || state.filters.open || state.filters.services.size;
+  $('#stations-count').textContent = filtered ? `${shown.length} / ${state.stations.length}` : t('stations_count', state.stations.length);
   list.replaceChildren(
     ...shown.map((s) => h('li', { tabindex: 0, dataset: { id: s.id }, onclick: () => selectStation(s.id), onkeydown: (e) => { if (e.key === 'Enter') selectStation(s.id); } },
       h('div', { class: 'name' }, s.name, hoursBadge(s.opening_hours)),
@@ -298,6 +361,36 @@ function locate(then) {
   );
 }
 
+/** Move the map so that every point (me and the results) is in sight, above the phone's panel. */
+function showOnMap(points) {
+  const map = app.map;
+  if (!map || !points.length) return;
+  const xs = points.map((p) => p[0]); const ys = points.map((p) => p[1]);
+  const bounds = [[Math.min(...xs), Math.min(...ys)], [Math.max(...xs), Math.max(...ys)]];
+  map.fitBounds(bounds, { padding: 48, maxZoom: 17, duration: 600 });
+}
+
+/** A map button that finds the user and runs the lookup of the tab shown (nearest stations by default). */
+class LocateControl {
+  onAdd() {
+    this.el = h('div', { class: 'maplibregl-ctrl maplibregl-ctrl-group' },
+      h('button', { type: 'button', class: 'locate-button', 'aria-label': t('locate_me'), title: t('locate_me'), onclick: () => locateMe() }, '◎'));
+    return this.el;
+  }
+
+  onRemove() { this.el.remove(); }
+}
+
+function locateMe() {
+  locate((lon, lat) => {
+    if (state.tab === 'grid') gridAt(lon, lat);
+    else {
+      if (state.tab !== 'nearest') showTab('nearest');
+      nearestAt(lon, lat);
+    }
+  });
+}
+
 async function nearestAt(lon, lat) {
   setPoint(lon, lat);
   try {
@@ -309,6 +402,7 @@ async function nearestAt(lon, lat) {
   }
   renderNearest();
   updateStationLayer();
+  showOnMap([[lon, lat], ...state.nearest.stations.map((st) => [st.lon, st.lat])]);
   return state.nearest;
 }
 
@@ -332,6 +426,7 @@ async function gridAt(lon, lat) {
   state.grid = { lon, lat, card };
   renderGrid();
   app.map?.getSource('gm-grid')?.setData(card ? { type: 'Feature', geometry: card.geometry, properties: {} } : emptyCollection());
+  showOnMap([[lon, lat], ...(card ? card.geometry.coordinates.flat(card.geometry.type === 'MultiPolygon' ? 2 : 1) : [])]);
   return card;
 }
 
@@ -353,7 +448,13 @@ function renderGrid() {
         c.workers.length
           ? h('ul', { class: 'workers list' }, ...c.workers.map((w) => h('li', {}, w.name, ' ',
             w.public_phone ? h('a', { href: `tel:${w.public_phone}` }, w.public_phone) : h('span', { class: 'muted' }, `（${t('phone_unpublished')}）`))))
-          : t('no_workers'))),
+          : t('no_workers')),
+      // Whom to contact: the workers' published phones, else the community's service centre.
+      c.service_centre && !c.workers.some((w) => w.public_phone) ? [
+        h('dt', {}, t('contact')), h('dd', { class: 'service-centre' },
+          h('div', {}, c.service_centre.name),
+          c.service_centre.address ? h('div', { class: 'sub' }, c.service_centre.address) : null,
+          c.service_centre.phone ? h('a', { href: `tel:${c.service_centre.phone}` }, c.service_centre.phone) : null)] : null),
   );
 }
 
@@ -364,6 +465,7 @@ function showTab(tab) {
   state.tab = tab;
   for (const b of document.querySelectorAll('#tabs button')) b.setAttribute('aria-selected', String(b.dataset.tab === tab));
   for (const v of document.querySelectorAll('.view')) v.hidden = v.id !== `view-${tab}`;
+  applyMode();
   window.dispatchEvent(new CustomEvent('gridmap:tab', { detail: tab }));
 }
 
@@ -374,7 +476,7 @@ function renderAll() {
   renderStations();
   renderNearest();
   renderGrid();
-  renderLegend();
+  applyMode();
   for (const f of app.rerender) f();
 }
 
@@ -385,7 +487,7 @@ function wire() {
   $('#locate-nearest').addEventListener('click', () => locate((lon, lat) => nearestAt(lon, lat)));
   $('#locate-grid').addEventListener('click', () => locate((lon, lat) => gridAt(lon, lat)));
   app.onMapClick.stations = (e) => {
-    const hit = app.map.queryRenderedFeatures(e.point, { layers: ['gm-stations'] })[0];
+    const hit = app.map.queryRenderedFeatures(e.point, { layers: ['gm-stations-hit'] })[0];
     if (hit) selectStation(hit.properties.id, { fly: false });
   };
   app.onMapClick.nearest = (e) => nearestAt(e.lngLat.lng, e.lngLat.lat);

@@ -29,6 +29,27 @@ const planner = {
   mergeWith: null, // {id, code, name, etag}
 };
 
+/** The heatmap's classes (ColorBrewer BuPu), lowest count first. */
+export const HEX_COLOURS = ['#b3cde3', '#8c96c6', '#8856a7', '#810f7c'];
+
+/**
+ * Equal-width classes of reports per cell from 1 to `max` (fewer when `max` is small): each
+ * `{lo, hi, colour, cells}`, and every feature gets its class in `bucket`.
+ */
+export function hexClasses(features) {
+  const max = Math.max(1, ...features.map((f) => f.properties.count));
+  const n = Math.min(HEX_COLOURS.length, max);
+  const classes = Array.from({ length: n }, (_, i) => ({
+    lo: Math.floor((max * i) / n) + 1, hi: Math.floor((max * (i + 1)) / n), colour: HEX_COLOURS[HEX_COLOURS.length - n + i], cells: 0,
+  }));
+  for (const f of features) {
+    const i = classes.findIndex((c) => f.properties.count <= c.hi);
+    f.properties.bucket = HEX_COLOURS.length - n + i;
+    classes[i].cells += 1;
+  }
+  return { max, classes };
+}
+
 const round7 = (ring) => ring.map(([x, y]) => [Math.round(x * 1e7) / 1e7, Math.round(y * 1e7) / 1e7]);
 
 function ensureLayers(map) {
@@ -36,9 +57,11 @@ function ensureLayers(map) {
   map.addSource('gm-hex', { type: 'geojson', data: empty() });
   map.addLayer({
     id: 'gm-hex', type: 'fill', source: 'gm-hex',
+    // Its own ramp (light blue to purple), unlike the household choropleth's and the report dots'
+    // colours; one colour per class, the classes the legend lists with their counts.
     paint: {
-      'fill-color': ['interpolate', ['linear'], ['get', 'ratio'], 0, '#fff7bc', 0.5, '#fd8d3c', 1, '#bd0026'],
-      'fill-opacity': 0.7, 'fill-outline-color': '#ffffff',
+      'fill-color': ['match', ['get', 'bucket'], ...HEX_COLOURS.slice(0, -1).flatMap((c, i) => [i, c]), HEX_COLOURS.at(-1)],
+      'fill-opacity': 0.75, 'fill-outline-color': '#ffffff',
     },
   });
   map.addSource('gm-mine', { type: 'geojson', data: empty() });
@@ -361,13 +384,13 @@ async function heatmap(app, form) {
   const r = await call(`/api/reports/hexbins?${params}`);
   const out = $('#heatmap-result');
   if (!r.ok) { out.textContent = t('api_error') + (r.data?.message ?? r.status); return; }
-  const max = Math.max(1, ...r.data.features.map((f) => f.properties.count));
+  const { max, classes } = hexClasses(r.data.features);
   const total = r.data.features.reduce((s, f) => s + f.properties.count, 0);
-  for (const f of r.data.features) f.properties.ratio = f.properties.count / max;
   ensureLayers(app.map);
   app.map.getSource('gm-hex').setData(r.data);
   out.textContent = t('heatmap_result', r.data.features.length, total, max);
-  app.showHexLegend?.(max);
+  // While the heatmap is on, the household colouring is hidden (two colourings would mix).
+  app.showHexLegend?.(r.data.features.length ? { max, classes } : null);
   window.__heatmap = { cells: r.data.features.length, total, max };
 }
 

@@ -9,9 +9,9 @@ import { api, ApiError } from './api.js';
 import { h, $ } from './dom.js';
 import * as queue from './queue.js';
 import { getSession, onSession, login, logout } from './session.js';
+import { resize } from './photo.js';
 
 const MAX_PHOTOS = 3;
-const PHOTO_MAX_SIDE = 1600; // px: legible for a worker, a few hundred KB on a weak connection
 const POOR_ACCURACY_M = 100; // issue 5 flags fixes worse than this
 const DUPLICATE_RADIUS_M = 250; // FixMyStreet's default; a category may say otherwise
 // The server's open statuses (workflow::OPEN_STATUSES); it has no `open` shorthand and answers 400 to one.
@@ -93,18 +93,6 @@ function setLocation(lon, lat, accuracy_m, source, app) {
     rider.marker.setLngLat([lon, lat]);
   }
   renderLocation();
-}
-
-/** Downscale to at most PHOTO_MAX_SIDE px as JPEG; the canvas copy also drops EXIF (GPS tags). */
-async function resize(file) {
-  const bitmap = await createImageBitmap(file, { imageOrientation: 'from-image' });
-  const scale = Math.min(1, PHOTO_MAX_SIDE / Math.max(bitmap.width, bitmap.height));
-  const canvas = document.createElement('canvas');
-  canvas.width = Math.round(bitmap.width * scale);
-  canvas.height = Math.round(bitmap.height * scale);
-  canvas.getContext('2d').drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-  bitmap.close();
-  return new Promise((resolve, reject) => canvas.toBlob((b) => (b ? resolve(b) : reject(new Error('resize failed'))), 'image/jpeg', 0.8));
 }
 
 async function send(item) {

@@ -75,7 +75,9 @@ export function loginForm(titleKey, roles) {
 export async function call(path, { method = 'GET', body, headers = {} } = {}) {
   const init = { method, headers: { Accept: 'application/json', ...headers }, expectFailure: true };
   if (current?.token) init.headers.Authorization = `Bearer ${current.token}`;
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    init.body = body; // the browser writes the multipart Content-Type with its boundary
+  } else if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }

@@ -2,6 +2,10 @@
 //! workers and planners, disable and re-enable them, reset passwords, assign workers to grids,
 //! revoke logins. Admins only. Disabling an account revokes every token it holds at once, so a
 //! lost phone or a departed worker stops working on the next request, not when the token expires.
+//!
+//! A county-scoped admin (`account.county_id`, migration 0028) manages only their county's
+//! accounts: others do not exist for them (404, never listed), what they create belongs to their
+//! county, and the grids they assign must be their county's.
 
 use axum::Router;
 use axum::extract::State;
@@ -15,7 +19,7 @@ use super::auth::Admin;
 use super::error::{ApiError, ApiResult, on_constraint};
 use super::extract::{Json, Path};
 use super::openapi::ErrorBody;
-use crate::accounts::{self, MIN_PASSWORD_CHARS};
+use crate::accounts;
 use crate::auth::{self, Role};
 
 pub fn router() -> Router<AppState> {
@@ -44,6 +48,9 @@ pub struct AccountView {
     pub can_log_in: bool,
     /// The grids this account works, by id.
     pub grid_ids: Vec<i64>,
+    /// The county whose admins manage this account; for a planner or admin, the county they are
+    /// scoped to (null: every county).
+    pub county_id: Option<i64>,
     /// Unrevoked, unexpired logins.
     pub active_tokens: i64,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -54,26 +61,65 @@ const ACCOUNT_SELECT: &str = r"
 select a.id, a.name, a.display_name, a.role, a.phone, a.public_phone, a.part_time_grid_worker, a.disabled,
        a.password_hash is not null and not a.disabled as can_log_in,
        array(select g.grid_id from grid_assignment g where g.account_id = a.id order by g.grid_id) as grid_ids,
+       a.county_id,
        (select count(*) from session_token t where t.account_id = a.id and t.revoked_at is null and t.expires_at > now()) as active_tokens,
        a.created_at, a.updated_at
   from account a";
 
-/// `GET /api/admin/accounts`: every account, by id.
+/// `GET /api/admin/accounts`: every account the admin manages (a county admin: their county's), by id.
 #[utoipa::path(get, path = "/api/admin/accounts", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, description = "Every account, by id", body = [AccountView]),
+    responses((status = 200, description = "Every account the admin manages, by id", body = [AccountView]),
         (status = 401, description = "Login required", body = ErrorBody),
         (status = 403, description = "Admins only", body = ErrorBody)))]
-pub(crate) async fn list_accounts(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Vec<AccountView>>> {
-    let rows = sqlx::query_as(&format!("{ACCOUNT_SELECT} order by a.id")).fetch_all(&state.pool).await?;
+pub(crate) async fn list_accounts(
+    State(state): State<AppState>,
+    Admin(me): Admin,
+) -> ApiResult<Json<Vec<AccountView>>> {
+    let rows = sqlx::query_as(&format!("{ACCOUNT_SELECT} where $1::bigint is null or a.county_id = $1 order by a.id"))
+        .bind(me.county_id)
+        .fetch_all(&state.pool)
+        .await?;
     Ok(Json(rows))
 }
 
-async fn load(pool: &sqlx::PgPool, id: i64) -> ApiResult<AccountView> {
-    sqlx::query_as(&format!("{ACCOUNT_SELECT} where a.id = $1"))
+/// One account, if the admin manages it (`scope`: a county admin's county).
+async fn load(pool: &sqlx::PgPool, id: i64, scope: Option<i64>) -> ApiResult<AccountView> {
+    sqlx::query_as(&format!("{ACCOUNT_SELECT} where a.id = $1 and ($2::bigint is null or a.county_id = $2)"))
         .bind(id)
+        .bind(scope)
         .fetch_optional(pool)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("account {id}")))
+}
+
+/// 404 unless the account exists and the admin manages it (a county admin cannot tell another
+/// county's accounts from missing ones).
+async fn managed(pool: &sqlx::PgPool, id: i64, scope: Option<i64>) -> ApiResult<()> {
+    let found: bool = sqlx::query_scalar(
+        "select exists(select 1 from account where id = $1 and ($2::bigint is null or county_id = $2))",
+    )
+    .bind(id)
+    .bind(scope)
+    .fetch_one(pool)
+    .await?;
+    if found { Ok(()) } else { Err(ApiError::not_found(format!("account {id}"))) }
+}
+
+/// The county a new or changed account gets: a county admin's own (asking for another is
+/// refused); an unscoped admin's choice, which must exist.
+async fn county_for(pool: &sqlx::PgPool, me: &auth::Principal, asked: Option<i64>) -> ApiResult<Option<i64>> {
+    match (me.county_id, asked) {
+        (Some(mine), Some(other)) if other != mine => {
+            Err(ApiError::Forbidden("a county admin manages only accounts of their own county".into()))
+        }
+        (Some(mine), _) => Ok(Some(mine)),
+        (None, None) => Ok(None),
+        (None, Some(c)) => {
+            let exists: bool =
+                sqlx::query_scalar("select exists(select 1 from county where id = $1)").bind(c).fetch_one(pool).await?;
+            if exists { Ok(Some(c)) } else { Err(ApiError::field("county_id", "names a county that does not exist")) }
+        }
+    }
 }
 
 /// One account.
@@ -86,10 +132,10 @@ async fn load(pool: &sqlx::PgPool, id: i64) -> ApiResult<AccountView> {
         (status = 404, description = "No such account", body = ErrorBody)))]
 pub(crate) async fn get_account(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(me): Admin,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<AccountView>> {
-    Ok(Json(load(&state.pool, id).await?))
+    Ok(Json(load(&state.pool, id, me.county_id).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -98,7 +144,7 @@ pub struct NewAccountBody {
     /// Login name: letters, digits and `_ . @ -`, 2 to 64 characters.
     pub name: String,
     pub role: Role,
-    /// At least 10 characters (`accounts::MIN_PASSWORD_CHARS`), at most 1 KiB.
+    /// 10 characters to 1 KiB, at least 3 different characters, not a common password, not the name (`accounts::check_password`).
     pub password: String,
     /// At most 64 characters.
     pub display_name: Option<String>,
@@ -109,16 +155,17 @@ pub struct NewAccountBody {
     /// Riders only (default false).
     #[serde(default)]
     pub part_time_grid_worker: bool,
-    /// At most 50 existing grids (default none).
+    /// At most 50 existing grids (default none); of the account's county when it has one.
     #[serde(default)]
     pub grid_ids: Vec<i64>,
+    /// The account's county (a planner or admin is scoped to it). A county admin's accounts
+    /// always get the admin's county; leaving it out of an unscoped admin's request: none.
+    pub county_id: Option<i64>,
 }
 
 /// Check a new password and hash it off the async threads (argon2 takes tens of milliseconds).
-async fn hashed(password: String) -> ApiResult<String> {
-    if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > 1024 {
-        return Err(ApiError::field("password", format!("between {MIN_PASSWORD_CHARS} characters and 1 KiB")));
-    }
+async fn hashed(password: String, name: &str) -> ApiResult<String> {
+    accounts::check_password(&password, name).map_err(|why| ApiError::field("password", why))?;
     Ok(tokio::task::spawn_blocking(move || accounts::hash_password(&password))
         .await
         .map_err(|e| ApiError::Internal(e.into()))??)
@@ -154,17 +201,18 @@ fn account_constraint(constraint: &str) -> Option<ApiError> {
         (status = 409, description = "An account with this name exists", body = ErrorBody)))]
 pub(crate) async fn create_account(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(me): Admin,
     Json(body): Json<NewAccountBody>,
 ) -> ApiResult<Response> {
     check_text("display_name", body.display_name.as_deref(), 64)?;
     check_text("phone", body.phone.as_deref(), 32)?;
     check_text("public_phone", body.public_phone.as_deref(), 32)?;
-    let hash = hashed(body.password.clone()).await?;
+    let county = county_for(&state.pool, &me, body.county_id).await?;
+    let hash = hashed(body.password.clone(), &body.name).await?;
     let mut tx = state.pool.begin().await?;
     let id: i64 = sqlx::query_scalar(
-        r"insert into account (name, role, password_hash, display_name, phone, public_phone, part_time_grid_worker)
-          values ($1, $2, $3, $4, $5, $6, $7) returning id",
+        r"insert into account (name, role, password_hash, display_name, phone, public_phone, part_time_grid_worker, county_id)
+          values ($1, $2, $3, $4, $5, $6, $7, $8) returning id",
     )
     .bind(&body.name)
     .bind(body.role.as_str())
@@ -173,19 +221,34 @@ pub(crate) async fn create_account(
     .bind(&body.phone)
     .bind(&body.public_phone)
     .bind(body.part_time_grid_worker)
+    .bind(county)
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| on_constraint(e, account_constraint))?;
     replace_grids(&mut tx, id, &body.grid_ids).await?;
     tx.commit().await?;
-    let view = load(&state.pool, id).await?;
+    let view = load(&state.pool, id, me.county_id).await?;
     Ok((StatusCode::CREATED, [(header::LOCATION, format!("/api/admin/accounts/{id}"))], Json(view)).into_response())
 }
 
-/// Which grids an account works: replaced as a whole, in one transaction.
+/// Which grids an account works: replaced as a whole, in one transaction. An account with a
+/// county works only grids of that county.
 async fn replace_grids(tx: &mut sqlx::PgConnection, id: i64, grid_ids: &[i64]) -> ApiResult<()> {
     if grid_ids.len() > 50 {
         return Err(ApiError::field("grid_ids", "at most 50 grids per account"));
+    }
+    let foreign: Option<i64> = sqlx::query_scalar(
+        r"select g.id from account a, grid g
+           where a.id = $1 and a.county_id is not null and g.id = any($2::bigint[])
+             and gridmap_grid_county(g.id) is distinct from a.county_id
+           order by g.id limit 1",
+    )
+    .bind(id)
+    .bind(grid_ids)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(grid) = foreign {
+        return Err(ApiError::field("grid_ids", format!("grid {grid} is not in the account's county")));
     }
     sqlx::query("delete from grid_assignment where account_id = $1").bind(id).execute(&mut *tx).await?;
     sqlx::query(
@@ -213,6 +276,9 @@ pub struct AccountPatch {
     pub phone: Option<String>,
     pub public_phone: Option<String>,
     pub part_time_grid_worker: Option<bool>,
+    /// Move the account to another county (unscoped admins only; a county admin may only name
+    /// their own).
+    pub county_id: Option<i64>,
 }
 
 /// Disable or enable, change role, reset the password, set names and phones. Disabling, a new
@@ -239,8 +305,13 @@ pub(crate) async fn update_account(
     check_text("display_name", patch.display_name.as_deref(), 64)?;
     check_text("phone", patch.phone.as_deref(), 32)?;
     check_text("public_phone", patch.public_phone.as_deref(), 32)?;
+    managed(&state.pool, id, me.county_id).await?;
+    let county = match patch.county_id {
+        Some(asked) => county_for(&state.pool, &me, Some(asked)).await?,
+        None => None,
+    };
     let hash = match patch.password.clone() {
-        Some(password) => Some(hashed(password).await?),
+        Some(password) => Some(hashed(password, "").await?),
         None => None,
     };
     let mut tx = state.pool.begin().await?;
@@ -252,7 +323,8 @@ pub(crate) async fn update_account(
               display_name = coalesce($5, display_name),
               phone = coalesce($6, phone),
               public_phone = coalesce($7, public_phone),
-              part_time_grid_worker = coalesce($8, part_time_grid_worker)
+              part_time_grid_worker = coalesce($8, part_time_grid_worker),
+              county_id = coalesce($9, county_id)
           where id = $1",
     )
     .bind(id)
@@ -263,6 +335,7 @@ pub(crate) async fn update_account(
     .bind(&patch.phone)
     .bind(&patch.public_phone)
     .bind(patch.part_time_grid_worker)
+    .bind(county)
     .execute(&mut *tx)
     .await
     .map_err(|e| on_constraint(e, account_constraint))?;
@@ -279,7 +352,7 @@ pub(crate) async fn update_account(
     tx.commit().await?;
     // Role, grids-worker flag or disabled may have changed: cached logins must be looked up again.
     state.tokens.invalidate_all();
-    Ok(Json(load(&state.pool, id).await?))
+    Ok(Json(load(&state.pool, id, me.county_id).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -301,12 +374,16 @@ pub struct GridsBody {
         (status = 404, description = "No such account", body = ErrorBody)))]
 pub(crate) async fn assign_grids(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(me): Admin,
     Path(id): Path<i64>,
     Json(body): Json<GridsBody>,
 ) -> ApiResult<Json<AccountView>> {
     let role: Option<String> =
-        sqlx::query_scalar("select role from account where id = $1").bind(id).fetch_optional(&state.pool).await?;
+        sqlx::query_scalar("select role from account where id = $1 and ($2::bigint is null or county_id = $2)")
+            .bind(id)
+            .bind(me.county_id)
+            .fetch_optional(&state.pool)
+            .await?;
     match role.as_deref() {
         None => return Err(ApiError::not_found(format!("account {id}"))),
         Some("grid_worker" | "rider") => {}
@@ -320,7 +397,7 @@ pub(crate) async fn assign_grids(
     tx.commit().await?;
     // Open logins carry their grids: the next request must see the new ones.
     state.tokens.invalidate_all();
-    Ok(Json(load(&state.pool, id).await?))
+    Ok(Json(load(&state.pool, id, me.county_id).await?))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -339,15 +416,9 @@ pub struct Revoked {
         (status = 404, description = "No such account", body = ErrorBody)))]
 pub(crate) async fn revoke_tokens(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(me): Admin,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Revoked>> {
-    let exists: bool = sqlx::query_scalar("select exists(select 1 from account where id = $1)")
-        .bind(id)
-        .fetch_one(&state.pool)
-        .await?;
-    if !exists {
-        return Err(ApiError::not_found(format!("account {id}")));
-    }
+    managed(&state.pool, id, me.county_id).await?;
     Ok(Json(Revoked { revoked: auth::revoke_all(&state.pool, &state.tokens, id).await? }))
 }

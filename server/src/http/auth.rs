@@ -48,13 +48,22 @@ pub struct LoginResponse {
 pub(crate) async fn login(
     State(state): State<AppState>,
     extensions: axum::http::Extensions,
+    headers: axum::http::HeaderMap,
     Json(body): Json<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
     if body.name.len() > 64 || body.password.len() > 1024 {
         return Err(ApiError::Unauthorized("invalid name or password".into()));
     }
-    state.limits.check_login(&body.name, super::limits::client_ip(&extensions))?;
-    match auth::login(&state.pool, &body.name, &body.password).await? {
+    let ip = state.limits.client_ip(&extensions, &headers);
+    state.limits.check_login(&body.name, ip)?;
+    let outcome = auth::login(&state.pool, &body.name, &body.password).await?;
+    // Failures are what the throttle counts: a right password never locks anyone out.
+    if outcome.is_some() {
+        state.limits.login_succeeded(&body.name, ip);
+    } else {
+        state.limits.login_failed(&body.name, ip);
+    }
+    match outcome {
         Some(l) => {
             let grid_ids =
                 state.tokens.authenticate(&state.pool, &l.token).await?.map(|p| p.grid_ids).unwrap_or_default();
@@ -75,6 +84,14 @@ pub(crate) async fn logout(State(state): State<AppState>, _: Auth, parts: Bearer
 
 /// The raw bearer token of a request.
 pub struct BearerToken(pub String);
+
+/// The bearer token of a request, if it carries a well-formed one (the rate limiter's lookup;
+/// a malformed header is the handler's 401 to give).
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim().to_string())
+}
 
 fn bearer(parts: &Parts) -> Result<Option<String>, ApiError> {
     let Some(value) = parts.headers.get(AUTHORIZATION) else { return Ok(None) };

@@ -142,6 +142,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // A statement the request made fail is the client's fault: constraints.rs says whose.
+        if let Self::Database(err) = &self
+            && let Some(fault) = crate::constraints::client_fault(err)
+        {
+            return Self::from(fault).into_response();
+        }
         let (status, code) = self.status_and_code();
         let body = self.body(status, code);
         let mut response = (status, Json(body)).into_response();
@@ -193,6 +199,22 @@ impl From<QueryRejection> for ApiError {
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
         Self::BadRequest(format!("invalid path: {}", rejection.body_text()))
+    }
+}
+
+impl From<crate::constraints::Fault> for ApiError {
+    fn from(fault: crate::constraints::Fault) -> Self {
+        use crate::constraints::FaultKind;
+        match (fault.kind, fault.field) {
+            (FaultKind::Conflict, Some(field)) => Self::Conflict(format!("{field}: {}", fault.message)),
+            (FaultKind::Conflict, None) => Self::Conflict(fault.message),
+            (FaultKind::Unprocessable, field) => Self::Unprocessable {
+                message: field.map_or_else(|| fault.message.clone(), |f| format!("{f}: {}", fault.message)),
+                details: json!({ "field": field }),
+            },
+            (FaultKind::Invalid, Some(field)) => Self::field(field, fault.message),
+            (FaultKind::Invalid, None) => Self::BadRequest(fault.message),
+        }
     }
 }
 

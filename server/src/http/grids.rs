@@ -52,9 +52,23 @@ pub struct GridAt {
     /// `[{"name": "…", "public_phone": null}]`, in assignment order.
     #[schema(value_type = Vec<PublicWorker>)]
     pub workers: serde_json::Value,
+    /// The community's service centre (社区党群服务中心): where to turn when no worker's phone is
+    /// published; null when the community has entered neither address nor phone.
+    #[schema(value_type = Option<ServiceCentre>)]
+    pub service_centre: Option<serde_json::Value>,
     /// GeoJSON MultiPolygon, so the map can outline the grid even without tiles.
     #[schema(value_type = Object)]
     pub geometry: serde_json::Value,
+}
+
+/// A community service centre's public contact (built in SQL by `grid_at`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ServiceCentre {
+    /// `<community>党群服务中心`.
+    pub name: String,
+    pub address: Option<String>,
+    /// The centre's public service line.
+    pub phone: Option<String>,
 }
 
 /// A grid worker as the county's public sign shows them (built in SQL by `grid_at`).
@@ -87,6 +101,10 @@ pub(crate) async fn grid_at(
                              from grid_assignment ga join account a on a.id = ga.account_id
                             where ga.grid_id = g.id and a.role = 'grid_worker' and not a.disabled),
                           '[]'::json) as workers,
+                 case when c.service_centre_address is not null or c.service_centre_phone is not null
+                      then json_build_object('name', c.name || '党群服务中心', 'address', c.service_centre_address,
+                                             'phone', c.service_centre_phone)
+                 end as service_centre,
                  ST_AsGeoJSON(g.geom, 6)::json as geometry
             from grid g
             left join community c on c.id = g.community_id
@@ -170,7 +188,7 @@ pub(crate) async fn revert_grid(
         id,
         etag,
         body.version,
-        Actor { name, reason: body.reason.as_deref() },
+        Actor { name, reason: body.reason.as_deref(), county_id: planner.county_id },
         body.clip_neighbours,
     )
     .await?;
@@ -217,8 +235,14 @@ pub(crate) async fn split_grid(
 ) -> ApiResult<Response> {
     let name = planner.name.as_str();
     let etag = if_match(&headers)?;
-    let (grids, changed) =
-        grid_ops::split(&state.pool, id, etag, &body.line, Actor { name, reason: body.reason.as_deref() }).await?;
+    let (grids, changed) = grid_ops::split(
+        &state.pool,
+        id,
+        etag,
+        &body.line,
+        Actor { name, reason: body.reason.as_deref(), county_id: planner.county_id },
+    )
+    .await?;
     after_commit(&state, &changed).await;
     Ok((StatusCode::OK, Json(SplitResult { grids })).into_response())
 }
@@ -265,7 +289,12 @@ pub(crate) async fn merge_grids(
 ) -> ApiResult<Response> {
     let name = planner.name.as_str();
     let grids: Vec<(i64, i64)> = body.grids.iter().map(|g| (g.id, g.version)).collect();
-    let (grid, changed) = grid_ops::merge(&state.pool, &grids, Actor { name, reason: body.reason.as_deref() }).await?;
+    let (grid, changed) = grid_ops::merge(
+        &state.pool,
+        &grids,
+        Actor { name, reason: body.reason.as_deref(), county_id: planner.county_id },
+    )
+    .await?;
     after_commit(&state, &changed).await;
     let removed = changed.grid_ids.iter().copied().filter(|id| *id != grid.id).collect();
     Ok(Json(MergeResult { grid, removed }).into_response())

@@ -1,17 +1,26 @@
-//! Abuse limits: per-token and per-IP rate limits on writes and heavy reads, and a login
-//! throttle per account name and per IP. Each refusal is a JSON 429 with `Retry-After`.
-//! Quotas come from the environment so a benchmark can raise them (documented in README).
+//! Abuse limits: per-account (else per-address) rate limits on writes and heavy reads, and a
+//! login throttle on failures per account name and address. Each refusal is a JSON 429 with
+//! `Retry-After`. Quotas come from the environment so a benchmark can raise them (README).
+//!
+//! Who a request counts against is decided here once: the account its bearer token resolves to
+//! (so a made-up token, or the same token spelled with extra spaces, is not a fresh bucket),
+//! else the client address — the TCP peer, or, when the peer is a reverse proxy listed in
+//! `GRIDMAP_TRUSTED_PROXIES`, the address that proxy appended to `X-Forwarded-For`. A header
+//! from anyone else is ignored.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiError;
@@ -41,11 +50,108 @@ impl Rate {
     }
 }
 
+/// Wrong passwords allowed per account name and address in a minute.
+pub const LOGIN_FAILURES_PER_MINUTE: u32 = 5;
+/// Login attempts allowed per address in a minute (whatever the names).
+pub const LOGIN_ATTEMPTS_PER_ADDRESS: u32 = 30;
+/// Keyed maps are pruned of idle keys once they hold this many.
+const PRUNE_ABOVE: usize = 10_000;
+
+/// Addresses (or CIDR blocks) of the reverse proxies whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+
+impl TrustedProxies {
+    /// `10.0.0.1, 192.168.0.0/16, ::1` → the list; `Err` names the entry that is not one.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut list = Vec::new();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (addr, bits) = entry.split_once('/').map_or((entry, None), |(a, b)| (a, Some(b)));
+            let ip: IpAddr = addr.parse().map_err(|_| format!("`{entry}` is not an IP address or CIDR block"))?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let bits = match bits {
+                None => max,
+                Some(b) => {
+                    b.parse::<u8>().ok().filter(|b| *b <= max).ok_or_else(|| format!("`{entry}`: bad prefix"))?
+                }
+            };
+            list.push((ip, bits));
+        }
+        Ok(Self(list))
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|(net, bits)| match (net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(*bits)).unwrap_or(0);
+                u32::from(*n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(*bits)).unwrap_or(0);
+                u128::from(*n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The client's address: the TCP peer, unless the peer is a trusted proxy; then the
+    /// right-most `X-Forwarded-For` entry that is not itself a trusted proxy (entries further
+    /// left were written by the client and prove nothing).
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if !self.contains(peer) {
+            return peer;
+        }
+        let forwarded: Vec<IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse().ok())
+            .collect();
+        forwarded.into_iter().rev().find(|a| !self.contains(*a)).unwrap_or(peer)
+    }
+}
+
+/// A fixed one-minute window of failures per key (name and address).
+#[derive(Default)]
+struct Failures(Mutex<HashMap<(String, IpAddr), (u32, Instant)>>);
+
+impl Failures {
+    fn blocked(&self, key: &(String, IpAddr), limit: u32) -> Option<u64> {
+        let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (count, since) = map.get(key)?;
+        let left = Duration::from_secs(60).checked_sub(since.elapsed())?;
+        (*count >= limit).then(|| left.as_secs().max(1))
+    }
+
+    fn record(&self, key: (String, IpAddr)) {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() > PRUNE_ABOVE {
+            map.retain(|_, (_, since)| since.elapsed() < Duration::from_secs(60));
+        }
+        let entry = map.entry(key).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= Duration::from_secs(60) {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+
+    fn clear(&self, key: &(String, IpAddr)) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);
+    }
+}
+
 pub struct Limits {
     writes: DefaultKeyedRateLimiter<String>,
     heavy_reads: DefaultKeyedRateLimiter<String>,
-    login_by_name: DefaultKeyedRateLimiter<String>,
+    login_failures: Failures,
     login_by_ip: DefaultKeyedRateLimiter<IpAddr>,
+    pub trusted_proxies: TrustedProxies,
+    checks: AtomicU64,
 }
 
 impl Limits {
@@ -54,7 +160,19 @@ impl Limits {
     pub fn from_env() -> Arc<Self> {
         let writes = Rate::from_env("GRIDMAP_RATE_WRITES", Rate { per_second: 10, burst: 40 });
         let heavy = Rate::from_env("GRIDMAP_RATE_HEAVY_READS", Rate { per_second: 50, burst: 100 });
-        Self::with_quotas(writes.quota(), heavy.quota())
+        let limits = Self::with_quotas(writes.quota(), heavy.quota());
+        let proxies = std::env::var("GRIDMAP_TRUSTED_PROXIES").unwrap_or_default();
+        let trusted_proxies = TrustedProxies::parse(&proxies).unwrap_or_else(|e| {
+            // A typo here must not silently trust nobody *or* everybody: nobody is the safe side.
+            tracing::error!(error = %e, "GRIDMAP_TRUSTED_PROXIES ignored");
+            TrustedProxies::default()
+        });
+        limits.trusting(trusted_proxies)
+    }
+
+    /// The same limits, believing `X-Forwarded-*` from these proxies (call on fresh limits).
+    pub fn trusting(self: Arc<Self>, trusted_proxies: TrustedProxies) -> Arc<Self> {
+        Arc::new(Self { trusted_proxies, ..Arc::into_inner(self).expect("fresh limits, one owner") })
     }
 
     /// Explicit quotas for writes and heavy reads (tests use slow refills so that timing
@@ -63,44 +181,85 @@ impl Limits {
         Arc::new(Self {
             writes: RateLimiter::keyed(writes),
             heavy_reads: RateLimiter::keyed(heavy_reads),
-            login_by_name: RateLimiter::keyed(
-                Quota::per_minute(NonZeroU32::new(5).expect("5 > 0")).allow_burst(NonZeroU32::new(5).expect("5 > 0")),
-            ),
+            login_failures: Failures::default(),
             login_by_ip: RateLimiter::keyed(
-                Quota::per_minute(NonZeroU32::new(30).expect("30 > 0"))
-                    .allow_burst(NonZeroU32::new(30).expect("30 > 0")),
+                Quota::per_minute(NonZeroU32::new(LOGIN_ATTEMPTS_PER_ADDRESS).expect("30 > 0"))
+                    .allow_burst(NonZeroU32::new(LOGIN_ATTEMPTS_PER_ADDRESS).expect("30 > 0")),
             ),
+            trusted_proxies: TrustedProxies::default(),
+            checks: AtomicU64::new(0),
         })
     }
 
-    /// Whether another login attempt for this name from this address may go ahead.
-    pub fn check_login(&self, name: &str, ip: IpAddr) -> Result<(), ApiError> {
-        let by_name = self.login_by_name.check_key(&name.to_lowercase()).is_ok();
-        let by_ip = self.login_by_ip.check_key(&ip).is_ok();
-        if by_name && by_ip {
-            Ok(())
-        } else {
-            Err(ApiError::TooManyRequests("too many login attempts; wait a minute and try again".into()))
+    /// Now and then drop the keys whose buckets are full again, so that made-up keys cannot
+    /// grow memory without bound.
+    fn prune(&self) {
+        if self.checks.fetch_add(1, Ordering::Relaxed).is_multiple_of(1024) {
+            for limiter in [&self.writes, &self.heavy_reads] {
+                if limiter.len() > PRUNE_ABOVE {
+                    limiter.retain_recent();
+                    limiter.shrink_to_fit();
+                }
+            }
+            if self.login_by_ip.len() > PRUNE_ABOVE {
+                self.login_by_ip.retain_recent();
+                self.login_by_ip.shrink_to_fit();
+            }
         }
+    }
+
+    /// `n` more writes for a key (a batch's items after the first, which the request paid).
+    pub fn charge_write(&self, key: &RateKey) -> Result<(), ApiError> {
+        self.writes
+            .check_key(&key.0)
+            .map_err(|_| ApiError::TooManyRequests("too many writes; slow down and retry".into()))
+    }
+
+    /// Whether a login attempt for this name from this address may go ahead: not after
+    /// `LOGIN_FAILURES_PER_MINUTE` wrong passwords for this name *from this address* (so nobody
+    /// elsewhere can lock the owner out), nor past `LOGIN_ATTEMPTS_PER_ADDRESS` attempts from it.
+    pub fn check_login(&self, name: &str, ip: IpAddr) -> Result<(), ApiError> {
+        self.prune();
+        let too_many = || ApiError::TooManyRequests("too many login attempts; wait a minute and try again".into());
+        if self.login_failures.blocked(&(name.to_lowercase(), ip), LOGIN_FAILURES_PER_MINUTE).is_some() {
+            return Err(too_many());
+        }
+        self.login_by_ip.check_key(&ip).map_err(|_| too_many())
+    }
+
+    /// A wrong password (or unknown name) for this name from this address.
+    pub fn login_failed(&self, name: &str, ip: IpAddr) {
+        self.login_failures.record((name.to_lowercase(), ip));
+    }
+
+    /// A successful login ends the failure count for this name and address.
+    pub fn login_succeeded(&self, name: &str, ip: IpAddr) {
+        self.login_failures.clear(&(name.to_lowercase(), ip));
+    }
+
+    /// The client address of a request (see the module header).
+    pub fn client_ip(&self, request_extensions: &axum::http::Extensions, headers: &HeaderMap) -> IpAddr {
+        self.trusted_proxies.client(peer(request_extensions), headers)
+    }
+
+    /// Whether the request came straight from a trusted reverse proxy: only then do its
+    /// `X-Forwarded-*` headers mean anything (client address here, public URL in `http::urls`).
+    pub fn from_trusted_proxy(&self, request_extensions: &axum::http::Extensions) -> bool {
+        self.trusted_proxies.contains(peer(request_extensions))
     }
 }
 
-/// Client address: the TCP peer (gridmap is meant to be reached directly or through a proxy
-/// that keeps its own limits); in-process tests have none and share one bucket.
-pub fn client_ip(request_extensions: &axum::http::Extensions) -> IpAddr {
+/// The TCP peer of a request (loopback for in-process requests, which have no connection).
+fn peer(request_extensions: &axum::http::Extensions) -> IpAddr {
     request_extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |ConnectInfo(addr)| addr.ip())
 }
 
-/// Who a request counts against: its bearer token (hashed, so keys in memory are not
-/// credentials) or else its IP address.
-fn key(request: &Request) -> String {
-    match request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        Some(value) => format!("t:{}", hex::encode(&Sha256::digest(value.as_bytes())[..12])),
-        None => format!("ip:{}", client_ip(request.extensions())),
-    }
-}
+/// The key a request's rate limits count against (`a:<account id>` or `ip:<address>`), left in
+/// the request's extensions for handlers that charge more (a batch).
+#[derive(Debug, Clone)]
+pub struct RateKey(pub String);
 
 /// What a request counts against. Every write (any method but GET/HEAD/OPTIONS) is a write,
 /// so a route added later is limited without anyone remembering to; the login has its own,
@@ -132,18 +291,42 @@ pub fn classify(method: &axum::http::Method, path: &str) -> Class {
     if heavy { Class::HeavyRead } else { Class::Other }
 }
 
-/// Middleware on the whole router: per-token (else per-IP) quotas for writes and heavy reads;
-/// a refusal is a JSON 429 with `Retry-After`, before any work is done.
-pub async fn limit_requests(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
-    match classify(request.method(), request.uri().path()) {
-        Class::Write if state.limits.writes.check_key(&key(&request)).is_err() => {
-            Err(ApiError::TooManyRequests("too many writes; slow down and retry".into()))
-        }
-        Class::HeavyRead if state.limits.heavy_reads.check_key(&key(&request)).is_err() => {
-            Err(ApiError::TooManyRequests("too many requests; slow down and retry".into()))
-        }
-        _ => Ok(next.run(request).await),
+/// Middleware on the whole router: per-account (else per-address) quotas for writes and heavy
+/// reads; a refusal is a JSON 429 with `Retry-After`, before any work is done. The account is
+/// resolved here (and left for the handler's `Auth`/`MaybeAuth`, which then skip the lookup).
+pub async fn limit_requests(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let class = classify(request.method(), request.uri().path());
+    if class == Class::Other {
+        return Ok(next.run(request).await);
     }
+    let limits = &state.limits;
+    limits.prune();
+    let token = super::auth::bearer_token(request.headers());
+    let principal = match token {
+        Some(token) => state.tokens.authenticate(&state.pool, &token).await?,
+        None => None,
+    };
+    let key = match &principal {
+        Some(p) => format!("a:{}", p.account_id),
+        None => format!("ip:{}", limits.client_ip(request.extensions(), request.headers())),
+    };
+    let refused = match class {
+        Class::Write => limits.writes.check_key(&key).is_err(),
+        _ => limits.heavy_reads.check_key(&key).is_err(),
+    };
+    if refused {
+        let what = if class == Class::Write { "writes" } else { "requests" };
+        return Err(ApiError::TooManyRequests(format!("too many {what}; slow down and retry")));
+    }
+    if let Some(p) = principal {
+        request.extensions_mut().insert(p);
+    }
+    request.extensions_mut().insert(RateKey(key));
+    Ok(next.run(request).await)
 }
 
 #[cfg(test)]
@@ -168,13 +351,34 @@ mod tests {
     }
 
     #[test]
-    fn login_throttle_stops_the_sixth_attempt_for_one_name() {
+    fn five_failures_for_a_name_stop_that_address_only() {
         let limits = Limits::from_env();
         let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let owner = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        for _ in 0..10 {
+            assert!(limits.check_login("Planner", ip).is_ok(), "successful attempts are not counted");
+        }
         for _ in 0..5 {
             assert!(limits.check_login("Planner", ip).is_ok());
+            limits.login_failed("Planner", ip);
         }
         assert!(limits.check_login("planner", ip).is_err(), "names are throttled case-insensitively");
         assert!(limits.check_login("someone-else", ip).is_ok());
+        assert!(limits.check_login("planner", owner).is_ok(), "the owner's own address is not locked out");
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_from_a_trusted_proxy() {
+        let proxies = TrustedProxies::parse("10.0.0.0/8, ::1").expect("parses");
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "1.2.3.4, 203.0.113.9, 10.1.1.1".parse().expect("header"));
+        let stranger: IpAddr = "198.51.100.7".parse().expect("ip");
+        assert_eq!(proxies.client(stranger, &headers), stranger, "a header from anyone else is ignored");
+        let proxy: IpAddr = "10.2.3.4".parse().expect("ip");
+        let client: IpAddr = "203.0.113.9".parse().expect("ip");
+        assert_eq!(proxies.client(proxy, &headers), client, "the right-most untrusted entry");
+        assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
+        assert!(TrustedProxies::parse("proxy.example").is_err());
+        assert!(proxies.contains("::1".parse().expect("ip")));
     }
 }

@@ -3,20 +3,24 @@
 
 pub mod admin;
 pub mod auth;
+pub mod counties;
 pub mod error;
 pub mod extract;
 pub mod grids;
 pub mod health;
+pub mod input;
 pub mod limits;
 pub mod metrics;
 pub mod ogc;
 pub mod open311;
 pub mod openapi;
+pub mod paging;
 pub mod points;
 pub mod reports;
 pub mod stations;
 pub mod stats;
 pub mod tiles;
+pub mod urls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,6 +50,8 @@ pub struct AppState {
     pub tokens: Arc<crate::auth::TokenCache>,
     /// Serving, draining or stopping (SIGTERM; see health.rs).
     pub lifecycle: Arc<health::Lifecycle>,
+    /// `GRIDMAP_PUBLIC_URL` and `GRIDMAP_BASEMAP_URL`: the one source of absolute URLs (`urls`).
+    pub urls: urls::PublicUrls,
 }
 
 impl AppState {
@@ -59,6 +65,7 @@ impl AppState {
             reports: crate::reports::Reports::default(),
             tokens: Arc::new(crate::auth::TokenCache::default()),
             lifecycle: Arc::new(health::Lifecycle::default()),
+            urls: urls::PublicUrls::default(),
         }
     }
 }
@@ -78,6 +85,7 @@ pub fn app(state: AppState) -> Router {
         .merge(stations::router())
         .merge(ogc::router())
         .merge(grids::router())
+        .merge(counties::router())
         .merge(tiles::router())
         .merge(metrics::router())
         .merge(reports::router())
@@ -87,6 +95,7 @@ pub fn app(state: AppState) -> Router {
         .merge(open311::router())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(web)
+        .layer(axum::middleware::from_fn(input::check_inputs))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit_requests))
         // Outside the rate limit, so that its 429 on an Open311 path is in Open311's shape too.
         .layer(axum::middleware::from_fn(open311::errors_as_open311))

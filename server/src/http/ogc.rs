@@ -18,6 +18,7 @@ use super::AppState;
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path};
+use super::urls::BaseUrl;
 use crate::auth::Role;
 use crate::ogc::edit::{self, Actor};
 use crate::ogc::features::{self, DEFAULT_LIMIT, ItemsQuery, MAX_LIMIT};
@@ -100,18 +101,6 @@ const JSON: &str = "application/json";
 const OPENAPI: &str = "application/vnd.oai.openapi+json;version=3.0";
 const CRS84: &str = "http://www.opengis.net/def/crs/OGC/1.3/CRS84";
 
-/// Absolute base URL of this server as the client addressed it (links must be absolute for
-/// GDAL); relative when there is no Host header (in-process tests).
-fn base(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()));
-    let proto =
-        headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).filter(|p| *p == "https").unwrap_or("http");
-    host.map_or_else(String::new, |h| format!("{proto}://{h}"))
-}
-
 /// `f=json` (or none) is the only format; anything else is a 400 naming what exists.
 fn check_format(f: Option<&str>) -> ApiResult<()> {
     match f {
@@ -146,9 +135,8 @@ fn collection(id: &str) -> ApiResult<&'static Collection> {
 }
 
 /// Part 1 §7.2: the landing page.
-async fn landing(headers: HeaderMap, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+async fn landing(BaseUrl(b): BaseUrl, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     simple_format(raw.as_deref())?;
-    let b = base(&headers);
     Ok(json_response(
         &json!({
             "title": "gridmap — Yiyuan county grids, buildings and warm-\"new\" stations",
@@ -192,11 +180,10 @@ async fn collection_json(state: &AppState, coll: &Collection, b: &str) -> ApiRes
 /// Part 1 §7.13: the collections.
 async fn list_collections(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    BaseUrl(b): BaseUrl,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     simple_format(raw.as_deref())?;
-    let b = base(&headers);
     let mut list = Vec::new();
     for coll in collections::ALL {
         list.push(collection_json(&state, coll, &b).await?);
@@ -213,20 +200,20 @@ async fn list_collections(
 /// Part 1 §7.14: one collection.
 async fn get_collection(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    BaseUrl(b): BaseUrl,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     simple_format(raw.as_deref())?;
     let coll = collection(&id)?;
-    Ok(json_response(&collection_json(&state, coll, &base(&headers)).await?, JSON))
+    Ok(json_response(&collection_json(&state, coll, &b).await?, JSON))
 }
 
 /// Part 3 §6: the queryables of a collection (JSON Schema).
-async fn queryables(headers: HeaderMap, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+async fn queryables(BaseUrl(b): BaseUrl, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     simple_format(raw.as_deref())?;
     let coll = collection(&id)?;
-    let url = format!("{}/ogc/collections/{}/queryables", base(&headers), coll.id);
+    let url = format!("{b}/ogc/collections/{}/queryables", coll.id);
     Ok(json_response(&coll.queryables(&url), "application/schema+json"))
 }
 
@@ -243,11 +230,7 @@ fn parse_items_query(coll: &Collection, pairs: &[(String, String)]) -> ApiResult
                 q.limit = n.min(MAX_LIMIT);
             }
             "offset" => {
-                q.offset = value
-                    .parse()
-                    .ok()
-                    .filter(|n: &i64| *n >= 0)
-                    .ok_or_else(|| ApiError::field("offset", "must be an integer from 0"))?;
+                q.offset = super::paging::parse_offset(value)?;
             }
             "bbox" => {
                 let nums: Vec<f64> = value
@@ -321,6 +304,7 @@ fn page_link(b: &str, coll: &Collection, pairs: &[(String, String)], offset: i64
 async fn get_items(
     State(state): State<AppState>,
     headers: HeaderMap,
+    BaseUrl(b): BaseUrl,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
@@ -328,14 +312,13 @@ async fn get_items(
     let pairs = params(raw.as_deref())?;
     let q = parse_items_query(coll, &pairs)?;
     let page = features::items(&state.pool, coll, &q).await?;
-    let b = base(&headers);
     let returned = page.features.len() as i64;
     let mut links = vec![
         json!({"href": format!("{b}/ogc/collections/{}/items{}", coll.id, raw.as_deref().map(|r| format!("?{r}")).unwrap_or_default()), "rel": "self", "type": GEOJSON}),
         json!({"href": format!("{b}/ogc/collections/{}", coll.id), "rel": "collection", "type": JSON}),
     ];
-    if q.offset + returned < page.number_matched {
-        links.push(page_link(&b, coll, &pairs, q.offset + returned, "next"));
+    if let Some(next) = super::paging::next_offset(q.offset, returned, page.number_matched) {
+        links.push(page_link(&b, coll, &pairs, next, "next"));
     }
     if q.offset > 0 {
         links.push(page_link(&b, coll, &pairs, (q.offset - q.limit).max(0), "prev"));
@@ -419,7 +402,7 @@ fn editor<'a>(auth: &'a Auth, coll: &Collection, reason: Option<&'a str>) -> Api
             return Err(ApiError::MethodNotAllowed);
         }
     };
-    Ok(Actor { name: &principal.name, reason })
+    Ok(Actor { name: &principal.name, reason, county_id: principal.county_id })
 }
 
 /// `?reason=…` (stored with the grid version) and `?clip=neighbours`.
@@ -463,7 +446,7 @@ fn written_response(status: StatusCode, b: &str, coll: &Collection, w: &edit::Wr
 async fn create_item(
     State(state): State<AppState>,
     auth: Auth,
-    headers: HeaderMap,
+    BaseUrl(b): BaseUrl,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
     Json(body): Json<Value>,
@@ -473,7 +456,7 @@ async fn create_item(
     let actor = editor(&auth, coll, p.reason.as_deref())?;
     let written = edit::create(&state.pool, coll, &body, actor, p.clip).await?;
     after_commit(&state, &written.changed).await;
-    Ok(written_response(StatusCode::CREATED, &base(&headers), coll, &written))
+    Ok(written_response(StatusCode::CREATED, &b, coll, &written))
 }
 
 #[allow(clippy::too_many_arguments)] // PUT and PATCH share it; each argument is one extractor
@@ -481,6 +464,7 @@ async fn update_item(
     state: AppState,
     auth: Auth,
     headers: HeaderMap,
+    b: String,
     id: String,
     fid: String,
     raw: Option<String>,
@@ -494,7 +478,7 @@ async fn update_item(
     let etag = if_match(&headers)?;
     let written = edit::replace(&state.pool, coll, fid, etag, &body, patch, actor, p.clip).await?;
     after_commit(&state, &written.changed).await;
-    Ok(written_response(StatusCode::OK, &base(&headers), coll, &written))
+    Ok(written_response(StatusCode::OK, &b, coll, &written))
 }
 
 /// Part 4: replace a feature (If-Match required).
@@ -502,11 +486,12 @@ async fn replace_item(
     State(state): State<AppState>,
     auth: Auth,
     headers: HeaderMap,
+    BaseUrl(b): BaseUrl,
     Path((id, fid)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
     Json(body): Json<Value>,
 ) -> ApiResult<Response> {
-    update_item(state, auth, headers, id, fid, raw, body, false).await
+    update_item(state, auth, headers, b, id, fid, raw, body, false).await
 }
 
 /// Part 4: update a feature with a JSON merge patch (If-Match required).
@@ -514,11 +499,12 @@ async fn patch_item(
     State(state): State<AppState>,
     auth: Auth,
     headers: HeaderMap,
+    BaseUrl(b): BaseUrl,
     Path((id, fid)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
     Json(body): Json<Value>,
 ) -> ApiResult<Response> {
-    update_item(state, auth, headers, id, fid, raw, body, true).await
+    update_item(state, auth, headers, b, id, fid, raw, body, true).await
 }
 
 /// Part 4: delete a feature (If-Match required) → 204.
@@ -540,9 +526,9 @@ async fn delete_item(
 }
 
 /// Part 1 §7.3 / OpenAPI 3.0: the API definition, built from the collection allow-lists.
-async fn api(headers: HeaderMap, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+async fn api(BaseUrl(b): BaseUrl, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     simple_format(raw.as_deref())?;
-    Ok(json_response(&openapi(&base(&headers)), OPENAPI))
+    Ok(json_response(&openapi(&b), OPENAPI))
 }
 
 fn openapi(b: &str) -> Value {
@@ -616,7 +602,7 @@ fn openapi(b: &str) -> Value {
             "parameters": {
                 "limit": {"name": "limit", "in": "query", "required": false, "style": "form", "explode": false,
                           "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
-                "offset": {"name": "offset", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                "offset": {"name": "offset", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "maximum": super::paging::MAX_OFFSET, "default": 0}},
                 "bbox": {"name": "bbox", "in": "query", "required": false, "style": "form", "explode": false,
                          "schema": {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}},
                 "filter": {"name": "filter", "in": "query", "required": false, "schema": {"type": "string", "maxLength": cql::MAX_FILTER_BYTES}},

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::extract::{Path, Query};
+use super::urls::BaseUrl;
 use crate::reports::intake::{self, IntakeError, Outcome};
 
 pub fn router() -> Router<AppState> {
@@ -96,14 +97,15 @@ fn json_file(file: &str) -> Result311<&str> {
         .ok_or_else(|| Open311Error(StatusCode::NOT_FOUND, "only the JSON format is served (use .json)".into()))
 }
 
-async fn discovery() -> Response {
+async fn discovery(BaseUrl(base): BaseUrl) -> Response {
     axum::Json(json!({
         "changeset": "2026-11-28T00:00:00Z",
         "contact": "沂源县城市网格化管理 (gridmap)",
         "key_service": "api_key is the bearer token from POST /api/auth/login",
         "endpoints": [{
             "specification": "http://wiki.open311.org/GeoReport_v2",
-            "url": "/open311/v2",
+            // Absolute as the spec's example; the base comes from `http::urls` (GRIDMAP_PUBLIC_URL).
+            "url": format!("{base}/open311/v2"),
             "changeset": "2026-11-28T00:00:00Z",
             "type": "production",
             "formats": ["application/json"],

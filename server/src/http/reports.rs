@@ -41,8 +41,12 @@ pub fn router() -> Router<AppState> {
         .route("/api/reports/hexbins", get(hexbins))
         .route("/api/reports/stream", get(stream))
         .route("/api/reports/{id}", get(get_report))
-        .route("/api/reports/{id}/transitions", post(create_transition))
+        .route(
+            "/api/reports/{id}/transitions",
+            post(create_transition).layer(DefaultBodyLimit::max(MAX_MULTIPART_BYTES)),
+        )
         .route("/api/reports/{id}/photos/{n}", get(get_photo))
+        .route("/api/reports/{id}/feedback-photos/{n}", get(get_feedback_photo))
 }
 
 impl From<IntakeError> for ApiError {
@@ -304,6 +308,7 @@ pub struct BatchResult {
 pub async fn create_reports_batch(
     State(state): State<AppState>,
     MaybeAuth(principal): MaybeAuth,
+    rate_key: Option<axum::Extension<super::limits::RateKey>>,
     Json(batch): Json<BatchRequest>,
 ) -> ApiResult<Json<Vec<BatchResult>>> {
     if batch.items.len() > MAX_BATCH_ITEMS {
@@ -311,10 +316,16 @@ pub async fn create_reports_batch(
     }
     let categories = state.reports.categories(&state.pool).await?;
     let mut results = Vec::with_capacity(batch.items.len());
-    for mut item in batch.items {
+    for (index, mut item) in batch.items.into_iter().enumerate() {
         let key_text = item.as_object_mut().and_then(|o| o.remove("idempotency_key"));
         let key_string = key_text.as_ref().and_then(Value::as_str).map(str::to_string);
         let outcome = async {
+            // A batch of N reports is N writes: the request paid for the first.
+            if index > 0
+                && let Some(axum::Extension(rate_key)) = &rate_key
+            {
+                state.limits.charge_write(rate_key)?;
+            }
             let key = key_string
                 .as_deref()
                 .and_then(|s| Uuid::parse_str(s).ok())
@@ -366,7 +377,10 @@ pub struct ListReportsQuery {
     /// Created before (RFC 3339).
     pub to: Option<DateTime<Utc>>,
     /// 1..=500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// 0..=10,000,000 (`http::paging::MAX_OFFSET`), default 0.
+    #[param(minimum = 0, maximum = 10_000_000)]
     pub offset: Option<i64>,
 }
 
@@ -419,10 +433,7 @@ pub async fn list_reports(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::field("limit", "between 1 and 500"));
     }
-    let offset = q.offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(ApiError::field("offset", "must not be negative"));
-    }
+    let offset = super::paging::offset(q.offset)?;
     let filter = ListFilter {
         grid,
         statuses,
@@ -435,7 +446,7 @@ pub async fn list_reports(
         offset,
     };
     let (items, total) = workflow::list_reports(&state.pool, &filter, viewer.as_ref()).await?;
-    let next = (offset + limit < total).then(|| {
+    let next = super::paging::next_offset(offset, limit, total).map(|next_offset| {
         let mut params: Vec<String> = Vec::new();
         if let Some(g) = &q.grid {
             params.push(format!("grid={g}"));
@@ -459,7 +470,7 @@ pub async fn list_reports(
             params.push(format!("to={}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
         }
         params.push(format!("limit={limit}"));
-        params.push(format!("offset={}", offset + limit));
+        params.push(format!("offset={next_offset}"));
         format!("/api/reports?{}", params.join("&"))
     });
     Ok(Json(ReportPage { items, total, limit, offset, next }))
@@ -467,10 +478,21 @@ pub async fn list_reports(
 
 /// A multipart intake: a part `report` (the JSON body) and up to three parts `photo`.
 pub(crate) async fn read_multipart(request: Request, categories: &[Category]) -> Result<intake::NewReport, ApiError> {
+    let (report, stored) = read_parts(request, "report").await?;
+    let report = report.ok_or_else(|| ApiError::field("report", "a part `report` with the JSON body is required"))?;
+    let mut new = intake::validate(&report, categories)?;
+    new.photos = stored;
+    Ok(new)
+}
+
+/// A multipart body of one JSON part named `json_part` and up to three parts `photo`, each
+/// checked by content and stripped of its metadata (`reports::photos`). Any other part name is
+/// refused.
+async fn read_parts(request: Request, json_part: &str) -> Result<(Option<Value>, Vec<intake::Photo>), ApiError> {
     let mut multipart = axum::extract::Multipart::from_request(request, &())
         .await
         .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {}", e.body_text())))?;
-    let mut report: Option<Value> = None;
+    let mut json: Option<Value> = None;
     let mut stored = Vec::new();
     loop {
         let field = match multipart.next_field().await {
@@ -490,12 +512,6 @@ pub(crate) async fn read_multipart(request: Request, categories: &[Category]) ->
             }
         })?;
         match name.as_str() {
-            "report" => {
-                report = Some(
-                    serde_json::from_slice(&bytes)
-                        .map_err(|e| ApiError::field("report", format!("invalid JSON: {e}")))?,
-                );
-            }
             "photo" => {
                 if stored.len() == photos::MAX_PHOTOS {
                     return Err(ApiError::field("photo", format!("at most {} photos", photos::MAX_PHOTOS)));
@@ -506,13 +522,18 @@ pub(crate) async fn read_multipart(request: Request, categories: &[Category]) ->
                 }
                 stored.push(photos::check_and_strip(&bytes).map_err(|m| ApiError::field("photo", m))?);
             }
-            other => return Err(ApiError::field(other, "unknown part (expected `report` and `photo`)")),
+            name if name == json_part => {
+                json = Some(
+                    serde_json::from_slice(&bytes)
+                        .map_err(|e| ApiError::field(json_part.to_string(), format!("invalid JSON: {e}")))?,
+                );
+            }
+            other => {
+                return Err(ApiError::field(other, format!("unknown part (expected `{json_part}` and `photo`)")));
+            }
         }
     }
-    let report = report.ok_or_else(|| ApiError::field("report", "a part `report` with the JSON body is required"))?;
-    let mut new = intake::validate(&report, categories)?;
-    new.photos = stored;
-    Ok(new)
+    Ok((json, stored))
 }
 
 /// The multipart body passed its limit: photos are what make a report that large.
@@ -561,7 +582,29 @@ pub(crate) async fn get_photo(
     auth: Auth,
     Path((id, n)): Path<(i64, i64)>,
 ) -> ApiResult<Response> {
-    let viewer = &auth.0;
+    serve_photo(&state, &auth.0, id, n, false).await
+}
+
+/// The `n`th "after" photo a grid worker attached to feedback (1 to `feedback_photo_count`, in
+/// the order sent, across feedback steps), stripped like intake photos and shown to the same
+/// people: the grid's workers, planners, admins and the report's sender (who sees it fixed).
+#[utoipa::path(get, path = "/api/reports/{id}/feedback-photos/{n}", tag = "reports",
+    params(("id" = i64, Path), ("n" = i64, Path, description = "1 to the report's `feedback_photo_count`")),
+    responses(
+        (status = 200, description = "the stored image (`image/jpeg`, `image/png` or `image/webp`)",
+         content((Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/webp"))),
+        (status = 401, body = super::openapi::ErrorBody),
+        (status = 403, description = "not the report's grid, role or sender", body = super::openapi::ErrorBody),
+        (status = 404, description = "no such report or photo", body = super::openapi::ErrorBody)))]
+pub(crate) async fn get_feedback_photo(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((id, n)): Path<(i64, i64)>,
+) -> ApiResult<Response> {
+    serve_photo(&state, &auth.0, id, n, true).await
+}
+
+async fn serve_photo(state: &AppState, viewer: &Principal, id: i64, n: i64, feedback: bool) -> ApiResult<Response> {
     let report: Option<(Option<i64>, Option<i64>)> =
         sqlx::query_as("select grid_id, reporter_id from report where id = $1")
             .bind(id)
@@ -576,17 +619,20 @@ pub(crate) async fn get_photo(
             "photos are for the report's grid workers, planners, admins and its sender".into(),
         ));
     }
-    let photo: Option<(String, Vec<u8>)> = match n {
-        1..=3 => {
-            sqlx::query_as(
-                "select media_type, bytes from report_photo where report_id = $1 order by id offset $2 limit 1",
-            )
-            .bind(id)
-            .bind(n - 1)
-            .fetch_optional(&state.pool)
-            .await?
-        }
-        _ => None,
+    // Intake photos are at most three; feedback photos accumulate over rework rounds.
+    let in_range = if feedback { n >= 1 } else { (1..=3).contains(&n) };
+    let photo: Option<(String, Vec<u8>)> = if in_range {
+        sqlx::query_as(
+            "select media_type, bytes from report_photo
+              where report_id = $1 and (event_id is not null) = $3 order by id offset $2 limit 1",
+        )
+        .bind(id)
+        .bind(n - 1)
+        .bind(feedback)
+        .fetch_optional(&state.pool)
+        .await?
+    } else {
+        None
     };
     let (media_type, bytes) = photo.ok_or_else(|| ApiError::not_found(format!("report {id} has no photo {n}")))?;
     let headers = [
@@ -607,24 +653,47 @@ fn parse_if_match(headers: &HeaderMap) -> Result<Option<i32>, ApiError> {
 }
 
 /// Move a report through the workflow (see `crate::reports::workflow` for who may do what).
+/// JSON, or — for `feedback` with "after" photos — multipart: a part `transition` (the same JSON)
+/// and up to three parts `photo`, checked and stripped like intake photos and stored in the
+/// step's transaction.
 #[utoipa::path(post, path = "/api/reports/{id}/transitions", tag = "reports", params(("id" = i64, Path),
         ("If-Match" = String, Header, description = "The report's ETag")),
-    request_body = TransitionRequest,
+    request_body(content(
+        (TransitionRequest = "application/json"),
+        (TransitionMultipart = "multipart/form-data"))),
     responses((status = 200, description = "The report after the transition, with history", body = ReportView),
         (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody),
         (status = 403, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody),
         (status = 409, description = "Not allowed from the current status", body = super::openapi::ErrorBody),
         (status = 412, description = "Stale If-Match", body = super::openapi::ErrorBody),
+        (status = 413, description = "A photo over 5 MB", body = super::openapi::ErrorBody),
+        (status = 415, body = super::openapi::ErrorBody),
         (status = 428, description = "If-Match missing", body = super::openapi::ErrorBody)))]
 pub async fn create_transition(
     State(state): State<AppState>,
     Auth(actor): Auth,
     Path(id): Path<i64>,
-    headers: HeaderMap,
-    Json(body): Json<TransitionRequest>,
+    request: Request,
 ) -> ApiResult<Response> {
-    let if_match = parse_if_match(&headers)?;
-    let (version, change) = workflow::transition(&state.pool, id, &actor, if_match, &body).await?;
+    let if_match = parse_if_match(request.headers())?;
+    let content_type =
+        request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let (body, photos) = if content_type.starts_with("multipart/form-data") {
+        let (json, photos) = read_parts(request, "transition").await?;
+        let json =
+            json.ok_or_else(|| ApiError::field("transition", "a part `transition` with the JSON body is required"))?;
+        // The NUL layer (http/input.rs) does not read multipart bodies.
+        if let Some(field) = crate::nul::nul_path(&json) {
+            return Err(ApiError::field(field, "must not contain a NUL character (\\u0000)"));
+        }
+        let body: TransitionRequest =
+            serde_json::from_value(json).map_err(|e| ApiError::field("transition", format!("invalid JSON: {e}")))?;
+        (body, photos)
+    } else {
+        let Json(body) = Json::<TransitionRequest>::from_request(request, &state).await?;
+        (body, Vec::new())
+    };
+    let (version, change) = workflow::transition(&state.pool, id, &actor, if_match, &body, &photos).await?;
     report_tiles_changed(&state, change.lon, change.lat);
     state.reports.open.apply(&crate::reports::open_reports::Change::Upsert {
         id: change.id,
@@ -641,6 +710,18 @@ pub async fn create_transition(
     let mut response = axum::Json(view).into_response();
     response.headers_mut().insert(header::ETAG, etag(version));
     Ok(response)
+}
+
+/// The multipart form of a transition: the JSON in a part `transition`, "after" photos in parts
+/// `photo`. Any other part name is refused.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct TransitionMultipart {
+    /// The same JSON as the `application/json` body (`{"to": "feedback", "note": …}`).
+    pub transition: TransitionRequest,
+    /// Up to three parts named `photo`, JPEG, PNG or WebP (decided by content), ≤ 5 MB each,
+    /// EXIF removed before storing; only with `to: feedback`.
+    #[schema(value_type = Option<Vec<String>>, format = Binary)]
+    pub photo: Option<Vec<Vec<u8>>>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -724,7 +805,7 @@ pub async fn stream(
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    use crate::reports::feed::{self, FeedEvent, Position};
+    use crate::reports::feed::{self, FeedEvent};
     let principal = auth.require(&[Role::GridWorker, Role::Planner, Role::Admin])?.clone();
     let bbox = q.bbox.as_deref().map(parse_bbox).transpose()?;
     let grids: Option<Vec<i64>> = match (q.grid, bbox) {
@@ -743,14 +824,19 @@ pub async fn stream(
         .and_then(|v| v.trim().parse::<i64>().ok())
         .filter(|id| *id > 0);
     let (receiver, mut delivered) = state.reports.feed.subscribe();
-    for _ in 0..200 {
+    for _ in 0..500 {
         if delivered.is_some() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         delivered = state.reports.feed.subscribe().1;
     }
-    let until = delivered.unwrap_or(Position { xact: u64::MAX >> 1, id: i64::MAX });
+    // Without the follower's starting point there is no line between replay and live events:
+    // a stream opened anyway would drop every live event as "already replayed", silently. A
+    // 503 makes the client retry (with its Last-Event-ID) once the follower has read it.
+    let Some(until) = delivered else {
+        return Err(ApiError::Unavailable("the live feed is starting; retry in a few seconds".into()));
+    };
     let from = match resume {
         Some(id) => feed::position_of(&state.pool, id).await?,
         None => None,

@@ -5,7 +5,7 @@
 //!   Unknown layer → 404, bad z/x/y → 400 (JSON errors); a tile without features → 204.
 //!   brotli or gzip as `Accept-Encoding` prefers, strong ETag per coding, `If-None-Match` → 304.
 //! - `GET /tiles/{layers}.json` — TileJSON 3.0.0 with absolute tile URLs (MapLibre needs them),
-//!   from `GRIDMAP_PUBLIC_URL` or else the request's Host.
+//!   from `GRIDMAP_PUBLIC_URL` or else the request's Host (`http::urls`).
 //! - `GET /tiles/style.json` — MapLibre style spec v8 that needs no internet: no glyphs (MapLibre
 //!   ≥ 5.11 draws text with local fonts), no sprite, and a raster basemap only when
 //!   `GRIDMAP_BASEMAP_URL` is set.
@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::Path;
+use super::urls::BaseUrl;
 
 /// The registered media type for MVT.
 pub const MVT_CONTENT_TYPE: &str = "application/vnd.mapbox-vector-tile";
@@ -169,11 +170,10 @@ async fn get_tile(
 async fn get_tiles_document(
     State(state): State<AppState>,
     Path(file): Path<String>,
-    headers: HeaderMap,
+    BaseUrl(base): BaseUrl,
 ) -> ApiResult<Response> {
-    let base = public_base(&state, &headers);
     let body = if file == "style.json" {
-        style(&base, state.tiles.config().basemap_url.as_deref())
+        style(&base, state.urls.basemap_url.as_deref())
     } else if let Some(list) = file.strip_suffix(".json") {
         let layers = parse_layers(list)?;
         tilejson(&state, &base, layers).await?
@@ -183,17 +183,6 @@ async fn get_tiles_document(
     let mut response = axum::Json(body).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(response)
-}
-
-/// `GRIDMAP_PUBLIC_URL`, else `{X-Forwarded-Proto or http}://{Host}`.
-fn public_base(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(url) = &state.tiles.config().public_url {
-        return url.trim_end_matches('/').to_string();
-    }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty());
-    let host = header("x-forwarded-host").or_else(|| header(header::HOST.as_str())).unwrap_or("127.0.0.1:8080");
-    let proto = header("x-forwarded-proto").filter(|p| *p == "https").unwrap_or("http");
-    format!("{proto}://{host}")
 }
 
 fn tile_url(base: &str, layers: LayerSet) -> String {

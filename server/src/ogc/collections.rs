@@ -91,6 +91,8 @@ pub static GRIDS: Collection = Collection {
         p("code", "code", Text, "Grid code", true, true),
         p("name", "name", Text, "Grid name", true, true),
         p("community_id", "community_id", Integer, "Community (社区) id", true, false),
+        // Read-only, through the community's subdistrict (migration 0028).
+        p("county", "gridmap_grid_county_code(id)", Text, "County (县) code, through the community", false, false),
         p("households", "households", Integer, "Resident households (derived from the buildings inside)", false, false),
         p("version", "version", Integer, "Edit version (the ETag)", false, false),
         p("source", "source", Text, "Data source", false, false),

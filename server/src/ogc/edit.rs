@@ -19,6 +19,8 @@ pub const OVERLAP_TOLERANCE_M2: f64 = 1.0;
 pub struct Actor<'a> {
     pub name: &'a str,
     pub reason: Option<&'a str>,
+    /// A county-scoped planner's county: their grid writes are held to it (migration 0028).
+    pub county_id: Option<i64>,
 }
 
 /// A committed write: the feature as stored (households recomputed), its new ETag value,
@@ -37,7 +39,7 @@ struct Input {
     properties: Vec<(&'static Property, Value)>,
 }
 
-fn parse_feature(coll: &Collection, body: &Value) -> Result<Input> {
+fn parse_feature(coll: &Collection, body: &Value, counties: &[[f64; 4]]) -> Result<Input> {
     let Some(object) = body.as_object() else { return Err(Error::bad("the body must be a GeoJSON Feature object")) };
     if let Some(t) = object.get("type")
         && t != "Feature"
@@ -52,7 +54,7 @@ fn parse_feature(coll: &Collection, body: &Value) -> Result<Input> {
         .map_err(|e| Error::bad(format!("`geometry` is not valid GeoJSON: {e}")))?;
     let bbox = geo_input::check(Some(&parsed), coll.geometry)
         .map_err(|e| Error::unprocessable(format!("geometry: {e}"), json!({"field": "geometry"})))?;
-    if !geo_input::inside_county(bbox) {
+    if !geo_input::inside_any_county(bbox, counties) {
         return Err(Error::unprocessable(
             "geometry lies outside the county",
             json!({"field": "geometry", "bbox": bbox}),
@@ -124,31 +126,37 @@ fn push_geometry(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, geojson
 }
 
 pub async fn set_actor(conn: &mut PgConnection, actor: Actor<'_>) -> Result<()> {
-    sqlx::query("select set_config('gridmap.actor', $1, true), set_config('gridmap.reason', $2, true)")
-        .bind(actor.name)
-        .bind(actor.reason.unwrap_or(""))
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "select set_config('gridmap.actor', $1, true), set_config('gridmap.reason', $2, true),
+                set_config('gridmap.county', coalesce($3::text, ''), true)",
+    )
+    .bind(actor.name)
+    .bind(actor.reason.unwrap_or(""))
+    .bind(actor.county_id.map(|c| c.to_string()))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
-/// Map a refused statement to a client error: named constraints, bad values, bad geometry.
+/// Map a refused statement to a client error: named constraints, bad values (`crate::constraints`),
+/// and PostGIS refusing a geometry (XX000), in our words.
 pub fn db_error(err: sqlx::Error) -> Error {
-    if let Some(db) = err.as_database_error() {
-        let constraint = db.constraint().unwrap_or_default().to_string();
-        match db.code().as_deref() {
-            Some("23505") => return Error::Conflict(format!("the value is already in use ({constraint})")),
-            Some("23514" | "23502" | "23503") => {
-                return Error::unprocessable(
-                    format!("refused by the database rule {constraint}: {}", db.message()),
-                    json!({"constraint": constraint}),
-                );
-            }
-            Some(code) if code.starts_with("22") || code == "XX000" => {
-                return Error::unprocessable(format!("invalid value: {}", db.message()), json!({}));
-            }
-            _ => {}
-        }
+    use crate::constraints::{FaultKind, client_fault};
+    // A county-scoped planner touched a grid outside their county (trigger grid_county_scope).
+    if let Some(db) = err.as_database_error()
+        && db.code().as_deref() == Some("42501")
+    {
+        return Error::Forbidden(db.message().to_string());
+    }
+    if let Some(fault) = client_fault(&err) {
+        let message = fault.field.map_or_else(|| fault.message.clone(), |f| format!("{f}: {}", fault.message));
+        return match fault.kind {
+            FaultKind::Conflict => Error::Conflict(message),
+            _ => Error::unprocessable(message, json!({"field": fault.field})),
+        };
+    }
+    if err.as_database_error().and_then(sqlx::error::DatabaseError::code).as_deref() == Some("XX000") {
+        return Error::unprocessable("the geometry is not valid for this collection".to_string(), json!({}));
     }
     Error::Database(err)
 }
@@ -164,7 +172,8 @@ pub async fn bbox_of(conn: &mut PgConnection, table: &str, id: i64) -> Result<Op
 
 /// Create a feature (Part 4 POST).
 pub async fn create(pool: &PgPool, coll: &Collection, body: &Value, actor: Actor<'_>, clip: bool) -> Result<Written> {
-    let input = parse_feature(coll, body)?;
+    let counties = geo_input::county_boxes(pool).await?;
+    let input = parse_feature(coll, body, &counties)?;
     let mut tx = pool.begin().await?;
     set_actor(&mut tx, actor).await?;
     let mut changed = Changed { kind: Some(coll.kind), ..Changed::default() };
@@ -251,7 +260,8 @@ pub async fn replace(
     } else {
         body.clone()
     };
-    let input = parse_feature(coll, &body)?;
+    let counties = geo_input::county_boxes(&mut *tx).await?;
+    let input = parse_feature(coll, &body, &counties)?;
     let mut changed = Changed { kind: Some(coll.kind), ..Changed::default() };
     changed.extend_bbox(bbox_of(&mut tx, coll.table, id).await?);
     let warnings = if coll.kind == Kind::Grids {
@@ -346,8 +356,15 @@ pub async fn grid_checks(
     if !valid {
         warnings.push(format!("the geometry was invalid ({reason}) and was repaired (ST_MakeValid)"));
     }
+    // With many counties the grid must lie within the union of the boundaries it touches (a
+    // grid on a county line is refused by the partition rules, not here); none touched and at
+    // least one loaded: it lies wholly outside.
     let outside: Option<f64> = sqlx::query_scalar(&format!(
-        "select ST_Area(ST_Difference({NEW_GRID_SQL}, a.geom)::geography) from area a where a.kind = 'county'"
+        "select ST_Area(ST_Difference(n.r, coalesce(
+                    (select ST_Union(a.geom) from area a where a.kind = 'county' and a.geom && n.r),
+                    'SRID=4326;POLYGON EMPTY'::geometry))::geography)
+           from (select {NEW_GRID_SQL} r) n
+          where exists (select 1 from area where kind = 'county')"
     ))
     .bind(geojson)
     .fetch_optional(&mut *conn)

@@ -111,11 +111,11 @@ pub async fn items(pool: &PgPool, coll: &Collection, q: &ItemsQuery) -> Result<P
 /// A filter that parsed but that PostgreSQL refuses (a malformed timestamp or WKT literal) is
 /// the client's mistake: 400, not 500.
 fn filter_error(err: sqlx::Error) -> Error {
-    if let Some(db) = err.as_database_error()
-        && let Some(code) = db.code()
-        && (code.starts_with("22") || code == "XX000")
-    {
-        return Error::bad(format!("the filter has an invalid value: {}", db.message()));
+    if let Some(fault) = crate::constraints::client_fault(&err) {
+        return Error::bad(format!("the filter has an invalid value: {}", fault.message));
+    }
+    if err.as_database_error().and_then(sqlx::error::DatabaseError::code).as_deref() == Some("XX000") {
+        return Error::bad("the filter has an invalid value (a geometry PostGIS cannot read)".to_string());
     }
     Error::Database(err)
 }

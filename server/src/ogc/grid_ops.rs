@@ -37,9 +37,15 @@ pub struct HistoryEntry {
 
 pub async fn history(pool: &PgPool, id: i64) -> Result<Vec<HistoryEntry>> {
     let rows: Vec<HistoryEntry> = sqlx::query_as(
-        r"select version, op, code, name, community_id, author, reason, created_at,
-                 ST_Area(geom::geography) as area_m2, ST_AsGeoJSON(geom, 7)::json as geometry
-            from grid_version where grid_id = $1 order by id",
+        // The history is public: an author is shown by display name or a neutral label of the
+        // role (规划人员), never by login name; an edit made in SQL (author: a database role) is 系统.
+        r"select v.version, v.op, v.code, v.name, v.community_id,
+                 coalesce(a.display_name, case a.role when 'planner' then '规划人员' when 'admin' then '管理员'
+                                                     when 'grid_worker' then '网格员' end,
+                          '系统') as author,
+                 v.reason, v.created_at, ST_Area(v.geom::geography) as area_m2, ST_AsGeoJSON(v.geom, 7)::json as geometry
+            from grid_version v left join account a on a.name = v.author
+           where v.grid_id = $1 order by v.id",
     )
     .bind(id)
     .fetch_all(pool)
@@ -74,7 +80,17 @@ pub async fn revert(
         serde_json::from_str(&geometry).map_err(|e| Error::Database(sqlx::Error::Decode(e.into())))?;
     let body = json!({"type": "Feature", "geometry": geometry, "properties": {"code": code, "name": name, "community_id": community_id}});
     let reason = actor.reason.map_or_else(|| format!("revert to version {to_version}"), str::to_string);
-    edit::replace(pool, &GRIDS, id, etag, &body, false, Actor { name: actor.name, reason: Some(&reason) }, clip).await
+    edit::replace(
+        pool,
+        &GRIDS,
+        id,
+        etag,
+        &body,
+        false,
+        Actor { name: actor.name, reason: Some(&reason), county_id: actor.county_id },
+        clip,
+    )
+    .await
 }
 
 /// A grid as returned by split and merge.
@@ -250,9 +266,10 @@ pub async fn merge(pool: &PgPool, grids: &[(i64, i64)], actor: Actor<'_>) -> Res
 /// Holes in the partition: parts of the urban area no grid covers, larger than `min_m2`.
 pub async fn gaps(pool: &PgPool, min_m2: f64) -> Result<Value> {
     let rows: Vec<(String, f64)> = sqlx::query_as(
-        r"with u as (select ST_UnaryUnion(ST_Collect(g.geom)) g from grid g, area a where a.kind = 'urban' and g.geom && a.geom),
+        r"with u as (select a.id, ST_UnaryUnion(ST_Collect(g.geom)) g
+                       from area a left join grid g on g.geom && a.geom where a.kind = 'urban' group by a.id),
                d as (select (ST_Dump(ST_Difference(a.geom, coalesce(u.g, 'SRID=4326;POLYGON EMPTY'::geometry)))).geom g
-                       from area a, u where a.kind = 'urban')
+                       from area a join u using (id))
           select ST_AsGeoJSON(g, 7), ST_Area(g::geography) from d where ST_Area(g::geography) > $1 order by 2 desc",
     )
     .bind(min_m2)

@@ -281,10 +281,10 @@ u as (
 x as (
     select u.*, nextval(pg_get_serial_sequence('report', 'id')) as id, g.id as gid, g.code, g.name,
            coalesce(c.subdistrict_id, u.subdistrict_id) as sd,
-           (select coalesce(jsonb_agg(jsonb_build_object('display_name', coalesce(a.display_name, a.name))
+           (select coalesce(jsonb_agg(jsonb_build_object('display_name', coalesce(a.display_name, '网格员'))
                                       order by a.id), '[]'::jsonb)
               from grid_assignment ga
-              cross join lateral (select a.id, a.display_name, a.name from account a
+              cross join lateral (select a.id, a.display_name from account a
                                    where a.id = ga.account_id and a.role = 'grid_worker' and not a.disabled
                                   offset 0) a
              where ga.grid_id = u.grid_id) as workers

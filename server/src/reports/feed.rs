@@ -37,6 +37,8 @@ pub const POLL_EVERY: Duration = Duration::from_secs(1);
 /// How soon the follower looks again when rows were written but their transactions (or an
 /// older one) have not finished.
 const RETRY_PENDING: Duration = Duration::from_millis(10);
+/// The follower warns (and again every this often) while rows wait longer than this.
+const HELD_WARNING: Duration = Duration::from_secs(5);
 /// Rows read per round trip.
 const PAGE: i64 = 1000;
 
@@ -136,10 +138,24 @@ async fn announce(pool: PgPool, feed: Arc<Feed>) {
 
 async fn follow(pool: PgPool, reports: Reports, tiles: Arc<gridmap_tiles::TileService>) {
     let feed = reports.feed.clone();
+    // Since when rows have been waiting for an older transaction, and when that was last said.
+    let mut held_since: Option<std::time::Instant> = None;
+    let mut warned_at: Option<std::time::Instant> = None;
     loop {
         let wait = match step(&pool, &reports, &tiles).await {
-            Ok(true) => RETRY_PENDING,
-            Ok(false) => POLL_EVERY,
+            Ok(true) => {
+                let since = *held_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= HELD_WARNING && warned_at.is_none_or(|at| at.elapsed() >= HELD_WARNING) {
+                    warned_at = Some(std::time::Instant::now());
+                    warn_held(&pool, since.elapsed()).await;
+                }
+                RETRY_PENDING
+            }
+            Ok(false) => {
+                held_since = None;
+                warned_at = None;
+                POLL_EVERY
+            }
             Err(err) => {
                 if pool.is_closed() {
                     return;
@@ -149,6 +165,35 @@ async fn follow(pool: PgPool, reports: Reports, tiles: Arc<gridmap_tiles::TileSe
             }
         };
         let _ = tokio::time::timeout(wait, feed.wake.notified()).await;
+    }
+}
+
+/// The feed is held back by a transaction that has run this long: say which, so it is never
+/// silent (docs/deploy.md: a long write transaction in gridmap's database delays the feed).
+async fn warn_held(pool: &PgPool, held: Duration) {
+    let holder: Result<Option<(i32, Option<String>, Option<String>, Option<f64>)>, sqlx::Error> = sqlx::query_as(&format!(
+        r"select a.pid, a.state, a.application_name,
+                 extract(epoch from now() - a.xact_start)::float8
+            from pg_stat_activity a
+           where a.backend_xid is not null
+             and a.backend_xid::text::numeric = ({HORIZON})::text::numeric % 4294967296"
+    ))
+    .fetch_optional(pool)
+    .await;
+    match holder {
+        Ok(Some((pid, state, application, age))) => tracing::warn!(
+            held_seconds = held.as_secs_f64(),
+            pid,
+            state,
+            application,
+            transaction_seconds = age,
+            "the live feed waits for an older write transaction of this database to end"
+        ),
+        Ok(None) => tracing::warn!(
+            held_seconds = held.as_secs_f64(),
+            "the live feed waits for an older write transaction of this database to end"
+        ),
+        Err(err) => tracing::warn!(%err, held_seconds = held.as_secs_f64(), "the live feed is held back"),
     }
 }
 

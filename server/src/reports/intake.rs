@@ -83,6 +83,11 @@ pub struct NewReport {
 /// Field names in errors are JSON paths such as `location.lon`.
 pub fn validate(body: &Value, categories: &[Category]) -> Result<NewReport, IntakeError> {
     let obj = body.as_object().ok_or_else(|| field("body", "expected a JSON object"))?;
+    // Checked here as well as at the HTTP edge: a batch item and a multipart `report` part
+    // arrive here without passing the edge's whole-body check.
+    if let Some(path) = crate::nul::nul_path(body) {
+        return Err(field(&path, "must not contain a NUL character (\\u0000)"));
+    }
     for key in obj.keys() {
         if !matches!(key.as_str(), "category" | "description" | "location" | "idempotency_key") {
             return Err(field(key, "unknown field"));
@@ -256,7 +261,9 @@ async fn assign_with(
     let row: (Option<bool>, Option<i64>, String, Option<i64>) = sqlx::query_as(
         r"with p as (select ST_SetSRID(ST_MakePoint($1, $2), 4326) as g)
           select case when $4 then true
-                      else (select ST_DWithin(a.geom::geography, p.g::geography, $3) from area a where a.kind = 'county')
+                      else (select case when count(*) > 0 then coalesce(bool_or(ST_DWithin(a.geom::geography, p.g::geography, $3))
+                                                   filter (where a.geom && ST_Expand(p.g, 0.01)), false) end
+                              from area a where a.kind = 'county')
                  end,
                  a.grid_id, a.assignment, a.subdistrict_id
             from p, gridmap_nearest_assignment(p.g) a",

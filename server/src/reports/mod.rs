@@ -35,7 +35,6 @@ use sqlx::PgPool;
 use tokio::sync::OnceCell;
 
 pub use index::{GridIndex, GridIndexHandle};
-pub use workflow::reassign_open_reports;
 
 /// Rule 2: the nearest grid within this distance takes a point in no grid.
 pub const NEAREST_GRID_M: f64 = 150.0;

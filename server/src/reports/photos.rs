@@ -1,6 +1,8 @@
 //! Report photos: the type is decided by content (magic bytes), never by the file name, and the
-//! stored copy has its metadata removed — EXIF (GPS position, camera serial), XMP and text
-//! chunks — by rewriting the container without those segments; the image data is untouched.
+//! stored copy keeps only what a decoder needs, by rewriting the container from an allow-list of
+//! segments / chunks; the image data is untouched. A deny-list of known metadata (EXIF, XMP)
+//! let the rest through: JPEG comments, C2PA manifests (APP11, PNG `caBX` — they can hold a
+//! location), maker notes in other `APPn` segments, and whatever a future camera invents.
 
 use super::intake::Photo;
 
@@ -26,8 +28,11 @@ pub fn check_and_strip(bytes: &[u8]) -> Result<Photo, String> {
     Err("not a JPEG, PNG or WebP image (checked by content)".into())
 }
 
-/// Drop APP1 (EXIF, XMP) and APP13 (IPTC) segments, wherever they are, and everything after the
-/// end-of-image marker: phones append a second JPEG (with its own EXIF) or a "motion photo"
+/// Keep only the segments a decoder needs — frame headers (`SOFn`), Huffman and quantisation
+/// tables, arithmetic conditioning, restart interval, DNL, the scans — and three `APPn` that change
+/// how the picture looks: APP0 JFIF, APP2 ICC profile, APP14 Adobe (colour transform). Everything
+/// else goes: COM, APP1 (EXIF, XMP), APP11 (C2PA/JUMBF), APP13 (IPTC), every other `APPn`, and
+/// everything after the end-of-image marker: phones append a second JPEG (with its own EXIF) or a "motion photo"
 /// MP4 (with its own location) there, which viewers never show but a download would carry.
 /// The entropy-coded scan data is copied as it is; a progressive JPEG's further tables and
 /// scans between it are segments like any other.
@@ -65,10 +70,22 @@ fn strip_jpeg(b: &[u8]) -> Result<Vec<u8>, String> {
                 return Ok(out);
             }
         }
-        if marker != 0xE1 && marker != 0xED {
+        if jpeg_keeps(marker, &b[i + 4..i + 2 + len]) {
             out.extend_from_slice(&b[i..end]);
         }
         i = end;
+    }
+}
+
+/// The JPEG allow-list (see `strip_jpeg`); `payload` is the segment after its length.
+fn jpeg_keeps(marker: u8, payload: &[u8]) -> bool {
+    match marker {
+        // SOF0–SOF15 with DHT (C4) and DAC (CC) among them (C8 is reserved); SOS, DQT, DNL, DRI.
+        0xC0..=0xC7 | 0xC9..=0xCF | 0xDA..=0xDD => true,
+        0xE0 => payload.starts_with(b"JFIF\0"),
+        0xE2 => payload.starts_with(b"ICC_PROFILE\0"),
+        0xEE => payload.starts_with(b"Adobe"),
+        _ => false,
     }
 }
 
@@ -84,7 +101,15 @@ fn scan_end(b: &[u8], mut i: usize) -> usize {
     b.len()
 }
 
-/// Drop eXIf and the text chunks (tEXt, zTXt, iTXt — XMP lives there).
+/// PNG chunks kept: the critical ones, colour and transparency (how the picture looks), pixel
+/// size, and APNG's frames. Dropped: eXIf, the text chunks (tEXt, zTXt, iTXt — XMP lives
+/// there), tIME, C2PA's caBX and every other chunk.
+const PNG_KEEP: [&[u8; 4]; 18] = [
+    b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT", b"bKGD", b"pHYs",
+    b"cICP", b"mDCV", b"cLLI", b"acTL", b"fcTL", b"fdAT",
+];
+
+/// Keep the chunks of `PNG_KEEP`, in order, up to IEND.
 fn strip_png(b: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(b.len());
     out.extend_from_slice(&b[..8]);
@@ -93,7 +118,7 @@ fn strip_png(b: &[u8]) -> Result<Vec<u8>, String> {
         let len = u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as usize;
         let end = i.checked_add(12 + len).filter(|e| *e <= b.len()).ok_or("a damaged PNG")?;
         let kind = &b[i + 4..i + 8];
-        if !matches!(kind, b"eXIf" | b"tEXt" | b"zTXt" | b"iTXt") {
+        if PNG_KEEP.iter().any(|k| k.as_slice() == kind) {
             out.extend_from_slice(&b[i..end]);
         }
         i = end;
@@ -104,7 +129,11 @@ fn strip_png(b: &[u8]) -> Result<Vec<u8>, String> {
     Err("a damaged PNG".into())
 }
 
-/// Drop the EXIF and XMP chunks and clear their flags in VP8X; fix the RIFF size.
+/// WebP chunks kept: the image (VP8, VP8L, ALPH), the extended header, animation and the ICC
+/// profile. Dropped: EXIF, XMP and any other chunk.
+const WEBP_KEEP: [&[u8; 4]; 7] = [b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ANIM", b"ANMF", b"ICCP"];
+
+/// Keep the chunks of `WEBP_KEEP`, clear the EXIF and XMP flags in VP8X, fix the RIFF size.
 fn strip_webp(b: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(b.len());
     out.extend_from_slice(&b[..12]);
@@ -121,7 +150,7 @@ fn strip_webp(b: &[u8]) -> Result<Vec<u8>, String> {
             let start = out.len();
             out.extend_from_slice(&b[i..end]);
             out[start + 8] &= !(0x08 | 0x04);
-        } else if kind != b"EXIF" && kind != b"XMP " {
+        } else if WEBP_KEEP.iter().any(|k| k.as_slice() == kind) {
             out.extend_from_slice(&b[i..end]);
         }
         i = end;
@@ -229,6 +258,39 @@ mod tests {
     }
 
     #[test]
+    fn a_jpeg_loses_its_comment_c2pa_and_every_app_segment_not_allowed() {
+        let clean = encoded(image::ImageFormat::Jpeg);
+        let comment = jpeg_segment(0xFE, b"shot at 36.18N 118.17E by rider 13800000000");
+        // APP11 carries C2PA manifests as JUMBF boxes; they may record where a photo was taken.
+        let c2pa = jpeg_segment(0xEB, b"JP\0\0\0\0\0\x01jumbc2pa GPSLatitude 36.18");
+        let others: Vec<u8> = [0xE3, 0xE5, 0xE9, 0xEC, 0xED, 0xEF]
+            .iter()
+            .flat_map(|m| jpeg_segment(*m, b"maker note GPSLatitude"))
+            .collect();
+        let jfxx = jpeg_segment(0xE0, b"JFXX\0\x10 a thumbnail");
+        let icc_lookalike = jpeg_segment(0xE2, b"MPF\0 GPSLatitude");
+        let tampered = [
+            &clean[..2],
+            &comment,
+            &c2pa,
+            &others,
+            &jfxx,
+            &icc_lookalike,
+            &clean[2..clean.len() - 2],
+            &comment,
+            &clean[clean.len() - 2..],
+        ]
+        .concat();
+        let photo = check_and_strip(&tampered).expect("a JPEG");
+        assert_eq!(photo.bytes, clean, "exactly the encoder's bytes again");
+        // What a decoder needs survives: an ICC profile and the Adobe segment stay.
+        let icc = jpeg_segment(0xE2, b"ICC_PROFILE\0\x01\x01profile");
+        let adobe = jpeg_segment(0xEE, b"Adobe\0d\0\0\0\0\x01");
+        let kept = [&clean[..2], &icc, &adobe, &clean[2..]].concat();
+        assert_eq!(check_and_strip(&kept).expect("a JPEG").bytes, kept);
+    }
+
+    #[test]
     fn a_jpeg_scan_keeps_its_stuffed_bytes_and_restart_markers() {
         let scan = [0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56, 0xFF, 0xFF, 0xD7, 0x78];
         let jpeg = [&[0xFF, 0xD8][..], &jpeg_segment(0xDA, &[1, 2, 3]), &scan, &[0xFF, 0xD9], b"trailer"].concat();
@@ -237,7 +299,7 @@ mod tests {
     }
 
     #[test]
-    fn a_real_png_loses_its_exif_and_text_chunks_and_keeps_the_rest() {
+    fn a_real_png_keeps_only_allowed_chunks_so_exif_text_time_and_c2pa_go() {
         let clean = encoded(image::ImageFormat::Png);
         let chunk = |kind: &[u8], data: &[u8]| {
             [&u32::try_from(data.len()).expect("small").to_be_bytes()[..], kind, data, &[0, 0, 0, 0]].concat()
@@ -247,6 +309,8 @@ mod tests {
             &clean[..ihdr_end],
             &chunk(b"eXIf", &exif_with_gps()),
             &chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0<exif:GPSLatitude/>"),
+            &chunk(b"caBX", b"jumbc2pa GPSLatitude 36.18"),
+            &chunk(b"tIME", b"\x07\xea\x0c\x06\x04\x00\x00"),
             &clean[ihdr_end..],
         ]
         .concat();
@@ -256,7 +320,7 @@ mod tests {
     }
 
     #[test]
-    fn a_real_webp_loses_its_exif_and_xmp_and_still_decodes() {
+    fn a_real_webp_keeps_only_allowed_chunks_so_exif_xmp_and_c2pa_go_and_it_still_decodes() {
         let simple = encoded(image::ImageFormat::WebP); // RIFF, WEBP, one VP8L chunk
         assert_eq!(&simple[12..16], b"VP8L");
         let chunk = |kind: &[u8], data: &[u8]| {
@@ -272,6 +336,7 @@ mod tests {
             &simple[12..],
             &chunk(b"EXIF", &exif_with_gps()),
             &chunk(b"XMP ", b"<x:xmpmeta><exif:GPSLatitude>36,10.5N</exif:GPSLatitude></x:xmpmeta>"),
+            &chunk(b"C2PA", b"jumbc2pa GPSLatitude 36.18"),
         ]
         .concat();
         let tampered = [b"RIFF".as_slice(), &u32::try_from(body.len()).expect("small").to_le_bytes(), &body].concat();

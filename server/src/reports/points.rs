@@ -77,13 +77,15 @@ pub async fn leaderboard(pool: &PgPool, year: i32, month: u32, limit: i64) -> Re
         r"select rank() over (order by sum(l.delta) desc)::bigint as rank,
                  -- Masked as Chinese public lists do (张**): the board is public, and a full
                  -- name (or a login name) would tie a rider to the reports near their route.
-                 left(coalesce(a.display_name, a.name), 1) || repeat('*', greatest(char_length(coalesce(a.display_name, a.name)) - 1, 1))
+                 -- Without a display name, the role's neutral label (a login name is never public).
+                 coalesce(left(a.display_name, 1) || repeat('*', greatest(char_length(a.display_name) - 1, 1)),
+                          case a.role when 'rider' then '骑手' when 'grid_worker' then '网格员' else '居民' end)
                      as display_name,
                  sum(l.delta)::bigint as points
             from points_ledger l join account a on a.id = l.account_id
            where l.created_at >= make_timestamptz($1, $2, 1, 0, 0, 0, 'UTC')
              and l.created_at < make_timestamptz($1, $2, 1, 0, 0, 0, 'UTC') + interval '1 month'
-           group by a.id, a.display_name, a.name
+           group by a.id, a.display_name, a.role
           having sum(l.delta) <> 0
            order by points desc, a.id
            limit $3",

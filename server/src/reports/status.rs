@@ -171,6 +171,8 @@ pub enum Refusal {
     NotYourGrid,
     /// 403: `verified`/`rework` by the account that gave the feedback.
     FourEyes,
+    /// 403: accepting, verifying or closing a report one filed oneself (points for it).
+    OwnReport,
     /// 428: no `If-Match`.
     VersionRequired,
     /// 412: `If-Match` is not the report's current version.
@@ -185,6 +187,8 @@ pub enum Refusal {
     DuplicateOf,
     /// 400: the note is longer than 2,000 characters.
     NoteTooLong,
+    /// 400: photos sent with a step other than `feedback` (only feedback carries an "after" photo).
+    FeedbackPhoto,
 }
 
 impl Refusal {
@@ -193,6 +197,7 @@ impl Refusal {
             Self::RoleCannotHandle => "role_cannot_handle",
             Self::NotYourGrid => "not_your_grid",
             Self::FourEyes => "four_eyes",
+            Self::OwnReport => "own_report",
             Self::VersionRequired => "version_required",
             Self::StaleVersion => "stale_version",
             Self::TransitionNotAllowed => "transition_not_allowed",
@@ -200,6 +205,7 @@ impl Refusal {
             Self::CancelReason => "cancel_reason",
             Self::DuplicateOf => "duplicate_of",
             Self::NoteTooLong => "note_too_long",
+            Self::FeedbackPhoto => "feedback_photo",
         }
     }
 }
@@ -223,6 +229,8 @@ pub struct Facts {
     pub grid_id: Option<i64>,
     /// The account that gave the last feedback (only needed in `feedback`).
     pub feedback_by: Option<i64>,
+    /// The account that filed the report (none for anonymous and Open311 reports).
+    pub reporter_id: Option<i64>,
 }
 
 /// May `actor` move a report with these facts to `to`, as far as *who* acts is concerned?
@@ -230,12 +238,19 @@ pub struct Facts {
 /// first, so that an outsider learns nothing about versions.)
 pub fn permission(actor: &Principal, facts: &Facts, to: ReportStatus) -> Result<(), Refusal> {
     match actor.role {
-        Role::Admin => return Ok(()),
+        Role::Admin => {}
         Role::GridWorker if facts.grid_id.is_some_and(|g| actor.works_grid(g)) => {}
         Role::GridWorker => return Err(Refusal::NotYourGrid),
         Role::Resident | Role::Rider | Role::Planner => return Err(Refusal::RoleCannotHandle),
     }
-    if to.verifies_feedback() && facts.feedback_by == Some(actor.account_id) {
+    // Nobody — admins included — accepts, verifies or closes their own report: acceptance
+    // credits the reporter's points, and a report must be checked by someone else.
+    if facts.reporter_id == Some(actor.account_id)
+        && matches!(to, ReportStatus::Accepted | ReportStatus::Verified | ReportStatus::Closed)
+    {
+        return Err(Refusal::OwnReport);
+    }
+    if actor.role != Role::Admin && to.verifies_feedback() && facts.feedback_by == Some(actor.account_id) {
         return Err(Refusal::FourEyes);
     }
     Ok(())
@@ -252,7 +267,7 @@ pub fn waiting_for(actor: &Principal, facts: &Facts) -> Option<WaitingFor> {
     let next = facts.status.next();
     let blocked = next.iter().find_map(|to| permission(actor, facts, *to).err())?;
     Some(match blocked {
-        Refusal::FourEyes => WaitingFor::OtherVerifier,
+        Refusal::FourEyes | Refusal::OwnReport => WaitingFor::OtherVerifier,
         _ if facts.grid_id.is_none() => WaitingFor::Admin,
         _ => WaitingFor::GridWorker,
     })
@@ -269,6 +284,7 @@ mod tests {
             role,
             part_time_grid_worker: false,
             grid_ids: grids.to_vec(),
+            county_id: None,
         }
     }
 
@@ -294,7 +310,7 @@ mod tests {
 
     #[test]
     fn the_feedback_giver_waits_for_another_verifier_and_admins_never_wait() {
-        let facts = Facts { status: ReportStatus::Feedback, grid_id: Some(7), feedback_by: Some(1) };
+        let facts = Facts { status: ReportStatus::Feedback, grid_id: Some(7), feedback_by: Some(1), reporter_id: None };
         let giver = principal(1, Role::GridWorker, &[7]);
         let colleague = principal(2, Role::GridWorker, &[7]);
         let admin = principal(1, Role::Admin, &[]);
@@ -303,7 +319,7 @@ mod tests {
         assert_eq!(allowed_next(&colleague, &facts), vec![ReportStatus::Verified, ReportStatus::Rework]);
         assert_eq!(waiting_for(&colleague, &facts), None);
         assert_eq!(allowed_next(&admin, &facts), vec![ReportStatus::Verified, ReportStatus::Rework]);
-        let unassigned = Facts { status: ReportStatus::Submitted, grid_id: None, feedback_by: None };
+        let unassigned = Facts { status: ReportStatus::Submitted, grid_id: None, feedback_by: None, reporter_id: None };
         assert_eq!(waiting_for(&colleague, &unassigned), Some(WaitingFor::Admin));
         let rider = principal(3, Role::Rider, &[7]);
         let elsewhere = Facts { grid_id: Some(7), ..unassigned };

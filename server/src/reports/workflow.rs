@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
+use super::intake::Photo;
 use super::status::{self, AssignmentMethod, Facts, Refusal, ReportStatus, WaitingFor};
 use super::{ReportChange, points};
 use crate::auth::{Principal, Role};
@@ -57,6 +58,9 @@ impl WorkflowError {
                 "verification is four-eyes: another worker of the grid or an admin verifies your feedback"
             }
             Refusal::NotYourGrid => "only the workers of this report's grid (or an admin) may act on it",
+            Refusal::OwnReport => {
+                "you filed this report: another worker of the grid or an admin accepts, verifies and closes it"
+            }
             _ => "only grid workers and admins handle reports",
         };
         Self::Forbidden { message: message.into(), refusal }
@@ -87,6 +91,7 @@ struct Current {
     status: ReportStatus,
     version: i32,
     grid_id: Option<i64>,
+    reporter_id: Option<i64>,
     category: String,
     lon: f64,
     lat: f64,
@@ -109,15 +114,20 @@ pub async fn transition(
     actor: &Principal,
     if_match: Option<i32>,
     request: &TransitionRequest,
+    photos: &[Photo],
 ) -> Result<(i32, ReportChange), WorkflowError> {
     let note = checked_note(request.note.as_deref())?;
     let to = ReportStatus::parse(&request.to).ok_or_else(|| {
         let known: Vec<&str> = ReportStatus::ALL.iter().map(|s| s.as_str()).collect();
         WorkflowError::field("to", Refusal::UnknownStatus, format!("unknown status (one of {})", known.join(", ")))
     })?;
+    if !photos.is_empty() && to != ReportStatus::Feedback {
+        return Err(WorkflowError::field("photo", Refusal::FeedbackPhoto, "photos go with the `feedback` step only"));
+    }
     let mut tx = pool.begin().await?;
     let current = lock_report(&mut tx, id).await?;
-    let facts = Facts { status: current.status, grid_id: current.grid_id, feedback_by: None };
+    let facts =
+        Facts { status: current.status, grid_id: current.grid_id, feedback_by: None, reporter_id: current.reporter_id };
     authorize(&mut tx, id, actor, facts, to).await?;
     let version = if_match.ok_or(WorkflowError::VersionRequired)?;
     if version != current.version {
@@ -133,7 +143,7 @@ pub async fn transition(
         });
     }
     let cancellation = cancellation(&mut tx, id, to, request).await?;
-    let (new_version, event_id) = store(&mut tx, id, actor, &current, to, cancellation, note).await?;
+    let (new_version, event_id) = store(&mut tx, id, actor, &current, to, cancellation, note, photos).await?;
     tx.commit().await?;
     let change = ReportChange {
         kind: "transition",
@@ -162,7 +172,8 @@ fn checked_note(note: Option<&str>) -> Result<Option<&str>, WorkflowError> {
 
 async fn lock_report(conn: &mut PgConnection, id: i64) -> Result<Current, WorkflowError> {
     sqlx::query_as(
-        r"select r.status, r.version, r.grid_id, r.category, ST_X(r.geom) as lon, ST_Y(r.geom) as lat, c.sla_hours
+        r"select r.status, r.version, r.grid_id, r.reporter_id, r.category, ST_X(r.geom) as lon, ST_Y(r.geom) as lat,
+                 c.sla_hours
             from report r join report_category c on c.code = r.category
            where r.id = $1 for update of r",
     )
@@ -256,7 +267,9 @@ async fn cancellation<'a>(
 }
 
 /// Write the step: the report row (timestamps, SLA deadline, counters), its history row, and
-/// the points it earns or reverses. Returns the new version and the history row's id (the live feed's event id).
+/// the points it earns or reverses, and the feedback's photos (tied to its history row). Returns
+/// the new version and the history row's id (the live feed's event id).
+#[allow(clippy::too_many_arguments)]
 async fn store(
     conn: &mut PgConnection,
     id: i64,
@@ -265,6 +278,7 @@ async fn store(
     to: ReportStatus,
     cancellation: Cancellation<'_>,
     note: Option<&str>,
+    photos: &[Photo],
 ) -> Result<(i32, i64), sqlx::Error> {
     let new_version: i32 = sqlx::query_scalar(
         r"update report
@@ -305,6 +319,15 @@ async fn store(
     .bind(current.grid_id)
     .fetch_one(&mut *conn)
     .await?;
+    for photo in photos {
+        sqlx::query("insert into report_photo (report_id, event_id, media_type, bytes) values ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(event_id)
+            .bind(photo.media_type)
+            .bind(&photo.bytes)
+            .execute(&mut *conn)
+            .await?;
+    }
     if to == ReportStatus::Accepted {
         points::credit_accepted(conn, id).await?;
     }
@@ -312,17 +335,6 @@ async fn store(
         points::reverse(conn, id).await?;
     }
     Ok((new_version, event_id))
-}
-
-/// Re-run the assignment for open reports in `area` (an EPSG:4326 geometry, e.g. the union or
-/// extent of the old and new shapes of edited grids); each moved report gets a `reassign` row in
-/// its history. Returns how many moved. The grid triggers already call this for every grid
-/// write; calling it again in the same transaction is harmless (nothing left to move).
-pub async fn reassign_open_reports(conn: &mut PgConnection, area_wkb: &[u8]) -> Result<i32, sqlx::Error> {
-    sqlx::query_scalar("select gridmap_reassign_reports(ST_SetSRID(ST_GeomFromWKB($1), 4326))")
-        .bind(area_wkb)
-        .fetch_one(conn)
-        .await
 }
 
 /// One history row.
@@ -378,6 +390,9 @@ pub struct ReportView {
     pub accuracy_m: Option<f64>,
     pub location_suspect: bool,
     pub photo_count: i32,
+    /// Photos attached to feedback steps ("after" pictures), served at
+    /// `/api/reports/{id}/feedback-photos/{n}` to the same people as the intake photos.
+    pub feedback_photo_count: i64,
     pub duplicate_of: Option<i64>,
     pub cancel_reason: Option<String>,
     pub rework_count: i32,
@@ -421,7 +436,9 @@ pub struct ReportView {
 const VIEW_SELECT: &str = r"
 select r.id, r.status, r.version, r.category, c.name_zh as category_name, r.description,
        ST_X(r.geom) as lon, ST_Y(r.geom) as lat, r.grid_id, g.code as grid_code, g.name as grid_name,
-       r.assignment, r.subdistrict_id, r.accuracy_m, r.location_suspect, r.photo_count, r.duplicate_of,
+       r.assignment, r.subdistrict_id, r.accuracy_m, r.location_suspect, r.photo_count,
+       (select count(*) from report_photo p where p.report_id = r.id and p.event_id is not null) as feedback_photo_count,
+       r.duplicate_of,
        r.cancel_reason, r.rework_count, r.created_at, r.updated_at, r.accepted_at, r.dispatched_at, r.due_at,
        r.closed_at, r.reporter_id, a.name as reporter_name, a.display_name as reporter_display_name,
        case when r.status = 'feedback' then
@@ -433,26 +450,33 @@ select r.id, r.status, r.version, r.category, c.name_zh as category_name, r.desc
   left join grid g on g.id = r.grid_id
   left join account a on a.id = r.reporter_id";
 
-/// May this viewer see reporters and history actors?
-pub fn sees_private(viewer: Option<&Principal>) -> bool {
-    viewer.is_some_and(|p| matches!(p.role, Role::GridWorker | Role::Admin))
+/// May this viewer see the reporter and the history's actors of a report in `grid_id`? Admins
+/// and the grid workers of that very grid — decided per report, so a worker of another grid (or
+/// a list spanning grids) shows the public view for every report outside their own grids.
+pub fn sees_private(viewer: Option<&Principal>, grid_id: Option<i64>) -> bool {
+    viewer.is_some_and(|p| {
+        p.role == Role::Admin || (p.role == Role::GridWorker && grid_id.is_some_and(|g| p.works_grid(g)))
+    })
 }
 
 impl ReportView {
     fn finish(mut self, viewer: Option<&Principal>) -> Self {
-        let private = sees_private(viewer);
         self.location = Some(Location { lon: self.lon, lat: self.lat });
+        let private = sees_private(viewer, self.grid_id);
+        // The joined names are dropped whatever the viewer: only `reporter` ever carries them.
+        let (name, display_name) = (self.reporter_name.take(), self.reporter_display_name.take());
         if let Some(viewer) = viewer {
-            let facts = Facts { status: self.status, grid_id: self.grid_id, feedback_by: self.feedback_by };
+            let facts = Facts {
+                status: self.status,
+                grid_id: self.grid_id,
+                feedback_by: self.feedback_by,
+                reporter_id: self.reporter_id,
+            };
             self.allowed_next = Some(status::allowed_next(viewer, &facts));
             self.waiting_for = Some(status::waiting_for(viewer, &facts));
         }
         if private && let Some(id) = self.reporter_id {
-            self.reporter = Some(Reporter {
-                id,
-                name: self.reporter_name.take().unwrap_or_default(),
-                display_name: self.reporter_display_name.take(),
-            });
+            self.reporter = Some(Reporter { id, name: name.unwrap_or_default(), display_name });
         }
         self
     }
@@ -460,7 +484,6 @@ impl ReportView {
 
 /// One report, with its history.
 pub async fn get_report(pool: &PgPool, id: i64, viewer: Option<&Principal>) -> Result<Option<ReportView>, sqlx::Error> {
-    let private = sees_private(viewer);
     let Some(view) = sqlx::query_as::<_, ReportView>(&format!("{VIEW_SELECT} where r.id = $1"))
         .bind(id)
         .fetch_optional(pool)
@@ -469,6 +492,7 @@ pub async fn get_report(pool: &PgPool, id: i64, viewer: Option<&Principal>) -> R
         return Ok(None);
     };
     let mut view = view.finish(viewer);
+    let private = sees_private(viewer, view.grid_id);
     let mut history: Vec<HistoryEntry> = sqlx::query_as(
         r"select action, from_status, to_status, actor, note, grid_id, created_at
             from report_event where report_id = $1 order by id",
@@ -565,6 +589,7 @@ pub async fn stats(
     pool: &PgPool,
     grid: Option<i64>,
     subdistrict: Option<i64>,
+    county: Option<i64>,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 ) -> Result<Stats, sqlx::Error> {
@@ -573,6 +598,7 @@ pub async fn stats(
               select * from report
                where ($1::bigint is null or grid_id = $1) and ($2::bigint is null or subdistrict_id = $2)
                  and ($3::timestamptz is null or created_at >= $3) and ($4::timestamptz is null or created_at < $4)
+                 and ($5::bigint is null or subdistrict_id in (select id from subdistrict where county_id = $5))
           ), s as (
               select count(*) filter (where status <> 'cancelled') as reports,
                      count(*) filter (where status = 'cancelled') as cancelled,
@@ -595,6 +621,7 @@ pub async fn stats(
     .bind(subdistrict)
     .bind(from)
     .bind(to)
+    .bind(county)
     .fetch_one(pool)
     .await
 }

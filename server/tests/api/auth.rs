@@ -23,7 +23,7 @@ pub async fn login(pool: &PgPool, name: &str, password: &str) -> String {
     reply.json()["token"].as_str().expect("token").to_string()
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn login_returns_an_expiring_token_and_the_role(pool: PgPool) {
     let password = make_user(&pool, "planner-zhao", Role::Planner).await;
     let reply =
@@ -39,7 +39,7 @@ async fn login_returns_an_expiring_token_and_the_role(pool: PgPool) {
     assert_ne!(stored, body["token"].as_str().expect("token").as_bytes(), "only a hash is stored");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn wrong_password_and_unknown_name_get_the_same_401(pool: PgPool) {
     make_user(&pool, "rider-qian", Role::Rider).await;
     let wrong =
@@ -53,7 +53,7 @@ async fn wrong_password_and_unknown_name_get_the_same_401(pool: PgPool) {
     assert_eq!(malformed.json()["code"], "bad_request");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn logout_revokes_the_token(pool: PgPool) {
     let password = make_user(&pool, "worker-sun", Role::GridWorker).await;
     let token = login(&pool, "worker-sun", &password).await;
@@ -73,7 +73,7 @@ async fn logout_revokes_the_token(pool: PgPool) {
     assert_eq!(again.json()["code"], "unauthorized");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn repeated_wrong_passwords_are_throttled_with_429(pool: PgPool) {
     use tower::ServiceExt;
     let password = make_user(&pool, "rider-li", Role::Rider).await;
@@ -94,7 +94,7 @@ async fn repeated_wrong_passwords_are_throttled_with_429(pool: PgPool) {
     assert!(throttled.headers().contains_key(header::RETRY_AFTER));
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn an_oversized_body_is_refused_with_413(pool: PgPool) {
     let huge = "x".repeat(2 * 1024 * 1024);
     let r = send_json(&pool, "POST", "/api/auth/login", &json!({"name": "a", "password": huge})).await;

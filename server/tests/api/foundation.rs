@@ -7,7 +7,7 @@ use sqlx::PgPool;
 
 use crate::common::{get, send};
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn healthz_and_readyz_answer_json(pool: PgPool) {
     let health = get(&pool, "/healthz").await;
     assert_eq!(health.status, StatusCode::OK);
@@ -28,7 +28,7 @@ async fn readyz_is_red_until_migrations_are_applied(pool: PgPool) {
     assert_eq!(ready.json()["migrations"], "pending");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn unknown_route_and_wrong_method_get_json_errors(pool: PgPool) {
     let missing = get(&pool, "/api/no-such-thing").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
@@ -61,7 +61,7 @@ async fn building_at(pool: &PgPool, x: f64, households: i32) {
     .expect("insert building");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn plain_sql_grid_edit_bumps_version_keeps_history_and_recounts_households(pool: PgPool) {
     let west = square(&pool, "T-001", 118.16, 118.17).await;
     let east = square(&pool, "T-002", 118.17, 118.18).await;
@@ -127,7 +127,7 @@ async fn plain_sql_grid_edit_bumps_version_keeps_history_and_recounts_households
     assert_eq!(ops, ["insert", "update", "delete"]);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn invalid_geometry_is_repaired_on_write(pool: PgPool) {
     // A bow-tie: self-intersecting.
     sqlx::query("insert into grid (code, name, geom) values ('T-BOW', 'bow', 'SRID=4326;MULTIPOLYGON(((118 36,118.01 36.01,118.01 36,118 36.01,118 36)))')")
@@ -142,7 +142,7 @@ async fn invalid_geometry_is_repaired_on_write(pool: PgPool) {
     assert!(valid);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn named_constraints_reject_bad_rows(pool: PgPool) {
     let err = sqlx::query("insert into account (name, role) values ('someone', 'mayor')")
         .execute(&pool)

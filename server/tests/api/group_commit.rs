@@ -26,7 +26,7 @@ async fn post(state: &AppState, token: Option<&str>, key: &str, body: &Value) ->
 
 /// 60 reports at once through one server state: covered, edge, nearest and unassigned points,
 /// anonymous and logged in, resends racing their originals, and one key sent with two payloads.
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn concurrent_reports_share_statements_and_each_gets_its_own_answer(pool: PgPool) {
     small_city(&pool).await;
     // Three riders: one token would meet the per-token write limit (40 at once).
@@ -137,7 +137,7 @@ fn row(category: &str, lon: f64) -> Row {
 
 /// A batch that cannot be stored (here: one unknown category) is retried report by report, so
 /// only the bad one fails; and a batched row is stored exactly as a lone one.
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn a_failing_batch_is_retried_one_by_one_and_batched_rows_match_lone_ones(pool: PgPool) {
     small_city(&pool).await;
     user(&pool, "worker-w", Role::GridWorker, &["G-W"]).await;

@@ -36,7 +36,7 @@ async fn expect_rejected(pool: &PgPool, bytes: &[u8], target: ImportTarget, inde
     assert_eq!(before, after, "nothing may be stored");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn good_grid_file_is_imported_and_reimport_updates_by_code(pool: PgPool) {
     let bytes =
         collection(&[grid("IM-001", &square(118.15, 36.17, 0.01)), grid("IM-002", &square(118.16, 36.17, 0.01))]);
@@ -47,7 +47,7 @@ async fn good_grid_file_is_imported_and_reimport_updates_by_code(pool: PgPool) {
     assert_eq!(count(&pool, "grid").await, 2);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn a_self_intersecting_feature_rejects_the_whole_file(pool: PgPool) {
     let bowtie = json!({"type": "Polygon", "coordinates": [[[118.1, 36.1], [118.11, 36.11], [118.11, 36.1], [118.1, 36.11], [118.1, 36.1]]]});
     let bytes = collection(&[
@@ -58,7 +58,7 @@ async fn a_self_intersecting_feature_rejects_the_whole_file(pool: PgPool) {
     expect_rejected(&pool, &bytes, ImportTarget::Grids, 2, "invalid geometry").await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn missing_property_wrong_type_empty_and_outside_are_named(pool: PgPool) {
     let no_name = json!({"type": "Feature", "properties": {"code": "IM-009"}, "geometry": square(118.15, 36.17, 0.01)});
     expect_rejected(
@@ -98,7 +98,7 @@ async fn missing_property_wrong_type_empty_and_outside_are_named(pool: PgPool) {
     expect_rejected(&pool, &duplicate, ImportTarget::Grids, 1, "twice").await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn not_a_feature_collection_is_refused(pool: PgPool) {
     for bytes in [&b"not json"[..], br#"{"type":"Feature"}"#, br#"{"type":"FeatureCollection","features":[]}"#] {
         let result = import_geojson(&pool, bytes, &options(ImportTarget::Grids, false)).await;
@@ -106,7 +106,7 @@ async fn not_a_feature_collection_is_refused(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn stations_import_with_services(pool: PgPool) {
     let station = json!({"type": "Feature", "properties": {"name": "暖“新”驿站·测试", "services": ["rest", "water"], "opening_hours": "24/7"},
                          "geometry": {"type": "Point", "coordinates": [118.17, 36.18]}});
@@ -116,7 +116,7 @@ async fn stations_import_with_services(pool: PgPool) {
     assert_eq!(services, ["rest", "water"]);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn all_liechtenstein_osm_buildings_import(pool: PgPool) {
     let Some(path) = shared_data("osm-liechtenstein/buildings.geojson") else { return };
     let bytes = std::fs::read(path).expect("read");

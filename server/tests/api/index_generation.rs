@@ -38,7 +38,7 @@ fn created(reply: &Reply) -> Value {
 
 /// No listener runs here, so the server's index stays as it was first loaded: the database's
 /// generation is what tells intake its copy is old.
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn an_outdated_index_is_overruled_by_the_grids_in_the_database(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -67,7 +67,7 @@ async fn an_outdated_index_is_overruled_by_the_grids_in_the_database(pool: PgPoo
 
 /// A re-draw that has not committed yet holds the reports for its area back; once it commits
 /// they land by the new grids, and the re-draw's own re-assignment has seen the earlier ones.
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn intake_waits_for_a_redraw_in_flight_and_then_follows_it(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -91,7 +91,7 @@ async fn intake_waits_for_a_redraw_in_flight_and_then_follows_it(pool: PgPool) {
 
 /// The statement refuses to assign again from a snapshot older than the generation it locked
 /// (the server then retries with the lock taken first).
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn a_statement_whose_snapshot_missed_a_change_stops_with_gm001(pool: PgPool) {
     let current: i64 =
         sqlx::query_scalar("select gridmap_index_generation(null)").fetch_one(&pool).await.expect("generation");

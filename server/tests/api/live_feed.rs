@@ -40,7 +40,7 @@ async fn next_event(body: &mut Body) -> Value {
     }
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn a_report_moved_by_a_grid_redraw_reaches_the_worker_of_each_grid(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;

@@ -66,7 +66,7 @@ async fn sql_count(pool: &PgPool, predicate: &str) -> i64 {
     sqlx::query_scalar(&format!("select count(*) from grid where {predicate}")).fetch_one(pool).await.expect("count")
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn landing_conformance_api_and_collections_describe_the_service(pool: PgPool) {
     let landing = get(&pool, "/ogc").await;
     assert_eq!(landing.status, StatusCode::OK);
@@ -104,7 +104,7 @@ async fn landing_conformance_api_and_collections_describe_the_service(pool: PgPo
     assert!(q["properties"].get("leader_phone").is_none());
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn items_pages_carry_number_matched_and_next_prev_links_through_all_267(pool: PgPool) {
     seed::seed_demo(&pool, 1).await.expect("seed");
     let first = matched(&pool, "grids", "limit=100").await;
@@ -145,7 +145,7 @@ async fn items_pages_carry_number_matched_and_next_prev_links_through_all_267(po
     assert!(String::from_utf8_lossy(&matched(&pool, "grids", "colour=red").await.body).contains("colour"));
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn bbox_equality_and_property_selection_filter_items(pool: PgPool) {
     seed::seed_demo(&pool, 1).await.expect("seed");
     let one = matched(&pool, "grids", "code=LS-001").await.json();
@@ -178,7 +178,7 @@ async fn bbox_equality_and_property_selection_filter_items(pool: PgPool) {
     assert_eq!(get(&pool, "/ogc/collections/grids/items/999999").await.status, StatusCode::NOT_FOUND);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn cql2_text_and_json_filters_match_the_same_rows_as_sql(pool: PgPool) {
     seed::seed_demo(&pool, 1).await.expect("seed");
     let cases = [
@@ -220,7 +220,7 @@ async fn cql2_text_and_json_filters_match_the_same_rows_as_sql(pool: PgPool) {
     assert!(envelope >= 1);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn injection_strings_are_only_ever_values(pool: PgPool) {
     seed::seed_demo(&pool, 1).await.expect("seed");
     for evil in ["x' OR '1'='1", "'; drop table grid; --", "LS-001' --"] {
@@ -234,7 +234,7 @@ async fn injection_strings_are_only_ever_values(pool: PgPool) {
     assert_eq!(sql_count(&pool, "true").await, 267);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn bad_filters_are_400_and_name_the_unknown_property(pool: PgPool) {
     let unknown = matched(&pool, "buildings", &format!("filter={}", enc("leader_phone = '138'"))).await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
@@ -261,7 +261,7 @@ async fn bad_filters_are_400_and_name_the_unknown_property(pool: PgPool) {
     assert_eq!(matched(&pool, "grids", "filter=code%3D'a'&filter-lang=sql").await.status, StatusCode::BAD_REQUEST);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn station_write_round_trip_needs_if_match_428_then_412_then_succeeds(pool: PgPool) {
     let admin = token(&pool, "admin-wu", Role::Admin).await;
     let feature = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [118.17, 36.18]},
@@ -321,7 +321,7 @@ async fn station_write_round_trip_needs_if_match_428_then_412_then_succeeds(pool
     assert_eq!(get(&pool, &location).await.status, StatusCode::NOT_FOUND);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn writes_need_the_right_role(pool: PgPool) {
     let planner = token(&pool, "planner-he", Role::Planner).await;
     let rider = token(&pool, "rider-ma", Role::Rider).await;
@@ -346,7 +346,7 @@ async fn writes_need_the_right_role(pool: PgPool) {
     assert_eq!(created.headers[header::ETAG], "\"1\"");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn reports_collection_is_public_safe_filterable_and_read_only(pool: PgPool) {
     crate::reports::small_city(&pool).await;
     let rider = crate::reports::user(&pool, "rider-secret-name", Role::Rider, &[]).await;

@@ -17,7 +17,7 @@ async fn post_form(pool: &PgPool, form: &str) -> crate::common::Reply {
     send(pool, request).await
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn open311_discovery_services_and_definitions(pool: PgPool) {
     let discovery = get(&pool, "/open311/v2/discovery.json").await.json();
     assert_eq!(discovery["endpoints"][0]["specification"], "http://wiki.open311.org/GeoReport_v2");
@@ -38,7 +38,7 @@ async fn open311_discovery_services_and_definitions(pool: PgPool) {
     assert!(missing.json()[0]["description"].is_string());
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn open311_post_with_a_rider_token_then_get_with_filters(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -79,7 +79,7 @@ async fn open311_post_with_a_rider_token_then_get_with_filters(pool: PgPool) {
     assert_eq!(get(&pool, "/open311/v2/requests/999999.json").await.json()[0]["code"], 404);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn open311_post_with_an_idempotency_key_lands_once(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -111,7 +111,7 @@ async fn open311_post_with_an_idempotency_key_lands_once(pool: PgPool) {
 
 /// Errors that no Open311 handler writes — a query string that does not parse, an unknown path,
 /// a wrong method, a body over the limit — are still `[{code, description}]` under /open311/.
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn open311_errors_from_extractors_and_routing_are_in_open311_shape(pool: PgPool) {
     let is_open311_error = |reply: &crate::common::Reply, status: StatusCode| {
         assert_eq!(reply.status, status);

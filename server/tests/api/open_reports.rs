@@ -1,6 +1,6 @@
-//! The duplicate search in memory (`reports/open_reports.rs`): it answers what the SQL search
-//! (`gridmap_possible_duplicates`, migration 0007) answers, and it follows this server's intake
-//! and transitions at once and other writers' SQL through NOTIFY.
+//! The duplicate search in memory (`reports/open_reports.rs`): it answers what the same search in
+//! PostGIS answers (`SQL_SEARCH`), and it follows this server's intake and transitions at once and
+//! other writers' SQL through NOTIFY.
 
 use std::time::{Duration, Instant};
 
@@ -18,9 +18,24 @@ use gridmap_server::config::Role;
 use gridmap_server::http::AppState;
 use gridmap_server::reports::open_reports::OpenReports;
 
+/// The reference: the nearest 20 open reports of the category (EPSG:3857 order; Web Mercator is
+/// conformal, so over a few hundred metres its distance order is the true one), then those within
+/// the radius, measured geodesically and rounded to whole metres.
+const SQL_SEARCH: &str = "
+    select coalesce(jsonb_agg(d order by d.distance_m, d.id), '[]'::jsonb)
+      from (select c.id, c.status, c.created_at,
+                   round(ST_Distance(c.geom::geography, ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography))::integer
+                       as distance_m
+              from (select r.id, r.status, r.created_at, r.geom
+                      from report r
+                     where r.category = $1 and r.status not in ('cancelled', 'closed')
+                     order by r.geom_3857 <-> ST_Transform(ST_SetSRID(ST_MakePoint($2, $3), 4326), 3857)
+                     limit 20) c
+             where ST_DWithin(c.geom::geography, ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography, $4)) d";
+
 /// 1,500 reports of three categories in every status, packed into 1.2 km (dozens within any
 /// radius); 600 searches compared with the SQL search: same ids, order, statuses and metres.
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn in_memory_duplicates_match_the_sql_search(pool: PgPool) {
     small_city(&pool).await;
     sqlx::query(
@@ -44,7 +59,7 @@ async fn in_memory_duplicates_match_the_sql_search(pool: PgPool) {
         let radius = [250.0, 100.0, 30.0][n / 3 % 3];
         let (lon, lat) = (rng.random_range(118.166..118.185), rng.random_range(36.166..36.183));
         let memory = open.search(category, lon, lat, radius);
-        let sql: Value = sqlx::query_scalar("select gridmap_possible_duplicates($1, $2, $3, $4)")
+        let sql: Value = sqlx::query_scalar(SQL_SEARCH)
             .bind(category)
             .bind(lon)
             .bind(lat)
@@ -98,7 +113,7 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 /// One long-lived server state, as in production: a new report is offered to the next one at
 /// once, a cancelled one no longer, and a report closed or added by plain SQL follows within
 /// moments (the listener hears the report trigger's NOTIFY and reloads).
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn duplicates_follow_intake_transitions_and_other_writers(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &["G-W"]).await;

@@ -1,7 +1,8 @@
 //! Privacy: sentinel values go into every private field — reporter identity, phone numbers,
 //! building leaders' contacts, login names of workers, idempotency keys, password hashes — then
 //! every public route (each GET the authorization table opens to anonymous callers) is crawled,
-//! anonymously and as an unrelated rider, and no response may contain any sentinel. The crawl
+//! anonymously, as an unrelated rider and as a grid worker of another grid, and no response may
+//! contain any sentinel. The crawl
 //! fails if a public route is added without being crawled here.
 
 use std::collections::BTreeSet;
@@ -24,6 +25,7 @@ const PHONE: &str = "SENTINELPHONE";
 const LEADER_NAME: &str = "SENTINELLEADERNAME";
 const LEADER_PHONE: &str = "SENTINELLEADERPHONE";
 const IDEMPOTENCY_KEY: &str = "5e471e15-0000-4000-8000-00000000abcd";
+const PHOTO: &str = "SENTINELAFTERPHOTO";
 
 async fn login(pool: &PgPool, name: &str, role: Role, grid_codes: &[String]) -> String {
     let password = format!("{name}-password");
@@ -54,7 +56,7 @@ fn tile_of(lon: f64, lat: f64, z: u8) -> (u32, u32) {
     (x as u32, y as u32)
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     seed::seed_demo(&pool, 1).await.expect("seed");
     // Private fields everywhere: every account's phone, every building leader.
@@ -68,7 +70,7 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
 
     // Two grids with reports: a sentinel reporter files them, a sentinel worker acts on one.
     let grids: Vec<(i64, String, f64, f64)> = sqlx::query_as(
-        "select id, code, ST_X(p), ST_Y(p) from (select id, code, ST_PointOnSurface(geom) p from grid order by id limit 2) s",
+        "select id, code, ST_X(p), ST_Y(p) from (select id, code, ST_PointOnSurface(geom) p from grid order by id limit 3) s",
     )
     .fetch_all(&pool)
     .await
@@ -82,8 +84,10 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         .await
         .expect("reporter");
     let worker = login(&pool, WORKER_LOGIN, Role::GridWorker, &[grids[0].1.clone()]).await;
+    // A grid worker too, but of a third grid: the reporter of a report elsewhere is not theirs to see.
+    let other_worker = login(&pool, "privacy-other-grid-worker", Role::GridWorker, &[grids[2].1.clone()]).await;
     let mut report_ids = Vec::new();
-    for (i, (_, _, lon, lat)) in grids.iter().enumerate() {
+    for (i, (_, _, lon, lat)) in grids.iter().take(2).enumerate() {
         let mut r = request(
             "POST",
             "/api/reports",
@@ -108,6 +112,45 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     accept.headers_mut().insert(header::IF_MATCH, etag);
     let accepted = send(&pool, accept).await;
     assert_eq!(accepted.status, StatusCode::OK, "{}", String::from_utf8_lossy(&accepted.body));
+    // The worker takes report 1 to feedback with an "after" photo whose bytes carry a sentinel
+    // (in a JPEG comment, which stripping keeps): photos are never in a public answer.
+    let mut version = accepted.json()["version"].as_i64().expect("version");
+    for to in ["dispatched", "handling"] {
+        let mut r = request(
+            "POST",
+            &format!("/api/reports/{}/transitions", report_ids[0]),
+            Some(&worker),
+            Some(json!({"to": to})),
+        );
+        r.headers_mut().insert(header::IF_MATCH, format!("\"{version}\"").parse().expect("header"));
+        let reply = send(&pool, r).await;
+        assert_eq!(reply.status, StatusCode::OK, "{to}: {}", String::from_utf8_lossy(&reply.body));
+        version += 1;
+    }
+    let mut photo = vec![0xFF, 0xD8, 0xFF, 0xFE, 0x00, 2 + PHOTO.len() as u8];
+    photo.extend_from_slice(PHOTO.as_bytes());
+    photo.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x02, 0x11, 0x22, 0xFF, 0xD9]);
+    let boundary = "privacy-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"transition\"\r\n\r\n{{\"to\":\"feedback\"}}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"after.jpg\"\r\n\
+         Content-Type: image/jpeg\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&photo);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let feedback = Request::post(format!("/api/reports/{}/transitions", report_ids[0]))
+        .header(header::AUTHORIZATION, format!("Bearer {worker}"))
+        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+        .header(header::IF_MATCH, format!("\"{version}\""))
+        .body(Body::from(body))
+        .expect("request");
+    let feedback = send(&pool, feedback).await;
+    assert_eq!(feedback.status, StatusCode::OK, "{}", String::from_utf8_lossy(&feedback.body));
+    let own =
+        send(&pool, request("GET", &format!("/api/reports/{}/feedback-photos/1", report_ids[0]), Some(&worker), None))
+            .await;
+    assert!(String::from_utf8_lossy(&own.body).contains(PHOTO), "the grid's worker sees the photo");
     // The privileged view does show the reporter: the sentinel is really there to leak.
     let privileged = send(&pool, request("GET", &format!("/api/reports/{}", report_ids[0]), Some(&worker), None)).await;
     assert!(String::from_utf8_lossy(&privileged.body).contains(REPORTER_LOGIN), "the worker sees the reporter");
@@ -137,6 +180,7 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         ("/api/reports/hexbins", "/api/reports/hexbins?res=9".into()),
         ("/api/points/leaderboard", "/api/points/leaderboard".into()),
         ("/api/stats", "/api/stats".into()),
+        ("/api/counties", "/api/counties".into()),
         ("/open311/v2/discovery.json", "/open311/v2/discovery.json".into()),
         ("/open311/v2/services.json", "/open311/v2/services.json".into()),
         ("/open311/v2/services/{file}", "/open311/v2/services/manhole_cover.json".into()),
@@ -144,7 +188,7 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     ];
     let layers = gridmap_tiles::Layer::ALL.map(gridmap_tiles::Layer::name).join(",");
     crawl.push(("/tiles/{file}", format!("/tiles/{layers}.json")));
-    for (grid, _, lon, lat) in &grids {
+    for (grid, _, lon, lat) in grids.iter().take(2) {
         crawl.push(("/api/grids/at", format!("/api/grids/at?lon={lon}&lat={lat}")));
         crawl.push(("/api/grids/{id}/history", format!("/api/grids/{grid}/history")));
         for z in 10..=18u8 {
@@ -177,11 +221,20 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     let missed: Vec<_> = public.difference(&crawled).collect();
     assert!(missed.is_empty(), "public routes the privacy crawl does not visit: {missed:?}");
 
-    let sentinels =
-        [REPORTER_LOGIN, REPORTER_NAME, WORKER_LOGIN, PHONE, LEADER_NAME, LEADER_PHONE, IDEMPOTENCY_KEY, "$argon2id$"];
+    let sentinels = [
+        REPORTER_LOGIN,
+        REPORTER_NAME,
+        WORKER_LOGIN,
+        PHONE,
+        LEADER_NAME,
+        LEADER_PHONE,
+        IDEMPOTENCY_KEY,
+        PHOTO,
+        "$argon2id$",
+    ];
     let mut leaks = Vec::new();
     let mut bytes_seen = 0usize;
-    for token in [None, Some(other_rider.as_str())] {
+    for token in [None, Some(other_rider.as_str()), Some(other_worker.as_str())] {
         for (_, uri) in &crawl {
             let reply = send(&pool, request("GET", uri, token, None)).await;
             assert!(

@@ -28,7 +28,7 @@ async fn postgis_answers(pool: &PgPool, points: &[(f64, f64)]) -> Vec<Option<i64
     answers
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn index_agrees_with_postgis_on_100k_points_including_edges_and_vertices(pool: PgPool) {
     gridmap_server::seed::seed_demo(&pool, 1).await.expect("seed");
     let index = GridIndex::load(&pool).await.expect("index");
@@ -129,7 +129,7 @@ fn wkt_ring(ring: &[(f64, f64)]) -> String {
 /// The same agreement where grids are not the demo city's rectangles: planner-drawn grids with
 /// hundreds of vertices, a hole, a grid inside that hole overlapping its rim, and two grids
 /// sharing a many-vertex border. Here the index decides on each cell's share of the edges.
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn index_agrees_with_postgis_on_many_vertex_grids_with_holes(pool: PgPool) {
     let c = (118.17, 36.18);
     let outer = star(c, 0.006, 600, false);
@@ -210,7 +210,7 @@ type RuleRow = (String, Option<i64>, Option<i64>, String, Option<i64>, Option<i6
 /// a full search of every grid gives: the nearest grid within 150 m geodesic (ties: lowest id),
 /// else the subdistrict of the nearest grid (planar `<->`, ties: lowest id). 3,000 points around
 /// and between the seeded grids, plus a ring of points exactly 150 m-ish off a grid corner.
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn sql_rules_2_and_3_on_indexes_match_a_full_search(pool: PgPool) {
     gridmap_server::seed::seed_demo(&pool, 1).await.expect("seed");
     let mut rng = ChaCha8Rng::seed_from_u64(8);
@@ -268,7 +268,7 @@ async fn sql_rules_2_and_3_on_indexes_match_a_full_search(pool: PgPool) {
 /// from `gridmap_nearest_assignment` — is what the SQL rules and the county margin decide:
 /// 3,000 points over and around the county, and 400 near its boundary on both sides of the
 /// 500 m margin.
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn intake_assignment_matches_the_sql_rules_and_the_county_margin(pool: PgPool) {
     gridmap_server::seed::seed_demo(&pool, 1).await.expect("seed");
     let mut rng = ChaCha8Rng::seed_from_u64(9);
@@ -356,7 +356,7 @@ async fn intake_assignment_matches_the_sql_rules_and_the_county_margin(pool: PgP
 /// The safety band (`fringe::band`) rests on a measurement: the local metric frame's distance to
 /// a grid differs from PostGIS's geodesic `ST_Distance` by far less than the band. Measured on
 /// points up to 600 m from the demo grids; the test fails if the band were ever within 10× of it.
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn the_fringe_band_is_ten_times_the_measured_distance_error(pool: PgPool) {
     gridmap_server::seed::seed_demo(&pool, 1).await.expect("seed");
     let index = GridIndex::load(&pool).await.expect("index");

@@ -74,7 +74,7 @@ pub async fn post_report(pool: &PgPool, token: Option<&str>, key: Option<&str>, 
     send(pool, request.body(Body::from(body.to_string())).expect("request")).await
 }
 
-fn key() -> String {
+pub fn key() -> String {
     Uuid::new_v4().to_string()
 }
 
@@ -82,7 +82,7 @@ async fn reports_count(pool: &PgPool) -> i64 {
     crate::common::count(pool, "report").await
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn categories_are_grouped_bilingual_with_sla_and_radius(pool: PgPool) {
     let reply = get(&pool, "/api/report-categories").await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -103,7 +103,7 @@ async fn categories_are_grouped_bilingual_with_sla_and_radius(pool: PgPool) {
     assert!(list.iter().any(|c| c["anonymous_allowed"] == false));
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn report_lands_in_the_covering_grid_with_its_workers_and_no_reporter_identity(pool: PgPool) {
     small_city(&pool).await;
     user(&pool, "gw-east", Role::GridWorker, &["G-E"]).await;
@@ -117,7 +117,11 @@ async fn report_lands_in_the_covering_grid_with_its_workers_and_no_reporter_iden
     assert_eq!(body["grid_code"], "G-E");
     assert_eq!(body["grid_name"], "东网格");
     assert_eq!(body["assignment"], "covers");
-    assert_eq!(body["assigned_workers"], json!([{"display_name": "gw-east"}]));
+    assert_eq!(
+        body["assigned_workers"],
+        json!([{"display_name": "网格员"}]),
+        "no display name: the neutral label, never the login name"
+    );
     assert_eq!(body["possible_duplicates"], json!([]));
     assert_eq!(body["location_suspect"], false);
     assert!(body["id"].as_i64().is_some());
@@ -128,7 +132,7 @@ async fn report_lands_in_the_covering_grid_with_its_workers_and_no_reporter_iden
     assert_eq!(history, 1, "the submission is the first history row");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn resend_with_the_same_key_returns_the_original_response_and_stores_once(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -148,7 +152,7 @@ async fn resend_with_the_same_key_returns_the_original_response_and_stores_once(
     assert_eq!(reports_count(&pool).await, 1);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn same_key_with_a_different_payload_is_409(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -171,7 +175,7 @@ async fn same_key_with_a_different_payload_is_409(pool: PgPool) {
 /// One running server answers a resend of a key it stored from memory (resends.rs): the same
 /// bytes for the same payload, 409 for another payload or another account, nothing stored —
 /// and a server that never saw the key (a restart) answers the same from the database.
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn resends_answered_from_memory_match_the_database(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -209,7 +213,7 @@ async fn resends_answered_from_memory_match_the_database(pool: PgPool) {
     assert_eq!(history, 1, "resends add no history");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn bad_input_names_the_field_and_stores_nothing(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -269,7 +273,7 @@ async fn bad_input_names_the_field_and_stores_nothing(pool: PgPool) {
     assert_eq!(reports_count(&pool).await, 0, "nothing stored");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn mock_location_accuracy_zero_is_accepted_but_flagged(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -282,7 +286,7 @@ async fn mock_location_accuracy_zero_is_accepted_but_flagged(pool: PgPool) {
     assert!(flagged);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn gcj02_point_lands_in_the_same_grid_as_its_true_wgs84_position(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -316,7 +320,7 @@ async fn gcj02_point_lands_in_the_same_grid_as_its_true_wgs84_position(pool: PgP
     assert_eq!(body["input_location"]["crs"], "gcj02");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn report_on_a_grid_edge_goes_to_the_lower_grid_id(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -331,7 +335,7 @@ async fn report_on_a_grid_edge_goes_to_the_lower_grid_id(pool: PgPool) {
     assert_eq!(sql, Some(1));
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn point_in_no_grid_goes_to_the_nearest_within_150m_else_the_subdistrict_queue(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -352,7 +356,7 @@ async fn point_in_no_grid_goes_to_the_nearest_within_150m_else_the_subdistrict_q
     assert_eq!(queue["total"], 1);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn anonymous_reports_only_for_categories_that_allow_them(pool: PgPool) {
     small_city(&pool).await;
     let ok = post_report(&pool, None, Some(&key()), &report_body("exposed_garbage", 118.175, 36.175)).await;
@@ -362,7 +366,7 @@ async fn anonymous_reports_only_for_categories_that_allow_them(pool: PgPool) {
     assert_eq!(reports_count(&pool).await, 1);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn batch_items_each_get_their_own_key_and_result(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -394,7 +398,7 @@ async fn batch_items_each_get_their_own_key_and_result(pool: PgPool) {
     assert_eq!(reports_count(&pool).await, 2);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn open_reports_of_the_same_category_nearby_are_possible_duplicates(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -434,7 +438,7 @@ async fn step(pool: &PgPool, token: &str, id: i64, to: &str) -> Value {
     reply.json()
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn workflow_runs_with_if_match_roles_four_eyes_history_and_stats(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &["G-W"]).await;
@@ -514,7 +518,7 @@ async fn workflow_runs_with_if_match_roles_four_eyes_history_and_stats(pool: PgP
     assert_eq!(other["closure_rate"], Value::Null);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn accepted_reports_credit_points_and_a_duplicate_reverses_them(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -556,11 +560,15 @@ async fn accepted_reports_credit_points_and_a_duplicate_reverses_them(pool: PgPo
     assert_eq!(points["balance"], 10);
     assert_eq!(points["entries"].as_array().expect("entries").len(), 3, "append-only: credit, credit, reversal");
     let board = get(&pool, "/api/points/leaderboard").await.json();
-    assert_eq!(board, json!([{"rank": 1, "display_name": "r*******", "points": 10}]), "the public board masks names");
+    assert_eq!(
+        board,
+        json!([{"rank": 1, "display_name": "骑手", "points": 10}]),
+        "the public board masks names; no login name, not even its first letter"
+    );
     assert!(sqlx::query("update points_ledger set delta = 100").execute(&pool).await.is_err());
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn list_filters_by_grid_status_category_bbox_and_time_and_pages(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -590,7 +598,7 @@ async fn list_filters_by_grid_status_category_bbox_and_time_and_pages(pool: PgPo
     assert_eq!(get(&pool, "/api/reports?bbox=1,2,3").await.json()["field"], "bbox");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn hexbins_count_reports_per_h3_cell(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -614,7 +622,7 @@ async fn hexbins_count_reports_per_h3_cell(pool: PgPool) {
     assert_eq!(get(&pool, "/api/reports/hexbins?res=9&category=streetlight").await.json()["features"], json!([]));
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn grid_change_reassigns_open_reports_and_records_it(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -634,13 +642,12 @@ async fn grid_change_reassigns_open_reports_and_records_it(pool: PgPool) {
     let last = view["history"].as_array().expect("history").last().cloned().expect("row");
     assert_eq!(last["action"], "reassign");
     assert_eq!(last["grid_id"], 2);
-    // The Rust entry point is idempotent: nothing is left to move.
-    let mut conn = pool.acquire().await.expect("conn");
-    let area: Vec<u8> = sqlx::query_scalar("select ST_AsBinary(ST_MakeEnvelope(118.17, 36.17, 118.19, 36.18))")
-        .fetch_one(&mut *conn)
-        .await
-        .expect("wkb");
-    let moved = gridmap_server::reports::reassign_open_reports(&mut conn, &area).await.expect("reassign");
+    // Re-running the re-assignment is idempotent: nothing is left to move.
+    let moved: i32 =
+        sqlx::query_scalar("select gridmap_reassign_reports(ST_MakeEnvelope(118.17, 36.17, 118.19, 36.18, 4326))")
+            .fetch_one(&pool)
+            .await
+            .expect("reassign");
     assert_eq!(moved, 0);
     // And a fresh index agrees with the new shapes.
     let state = gridmap_server::http::AppState::new(pool.clone());
@@ -648,7 +655,7 @@ async fn grid_change_reassigns_open_reports_and_records_it(pool: PgPool) {
     assert_eq!(index.lookup(118.178, 36.175), Some(2));
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn openapi_describes_every_api_route_and_docs_are_served(pool: PgPool) {
     let reply = get(&pool, "/api/openapi.json").await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -721,7 +728,7 @@ fn documentation_gaps(method: &str, path: &str, op: &Value) -> Vec<String> {
     gaps
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn openapi_operations_document_bodies_parameters_and_error_bodies(pool: PgPool) {
     let doc = get(&pool, "/api/openapi.json").await.json();
     let ops = api_operations(&doc);
@@ -788,7 +795,7 @@ fn assert_fits(doc: &Value, schema: &str, body: &Value) {
     assert!(extra.is_empty() && missing.is_empty(), "{schema}: undocumented {extra:?}, missing {missing:?} in {body}");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn openapi_schemas_match_the_bodies_the_server_sends(pool: PgPool) {
     let doc = get(&pool, "/api/openapi.json").await.json();
     small_city(&pool).await;
@@ -891,7 +898,7 @@ fn jpeg_with_gps_exif() -> Vec<u8> {
     b
 }
 
-async fn post_multipart(pool: &PgPool, token: &str, parts: &[(&str, Option<&str>, &str, Vec<u8>)]) -> Reply {
+pub async fn post_multipart(pool: &PgPool, token: &str, parts: &[(&str, Option<&str>, &str, Vec<u8>)]) -> Reply {
     let (content_type, body) = multipart(parts);
     let request = Request::post("/api/reports")
         .header(header::CONTENT_TYPE, content_type)
@@ -902,7 +909,7 @@ async fn post_multipart(pool: &PgPool, token: &str, parts: &[(&str, Option<&str>
     send(pool, request).await
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn multipart_photos_are_checked_by_content_and_stored_without_exif(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -953,7 +960,7 @@ async fn multipart_photos_are_checked_by_content_and_stored_without_exif(pool: P
 
 /// A stored photo is served — stripped, with its type — to the sender and the grid's worker,
 /// and to nobody without a login or without a part in the report.
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn a_reports_photo_is_served_to_its_handlers_and_sender_only(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -997,7 +1004,134 @@ async fn a_reports_photo_is_served_to_its_handlers_and_sender_only(pool: PgPool)
     assert_eq!(fetch(Some(worker), 0).await.status, StatusCode::NOT_FOUND);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+/// A transition sent as multipart: the JSON in a part `transition`, photos in parts `photo`.
+async fn transition_multipart(
+    pool: &PgPool,
+    token: &str,
+    id: i64,
+    if_match: &str,
+    parts: &[(&str, Option<&str>, &str, Vec<u8>)],
+) -> Reply {
+    let (content_type, body) = multipart(parts);
+    let request = Request::post(format!("/api/reports/{id}/transitions"))
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::IF_MATCH, if_match)
+        .body(Body::from(body))
+        .expect("request");
+    send(pool, request).await
+}
+
+/// The grid worker's "after" photo goes with the feedback step: checked by content, stripped of
+/// EXIF like an intake photo, stored in the step's transaction and served to the same people as
+/// the intake photos; photos with any other step, or a file that is no image, store nothing.
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn feedback_carries_an_after_photo_stripped_and_shown_to_the_reports_handlers_and_sender(pool: PgPool) {
+    small_city(&pool).await;
+    let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
+    let other_rider = user(&pool, "rider-wu", Role::Rider, &[]).await;
+    let worker = user(&pool, "gw-west", Role::GridWorker, &["G-W"]).await;
+    let east_worker = user(&pool, "gw-east", Role::GridWorker, &["G-E"]).await;
+    let admin = user(&pool, "admin-zhao", Role::Admin, &[]).await;
+    let id = post_report(&pool, Some(&rider), Some(&key()), &report_body("manhole_cover", 118.175, 36.175))
+        .await
+        .json()["id"]
+        .as_i64()
+        .expect("id");
+    for to in ["accepted", "dispatched"] {
+        step(&pool, &admin, id, to).await;
+    }
+    let photo_parts = |to: &str, photo: Vec<u8>| {
+        vec![
+            ("transition", None, "application/json", json!({"to": to, "note": "已修复"}).to_string().into_bytes()),
+            ("photo", Some("after.jpg"), "image/jpeg", photo),
+        ]
+    };
+    // A photo with a step other than feedback: refused, nothing stored, the version unchanged.
+    let early = transition_multipart(&pool, &worker, id, "\"3\"", &photo_parts("handling", jpeg_with_gps_exif())).await;
+    assert_eq!(early.status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&early.body));
+    assert_eq!(early.json()["field"], "photo");
+    assert_eq!(early.json()["reason"], "feedback_photo");
+    step(&pool, &worker, id, "handling").await;
+    let fake =
+        transition_multipart(&pool, &worker, id, "\"4\"", &photo_parts("feedback", b"MZ an executable".to_vec())).await;
+    assert_eq!(fake.status, StatusCode::BAD_REQUEST);
+    assert_eq!(fake.json()["field"], "photo");
+    let unknown = transition_multipart(
+        &pool,
+        &worker,
+        id,
+        "\"4\"",
+        &[
+            ("transition", None, "application/json", json!({"to": "feedback"}).to_string().into_bytes()),
+            ("x", None, "text/plain", b"1".to_vec()),
+        ],
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unknown.json()["field"], "x");
+    let missing = transition_multipart(
+        &pool,
+        &worker,
+        id,
+        "\"4\"",
+        &[("photo", Some("a.jpg"), "image/jpeg", jpeg_with_gps_exif())],
+    )
+    .await;
+    assert_eq!(missing.json()["field"], "transition");
+    let photos: i64 = sqlx::query_scalar("select count(*) from report_photo").fetch_one(&pool).await.expect("count");
+    assert_eq!(photos, 0, "nothing stored by a refused step");
+
+    let done = transition_multipart(&pool, &worker, id, "\"4\"", &photo_parts("feedback", jpeg_with_gps_exif())).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", String::from_utf8_lossy(&done.body));
+    assert_eq!(done.json()["status"], "feedback");
+    assert_eq!(done.json()["feedback_photo_count"], 1);
+    assert_eq!(done.json()["photo_count"], 0, "the intake photos are the rider's alone");
+    let (stored, event_status): (Vec<u8>, String) = sqlx::query_as(
+        "select p.bytes, e.to_status from report_photo p join report_event e on e.id = p.event_id where p.report_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .expect("the photo belongs to the feedback step");
+    assert_eq!(event_status, "feedback");
+    assert!(!stored.windows(11).any(|w| w == b"GPSLatitude"), "EXIF stripped");
+
+    let fetch = |token: Option<String>, path: String| {
+        let pool = pool.clone();
+        async move {
+            let mut request = Request::get(path);
+            if let Some(t) = token {
+                request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
+            }
+            crate::common::send(&pool, request.body(Body::empty()).expect("request")).await
+        }
+    };
+    let after = format!("/api/reports/{id}/feedback-photos/1");
+    for token in [&worker, &rider, &admin] {
+        let photo = fetch(Some(token.clone()), after.clone()).await;
+        assert_eq!(photo.status, StatusCode::OK);
+        assert_eq!(photo.headers[header::CONTENT_TYPE], "image/jpeg");
+        assert!(photo.headers[header::CACHE_CONTROL].to_str().expect("ascii").starts_with("private"));
+        assert_eq!(photo.body, stored);
+    }
+    assert_eq!(fetch(None, after.clone()).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(fetch(Some(other_rider), after.clone()).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(fetch(Some(east_worker), after).await.status, StatusCode::FORBIDDEN);
+    for n in ["2", "0", "-1"] {
+        let reply = fetch(Some(worker.clone()), format!("/api/reports/{id}/feedback-photos/{n}")).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "photo {n}");
+    }
+    let bad = fetch(Some(worker.clone()), format!("/api/reports/{id}/feedback-photos/x")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // The after photo is not an intake photo.
+    assert_eq!(fetch(Some(worker), format!("/api/reports/{id}/photos/1")).await.status, StatusCode::NOT_FOUND);
+    // Anonymous viewers see the count, never the picture.
+    let public = get(&pool, &format!("/api/reports/{id}")).await.json();
+    assert_eq!(public["feedback_photo_count"], 1);
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn live_feed_streams_new_reports_of_the_workers_grid(pool: PgPool) {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
@@ -1044,7 +1178,7 @@ async fn live_feed_streams_new_reports_of_the_workers_grid(pool: PgPool) {
 /// The nearest-first duplicate search (migration 0007) gives what the full search would: the 20
 /// nearest open reports of the category within the radius, by geodesic distance — never closed
 /// or cancelled ones, even when those are nearer.
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn duplicates_are_the_20_nearest_open_reports_as_a_full_search_finds_them(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;

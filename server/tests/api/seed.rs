@@ -5,7 +5,7 @@ use sqlx::PgPool;
 use crate::common::count;
 use gridmap_server::seed;
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn demo_city_partitions_the_urban_area_into_267_balanced_grids(pool: PgPool) {
     seed::seed_demo(&pool, 1).await.expect("seed");
 
@@ -99,7 +99,7 @@ async fn demo_city_partitions_the_urban_area_into_267_balanced_grids(pool: PgPoo
     assert_eq!(count(&pool, "grid").await, 267);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn demo_seed_refuses_a_database_with_real_grids(pool: PgPool) {
     sqlx::query("insert into grid (code, name, geom) values ('X-001', 'real', ST_Multi(ST_MakeEnvelope(118.1, 36.1, 118.11, 36.11, 4326)))")
         .execute(&pool)
@@ -108,4 +108,62 @@ async fn demo_seed_refuses_a_database_with_real_grids(pool: PgPool) {
     let err = seed::seed_demo(&pool, 1).await.expect_err("must refuse");
     assert!(err.to_string().contains("real grids"), "{err}");
     assert_eq!(count(&pool, "building").await, 0);
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn scale_three_seeds_three_counties_each_partitioned_inside_its_own_boundary(pool: PgPool) {
+    seed::seed_demo(&pool, 3).await.expect("seed");
+
+    let counties: Vec<(String, i64, i64)> = sqlx::query_as(
+        r"select c.code, count(distinct s.id), count(g.id)
+            from county c join subdistrict s on s.county_id = c.id
+            join community m on m.subdistrict_id = s.id join grid g on g.community_id = m.id
+           group by c.code order by c.code",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("counties");
+    assert_eq!(counties, [("370323".to_string(), 2, 267), ("S002".to_string(), 2, 267), ("S003".to_string(), 2, 267)]);
+    assert_eq!(count(&pool, "station").await, 3 * 48);
+
+    // Each county: urban area inside its own boundary, covered by its own grids without a gap.
+    let per_county: Vec<(String, bool, f64, i32, i32)> = sqlx::query_as(
+        r"select c.code, ST_Within(u.geom, b.geom),
+                 ST_Area(ST_Difference(u.geom, (select ST_Union(g.geom) from grid g
+                     join community m on m.id = g.community_id join subdistrict s on s.id = m.subdistrict_id
+                    where s.county_id = c.id))::geography),
+                 (select min(g.households) from grid g join community m on m.id = g.community_id
+                    join subdistrict s on s.id = m.subdistrict_id where s.county_id = c.id),
+                 (select max(g.households) from grid g join community m on m.id = g.community_id
+                    join subdistrict s on s.id = m.subdistrict_id where s.county_id = c.id)
+            from county c join area u on u.county_id = c.id and u.kind = 'urban'
+            join area b on b.county_id = c.id and b.kind = 'county' order by c.code",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("per county");
+    assert_eq!(per_county.len(), 3);
+    for (code, within, gap, min, max) in per_county {
+        assert!(within, "{code}: urban area outside its boundary");
+        assert!(gap < 1.0, "{code}: uncovered urban area {gap} m²");
+        assert!(min >= 150 && max <= 450, "{code}: households per grid {min}..{max}");
+    }
+    let overlapping: i64 = sqlx::query_scalar(
+        "select count(*) from area a join area b on a.id < b.id and a.kind = 'county' and b.kind = 'county' and ST_Intersects(a.geom, b.geom)",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("boundaries");
+    assert_eq!(overlapping, 0, "county boundaries overlap");
+    // Every building in a grid of the county it was generated in (no copy spills over).
+    let unassigned: i64 =
+        sqlx::query_scalar("select count(*) from building where grid_id is null").fetch_one(&pool).await.expect("b");
+    assert_eq!(unassigned, 0);
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn a_scale_beyond_one_hundred_counties_is_refused_and_nothing_is_stored(pool: PgPool) {
+    let err = seed::seed_demo(&pool, 101).await.expect_err("refused");
+    assert!(err.to_string().contains("from 1 to 100"), "{err}");
+    assert_eq!(count(&pool, "county").await, 0);
 }

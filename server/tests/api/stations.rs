@@ -46,7 +46,7 @@ fn assert_field_error(reply: &crate::common::Reply, field: &str) {
     assert_eq!(body["field"], field, "{body}");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn station_list_has_public_fields_and_search_matches_name_address_and_services(pool: PgPool) {
     let ids = three_stations(&pool).await;
     let all = get(&pool, "/api/stations").await;
@@ -78,7 +78,7 @@ async fn station_list_has_public_fields_and_search_matches_name_address_and_serv
     assert_field_error(&get(&pool, &format!("/api/stations?q={}", "x".repeat(101))).await, "q");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn one_station_by_id_404_when_absent_and_400_for_a_bad_id(pool: PgPool) {
     let ids = three_stations(&pool).await;
     let one = get(&pool, &format!("/api/stations/{}", ids[2])).await;
@@ -90,7 +90,7 @@ async fn one_station_by_id_404_when_absent_and_400_for_a_bad_id(pool: PgPool) {
     assert_field_error(&get(&pool, "/api/stations/abc").await, "id");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn nearest_stations_come_in_distance_order_with_metres(pool: PgPool) {
     let ids = three_stations(&pool).await;
     // 118.185 lies between the second (500 m east-west at this latitude ≈ 449 m) and the third.
@@ -115,7 +115,7 @@ async fn nearest_stations_come_in_distance_order_with_metres(pool: PgPool) {
     assert_eq!(order, [ids[2], ids[1], ids[0]]);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn point_endpoints_name_the_bad_field(pool: PgPool) {
     for path in ["/api/stations/nearest", "/api/grids/at"] {
         assert_field_error(&get(&pool, &format!("{path}?lat=36.18")).await, "lon");
@@ -143,7 +143,7 @@ async fn grid_square(pool: &PgPool, code: &str, community: Option<i64>, x0: f64,
     .expect("insert grid")
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn grid_at_shows_the_public_card_without_private_phones(pool: PgPool) {
     let sub: i64 = sqlx::query_scalar("insert into subdistrict (code, name) values ('LS', '历山街道') returning id")
         .fetch_one(&pool)
@@ -200,9 +200,44 @@ async fn grid_at_shows_the_public_card_without_private_phones(pool: PgPool) {
     for private in ["10050000001", "10050000002", "10060000001", "张强", "gw-a", "rider-a"] {
         assert!(!text.contains(private), "{private} leaked: {text}");
     }
+    // No service centre entered yet: none shown.
+    assert_eq!(body["service_centre"], serde_json::Value::Null);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn grid_at_names_the_community_service_centre_and_its_constraints_refuse_junk(pool: PgPool) {
+    let sub: i64 = sqlx::query_scalar("insert into subdistrict (code, name) values ('LS', '历山街道') returning id")
+        .fetch_one(&pool)
+        .await
+        .expect("subdistrict");
+    let com: i64 = sqlx::query_scalar(
+        "insert into community (subdistrict_id, code, name, service_centre_address, service_centre_phone)
+         values ($1, 'LS-01', '城北社区', '沂源县历山街道城北社区党群服务中心', '0533-3200100') returning id",
+    )
+    .bind(sub)
+    .fetch_one(&pool)
+    .await
+    .expect("community");
+    grid_square(&pool, "LS-01-001", Some(com), 118.15, 118.16).await;
+    let body = get(&pool, "/api/grids/at?lon=118.155&lat=36.175").await.json();
+    assert_eq!(
+        body["service_centre"],
+        serde_json::json!({"name": "城北社区党群服务中心", "address": "沂源县历山街道城北社区党群服务中心", "phone": "0533-3200100"})
+    );
+    assert_eq!(body["workers"], serde_json::json!([]));
+    for (address, phone) in [(Some("  "), None), (None, Some("call me")), (None, Some(""))] {
+        let refused =
+            sqlx::query("update community set service_centre_address = $2, service_centre_phone = $3 where id = $1")
+                .bind(com)
+                .bind(address)
+                .bind(phone)
+                .execute(&pool)
+                .await;
+        assert!(refused.is_err(), "{address:?} {phone:?} stored");
+    }
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn grid_at_on_a_shared_edge_gives_the_lower_id_and_404_outside(pool: PgPool) {
     let west = grid_square(&pool, "E-001", None, 118.15, 118.16).await;
     let east = grid_square(&pool, "E-002", None, 118.16, 118.17).await;
@@ -225,7 +260,7 @@ async fn grid_at_on_a_shared_edge_gives_the_lower_id_and_404_outside(pool: PgPoo
     assert_eq!(outside.json()["code"], "not_found");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn demo_city_nearest_agrees_with_a_full_scan(pool: PgPool) {
     gridmap_server::seed::seed_demo(&pool, 1).await.expect("seed");
     assert_eq!(get(&pool, "/api/stations").await.json()["count"], 48);

@@ -124,7 +124,7 @@ fn uri(layers: &str, t: TileCoord) -> String {
     format!("/tiles/{layers}/{}/{}/{}.mvt", t.z, t.x, t.y)
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn tile_has_documented_layers_and_properties_and_counts_match_sql(pool: PgPool) {
     fixture(&pool).await;
     let state = AppState::new(pool.clone());
@@ -175,7 +175,7 @@ async fn tile_has_documented_layers_and_properties_and_counts_match_sql(pool: Pg
     }
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn buildings_appear_only_from_z14_and_labels_from_z12(pool: PgPool) {
     fixture(&pool).await;
     let state = AppState::new(pool.clone());
@@ -188,7 +188,7 @@ async fn buildings_appear_only_from_z14_and_labels_from_z12(pool: PgPool) {
     assert_eq!(layer(&z14, "buildings").features.len(), 3);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn bad_tile_requests_get_json_errors_and_empty_tiles_204(pool: PgPool) {
     fixture(&pool).await;
     let state = AppState::new(pool.clone());
@@ -212,7 +212,7 @@ async fn bad_tile_requests_get_json_errors_and_empty_tiles_204(pool: PgPool) {
     assert!(empty.body.is_empty());
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn gzip_brotli_etag_and_if_none_match_304(pool: PgPool) {
     fixture(&pool).await;
     let state = AppState::new(pool.clone());
@@ -281,7 +281,7 @@ async fn building_id_at(pool: &PgPool, lon: f64, lat: f64) -> i64 {
         .expect("building")
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn api_invalidation_shows_the_edit_at_once_and_keeps_other_tiles_cached(pool: PgPool) {
     fixture(&pool).await;
     let state = AppState::new(pool.clone());
@@ -329,7 +329,7 @@ async fn listening_state(pool: &PgPool) -> (AppState, gridmap_tiles::ListenerHan
     (state, listener)
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn plain_sql_edit_reaches_the_next_tile_within_a_second_via_notify(pool: PgPool) {
     fixture(&pool).await;
     let (state, listener) = listening_state(&pool).await;
@@ -383,7 +383,7 @@ async fn plain_sql_edit_reaches_the_next_tile_within_a_second_via_notify(pool: P
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn tilejson_and_style_are_valid_and_offline(pool: PgPool) {
     fixture(&pool).await;
     let state = AppState::new(pool.clone());
@@ -429,7 +429,7 @@ async fn tilejson_and_style_are_valid_and_offline(pool: PgPool) {
     assert!(types.is_superset(&["fill", "line", "symbol", "circle"].into()));
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn export_tiles_writes_pmtiles_that_match_the_live_endpoint(pool: PgPool) {
     fixture(&pool).await;
     let dir = std::env::temp_dir().join(format!("gridmap-export-{}", std::process::id()));
@@ -475,7 +475,7 @@ fn uuid_like() -> String {
 
 /// The whole demo city at every zoom up to 16: no tile above 500 KB, and building counts agree
 /// with SQL at z14+ (fixture tiles elsewhere are compared exactly).
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn demo_city_tiles_stay_under_500_kb_and_match_sql_counts(pool: PgPool) {
     gridmap_server::seed::seed_demo(&pool, 1).await.expect("seed");
     let state = AppState::new(pool.clone());
@@ -535,7 +535,7 @@ async fn reports_in_tile(state: &AppState, t: TileCoord) -> (Vec<(u64, Vec<(Stri
     (r.features.iter().map(|f| (f.id.expect("feature id"), props(r, f))).collect(), cache)
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn a_new_report_is_on_the_next_tile_with_public_fields_only(pool: PgPool) {
     crate::reports::small_city(&pool).await;
     let token = crate::reports::user(&pool, "rider-t", gridmap_server::config::Role::Rider, &[]).await;
@@ -582,7 +582,7 @@ async fn a_new_report_is_on_the_next_tile_with_public_fields_only(pool: PgPool) 
     assert!(reports_in_tile(&state, here).await.0.is_empty());
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn report_changes_by_plain_sql_are_announced_but_not_those_of_the_server(pool: PgPool) {
     crate::reports::small_city(&pool).await;
     sqlx::query(
@@ -641,7 +641,7 @@ fn features_by_id(tile: &Tile) -> std::collections::BTreeMap<(String, u64), Vec<
 /// the demo city, every layer, z10–z16: the same layers, the same properties for every feature
 /// both draw, and the same features except where they only graze the 64-unit buffer (there
 /// the two clippers may disagree on a sliver that snaps to nothing).
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn rust_encoded_tiles_match_postgis_st_asmvt(pool: PgPool) {
     gridmap_server::seed::seed_demo(&pool, 1).await.expect("seed");
     sqlx::query(
@@ -703,7 +703,7 @@ async fn rust_encoded_tiles_match_postgis_st_asmvt(pool: PgPool) {
 
 /// The in-memory features follow every kind of change made behind the server's back: a delete,
 /// an insert, and a bulk statement of more than 64 rows (announced as grouped boxes).
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn in_memory_features_follow_deletes_inserts_and_bulk_sql(pool: PgPool) {
     fixture(&pool).await;
     let (state, _listener) = listening_state(&pool).await;

@@ -32,7 +32,7 @@ async fn account_id(pool: &PgPool, name: &str) -> i64 {
     sqlx::query_scalar("select id from account where name = $1").bind(name).fetch_one(pool).await.expect("account")
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn cached_logins_end_at_once_when_disabled_revoked_or_logged_out_through_the_server(pool: PgPool) {
     small_city(&pool).await;
     let admin = user(&pool, "the-admin", Role::Admin, &[]).await;
@@ -73,7 +73,7 @@ async fn cached_logins_end_at_once_when_disabled_revoked_or_logged_out_through_t
     assert_eq!(me(&state, &rider).await, StatusCode::UNAUTHORIZED, "logged out");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn new_grids_apply_to_a_cached_login_on_the_next_request(pool: PgPool) {
     small_city(&pool).await;
     let admin = user(&pool, "the-admin", Role::Admin, &[]).await;
@@ -89,7 +89,7 @@ async fn new_grids_apply_to_a_cached_login_on_the_next_request(pool: PgPool) {
     assert_eq!(principal.grid_ids, [2]);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn a_token_revoked_behind_the_servers_back_ends_within_the_cache_lifetime(pool: PgPool) {
     let rider = user(&pool, "rider-psql", Role::Rider, &[]).await;
     let mut state = AppState::new(pool.clone());
@@ -102,7 +102,7 @@ async fn a_token_revoked_behind_the_servers_back_ends_within_the_cache_lifetime(
     assert_eq!(me(&state, &rider).await, StatusCode::UNAUTHORIZED);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn a_cached_token_is_never_used_past_its_expiry(pool: PgPool) {
     let rider = user(&pool, "rider-expiring", Role::Rider, &[]).await;
     let state = AppState::new(pool.clone());

@@ -88,7 +88,7 @@ async fn second_subdistrict(pool: &PgPool) -> (i64, i64) {
     (id("LS").await, id("NM").await)
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn dispatched_report_is_parked_and_resumed_by_its_grids_worker_only(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &["G-W"]).await;
@@ -162,7 +162,7 @@ async fn dispatched_report_is_parked_and_resumed_by_its_grids_worker_only(pool: 
     assert_eq!(final_["message"], "a report in status cancelled cannot go to handling (allowed: none)");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn accepted_report_is_parked_by_an_admin_and_resumed_into_handling(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -216,7 +216,7 @@ async fn set_times(pool: &PgPool, id: i64, created: &str, due: Option<&str>, clo
     .expect("set times");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn stats_filter_by_subdistrict_and_period(pool: PgPool) {
     small_city(&pool).await;
     let (ls, nm) = second_subdistrict(&pool).await;
@@ -295,7 +295,7 @@ async fn stats_filter_by_subdistrict_and_period(pool: PgPool) {
     assert_eq!(stats("from=2024-05-01T00:00:00Z".into()).await, none);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn stats_with_a_bad_value_is_a_400_naming_the_field(pool: PgPool) {
     for (query, field) in [
         ("from=garbage", "from"),
@@ -378,7 +378,7 @@ async fn transition_through(app: &axum::Router, token: &str, id: i64, version: i
     assert_eq!(app.clone().oneshot(request).await.expect("resp").status(), StatusCode::OK);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn live_feed_with_grid_sends_only_that_grids_reports(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -407,7 +407,7 @@ async fn live_feed_with_grid_sends_only_that_grids_reports(pool: PgPool) {
     assert_eq!(feed.next().await["id"], east2);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn live_feed_with_bbox_sends_only_reports_inside_it(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -453,7 +453,7 @@ async fn live_feed_with_bbox_sends_only_reports_inside_it(pool: PgPool) {
     assert_eq!(worker_feed.next().await["id"], edge);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn leaderboard_counts_each_credit_in_its_own_utc_month(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -484,7 +484,7 @@ async fn leaderboard_counts_each_credit_in_its_own_utc_month(pool: PgPool) {
             reply.json()
         }
     };
-    let one = json!([{"rank": 1, "display_name": "r*******", "points": 10}]);
+    let one = json!([{"rank": 1, "display_name": "骑手", "points": 10}]);
     let this_month = chrono::Utc::now().format("%Y-%m").to_string();
     assert_eq!(board(format!("?month={this_month}")).await, one, "only this month's credit");
     assert_eq!(board(String::new()).await, one, "the default is this month");
@@ -509,7 +509,7 @@ async fn leaderboard_counts_each_credit_in_its_own_utc_month(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn hexbins_count_only_reports_created_in_the_period(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -555,7 +555,7 @@ async fn hexbins_count_only_reports_created_in_the_period(pool: PgPool) {
     assert!(bad.json()["message"].as_str().expect("message").contains("from:"));
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn unassigned_queue_of_a_subdistrict_lists_only_its_unassigned_reports(pool: PgPool) {
     small_city(&pool).await;
     let (ls, nm) = second_subdistrict(&pool).await;
@@ -614,7 +614,7 @@ async fn unassigned_queue_of_a_subdistrict_lists_only_its_unassigned_reports(poo
     assert_eq!(ids(&worker_view), [ls_1]);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn cancelling_an_accepted_report_as_invalid_reverses_its_credit(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
@@ -674,5 +674,5 @@ async fn cancelling_an_accepted_report_as_invalid_reverses_its_credit(pool: PgPo
     assert_eq!(me["balance"], 20);
     assert_eq!(me["entries"].as_array().expect("entries").len(), 4);
     let board = get(&pool, "/api/points/leaderboard").await.json();
-    assert_eq!(board, json!([{"rank": 1, "display_name": "r*******", "points": 20}]));
+    assert_eq!(board, json!([{"rank": 1, "display_name": "骑手", "points": 20}]));
 }

@@ -1,0 +1,94 @@
+//! What a refused statement means for the client, in one place: a named constraint maps to the
+//! field and the words a client understands; any other integrity or data error is still the
+//! client's (400/409/422), never a 500, and never PostgreSQL's own text (which can echo values
+//! and internals). The HTTP edge (`http::error`) and the OGC error mapping both use this.
+
+/// A client-side fault found by the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub kind: FaultKind,
+    /// The request field at fault, when the constraint names one.
+    pub field: Option<&'static str>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// 400: a value breaks a rule (check, not-null, bad value).
+    Invalid,
+    /// 409: it clashes with a stored row (unique).
+    Conflict,
+    /// 422: it refers to something that does not exist or is still referred to (foreign key).
+    Unprocessable,
+}
+
+/// Named constraints → (field, what the rule is). Names are stable: every migration names its
+/// constraints. A constraint missing here still maps by its class, without a field.
+const NAMED: &[(&str, &str, &str)] = &[
+    ("account_name_key", "name", "an account with this name exists"),
+    ("account_name_format", "name", "letters, digits and _ . @ - only, 2 to 64 characters"),
+    ("account_part_time_only_riders", "part_time_grid_worker", "applies to riders only"),
+    ("account_public_phone_format", "public_phone", "3 to 32 characters of digits, spaces, + ( ) -"),
+    ("grid_assignment_grid_fkey", "grid_ids", "names a grid that does not exist"),
+    ("report_description_length", "description", "at most 2000 characters"),
+    ("report_idempotency_key_key", "Idempotency-Key", "this key was used for another report"),
+    ("grid_code_key", "code", "another grid has this code"),
+    ("grid_code_format", "code", "capital letters, digits and -, 2 to 32 characters"),
+    ("grid_name_not_blank", "name", "must not be blank"),
+    ("grid_households_nonnegative", "households", "must not be negative"),
+    ("grid_community_fkey", "community_id", "no such community"),
+    ("building_floors_range", "floors", "between 0 and 200"),
+    ("building_units_range", "units", "between 0 and 100"),
+    ("building_households_range", "households", "between 0 and 10000"),
+    ("building_use_check", "use", "residential, commercial, mixed, public, industrial or other"),
+    ("building_grid_fkey", "grid_id", "no such grid"),
+    ("station_name_not_blank", "name", "must not be blank"),
+    ("station_services_known", "services", "an unknown service"),
+];
+
+/// The client's fault in a refused statement, if it is one (`None`: a server-side failure).
+pub fn client_fault(err: &sqlx::Error) -> Option<Fault> {
+    let db = err.as_database_error()?;
+    let code = db.code()?;
+    let kind = match code.as_ref() {
+        "23505" => FaultKind::Conflict,
+        "23503" => FaultKind::Unprocessable,
+        "23514" | "23502" | "23P01" => FaultKind::Invalid,
+        // Data exceptions: a value PostgreSQL cannot take (bad timestamp or number syntax, out of
+        // range, a NUL in text, a string too long) — always from the request.
+        c if c.starts_with("22") => FaultKind::Invalid,
+        _ => return None,
+    };
+    if let Some(name) = db.constraint()
+        && let Some((_, field, message)) = NAMED.iter().find(|(n, _, _)| *n == name)
+    {
+        return Some(Fault { kind, field: Some(field), message: (*message).to_string() });
+    }
+    let message = match (kind, code.as_ref(), db.constraint()) {
+        (FaultKind::Conflict, _, Some(c)) => format!("the value is already in use (rule {c})"),
+        (FaultKind::Unprocessable, _, Some(c)) => format!("refers to something that does not exist (rule {c})"),
+        (_, _, Some(c)) => format!("a value breaks the rule {c}"),
+        (_, "22021", None) => "text must be valid UTF-8 without NUL characters".to_string(),
+        (_, "22001", None) => "a text value is too long".to_string(),
+        (_, "22003", None) => "a number is out of range".to_string(),
+        (_, "22007" | "22008" | "22009", None) => "a date or time value is not valid".to_string(),
+        _ => "a value is not valid".to_string(),
+    };
+    Some(Fault { kind, field: None, message })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NAMED;
+
+    #[test]
+    fn every_named_constraint_exists_in_the_migrations() {
+        let sql: String = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
+            .expect("migrations")
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .collect();
+        for (name, _, _) in NAMED {
+            assert!(sql.contains(name), "constraint {name} is not in any migration");
+        }
+    }
+}

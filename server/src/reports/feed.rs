@@ -168,10 +168,13 @@ async fn follow(pool: PgPool, reports: Reports, tiles: Arc<gridmap_tiles::TileSe
     }
 }
 
+/// The session holding the feed back: pid, state, application name, transaction age (s).
+type Holder = (i32, Option<String>, Option<String>, Option<f64>);
+
 /// The feed is held back by a transaction that has run this long: say which, so it is never
 /// silent (docs/deploy.md: a long write transaction in gridmap's database delays the feed).
 async fn warn_held(pool: &PgPool, held: Duration) {
-    let holder: Result<Option<(i32, Option<String>, Option<String>, Option<f64>)>, sqlx::Error> = sqlx::query_as(&format!(
+    let holder: Result<Option<Holder>, sqlx::Error> = sqlx::query_as(&format!(
         r"select a.pid, a.state, a.application_name,
                  extract(epoch from now() - a.xact_start)::float8
             from pg_stat_activity a

@@ -4,9 +4,9 @@ use std::io::BufRead;
 
 use anyhow::{Context, bail};
 
-use crate::config::{Cli, Command, UserCommand};
+use crate::config::{ApikeyCommand, Cli, Command, UserCommand};
 use crate::http::{self, AppState};
-use crate::{accounts, db, export, import, seed};
+use crate::{accounts, api_keys, db, export, import, seed};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -79,5 +79,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("account {name} (id {id}, role {}) saved", role.as_str());
             Ok(())
         }
+        Command::Apikey { command } => apikey(&cli.db, command).await,
     }
+}
+
+async fn apikey(db_args: &crate::config::DbArgs, command: ApikeyCommand) -> anyhow::Result<()> {
+    let pool = db::connect_and_migrate(db_args).await?;
+    match command {
+        ApikeyCommand::Add { name, account, scopes } => {
+            let acts_for = account.as_deref().map_or(api_keys::ActsFor::Own, api_keys::ActsFor::Name);
+            let created = api_keys::create(&pool, &name, acts_for, &scopes).await?;
+            let v = &created.view;
+            eprintln!(
+                "api key {} (id {}) acts for account {} with scopes {}; it is shown only now:",
+                v.name,
+                v.id,
+                v.account_name,
+                v.scopes.join(",")
+            );
+            println!("{}", created.key);
+        }
+        ApikeyCommand::List => {
+            for v in api_keys::list(&pool).await? {
+                let used = v.last_used_at.map_or_else(|| "never used".to_string(), |t| format!("last used {t}"));
+                let state = v.revoked_at.map_or_else(|| "active".to_string(), |t| format!("revoked {t}"));
+                println!("{}\t{}\taccount {}\t{}\t{used}\t{state}", v.id, v.name, v.account_name, v.scopes.join(","));
+            }
+        }
+        ApikeyCommand::Revoke { name } => match api_keys::revoke_by_name(&pool, &name).await? {
+            Some(v) => println!("api key {} revoked", v.name),
+            None => bail!("no api key named {name}"),
+        },
+    }
+    Ok(())
 }

@@ -50,6 +50,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Manage static API keys for integrations (Open311 clients, desktop GIS).
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -173,6 +178,29 @@ pub enum UserCommand {
         /// a neutral label (网格员), never the login name.
         #[arg(long)]
         display_name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Make a key and print it once (only its hash is kept).
+    Add {
+        /// The client's name, e.g. `fixmystreet-zibo`.
+        name: String,
+        /// Act for this existing account (login name); by default the key gets an account of
+        /// its own, named like the key, role resident, that cannot log in.
+        #[arg(long)]
+        account: Option<String>,
+        /// What the key may do; repeatable.
+        #[arg(long = "scope", value_enum, default_values_t = [crate::api_keys::Scope::Open311])]
+        scopes: Vec<crate::api_keys::Scope>,
+    },
+    /// List keys (never the keys themselves).
+    List,
+    /// Revoke a key by name; it stops working on the next request.
+    Revoke {
+        /// The key's name.
+        name: String,
     },
 }
 

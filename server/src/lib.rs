@@ -2,6 +2,7 @@
 //! warm-"new" stations, and the riders' geotagged reports.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod auth;
 pub mod cli;
 pub mod config;

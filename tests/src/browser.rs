@@ -123,10 +123,25 @@ impl Browser {
     /// `navigator.onLine` turns false; restoring it fires the page's `online` event. The server
     /// keeps running, so the test can look at the database meanwhile.
     pub async fn set_offline(&self, offline: bool) {
+        // Throughput -1 = not throttled; ChromeDriver wants every field.
+        self.network_conditions(
+            json!({ "offline": offline, "latency": 0, "download_throughput": -1, "upload_throughput": -1 }),
+        )
+        .await;
+    }
+
+    /// Throttle the page's network like a phone's (bench/web.sh): `latency_ms` added to every
+    /// request (the round trip), throughputs in bytes per second.
+    pub async fn throttle(&self, latency_ms: u32, download_bytes_per_s: u32, upload_bytes_per_s: u32) {
+        self.network_conditions(json!({ "offline": false, "latency": latency_ms,
+            "download_throughput": download_bytes_per_s, "upload_throughput": upload_bytes_per_s }))
+            .await;
+    }
+
+    async fn network_conditions(&self, conditions: Value) {
         let session = self.client.session_id().await.expect("session id").expect("a session");
         let url = format!("{}/session/{session}/chromium/network_conditions", self.driver_url);
-        // Throughput -1 = not throttled; ChromeDriver wants every field.
-        let body = json!({ "network_conditions": { "offline": offline, "latency": 0, "download_throughput": -1, "upload_throughput": -1 } });
+        let body = json!({ "network_conditions": conditions });
         let reply = reqwest::Client::new().post(&url).json(&body).send().await.expect("chromedriver answers");
         let status = reply.status();
         let text = reply.text().await.unwrap_or_default();

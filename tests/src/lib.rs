@@ -150,6 +150,7 @@ impl Drop for Server {
 }
 
 pub mod browser;
+pub mod georeport;
 
 /// A scratch database with the demo city loaded by the real binary (`gridmap seed --demo`).
 pub async fn seeded_db(password: &str) -> ScratchDb {

@@ -1086,6 +1086,27 @@ async fn planner_splits_a_grid_along_a_drawn_line_and_merges_it_back() {
     click_at(&browser, p[2], p[3]).await;
     click_at(&browser, p[2], p[3]).await;
     browser.wait_for("document.querySelector('#split-form [name=reason]')", WAIT, "the finished line").await;
+    // Before saving: each part's households against the 300 standard, flagged beyond ±15%.
+    browser.wait_for("document.querySelector('#split-preview li')", WAIT, "the split preview").await;
+    let preview = browser
+        .js("return [...document.querySelectorAll('#split-preview li')].map((e) => [Number(e.dataset.households), e.dataset.warn === 'true']);")
+        .await;
+    let preview: Vec<(i64, bool)> = serde_json::from_value(preview).expect("parts");
+    let households: i32 =
+        sqlx::query_scalar("select households from grid where id = $1").bind(id).fetch_one(&pool).await.expect("hh");
+    assert_eq!(preview.iter().map(|p| p.0).sum::<i64>(), i64::from(households), "every household in a part");
+    for (n, warn) in &preview {
+        assert_eq!(*warn, (*n as f64 - 300.0).abs() / 300.0 > 0.15, "part of {n} households");
+    }
+    if preview.iter().any(|p| p.1) {
+        assert!(browser.js("return !!document.querySelector('#split-preview p.warn');").await == json!(true));
+    }
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>("select count(*) from grid").fetch_one(&pool).await.expect("count"),
+        grids_before,
+        "the preview stored nothing"
+    );
+    browser.screenshot(&screenshot_path("planner-split-preview.png")).await;
     c.find(Locator::Css("#split-form [name=reason]"))
         .await
         .expect("reason")
@@ -1094,6 +1115,12 @@ async fn planner_splits_a_grid_along_a_drawn_line_and_merges_it_back() {
         .expect("type");
     c.find(Locator::Css("#split-form button[type=submit]")).await.expect("split").click().await.expect("click");
     browser.wait_for("window.__plannerSplit", WAIT, "the split").await;
+    let stored = browser.js("return window.__plannerSplit.map((g) => g.households);").await;
+    assert_eq!(
+        stored,
+        json!(preview.iter().map(|p| p.0).collect::<Vec<_>>()),
+        "the split left what the preview showed"
+    );
     let parts: Vec<(i64, String)> =
         sqlx::query_as("select id, code from grid where id = $1 or code like (select code from grid where id = $1) || '-S%' order by id")
             .bind(id)
@@ -1148,6 +1175,80 @@ async fn planner_splits_a_grid_along_a_drawn_line_and_merges_it_back() {
             .await
             .expect("reason");
     assert_eq!(reason.as_deref(), Some("道路取消，恢复原网格"));
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn planner_reverting_a_split_grid_is_offered_to_merge_the_split_off_part_back() {
+    build_web_map();
+    let Some(browser) = Browser::start(1280, 800).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    let (id, version, minx, maxx, lat, area_before): (i64, i32, f64, f64, f64, f64) = sqlx::query_as(
+        "select id, version, ST_XMin(geom), ST_XMax(geom), ST_Y(ST_Centroid(geom)), ST_Area(geom::geography) from grid
+          order by ST_Distance(ST_Centroid(geom), (select ST_Centroid(ST_Collect(geom)) from grid)) limit 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("inner grid");
+    let grids_before: i64 = sqlx::query_scalar("select count(*) from grid").fetch_one(&pool).await.expect("count");
+    // Someone split the grid through the API.
+    let planner = api_login(&server, "demo-planner").await;
+    let reply = reqwest::Client::new()
+        .post(server.url(&format!("/api/grids/{id}/split")))
+        .bearer_auth(&planner)
+        .header("If-Match", format!("\"{version}\""))
+        .json(&json!({"line": {"type": "LineString", "coordinates": [[minx - 0.001, lat], [maxx + 0.001, lat]]}, "reason": "新建道路分隔"}))
+        .send()
+        .await
+        .expect("split");
+    let status = reply.status();
+    let split: Value = reply.json().await.expect("json");
+    assert_eq!(status, 200, "{split}");
+    let part: i64 = sqlx::query_scalar("select max(id) from grid").fetch_one(&pool).await.expect("new part");
+    let part_code: String =
+        sqlx::query_scalar("select code from grid where id = $1").bind(part).fetch_one(&pool).await.expect("code");
+
+    open(&browser, &server).await;
+    planner_selects(&browser, &pool, id).await;
+    let c = &browser.client;
+    c.find(Locator::Css("#grid-history li[data-version=\"1\"] button"))
+        .await
+        .expect("revert")
+        .click()
+        .await
+        .expect("click");
+    // No bare overlap error: the page explains and offers to merge the split-off part back.
+    browser.wait_for("document.querySelector('#revert-merge')", WAIT, "the merge-back offer").await;
+    let offer = c.find(Locator::Css("#editor-message")).await.expect("message").text().await.expect("text");
+    assert!(offer.contains(&part_code) && offer.contains("合并回来"), "{offer}");
+    assert_eq!(
+        browser.js("return document.querySelector('#editor-message').className;").await,
+        json!("ok"),
+        "an offer, not an error"
+    );
+    browser
+        .wait_for("__map.queryRenderedFeatures({ layers: ['gm-overlap'] }).length > 0", WAIT, "the overlap drawn")
+        .await;
+    browser.screenshot(&screenshot_path("planner-revert-merge.png")).await;
+    c.find(Locator::Css("#revert-merge")).await.expect("merge back").click().await.expect("click");
+    browser.wait_for("window.__plannerMerged", WAIT, "the merge").await;
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>("select count(*) from grid").fetch_one(&pool).await.expect("count"),
+        grids_before
+    );
+    let (kept, area_after): (i64, f64) = sqlx::query_as(
+        "select count(*) filter (where id = $1), coalesce(max(ST_Area(geom::geography)) filter (where id = $1), 0) from grid where id in ($1, $2)",
+    )
+    .bind(id)
+    .bind(part)
+    .fetch_one(&pool)
+    .await
+    .expect("grids");
+    assert_eq!(kept, 1, "the grid keeps its id, the part is merged into it");
+    assert!((area_after - area_before).abs() < 5.0, "the grid is whole again: {area_before} → {area_after} m²");
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }

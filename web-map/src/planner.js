@@ -13,6 +13,8 @@ const STANDARD = 300;
 const empty = () => ({ type: 'FeatureCollection', features: [] });
 
 const planner = {
+  splitPreview: null, // {parts} | {error} | {loading}: the dry-run split of the line drawn
+  revertMerge: null, // {version, neighbours} when a revert needs the split-off parts merged back
   grid: null, // the OGC feature as last read or written
   etag: null,
   draftId: null,
@@ -111,6 +113,7 @@ async function ensureDraw(app) {
       if (planner.mode === 'split' && context?.mode === 'linestring') {
         planner.splitLine = draw.getSnapshotFeature(id)?.geometry ?? null;
         render(app);
+        previewSplit(app);
       }
     });
     planner.draw = draw;
@@ -150,6 +153,8 @@ async function loadHistory(id) {
 async function loadGrid(app, id) {
   const r = await call(`/ogc/collections/grids/items/${id}`);
   if (!r.ok) { planner.message = { kind: 'error', text: t('api_error') + (r.data?.message ?? r.status) }; render(app); return null; }
+  // An offer to merge back belongs to the grid it was made for.
+  if (planner.grid?.id !== r.data.id) planner.revertMerge = null;
   planner.grid = r.data;
   planner.etag = r.etag;
   planner.dirty = false;
@@ -179,6 +184,7 @@ async function save(app, reason) {
     method: 'PATCH', body: { geometry }, headers: { 'If-Match': planner.etag },
   });
   planner.overlaps = [];
+  planner.revertMerge = null;
   planner.conflict = null;
   app.map.getSource('gm-overlap').setData(empty());
   app.map.getSource('gm-mine').setData(empty());
@@ -196,11 +202,7 @@ async function save(app, reason) {
   } else if (r.status === 422) {
     const d = r.data?.details ?? {};
     if (Array.isArray(d.neighbours)) {
-      planner.overlaps = d.neighbours;
-      app.map.getSource('gm-overlap').setData({
-        type: 'FeatureCollection',
-        features: d.neighbours.filter((n) => n.overlap).map((n) => ({ type: 'Feature', geometry: n.overlap, properties: { id: n.id, code: n.code, overlap_m2: n.overlap_m2 } })),
-      });
+      showOverlaps(app, d.neighbours);
       planner.message = { kind: 'error', text: t('overlaps', d.neighbours.length) };
     } else if (d.outside_county_m2 !== undefined) {
       planner.message = { kind: 'error', text: t('outside_county', Math.round(d.outside_county_m2)) };
@@ -229,10 +231,54 @@ async function save(app, reason) {
   render(app);
 }
 
+/** The overlaps a refused write reported, listed and drawn in red with each neighbour's code. */
+function showOverlaps(app, neighbours) {
+  planner.overlaps = neighbours;
+  app.map.getSource('gm-overlap').setData({
+    type: 'FeatureCollection',
+    features: neighbours.filter((n) => n.overlap).map((n) => ({ type: 'Feature', geometry: n.overlap, properties: { id: n.id, code: n.code, overlap_m2: n.overlap_m2 } })),
+  });
+}
+
+/**
+ * Revert after a split: the old shape now overlaps the parts split off it, so the server refuses
+ * the revert (422 with the overlapping grids). That is not an error to show but a choice to
+ * offer: merge those grids back into this one, which is what "undo the split" means.
+ */
+async function mergeBack(app) {
+  const offer = planner.revertMerge;
+  const version = (etag) => Number(String(etag).replaceAll('"', ''));
+  const grids = [{ id: planner.grid.id, version: version(planner.etag) }];
+  for (const n of offer.neighbours) {
+    const g = await call(`/ogc/collections/grids/items/${n.id}`);
+    if (!g.ok) { planner.message = { kind: 'error', text: t('api_error') + (g.data?.message ?? g.status) }; render(app); return; }
+    grids.push({ id: n.id, version: version(g.etag) });
+  }
+  const codes = offer.neighbours.map((n) => n.code).join('、');
+  const r = await call('/api/grids/merge', { method: 'POST', body: { grids, reason: t('merge_back_reason', offer.version) } });
+  if (r.ok) {
+    planner.revertMerge = null;
+    planner.overlaps = [];
+    app.map.getSource('gm-overlap')?.setData(empty());
+    await loadGrid(app, r.data.grid.id);
+    planner.message = { kind: 'ok', text: t('merged_back', codes, r.data.grid.households) };
+    refreshTiles(app);
+    window.__plannerMerged = r.data;
+  } else {
+    planner.message = { kind: 'error', text: `${t('refused')}${r.data?.message ?? r.status}` };
+  }
+  render(app);
+}
+
 async function revert(app, version) {
   const id = planner.grid.id;
+  planner.revertMerge = null;
   const r = await call(`/api/grids/${id}/revert`, { method: 'POST', body: { version, reason: t('revert_reason', version) }, headers: { 'If-Match': planner.etag } });
-  if (r.ok) {
+  if (r.status === 422 && Array.isArray(r.data?.details?.neighbours) && r.data.details.neighbours.length) {
+    showOverlaps(app, r.data.details.neighbours);
+    planner.revertMerge = { version, neighbours: r.data.details.neighbours };
+    planner.message = { kind: 'ok', text: t('revert_needs_merge', version, r.data.details.neighbours.map((n) => n.code).join('、')) };
+  } else if (r.ok) {
     planner.conflict = null;
     planner.overlaps = [];
     app.map.getSource('gm-mine')?.setData(empty());
@@ -249,12 +295,50 @@ async function revert(app, version) {
 function setMode(app, mode) {
   planner.mode = mode;
   planner.splitLine = null;
+  planner.splitPreview = null;
   planner.mergeWith = null;
   if (planner.draw) {
     if (mode === 'split') planner.draw.setMode('linestring');
     else { planner.draw.setMode('select'); if (planner.grid) showGrid(); }
   }
   render(app);
+}
+
+/** Beyond this share from the 300-household standard a part is flagged (a warning, not a refusal). */
+const BALANCE_WARNING = 0.15;
+
+/**
+ * The consequences before saving: the server runs the split without storing it (`dry_run`) and
+ * answers with each part's households, shown against the standard with a warning outside ±15%.
+ */
+async function previewSplit(app) {
+  const line = planner.splitLine;
+  planner.splitPreview = { loading: true };
+  const r = await call(`/api/grids/${planner.grid.id}/split`, { method: 'POST', body: { line, dry_run: true }, headers: { 'If-Match': planner.etag } });
+  if (planner.splitLine !== line) return; // redrawn meanwhile
+  planner.splitPreview = r.ok ? { parts: r.data.grids } : { error: refusal(r) };
+  render(app);
+  window.__splitPreview = planner.splitPreview;
+}
+
+function refusal(r) {
+  return `${t('refused')}${r.data?.message ?? r.status}`;
+}
+
+function splitPreviewView() {
+  const p = planner.splitPreview;
+  if (!p || p.loading) return p ? h('p', { class: 'muted' }, t('loading')) : null;
+  if (p.error) return h('p', { class: 'error', id: 'split-preview' }, p.error);
+  const rows = p.parts.map((g, i) => {
+    const deviation = (g.households - STANDARD) / STANDARD;
+    const warn = Math.abs(deviation) > BALANCE_WARNING;
+    return h('li', { class: warn ? 'warn' : '', dataset: { households: g.households, warn: String(warn) } },
+      t('split_part', i + 1, g.households, `${deviation >= 0 ? '+' : ''}${Math.round(deviation * 100)}%`), warn ? ` ⚠ ${t('split_part_warning')}` : '');
+  });
+  const warned = p.parts.some((g) => Math.abs((g.households - STANDARD) / STANDARD) > BALANCE_WARNING);
+  return h('div', { id: 'split-preview' },
+    h('ul', { class: 'split-parts' }, ...rows),
+    warned ? h('p', { class: 'warn' }, t('split_warning')) : null);
 }
 
 async function split(app, reason) {
@@ -305,6 +389,7 @@ function modeTools(app) {
   if (planner.mode === 'split') {
     return h('form', { class: 'stack', id: 'split-form', onsubmit: (e) => { e.preventDefault(); split(app, reason.value.trim()); } },
       h('p', { class: 'muted' }, planner.splitLine ? t('split_ready') : t('split_hint')),
+      planner.splitLine ? splitPreviewView() : null,
       planner.splitLine ? h('label', {}, h('span', {}, t('reason')), reason) : null,
       h('div', { class: 'row' },
         h('button', { type: 'submit', class: 'primary', disabled: !planner.splitLine }, t('split_confirm')),
@@ -342,6 +427,10 @@ function renderEditor(app) {
     h('p', { class: 'muted' }, t('households_vs_standard', p.households, balance), ' · ', t('version_n', current)),
     planner.message ? h('p', { id: 'editor-message', class: planner.message.kind === 'error' ? 'error' : 'ok', role: 'status' }, planner.message.text) : null,
     planner.overlaps.length ? h('ul', { class: 'overlaps' }, ...planner.overlaps.map((n) => h('li', { dataset: { id: n.id } }, t('overlap_item', n.code, n.overlap_m2)))) : null,
+    planner.revertMerge ? h('p', { class: 'row' },
+      h('button', { type: 'button', class: 'primary', id: 'revert-merge', onclick: () => mergeBack(app) },
+        t('merge_back', planner.revertMerge.neighbours.map((n) => n.code).join('、'))),
+      h('button', { type: 'button', onclick: () => { planner.revertMerge = null; planner.overlaps = []; app.map.getSource('gm-overlap')?.setData(empty()); planner.message = null; render(app); } }, t('cancel'))) : null,
     planner.conflict ? h('div', { id: 'conflict', class: 'notice' },
       h('p', {}, t('conflict_detail', planner.conflict.by ?? '?', fmtTime(planner.conflict.at), planner.conflict.version)),
       h('ul', {}, ...planner.conflict.changes.map((c) => h('li', {}, c))),

@@ -205,12 +205,19 @@ pub struct SplitGrid {
     pub line: Value,
     /// Recorded in the history.
     pub reason: Option<String>,
+    /// `true`: check the split and answer with the parts (households, area) it would leave,
+    /// storing nothing — the planner's preview while drawing. The new parts' ids and codes in
+    /// that answer are provisional.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// The body of a split: the grids it left, by id (the original id keeps the largest part).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SplitResult {
     pub grids: Vec<GridSummary>,
+    /// A preview (`dry_run`): nothing was stored.
+    pub dry_run: bool,
 }
 
 /// Split by a line (If-Match: the grid's current ETag). Planners and admins.
@@ -241,10 +248,13 @@ pub(crate) async fn split_grid(
         etag,
         &body.line,
         Actor { name, reason: body.reason.as_deref(), county_id: planner.county_id },
+        body.dry_run,
     )
     .await?;
-    after_commit(&state, &changed).await;
-    Ok((StatusCode::OK, Json(SplitResult { grids })).into_response())
+    if !body.dry_run {
+        after_commit(&state, &changed).await;
+    }
+    Ok((StatusCode::OK, Json(SplitResult { grids, dry_run: body.dry_run })).into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

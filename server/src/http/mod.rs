@@ -2,6 +2,7 @@
 //! One module per URL segment; `app()` never binds a port, so tests drive it in-process.
 
 pub mod admin;
+pub mod api_keys;
 pub mod auth;
 pub mod counties;
 pub mod error;
@@ -82,6 +83,7 @@ pub fn app(state: AppState) -> Router {
         .merge(health::router())
         .merge(auth::router())
         .merge(admin::router())
+        .merge(api_keys::router())
         .merge(stations::router())
         .merge(ogc::router())
         .merge(grids::router())

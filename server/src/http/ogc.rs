@@ -6,10 +6,12 @@
 //! `offset`, `bbox` (CRS84), `properties`, `filter`, `filter-lang`, `filter-crs` (CRS84 only),
 //! `datetime` (accepted and ignored: no collection has a temporal extent), `f=json`, and one
 //! equality filter per published property (`?code=LS-001`). Anything else is a 400 naming it.
+//! Features answers carry `Content-Crs` (always CRS84); one feature carries `self` and
+//! `collection` links beside its strong ETag.
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -107,6 +109,12 @@ fn check_format(f: Option<&str>) -> ApiResult<()> {
         None | Some("json" | "geojson") => Ok(()),
         Some(other) => Err(ApiError::bad_request(format!("format `{other}` is not offered; use f=json"))),
     }
+}
+
+/// Part 2 §6.3: every features answer names its CRS in `Content-Crs`, so a client that asked
+/// for none (or for CRS84) knows the axis order without guessing from the document.
+fn content_crs() -> (HeaderName, HeaderValue) {
+    (HeaderName::from_static("content-crs"), HeaderValue::from_static("<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"))
 }
 
 fn json_response(body: &Value, content_type: &'static str) -> Response {
@@ -342,7 +350,8 @@ async fn get_items(
         body.push_str(f);
     }
     body.push_str("]}");
-    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static(feature_type(&headers)))], body).into_response())
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static(feature_type(&headers))), content_crs()], body)
+        .into_response())
 }
 
 fn etag_header(etag: i64) -> HeaderValue {
@@ -353,6 +362,7 @@ fn etag_header(etag: i64) -> HeaderValue {
 async fn get_item(
     State(state): State<AppState>,
     headers: HeaderMap,
+    BaseUrl(b): BaseUrl,
     Path((id, fid)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
@@ -367,9 +377,20 @@ async fn get_item(
     {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header(etag))]).into_response());
     }
+    // Part 1 §7.16.2 (requirement /req/core/f-links): the feature links to itself and its collection.
+    let mut feature: Value =
+        serde_json::from_str(&feature).map_err(|e| anyhow::anyhow!("feature JSON from PostgreSQL: {e}"))?;
+    feature["links"] = json!([
+        {"href": format!("{b}/ogc/collections/{}/items/{fid}", coll.id), "rel": "self", "type": GEOJSON},
+        {"href": format!("{b}/ogc/collections/{}", coll.id), "rel": "collection", "type": JSON},
+    ]);
     Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static(feature_type(&headers))), (header::ETAG, etag_header(etag))],
-        feature,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(feature_type(&headers))),
+            (header::ETAG, etag_header(etag)),
+            content_crs(),
+        ],
+        feature.to_string(),
     )
         .into_response())
 }

@@ -49,6 +49,7 @@ pub struct ErrorBody {
         super::counties::list_counties,
         super::admin::list_accounts, super::admin::create_account, super::admin::get_account,
         super::admin::update_account, super::admin::assign_grids, super::admin::revoke_tokens,
+        super::api_keys::list_api_keys, super::api_keys::create_api_key, super::api_keys::revoke_api_key,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),

@@ -113,13 +113,17 @@ async fn summaries(conn: &mut sqlx::PgConnection, ids: &[i64]) -> Result<Vec<Gri
     .await?)
 }
 
-/// Split a grid by a line (GeoJSON LineString/MultiLineString) into two or more grids.
+/// Split a grid by a line (GeoJSON LineString/MultiLineString) into two or more grids. With
+/// `dry_run` every check and write runs and the transaction is rolled back: the planner sees the
+/// parts and their households exactly as the split would leave them (the same SQL, the same
+/// household trigger), and nothing is stored.
 pub async fn split(
     pool: &PgPool,
     id: i64,
     etag: i64,
     line: &Value,
     actor: Actor<'_>,
+    dry_run: bool,
 ) -> Result<(Vec<GridSummary>, Changed)> {
     let parsed: geojson::Geometry =
         serde_json::from_value(line.clone()).map_err(|e| Error::bad(format!("`line` is not GeoJSON: {e}")))?;
@@ -197,6 +201,10 @@ pub async fn split(
     }
     let result = summaries(&mut tx, &ids).await?;
     changed.grid_ids = ids;
+    if dry_run {
+        tx.rollback().await?;
+        return Ok((result, Changed::default()));
+    }
     tx.commit().await?;
     Ok((result, changed))
 }

@@ -83,6 +83,14 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
     // Open311 authenticates by the `api_key` field, not the header; an empty body is a 400.
     ("POST", "/open311/v2/requests.json", [A, A, A, A, A, A]),
     ("GET", "/open311/v2/requests/{file}", [A, A, A, A, A, A]),
+    ("GET", "/open311/v2/discovery.xml", [A, A, A, A, A, A]),
+    ("GET", "/open311/v2/services.xml", [A, A, A, A, A, A]),
+    ("GET", "/open311/v2/requests.xml", [A, A, A, A, A, A]),
+    // Open311 authenticates with the body's api_key, not with the bearer token.
+    ("POST", "/open311/v2/requests.xml", [A, A, A, A, A, A]),
+    ("GET", "/api/admin/api-keys", [U, F, F, F, F, A]),
+    ("POST", "/api/admin/api-keys", [U, F, F, F, F, A]),
+    ("POST", "/api/admin/api-keys/{id}/revoke", [U, F, F, F, F, A]),
     ("GET", "/api/admin/accounts", [U, F, F, F, F, A]),
     ("POST", "/api/admin/accounts", [U, F, F, F, F, A]),
     ("GET", "/api/admin/accounts/{id}", [U, F, F, F, F, A]),

@@ -187,6 +187,42 @@ async fn split_by_a_line_then_merge_back_keeps_households_and_codes(pool: PgPool
     .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
 
+    // The planner's preview: the parts and households the split would leave, nothing stored.
+    let grid_count =
+        || async { sqlx::query_scalar::<_, i64>("select count(*) from grid").fetch_one(&pool).await.expect("count") };
+    let (count_before, history_before) =
+        (grid_count().await, get(&pool, &format!("/api/grids/{id}/history")).await.body);
+    let preview = call(
+        &pool,
+        "POST",
+        &format!("/api/grids/{id}/split"),
+        Some(&planner),
+        Some("\"1\""),
+        Some(&json!({"line": line, "reason": "too many households", "dry_run": true})),
+    )
+    .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", String::from_utf8_lossy(&preview.body));
+    assert_eq!(preview.json()["dry_run"], true);
+    let previewed: Vec<i64> = preview.json()["grids"]
+        .as_array()
+        .expect("grids")
+        .iter()
+        .map(|g| g["households"].as_i64().expect("households"))
+        .collect();
+    assert_eq!(previewed.iter().sum::<i64>(), i64::from(households));
+    assert_eq!(grid_count().await, count_before, "a preview stores no grid");
+    assert_eq!(get(&pool, &format!("/api/grids/{id}/history")).await.body, history_before, "nor a version");
+    let stale_preview = call(
+        &pool,
+        "POST",
+        &format!("/api/grids/{id}/split"),
+        Some(&planner),
+        Some("\"9\""),
+        Some(&json!({"line": line, "dry_run": true})),
+    )
+    .await;
+    assert_eq!(stale_preview.status, StatusCode::PRECONDITION_FAILED, "a preview checks the version too");
+
     let split = call(
         &pool,
         "POST",
@@ -197,7 +233,10 @@ async fn split_by_a_line_then_merge_back_keeps_households_and_codes(pool: PgPool
     )
     .await;
     assert_eq!(split.status, StatusCode::OK, "{}", String::from_utf8_lossy(&split.body));
+    assert_eq!(split.json()["dry_run"], false);
     let grids = split.json()["grids"].as_array().expect("grids").clone();
+    let stored: Vec<i64> = grids.iter().map(|g| g["households"].as_i64().expect("households")).collect();
+    assert_eq!(stored, previewed, "the split leaves what the preview showed");
     assert!(grids.len() >= 2);
     assert_eq!(grids[0]["id"].as_i64(), Some(id));
     assert_eq!(grids[0]["code"], code.as_str(), "the largest part keeps the code");

@@ -384,3 +384,26 @@ async fn reports_collection_is_public_safe_filterable_and_read_only(pool: PgPool
     assert_eq!(created.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(crate::common::count(&pool, "report").await, 2);
 }
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn one_feature_links_to_itself_and_its_collection_and_features_name_their_crs(pool: PgPool) {
+    seed::seed_demo(&pool, 1).await.expect("seed");
+    let crs = "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>";
+    let page = matched(&pool, "grids", "limit=1").await;
+    assert_eq!(page.headers["content-crs"], crs);
+    let id = page.json()["features"][0]["id"].as_i64().expect("id");
+    let request = Request::get(format!("/ogc/collections/grids/items/{id}"))
+        .header(header::HOST, "grid.example.cn")
+        .body(Body::empty())
+        .expect("request");
+    let one = send(&pool, request).await;
+    assert_eq!(one.status, StatusCode::OK);
+    assert_eq!(one.headers["content-crs"], crs);
+    let feature = one.json();
+    assert_eq!(feature["id"], id, "the feature itself is unchanged");
+    let link = |rel: &str| {
+        feature["links"].as_array().expect("links").iter().find(|l| l["rel"] == rel).map(|l| l["href"].clone())
+    };
+    assert_eq!(link("self"), Some(json!(format!("http://grid.example.cn/ogc/collections/grids/items/{id}"))));
+    assert_eq!(link("collection"), Some(json!("http://grid.example.cn/ogc/collections/grids")));
+}

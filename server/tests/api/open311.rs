@@ -134,3 +134,224 @@ async fn open311_errors_from_extractors_and_routing_are_in_open311_shape(pool: P
     assert!(api.json()["code"].is_string());
     assert_eq!(crate::common::count(&pool, "report").await, 0);
 }
+
+/// An admin's bearer token (the account is made here).
+async fn admin_token(pool: &PgPool) -> String {
+    user(pool, "admin-keys", Role::Admin, &[]).await
+}
+
+async fn admin_call(
+    pool: &PgPool,
+    token: &str,
+    method: &str,
+    uri: &str,
+    body: Option<serde_json::Value>,
+) -> crate::common::Reply {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .expect("request");
+    send(pool, request).await
+}
+
+/// The text of each `<tag>` under `root` in an XML body, read by an XML parser.
+fn xml_texts(body: &[u8], root: &str, tag: &str) -> Vec<String> {
+    let text = std::str::from_utf8(body).expect("utf-8");
+    let doc = roxmltree::Document::parse(text).unwrap_or_else(|e| panic!("well-formed XML ({e}): {text}"));
+    assert_eq!(doc.root_element().tag_name().name(), root, "{text}");
+    doc.descendants().filter(|n| n.has_tag_name(tag)).map(|n| n.text().unwrap_or_default().to_string()).collect()
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn an_admin_issues_a_static_key_that_files_open311_requests_until_revoked(pool: PgPool) {
+    small_city(&pool).await;
+    let admin = admin_token(&pool).await;
+    let created =
+        admin_call(&pool, &admin, "POST", "/api/admin/api-keys", Some(json!({"name": "fixmystreet-zibo"}))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&created.body));
+    assert_eq!(created.headers[header::CACHE_CONTROL], "no-store");
+    let key = created.json()["key"].as_str().expect("key once").to_string();
+    let id = created.json()["id"].as_i64().expect("id");
+    assert_eq!(created.json()["scopes"], json!(["open311"]));
+    assert_eq!(created.json()["account_name"], "fixmystreet-zibo");
+    // Hashed at rest: the key is nowhere in the database.
+    let stored: i64 =
+        sqlx::query_scalar("select count(*) from api_key where key_hash = sha256(convert_to($1, 'UTF8'))")
+            .bind(&key)
+            .fetch_one(&pool)
+            .await
+            .expect("hash lookup");
+    assert_eq!(stored, 1);
+    let plain: i64 =
+        sqlx::query_scalar("select count(*) from api_key where encode(key_hash, 'escape') like '%' || $1 || '%'")
+            .bind(&key[4..20])
+            .fetch_one(&pool)
+            .await
+            .expect("plain lookup");
+    assert_eq!(plain, 0);
+
+    let form = format!(
+        "api_key={key}&jurisdiction_id=yiyuan&service_code=manhole_cover&lat=36.175&long=118.185&email=x%40example.org"
+    );
+    let filed = post_form(&pool, &form).await;
+    assert_eq!(filed.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&filed.body));
+    let listed = admin_call(&pool, &admin, "GET", "/api/admin/api-keys", None).await.json();
+    assert!(listed[0]["last_used_at"].is_string(), "{listed}");
+    assert!(listed[0].get("key").is_none() && !listed.to_string().contains(&key), "the list never shows the key");
+
+    let revoked = admin_call(&pool, &admin, "POST", &format!("/api/admin/api-keys/{id}/revoke"), None).await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    assert!(revoked.json()["revoked_at"].is_string());
+    let refused = post_form(&pool, &form).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.json()[0]["code"], 403);
+    assert_eq!(crate::common::count(&pool, "report").await, 1, "nothing stored after revocation");
+    let missing = admin_call(&pool, &admin, "POST", "/api/admin/api-keys/424242/revoke", None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn bad_api_key_requests_are_refused_with_the_field_and_store_nothing(pool: PgPool) {
+    small_city(&pool).await;
+    let admin = admin_token(&pool).await;
+    let call = |body: serde_json::Value| admin_call(&pool, &admin, "POST", "/api/admin/api-keys", Some(body));
+    let bad_name = call(json!({"name": "has space"})).await;
+    assert_eq!((bad_name.status, bad_name.json()["field"].clone()), (StatusCode::BAD_REQUEST, json!("name")));
+    let no_scope = call(json!({"name": "k1", "scopes": []})).await;
+    assert_eq!((no_scope.status, no_scope.json()["field"].clone()), (StatusCode::BAD_REQUEST, json!("scopes")));
+    let bad_scope = call(json!({"name": "k1", "scopes": ["everything"]})).await;
+    assert_eq!(bad_scope.status, StatusCode::BAD_REQUEST);
+    let no_account = call(json!({"name": "k1", "account_id": 987_654})).await;
+    assert_eq!((no_account.status, no_account.json()["field"].clone()), (StatusCode::BAD_REQUEST, json!("account_id")));
+    // A person's account of the same name is never taken over silently.
+    let person = call(json!({"name": "admin-keys"})).await;
+    assert_eq!(person.status, StatusCode::CONFLICT);
+    assert_eq!(crate::common::count(&pool, "api_key").await, 0);
+    assert_eq!(call(json!({"name": "k1"})).await.status, StatusCode::CREATED);
+    assert_eq!(call(json!({"name": "k1"})).await.status, StatusCode::CONFLICT, "names are unique");
+    assert_eq!(crate::common::count(&pool, "api_key").await, 1);
+
+    // A key without the open311 scope does not file Open311 requests.
+    let gis = call(json!({"name": "qgis-desk", "scopes": ["ogc_edit"]})).await.json();
+    let form =
+        format!("api_key={}&service_code=manhole_cover&lat=36.175&long=118.185", gis["key"].as_str().expect("key"));
+    assert_eq!(post_form(&pool, &form).await.status, StatusCode::FORBIDDEN);
+    // Nor does a key whose account was disabled.
+    let integration = call(json!({"name": "fms-2"})).await.json();
+    sqlx::query("update account set disabled = true where name = 'fms-2'").execute(&pool).await.expect("disable");
+    let form = format!(
+        "api_key={}&service_code=manhole_cover&lat=36.175&long=118.185",
+        integration["key"].as_str().expect("key")
+    );
+    assert_eq!(post_form(&pool, &form).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(crate::common::count(&pool, "report").await, 0);
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn open311_speaks_xml_with_the_same_data_as_json(pool: PgPool) {
+    small_city(&pool).await;
+    let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
+    let request = Request::post("/open311/v2/requests.xml")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!(
+            "api_key={rider}&service_code=manhole_cover&lat=36.175&long=118.185&description=a+%3C%26%3E+b"
+        )))
+        .expect("request");
+    let created = send(&pool, request).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&created.body));
+    assert!(created.headers[header::CONTENT_TYPE].to_str().expect("ct").starts_with("text/xml"));
+    let ids = xml_texts(&created.body, "service_requests", "service_request_id");
+    assert_eq!(ids.len(), 1);
+
+    let xml = get(&pool, &format!("/open311/v2/requests/{}.xml", ids[0])).await;
+    assert_eq!(xml_texts(&xml.body, "service_requests", "description"), ["a <&> b"]);
+    let json = get(&pool, &format!("/open311/v2/requests/{}.json", ids[0])).await.json();
+    for field in
+        ["service_request_id", "status", "service_code", "service_name", "requested_datetime", "agency_responsible"]
+    {
+        assert_eq!(
+            xml_texts(&xml.body, "service_requests", field),
+            [json[0][field].as_str().expect("text").to_string()],
+            "{field}"
+        );
+    }
+    assert_eq!(xml_texts(&xml.body, "service_requests", "long"), [json[0]["long"].to_string()]);
+
+    let services = get(&pool, "/open311/v2/services.xml").await;
+    let json_codes: Vec<String> = get(&pool, "/open311/v2/services.json")
+        .await
+        .json()
+        .as_array()
+        .expect("a")
+        .iter()
+        .map(|s| s["service_code"].as_str().expect("code").to_string())
+        .collect();
+    assert_eq!(xml_texts(&services.body, "services", "service_code"), json_codes);
+    let definition = get(&pool, "/open311/v2/services/manhole_cover.xml").await;
+    assert_eq!(xml_texts(&definition.body, "service_definition", "service_code"), ["manhole_cover"]);
+    let request = Request::get("/open311/v2/discovery.xml")
+        .header(header::HOST, "grid.example.cn")
+        .body(Body::empty())
+        .expect("r");
+    let discovery = send(&pool, request).await;
+    let urls = xml_texts(&discovery.body, "discovery", "url");
+    assert!(urls[0].starts_with("http://") && urls[0].ends_with("/open311/v2"), "absolute: {urls:?}");
+    assert_eq!(xml_texts(&discovery.body, "discovery", "format"), ["application/json", "text/xml"]);
+
+    // Errors on .xml paths are <errors>, from handlers and from routing/extractors alike.
+    for (uri, status) in [
+        ("/open311/v2/services/nope.xml", StatusCode::NOT_FOUND),
+        ("/open311/v2/requests.xml?status=fixed", StatusCode::BAD_REQUEST),
+        ("/open311/v2/requests.xml?start_date=yesterday", StatusCode::BAD_REQUEST),
+        ("/open311/v2/requests/999999.xml", StatusCode::NOT_FOUND),
+    ] {
+        let reply = get(&pool, uri).await;
+        assert_eq!(reply.status, status, "{uri}");
+        assert_eq!(xml_texts(&reply.body, "errors", "code"), [status.as_u16().to_string()], "{uri}");
+        assert_eq!(xml_texts(&reply.body, "errors", "description").len(), 1);
+    }
+    let no_key = Request::post("/open311/v2/requests.xml")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("service_code=manhole_cover&lat=36.175&long=118.185"))
+        .expect("request");
+    let no_key = send(&pool, no_key).await;
+    assert_eq!(xml_texts(&no_key.body, "errors", "code"), ["400"]);
+    assert_eq!(crate::common::count(&pool, "report").await, 1);
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn status_and_service_code_take_comma_lists(pool: PgPool) {
+    small_city(&pool).await;
+    let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
+    for code in ["manhole_cover", "streetlight"] {
+        let filed = post_form(&pool, &format!("api_key={rider}&service_code={code}&lat=36.175&long=118.185")).await;
+        assert_eq!(filed.status, StatusCode::CREATED);
+    }
+    let ids = |v: serde_json::Value| v.as_array().expect("a").len();
+    assert_eq!(ids(get(&pool, "/open311/v2/requests.json?status=open,closed").await.json()), 2);
+    assert_eq!(
+        ids(get(&pool, "/open311/v2/requests.json?status=closed,open&service_code=manhole_cover,streetlight")
+            .await
+            .json()),
+        2
+    );
+    assert_eq!(ids(get(&pool, "/open311/v2/requests.json?service_code=streetlight,road_damage").await.json()), 1);
+    assert_eq!(ids(get(&pool, "/open311/v2/requests.json?status=closed").await.json()), 0);
+    let bad = get(&pool, "/open311/v2/requests.json?status=open,fixed").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.json()[0]["description"].as_str().expect("d").contains("fixed"));
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn discovery_names_an_absolute_endpoint_from_the_public_url(pool: PgPool) {
+    let request = Request::get("/open311/v2/discovery.json")
+        .header(header::HOST, "grid.example.cn:8443")
+        .body(Body::empty())
+        .expect("request");
+    let discovery = send(&pool, request).await.json();
+    assert_eq!(discovery["endpoints"][0]["url"], "http://grid.example.cn:8443/open311/v2");
+    assert_eq!(discovery["endpoints"][0]["formats"], json!(["application/json", "text/xml"]));
+}

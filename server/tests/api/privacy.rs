@@ -25,6 +25,9 @@ const PHONE: &str = "SENTINELPHONE";
 const LEADER_NAME: &str = "SENTINELLEADERNAME";
 const LEADER_PHONE: &str = "SENTINELLEADERPHONE";
 const IDEMPOTENCY_KEY: &str = "5e471e15-0000-4000-8000-00000000abcd";
+const API_KEY_NAME: &str = "sentinel-apikey-name";
+const OPEN311_FIRST_NAME: &str = "SENTINELOPENFIRSTNAME";
+const OPEN311_EMAIL: &str = "sentinel-open311@example.org";
 const PHOTO: &str = "SENTINELAFTERPHOTO";
 
 async fn login(pool: &PgPool, name: &str, role: Role, grid_codes: &[String]) -> String {
@@ -155,6 +158,33 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     let privileged = send(&pool, request("GET", &format!("/api/reports/{}", report_ids[0]), Some(&worker), None)).await;
     assert!(String::from_utf8_lossy(&privileged.body).contains(REPORTER_LOGIN), "the worker sees the reporter");
 
+    // An integration files one through Open311 with a static key, sending the personal fields
+    // FixMyStreet sends; neither they nor the key (nor its name) may come back.
+    let api_key = gridmap_server::api_keys::create(
+        &pool,
+        API_KEY_NAME,
+        gridmap_server::api_keys::ActsFor::Own,
+        &[gridmap_server::api_keys::Scope::Open311],
+    )
+    .await
+    .expect("api key")
+    .key;
+    let form = format!(
+        "api_key={api_key}&service_code=manhole_cover&lat={}&long={}&first_name={OPEN311_FIRST_NAME}&email={OPEN311_EMAIL}",
+        grids[1].3, grids[1].2
+    );
+    let open311 = send(
+        &pool,
+        Request::post("/open311/v2/requests.xml")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(open311.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&open311.body));
+    let open311_id: i64 = sqlx::query_scalar("select max(id) from report").fetch_one(&pool).await.expect("id");
+    report_ids.push(open311_id);
+
     let other_rider = login(&pool, "privacy-other-rider", Role::Rider, &[]).await;
     let station: i64 = sqlx::query_scalar("select min(id) from station").fetch_one(&pool).await.expect("station");
     let building: i64 = sqlx::query_scalar("select min(id) from building").fetch_one(&pool).await.expect("building");
@@ -185,6 +215,10 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         ("/open311/v2/services.json", "/open311/v2/services.json".into()),
         ("/open311/v2/services/{file}", "/open311/v2/services/manhole_cover.json".into()),
         ("/open311/v2/requests.json", "/open311/v2/requests.json".into()),
+        ("/open311/v2/discovery.xml", "/open311/v2/discovery.xml".into()),
+        ("/open311/v2/services.xml", "/open311/v2/services.xml".into()),
+        ("/open311/v2/services/{file}", "/open311/v2/services/manhole_cover.xml".into()),
+        ("/open311/v2/requests.xml", "/open311/v2/requests.xml".into()),
     ];
     let layers = gridmap_tiles::Layer::ALL.map(gridmap_tiles::Layer::name).join(",");
     crawl.push(("/tiles/{file}", format!("/tiles/{layers}.json")));
@@ -199,6 +233,7 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     for id in &report_ids {
         crawl.push(("/api/reports/{id}", format!("/api/reports/{id}")));
         crawl.push(("/open311/v2/requests/{file}", format!("/open311/v2/requests/{id}.json")));
+        crawl.push(("/open311/v2/requests/{file}", format!("/open311/v2/requests/{id}.xml")));
     }
     for coll in gridmap_server::ogc::collections::ALL {
         let c = coll.id;
@@ -229,8 +264,12 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         LEADER_NAME,
         LEADER_PHONE,
         IDEMPOTENCY_KEY,
-        PHOTO,
         "$argon2id$",
+        API_KEY_NAME,
+        &api_key,
+        OPEN311_FIRST_NAME,
+        OPEN311_EMAIL,
+        PHOTO,
     ];
     let mut leaks = Vec::new();
     let mut bytes_seen = 0usize;

@@ -1,0 +1,88 @@
+//! The resident page on a phone network, for `bench/web.sh` (a benchmark, not a test: ignored
+//! unless asked for, and it asserts nothing about time). Each run is a fresh Chromium profile
+//! (cold HTTP cache, no service worker) with a 390×844 phone profile and the page's network
+//! throttled by Chromium's own emulation to 1.6 Mbit/s down, 750 kbit/s up, 150 ms round trip.
+//! It prints first contentful paint, the map's first `idle` with every layer drawn (both from
+//! navigation start), and the bytes transferred by type from the page's resource timing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use gridmap_e2e::browser::{Browser, build_web_map};
+use gridmap_e2e::{Server, seeded_db};
+use serde_json::Value;
+
+const DOWN_BYTES_PER_S: u32 = 1_600_000 / 8;
+const UP_BYTES_PER_S: u32 = 750_000 / 8;
+const RTT_MS: u32 = 150;
+
+#[tokio::test]
+#[ignore = "a benchmark: run by bench/web.sh"]
+async fn resident_page_on_a_throttled_phone_network() {
+    build_web_map();
+    let runs: usize = std::env::var("GRIDMAP_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let db = seeded_db("bench-web-pass").await;
+    let server = Server::start(&db, &[]).await;
+    let mut fcps = Vec::new();
+    let mut idles = Vec::new();
+    for run in 1..=runs {
+        let Some(browser) = Browser::start_phone(390, 844).await else { return };
+        browser.throttle(RTT_MS, DOWN_BYTES_PER_S, UP_BYTES_PER_S).await;
+        browser.client.goto(&server.url("/")).await.expect("open the page");
+        browser.wait_for("window.__mapIdle === true", Duration::from_secs(180), "the map to finish drawing").await;
+        let m: Value = browser
+            .js(r"const paint = performance.getEntriesByType('paint').find((e) => e.name === 'first-contentful-paint');
+                  const nav = performance.getEntriesByType('navigation')[0];
+                  const kind = (e) => {
+                    const path = new URL(e.name).pathname;
+                    if (/\.m?js$/.test(path)) return 'js';
+                    if (path.endsWith('.css')) return 'css';
+                    if (path.startsWith('/tiles/') && /\.(pbf|mvt)$/.test(path)) return 'tiles';
+                    if (path.startsWith('/api/') || path.endsWith('.json') || path.endsWith('.webmanifest')) return 'data';
+                    if (/\.(png|svg|jpg|webp|ico)$/.test(path)) return 'images';
+                    return 'other';
+                  };
+                  const bytes = { document: nav.transferSize };
+                  const files = [];
+                  for (const e of performance.getEntriesByType('resource')) {
+                    bytes[kind(e)] = (bytes[kind(e)] ?? 0) + e.transferSize;
+                    files.push(new URL(e.name).pathname);
+                  }
+                  return { fcp: paint ? paint.startTime : null, idle: window.__firstPaint, bytes, files };")
+            .await;
+        let fcp = m["fcp"].as_f64().unwrap_or(f64::NAN);
+        let idle = m["idle"].as_f64().unwrap_or(f64::NAN);
+        let bytes: BTreeMap<String, u64> = serde_json::from_value(m["bytes"].clone()).expect("bytes");
+        let total: u64 = bytes.values().sum();
+        let kib = |k: &str| bytes.get(k).copied().unwrap_or(0) as f64 / 1024.0;
+        println!(
+            "MEASURED run {run}: fcp_ms={fcp:.0} map_idle_ms={idle:.0} js_kib={:.1} css_kib={:.1} data_kib={:.1} tiles_kib={:.1} images_kib={:.1} document_kib={:.1} other_kib={:.1} total_kib={:.1}",
+            kib("js"),
+            kib("css"),
+            kib("data"),
+            kib("tiles"),
+            kib("images"),
+            kib("document"),
+            kib("other"),
+            total as f64 / 1024.0
+        );
+        let files = m["files"].as_array().cloned().unwrap_or_default();
+        let editor = files.iter().filter_map(Value::as_str).any(|f| f.contains("terra-draw"));
+        println!(
+            "MEASURED run {run}: planner editor (terra-draw) loaded: {editor}; {} files fetched by the page",
+            files.len()
+        );
+        fcps.push(fcp);
+        idles.push(idle);
+        browser.close().await;
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "MEASURED median of {runs}: fcp_ms={:.0} map_idle_ms={:.0} (targets: FCP <= 1500 ms, map idle <= 3000 ms, JS <= 500 KB)",
+        median(&mut fcps),
+        median(&mut idles)
+    );
+}

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-changed=../migrations");
+    // Named too: a file added to the subdirectory did not always rerun this script.
+    println!("cargo:rerun-if-changed=../migrations/functions");
     let dir =
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it")).join("../migrations/functions");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)

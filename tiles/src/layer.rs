@@ -12,6 +12,26 @@ use crate::tile::{BUFFER, EXTENT, TileCoord};
 
 /// Zoom from which building footprints are drawn: below it a building is a few pixels.
 pub const BUILDINGS_MIN_ZOOM: u8 = 14;
+/// Zoom from which single grids are drawn: a grid of ~300 households is a few hundred metres
+/// across, 4–5 pixels at z10. Further out the grids layer draws generalised outlines instead
+/// (migration 0029), so a province of ~26,700 grids still makes small low-zoom tiles.
+pub const GRIDS_MIN_ZOOM: u8 = 10;
+/// Zoom from which stations are drawn: further out a province's thousands of stations would be
+/// one smear of dots (and hundreds of KB per tile); the station finder lists the nearest ones.
+pub const STATIONS_MIN_ZOOM: u8 = 8;
+
+/// The outline level drawn at zoom `z` (below [`GRIDS_MIN_ZOOM`]), also the table its code and
+/// name come from: counties to z6, subdistricts z7–z8, communities z9 — each level from the
+/// zoom where its typical outline is ten or more pixels across.
+pub const fn outline_level(z: u8) -> Option<&'static str> {
+    match z {
+        0..=6 => Some("county"),
+        7..=8 => Some("subdistrict"),
+        9 => Some("community"),
+        _ => None,
+    }
+}
+
 /// Zoom from which grid label points are emitted (grid names are unreadable further out).
 pub const GRID_LABELS_MIN_ZOOM: u8 = 12;
 /// Below this zoom polygons and lines are simplified to about half a screen pixel.
@@ -79,7 +99,8 @@ impl Layer {
         match self {
             Layer::Buildings => BUILDINGS_MIN_ZOOM,
             Layer::Reports => REPORTS_MIN_ZOOM,
-            Layer::Grids | Layer::Stations | Layer::Roads => 0,
+            Layer::Stations => STATIONS_MIN_ZOOM,
+            Layer::Grids | Layer::Roads => 0,
         }
     }
 
@@ -88,9 +109,27 @@ impl Layer {
         match self {
             Layer::Grids => vec![
                 VectorLayer {
-                    id: "grids",
-                    description: "Grid (网格) boundaries; simplified below z14",
+                    id: "outlines",
+                    description: "Generalised outlines below z10, the union of their grids: counties (县) to z6, \
+                                  subdistricts (街道) z7–z8, communities (社区) z9; with grid count, households, \
+                                  workers and the spread of grid balance",
                     minzoom: 0,
+                    fields: &[
+                        ("id", "Number"),
+                        ("level", "String"),
+                        ("code", "String"),
+                        ("name", "String"),
+                        ("grids", "Number"),
+                        ("households", "Number"),
+                        ("workers", "Number"),
+                        ("balance_min", "Number"),
+                        ("balance_max", "Number"),
+                    ],
+                },
+                VectorLayer {
+                    id: "grids",
+                    description: "Grid (网格) boundaries from z10; simplified below z14",
+                    minzoom: GRIDS_MIN_ZOOM,
                     fields: &[
                         ("id", "Number"),
                         ("code", "String"),
@@ -122,8 +161,8 @@ impl Layer {
             }],
             Layer::Stations => vec![VectorLayer {
                 id: "stations",
-                description: "Warm-\"new\" stations (暖\"新\"驿站) for riders and couriers",
-                minzoom: 0,
+                description: "Warm-\"new\" stations (暖\"新\"驿站) for riders and couriers, from z8",
+                minzoom: STATIONS_MIN_ZOOM,
                 fields: &[("id", "Number"), ("name", "String"), ("services", "String"), ("opening_hours", "String")],
             }],
             Layer::Roads => vec![VectorLayer {
@@ -163,6 +202,18 @@ impl Layer {
             |col: &str, buffer: u32| format!("ST_AsMVTGeom({}, {env}, {EXTENT}, {buffer}, true)", simplified(col));
         match self {
             Layer::Grids => {
+                if let Some(level) = outline_level(z) {
+                    let _ = write!(
+                        out,
+                        r"(select ST_AsMVT(t, 'outlines', {EXTENT}, 'geom', 'id') from (
+    select o.key as id, o.level, n.code, n.name, o.grids, o.households, o.workers, o.balance_min, o.balance_max,
+           {geom} as geom
+      from outline o left join {level} n on n.id = o.key
+     where o.level = '{level}' and o.geom_3857 && {env_buffered}) t where t.geom is not null)",
+                        geom = mvt_geom("o.geom_3857", BUFFER),
+                    );
+                    return;
+                }
                 let _ = write!(
                     out,
                     r"(select ST_AsMVT(t, 'grids', {EXTENT}, 'geom', 'id') from (
@@ -201,6 +252,10 @@ impl Layer {
                 );
             }
             Layer::Stations => {
+                if z < STATIONS_MIN_ZOOM {
+                    out.push_str("''::bytea");
+                    return;
+                }
                 let _ = write!(
                     out,
                     r"(select ST_AsMVT(t, 'stations', {EXTENT}, 'geom', 'id') from (
@@ -374,6 +429,10 @@ mod tests {
         assert!(!LayerSet::REPORTS.sql(11).contains("'reports'"));
         assert!(LayerSet::REPORTS.sql(12).contains("'reports'"));
         assert_eq!(LayerSet::ALL.drawn_at(13), LayerSet::parse("grids,stations,roads,reports").expect("known"));
+        assert_eq!(LayerSet::ALL.drawn_at(7), LayerSet::parse("grids,roads").expect("known"));
+        assert!(set.sql(9).contains("'outlines'") && set.sql(9).contains("'community'"));
+        assert!(set.sql(3).contains("'county'") && !set.sql(3).contains("'grids'"));
+        assert!(!set.sql(10).contains("'outlines'"));
         assert_eq!(LayerSet::BASE.with(Layer::Reports), LayerSet::ALL);
     }
 

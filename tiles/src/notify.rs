@@ -20,6 +20,9 @@ use crate::tile::Bbox;
 /// The notification channel the triggers use.
 pub const CHANNEL: &str = "gridmap_tiles";
 
+/// The table of the generalised outlines the grids layer draws below z10.
+pub const OUTLINE_TABLE: &str = "outline";
+
 /// What a trigger sends: the table that changed and either the boxes of the changed rows
 /// (`[min_x, min_y, max_x, max_y]` in EPSG:3857) or `all` (TRUNCATE).
 #[derive(Debug, Deserialize, PartialEq)]
@@ -38,6 +41,9 @@ impl Notification {
 
     /// The layers drawn from the changed table (none if the table draws no layer).
     pub fn layers(&self) -> LayerSet {
+        if self.table == OUTLINE_TABLE {
+            return Layer::Grids.into();
+        }
         Layer::ALL.into_iter().filter(|l| l.table() == self.table).fold(LayerSet::EMPTY, LayerSet::with)
     }
 }
@@ -53,6 +59,13 @@ impl TileService {
                     self.store.clear_layer(layer).await;
                 }
                 self.invalidate_all();
+            }
+            // Generalised outlines (migration 0029) are read per tile: only the cached grids
+            // tiles there go, the in-memory grids stay (their own rows announce themselves).
+            Ok(n) if n.table == OUTLINE_TABLE => {
+                for [a, b, c, d] in &n.boxes {
+                    self.invalidate_bbox_3857(Layer::Grids.into(), Bbox::new(*a, *b, *c, *d));
+                }
             }
             Ok(n) => {
                 let layers = n.layers();

@@ -75,6 +75,54 @@ pub fn layers_of<'a>(
     main.finish().into_iter().chain(labels.finish()).collect()
 }
 
+/// The `outlines` MVT layer of `tile` (below [`crate::layer::GRIDS_MIN_ZOOM`]), from
+/// [`fetch_outlines`].
+pub fn outline_layers(features: &[Feature], tile: TileCoord) -> Vec<tile::Layer> {
+    let frame = frame(tile);
+    let mut outlines = LayerBuilder::new("outlines");
+    for f in features {
+        if let Some(g) = frame.geometry(&f.geom) {
+            outlines.add(f.id, &g, &f.props);
+        }
+    }
+    outlines.finish().into_iter().collect()
+}
+
+type OutlineRow = (i64, Option<String>, Option<String>, i32, i32, i32, f64, f64, Geom);
+
+/// The generalised outlines of `level` (`county`, `subdistrict` or `community`, migration 0029)
+/// whose box meets `within` (EPSG:3857), with their names and aggregates. Read per tile: there
+/// are few of them, and a cached tile is only re-rendered after a change there.
+pub async fn fetch_outlines(
+    conn: &mut PgConnection,
+    level: &'static str,
+    within: Bbox,
+) -> Result<Vec<Feature>, sqlx::Error> {
+    // `level` is one of outline_level's three names, which are also the tables of the names.
+    let sql = format!(
+        "select o.key, n.code, n.name, o.grids, o.households, o.workers, o.balance_min, o.balance_max, o.geom_3857
+           from outline o left join {level} n on n.id = o.key
+          where o.level = '{level}' and o.geom_3857 && {ENVELOPE}"
+    );
+    let rows: Vec<OutlineRow> = bind_env(sqlx::query_as(&sql), within).fetch_all(&mut *conn).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, code, name, grids, households, workers, balance_min, balance_max, geom)| {
+            let props = vec![
+                ("level", Some(Prop::Str(level.to_string()))),
+                ("code", text(code)),
+                ("name", text(name)),
+                ("grids", Some(Prop::Int(i64::from(grids)))),
+                ("households", Some(Prop::Int(i64::from(households)))),
+                ("workers", Some(Prop::Int(i64::from(workers)))),
+                ("balance_min", Some(Prop::Double(balance_min))),
+                ("balance_max", Some(Prop::Double(balance_max))),
+            ];
+            feature(id, geom, props)
+        })
+        .collect())
+}
+
 fn text(s: Option<String>) -> Option<Prop> {
     s.map(Prop::Str)
 }

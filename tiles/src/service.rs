@@ -11,7 +11,7 @@ use sqlx::pool::PoolConnection;
 use tokio::sync::Semaphore;
 
 use crate::cache::{CachedTile, TileCache, TileKey};
-use crate::layer::LayerSet;
+use crate::layer::{Layer, LayerSet};
 use crate::metrics::TileMetrics;
 use crate::store::FeatureStore;
 use crate::tile::{Bbox, TileCoord};
@@ -177,16 +177,25 @@ impl TileService {
         let within = tile.buffered_bounds();
         let mut out = Vec::new();
         for layer in layers.drawn_at(tile.z).iter() {
-            if FeatureStore::keeps(layer) {
+            // Below the zoom of single grids, the grids layer is their generalised outlines,
+            // read per tile like reports.
+            let outlines = if layer == Layer::Grids { crate::layer::outline_level(tile.z) } else { None };
+            if FeatureStore::keeps(layer) && outlines.is_none() {
                 let features = self.store.features_in(&self.load_pool, layer, &within).await?;
                 out.extend(crate::render::layers_of(layer, features.iter().map(AsRef::as_ref), tile));
             } else {
                 let mut guard = AbandonGuard { conn: Some(self.pool.acquire().await?), metrics: &self.metrics };
                 let conn = guard.conn.as_mut().expect("set just above");
-                let features = crate::render::fetch(conn, layer, Some(within)).await?;
+                let features = match outlines {
+                    Some(level) => crate::render::fetch_outlines(conn, level, within).await?,
+                    None => crate::render::fetch(conn, layer, Some(within)).await?,
+                };
                 // Finished: the connection is healthy and goes back to the pool.
                 drop(guard.conn.take());
-                out.extend(crate::render::layers_of(layer, &features, tile));
+                out.extend(match outlines {
+                    Some(_) => crate::render::outline_layers(&features, tile),
+                    None => crate::render::layers_of(layer, &features, tile),
+                });
             }
         }
         Ok(crate::encode::encode(out))

@@ -290,6 +290,17 @@ pub fn style(base: &str, basemap_url: Option<&str>) -> Value {
             "id": "grids-fill", "type": "fill", "source": "gridmap", "source-layer": "grids",
             "paint": { "fill-color": balance_colour, "fill-opacity": 0.45 }
         }),
+        // Below z10 the grids source-layer is empty and the outlines (county → subdistrict →
+        // community) take its place, coloured by their mean balance.
+        json!({
+            "id": "outlines-fill", "type": "fill", "source": "gridmap", "source-layer": "outlines",
+            "paint": {
+                "fill-color": ["interpolate", ["linear"],
+                    ["/", ["coalesce", ["get", "households"], 0], ["*", 300, ["max", 1, ["coalesce", ["get", "grids"], 1]]]],
+                    0.6, "#4575b4", 0.85, "#91bfdb", 1.0, "#ffffbf", 1.15, "#fc8d59", 1.4, "#d73027"],
+                "fill-opacity": 0.35
+            }
+        }),
         json!({
             "id": "roads", "type": "line", "source": "gridmap", "source-layer": "roads",
             "layout": { "line-cap": "round", "line-join": "round" },
@@ -314,6 +325,24 @@ pub fn style(base: &str, basemap_url: Option<&str>) -> Value {
                 "line-color": "#5b3a8c",
                 "line-width": ["interpolate", ["linear"], ["zoom"], 10, 0.5, 16, 2.5]
             }
+        }),
+        json!({
+            "id": "outlines-line", "type": "line", "source": "gridmap", "source-layer": "outlines",
+            "paint": {
+                "line-color": "#5b3a8c",
+                "line-width": ["match", ["get", "level"], "county", 1.5, "subdistrict", 1.2, 0.8]
+            }
+        }),
+        json!({
+            "id": "outlines-label", "type": "symbol", "source": "gridmap", "source-layer": "outlines", "minzoom": 5,
+            "layout": {
+                "text-field": ["format", ["coalesce", ["get", "name"], ""], {}, "\n", {},
+                               ["concat", ["to-string", ["get", "grids"]], " 网格"], { "font-scale": 0.8 }],
+                "text-font": text_font,
+                "text-size": 11,
+                "text-max-width": 8
+            },
+            "paint": { "text-color": "#2d1b4e", "text-halo-color": "#ffffff", "text-halo-width": 1.5 }
         }),
         json!({
             "id": "grid-labels", "type": "symbol", "source": "gridmap", "source-layer": "grid_labels", "minzoom": 13,

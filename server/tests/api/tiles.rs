@@ -395,8 +395,9 @@ async fn tilejson_and_style_are_valid_and_offline(pool: PgPool) {
     assert_eq!((tj["minzoom"].as_u64(), tj["maxzoom"].as_u64()), (Some(0), Some(22)));
     let ids: Vec<&str> =
         tj["vector_layers"].as_array().expect("array").iter().map(|l| l["id"].as_str().expect("id")).collect();
-    assert_eq!(ids, ["grids", "grid_labels", "buildings"]);
-    assert_eq!(tj["vector_layers"][0]["fields"]["balance"], "Number");
+    assert_eq!(ids, ["outlines", "grids", "grid_labels", "buildings"]);
+    assert_eq!(tj["vector_layers"][0]["fields"]["balance_max"], "Number");
+    assert_eq!(tj["vector_layers"][1]["fields"]["balance"], "Number");
     let b = tj["bounds"].as_array().expect("bounds");
     assert!((b[0].as_f64().expect("w") - 118.16).abs() < 1e-6 && (b[2].as_f64().expect("e") - 118.3003).abs() < 1e-6);
 
@@ -413,7 +414,8 @@ async fn tilejson_and_style_are_valid_and_offline(pool: PgPool) {
         "reports churn in a source of their own"
     );
     assert!(!tiles_url.contains("reports"), "{tiles_url}");
-    let known: BTreeSet<&str> = ["grids", "grid_labels", "buildings", "stations", "roads", "reports"].into();
+    let known: BTreeSet<&str> =
+        ["outlines", "grids", "grid_labels", "buildings", "stations", "roads", "reports"].into();
     for l in style["layers"].as_array().expect("layers") {
         if let Some(source) = l["source"].as_str() {
             assert!(style["sources"].get(source).is_some(), "layer {} uses a missing source", l["id"]);
@@ -740,4 +742,89 @@ async fn in_memory_features_follow_deletes_inserts_and_bulk_sql(pool: PgPool) {
         let tile = decode(&send(&state, &uri("buildings", t), &[]).await);
         assert_eq!(layer(&tile, "buildings").features.len() as i64, sql_count(&pool, "building", t).await, "{t}");
     }
+}
+
+/// The county outline's properties in the z5 tile over (`lon`, `lat`): (grids, households).
+async fn county_outline_in_tile(state: &AppState, lon: f64, lat: f64, code: &str) -> Option<(String, String)> {
+    let tile = decode(&send(state, &uri("grids", tile_at(lon, lat, 5)), &[]).await);
+    assert!(tile.layers.iter().all(|l| l.name != "grids"), "single grids are not drawn at z5");
+    let outlines = layer(&tile, "outlines");
+    outlines.features.iter().map(|f| props(outlines, f)).find(|p| p.contains(&("code".into(), code.into()))).map(|p| {
+        let get = |k: &str| p.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        (get("grids"), get("households"))
+    })
+}
+
+/// Outlines that differ from the union of their grids (or whose grid count or households do
+/// not add up), per level, computed here independently of the view the triggers use.
+async fn outlines_off_their_grids(pool: &PgPool) -> Vec<(String, i64)> {
+    sqlx::query_as(
+        "with g as (select g.geom, g.households, g.community_id, c.subdistrict_id, s.county_id
+                      from grid g join community c on c.id = g.community_id join subdistrict s on s.id = c.subdistrict_id),
+              u as (select 'community' as level, community_id as key, ST_Union(geom) geom, count(*) n, sum(households) h from g group by 1, 2
+                    union all select 'subdistrict', subdistrict_id, ST_Union(geom), count(*), sum(households) from g group by 1, 2
+                    union all select 'county', county_id, ST_Union(geom), count(*), sum(households) from g group by 1, 2)
+         select coalesce(u.level, o.level), coalesce(u.key, o.key)
+           from u full join outline o on o.level = u.level and o.key = u.key
+          where o.key is null or u.key is null or o.grids <> u.n or o.households <> u.h
+             or ST_Area(ST_SymDifference(o.geom, u.geom)) > 1e-12",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("outline check")
+}
+
+/// Issue 22: below z10 the grids layer draws generalised outlines (county → subdistrict →
+/// community); on a two-county demo they equal the union of their grids at every level, carry
+/// the right aggregates, and follow a grid edit made behind the server's back within a second.
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn outlines_equal_the_union_of_their_grids_and_follow_an_edit_within_a_second(pool: PgPool) {
+    gridmap_server::seed::seed_demo(&pool, 2).await.expect("seed");
+    let levels: Vec<(String, i64)> = sqlx::query_as("select level, count(*) from outline group by 1 order by 1")
+        .fetch_all(&pool)
+        .await
+        .expect("levels");
+    assert_eq!(levels.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>(), ["community", "county", "subdistrict"]);
+    assert!(levels.iter().any(|(l, n)| l == "county" && *n == 2), "{levels:?}");
+    assert_eq!(outlines_off_their_grids(&pool).await, []);
+
+    let (state, _listener) = listening_state(&pool).await;
+    let (lon, lat, grids, households): (f64, f64, i64, i64) = sqlx::query_as(
+        "select ST_X(ST_Centroid(ST_Collect(g.geom))), ST_Y(ST_Centroid(ST_Collect(g.geom))), count(*), sum(g.households)
+           from grid g join community c on c.id = g.community_id join subdistrict s on s.id = c.subdistrict_id
+           join county k on k.id = s.county_id where k.code = '370323'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("county");
+    let before = county_outline_in_tile(&state, lon, lat, "370323").await;
+    assert_eq!(before, Some((grids.to_string(), households.to_string())));
+    // Every level has its own zoom: subdistricts at z7, communities at z9, grids from z10.
+    for (z, expected) in [(7, "subdistrict"), (9, "community")] {
+        let tile = decode(&send(&state, &uri("grids", tile_at(lon, lat, z)), &[]).await);
+        let outlines = layer(&tile, "outlines");
+        assert!(outlines.features.iter().all(|f| props(outlines, f).contains(&("level".into(), expected.into()))));
+    }
+    let z10 = decode(&send(&state, &uri("grids", tile_at(lon, lat, 10)), &[]).await);
+    assert!(z10.layers.iter().any(|l| l.name == "grids") && z10.layers.iter().all(|l| l.name != "outlines"));
+
+    // A new grid in Yiyuan, by plain SQL, 0.1° east of its grids (inside no other grid).
+    sqlx::query(
+        "insert into grid (code, name, community_id, geom)
+         select 'OUTLINE-NEW', '新网格', min(c.id), ST_Multi(ST_Buffer(ST_SetSRID(ST_MakePoint($1 + 0.1, $2), 4326), 0.003))
+           from community c join subdistrict s on s.id = c.subdistrict_id join county k on k.id = s.county_id
+          where k.code = '370323'",
+    )
+    .bind(lon)
+    .bind(lat)
+    .execute(&pool)
+    .await
+    .expect("new grid");
+    let expected = Some(((grids + 1).to_string(), households.to_string()));
+    wait_for(Duration::from_secs(1), || {
+        let (state, expected) = (state.clone(), expected.clone());
+        async move { county_outline_in_tile(&state, lon, lat, "370323").await == expected }
+    })
+    .await;
+    assert_eq!(outlines_off_their_grids(&pool).await, []);
 }

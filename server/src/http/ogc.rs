@@ -11,7 +11,7 @@
 //! `collection` links beside its strong ETag.
 
 use axum::Router;
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRequestParts, RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -427,6 +427,22 @@ fn editor<'a>(auth: &'a Auth, coll: &Collection, reason: Option<&'a str>) -> Api
     Ok(Actor { name: &principal.name, reason, county_id: principal.county_id })
 }
 
+/// The role check of an OGC write as an extractor, so that it runs before the body is read: a
+/// caller without the role gets 401/403 whatever they send, never a 400 about the body.
+struct MayEdit(Auth);
+
+impl FromRequestParts<AppState> for MayEdit {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> ApiResult<Self> {
+        let auth = Auth::from_request_parts(parts, state).await?;
+        // `/ogc/collections/{id}/items[/{fid}]`
+        let coll = collection(parts.uri.path().split('/').nth(3).unwrap_or_default())?;
+        editor(&auth, coll, None)?;
+        Ok(Self(auth))
+    }
+}
+
 /// `?reason=…` (stored with the grid version) and `?clip=neighbours`.
 struct WriteParams {
     reason: Option<String>,
@@ -467,7 +483,7 @@ fn written_response(status: StatusCode, b: &str, coll: &Collection, w: &edit::Wr
 /// Part 4: create a feature → 201 + Location + ETag.
 async fn create_item(
     State(state): State<AppState>,
-    auth: Auth,
+    MayEdit(auth): MayEdit,
     BaseUrl(b): BaseUrl,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
@@ -506,7 +522,7 @@ async fn update_item(
 /// Part 4: replace a feature (If-Match required).
 async fn replace_item(
     State(state): State<AppState>,
-    auth: Auth,
+    MayEdit(auth): MayEdit,
     headers: HeaderMap,
     BaseUrl(b): BaseUrl,
     Path((id, fid)): Path<(String, String)>,
@@ -519,7 +535,7 @@ async fn replace_item(
 /// Part 4: update a feature with a JSON merge patch (If-Match required).
 async fn patch_item(
     State(state): State<AppState>,
-    auth: Auth,
+    MayEdit(auth): MayEdit,
     headers: HeaderMap,
     BaseUrl(b): BaseUrl,
     Path((id, fid)): Path<(String, String)>,

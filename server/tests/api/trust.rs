@@ -420,3 +420,25 @@ async fn a_huge_offset_is_a_400_naming_it_and_next_never_goes_negative(pool: PgP
         .collect();
     assert!(next.len() == 1 && next[0].ends_with("offset=2"), "{next:?}");
 }
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn an_ogc_write_checks_the_role_before_reading_the_body(pool: PgPool) {
+    small_city(&pool).await;
+    let rider = user(&pool, "rider-ogc", Role::Rider, &[]).await;
+    for (method, uri) in [
+        ("POST", "/ogc/collections/grids/items"),
+        ("PUT", "/ogc/collections/grids/items/1"),
+        ("PATCH", "/ogc/collections/stations/items/1"),
+        ("POST", "/ogc/collections/buildings/items"),
+    ] {
+        for (who, expected) in [(Some(rider.as_str()), StatusCode::FORBIDDEN), (None, StatusCode::UNAUTHORIZED)] {
+            let mut request =
+                Request::builder().method(method).uri(uri).header(header::CONTENT_TYPE, "application/json");
+            if let Some(token) = who {
+                request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+            }
+            let reply = send(&pool, request.body(Body::from("{ not json")).expect("request")).await;
+            assert_eq!(reply.status, expected, "{method} {uri}: {}", String::from_utf8_lossy(&reply.body));
+        }
+    }
+}

@@ -10,7 +10,8 @@ mode="${1:-run}"
 packages=(postgresql-15-postgis-3)
 if [ "$mode" = test ]; then
   # fonts-wqy-microhei: the headless browser tests render the Chinese UI (screenshots) legibly.
-  packages+=(chromium chromium-driver gdal-bin fonts-wqy-microhei)
+  # nginx: bench/replicas.sh and the proxy checks run Debian's nginx in front of two instances.
+  packages+=(chromium chromium-driver gdal-bin fonts-wqy-microhei nginx)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -144,7 +144,9 @@ async fn lookup(pool: &PgPool, token_hash: &[u8]) -> Result<Option<(Principal, D
 
 /// How long a token's account (role, grids, disabled) may be served from memory. Changes made
 /// through this server take effect at once (they call [`TokenCache::invalidate_all`]); changes
-/// made behind its back (psql, `gridmap user add` while it runs) take effect within this time.
+/// made anywhere else — another instance, `gridmap user add`, psql — are announced by migration
+/// 0025's triggers and take effect as soon as [`spawn_login_listener`] hears them; this is the
+/// bound for a server that does not listen (tests that build the state by hand).
 pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Valid tokens seen recently, by SHA-256, so that a request needs no database round trip to
@@ -158,6 +160,9 @@ pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(
 pub struct TokenCache {
     entries: moka::sync::Cache<Vec<u8>, Cached>,
     generation: std::sync::atomic::AtomicU64,
+    /// Set while the login listener is not connected: it may be missing a revocation, so every
+    /// request asks the database until it listens again.
+    deaf: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone)]
@@ -184,6 +189,7 @@ impl TokenCache {
         Self {
             entries: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(ttl).build(),
             generation: std::sync::atomic::AtomicU64::new(0),
+            deaf: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -192,7 +198,8 @@ impl TokenCache {
         use std::sync::atomic::Ordering;
         let key = digest(token);
         let generation = self.generation.load(Ordering::Acquire);
-        if let Some(hit) = self.entries.get(&key)
+        if !self.deaf.load(Ordering::Acquire)
+            && let Some(hit) = self.entries.get(&key)
             && hit.generation == generation
             && hit.expires_at > Utc::now()
         {
@@ -211,6 +218,57 @@ impl TokenCache {
         self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.entries.invalidate_all();
     }
+}
+
+/// Drop the token cache whenever any writer — another instance, the command line, plain SQL —
+/// ends a login or changes an account (`NOTIFY gridmap_logins`, migration 0025). While not
+/// listening the cache is not used at all, and it is cleared on every (re)connect, since a
+/// revocation may have been missed meanwhile. Runs until the pool closes.
+pub fn spawn_login_listener(pool: PgPool, tokens: std::sync::Arc<TokenCache>) {
+    use std::sync::atomic::Ordering;
+    tokens.deaf.store(true, Ordering::Release);
+    tokio::spawn(async move {
+        loop {
+            let connected = async {
+                let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                listener.listen("gridmap_logins").await?;
+                Ok::<_, sqlx::Error>(listener)
+            };
+            let mut listener = match connected.await {
+                Ok(l) => l,
+                Err(err) => {
+                    if pool.is_closed() {
+                        return;
+                    }
+                    tracing::warn!(%err, "login change listener cannot listen; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            tokens.invalidate_all();
+            tokens.deaf.store(false, Ordering::Release);
+            // try_recv, not recv: recv would reconnect silently and hide the gap.
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(_)) => {
+                        while listener.next_buffered().is_some() {}
+                        tokens.invalidate_all();
+                    }
+                    Ok(None) => break,
+                    Err(err) => {
+                        tracing::warn!(%err, "login change listener failed");
+                        break;
+                    }
+                }
+            }
+            tokens.deaf.store(true, Ordering::Release);
+            tracing::warn!("login change listener lost its connection; the token cache is off until it is back");
+            if pool.is_closed() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
 }
 
 /// Revoke one token (logout).

@@ -27,7 +27,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 tiles.warm_up().await;
                 tiles.preload(std::time::Duration::from_secs(10)).await;
             });
-            http::serve(state, args.listen).await
+            http::serve(state, args.listen, std::time::Duration::from_secs(args.drain_seconds)).await
         }
         Command::Migrate => {
             db::connect_and_migrate(&cli.db).await?;

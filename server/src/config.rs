@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// Load the demo city first when the database holds no grids.
     #[arg(long, env = "GRIDMAP_SEED_DEMO_IF_EMPTY", default_value_t = false)]
     pub seed_demo_if_empty: bool,
+    /// Seconds to keep serving after SIGTERM with `/readyz` answering 503, so a load balancer
+    /// takes the instance out before it stops accepting (docs/deploy.md). 0: stop at once.
+    #[arg(long, env = "GRIDMAP_DRAIN_SECONDS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub drain_seconds: u64,
     #[command(flatten)]
     pub tiles: TileArgs,
 }

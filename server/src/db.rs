@@ -16,6 +16,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use crate::config::DbArgs;
 
 /// The numbered migrations, embedded in the binary and applied at start (then [`apply_functions`]).
+/// Several instances may start at once (a rolling upgrade, docs/deploy.md): sqlx's migrator holds
+/// a per-database advisory lock, so one applies them and the others wait, then find nothing to do.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
 include!(concat!(env!("OUT_DIR"), "/function_files.rs"));
@@ -186,7 +188,17 @@ pub async fn ensure_postgis(pool: &PgPool) -> anyhow::Result<()> {
     if !available {
         bail!("PostGIS is not installed on the PostgreSQL server: run `{INSTALL_POSTGIS}`, then start gridmap again");
     }
-    if let Err(err) = sqlx::query("create extension if not exists postgis").execute(pool).await {
+    // Under a lock: two instances starting at once on a fresh database would otherwise both
+    // try to create the extension, and one would fail on pg_extension's unique name.
+    let created = async {
+        let mut tx = pool.begin().await?;
+        sqlx::query("select pg_advisory_xact_lock(hashtext('gridmap create extension postgis'))")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("create extension if not exists postgis").execute(&mut *tx).await?;
+        tx.commit().await
+    };
+    if let Err(err) = created.await {
         let reason = err.as_database_error().map_or_else(|| err.to_string(), |e| e.message().to_string());
         bail!(
             "PostGIS is not enabled in database `{db}` and role `{role}` cannot enable it ({reason}): \

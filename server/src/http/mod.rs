@@ -49,6 +49,8 @@ pub struct AppState {
     pub reports: crate::reports::Reports,
     /// Recently seen live tokens (no database round trip per request; see `auth::TokenCache`).
     pub tokens: Arc<crate::auth::TokenCache>,
+    /// Serving, draining or stopping (SIGTERM; see health.rs).
+    pub lifecycle: Arc<health::Lifecycle>,
     /// `GRIDMAP_PUBLIC_URL` and `GRIDMAP_BASEMAP_URL`: the one source of absolute URLs (`urls`).
     pub urls: urls::PublicUrls,
 }
@@ -63,6 +65,7 @@ impl AppState {
             tiles,
             reports: crate::reports::Reports::default(),
             tokens: Arc::new(crate::auth::TokenCache::default()),
+            lifecycle: Arc::new(health::Lifecycle::default()),
             urls: urls::PublicUrls::default(),
         }
     }
@@ -101,6 +104,7 @@ pub fn app(state: AppState) -> Router {
         // Bodies are small JSON unless a route (photo upload) raises its own limit.
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), health::close_while_draining))
         .with_state(state)
 }
 
@@ -112,18 +116,32 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-/// Serve until SIGTERM or Ctrl-C; then stop accepting and let in-flight requests finish.
-pub async fn serve(state: AppState, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+/// Serve until SIGTERM or Ctrl-C; then drain for `drain` (`/readyz` 503, everything else still
+/// served), stop accepting and let in-flight requests finish.
+pub async fn serve(state: AppState, listen: std::net::SocketAddr, drain: std::time::Duration) -> anyhow::Result<()> {
     use anyhow::Context;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (set GRIDMAP_LISTEN to another address)"))?;
     crate::reports::spawn_grid_listener(state.pool.clone(), state.reports.clone());
+    // Other instances' report writes: tiles, duplicate search, live feed (reports/feed.rs).
+    crate::reports::feed::spawn(&state.pool, &state.reports, &state.tiles);
+    // Other instances' logouts, revocations and account changes (auth.rs).
+    crate::auth::spawn_login_listener(state.pool.clone(), state.tokens.clone());
     let local = listener.local_addr().context("reading the bound address")?;
     tracing::info!(%local, "gridmap listening");
     println!("gridmap listening on http://{local}");
+    let lifecycle = state.lifecycle.clone();
+    let drained = async move {
+        shutdown_signal().await;
+        lifecycle.start_draining();
+        tracing::info!(seconds = drain.as_secs_f64(), "draining: /readyz answers 503, requests are still served");
+        tokio::time::sleep(drain).await;
+        tracing::info!("drain over: no new connections; finishing in-flight requests");
+        lifecycle.stop();
+    };
     axum::serve(listener, app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(drained)
         .await
         .context("server error")?;
     tracing::info!("gridmap stopped cleanly");
@@ -152,5 +170,5 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
-    tracing::info!("shutdown requested: finishing in-flight requests");
+    tracing::info!("shutdown requested");
 }

@@ -4,7 +4,8 @@
 //!
 //! Query parameters of `…/items`: `limit` (default 10, larger than 1000 is clamped to 1000),
 //! `offset`, `bbox` (CRS84), `properties`, `filter`, `filter-lang`, `filter-crs` (CRS84 only),
-//! `datetime` (accepted and ignored: no collection has a temporal extent), `f=json`, and one
+//! `datetime` (an instant, date or interval with `..`; on `created_at` for reports, on
+//! `updated_at` elsewhere; malformed is a 400), `f=json`, and one
 //! equality filter per published property (`?code=LS-001`). Anything else is a 400 naming it.
 //! Features answers carry `Content-Crs` (always CRS84); one feature carries `self` and
 //! `collection` links beside its strong ETag.
@@ -281,7 +282,7 @@ fn parse_items_query(coll: &Collection, pairs: &[(String, String)]) -> ApiResult
             "filter" => filter = Some(value.clone()),
             "filter-lang" => lang = Some(value.clone()),
             "f" => check_format(Some(value))?,
-            "datetime" => {}
+            "datetime" => q.datetime = Some(features::parse_datetime(value)?),
             name => match coll.property(name) {
                 Some(p) => q.equals.push((p, value.clone())),
                 None => {
@@ -585,6 +586,8 @@ fn openapi(b: &str) -> Value {
             json!({"$ref": "#/components/parameters/bbox"}),
             json!({"$ref": "#/components/parameters/filter"}),
             json!({"$ref": "#/components/parameters/filter-lang"}),
+            json!({"name": "datetime", "in": "query", "required": false, "schema": {"type": "string"},
+                   "description": format!("RFC 3339 instant, date or interval (`..` open) on {}", coll.temporal_column())}),
             json!({"name": "properties", "in": "query", "required": false, "style": "form", "explode": false,
                    "schema": {"type": "array", "items": {"type": "string", "enum": coll.properties.iter().map(|p| p.name).collect::<Vec<_>>()}}}),
         ];

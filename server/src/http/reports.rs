@@ -13,10 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use futures::Stream;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
 
 use super::AppState;
@@ -704,7 +703,7 @@ pub async fn create_transition(
         lat: change.lat,
         created_at: None,
     });
-    state.reports.publish(change);
+    state.reports.feed.wrote(change.id);
     let view = workflow::get_report(&state.pool, id, Some(&actor))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no report {id}")))?;
@@ -792,15 +791,21 @@ pub struct StreamQuery {
 /// Live feed (Server-Sent Events, event `report`) of new and changed reports, for grid workers,
 /// planners and admins: intake (`created`), workflow steps (`transition`) and moves to another
 /// grid when grids are re-drawn by anyone (`reassign`, sent to the grid left and the grid
-/// entered). Without a filter a grid worker gets the grids they work.
-#[utoipa::path(get, path = "/api/reports/stream", tag = "reports", params(StreamQuery),
+/// entered) — made through any gridmap instance on the database. Without a filter a grid worker
+/// gets the grids they work. Each event's SSE `id` is its report history id: a client that
+/// reconnects (to this or another instance) with `Last-Event-ID` first gets, from the database,
+/// every change after that one, then the live ones — no gap, no duplicate (reports/feed.rs).
+#[utoipa::path(get, path = "/api/reports/stream", tag = "reports", params(StreamQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "The `id` of the last event received: the changes after it are sent first (an unknown or non-numeric id: live changes only)")),
     responses((status = 200, description = "text/event-stream of ReportChange", content_type = "text/event-stream", body = ReportChange),
         (status = 401, body = super::openapi::ErrorBody), (status = 403, body = super::openapi::ErrorBody)))]
 pub async fn stream(
     State(state): State<AppState>,
     auth: Auth,
+    headers: HeaderMap,
     Query(q): Query<StreamQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    use crate::reports::feed::{self, FeedEvent};
     let principal = auth.require(&[Role::GridWorker, Role::Planner, Role::Admin])?.clone();
     let bbox = q.bbox.as_deref().map(parse_bbox).transpose()?;
     let grids: Option<Vec<i64>> = match (q.grid, bbox) {
@@ -808,24 +813,76 @@ pub async fn stream(
         (None, None) if principal.role == Role::GridWorker => Some(principal.grid_ids.clone()),
         (None, _) => None,
     };
-    let receiver = state.reports.events.subscribe();
-    let events = BroadcastStream::new(receiver).filter_map(move |change| {
-        let change: ReportChange = change.ok()?;
-        if let Some(grids) = &grids
-            && !change.touches_any(grids)
-        {
-            return None;
+    // The follower runs in `serve`; a state built by hand (tests) starts it here.
+    feed::spawn(&state.pool, &state.reports, &state.tiles);
+    // EventSource sends back whatever id it last saw; an old instance's `report-version` ids
+    // (before an upgrade) or garbage mean "no position": live changes only, never an error
+    // (a browser stops reconnecting after one).
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|id| *id > 0);
+    let (receiver, mut delivered) = state.reports.feed.subscribe();
+    for _ in 0..500 {
+        if delivered.is_some() {
+            break;
         }
-        if let Some([a, b, c, d]) = bbox
-            && !(change.lon >= a && change.lon <= c && change.lat >= b && change.lat <= d)
-        {
-            return None;
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        delivered = state.reports.feed.subscribe().1;
+    }
+    // Without the follower's starting point there is no line between replay and live events:
+    // a stream opened anyway would drop every live event as "already replayed", silently. A
+    // 503 makes the client retry (with its Last-Event-ID) once the follower has read it.
+    let Some(until) = delivered else {
+        return Err(ApiError::Unavailable("the live feed is starting; retry in a few seconds".into()));
+    };
+    let from = match resume {
+        Some(id) => feed::position_of(&state.pool, id).await?,
+        None => None,
+    };
+    // Missed changes, read from the database page by page up to where live delivery starts.
+    let pool = state.pool.clone();
+    let replay = futures::stream::unfold(from, move |cursor| {
+        let pool = pool.clone();
+        async move {
+            let at = cursor?;
+            match feed::read_after(&pool, at, Some(until), 500).await {
+                Ok(page) => {
+                    let next = if page.full { page.last } else { None };
+                    Some((page.events, next))
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "live feed replay failed");
+                    None
+                }
+            }
         }
-        Some(Ok(Event::default()
-            .event("report")
-            .id(format!("{}-{}", change.id, change.version))
-            .json_data(&change)
-            .ok()?))
+    })
+    .flat_map(futures::stream::iter);
+    // A subscriber that falls behind the buffer ends its stream: it reconnects with its last
+    // id and gets the rest from the database, rather than silently missing changes.
+    let live = futures::stream::unfold(receiver, |mut receiver| async move {
+        match receiver.recv().await {
+            Ok(event) => Some((event, receiver)),
+            Err(_) => None,
+        }
+    });
+    // A client resuming from a change this instance has not delivered yet (it came from a
+    // faster instance) gets nothing twice either.
+    let floor = from.map_or(until, |from| from.max(until));
+    let live = live.filter(move |event: &FeedEvent| futures::future::ready(event.position > floor));
+    let stopped = state.lifecycle.stopped();
+    let events = replay.chain(live).take_until(stopped).filter_map(move |event: FeedEvent| {
+        let change = event.change;
+        let wanted = grids.as_ref().is_none_or(|grids| change.touches_any(grids))
+            && bbox.is_none_or(|[a, b, c, d]| change.lon >= a && change.lon <= c && change.lat >= b && change.lat <= d);
+        futures::future::ready(
+            wanted
+                .then(|| Event::default().event("report").id(change.event_id.to_string()).json_data(&change).ok())
+                .flatten()
+                .map(Ok),
+        )
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }

@@ -174,6 +174,11 @@ pub static REPORTS: Collection = Collection {
 pub static ALL: [&Collection; 4] = [&GRIDS, &BUILDINGS, &STATIONS, &REPORTS];
 
 impl Collection {
+    /// What `?datetime=` filters on: when a report was made; when anything else last changed.
+    pub fn temporal_column(&self) -> &'static str {
+        if self.kind == Kind::Reports { "created_at" } else { "updated_at" }
+    }
+
     /// Whether OGC API Part 4 writes are offered (reports are read-only here).
     pub fn editable(&self) -> bool {
         self.kind != Kind::Reports

@@ -21,6 +21,60 @@ pub struct ItemsQuery {
     /// `?properties=a,b`: which properties to return (None: all).
     pub properties: Option<Vec<&'static Property>>,
     pub filter: Option<cql2::Expr>,
+    /// `?datetime=`: on the collection's [`Collection::temporal_column`].
+    pub datetime: Option<Interval>,
+}
+
+type Utc = chrono::DateTime<chrono::Utc>;
+
+/// A `datetime` instant or interval: each bound is a time and whether it is included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval {
+    pub start: Option<(Utc, bool)>,
+    pub end: Option<(Utc, bool)>,
+}
+
+/// Part 1 §7.15.4: an RFC 3339 date-time or date, or an interval `start/end` where either side
+/// may be `..` or empty (open). A date stands for its whole (UTC) day, so `2026-12-05` and
+/// `../2026-12-05` include every moment of the 5th.
+pub fn parse_datetime(value: &str) -> Result<Interval> {
+    let bad = || {
+        Error::bad(format!(
+            "datetime: `{value}` is not an RFC 3339 date-time or date, or an interval start/end with `..` for an open side"
+        ))
+    };
+    let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().filter(|_| s.len() == 10);
+    let midnight = |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    let instant = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&chrono::Utc));
+    // (start of the span, end of the span, whether the end is included)
+    let span = |s: &str| -> Option<(Utc, Utc, bool)> {
+        if let Some(t) = instant(s) {
+            return Some((t, t, true));
+        }
+        let d = day(s)?;
+        Some((midnight(d)?, midnight(d.succ_opt()?)?, false))
+    };
+    let interval = match value.split_once('/') {
+        None => {
+            let (start, end, included) = span(value).ok_or_else(bad)?;
+            Interval { start: Some((start, true)), end: Some((end, included)) }
+        }
+        Some((a, b)) => {
+            let open = |s: &str| s.is_empty() || s == "..";
+            if open(a) && open(b) {
+                return Err(Error::bad("datetime: an interval needs at least one bound (`../..` matches everything)"));
+            }
+            let start = if open(a) { None } else { Some(span(a).ok_or_else(bad)?).map(|(s, _, _)| (s, true)) };
+            let end = if open(b) { None } else { Some(span(b).ok_or_else(bad)?).map(|(_, e, inc)| (e, inc)) };
+            if let (Some((s, _)), Some((e, _))) = (start, end)
+                && s > e
+            {
+                return Err(Error::bad(format!("datetime: the interval `{value}` ends before it starts")));
+            }
+            Interval { start, end }
+        }
+    };
+    Ok(interval)
 }
 
 /// One page: each feature is GeoJSON text.
@@ -75,6 +129,15 @@ fn push_where(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, q: &ItemsQ
             PropType::TextArray => {
                 qb.push_bind(value.clone()).push(" = any(").push(p.column).push(")");
             }
+        }
+    }
+    if let Some(Interval { start, end }) = q.datetime {
+        let column = coll.temporal_column();
+        if let Some((t, included)) = start {
+            qb.push(" and ").push(column).push(if included { " >= " } else { " > " }).push_bind(t);
+        }
+        if let Some((t, included)) = end {
+            qb.push(" and ").push(column).push(if included { " <= " } else { " < " }).push_bind(t);
         }
     }
     if let Some(filter) = &q.filter {
@@ -137,4 +200,26 @@ pub async fn extent(pool: &PgPool, coll: &Collection) -> Result<Option<[f64; 4]>
     );
     let row: Option<Vec<f64>> = sqlx::query_scalar(&sql).fetch_optional(pool).await?;
     Ok(row.and_then(|v| v.try_into().ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_datetime;
+
+    #[test]
+    fn datetime_takes_instants_dates_and_half_open_intervals_and_refuses_the_rest() {
+        let i = parse_datetime("2026-12-05T08:00:00+08:00").expect("instant");
+        assert_eq!(i.start, i.end);
+        assert_eq!(i.start.expect("start").0.to_rfc3339(), "2026-12-05T00:00:00+00:00");
+        let day = parse_datetime("2026-12-05").expect("date");
+        assert_eq!(day.end.map(|(t, inc)| (t.to_rfc3339(), inc)), Some(("2026-12-06T00:00:00+00:00".into(), false)));
+        let open = parse_datetime("../2026-12-05").expect("open start");
+        assert!(open.start.is_none() && open.end.is_some());
+        assert!(parse_datetime("2026-12-05T00:00:00Z/").expect("open end").end.is_none());
+        for bad in
+            ["yesterday", "2026-13-01", "2026-12-05/2026-12-01", "../..", "/", "2026-12-05T25:00:00Z", "20261205"]
+        {
+            assert!(parse_datetime(bad).is_err(), "{bad}");
+        }
+    }
 }

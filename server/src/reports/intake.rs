@@ -404,17 +404,7 @@ pub async fn submit(
         lat: report.lat,
         created_at: Some(now),
     });
-    reports.publish(super::ReportChange {
-        kind: "created",
-        id,
-        status: "submitted".into(),
-        category: report.category.code.clone(),
-        grid_id,
-        previous_grid_id: None,
-        lon: report.lon,
-        lat: report.lat,
-        version: 1,
-    });
+    reports.feed.wrote(id);
     Ok(Outcome::Created { id, grid_id, body })
 }
 

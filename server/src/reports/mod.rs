@@ -15,6 +15,7 @@
 //! verifier checks the spot (refusing it would push riders to fake a plausible accuracy instead).
 
 pub mod commit;
+pub mod feed;
 pub mod fringe;
 pub mod gcj02;
 pub mod index;
@@ -31,7 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use sqlx::PgPool;
-use tokio::sync::{OnceCell, broadcast};
+use tokio::sync::OnceCell;
 
 pub use index::{GridIndex, GridIndexHandle};
 
@@ -71,6 +72,10 @@ pub struct Category {
 pub struct ReportChange {
     /// `created`, `transition` or `reassign`.
     pub kind: &'static str,
+    /// The report history id of this change; also the event's SSE `id`, which a reconnecting
+    /// client sends back as `Last-Event-ID` (to any instance) to get what it missed.
+    pub event_id: i64,
+    /// The report id.
     pub id: i64,
     pub status: String,
     pub category: String,
@@ -79,7 +84,10 @@ pub struct ReportChange {
     pub previous_grid_id: Option<i64>,
     pub lon: f64,
     pub lat: f64,
+    /// The report's version after this change.
     pub version: i32,
+    /// When the change was made.
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl ReportChange {
@@ -93,7 +101,9 @@ impl ReportChange {
 #[derive(Debug, Clone)]
 pub struct Reports {
     pub index: Arc<GridIndexHandle>,
-    pub events: broadcast::Sender<ReportChange>,
+    /// The live feed, read from the report history (feed.rs), and the announcements of this
+    /// instance's report writes to the other instances.
+    pub feed: Arc<feed::Feed>,
     /// Open reports for the duplicate search (kept current by intake, transitions, NOTIFY).
     pub open: Arc<open_reports::OpenReports>,
     /// Intake's group committer: concurrent reports share one statement and one commit.
@@ -109,7 +119,7 @@ impl Default for Reports {
     fn default() -> Self {
         Self {
             index: Arc::new(GridIndexHandle::default()),
-            events: broadcast::channel(1024).0,
+            feed: Arc::new(feed::Feed::default()),
             open: Arc::new(open_reports::OpenReports::default()),
             commit: Arc::new(commit::GroupCommit::default()),
             resends: Arc::new(resends::Resends::default()),
@@ -145,17 +155,14 @@ impl Reports {
     pub fn assignments_in_sql(&self) -> u64 {
         self.assignments_in_sql.load(Ordering::Relaxed)
     }
-
-    /// Publish a change to live-feed subscribers (no subscribers is fine).
-    pub fn publish(&self, change: ReportChange) {
-        let _ = self.events.send(change);
-    }
 }
 
 /// Reload the grid index whenever any writer changes grids (`NOTIFY gridmap_grids_changed`
 /// from the grid triggers), so imports and plain SQL are picked up too; reload the open reports
 /// when another writer changed reports (`gridmap_tiles` with `table: report`), after every
-/// (re)connect and every [`open_reports::RELOAD_EVERY`]. Runs until the pool closes.
+/// (re)connect and every [`open_reports::RELOAD_EVERY`]; wake the live feed's follower when
+/// another instance or a grid re-draw wrote report history, and after every (re)connect.
+/// Runs until the pool closes.
 pub fn spawn_grid_listener(pool: PgPool, reports: Reports) {
     tokio::spawn(async move {
         loop {
@@ -172,7 +179,8 @@ pub fn spawn_grid_listener(pool: PgPool, reports: Reports) {
             };
             // gridmap_tiles carries report writes by anyone but this server's own sessions
             // (migration 0006): those change the open reports of the duplicate search.
-            let channels = ["gridmap_grids_changed", "gridmap_tiles", "gridmap_reports_reassigned"];
+            // gridmap_report_events and gridmap_reports_reassigned: history rows to read (feed.rs).
+            let channels = ["gridmap_grids_changed", "gridmap_tiles", "gridmap_reports_reassigned", feed::CHANNEL];
             if let Err(err) = listener.listen_all(channels).await {
                 tracing::warn!(%err, "LISTEN {channels:?} failed; retrying");
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
@@ -183,6 +191,7 @@ pub fn spawn_grid_listener(pool: PgPool, reports: Reports) {
                 tracing::warn!(%err, "grid index reload failed");
             }
             reload_open_reports(&pool, &reports).await;
+            reports.feed.wake();
             let mut periodic = tokio::time::interval(open_reports::RELOAD_EVERY);
             periodic.tick().await; // the first tick is immediate
             loop {
@@ -201,10 +210,10 @@ pub fn spawn_grid_listener(pool: PgPool, reports: Reports) {
                     }
                 };
                 // Coalesce a burst of notifications (one per statement) into one reload of each.
-                let (mut grids, mut open, mut moved) = (false, false, Vec::new());
+                let (mut grids, mut open, mut history) = (false, false, false);
                 let mut note = |n: &sqlx::postgres::PgNotification| match n.channel() {
                     "gridmap_grids_changed" => grids = true,
-                    "gridmap_reports_reassigned" => moved.extend(event_range(n.payload())),
+                    "gridmap_reports_reassigned" | feed::CHANNEL => history = true,
                     _ if is_report_payload(n.payload()) => open = true,
                     _ => {}
                 };
@@ -221,10 +230,8 @@ pub fn spawn_grid_listener(pool: PgPool, reports: Reports) {
                 if open {
                     reload_open_reports(&pool, &reports).await;
                 }
-                for (first, last) in moved {
-                    if let Err(err) = publish_reassigned(&pool, &reports, first, last).await {
-                        tracing::warn!(%err, first, last, "re-assigned reports not announced");
-                    }
+                if history {
+                    reports.feed.wake();
                 }
             }
         }
@@ -234,57 +241,6 @@ pub fn spawn_grid_listener(pool: PgPool, reports: Reports) {
 /// Whether a `gridmap_tiles` payload (`{"table": …, …}`) is about the report table.
 fn is_report_payload(payload: &str) -> bool {
     serde_json::from_str::<serde_json::Value>(payload).is_ok_and(|v| v["table"] == "report")
-}
-
-/// The history ids a `gridmap_reports_reassigned` payload (`{"first": …, "last": …}`) names.
-fn event_range(payload: &str) -> Option<(i64, i64)> {
-    let v: serde_json::Value = serde_json::from_str(payload).ok()?;
-    Some((v["first"].as_i64()?, v["last"].as_i64()?))
-}
-
-/// Announce the moves a grid change committed (migration 0011) on the live feed. The range may
-/// hold another transaction's moves, committed or not yet: invisible ones are announced by
-/// their own notification, visible ones may go out twice (SSE clients dedupe on `id-version`).
-async fn publish_reassigned(pool: &PgPool, reports: &Reports, first: i64, last: i64) -> Result<(), sqlx::Error> {
-    #[derive(sqlx::FromRow)]
-    struct Moved {
-        id: i64,
-        status: String,
-        category: String,
-        grid_id: Option<i64>,
-        previous_grid_id: Option<i64>,
-        lon: f64,
-        lat: f64,
-        version: i32,
-    }
-    let rows: Vec<Moved> = sqlx::query_as(
-        r"select r.id, r.status, r.category, e.grid_id,
-                 (select p.grid_id from report_event p
-                   where p.report_id = e.report_id and p.id < e.id and p.action in ('submit', 'reassign')
-                   order by p.id desc limit 1) as previous_grid_id,
-                 ST_X(r.geom) as lon, ST_Y(r.geom) as lat, r.version
-            from report_event e join report r on r.id = e.report_id
-           where e.id between $1 and $2 and e.action = 'reassign'
-           order by e.id",
-    )
-    .bind(first)
-    .bind(last)
-    .fetch_all(pool)
-    .await?;
-    for m in rows {
-        reports.publish(ReportChange {
-            kind: "reassign",
-            id: m.id,
-            status: m.status,
-            category: m.category,
-            grid_id: m.grid_id,
-            previous_grid_id: m.previous_grid_id,
-            lon: m.lon,
-            lat: m.lat,
-            version: m.version,
-        });
-    }
-    Ok(())
 }
 
 async fn reload_open_reports(pool: &PgPool, reports: &Reports) {

@@ -143,10 +143,11 @@ pub async fn transition(
         });
     }
     let cancellation = cancellation(&mut tx, id, to, request).await?;
-    let new_version = store(&mut tx, id, actor, &current, to, cancellation, note, photos).await?;
+    let (new_version, event_id) = store(&mut tx, id, actor, &current, to, cancellation, note, photos).await?;
     tx.commit().await?;
     let change = ReportChange {
         kind: "transition",
+        event_id,
         id,
         status: to.as_str().to_string(),
         category: current.category,
@@ -155,6 +156,7 @@ pub async fn transition(
         lon: current.lon,
         lat: current.lat,
         version: new_version,
+        at: None,
     };
     Ok((new_version, change))
 }
@@ -266,7 +268,7 @@ async fn cancellation<'a>(
 
 /// Write the step: the report row (timestamps, SLA deadline, counters), its history row, and
 /// the points it earns or reverses, and the feedback's photos (tied to its history row). Returns
-/// the new version.
+/// the new version and the history row's id (the live feed's event id).
 #[allow(clippy::too_many_arguments)]
 async fn store(
     conn: &mut PgConnection,
@@ -277,7 +279,7 @@ async fn store(
     cancellation: Cancellation<'_>,
     note: Option<&str>,
     photos: &[Photo],
-) -> Result<i32, sqlx::Error> {
+) -> Result<(i32, i64), sqlx::Error> {
     let new_version: i32 = sqlx::query_scalar(
         r"update report
              set status = $2, version = version + 1,
@@ -306,7 +308,7 @@ async fn store(
     let event_id: i64 = sqlx::query_scalar(
         r"insert into report_event (report_id, action, from_status, to_status, actor_id, actor, note, grid_id)
           values ($1, 'transition', $2, $3, $4, $5, $6, $7)
-       returning id",
+          returning id",
     )
     .bind(id)
     .bind(current.status.as_str())
@@ -332,7 +334,7 @@ async fn store(
     if matches!(cancellation.reason, Some("duplicate" | "invalid")) {
         points::reverse(conn, id).await?;
     }
-    Ok(new_version)
+    Ok((new_version, event_id))
 }
 
 /// One history row.

@@ -407,3 +407,59 @@ async fn one_feature_links_to_itself_and_its_collection_and_features_name_their_
     assert_eq!(link("self"), Some(json!(format!("http://grid.example.cn/ogc/collections/grids/items/{id}"))));
     assert_eq!(link("collection"), Some(json!("http://grid.example.cn/ogc/collections/grids")));
 }
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn datetime_filters_grids_by_last_change_and_refuses_malformed(pool: PgPool) {
+    seed::seed_demo(&pool, 1).await.expect("seed");
+    // Two grids edited on a known day, the rest long ago.
+    sqlx::query("alter table grid disable trigger user").execute(&pool).await.expect("triggers off");
+    sqlx::query("update grid set updated_at = '2020-01-01T00:00:00Z'").execute(&pool).await.expect("old");
+    sqlx::query("update grid set updated_at = '2026-12-05T10:00:00+08:00' where id in (select id from grid order by id limit 2)")
+        .execute(&pool)
+        .await
+        .expect("recent");
+    sqlx::query("alter table grid enable trigger user").execute(&pool).await.expect("triggers on");
+    let count = async |coll: &str, dt: &str| {
+        let r = matched(&pool, coll, &format!("datetime={}", enc(dt))).await;
+        assert_eq!(r.status, StatusCode::OK, "{dt}: {}", String::from_utf8_lossy(&r.body));
+        r.json()["numberMatched"].as_i64().expect("numberMatched")
+    };
+    assert_eq!(count("grids", "2026-12-05").await, 2, "a date is its whole UTC day");
+    assert_eq!(count("grids", "2026-12-05T02:00:00Z").await, 2, "an instant matches exactly");
+    assert_eq!(count("grids", "2026-12-01T00:00:00Z/..").await, 2);
+    assert_eq!(count("grids", "../2021-01-01").await, 265);
+    assert_eq!(count("grids", "2026-12-06/").await, 0);
+    for bad in ["yesterday", "2026-12-05/2026-12-01", "../..", "2026-02-30"] {
+        let r = matched(&pool, "grids", &format!("datetime={}", enc(bad))).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(String::from_utf8_lossy(&r.body).contains("datetime"), "{bad}");
+    }
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn datetime_filters_reports_by_when_they_were_made(pool: PgPool) {
+    crate::reports::small_city(&pool).await;
+    let rider = crate::reports::user(&pool, "rider-datetime", Role::Rider, &[]).await;
+    for (category, lon) in [("manhole_cover", 118.175), ("streetlight", 118.185)] {
+        let body = crate::reports::report_body(category, lon, 36.175);
+        let reply =
+            crate::reports::post_report(&pool, Some(&rider), Some(&uuid::Uuid::new_v4().to_string()), &body).await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+    }
+    // One report was made last year and changed today: the filter reads created_at, not updated_at.
+    sqlx::query("alter table report disable trigger user").execute(&pool).await.expect("triggers off");
+    sqlx::query("update report set created_at = '2025-06-01T12:00:00Z', updated_at = now() where id = (select min(id) from report)")
+        .execute(&pool)
+        .await
+        .expect("backdate");
+    sqlx::query("alter table report enable trigger user").execute(&pool).await.expect("triggers on");
+    let count = async |dt: &str| {
+        let r = matched(&pool, "reports", &format!("datetime={}", enc(dt))).await;
+        assert_eq!(r.status, StatusCode::OK, "{dt}: {}", String::from_utf8_lossy(&r.body));
+        r.json()["numberMatched"].as_i64().expect("numberMatched")
+    };
+    assert_eq!(count("../2025-12-31").await, 1);
+    assert_eq!(count("2025-06-01").await, 1);
+    assert_eq!(count("2026-01-01T00:00:00Z/..").await, 1);
+    assert_eq!(count("2025-01-01/2099-01-01").await, 2);
+}

@@ -116,7 +116,7 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     let accepted = send(&pool, accept).await;
     assert_eq!(accepted.status, StatusCode::OK, "{}", String::from_utf8_lossy(&accepted.body));
     // The worker takes report 1 to feedback with an "after" photo whose bytes carry a sentinel
-    // (in the image data, which stripping keeps): photos are never in a public answer.
+    // (in a JPEG comment, which stripping keeps): photos are never in a public answer.
     let mut version = accepted.json()["version"].as_i64().expect("version");
     for to in ["dispatched", "handling"] {
         let mut r = request(
@@ -130,9 +130,9 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         assert_eq!(reply.status, StatusCode::OK, "{to}: {}", String::from_utf8_lossy(&reply.body));
         version += 1;
     }
-    let mut photo = vec![0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02];
+    let mut photo = vec![0xFF, 0xD8, 0xFF, 0xFE, 0x00, 2 + PHOTO.len() as u8];
     photo.extend_from_slice(PHOTO.as_bytes());
-    photo.extend_from_slice(&[0xFF, 0xD9]);
+    photo.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x02, 0x11, 0x22, 0xFF, 0xD9]);
     let boundary = "privacy-boundary";
     let mut body = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"transition\"\r\n\r\n{{\"to\":\"feedback\"}}\r\n\

@@ -130,9 +130,11 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         assert_eq!(reply.status, StatusCode::OK, "{to}: {}", String::from_utf8_lossy(&reply.body));
         version += 1;
     }
-    let mut photo = vec![0xFF, 0xD8, 0xFF, 0xFE, 0x00, 2 + PHOTO.len() as u8];
+    // The sentinel rides in the entropy-coded scan (what a decoder needs, so stripping keeps it):
+    // a comment segment would be dropped by the metadata allow-list and prove nothing here.
+    let mut photo = vec![0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02];
     photo.extend_from_slice(PHOTO.as_bytes());
-    photo.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x02, 0x11, 0x22, 0xFF, 0xD9]);
+    photo.extend_from_slice(&[0xFF, 0xD9]);
     let boundary = "privacy-boundary";
     let mut body = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"transition\"\r\n\r\n{{\"to\":\"feedback\"}}\r\n\

@@ -700,9 +700,12 @@ fn every_media_type_has_a_schema(content: &Value) -> bool {
 /// What one operation fails to document: a 2xx body without a schema, a write without a
 /// request body, a path parameter not in `parameters`, a 4xx without the error schema.
 fn documentation_gaps(method: &str, path: &str, op: &Value) -> Vec<String> {
-    // The writes that take no body: logout acts on the bearer token, revoke-tokens on the path.
-    const BODYLESS: [(&str, &str); 2] =
-        [("post", "/api/auth/logout"), ("post", "/api/admin/accounts/{id}/revoke-tokens")];
+    // The writes that take no body: logout acts on the bearer token, the revocations on the path.
+    const BODYLESS: [(&str, &str); 3] = [
+        ("post", "/api/auth/logout"),
+        ("post", "/api/admin/accounts/{id}/revoke-tokens"),
+        ("post", "/api/admin/api-keys/{id}/revoke"),
+    ];
     let mut gaps = Vec::new();
     let responses = op["responses"].as_object().cloned().unwrap_or_default();
     for (status, response) in &responses {

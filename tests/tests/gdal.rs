@@ -114,7 +114,7 @@ async fn gdal_sends_a_where_clause_to_the_server_as_a_filter_and_copies_all_buil
         .collect();
     assert!(!filtered.is_empty(), "GDAL sent no filter to the server: {requests:#?}");
     assert!(
-        filtered.iter().all(|r| r.contains("filter=code%20%3D%20%27NM-001%27") && r.contains("filter-lang=cql-text")),
+        filtered.iter().all(|r| r.contains("filter=code%20%3D%20'NM-001'") && r.contains("filter-lang=cql-text")),
         "{filtered:#?}"
     );
     assert_eq!(text.matches("OGRFeature(grids):").count(), 1, "{text}");
@@ -123,18 +123,16 @@ async fn gdal_sends_a_where_clause_to_the_server_as_a_filter_and_copies_all_buil
     // Every demo building, copied to a GeoPackage. GDAL 3.6 asks `limit=10` unless told a page
     // size (it does not read the maximum the API document declares; GDAL 3.8 does): 1,000 per
     // page, the server's maximum, keeps the copy to a few requests instead of ~1,400.
-    let expected: i64 = sqlx::query_scalar("select count(*) from building")
-        .fetch_one(&db.pool().await)
-        .await
-        .expect("count buildings");
+    let expected: i64 =
+        sqlx::query_scalar("select count(*) from building").fetch_one(&db.pool().await).await.expect("count buildings");
     assert!(expected > 10_000, "the demo city has {expected} buildings");
     let gpkg = std::env::temp_dir().join(format!("gridmap-{}.gpkg", uuid::Uuid::new_v4()));
-    let (_, requests) = run_counting_requests(
-        Command::new("ogr2ogr")
-            .args(["-f", "GPKG"])
-            .arg(&gpkg)
-            .args([source.as_str(), "buildings", "-oo", "PAGE_SIZE=1000"]),
-    );
+    let (_, requests) = run_counting_requests(Command::new("ogr2ogr").args(["-f", "GPKG"]).arg(&gpkg).args([
+        source.as_str(),
+        "buildings",
+        "-oo",
+        "PAGE_SIZE=1000",
+    ]));
     let copied = run(Command::new("ogrinfo").args(["-ro", "-so"]).arg(&gpkg).arg("buildings"));
     let _ = std::fs::remove_file(&gpkg);
     assert!(copied.contains(&format!("Feature Count: {expected}")), "{copied}");

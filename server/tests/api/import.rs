@@ -137,18 +137,21 @@ async fn all_liechtenstein_osm_buildings_import(pool: PgPool) {
 }
 
 fn building(properties: Value, geometry: Value) -> Value {
-    json!({"type": "Feature", "properties": properties, "geometry": geometry})
+    let mut feature = serde_json::Map::new();
+    feature.insert("type".into(), "Feature".into());
+    feature.insert("properties".into(), properties);
+    feature.insert("geometry".into(), geometry);
+    Value::Object(feature)
 }
 
 async fn households_and_changes(pool: &PgPool) -> (i64, i64, Vec<(i32, String)>) {
     let households: i64 =
         sqlx::query_scalar("select coalesce(sum(households), 0)::bigint from grid").fetch_one(pool).await.expect("sum");
-    let max_change: i64 = sqlx::query_scalar(
-        "select coalesce(max(extract(epoch from updated_at) * 1000000), 0)::bigint from building",
-    )
-    .fetch_one(pool)
-    .await
-    .expect("updated_at");
+    let max_change: i64 =
+        sqlx::query_scalar("select coalesce(max(extract(epoch from updated_at) * 1000000), 0)::bigint from building")
+            .fetch_one(pool)
+            .await
+            .expect("updated_at");
     let rows = sqlx::query_as("select households, coalesce(external_id, '') from building order by external_id")
         .fetch_all(pool)
         .await
@@ -162,8 +165,10 @@ async fn reimporting_the_same_buildings_changes_nothing_and_a_changed_file_updat
     import_geojson(&pool, &grids, &options(ImportTarget::Grids, false)).await.expect("grid");
     let file = |levels: &str| {
         collection(&[
-            building(json!({"osm_type": "way", "osm_id": 7, "building": "apartments", "households": 24, "building:levels": levels}),
-                     square(118.151, 36.171, 0.0003)),
+            building(
+                json!({"osm_type": "way", "osm_id": 7, "building": "apartments", "households": 24, "building:levels": levels}),
+                square(118.151, 36.171, 0.0003),
+            ),
             building(json!({"osm_type": "relation", "osm_id": 7, "households": 12}), square(118.152, 36.172, 0.0003)),
             building(json!({"osm_way_id": 8, "households": 6}), square(118.153, 36.173, 0.0003)),
         ])
@@ -211,7 +216,8 @@ async fn an_id_property_names_the_external_id_and_a_repeated_id_is_refused(pool:
     import_geojson(&pool, &station("驿站"), &options(ImportTarget::Stations, false)).await.expect("station");
     let again = import_geojson(&pool, &station("驿站"), &options(ImportTarget::Stations, false)).await.expect("again");
     assert_eq!((again.inserted, again.updated, again.unchanged), (0, 0, 1));
-    let renamed = import_geojson(&pool, &station("新驿站"), &options(ImportTarget::Stations, false)).await.expect("renamed");
+    let renamed =
+        import_geojson(&pool, &station("新驿站"), &options(ImportTarget::Stations, false)).await.expect("renamed");
     assert_eq!(renamed.updated, 1);
     assert_eq!(count(&pool, "station").await, 1);
 }

@@ -46,6 +46,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 allow_outside_county: args.allow_outside_county,
                 source: args.source,
                 id_property: args.id_property,
+                strict: args.strict,
             };
             let report = import::import_geojson(&pool, &bytes, &options).await?;
             println!("{report}");

@@ -154,6 +154,10 @@ pub struct ImportArgs {
     /// updates the row it stored before (default: `external_id`, else the OSM id).
     #[arg(long, value_name = "NAME")]
     pub id_property: Option<String>,
+    /// All or nothing for buildings and stations too: the first feature that would be repaired,
+    /// skipped or read leniently rejects the whole file (grids always are all or nothing).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// One role type for the CLI, the database and the API (see `auth::Role`).

@@ -1,27 +1,44 @@
-//! `gridmap import grids|buildings|stations FILE.geojson`: a GeoJSON FeatureCollection loaded in
-//! one transaction. Any bad feature rejects the whole file with its index and the reason, and
-//! nothing is stored. Property mapping (also in docs/import.md):
+//! `gridmap import grids|buildings|stations FILE`: features loaded in one transaction, a chunk
+//! of [`CHUNK`] features at a time. Property mapping (also in docs/import.md):
 //!
 //! - grids: `code` (required, e.g. `LS-001`; an existing code is updated), `name` (required),
 //!   `community` (optional: an existing community's code or name).
-//! - buildings: `floors` (or OSM `building:levels`), `units`, `households` (default 0), `use`
-//!   (residential|commercial|mixed|public|industrial|other; OSM `building` values are mapped),
-//!   `name`, `external_id` (or the OSM id), `leader_name`, `leader_phone` (private).
+//! - buildings: `floors` (or OSM `building:levels`), `units`, `households` (or OSM
+//!   `building:flats`; default 0), `use` (residential|commercial|mixed|public|industrial|other;
+//!   OSM `building` values are mapped), `name`, `external_id` (or the OSM id), `leader_name`,
+//!   `leader_phone` (private).
 //! - stations: `name` (required), `address`, `opening_hours`, `services` (array of known codes),
 //!   `host_org`, `phone`, `external_id` (or the OSM id).
 //!
 //! Buildings and stations with an external id (`--id-property NAME` picks the property) are
 //! upserted by it, as grids are by code: a re-import of an unchanged file changes no row.
+//!
+//! Grids are all or nothing: a grid left out is a hole in the county's partition. Buildings and
+//! stations — mostly OpenStreetMap data, drawn and tagged by hand — are imported leniently
+//! unless `--strict`: a geometry PostGIS finds invalid is repaired (`ST_MakeValid`, its polygonal
+//! parts kept, slivers under [`SLIVER_M2`] dropped), a free-text number (`"3.5"`, `""`) is
+//! rounded or left empty with a warning, and a feature that cannot be used is skipped with its
+//! reason. The report names each repaired, skipped and warned-about feature by index.
 
-use std::collections::HashSet;
-use std::fmt;
+use std::collections::HashMap;
+use std::fmt::{self, Write as _};
+use std::ops::RangeInclusive;
 
-use geojson::Feature;
+use geojson::{Feature, Geometry, GeometryValue};
 use serde_json::{Map, Value};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::config::ImportTarget;
 use crate::geo_input::{self, Expected};
+
+/// Features per statement: bounds each statement's parameter arrays, its trigger work and the
+/// memory a streamed file needs.
+const CHUNK: usize = 5_000;
+/// A polygon part smaller than this (m², on the ellipsoid) left by a repair is a sliver — the
+/// sliver of a self-intersection, a spike — and is dropped. A valid geometry is never trimmed.
+pub const SLIVER_M2: f64 = 1.0;
+/// Notes kept per kind for the summary; the rest are counted.
+const MAX_NOTES: usize = 10_000;
 
 pub struct ImportOptions {
     pub target: ImportTarget,
@@ -30,35 +47,101 @@ pub struct ImportOptions {
     /// The property that holds each feature's external id (buildings, stations); `None`:
     /// `external_id`, else the OSM id.
     pub id_property: Option<String>,
+    /// All or nothing for buildings and stations too: the first feature that would be
+    /// repaired, skipped or read leniently rejects the file (grids always are).
+    pub strict: bool,
 }
 
 impl ImportOptions {
-    /// Defaults of the command line: inside the county, ids from `external_id` or OSM.
+    /// Defaults of the command line: inside the county, ids from `external_id` or OSM, lenient.
     pub fn new(target: ImportTarget, source: impl Into<String>) -> Self {
-        Self { target, allow_outside_county: false, source: source.into(), id_property: None }
+        Self { target, allow_outside_county: false, source: source.into(), id_property: None, strict: false }
+    }
+
+    fn lenient(&self) -> bool {
+        !self.strict && self.target != ImportTarget::Grids
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
+/// Features of one kind (repaired, skipped, warned about), by index in the file.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Notes {
+    pub count: u64,
+    /// The first [`MAX_NOTES`]: (feature index, what happened).
+    pub list: Vec<(usize, String)>,
+}
+
+impl Notes {
+    fn push(&mut self, index: usize, text: String) {
+        self.count += 1;
+        if self.list.len() < MAX_NOTES {
+            self.list.push((index, text));
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportReport {
     pub target: &'static str,
     pub inserted: u64,
     pub updated: u64,
     /// Features whose row already held exactly these values: not written at all.
     pub unchanged: u64,
+    /// Stored after a repair of their geometry.
+    pub repaired: Notes,
+    /// Not stored, with the reason.
+    pub skipped: Notes,
+    /// Stored with a value read leniently (a free-text number rounded or left empty).
+    pub warnings: Notes,
+}
+
+impl ImportReport {
+    fn new(target: ImportTarget) -> Self {
+        let target = match target {
+            ImportTarget::Grids => "grids",
+            ImportTarget::Buildings => "buildings",
+            ImportTarget::Stations => "stations",
+        };
+        Self {
+            target,
+            inserted: 0,
+            updated: 0,
+            unchanged: 0,
+            repaired: Notes::default(),
+            skipped: Notes::default(),
+            warnings: Notes::default(),
+        }
+    }
+
+    /// Features stored (new, updated or already stored unchanged).
+    pub fn imported(&self) -> u64 {
+        self.inserted + self.updated + self.unchanged
+    }
 }
 
 impl fmt::Display for ImportReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "imported {} {} ({} new, {} updated, {} unchanged)",
-            self.inserted + self.updated + self.unchanged,
+            "imported {} {} ({} new, {} updated, {} unchanged); {} repaired, {} skipped, {} warnings",
+            self.imported(),
             self.target,
             self.inserted,
             self.updated,
-            self.unchanged
-        )
+            self.unchanged,
+            self.repaired.count,
+            self.skipped.count,
+            self.warnings.count
+        )?;
+        for (kind, notes) in [("repaired", &self.repaired), ("skipped", &self.skipped), ("warning", &self.warnings)] {
+            for (index, text) in &notes.list {
+                write!(f, "\n  feature {index}: {kind}: {text}")?;
+            }
+            if notes.count > notes.list.len() as u64 {
+                write!(f, "\n  … and {} more {kind}", notes.count - notes.list.len() as u64)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -68,6 +151,8 @@ pub enum ImportError {
     NotACollection(String),
     #[error("feature {index}: {reason}; nothing was imported")]
     Feature { index: usize, reason: String },
+    #[error("none of the features could be imported; nothing was stored. {0}")]
+    NothingImported(Box<ImportReport>),
     #[error("the database refused the import: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -76,232 +161,470 @@ fn bad(index: usize, reason: impl Into<String>) -> ImportError {
     ImportError::Feature { index, reason: reason.into() }
 }
 
-/// Parse, check and store a FeatureCollection; all or nothing.
+/// Parse, check and store a FeatureCollection (see the module header for what is lenient).
 pub async fn import_geojson(pool: &PgPool, bytes: &[u8], options: &ImportOptions) -> Result<ImportReport, ImportError> {
-    let features = parse_collection(bytes)?;
-    let expected = match options.target {
-        ImportTarget::Stations => Expected::Point,
-        ImportTarget::Grids | ImportTarget::Buildings => Expected::Polygonal,
-    };
-    let counties = geo_input::county_boxes(pool).await?;
-    let mut geometries = Vec::with_capacity(features.len());
-    for (index, feature) in features.iter().enumerate() {
-        let bbox = geo_input::check(feature.geometry.as_ref(), expected).map_err(|e| bad(index, e.to_string()))?;
-        if !options.allow_outside_county && !geo_input::inside_any_county(bbox, &counties) {
-            return Err(bad(
-                index,
-                format!(
-                    "{} (use --allow-outside-county for data from elsewhere)",
-                    geo_input::GeometryError::OutsideCounty(bbox)
-                ),
-            ));
+    let items = parse_items(bytes)?;
+    import_features(pool, Source::Items(items.into_iter()), options).await
+}
+
+/// Where features come from, one at a time.
+enum Source {
+    /// The `features` of a FeatureCollection read whole.
+    Items(std::vec::IntoIter<Value>),
+}
+
+impl Source {
+    /// The next feature as JSON, or why it could not be read.
+    fn next(&mut self) -> Option<Result<Value, String>> {
+        match self {
+            Self::Items(items) => items.next().map(Ok),
         }
-        geometries.push(serde_json::to_string(&feature.geometry).expect("a parsed geometry serialises"));
     }
+}
+
+async fn import_features(
+    pool: &PgPool,
+    mut source: Source,
+    options: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
+    let mut importer = Importer {
+        options,
+        counties: geo_input::county_boxes(pool).await?,
+        report: ImportReport::new(options.target),
+        seen: HashMap::new(),
+        pending: Vec::new(),
+    };
     let mut tx = pool.begin().await?;
     sqlx::query("select set_config('gridmap.actor', 'import', true), set_config('gridmap.reason', $1, true)")
         .bind(format!("gridmap import ({})", options.source))
         .execute(&mut *tx)
         .await?;
-    check_validity(&mut tx, &geometries).await?;
-    let report = match options.target {
-        ImportTarget::Grids => import_grids(&mut tx, &features, &geometries, &options.source).await?,
-        ImportTarget::Buildings => import_buildings(&mut tx, &features, &geometries, options).await?,
-        ImportTarget::Stations => import_stations(&mut tx, &features, &geometries, options).await?,
-    };
+    let mut index = 0;
+    while let Some(item) = source.next() {
+        importer.accept(index, item)?;
+        index += 1;
+        if importer.pending.len() >= CHUNK {
+            importer.flush(&mut tx).await?;
+        }
+    }
+    importer.flush(&mut tx).await?;
+    let mut report = importer.report;
+    // Skips found in PostGIS come after those found here within a chunk: report in file order.
+    for notes in [&mut report.repaired, &mut report.skipped, &mut report.warnings] {
+        notes.list.sort_by_key(|(index, _)| *index);
+    }
+    if report.imported() == 0 {
+        return Err(ImportError::NothingImported(Box::new(report)));
+    }
     tx.commit().await?;
     Ok(report)
 }
 
-/// Each feature is parsed on its own so that an error can name its index.
-pub(crate) fn parse_collection(bytes: &[u8]) -> Result<Vec<Feature>, ImportError> {
+/// The `features` array of a FeatureCollection, each item still JSON (so that one bad feature
+/// is named by its index, and skipped or refused on its own).
+fn parse_items(bytes: &[u8]) -> Result<Vec<Value>, ImportError> {
     let root: Value =
         serde_json::from_slice(bytes).map_err(|e| ImportError::NotACollection(format!("invalid JSON: {e}")))?;
     if root.get("type").and_then(Value::as_str) != Some("FeatureCollection") {
         return Err(ImportError::NotACollection("top-level `type` must be \"FeatureCollection\"".into()));
     }
-    let Some(Value::Array(items)) = root.get("features") else {
+    let Value::Object(mut root) = root else { unreachable!("an object has a `type`") };
+    let Some(Value::Array(items)) = root.remove("features") else {
         return Err(ImportError::NotACollection("`features` must be an array".into()));
     };
     if items.is_empty() {
         return Err(ImportError::NotACollection("`features` is empty".into()));
     }
-    items
-        .iter()
+    Ok(items)
+}
+
+/// Each feature is parsed on its own so that an error can name its index.
+pub(crate) fn parse_collection(bytes: &[u8]) -> Result<Vec<Feature>, ImportError> {
+    parse_items(bytes)?
+        .into_iter()
         .enumerate()
-        .map(|(index, item)| {
-            if item.get("type").and_then(Value::as_str) != Some("Feature") {
-                return Err(bad(index, "`type` must be \"Feature\""));
-            }
-            serde_json::from_value::<Feature>(item.clone())
-                .map_err(|e| bad(index, format!("not a valid GeoJSON feature: {e}")))
-        })
+        .map(|(index, item)| parse_feature(item).map_err(|reason| bad(index, reason)))
         .collect()
 }
 
-/// PostGIS decides validity (self-intersections, ring orientation problems, spikes).
-async fn check_validity(tx: &mut Transaction<'_, Postgres>, geometries: &[String]) -> Result<(), ImportError> {
-    let invalid: Option<(i64, String)> = sqlx::query_as(
-        r"select (t.idx - 1)::bigint, ST_IsValidReason(g.geom)
-            from unnest($1::text[]) with ordinality as t(gj, idx)
-            cross join lateral (select ST_GeomFromGeoJSON(t.gj) as geom) g
-           where ST_IsEmpty(g.geom) or not ST_IsValid(g.geom)
-           order by t.idx limit 1",
-    )
-    .bind(geometries)
-    .fetch_optional(&mut **tx)
-    .await?;
-    match invalid {
-        Some((index, reason)) => Err(bad(index as usize, format!("invalid geometry: {reason}"))),
-        None => Ok(()),
+fn parse_feature(item: Value) -> Result<Feature, String> {
+    if item.get("type").and_then(Value::as_str) != Some("Feature") {
+        return Err("`type` must be \"Feature\"".into());
     }
+    serde_json::from_value::<Feature>(item).map_err(|e| format!("not a valid GeoJSON feature: {e}"))
 }
 
-fn props(feature: &Feature) -> Map<String, Value> {
-    feature.properties.clone().unwrap_or_default()
-}
-
-/// A text property; numbers are accepted and rendered (OSM ids, numeric codes).
-fn text(p: &Map<String, Value>, index: usize, keys: &[&str]) -> Result<Option<String>, ImportError> {
-    for key in keys {
-        match p.get(*key) {
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) if s.trim().is_empty() => {}
-            Some(Value::String(s)) => {
-                if s.chars().count() > 500 {
-                    return Err(bad(index, format!("property `{key}` is longer than 500 characters")));
-                }
-                return Ok(Some(s.trim().to_string()));
-            }
-            Some(Value::Number(n)) => return Ok(Some(n.to_string())),
-            Some(_) => return Err(bad(index, format!("property `{key}` must be a string"))),
-        }
-    }
-    Ok(None)
-}
-
-fn required_text(p: &Map<String, Value>, index: usize, key: &str) -> Result<String, ImportError> {
-    text(p, index, &[key])?.ok_or_else(|| bad(index, format!("required property `{key}` is missing")))
-}
-
-/// An integer property within a range; OSM stores numbers as strings ("3"), which we accept.
-fn int(
-    p: &Map<String, Value>,
+/// A feature that passed the checks made without the database, waiting for its chunk.
+struct Pending {
     index: usize,
-    keys: &[&str],
-    range: std::ops::RangeInclusive<i64>,
-) -> Result<Option<i32>, ImportError> {
-    for key in keys {
-        let value = match p.get(*key) {
-            None | Some(Value::Null) => continue,
-            Some(Value::Number(n)) => n.as_i64(),
-            Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
-            Some(_) => None,
-        };
-        return match value {
-            Some(v) if range.contains(&v) => Ok(Some(v as i32)),
-            _ => Err(bad(index, format!("property `{key}` must be an integer in {}..={}", range.start(), range.end()))),
-        };
-    }
-    Ok(None)
+    /// GeoJSON of the geometry to store (replaced by the repaired one after the chunk's check).
+    geometry: String,
+    /// Set when the geometry was already changed here (the polygons of a `GeometryCollection`).
+    repaired: Option<String>,
+    warnings: Vec<String>,
+    row: Row,
 }
 
-async fn import_grids(
-    tx: &mut Transaction<'_, Postgres>,
-    features: &[Feature],
-    geometries: &[String],
-    source: &str,
-) -> Result<ImportReport, ImportError> {
-    let code_pattern = |c: &str| {
-        (2..=32).contains(&c.len())
-            && c.chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '-')
-            && !c.starts_with('-')
-    };
-    let mut seen = HashSet::new();
-    let (mut codes, mut names, mut communities) = (Vec::new(), Vec::new(), Vec::new());
-    for (index, feature) in features.iter().enumerate() {
-        let p = props(feature);
-        let code = required_text(&p, index, "code")?;
-        if !code_pattern(&code) {
-            return Err(bad(index, format!("property `code` {code:?} must be 2–32 of A–Z, 0–9 and -")));
+enum Row {
+    Grid { code: String, name: String, community: Option<String> },
+    Building(BuildingRow),
+    Station(StationRow),
+}
+
+struct BuildingRow {
+    floors: Option<i32>,
+    units: Option<i32>,
+    households: i32,
+    use_: String,
+    name: Option<String>,
+    external_id: Option<String>,
+    leader_name: Option<String>,
+    leader_phone: Option<String>,
+}
+
+struct StationRow {
+    name: String,
+    address: String,
+    opening_hours: String,
+    /// JSON text: Postgres arrays of arrays must be rectangular.
+    services: String,
+    host_org: String,
+    phone: String,
+    external_id: Option<String>,
+}
+
+struct Importer<'o> {
+    options: &'o ImportOptions,
+    counties: Vec<[f64; 4]>,
+    report: ImportReport,
+    /// Grid codes or external ids met so far → the feature that had it first.
+    seen: HashMap<String, usize>,
+    pending: Vec<Pending>,
+}
+
+impl Importer<'_> {
+    /// A feature that cannot be stored: skipped with its reason, or (strict) the end.
+    fn refuse(&mut self, index: usize, reason: String) -> Result<(), ImportError> {
+        if self.options.lenient() {
+            self.report.skipped.push(index, reason);
+            Ok(())
+        } else {
+            Err(bad(index, reason))
         }
-        if !seen.insert(code.clone()) {
-            return Err(bad(index, format!("grid code {code} appears twice in the file")));
+    }
+
+    fn accept(&mut self, index: usize, item: Result<Value, String>) -> Result<(), ImportError> {
+        match self.prepare(index, item) {
+            Ok(pending) => {
+                self.pending.push(pending);
+                Ok(())
+            }
+            Err(reason) => self.refuse(index, reason),
         }
-        let community = match text(&p, index, &["community"])? {
-            None => None,
-            Some(c) => {
-                let id: Option<i64> =
-                    sqlx::query_scalar("select id from community where code = $1 or name = $1 order by id limit 1")
-                        .bind(&c)
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                Some(id.ok_or_else(|| bad(index, format!("unknown community {c:?}")))?)
+    }
+
+    /// Everything that can be checked without the database.
+    fn prepare(&mut self, index: usize, item: Result<Value, String>) -> Result<Pending, String> {
+        let feature = parse_feature(item?)?;
+        let (geometry, repaired) = self.geometry(feature.geometry)?;
+        let p = feature.properties.unwrap_or_default();
+        let mut props = Props { p: &p, lenient: self.options.lenient(), warnings: Vec::new() };
+        let (row, key) = match self.options.target {
+            ImportTarget::Grids => {
+                let code = props.required_text("code")?;
+                if !grid_code_ok(&code) {
+                    return Err(format!("property `code` {code:?} must be 2–32 of A–Z, 0–9 and -"));
+                }
+                let row = Row::Grid {
+                    code: code.clone(),
+                    name: props.required_text("name")?,
+                    community: props.text(&["community"])?,
+                };
+                (row, Some(code))
+            }
+            ImportTarget::Buildings => {
+                let row = building_row(&mut props, self.options.id_property.as_deref())?;
+                let key = row.external_id.clone();
+                (Row::Building(row), key)
+            }
+            ImportTarget::Stations => {
+                let row = station_row(&mut props, self.options.id_property.as_deref())?;
+                let key = row.external_id.clone();
+                (Row::Station(row), key)
             }
         };
-        codes.push(code);
-        names.push(required_text(&p, index, "name")?);
-        communities.push(community);
+        if let Some(key) = key {
+            // The upsert would touch one row twice, and the file is ambiguous about which wins.
+            if let Some(first) = self.seen.get(&key) {
+                return Err(match self.options.target {
+                    ImportTarget::Grids => {
+                        format!("grid code {key} appears twice in the file (first at feature {first})")
+                    }
+                    _ => format!("external id {key:?} appears twice in the file (first at feature {first})"),
+                });
+            }
+            self.seen.insert(key, index);
+        }
+        Ok(Pending { index, geometry, repaired, warnings: props.warnings, row })
     }
-    let rows: Vec<bool> = sqlx::query_scalar(
-        r"insert into grid (code, name, community_id, geom, source)
-          select t.code, t.name, t.community, ST_Multi(ST_GeomFromGeoJSON(t.gj)), $5
-            from unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) as t(code, name, community, gj)
-          on conflict on constraint grid_code_key do update
-             set name = excluded.name, community_id = excluded.community_id, geom = excluded.geom
-          returning (xmax = 0)",
-    )
-    .bind(&codes)
-    .bind(&names)
-    .bind(&communities)
-    .bind(geometries)
-    .bind(source)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(counted("grids", &rows, rows.len()))
+
+    /// The geometry checks made here (type, coordinates, rings, size, county); the polygons of a
+    /// `GeometryCollection` (what `ogr2ogr -makevalid` can leave) are kept when lenient.
+    fn geometry(&self, geometry: Option<Geometry>) -> Result<(String, Option<String>), String> {
+        let expected = match self.options.target {
+            ImportTarget::Stations => Expected::Point,
+            ImportTarget::Grids | ImportTarget::Buildings => Expected::Polygonal,
+        };
+        let (geometry, repaired) = match geometry {
+            Some(g) if self.options.lenient() && expected == Expected::Polygonal => {
+                let (g, note) = polygonal_parts(g)?;
+                (Some(g), note)
+            }
+            other => (other, None),
+        };
+        let bbox = geo_input::check(geometry.as_ref(), expected).map_err(|e| e.to_string())?;
+        if !self.options.allow_outside_county && !geo_input::inside_any_county(bbox, &self.counties) {
+            return Err(format!(
+                "{} (use --allow-outside-county for data from elsewhere)",
+                geo_input::GeometryError::OutsideCounty(bbox)
+            ));
+        }
+        Ok((serde_json::to_string(&geometry).expect("a parsed geometry serialises"), repaired))
+    }
+
+    /// Checks the chunk's geometries in PostGIS (repairing when lenient) and stores the chunk.
+    async fn flush(&mut self, tx: &mut Transaction<'_, Postgres>) -> Result<(), ImportError> {
+        let mut pending = std::mem::take(&mut self.pending);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if self.options.target != ImportTarget::Stations {
+            pending = self.repair(tx, pending).await?;
+        }
+        for p in &mut pending {
+            if let Some(note) = p.repaired.take() {
+                self.report.repaired.push(p.index, note);
+            }
+            for warning in std::mem::take(&mut p.warnings) {
+                self.report.warnings.push(p.index, warning);
+            }
+        }
+        let written = match self.options.target {
+            ImportTarget::Grids => upsert_grids(tx, &pending, &self.options.source).await?,
+            ImportTarget::Buildings => upsert_buildings(tx, &pending, &self.options.source).await?,
+            ImportTarget::Stations => upsert_stations(tx, &pending, &self.options.source).await?,
+        };
+        let inserted = written.iter().filter(|&&new| new).count() as u64;
+        self.report.inserted += inserted;
+        self.report.updated += written.len() as u64 - inserted;
+        self.report.unchanged += (pending.len() - written.len()) as u64;
+        Ok(())
+    }
+
+    /// PostGIS decides validity (self-intersections, ring orientation problems, spikes). Strict:
+    /// the first invalid geometry rejects the file. Lenient: `ST_MakeValid`, then the polygonal
+    /// parts of at least [`SLIVER_M2`] are kept; nothing left → skipped.
+    async fn repair(
+        &mut self,
+        tx: &mut Transaction<'_, Postgres>,
+        pending: Vec<Pending>,
+    ) -> Result<Vec<Pending>, ImportError> {
+        let geometries: Vec<&str> = pending.iter().map(|p| p.geometry.as_str()).collect();
+        let checked: Vec<Checked> = sqlx::query_as(
+            r"select (t.idx - 1)::bigint, v.reason, r.parts, r.slivers, ST_AsGeoJSON(r.fixed, 15)
+                from unnest($1::text[]) with ordinality as t(gj, idx)
+                cross join lateral (select ST_GeomFromGeoJSON(t.gj) as geom) g
+                cross join lateral (select case when ST_IsEmpty(g.geom) then 'empty'
+                                                when not ST_IsValid(g.geom) then ST_IsValidReason(g.geom) end as reason) v
+                left join lateral (
+                     select count(*) as parts,
+                            count(*) filter (where ST_Area(d.geom::geography) < $2) as slivers,
+                            ST_Multi(ST_Collect(d.geom) filter (where ST_Area(d.geom::geography) >= $2)) as fixed
+                       from ST_Dump(ST_CollectionExtract(ST_MakeValid(g.geom), 3)) d
+                ) r on $3 and v.reason is not null
+               where v.reason is not null
+               order by t.idx",
+        )
+        .bind(&geometries)
+        .bind(SLIVER_M2)
+        .bind(self.options.lenient())
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut fixes: HashMap<usize, (String, Option<String>, i64, i64)> = HashMap::new();
+        for (position, reason, parts, slivers, fixed) in checked {
+            let position = position as usize;
+            let index = pending[position].index;
+            let reason = reason.unwrap_or_default();
+            if !self.options.lenient() {
+                return Err(bad(index, format!("invalid geometry: {reason}")));
+            }
+            fixes.insert(position, (reason, fixed, parts.unwrap_or(0), slivers.unwrap_or(0)));
+        }
+        let mut kept = Vec::with_capacity(pending.len());
+        for (position, mut p) in pending.into_iter().enumerate() {
+            let Some((reason, fixed, parts, slivers)) = fixes.remove(&position) else {
+                kept.push(p);
+                continue;
+            };
+            let Some(fixed) = fixed else {
+                self.report.skipped.push(
+                    p.index,
+                    format!(
+                        "invalid geometry ({reason}) with no polygon of at least {SLIVER_M2} m² after ST_MakeValid"
+                    ),
+                );
+                continue;
+            };
+            let mut note = format!("invalid geometry ({reason}) made valid: {} polygon(s) kept", parts - slivers);
+            if slivers > 0 {
+                let _ = write!(note, ", {slivers} sliver(s) under {SLIVER_M2} m² dropped");
+            }
+            if let Some(earlier) = p.repaired.take() {
+                note = format!("{earlier}; {note}");
+            }
+            p.geometry = fixed;
+            p.repaired = Some(note);
+            kept.push(p);
+        }
+        Ok(kept)
+    }
 }
 
-/// `inserted_flags` has one entry per row written (`true`: new); the rest of `total` were
-/// already stored with the same values.
-fn counted(target: &'static str, inserted_flags: &[bool], total: usize) -> ImportReport {
-    let inserted = inserted_flags.iter().filter(|&&new| new).count() as u64;
-    let written = inserted_flags.len() as u64;
-    ImportReport { target, inserted, updated: written - inserted, unchanged: total as u64 - written }
+/// Position in the chunk, invalidity reason, parts after `ST_MakeValid`, slivers among them,
+/// the repaired geometry (GeoJSON).
+type Checked = (i64, Option<String>, Option<i64>, Option<i64>, Option<String>);
+
+/// A `GeometryCollection` becomes the `MultiPolygon` of its polygons (nested collections too); a
+/// collection with none is refused with what it held. Other geometries pass unchanged.
+fn polygonal_parts(geometry: Geometry) -> Result<(Geometry, Option<String>), String> {
+    fn collect(value: GeometryValue, polygons: &mut Vec<geojson::PolygonType>, dropped: &mut Vec<&'static str>) {
+        match value {
+            GeometryValue::Polygon { coordinates } => polygons.push(coordinates),
+            GeometryValue::MultiPolygon { coordinates } => polygons.extend(coordinates),
+            GeometryValue::GeometryCollection { geometries } => {
+                for g in geometries {
+                    collect(g.value, polygons, dropped);
+                }
+            }
+            other => dropped.push(other.type_name()),
+        }
+    }
+    if !matches!(geometry.value, GeometryValue::GeometryCollection { .. }) {
+        return Ok((geometry, None));
+    }
+    let (mut polygons, mut dropped) = (Vec::new(), Vec::new());
+    collect(geometry.value, &mut polygons, &mut dropped);
+    dropped.sort_unstable();
+    dropped.dedup();
+    if polygons.is_empty() {
+        return Err(format!("a GeometryCollection without a polygon (it holds {})", dropped.join(", ")));
+    }
+    let mut note = format!("kept the {} polygon(s) of a GeometryCollection", polygons.len());
+    if !dropped.is_empty() {
+        let _ = write!(note, ", dropped its {}", dropped.join(", "));
+    }
+    Ok((Geometry::new(GeometryValue::MultiPolygon { coordinates: polygons }), Some(note)))
 }
 
-/// A feature's external id: the `--id-property` if given, else `external_id`, else the OSM id
-/// as `type/number` (OSM numbers ways, relations and nodes separately: `way/114` and
-/// `relation/114` are different objects). `osm_way_id` is what GDAL's OSM driver writes for a
-/// closed way in its `multipolygons` layer, where `osm_id` is then a relation's.
-fn external_id(p: &Map<String, Value>, index: usize, id_property: Option<&str>) -> Result<Option<String>, ImportError> {
+fn grid_code_ok(code: &str) -> bool {
+    (2..=32).contains(&code.len())
+        && code.chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '-')
+        && !code.starts_with('-')
+}
+
+/// A feature's properties as read, with the warnings of lenient reading.
+struct Props<'a> {
+    p: &'a Map<String, Value>,
+    lenient: bool,
+    warnings: Vec<String>,
+}
+
+impl Props<'_> {
+    /// A text property; numbers are accepted and rendered (OSM ids, numeric codes).
+    fn text(&self, keys: &[&str]) -> Result<Option<String>, String> {
+        for key in keys {
+            match self.p.get(*key) {
+                None | Some(Value::Null) => {}
+                Some(Value::String(s)) if s.trim().is_empty() => {}
+                Some(Value::String(s)) => {
+                    if s.chars().count() > 500 {
+                        return Err(format!("property `{key}` is longer than 500 characters"));
+                    }
+                    return Ok(Some(s.trim().to_string()));
+                }
+                Some(Value::Number(n)) => return Ok(Some(n.to_string())),
+                Some(_) => return Err(format!("property `{key}` must be a string")),
+            }
+        }
+        Ok(None)
+    }
+
+    fn required_text(&self, key: &str) -> Result<String, String> {
+        self.text(&[key])?.ok_or_else(|| format!("required property `{key}` is missing"))
+    }
+
+    /// An integer property within a range; OSM stores numbers as strings (`"3"`). Strict: any
+    /// other value is an error. Lenient (OSM values are free text): a decimal (`"3.5"`, `"3,5"`)
+    /// is rounded and anything else (`""`, `"3-4"`, out of range) left empty, with a warning.
+    fn int(&mut self, keys: &[&str], range: RangeInclusive<i64>) -> Result<Option<i32>, String> {
+        for key in keys {
+            let raw = match self.p.get(*key) {
+                None | Some(Value::Null) => continue,
+                Some(raw) => raw,
+            };
+            let exact = match raw {
+                Value::Number(n) => n.as_i64(),
+                Value::String(s) => s.trim().parse::<i64>().ok(),
+                _ => None,
+            };
+            if let Some(v) = exact.filter(|v| range.contains(v)) {
+                return Ok(Some(v as i32));
+            }
+            let wanted = format!("an integer in {}..={}", range.start(), range.end());
+            if !self.lenient {
+                return Err(format!("property `{key}` must be {wanted}"));
+            }
+            let approx = match raw {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.trim().replace(',', ".").parse::<f64>().ok(),
+                _ => None,
+            }
+            .filter(|f| f.is_finite())
+            .map(f64::round);
+            return Ok(match approx {
+                Some(r) if range.contains(&(r as i64)) => {
+                    self.warnings.push(format!("`{key}` {raw} read as {r}"));
+                    Some(r as i32)
+                }
+                _ => {
+                    self.warnings.push(format!("`{key}` {raw} is not {wanted}: left empty"));
+                    None
+                }
+            });
+        }
+        Ok(None)
+    }
+}
+
+/// A feature's external id: the `--id-property` if given, else `external_id` (or `@id`, as
+/// osmtogeojson writes it), else the OSM id as `type/number` (OSM numbers ways, relations and
+/// nodes separately: `way/114` and `relation/114` are different objects). `osm_way_id` is what
+/// GDAL's OSM driver writes for a closed way in its `multipolygons` layer.
+fn external_id(props: &Props<'_>, id_property: Option<&str>) -> Result<Option<String>, String> {
     if let Some(name) = id_property {
-        return text(p, index, &[name]);
+        return props.text(&[name]);
     }
-    if let Some(id) = text(p, index, &["external_id", "@id"])? {
+    if let Some(id) = props.text(&["external_id", "@id"])? {
         return Ok(Some(id));
     }
-    if let Some(way) = text(p, index, &["osm_way_id"])? {
+    if let Some(way) = props.text(&["osm_way_id"])? {
         return Ok(Some(format!("way/{way}")));
     }
-    let Some(id) = text(p, index, &["osm_id"])? else { return Ok(None) };
-    Ok(Some(match text(p, index, &["osm_type"])? {
+    let Some(id) = props.text(&["osm_id"])? else { return Ok(None) };
+    Ok(Some(match props.text(&["osm_type"])? {
         Some(kind) => format!("{kind}/{id}"),
         None => id,
     }))
-}
-
-/// The same external id twice would make the upsert touch one row twice (and the file is
-/// ambiguous about which values win).
-fn check_unique_ids(ids: &[Option<String>]) -> Result<(), ImportError> {
-    let mut seen = std::collections::HashMap::new();
-    for (index, id) in ids.iter().enumerate() {
-        if let Some(id) = id
-            && let Some(first) = seen.insert(id.as_str(), index)
-        {
-            return Err(bad(index, format!("external id {id:?} appears twice in the file (first at feature {first})")));
-        }
-    }
-    Ok(())
 }
 
 /// OSM `building=*` values → our `use` classes.
@@ -320,84 +643,22 @@ fn building_use(value: Option<&str>) -> &'static str {
 
 const BUILDING_USES: [&str; 6] = ["residential", "commercial", "mixed", "public", "industrial", "other"];
 
-#[derive(Default)]
-struct BuildingColumns {
-    floors: Vec<Option<i32>>,
-    units: Vec<Option<i32>>,
-    households: Vec<i32>,
-    uses: Vec<String>,
-    names: Vec<Option<String>>,
-    external_ids: Vec<Option<String>>,
-    leader_names: Vec<Option<String>>,
-    leader_phones: Vec<Option<String>>,
-}
-
-async fn import_buildings(
-    tx: &mut Transaction<'_, Postgres>,
-    features: &[Feature],
-    geometries: &[String],
-    options: &ImportOptions,
-) -> Result<ImportReport, ImportError> {
-    let mut c = BuildingColumns::default();
-    for (index, feature) in features.iter().enumerate() {
-        let p = props(feature);
-        let use_ = match text(&p, index, &["use"])? {
-            Some(u) if BUILDING_USES.contains(&u.as_str()) => u,
-            Some(u) => {
-                return Err(bad(index, format!("property `use` {u:?} must be one of {}", BUILDING_USES.join(", "))));
-            }
-            None => building_use(text(&p, index, &["building"])?.as_deref()).to_string(),
-        };
-        c.floors.push(int(&p, index, &["floors", "building:levels"], 0..=200)?);
-        c.units.push(int(&p, index, &["units"], 0..=100)?);
-        c.households.push(int(&p, index, &["households"], 0..=10_000)?.unwrap_or(0));
-        c.uses.push(use_);
-        c.names.push(text(&p, index, &["name"])?);
-        c.external_ids.push(external_id(&p, index, options.id_property.as_deref())?);
-        c.leader_names.push(text(&p, index, &["leader_name"])?);
-        c.leader_phones.push(text(&p, index, &["leader_phone"])?);
-    }
-    check_unique_ids(&c.external_ids)?;
-    let mut rows: Vec<bool> = Vec::with_capacity(geometries.len());
-    // Batches keep each statement's parameter arrays (and its trigger work) bounded.
-    for start in (0..geometries.len()).step_by(5_000) {
-        let end = (start + 5_000).min(geometries.len());
-        let r = start..end;
-        // An unchanged row is not written at all (the `where` of the update), so a re-import
-        // moves no `updated_at`, evicts no tile and recounts no household. The geometry is
-        // compared after `building_before_write` repaired it, as `excluded` holds it then.
-        let written: Vec<bool> = sqlx::query_scalar(
-            r"insert into building (geom, floors, units, households, use, name, external_id, leader_name, leader_phone, source)
-              select ST_Multi(ST_GeomFromGeoJSON(t.gj)), t.floors, t.units, t.households, t.use, t.name, t.ext, t.ln, t.lp, $10
-                from unnest($1::text[], $2::int[], $3::int[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
-                     as t(gj, floors, units, households, use, name, ext, ln, lp)
-              on conflict (external_id) where external_id is not null do update
-                 set geom = excluded.geom, floors = excluded.floors, units = excluded.units,
-                     households = excluded.households, use = excluded.use, name = excluded.name,
-                     leader_name = excluded.leader_name, leader_phone = excluded.leader_phone, source = excluded.source
-               where not ST_OrderingEquals(building.geom, excluded.geom)
-                  or (building.floors, building.units, building.households, building.use, building.name,
-                      building.leader_name, building.leader_phone, building.source)
-                     is distinct from
-                     (excluded.floors, excluded.units, excluded.households, excluded.use, excluded.name,
-                      excluded.leader_name, excluded.leader_phone, excluded.source)
-              returning (xmax = 0)",
-        )
-        .bind(&geometries[r.clone()])
-        .bind(&c.floors[r.clone()])
-        .bind(&c.units[r.clone()])
-        .bind(&c.households[r.clone()])
-        .bind(&c.uses[r.clone()])
-        .bind(&c.names[r.clone()])
-        .bind(&c.external_ids[r.clone()])
-        .bind(&c.leader_names[r.clone()])
-        .bind(&c.leader_phones[r])
-        .bind(&options.source)
-        .fetch_all(&mut **tx)
-        .await?;
-        rows.extend(written);
-    }
-    Ok(counted("buildings", &rows, geometries.len()))
+fn building_row(props: &mut Props<'_>, id_property: Option<&str>) -> Result<BuildingRow, String> {
+    let use_ = match props.text(&["use"])? {
+        Some(u) if BUILDING_USES.contains(&u.as_str()) => u,
+        Some(u) => return Err(format!("property `use` {u:?} must be one of {}", BUILDING_USES.join(", "))),
+        None => building_use(props.text(&["building"])?.as_deref()).to_string(),
+    };
+    Ok(BuildingRow {
+        floors: props.int(&["floors", "building:levels"], 0..=200)?,
+        units: props.int(&["units"], 0..=100)?,
+        households: props.int(&["households", "building:flats"], 0..=10_000)?.unwrap_or(0),
+        use_,
+        name: props.text(&["name"])?,
+        external_id: external_id(props, id_property)?,
+        leader_name: props.text(&["leader_name"])?,
+        leader_phone: props.text(&["leader_phone"])?,
+    })
 }
 
 /// Service codes a station may offer (the `station_services_known` constraint).
@@ -416,38 +677,136 @@ pub const STATION_SERVICES: [&str; 12] = [
     "legal_aid",
 ];
 
-async fn import_stations(
+fn station_row(props: &mut Props<'_>, id_property: Option<&str>) -> Result<StationRow, String> {
+    let services = match props.p.get("services") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v.as_str() {
+                Some(s) if STATION_SERVICES.contains(&s) => Ok(s.to_string()),
+                _ => Err(format!("property `services` may hold only {}", STATION_SERVICES.join(", "))),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err("property `services` must be an array of strings".into()),
+    };
+    Ok(StationRow {
+        name: props.required_text("name")?,
+        address: props.text(&["address"])?.unwrap_or_default(),
+        opening_hours: props.text(&["opening_hours"])?.unwrap_or_default(),
+        services: serde_json::to_string(&services).expect("strings serialise"),
+        host_org: props.text(&["host_org"])?.unwrap_or_default(),
+        phone: props.text(&["phone"])?.unwrap_or_default(),
+        external_id: external_id(props, id_property)?,
+    })
+}
+
+async fn upsert_grids(
     tx: &mut Transaction<'_, Postgres>,
-    features: &[Feature],
-    geometries: &[String],
-    options: &ImportOptions,
-) -> Result<ImportReport, ImportError> {
-    let (mut names, mut addresses, mut hours, mut services, mut hosts, mut phones, mut ids) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (index, feature) in features.iter().enumerate() {
-        let p = props(feature);
-        names.push(required_text(&p, index, "name")?);
-        addresses.push(text(&p, index, &["address"])?.unwrap_or_default());
-        hours.push(text(&p, index, &["opening_hours"])?.unwrap_or_default());
-        hosts.push(text(&p, index, &["host_org"])?.unwrap_or_default());
-        phones.push(text(&p, index, &["phone"])?.unwrap_or_default());
-        ids.push(external_id(&p, index, options.id_property.as_deref())?);
-        let list = match p.get("services") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| match v.as_str() {
-                    Some(s) if STATION_SERVICES.contains(&s) => Ok(s.to_string()),
-                    _ => Err(bad(index, format!("property `services` may hold only {}", STATION_SERVICES.join(", ")))),
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            Some(_) => return Err(bad(index, "property `services` must be an array of strings")),
-        };
-        // Postgres arrays of arrays must be rectangular, so services travel as JSON text.
-        services.push(serde_json::to_string(&list).expect("strings serialise"));
+    pending: &[Pending],
+    source: &str,
+) -> Result<Vec<bool>, ImportError> {
+    let (mut indices, mut geometries, mut codes, mut names, mut communities) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for p in pending {
+        if let Row::Grid { code, name, community } = &p.row {
+            indices.push(p.index);
+            geometries.push(p.geometry.as_str());
+            codes.push(code.as_str());
+            names.push(name.as_str());
+            communities.push(community.as_deref());
+        }
     }
-    check_unique_ids(&ids)?;
-    let rows: Vec<bool> = sqlx::query_scalar(
+    let unknown: Option<(i64, String)> = sqlx::query_as(
+        r"select (t.idx - 1)::bigint, t.c from unnest($1::text[]) with ordinality as t(c, idx)
+           where t.c is not null and not exists (select 1 from community where code = t.c or name = t.c)
+           order by t.idx limit 1",
+    )
+    .bind(&communities)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some((position, community)) = unknown {
+        return Err(bad(indices[position as usize], format!("unknown community {community:?}")));
+    }
+    Ok(sqlx::query_scalar(
+        r"insert into grid (code, name, community_id, geom, source)
+          select t.code, t.name,
+                 (select c.id from community c where c.code = t.community or c.name = t.community order by c.id limit 1),
+                 ST_Multi(ST_GeomFromGeoJSON(t.gj)), $5
+            from unnest($1::text[], $2::text[], $3::text[], $4::text[]) as t(code, name, community, gj)
+          on conflict on constraint grid_code_key do update
+             set name = excluded.name, community_id = excluded.community_id, geom = excluded.geom
+          returning (xmax = 0)",
+    )
+    .bind(&codes)
+    .bind(&names)
+    .bind(&communities)
+    .bind(&geometries)
+    .bind(source)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+async fn upsert_buildings(
+    tx: &mut Transaction<'_, Postgres>,
+    pending: &[Pending],
+    source: &str,
+) -> Result<Vec<bool>, ImportError> {
+    let rows: Vec<(&str, &BuildingRow)> = pending
+        .iter()
+        .filter_map(|p| match &p.row {
+            Row::Building(b) => Some((p.geometry.as_str(), b)),
+            _ => None,
+        })
+        .collect();
+    let column = |f: fn(&BuildingRow) -> Option<&str>| rows.iter().map(|(_, b)| f(b)).collect::<Vec<_>>();
+    // An unchanged row is not written at all (the `where` of the update), so a re-import moves
+    // no `updated_at`, evicts no tile and recounts no household. The geometry is compared after
+    // `building_before_write` repaired it, as `excluded` holds it then.
+    Ok(sqlx::query_scalar(
+        r"insert into building (geom, floors, units, households, use, name, external_id, leader_name, leader_phone, source)
+          select ST_Multi(ST_GeomFromGeoJSON(t.gj)), t.floors, t.units, t.households, t.use, t.name, t.ext, t.ln, t.lp, $10
+            from unnest($1::text[], $2::int[], $3::int[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+                 as t(gj, floors, units, households, use, name, ext, ln, lp)
+          on conflict (external_id) where external_id is not null do update
+             set geom = excluded.geom, floors = excluded.floors, units = excluded.units,
+                 households = excluded.households, use = excluded.use, name = excluded.name,
+                 leader_name = excluded.leader_name, leader_phone = excluded.leader_phone, source = excluded.source
+           where not ST_OrderingEquals(building.geom, excluded.geom)
+              or (building.floors, building.units, building.households, building.use, building.name,
+                  building.leader_name, building.leader_phone, building.source)
+                 is distinct from
+                 (excluded.floors, excluded.units, excluded.households, excluded.use, excluded.name,
+                  excluded.leader_name, excluded.leader_phone, excluded.source)
+          returning (xmax = 0)",
+    )
+    .bind(rows.iter().map(|(g, _)| *g).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, b)| b.floors).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, b)| b.units).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, b)| b.households).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, b)| b.use_.as_str()).collect::<Vec<_>>())
+    .bind(column(|b| b.name.as_deref()))
+    .bind(column(|b| b.external_id.as_deref()))
+    .bind(column(|b| b.leader_name.as_deref()))
+    .bind(column(|b| b.leader_phone.as_deref()))
+    .bind(source)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+async fn upsert_stations(
+    tx: &mut Transaction<'_, Postgres>,
+    pending: &[Pending],
+    source: &str,
+) -> Result<Vec<bool>, ImportError> {
+    let rows: Vec<(&str, &StationRow)> = pending
+        .iter()
+        .filter_map(|p| match &p.row {
+            Row::Station(s) => Some((p.geometry.as_str(), s)),
+            _ => None,
+        })
+        .collect();
+    let column = |f: fn(&StationRow) -> &str| rows.iter().map(|(_, s)| f(s)).collect::<Vec<_>>();
+    Ok(sqlx::query_scalar(
         r"insert into station (name, address, opening_hours, services, host_org, phone, geom, source, external_id)
           select t.name, t.address, t.hours, array(select jsonb_array_elements_text(t.services::jsonb)), t.host, t.phone,
                  ST_GeomFromGeoJSON(t.gj), $8, t.ext
@@ -465,18 +824,17 @@ async fn import_stations(
                   excluded.phone, excluded.source)
           returning (xmax = 0)",
     )
-    .bind(&names)
-    .bind(&addresses)
-    .bind(&hours)
-    .bind(&services)
-    .bind(&hosts)
-    .bind(&phones)
-    .bind(geometries)
-    .bind(&options.source)
-    .bind(&ids)
+    .bind(column(|s| s.name.as_str()))
+    .bind(column(|s| s.address.as_str()))
+    .bind(column(|s| s.opening_hours.as_str()))
+    .bind(column(|s| s.services.as_str()))
+    .bind(column(|s| s.host_org.as_str()))
+    .bind(column(|s| s.phone.as_str()))
+    .bind(rows.iter().map(|(g, _)| *g).collect::<Vec<_>>())
+    .bind(source)
+    .bind(rows.iter().map(|(_, s)| s.external_id.as_deref()).collect::<Vec<_>>())
     .fetch_all(&mut **tx)
-    .await?;
-    Ok(counted("stations", &rows, geometries.len()))
+    .await?)
 }
 
 #[cfg(test)]
@@ -500,5 +858,44 @@ mod tests {
         assert_eq!(building_use(Some("retail")), "commercial");
         assert_eq!(building_use(Some("yes")), "other");
         assert_eq!(building_use(None), "other");
+    }
+
+    #[test]
+    fn free_text_numbers_are_rounded_or_left_empty_with_a_warning_and_refused_when_strict() {
+        let p: Map<String, Value> = serde_json::from_str(
+            r#"{"a": "3.5", "b": "", "c": "2-3", "d": 4, "e": "7", "f": "3,4", "g": 500, "h": 2.4}"#,
+        )
+        .expect("json");
+        let mut lenient = Props { p: &p, lenient: true, warnings: Vec::new() };
+        let read: Vec<Option<i32>> = ["a", "b", "c", "d", "e", "f", "g", "h"]
+            .iter()
+            .map(|k| lenient.int(&[k], 0..=200).expect("lenient"))
+            .collect();
+        assert_eq!(read, [Some(4), None, None, Some(4), Some(7), Some(3), None, Some(2)]);
+        assert_eq!(lenient.warnings.len(), 6, "{:?}", lenient.warnings);
+        assert!(lenient.warnings[0].contains(r#"`a` "3.5" read as 4"#), "{:?}", lenient.warnings);
+        let mut strict = Props { p: &p, lenient: false, warnings: Vec::new() };
+        assert_eq!(strict.int(&["e"], 0..=200), Ok(Some(7)));
+        for key in ["a", "b", "c", "f", "g", "h"] {
+            assert!(strict.int(&[key], 0..=200).is_err(), "{key} is refused when strict");
+        }
+    }
+
+    #[test]
+    fn a_geometry_collection_keeps_its_polygons() {
+        let g: Geometry = serde_json::from_str(
+            r#"{"type": "GeometryCollection", "geometries": [
+                {"type": "Polygon", "coordinates": [[[0,0],[1,0],[1,1],[0,0]]]},
+                {"type": "LineString", "coordinates": [[0,0],[2,2]]}]}"#,
+        )
+        .expect("json");
+        let (kept, note) = polygonal_parts(g).expect("a polygon");
+        assert!(matches!(kept.value, GeometryValue::MultiPolygon { ref coordinates } if coordinates.len() == 1));
+        assert!(note.expect("noted").contains("dropped its LineString"));
+        let lines: Geometry = serde_json::from_str(
+            r#"{"type": "GeometryCollection", "geometries": [{"type": "Point", "coordinates": [0,0]}]}"#,
+        )
+        .expect("json");
+        assert!(polygonal_parts(lines).expect_err("nothing polygonal").contains("Point"));
     }
 }

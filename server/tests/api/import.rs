@@ -23,9 +23,15 @@ fn grid(code: &str, geometry: &Value) -> Value {
     json!({"type": "Feature", "properties": {"code": code, "name": format!("网格 {code}")}, "geometry": geometry})
 }
 
+/// All or nothing: `--strict` (grids always are).
 async fn expect_rejected(pool: &PgPool, bytes: &[u8], target: ImportTarget, index: usize, reason: &str) {
+    let strict = ImportOptions { strict: true, ..options(target, false) };
+    expect_rejected_with(pool, bytes, &strict, index, reason).await;
+}
+
+async fn expect_rejected_with(pool: &PgPool, bytes: &[u8], options: &ImportOptions, index: usize, reason: &str) {
     let before = (count(pool, "grid").await, count(pool, "building").await, count(pool, "station").await);
-    match import_geojson(pool, bytes, &options(target, false)).await {
+    match import_geojson(pool, bytes, options).await {
         Err(ImportError::Feature { index: i, reason: r }) => {
             assert_eq!(i, index, "wrong feature blamed: {r}");
             assert!(r.contains(reason), "reason {r:?} should mention {reason:?}");
@@ -121,7 +127,7 @@ async fn all_liechtenstein_osm_buildings_import(pool: PgPool) {
     let Some(path) = shared_data("osm-liechtenstein/buildings.geojson") else { return };
     let bytes = std::fs::read(path).expect("read");
     let outside = import_geojson(&pool, &bytes, &options(ImportTarget::Buildings, false)).await;
-    assert!(matches!(outside, Err(ImportError::Feature { index: 0, .. })), "county check applies by default");
+    assert!(matches!(outside, Err(ImportError::NothingImported(_))), "county check applies by default");
     let report = import_geojson(&pool, &bytes, &options(ImportTarget::Buildings, true)).await.expect("import");
     assert_eq!(report.inserted, 3_723);
     assert_eq!(count(&pool, "building").await, 3_723);
@@ -220,4 +226,83 @@ async fn an_id_property_names_the_external_id_and_a_repeated_id_is_refused(pool:
         import_geojson(&pool, &station("新驿站"), &options(ImportTarget::Stations, false)).await.expect("renamed");
     assert_eq!(renamed.updated, 1);
     assert_eq!(count(&pool, "station").await, 1);
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn invalid_buildings_are_repaired_or_skipped_with_reasons_and_strict_refuses_the_file(pool: PgPool) {
+    // A bow tie (self-intersecting: made valid, two triangles kept), a square whose closing
+    // edge crosses its first one and leaves a loop of 50 cm² (a sliver: dropped), a spike-only polygon (nothing left: skipped),
+    // a line where a polygon belongs (skipped), a GeometryCollection from `ogr2ogr -makevalid`
+    // (its polygon kept), and OSM free-text levels.
+    let bowtie = json!({"type": "Polygon", "coordinates": [[[118.150, 36.170], [118.151, 36.171], [118.151, 36.170], [118.150, 36.171], [118.150, 36.170]]]});
+    let sliver_tie = json!({"type": "Polygon", "coordinates": [[[118.152, 36.170], [118.153, 36.170], [118.153, 36.171], [118.152, 36.171], [118.152_001, 36.169_999], [118.152, 36.170]]]});
+    let spike = json!({"type": "Polygon", "coordinates": [[[118.154, 36.170], [118.155, 36.171], [118.154, 36.170], [118.155, 36.171], [118.154, 36.170]]]});
+    let line = json!({"type": "MultiLineString", "coordinates": [[[118.156, 36.170], [118.157, 36.171]]]});
+    let collection_geom = json!({"type": "GeometryCollection", "geometries": [
+        square(118.158, 36.170, 0.0003), {"type": "LineString", "coordinates": [[118.158, 36.170], [118.159, 36.171]]}]});
+    let features = [
+        building(json!({"osm_way_id": 1, "building:levels": "3.5"}), square(118.1495, 36.1695, 0.0003)),
+        building(json!({"osm_way_id": 2, "building:levels": ""}), bowtie),
+        building(json!({"osm_way_id": 3}), sliver_tie),
+        building(json!({"osm_way_id": 4}), spike),
+        building(json!({"osm_way_id": 5}), line),
+        building(json!({"osm_way_id": 6, "building:levels": "2-3"}), collection_geom),
+    ];
+    let bytes = collection(&features);
+
+    let strict = ImportOptions { strict: true, ..options(ImportTarget::Buildings, false) };
+    expect_rejected_with(&pool, &bytes, &strict, 0, "`building:levels`").await;
+    let no_numbers = collection(&features[1..2]);
+    expect_rejected_with(&pool, &no_numbers, &strict, 0, "`building:levels`").await;
+    let only_bowtie = collection(&[building(json!({"osm_way_id": 2}), features[1]["geometry"].clone())]);
+    expect_rejected_with(&pool, &only_bowtie, &strict, 0, "invalid geometry: Self-intersection").await;
+
+    let report = import_geojson(&pool, &bytes, &options(ImportTarget::Buildings, false)).await.expect("lenient import");
+    let text = report.to_string();
+    assert_eq!((report.inserted, report.repaired.count, report.skipped.count), (4, 3, 2), "{text}");
+    let indices = |notes: &gridmap_server::import::Notes| notes.list.iter().map(|(i, _)| *i).collect::<Vec<_>>();
+    assert_eq!(indices(&report.repaired), [1, 2, 5], "{text}");
+    assert_eq!(indices(&report.skipped), [3, 4], "{text}");
+    assert_eq!(indices(&report.warnings), [0, 1, 5], "{text}");
+    assert!(text.contains("feature 2: repaired: invalid geometry (Self-intersection"), "{text}");
+    assert!(text.contains("sliver(s) under 1 m² dropped"), "{text}");
+    assert!(text.contains("feature 4: skipped: geometry type MultiLineString is not allowed"), "{text}");
+    assert!(
+        text.contains("feature 5: repaired: kept the 1 polygon(s) of a GeometryCollection, dropped its LineString"),
+        "{text}"
+    );
+    assert!(text.contains(r#"feature 0: warning: `building:levels` "3.5" read as 4"#), "{text}");
+
+    let stored: Vec<(String, Option<i32>, i32, bool)> = sqlx::query_as(
+        "select external_id, floors, ST_NumGeometries(geom), ST_IsValid(geom) from building order by external_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("rows");
+    assert_eq!(
+        stored,
+        [
+            ("way/1".to_string(), Some(4), 1, true),
+            ("way/2".to_string(), None, 2, true),
+            ("way/3".to_string(), None, 1, true),
+            ("way/6".to_string(), None, 1, true),
+        ]
+    );
+    // The repaired file re-imports as unchanged: repairs are deterministic.
+    let again = import_geojson(&pool, &bytes, &options(ImportTarget::Buildings, false)).await.expect("again");
+    assert_eq!((again.inserted, again.updated, again.unchanged), (0, 0, 4), "{again}");
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn a_file_where_every_feature_is_skipped_stores_nothing_and_says_why(pool: PgPool) {
+    let line = json!({"type": "LineString", "coordinates": [[118.156, 36.170], [118.157, 36.171]]});
+    let bytes = collection(&[building(json!({"osm_way_id": 1}), line)]);
+    match import_geojson(&pool, &bytes, &options(ImportTarget::Buildings, false)).await {
+        Err(ImportError::NothingImported(report)) => {
+            assert_eq!(report.skipped.count, 1);
+            assert!(report.to_string().contains("LineString"), "{report}");
+        }
+        other => panic!("expected nothing imported, got {other:?}"),
+    }
+    assert_eq!(count(&pool, "building").await, 0);
 }

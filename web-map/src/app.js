@@ -48,7 +48,7 @@ const state = {
   status: { key: 'loading', extra: '' },
   mapMessage: null,
 };
-const app = { state, map: null, onMapClick: {}, rerender: [], maplibregl };
+const app = { state, map: null, balanceClasses: null, onMapClick: {}, rerender: [], maplibregl };
 window.__app = app;
 
 function setStatus(key, extra = '') {
@@ -140,6 +140,9 @@ function setPoint(lon, lat) {
 
 async function initMap() {
   const style = await loadStyle();
+  // The balance classes' household ranges, for the legend (getStyle() would re-serialise the
+  // whole style for each legend drawn).
+  app.balanceClasses = style.metadata?.['gridmap:balance_classes'] ?? null;
   performance.mark('gridmap-style');
   const map = new maplibregl.Map({ container: 'map', style, ...savedView(), attributionControl: { compact: true } });
   map.on('moveend', () => {
@@ -207,7 +210,7 @@ let hexLegend = null; // {max, classes: [{lo, hi, colour, cells}]} while the pla
 const heatmapShown = () => hexLegend !== null && state.tab === 'plan';
 function balanceStops() {
   const colour = app.map?.getLayer('grids-fill') ? app.map.getPaintProperty('grids-fill', 'fill-color') : null;
-  const classes = app.map?.getStyle()?.metadata?.['gridmap:balance_classes'];
+  const classes = app.balanceClasses;
   if (!Array.isArray(colour) || colour[0] !== 'match' || !Array.isArray(classes)) return [];
   const colours = new Map();
   for (let i = 2; i + 1 < colour.length; i += 2) for (const name of [colour[i]].flat()) colours.set(name, colour[i + 1]);

@@ -45,6 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 target: args.target,
                 allow_outside_county: args.allow_outside_county,
                 source: args.source,
+                id_property: args.id_property,
             };
             let report = import::import_geojson(&pool, &bytes, &options).await?;
             println!("{report}");

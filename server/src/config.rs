@@ -150,6 +150,10 @@ pub struct ImportArgs {
     /// Label stored in each row's `source` column.
     #[arg(long, default_value = "import")]
     pub source: String,
+    /// The property holding each building's or station's external id, by which a re-import
+    /// updates the row it stored before (default: `external_id`, else the OSM id).
+    #[arg(long, value_name = "NAME")]
+    pub id_property: Option<String>,
 }
 
 /// One role type for the CLI, the database and the API (see `auth::Role`).

@@ -42,6 +42,8 @@ const NAMED: &[(&str, &str, &str)] = &[
     ("building_households_range", "households", "between 0 and 10000"),
     ("building_use_check", "use", "residential, commercial, mixed, public, industrial or other"),
     ("building_grid_fkey", "grid_id", "no such grid"),
+    ("building_external_id_key", "external_id", "another building has this external id"),
+    ("station_external_id_key", "external_id", "another station has this external id"),
     ("station_name_not_blank", "name", "must not be blank"),
     ("station_services_known", "services", "an unknown service"),
 ];

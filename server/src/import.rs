@@ -6,9 +6,12 @@
 //!   `community` (optional: an existing community's code or name).
 //! - buildings: `floors` (or OSM `building:levels`), `units`, `households` (default 0), `use`
 //!   (residential|commercial|mixed|public|industrial|other; OSM `building` values are mapped),
-//!   `name`, `external_id` (or OSM `osm_id`), `leader_name`, `leader_phone` (private).
+//!   `name`, `external_id` (or the OSM id), `leader_name`, `leader_phone` (private).
 //! - stations: `name` (required), `address`, `opening_hours`, `services` (array of known codes),
-//!   `host_org`, `phone`.
+//!   `host_org`, `phone`, `external_id` (or the OSM id).
+//!
+//! Buildings and stations with an external id (`--id-property NAME` picks the property) are
+//! upserted by it, as grids are by code: a re-import of an unchanged file changes no row.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -24,6 +27,16 @@ pub struct ImportOptions {
     pub target: ImportTarget,
     pub allow_outside_county: bool,
     pub source: String,
+    /// The property that holds each feature's external id (buildings, stations); `None`:
+    /// `external_id`, else the OSM id.
+    pub id_property: Option<String>,
+}
+
+impl ImportOptions {
+    /// Defaults of the command line: inside the county, ids from `external_id` or OSM.
+    pub fn new(target: ImportTarget, source: impl Into<String>) -> Self {
+        Self { target, allow_outside_county: false, source: source.into(), id_property: None }
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -31,17 +44,20 @@ pub struct ImportReport {
     pub target: &'static str,
     pub inserted: u64,
     pub updated: u64,
+    /// Features whose row already held exactly these values: not written at all.
+    pub unchanged: u64,
 }
 
 impl fmt::Display for ImportReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "imported {} {} ({} new, {} updated)",
-            self.inserted + self.updated,
+            "imported {} {} ({} new, {} updated, {} unchanged)",
+            self.inserted + self.updated + self.unchanged,
             self.target,
             self.inserted,
-            self.updated
+            self.updated,
+            self.unchanged
         )
     }
 }
@@ -90,8 +106,8 @@ pub async fn import_geojson(pool: &PgPool, bytes: &[u8], options: &ImportOptions
     check_validity(&mut tx, &geometries).await?;
     let report = match options.target {
         ImportTarget::Grids => import_grids(&mut tx, &features, &geometries, &options.source).await?,
-        ImportTarget::Buildings => import_buildings(&mut tx, &features, &geometries, &options.source).await?,
-        ImportTarget::Stations => import_stations(&mut tx, &features, &geometries, &options.source).await?,
+        ImportTarget::Buildings => import_buildings(&mut tx, &features, &geometries, options).await?,
+        ImportTarget::Stations => import_stations(&mut tx, &features, &geometries, options).await?,
     };
     tx.commit().await?;
     Ok(report)
@@ -242,12 +258,50 @@ async fn import_grids(
     .bind(source)
     .fetch_all(&mut **tx)
     .await?;
-    Ok(counted("grids", &rows))
+    Ok(counted("grids", &rows, rows.len()))
 }
 
-fn counted(target: &'static str, inserted_flags: &[bool]) -> ImportReport {
+/// `inserted_flags` has one entry per row written (`true`: new); the rest of `total` were
+/// already stored with the same values.
+fn counted(target: &'static str, inserted_flags: &[bool], total: usize) -> ImportReport {
     let inserted = inserted_flags.iter().filter(|&&new| new).count() as u64;
-    ImportReport { target, inserted, updated: inserted_flags.len() as u64 - inserted }
+    let written = inserted_flags.len() as u64;
+    ImportReport { target, inserted, updated: written - inserted, unchanged: total as u64 - written }
+}
+
+/// A feature's external id: the `--id-property` if given, else `external_id`, else the OSM id
+/// as `type/number` (OSM numbers ways, relations and nodes separately: `way/114` and
+/// `relation/114` are different objects). `osm_way_id` is what GDAL's OSM driver writes for a
+/// closed way in its `multipolygons` layer, where `osm_id` is then a relation's.
+fn external_id(p: &Map<String, Value>, index: usize, id_property: Option<&str>) -> Result<Option<String>, ImportError> {
+    if let Some(name) = id_property {
+        return text(p, index, &[name]);
+    }
+    if let Some(id) = text(p, index, &["external_id", "@id"])? {
+        return Ok(Some(id));
+    }
+    if let Some(way) = text(p, index, &["osm_way_id"])? {
+        return Ok(Some(format!("way/{way}")));
+    }
+    let Some(id) = text(p, index, &["osm_id"])? else { return Ok(None) };
+    Ok(Some(match text(p, index, &["osm_type"])? {
+        Some(kind) => format!("{kind}/{id}"),
+        None => id,
+    }))
+}
+
+/// The same external id twice would make the upsert touch one row twice (and the file is
+/// ambiguous about which values win).
+fn check_unique_ids(ids: &[Option<String>]) -> Result<(), ImportError> {
+    let mut seen = std::collections::HashMap::new();
+    for (index, id) in ids.iter().enumerate() {
+        if let Some(id) = id
+            && let Some(first) = seen.insert(id.as_str(), index)
+        {
+            return Err(bad(index, format!("external id {id:?} appears twice in the file (first at feature {first})")));
+        }
+    }
+    Ok(())
 }
 
 /// OSM `building=*` values → our `use` classes.
@@ -282,7 +336,7 @@ async fn import_buildings(
     tx: &mut Transaction<'_, Postgres>,
     features: &[Feature],
     geometries: &[String],
-    source: &str,
+    options: &ImportOptions,
 ) -> Result<ImportReport, ImportError> {
     let mut c = BuildingColumns::default();
     for (index, feature) in features.iter().enumerate() {
@@ -299,20 +353,35 @@ async fn import_buildings(
         c.households.push(int(&p, index, &["households"], 0..=10_000)?.unwrap_or(0));
         c.uses.push(use_);
         c.names.push(text(&p, index, &["name"])?);
-        c.external_ids.push(text(&p, index, &["external_id", "osm_id"])?);
+        c.external_ids.push(external_id(&p, index, options.id_property.as_deref())?);
         c.leader_names.push(text(&p, index, &["leader_name"])?);
         c.leader_phones.push(text(&p, index, &["leader_phone"])?);
     }
-    let mut total = 0;
+    check_unique_ids(&c.external_ids)?;
+    let mut rows: Vec<bool> = Vec::with_capacity(geometries.len());
     // Batches keep each statement's parameter arrays (and its trigger work) bounded.
     for start in (0..geometries.len()).step_by(5_000) {
         let end = (start + 5_000).min(geometries.len());
         let r = start..end;
-        let result = sqlx::query(
+        // An unchanged row is not written at all (the `where` of the update), so a re-import
+        // moves no `updated_at`, evicts no tile and recounts no household. The geometry is
+        // compared after `building_before_write` repaired it, as `excluded` holds it then.
+        let written: Vec<bool> = sqlx::query_scalar(
             r"insert into building (geom, floors, units, households, use, name, external_id, leader_name, leader_phone, source)
               select ST_Multi(ST_GeomFromGeoJSON(t.gj)), t.floors, t.units, t.households, t.use, t.name, t.ext, t.ln, t.lp, $10
                 from unnest($1::text[], $2::int[], $3::int[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
-                     as t(gj, floors, units, households, use, name, ext, ln, lp)",
+                     as t(gj, floors, units, households, use, name, ext, ln, lp)
+              on conflict (external_id) where external_id is not null do update
+                 set geom = excluded.geom, floors = excluded.floors, units = excluded.units,
+                     households = excluded.households, use = excluded.use, name = excluded.name,
+                     leader_name = excluded.leader_name, leader_phone = excluded.leader_phone, source = excluded.source
+               where not ST_OrderingEquals(building.geom, excluded.geom)
+                  or (building.floors, building.units, building.households, building.use, building.name,
+                      building.leader_name, building.leader_phone, building.source)
+                     is distinct from
+                     (excluded.floors, excluded.units, excluded.households, excluded.use, excluded.name,
+                      excluded.leader_name, excluded.leader_phone, excluded.source)
+              returning (xmax = 0)",
         )
         .bind(&geometries[r.clone()])
         .bind(&c.floors[r.clone()])
@@ -323,12 +392,12 @@ async fn import_buildings(
         .bind(&c.external_ids[r.clone()])
         .bind(&c.leader_names[r.clone()])
         .bind(&c.leader_phones[r])
-        .bind(source)
-        .execute(&mut **tx)
+        .bind(&options.source)
+        .fetch_all(&mut **tx)
         .await?;
-        total += result.rows_affected();
+        rows.extend(written);
     }
-    Ok(ImportReport { target: "buildings", inserted: total, updated: 0 })
+    Ok(counted("buildings", &rows, geometries.len()))
 }
 
 /// Service codes a station may offer (the `station_services_known` constraint).
@@ -351,10 +420,10 @@ async fn import_stations(
     tx: &mut Transaction<'_, Postgres>,
     features: &[Feature],
     geometries: &[String],
-    source: &str,
+    options: &ImportOptions,
 ) -> Result<ImportReport, ImportError> {
-    let (mut names, mut addresses, mut hours, mut services, mut hosts, mut phones) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut names, mut addresses, mut hours, mut services, mut hosts, mut phones, mut ids) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (index, feature) in features.iter().enumerate() {
         let p = props(feature);
         names.push(required_text(&p, index, "name")?);
@@ -362,6 +431,7 @@ async fn import_stations(
         hours.push(text(&p, index, &["opening_hours"])?.unwrap_or_default());
         hosts.push(text(&p, index, &["host_org"])?.unwrap_or_default());
         phones.push(text(&p, index, &["phone"])?.unwrap_or_default());
+        ids.push(external_id(&p, index, options.id_property.as_deref())?);
         let list = match p.get("services") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => items
@@ -376,12 +446,24 @@ async fn import_stations(
         // Postgres arrays of arrays must be rectangular, so services travel as JSON text.
         services.push(serde_json::to_string(&list).expect("strings serialise"));
     }
-    let result = sqlx::query(
-        r"insert into station (name, address, opening_hours, services, host_org, phone, geom, source)
+    check_unique_ids(&ids)?;
+    let rows: Vec<bool> = sqlx::query_scalar(
+        r"insert into station (name, address, opening_hours, services, host_org, phone, geom, source, external_id)
           select t.name, t.address, t.hours, array(select jsonb_array_elements_text(t.services::jsonb)), t.host, t.phone,
-                 ST_GeomFromGeoJSON(t.gj), $8
-            from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-                 as t(name, address, hours, services, host, phone, gj)",
+                 ST_GeomFromGeoJSON(t.gj), $8, t.ext
+            from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $9::text[])
+                 as t(name, address, hours, services, host, phone, gj, ext)
+          on conflict (external_id) where external_id is not null do update
+             set name = excluded.name, address = excluded.address, opening_hours = excluded.opening_hours,
+                 services = excluded.services, host_org = excluded.host_org, phone = excluded.phone,
+                 geom = excluded.geom, source = excluded.source
+           where not ST_OrderingEquals(station.geom, excluded.geom)
+              or (station.name, station.address, station.opening_hours, station.services, station.host_org,
+                  station.phone, station.source)
+                 is distinct from
+                 (excluded.name, excluded.address, excluded.opening_hours, excluded.services, excluded.host_org,
+                  excluded.phone, excluded.source)
+          returning (xmax = 0)",
     )
     .bind(&names)
     .bind(&addresses)
@@ -390,10 +472,11 @@ async fn import_stations(
     .bind(&hosts)
     .bind(&phones)
     .bind(geometries)
-    .bind(source)
-    .execute(&mut **tx)
+    .bind(&options.source)
+    .bind(&ids)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(ImportReport { target: "stations", inserted: result.rows_affected(), updated: 0 })
+    Ok(counted("stations", &rows, geometries.len()))
 }
 
 #[cfg(test)]

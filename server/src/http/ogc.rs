@@ -574,10 +574,13 @@ fn openapi(b: &str) -> Value {
     let geo_ok = |d: &str| json!({"description": d, "content": {GEOJSON: {"schema": {"type": "object"}}}});
     let err = json!({"description": "error", "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}});
     let mut paths = serde_json::Map::new();
-    paths.insert("/ogc".into(), json!({"get": {"summary": "Landing page", "operationId": "getLandingPage", "responses": {"200": json_ok("links to the API")}}}));
-    paths.insert("/ogc/conformance".into(), json!({"get": {"summary": "Conformance classes", "operationId": "getConformance", "responses": {"200": json_ok("conformsTo")}}}));
-    paths.insert("/ogc/api".into(), json!({"get": {"summary": "This API definition", "operationId": "getApi", "responses": {"200": {"description": "OpenAPI 3.0", "content": {OPENAPI: {}}}}}}));
-    paths.insert("/ogc/collections".into(), json!({"get": {"summary": "Collections", "operationId": "getCollections", "responses": {"200": json_ok("collections")}}}));
+    // Paths are relative to the server URL, which is the landing page: GDAL looks an items path
+    // up as `/collections/{id}/items` (to learn its query parameters, hence which filters it
+    // may send to the server), and OpenAPI clients join `servers[0].url` and the path.
+    paths.insert("/".into(), json!({"get": {"summary": "Landing page", "operationId": "getLandingPage", "responses": {"200": json_ok("links to the API")}}}));
+    paths.insert("/conformance".into(), json!({"get": {"summary": "Conformance classes", "operationId": "getConformance", "responses": {"200": json_ok("conformsTo")}}}));
+    paths.insert("/api".into(), json!({"get": {"summary": "This API definition", "operationId": "getApi", "responses": {"200": {"description": "OpenAPI 3.0", "content": {OPENAPI: {}}}}}}));
+    paths.insert("/collections".into(), json!({"get": {"summary": "Collections", "operationId": "getCollections", "responses": {"200": json_ok("collections")}}}));
     for coll in collections::ALL {
         let c = coll.id;
         let mut item_params = vec![
@@ -596,8 +599,8 @@ fn openapi(b: &str) -> Value {
         }
         let write_security = json!([{"bearer": []}]);
         let if_match = json!({"$ref": "#/components/parameters/If-Match"});
-        paths.insert(format!("/ogc/collections/{c}"), json!({"get": {"summary": coll.title, "operationId": format!("describe_{c}"), "responses": {"200": json_ok("the collection"), "404": err}}}));
-        paths.insert(format!("/ogc/collections/{c}/queryables"), json!({"get": {"summary": format!("Queryables of {c}"), "operationId": format!("queryables_{c}"), "responses": {"200": {"description": "JSON Schema", "content": {"application/schema+json": {}}}}}}));
+        paths.insert(format!("/collections/{c}"), json!({"get": {"summary": coll.title, "operationId": format!("describe_{c}"), "responses": {"200": json_ok("the collection"), "404": err}}}));
+        paths.insert(format!("/collections/{c}/queryables"), json!({"get": {"summary": format!("Queryables of {c}"), "operationId": format!("queryables_{c}"), "responses": {"200": {"description": "JSON Schema", "content": {"application/schema+json": {}}}}}}));
         let mut items = json!({
             "get": {"summary": format!("Features of {c}"), "operationId": format!("getFeatures_{c}"), "parameters": item_params,
                     "responses": {"200": geo_ok("a page of features"), "400": err}},
@@ -628,14 +631,14 @@ fn openapi(b: &str) -> Value {
                 }
             }
         }
-        paths.insert(format!("/ogc/collections/{c}/items"), items);
-        paths.insert(format!("/ogc/collections/{c}/items/{{featureId}}"), item);
+        paths.insert(format!("/collections/{c}/items"), items);
+        paths.insert(format!("/collections/{c}/items/{{featureId}}"), item);
     }
     json!({
         "openapi": "3.0.3",
         "info": {"title": "gridmap OGC API – Features", "version": env!("CARGO_PKG_VERSION"),
                  "description": "Grids, buildings, warm-\"new\" stations and (read-only) reports of Yiyuan county. limit defaults to 10; values above 1000 are clamped to 1000."},
-        "servers": [{"url": if b.is_empty() { "/".to_string() } else { b.to_string() }}],
+        "servers": [{"url": format!("{b}/ogc"), "description": "the landing page; every path is relative to it"}],
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "POST /api/auth/login"}},
@@ -646,7 +649,8 @@ fn openapi(b: &str) -> Value {
                 "bbox": {"name": "bbox", "in": "query", "required": false, "style": "form", "explode": false,
                          "schema": {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}},
                 "filter": {"name": "filter", "in": "query", "required": false, "schema": {"type": "string", "maxLength": cql::MAX_FILTER_BYTES}},
-                "filter-lang": {"name": "filter-lang", "in": "query", "required": false, "schema": {"type": "string", "enum": ["cql2-text", "cql2-json"], "default": "cql2-text"}},
+                "filter-lang": {"name": "filter-lang", "in": "query", "required": false, "schema": {"type": "string", "enum": ["cql2-text", "cql2-json", "cql-text"], "default": "cql2-text"},
+                                "description": "cql-text is the draft's name that GDAL up to 3.7 sends (and looks for here before it sends any filter); it is read as cql2-text"},
                 "If-Match": {"name": "If-Match", "in": "header", "required": true, "description": "the feature's ETag; missing → 428, stale → 412", "schema": {"type": "string"}},
             },
             "schemas": {"Error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}},

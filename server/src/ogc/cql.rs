@@ -31,7 +31,9 @@ pub enum Lang {
 impl Lang {
     pub fn from_param(value: Option<&str>) -> Result<Self> {
         match value {
-            None | Some("cql2-text") => Ok(Self::Text),
+            // `cql-text` is the Part 3 draft's name; GDAL's OAPIF driver (to 3.7) sends only
+            // that, and the comparisons, AND/OR/NOT, LIKE and IS NULL it writes are cql2-text.
+            None | Some("cql2-text" | "cql-text") => Ok(Self::Text),
             Some("cql2-json") => Ok(Self::Json),
             Some(other) => {
                 Err(Error::bad(format!("filter-lang `{other}` is not supported (use cql2-text or cql2-json)")))

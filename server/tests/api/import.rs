@@ -8,7 +8,7 @@ use gridmap_server::config::ImportTarget;
 use gridmap_server::import::{ImportError, ImportOptions, import_geojson};
 
 fn options(target: ImportTarget, allow_outside_county: bool) -> ImportOptions {
-    ImportOptions { target, allow_outside_county, source: "test".into() }
+    ImportOptions { allow_outside_county, ..ImportOptions::new(target, "test") }
 }
 
 fn square(x: f64, y: f64, d: f64) -> Value {
@@ -125,10 +125,99 @@ async fn all_liechtenstein_osm_buildings_import(pool: PgPool) {
     let report = import_geojson(&pool, &bytes, &options(ImportTarget::Buildings, true)).await.expect("import");
     assert_eq!(report.inserted, 3_723);
     assert_eq!(count(&pool, "building").await, 3_723);
+    let again = import_geojson(&pool, &bytes, &options(ImportTarget::Buildings, true)).await.expect("re-import");
+    assert_eq!((again.inserted, again.updated, again.unchanged), (0, 0, 3_723), "{again}");
+    assert_eq!(count(&pool, "building").await, 3_723);
     let named: i64 =
-        sqlx::query_scalar("select count(*) from building where name = 'Swarovski AG' and external_id = '114'")
+        sqlx::query_scalar("select count(*) from building where name = 'Swarovski AG' and external_id = 'way/114'")
             .fetch_one(&pool)
             .await
             .expect("osm fields");
     assert_eq!(named, 1);
+}
+
+fn building(properties: Value, geometry: Value) -> Value {
+    let mut feature = serde_json::Map::new();
+    feature.insert("type".into(), "Feature".into());
+    feature.insert("properties".into(), properties);
+    feature.insert("geometry".into(), geometry);
+    Value::Object(feature)
+}
+
+async fn households_and_changes(pool: &PgPool) -> (i64, i64, Vec<(i32, String)>) {
+    let households: i64 =
+        sqlx::query_scalar("select coalesce(sum(households), 0)::bigint from grid").fetch_one(pool).await.expect("sum");
+    let max_change: i64 =
+        sqlx::query_scalar("select coalesce(max(extract(epoch from updated_at) * 1000000), 0)::bigint from building")
+            .fetch_one(pool)
+            .await
+            .expect("updated_at");
+    let rows = sqlx::query_as("select households, coalesce(external_id, '') from building order by external_id")
+        .fetch_all(pool)
+        .await
+        .expect("rows");
+    (households, max_change, rows)
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn reimporting_the_same_buildings_changes_nothing_and_a_changed_file_updates_by_osm_id(pool: PgPool) {
+    let grids = collection(&[grid("IM-001", &square(118.15, 36.17, 0.01))]);
+    import_geojson(&pool, &grids, &options(ImportTarget::Grids, false)).await.expect("grid");
+    let file = |levels: &str| {
+        collection(&[
+            building(
+                json!({"osm_type": "way", "osm_id": 7, "building": "apartments", "households": 24, "building:levels": levels}),
+                square(118.151, 36.171, 0.0003),
+            ),
+            building(json!({"osm_type": "relation", "osm_id": 7, "households": 12}), square(118.152, 36.172, 0.0003)),
+            building(json!({"osm_way_id": 8, "households": 6}), square(118.153, 36.173, 0.0003)),
+        ])
+    };
+    let first = import_geojson(&pool, &file("5"), &options(ImportTarget::Buildings, false)).await.expect("import");
+    assert_eq!((first.inserted, first.updated, first.unchanged), (3, 0, 0), "{first}");
+    let before = households_and_changes(&pool).await;
+    assert_eq!(before.0, 42, "the grid counts its buildings' households");
+    let ids: Vec<&str> = before.2.iter().map(|(_, id)| id.as_str()).collect();
+    assert_eq!(ids, ["relation/7", "way/7", "way/8"], "OSM ids keep their type");
+
+    let again = import_geojson(&pool, &file("5"), &options(ImportTarget::Buildings, false)).await.expect("re-import");
+    assert_eq!((again.inserted, again.updated, again.unchanged), (0, 0, 3), "{again}");
+    assert_eq!(households_and_changes(&pool).await, before, "no row was written, the households are the same");
+
+    let changed = import_geojson(&pool, &file("6"), &options(ImportTarget::Buildings, false)).await.expect("changed");
+    assert_eq!((changed.inserted, changed.updated, changed.unchanged), (0, 1, 2), "{changed}");
+    let floors: i32 = sqlx::query_scalar("select floors from building where external_id = 'way/7'")
+        .fetch_one(&pool)
+        .await
+        .expect("floors");
+    assert_eq!(floors, 6);
+    assert_eq!(count(&pool, "building").await, 3);
+    assert_eq!(households_and_changes(&pool).await.0, 42);
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn an_id_property_names_the_external_id_and_a_repeated_id_is_refused(pool: PgPool) {
+    let file = collection(&[
+        building(json!({"ref": "B-1", "osm_id": 1, "households": 3}), square(118.151, 36.171, 0.0003)),
+        building(json!({"ref": "B-2", "osm_id": 1, "households": 4}), square(118.152, 36.172, 0.0003)),
+    ]);
+    let by_ref = ImportOptions { id_property: Some("ref".into()), ..options(ImportTarget::Buildings, false) };
+    let first = import_geojson(&pool, &file, &by_ref).await.expect("import");
+    assert_eq!(first.inserted, 2);
+    let again = import_geojson(&pool, &file, &by_ref).await.expect("re-import");
+    assert_eq!((again.inserted, again.unchanged), (0, 2));
+    // By the default id (osm_id), the same file names one building twice.
+    expect_rejected(&pool, &file, ImportTarget::Buildings, 1, "appears twice").await;
+
+    let station = |name: &str| {
+        collection(&[json!({"type": "Feature", "properties": {"name": name, "osm_type": "node", "osm_id": 99},
+                            "geometry": {"type": "Point", "coordinates": [118.17, 36.18]}})])
+    };
+    import_geojson(&pool, &station("驿站"), &options(ImportTarget::Stations, false)).await.expect("station");
+    let again = import_geojson(&pool, &station("驿站"), &options(ImportTarget::Stations, false)).await.expect("again");
+    assert_eq!((again.inserted, again.updated, again.unchanged), (0, 0, 1));
+    let renamed =
+        import_geojson(&pool, &station("新驿站"), &options(ImportTarget::Stations, false)).await.expect("renamed");
+    assert_eq!(renamed.updated, 1);
+    assert_eq!(count(&pool, "station").await, 1);
 }

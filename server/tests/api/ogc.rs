@@ -88,14 +88,23 @@ async fn landing_conformance_api_and_collections_describe_the_service(pool: PgPo
     assert_eq!(api.headers[header::CONTENT_TYPE], "application/vnd.oai.openapi+json;version=3.0");
     let api = api.json();
     assert!(api["openapi"].as_str().expect("version").starts_with("3.0"));
-    assert!(api["paths"]["/ogc/collections/grids/items"]["get"].is_object());
+    // Paths are relative to the landing page, which is the server URL (GDAL joins them so).
+    assert_eq!(api["servers"][0]["url"], "/ogc", "no Host header here: relative");
+    assert!(api["paths"]["/collections/grids/items"]["get"].is_object());
+    assert!(api["paths"]["/"]["get"].is_object(), "the landing page");
+    assert!(api["paths"].as_object().expect("paths").keys().all(|p| !p.starts_with("/ogc")));
     assert_eq!(api["components"]["parameters"]["limit"]["schema"]["maximum"], 1000);
+    let params = api["paths"]["/collections/buildings/items"]["get"]["parameters"].as_array().expect("parameters");
+    assert!(params.iter().any(|p| p["$ref"] == "#/components/parameters/limit"), "limit (and its maximum) is declared");
+    assert!(params.iter().any(|p| p["name"] == "floors" && p["in"] == "query"), "queryables are query parameters");
+    let langs = &api["components"]["parameters"]["filter-lang"]["schema"]["enum"];
+    assert!(langs.as_array().expect("enum").iter().any(|l| l == "cql-text"), "GDAL 3.6 looks for cql-text");
     let cols = get(&pool, "/ogc/collections").await.json();
     let ids: Vec<&str> =
         cols["collections"].as_array().expect("list").iter().filter_map(|c| c["id"].as_str()).collect();
     assert_eq!(ids, ["grids", "buildings", "stations", "reports"]);
-    assert!(api["paths"]["/ogc/collections/reports/items"]["post"].is_null(), "reports are read-only here");
-    assert!(api["paths"]["/ogc/collections/grids/items"]["post"].is_object());
+    assert!(api["paths"]["/collections/reports/items"]["post"].is_null(), "reports are read-only here");
+    assert!(api["paths"]["/collections/grids/items"]["post"].is_object());
     assert_eq!(get(&pool, "/ogc/collections/nope").await.status, StatusCode::NOT_FOUND);
     assert_eq!(get(&pool, "/ogc?f=html").await.status, StatusCode::BAD_REQUEST);
     let q = get(&pool, "/ogc/collections/buildings/queryables").await.json();

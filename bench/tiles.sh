@@ -3,6 +3,8 @@
 #
 #   bash bench/tiles.sh                 # all data sets: demo1 demo10 liechtenstein
 #   bash bench/tiles.sh demo1           # one data set
+#   BENCH_PG=postgres://postgres@127.0.0.1:5443 BENCH_GRIDMAP_PORT=18380 BENCH_MARTIN_PORT=18381 \
+#     bash bench/tiles.sh demo1         # another PostgreSQL cluster and other ports
 #
 # For each data set: a fresh database, 2,000 distinct z10–z16 tiles that hold data (all of them
 # where fewer exist), then for gridmap and Martin: cold (server just started, empty tile cache,
@@ -19,8 +21,9 @@ SETS=${*:-demo1 demo10 liechtenstein}
 LAYERS=grids,buildings,stations
 CONN=${BENCH_CONNECTIONS:-16}
 ROUNDS=${ROUNDS:-3}
-GRIDMAP_PORT=18080
-MARTIN_PORT=13000
+# Ports of the two servers (several people benchmark on one machine: give each their own).
+GRIDMAP_PORT=${BENCH_GRIDMAP_PORT:-18080}
+MARTIN_PORT=${BENCH_MARTIN_PORT:-13000}
 OSM="$ROOT/../shared/data/osm-liechtenstein/buildings.geojson"
 
 command -v martin >/dev/null || cargo install martin --version 1.14.0 --locked --no-default-features --features postgres

@@ -139,7 +139,7 @@ pub async fn export_pmtiles(pool: &PgPool, args: &ExportTilesArgs) -> anyhow::Re
         "name": format!("gridmap {layers}"),
         "format": "pbf",
         "description": "gridmap vector tiles (Yiyuan urban grid governance)",
-        "vector_layers": crate::http::tiles::vector_layers_json(layers),
+        "vector_layers": gridmap_tiles::schema::vector_layers_json(layers),
     })
     .to_string();
     let path = args.out.clone();

@@ -81,11 +81,20 @@ async fn resident_page_loads_without_errors_and_draws_the_stations() {
             .await;
         assert_eq!(shown, json!(["visible", "visible"]), "the planners' map");
         assert_eq!(browser.js("return !!__map.getLayer('stations-label');").await, true);
-        // The household-balance legend, read from the style's ramp (balance × 300 households).
+        // The household-balance legend: the style's balance_class colours with each class's
+        // household range (from the style's metadata).
         let legend = browser
             .js("return [...document.querySelectorAll('#legend-balance .legend-stop')].map((e) => Number(e.dataset.households));")
             .await;
-        assert_eq!(legend, json!([180, 255, 300, 345, 420]), "legend stops");
+        assert_eq!(legend, json!([0, 210, 270, 330, 390]), "legend classes");
+        let labels = browser
+            .js("return [...document.querySelectorAll('#legend-balance .legend-stop')].map((e) => e.textContent);")
+            .await;
+        assert_eq!(labels, json!(["<210", "210–269", "270–329", "330–389", "≥390"]), "legend ranges");
+        let swatch = browser
+            .js("return getComputedStyle(document.querySelector('#legend-balance .legend-stop i')).backgroundColor;")
+            .await;
+        assert_eq!(swatch, json!("rgb(69, 117, 180)"), "the far-under colour of the style's match");
         // Reports come from a tile source of their own (their churn must not evict base tiles),
         // drawn as status-coloured dots with a legend read from the same style layer.
         let reports = browser.js("return __map.getLayer('reports') ? __map.getSource('reports').type : null;").await;

@@ -1,14 +1,12 @@
-//! The public tile layers, what each one holds at which zoom, and the one SQL statement that
-//! renders any set of them for a tile with PostGIS `ST_AsMVT`.
+//! The requestable tile layers (`{layers}` in a tile URL), sets of them, and the zooms they
+//! draw at. What each yields — tables, columns, filters — is declared once in [`crate::schema`].
 //!
 //! Everything reads the precomputed, repaired `geom_3857` / `label_3857` columns, so a tile
-//! request never reprojects or repairs. Only allow-listed fragments are formatted into SQL;
-//! z/x/y are always bound (`$1`, `$2`, `$3`).
+//! request never reprojects or repairs.
 
 use std::fmt;
-use std::fmt::Write as _;
 
-use crate::tile::{BUFFER, EXTENT, TileCoord};
+use crate::schema::MvtLayer;
 
 /// Zoom from which building footprints are drawn: below it a building is a few pixels.
 pub const BUILDINGS_MIN_ZOOM: u8 = 14;
@@ -19,18 +17,6 @@ pub const GRIDS_MIN_ZOOM: u8 = 10;
 /// Zoom from which stations are drawn: further out a province's thousands of stations would be
 /// one smear of dots (and hundreds of KB per tile); the station finder lists the nearest ones.
 pub const STATIONS_MIN_ZOOM: u8 = 8;
-
-/// The outline level drawn at zoom `z` (below [`GRIDS_MIN_ZOOM`]), also the table its code and
-/// name come from: counties to z6, subdistricts z7–z8, communities z9 — each level from the
-/// zoom where its typical outline is ten or more pixels across.
-pub const fn outline_level(z: u8) -> Option<&'static str> {
-    match z {
-        0..=6 => Some("county"),
-        7..=8 => Some("subdistrict"),
-        9 => Some("community"),
-        _ => None,
-    }
-}
 
 /// Zoom from which grid label points are emitted (grid names are unreadable further out).
 pub const GRID_LABELS_MIN_ZOOM: u8 = 12;
@@ -84,6 +70,20 @@ impl Layer {
         }
     }
 
+    /// The tables whose extent is where this layer can draw (TileJSON `bounds`, which a client
+    /// requests no tile outside of). A report can be filed anywhere in the county (and its
+    /// margin) or its grids: with few reports, or none yet, their own extent would hide the
+    /// next one from a map that read the TileJSON earlier.
+    pub fn extent_tables(self) -> &'static [&'static str] {
+        match self {
+            Layer::Reports => &["report", "grid", "area"],
+            Layer::Grids => &["grid"],
+            Layer::Buildings => &["building"],
+            Layer::Stations => &["station"],
+            Layer::Roads => &["road"],
+        }
+    }
+
     const fn bit(self) -> u8 {
         match self {
             Layer::Grids => 1,
@@ -95,216 +95,14 @@ impl Layer {
     }
 
     /// The lowest zoom at which this layer puts anything in a tile.
-    pub const fn min_zoom(self) -> u8 {
-        match self {
-            Layer::Buildings => BUILDINGS_MIN_ZOOM,
-            Layer::Reports => REPORTS_MIN_ZOOM,
-            Layer::Stations => STATIONS_MIN_ZOOM,
-            Layer::Grids | Layer::Roads => 0,
-        }
+    pub fn min_zoom(self) -> u8 {
+        self.mvt_layers().map(MvtLayer::min_zoom).min().unwrap_or(0)
     }
 
-    /// The vector layers this layer puts in a tile, with their fields — for TileJSON.
-    pub fn vector_layers(self) -> Vec<VectorLayer> {
-        match self {
-            Layer::Grids => vec![
-                VectorLayer {
-                    id: "outlines",
-                    description: "Generalised outlines below z10, the union of their grids: counties (县) to z6, \
-                                  subdistricts (街道) z7–z8, communities (社区) z9; with grid count, households, \
-                                  workers and the spread of grid balance",
-                    minzoom: 0,
-                    fields: &[
-                        ("id", "Number"),
-                        ("level", "String"),
-                        ("code", "String"),
-                        ("name", "String"),
-                        ("grids", "Number"),
-                        ("households", "Number"),
-                        ("workers", "Number"),
-                        ("balance_min", "Number"),
-                        ("balance_max", "Number"),
-                    ],
-                },
-                VectorLayer {
-                    id: "grids",
-                    description: "Grid (网格) boundaries from z10; simplified below z14",
-                    minzoom: GRIDS_MIN_ZOOM,
-                    fields: &[
-                        ("id", "Number"),
-                        ("code", "String"),
-                        ("name", "String"),
-                        ("community", "String"),
-                        ("households", "Number"),
-                        ("balance", "Number"),
-                        ("workers", "Number"),
-                    ],
-                },
-                VectorLayer {
-                    id: "grid_labels",
-                    description: "One label point per grid (point on surface, always inside the grid), from z12",
-                    minzoom: GRID_LABELS_MIN_ZOOM,
-                    fields: &[
-                        ("id", "Number"),
-                        ("code", "String"),
-                        ("name", "String"),
-                        ("households", "Number"),
-                        ("balance", "Number"),
-                    ],
-                },
-            ],
-            Layer::Buildings => vec![VectorLayer {
-                id: "buildings",
-                description: "Building (楼栋) footprints, from z14",
-                minzoom: BUILDINGS_MIN_ZOOM,
-                fields: &[("id", "Number"), ("floors", "Number"), ("households", "Number"), ("use", "String")],
-            }],
-            Layer::Stations => vec![VectorLayer {
-                id: "stations",
-                description: "Warm-\"new\" stations (暖\"新\"驿站) for riders and couriers, from z8",
-                minzoom: STATIONS_MIN_ZOOM,
-                fields: &[("id", "Number"), ("name", "String"), ("services", "String"), ("opening_hours", "String")],
-            }],
-            Layer::Roads => vec![VectorLayer {
-                id: "roads",
-                description: "Road network; alleys from z14",
-                minzoom: 0,
-                fields: &[("id", "Number"), ("name", "String"), ("class", "String")],
-            }],
-            Layer::Reports => vec![VectorLayer {
-                id: "reports",
-                description: "Street reports (事件上报) from z12, newest 4,000 per tile; cancelled ones left out. \
-                              Public fields only: never the reporter, description or photos",
-                minzoom: REPORTS_MIN_ZOOM,
-                fields: &[
-                    ("id", "Number"),
-                    ("category", "String"),
-                    ("status", "String"),
-                    ("grid_id", "Number"),
-                    ("created_at", "String"),
-                ],
-            }],
-        }
+    /// The MVT layers this layer yields ([`crate::schema`]).
+    pub fn mvt_layers(self) -> impl Iterator<Item = &'static MvtLayer> {
+        crate::schema::of(self)
     }
-
-    /// `select ST_AsMVT(...)` for this layer at zoom `z`; the statement binds z, x, y as $1..$3.
-    fn sql(self, z: u8, out: &mut String) {
-        let env = "ST_TileEnvelope($1, $2, $3)";
-        let margin = f64::from(BUFFER) / f64::from(EXTENT);
-        let env_buffered = format!("ST_TileEnvelope($1, $2, $3, margin => {margin})");
-        // Half a screen pixel of a 512 px tile: invisible, but it drops most vertices of
-        // polygons that cover only a few pixels at low zoom.
-        let tolerance = TileCoord::size_at(z) / 1024.0;
-        let simplified = |col: &str| {
-            if z < SIMPLIFY_BELOW_ZOOM { format!("ST_Simplify({col}, {tolerance}, true)") } else { col.to_string() }
-        };
-        let mvt_geom =
-            |col: &str, buffer: u32| format!("ST_AsMVTGeom({}, {env}, {EXTENT}, {buffer}, true)", simplified(col));
-        match self {
-            Layer::Grids => {
-                if let Some(level) = outline_level(z) {
-                    let _ = write!(
-                        out,
-                        r"(select ST_AsMVT(t, 'outlines', {EXTENT}, 'geom', 'id') from (
-    select o.key as id, o.level, n.code, n.name, o.grids, o.households, o.workers, o.balance_min, o.balance_max,
-           {geom} as geom
-      from outline o left join {level} n on n.id = o.key
-     where o.level = '{level}' and o.geom_3857 && {env_buffered}) t where t.geom is not null)",
-                        geom = mvt_geom("o.geom_3857", BUFFER),
-                    );
-                    return;
-                }
-                let _ = write!(
-                    out,
-                    r"(select ST_AsMVT(t, 'grids', {EXTENT}, 'geom', 'id') from (
-    select g.id, g.code, g.name, c.name as community, g.households,
-           round(g.households / 300.0, 3)::float8 as balance,
-           (select count(*) from grid_assignment a where a.grid_id = g.id)::int4 as workers,
-           {geom} as geom
-      from grid g left join community c on c.id = g.community_id
-     where g.geom_3857 && {env_buffered}) t where t.geom is not null)",
-                    geom = mvt_geom("g.geom_3857", BUFFER),
-                );
-                if z >= GRID_LABELS_MIN_ZOOM {
-                    // Buffer 0: each label point belongs to exactly one tile, so it is placed once.
-                    let _ = write!(
-                        out,
-                        r" || coalesce((select ST_AsMVT(t, 'grid_labels', {EXTENT}, 'geom', 'id') from (
-    select g.id, g.code, g.name, g.households, round(g.households / 300.0, 3)::float8 as balance,
-           ST_AsMVTGeom(g.label_3857, {env}, {EXTENT}, 0, true) as geom
-      from grid g
-     where g.label_3857 && {env}) t where t.geom is not null), '')"
-                    );
-                }
-            }
-            Layer::Buildings => {
-                if z < BUILDINGS_MIN_ZOOM {
-                    out.push_str("''::bytea");
-                    return;
-                }
-                let _ = write!(
-                    out,
-                    r"(select ST_AsMVT(t, 'buildings', {EXTENT}, 'geom', 'id') from (
-    select b.id, b.floors, b.households, b.use, {geom} as geom
-      from building b
-     where b.geom_3857 && {env_buffered}) t where t.geom is not null)",
-                    geom = mvt_geom("b.geom_3857", BUFFER),
-                );
-            }
-            Layer::Stations => {
-                if z < STATIONS_MIN_ZOOM {
-                    out.push_str("''::bytea");
-                    return;
-                }
-                let _ = write!(
-                    out,
-                    r"(select ST_AsMVT(t, 'stations', {EXTENT}, 'geom', 'id') from (
-    select s.id, s.name, array_to_string(s.services, ',') as services, s.opening_hours,
-           ST_AsMVTGeom(s.geom_3857, {env}, {EXTENT}, {BUFFER}, true) as geom
-      from station s
-     where s.geom_3857 && {env_buffered}) t where t.geom is not null)"
-                );
-            }
-            Layer::Roads => {
-                let alleys = if z < ALLEYS_MIN_ZOOM { " and r.class <> 'alley'" } else { "" };
-                let _ = write!(
-                    out,
-                    r"(select ST_AsMVT(t, 'roads', {EXTENT}, 'geom', 'id') from (
-    select r.id, r.name, r.class, {geom} as geom
-      from road r
-     where r.geom_3857 && {env_buffered}{alleys}) t where t.geom is not null)",
-                    geom = mvt_geom("r.geom_3857", BUFFER),
-                );
-            }
-            Layer::Reports => {
-                if z < REPORTS_MIN_ZOOM {
-                    out.push_str("''::bytea");
-                    return;
-                }
-                // Local time (UTC+8, no daylight saving) to the minute: what a resident reads.
-                let _ = write!(
-                    out,
-                    r#"(select ST_AsMVT(t, 'reports', {EXTENT}, 'geom', 'id') from (
-    select r.id, r.category, r.status, r.grid_id,
-           to_char(r.created_at at time zone 'Asia/Shanghai', 'YYYY-MM-DD"T"HH24:MI"+08:00"') as created_at,
-           ST_AsMVTGeom(r.geom_3857, {env}, {EXTENT}, {BUFFER}, true) as geom
-      from report r
-     where r.geom_3857 && {env_buffered} and r.status <> 'cancelled'
-     order by r.created_at desc, r.id desc
-     limit {REPORTS_PER_TILE}) t where t.geom is not null)"#
-                );
-            }
-        }
-    }
-}
-
-/// A layer of a tile as TileJSON describes it.
-#[derive(Debug, Clone)]
-pub struct VectorLayer {
-    pub id: &'static str,
-    pub description: &'static str,
-    pub minzoom: u8,
-    pub fields: &'static [(&'static str, &'static str)],
 }
 
 /// Why a `{layers}` list was refused.
@@ -365,22 +163,19 @@ impl LayerSet {
         Layer::ALL.into_iter().filter(move |l| self.contains(*l))
     }
 
-    /// One statement returning the whole tile as `bytea` (empty when nothing is in it).
+    /// One statement returning the whole tile as `bytea` (empty when nothing is in it), with
+    /// PostGIS `ST_AsMVT`, derived from the same definitions as the Rust encoder's reads: the
+    /// reference the tests compare it with, the benchmark's PostGIS floor and `--print-sql`.
     /// Concatenated `ST_AsMVT` results are a valid MVT: a tile is a sequence of layer messages.
     pub fn sql(self, z: u8) -> String {
-        let mut sql = String::from("select ");
-        for (i, layer) in self.iter().enumerate() {
-            if i > 0 {
-                sql.push_str("\n || ");
-            }
-            sql.push_str("coalesce(");
-            layer.sql(z, &mut sql);
-            sql.push_str(", '')");
+        let parts: Vec<String> = crate::schema::drawn_at(self, z)
+            .filter_map(|m| m.mvt_sql(z))
+            .map(|sql| format!("coalesce({sql}, '')"))
+            .collect();
+        if parts.is_empty() {
+            return "select ''::bytea".to_string();
         }
-        if self.is_empty() {
-            sql.push_str("''::bytea");
-        }
-        sql
+        format!("select {}", parts.join("\n || "))
     }
 }
 

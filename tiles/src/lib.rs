@@ -1,9 +1,12 @@
 //! Tile math, MVT layer SQL and the tile cache. No HTTP here: the server crate owns the edge.
 //!
 //! - [`tile`]: XYZ ↔ EPSG:3857 bounds.
-//! - [`layer`]: the public layers, their zoom rules, and the `ST_AsMVT` statement per tile (the
-//!   benchmark's PostGIS floor).
-//! - [`store`]: grids, buildings, stations and roads in memory (R-trees), kept current.
+//! - [`layer`]: the requestable layers (`{layers}` in a URL) and their zooms.
+//! - [`schema`]: one declarative definition per MVT layer — table, columns and their types,
+//!   zooms, filter, simplification, style — from which the reads, the `ST_AsMVT` reference
+//!   statement (tests, the benchmark's PostGIS floor), TileJSON's `vector_layers` and the
+//!   style's layer list are derived; [`balance`]: the household balance and its classes.
+//! - [`store`]: grids, grid labels, buildings, stations and roads in memory (R-trees), kept current.
 //! - [`render`] + [`encode`]: a tile cut and encoded in Rust from those features (reports: from
 //!   their rows in PostgreSQL).
 //! - [`cache`]: the byte-bounded cache of gzip tiles with exact, race-free invalidation.
@@ -11,12 +14,14 @@
 //! - [`notify`]: the LISTEN side of migration 0002's change triggers.
 //! - [`metrics`]: Prometheus counters and histograms.
 
+pub mod balance;
 pub mod cache;
 pub mod encode;
 pub mod layer;
 pub mod metrics;
 pub mod notify;
 pub mod render;
+pub mod schema;
 pub mod service;
 pub mod store;
 pub mod tile;

@@ -11,7 +11,7 @@ use sqlx::pool::PoolConnection;
 use tokio::sync::Semaphore;
 
 use crate::cache::{CachedTile, TileCache, TileKey};
-use crate::layer::{Layer, LayerSet};
+use crate::layer::LayerSet;
 use crate::metrics::TileMetrics;
 use crate::store::FeatureStore;
 use crate::tile::{Bbox, TileCoord};
@@ -167,8 +167,9 @@ impl TileService {
         Ok(compressed)
     }
 
-    /// The uncompressed MVT (empty when the tile holds no features): base-map layers cut from
-    /// the in-memory store, reports from their rows in PostgreSQL ([`crate::render`]).
+    /// The uncompressed MVT (empty when the tile holds no features): in-memory MVT layers cut
+    /// from the store, per-tile ones (reports, outlines) from their rows in PostgreSQL
+    /// ([`crate::render`]).
     pub async fn render_mvt(&self, layers: LayerSet, tile: TileCoord) -> Result<Vec<u8>, TileError> {
         let _permit = tokio::time::timeout(self.config.queue_timeout, self.limiter.acquire())
             .await
@@ -176,26 +177,18 @@ impl TileService {
             .map_err(|_| TileError::Busy)?;
         let within = tile.buffered_bounds();
         let mut out = Vec::new();
-        for layer in layers.drawn_at(tile.z).iter() {
-            // Below the zoom of single grids, the grids layer is their generalised outlines,
-            // read per tile like reports.
-            let outlines = if layer == Layer::Grids { crate::layer::outline_level(tile.z) } else { None };
-            if FeatureStore::keeps(layer) && outlines.is_none() {
+        for layer in crate::schema::drawn_at(layers, tile.z) {
+            if layer.in_memory {
                 let features = self.store.features_in(&self.load_pool, layer, &within).await?;
-                out.extend(crate::render::layers_of(layer, features.iter().map(AsRef::as_ref), tile));
+                out.extend(crate::render::cut(layer, features.iter().map(AsRef::as_ref), tile));
             } else {
+                let source = layer.source_at(tile.z).expect("drawn_at yields layers drawn at this zoom");
                 let mut guard = AbandonGuard { conn: Some(self.pool.acquire().await?), metrics: &self.metrics };
                 let conn = guard.conn.as_mut().expect("set just above");
-                let features = match outlines {
-                    Some(level) => crate::render::fetch_outlines(conn, level, within).await?,
-                    None => crate::render::fetch(conn, layer, Some(within)).await?,
-                };
+                let features = crate::render::fetch(conn, layer, source, Some(within)).await?;
                 // Finished: the connection is healthy and goes back to the pool.
                 drop(guard.conn.take());
-                out.extend(match outlines {
-                    Some(_) => crate::render::outline_layers(&features, tile),
-                    None => crate::render::layers_of(layer, &features, tile),
-                });
+                out.extend(crate::render::cut(layer, &features, tile));
             }
         }
         Ok(crate::encode::encode(out))
@@ -274,7 +267,7 @@ impl TileService {
         text.push_str("# TYPE gridmap_tile_memory_features gauge\n");
         for (layer, n) in sizes {
             if let Some(n) = n {
-                let _ = writeln!(text, "gridmap_tile_memory_features{{layer=\"{}\"}} {n}", layer.name());
+                let _ = writeln!(text, "gridmap_tile_memory_features{{layer=\"{layer}\"}} {n}");
             }
         }
         text

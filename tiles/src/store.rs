@@ -1,5 +1,6 @@
-//! The features of the base-map layers (grids, buildings, stations, roads) held in memory, one
-//! R-tree per layer, so a cold tile is cut from memory without a database round trip.
+//! The features of the base-map MVT layers (grids, grid labels, buildings, stations, roads —
+//! those whose definition says `in_memory`) held in memory, one R-tree per MVT layer, so a cold
+//! tile is cut from memory without a database round trip.
 //!
 //! Why: on a 2-core machine PostgreSQL's CPU was half the cost of a cold tile even after the
 //! MVT encoding moved into Rust (index scan, row output, EWKB decoding). Reports stay per-tile
@@ -21,10 +22,13 @@ use tokio::sync::Mutex;
 
 use crate::layer::Layer;
 use crate::render::{Feature, fetch};
+use crate::schema::{MVT_LAYERS, MvtLayer};
 use crate::tile::Bbox;
 
-/// The layers kept in memory (reports are rendered per tile from PostgreSQL).
-pub const IN_MEMORY: [Layer; 4] = [Layer::Grids, Layer::Buildings, Layer::Stations, Layer::Roads];
+/// The MVT layers kept in memory (the others are read per tile from PostgreSQL).
+pub fn in_memory() -> impl Iterator<Item = &'static MvtLayer> {
+    MVT_LAYERS.iter().filter(|m| m.in_memory)
+}
 
 /// A feature in the R-tree, by its box.
 #[derive(Debug, Clone)]
@@ -61,27 +65,32 @@ struct Slot {
     writer: Mutex<()>,
 }
 
-/// The in-memory features of [`IN_MEMORY`].
-#[derive(Default)]
+/// The in-memory features of the [`in_memory`] MVT layers, one slot each in that order.
 pub struct FeatureStore {
-    slots: [Slot; 4],
+    slots: Vec<Slot>,
 }
 
-fn index(layer: Layer) -> Option<usize> {
-    IN_MEMORY.iter().position(|l| *l == layer)
+impl Default for FeatureStore {
+    fn default() -> Self {
+        Self { slots: in_memory().map(|_| Slot::default()).collect() }
+    }
+}
+
+fn index(layer: &MvtLayer) -> Option<usize> {
+    in_memory().position(|m| m.name == layer.name)
 }
 
 impl FeatureStore {
-    /// Whether `layer` is one the store keeps.
+    /// Whether the store keeps any MVT layer of `layer`.
     pub fn keeps(layer: Layer) -> bool {
-        index(layer).is_some()
+        layer.mvt_layers().any(|m| m.in_memory)
     }
 
     /// The features of `layer` whose box meets `bbox`, by id; loads the layer first if needed.
     pub async fn features_in(
         &self,
         pool: &PgPool,
-        layer: Layer,
+        layer: &MvtLayer,
         bbox: &Bbox,
     ) -> Result<Vec<Arc<Feature>>, sqlx::Error> {
         let slot = &self.slots[index(layer).expect("an in-memory layer")];
@@ -98,7 +107,7 @@ impl FeatureStore {
     }
 
     /// Load `layer` unless another task did meanwhile.
-    async fn load(&self, pool: &PgPool, layer: Layer) -> Result<Arc<RTree<Item>>, sqlx::Error> {
+    async fn load(&self, pool: &PgPool, layer: &MvtLayer) -> Result<Arc<RTree<Item>>, sqlx::Error> {
         let slot = &self.slots[index(layer).expect("an in-memory layer")];
         let _turn = slot.writer.lock().await;
         if let Some(tree) = slot.tree.load_full() {
@@ -106,10 +115,10 @@ impl FeatureStore {
         }
         let started = std::time::Instant::now();
         let mut conn = pool.acquire().await?;
-        let features = fetch(&mut conn, layer, None).await?;
+        let features = fetch(&mut conn, layer, &layer.sources[0], None).await?;
         let tree = Arc::new(RTree::bulk_load(features.into_iter().filter_map(item).collect()));
         tracing::info!(
-            layer = layer.name(),
+            layer = layer.name,
             features = tree.size(),
             ms = started.elapsed().as_millis() as u64,
             "tile layer loaded into memory"
@@ -120,34 +129,37 @@ impl FeatureStore {
 
     /// Load every in-memory layer now (at start, so the first map views do not wait for it).
     pub async fn load_all(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
-        for layer in IN_MEMORY {
+        for layer in in_memory() {
             self.load(pool, layer).await?;
         }
         Ok(())
     }
 
-    /// Re-read the rows of `layer` inside `boxes` (EPSG:3857) from the database: features whose
-    /// old box meets a box are replaced by what the database holds there now. The triggers
-    /// announce both the old and the new box of a changed row, so moved, new and deleted rows
-    /// all end up right. A layer not loaded yet is left alone (its load reads current data).
+    /// Re-read the rows of every in-memory MVT layer of `layer` inside `boxes` (EPSG:3857) from
+    /// the database: features whose old box meets a box are replaced by what the database holds
+    /// there now. The triggers announce both the old and the new box of a changed row, so moved,
+    /// new and deleted rows all end up right. A layer not loaded yet is left alone (its load
+    /// reads current data).
     pub async fn refresh(&self, pool: &PgPool, layer: Layer, boxes: &[Bbox]) -> Result<(), sqlx::Error> {
-        let Some(i) = index(layer) else { return Ok(()) };
-        let slot = &self.slots[i];
-        let _turn = slot.writer.lock().await;
-        let Some(tree) = slot.tree.load_full() else { return Ok(()) };
-        let mut conn = pool.acquire().await?;
-        let mut fresh = Vec::new();
-        for b in boxes {
-            fresh.extend(fetch(&mut conn, layer, Some(*b)).await?);
+        for m in layer.mvt_layers() {
+            let Some(i) = index(m) else { continue };
+            let slot = &self.slots[i];
+            let _turn = slot.writer.lock().await;
+            let Some(tree) = slot.tree.load_full() else { continue };
+            let mut conn = pool.acquire().await?;
+            let mut fresh = Vec::new();
+            for b in boxes {
+                fresh.extend(fetch(&mut conn, m, &m.sources[0], Some(*b)).await?);
+            }
+            // A row meeting two boxes comes back twice; keep one.
+            let mut seen = std::collections::HashSet::new();
+            fresh.retain(|f| seen.insert(f.id));
+            let touched = |e: &AABB<[f64; 2]>| boxes.iter().any(|b| aabb(b).intersects(e));
+            let mut items: Vec<Item> =
+                tree.iter().filter(|i| !touched(&i.envelope) && !seen.contains(&i.feature.id)).cloned().collect();
+            items.extend(fresh.into_iter().filter_map(item));
+            slot.tree.store(Some(Arc::new(RTree::bulk_load(items))));
         }
-        // A row meeting two boxes comes back twice; keep one.
-        let mut seen = std::collections::HashSet::new();
-        fresh.retain(|f| seen.insert(f.id));
-        let touched = |e: &AABB<[f64; 2]>| boxes.iter().any(|b| aabb(b).intersects(e));
-        let mut items: Vec<Item> =
-            tree.iter().filter(|i| !touched(&i.envelope) && !seen.contains(&i.feature.id)).cloned().collect();
-        items.extend(fresh.into_iter().filter_map(item));
-        slot.tree.store(Some(Arc::new(RTree::bulk_load(items))));
         Ok(())
     }
 
@@ -161,14 +173,14 @@ impl FeatureStore {
 
     /// Forget one layer (a TRUNCATE, or too many changes to say where).
     pub async fn clear_layer(&self, layer: Layer) {
-        if let Some(i) = index(layer) {
+        for i in layer.mvt_layers().filter_map(index) {
             let _turn = self.slots[i].writer.lock().await;
             self.slots[i].tree.store(None);
         }
     }
 
-    /// Features held, per in-memory layer (None: not loaded).
-    pub fn sizes(&self) -> Vec<(Layer, Option<usize>)> {
-        IN_MEMORY.iter().zip(&self.slots).map(|(l, s)| (*l, s.tree.load().as_ref().map(|t| t.size()))).collect()
+    /// Features held, per in-memory MVT layer (None: not loaded).
+    pub fn sizes(&self) -> Vec<(&'static str, Option<usize>)> {
+        in_memory().zip(&self.slots).map(|(m, s)| (m.name, s.tree.load().as_ref().map(|t| t.size()))).collect()
     }
 }

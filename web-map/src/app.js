@@ -48,7 +48,7 @@ const state = {
   status: { key: 'loading', extra: '' },
   mapMessage: null,
 };
-const app = { state, map: null, onMapClick: {}, rerender: [], maplibregl };
+const app = { state, map: null, balanceClasses: null, onMapClick: {}, rerender: [], maplibregl };
 window.__app = app;
 
 function setStatus(key, extra = '') {
@@ -140,6 +140,9 @@ function setPoint(lon, lat) {
 
 async function initMap() {
   const style = await loadStyle();
+  // The balance classes' household ranges, for the legend (getStyle() would re-serialise the
+  // whole style for each legend drawn).
+  app.balanceClasses = style.metadata?.['gridmap:balance_classes'] ?? null;
   performance.mark('gridmap-style');
   const map = new maplibregl.Map({ container: 'map', style, ...savedView(), attributionControl: { compact: true } });
   map.on('moveend', () => {
@@ -200,17 +203,26 @@ function applyMode() {
   renderLegend();
 }
 
-// The legend of the household-balance choropleth, read from the style's own `grids-fill` ramp
-// (balance = households / 300), so legend and map can never disagree; and of the report heatmap.
+// The legend of the household-balance choropleth, read from the style's own `grids-fill` colours
+// (a `match` on the tiles' balance_class) and the household range of each class (the style's
+// metadata), so legend and map can never disagree; and of the report heatmap.
 let hexLegend = null; // {max, classes: [{lo, hi, colour, cells}]} while the planner's heatmap is on
 const heatmapShown = () => hexLegend !== null && state.tab === 'plan';
+function balanceStops() {
+  const colour = app.map?.getLayer('grids-fill') ? app.map.getPaintProperty('grids-fill', 'fill-color') : null;
+  const classes = app.balanceClasses;
+  if (!Array.isArray(colour) || colour[0] !== 'match' || !Array.isArray(classes)) return [];
+  const colours = new Map();
+  for (let i = 2; i + 1 < colour.length; i += 2) for (const name of [colour[i]].flat()) colours.set(name, colour[i + 1]);
+  return classes.filter((c) => colours.has(c.class)).map((c, i, all) => {
+    const next = all[i + 1]?.from_households;
+    const label = c.from_households === 0 ? `<${next}` : next === undefined ? `≥${c.from_households}` : `${c.from_households}–${next - 1}`;
+    return { from: c.from_households, label, colour: colours.get(c.class) };
+  });
+}
 function renderLegend() {
   const el = $('#legend');
-  const colour = app.map?.getLayer('grids-fill') ? app.map.getPaintProperty('grids-fill', 'fill-color') : null;
-  const stops = [];
-  if (Array.isArray(colour) && colour[0] === 'interpolate') {
-    for (let i = 3; i + 1 < colour.length; i += 2) stops.push([colour[i], colour[i + 1]]);
-  }
+  const stops = balanceStops();
   // Report dots (the style's `reports` layer, from z14): colours read from its status match.
   const dots = app.map?.getLayer('reports') ? app.map.getPaintProperty('reports', 'circle-color') : null;
   const reportStops = Array.isArray(dots) && dots[0] === 'match' && dots.length === 7
@@ -220,8 +232,8 @@ function renderLegend() {
   fill(el,
     stops.length && !heatmapShown() ? h('div', { class: 'legend-block', id: 'legend-balance' },
       h('div', { class: 'legend-title' }, t('legend_title')),
-      h('div', { class: 'legend-ramp' }, ...stops.map(([v, c]) => h('span', { class: 'legend-stop', dataset: { households: Math.round(v * 300) } },
-        h('i', { style: `background:${c}` }), `${Math.round(v * 300)}`)))) : null,
+      h('div', { class: 'legend-ramp' }, ...stops.map((s) => h('span', { class: 'legend-stop', dataset: { households: s.from } },
+        h('i', { style: `background:${s.colour}` }), s.label)))) : null,
     heatmapShown() ? h('div', { class: 'legend-block', id: 'legend-hex' },
       h('div', { class: 'legend-title' }, t('legend_hex', hexLegend.max)),
       h('ul', { class: 'legend-classes' }, ...hexLegend.classes.map((c) => h('li', { class: 'legend-class', dataset: { lo: c.lo, hi: c.hi, cells: c.cells } },

@@ -18,7 +18,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use gridmap_tiles::layer::VectorLayer;
+use gridmap_tiles::schema::{STYLE_SOURCES, balance_classes_json, style_layers, vector_layers_json};
 use gridmap_tiles::{LayerSet, TileCoord, TileError, tile::MAX_ZOOM};
 use serde_json::{Value, json};
 
@@ -189,10 +189,13 @@ fn tile_url(base: &str, layers: LayerSet) -> String {
     format!("{base}/tiles/{layers}/{{z}}/{{x}}/{{y}}.mvt")
 }
 
-/// The lon/lat extent of the data the layers draw (the whole world if there is none).
+/// The lon/lat extent where the layers can draw (`Layer::extent_tables`; the whole world only
+/// when the database holds none of it).
 async fn data_bounds(state: &AppState, layers: LayerSet) -> ApiResult<[f64; 4]> {
-    let tables: Vec<&str> = layers.iter().map(gridmap_tiles::Layer::table).collect();
-    // Only allow-listed table names (from `Layer::table`) are formatted into the SQL.
+    let mut tables: Vec<&str> = layers.iter().flat_map(gridmap_tiles::Layer::extent_tables).copied().collect();
+    tables.sort_unstable();
+    tables.dedup();
+    // Only allow-listed table names (from `Layer::extent_tables`) are formatted into the SQL.
     let union =
         tables.iter().map(|t| format!("select ST_Extent(geom) as e from {t}")).collect::<Vec<_>>().join(" union all ");
     let sql = format!(
@@ -205,26 +208,13 @@ async fn data_bounds(state: &AppState, layers: LayerSet) -> ApiResult<[f64; 4]> 
     })
 }
 
-fn vector_layer_json(layer: &VectorLayer) -> Value {
-    let fields: serde_json::Map<String, Value> =
-        layer.fields.iter().map(|(k, v)| ((*k).to_string(), json!(v))).collect();
-    json!({
-        "id": layer.id,
-        "description": layer.description,
-        "minzoom": layer.minzoom,
-        "maxzoom": MAX_ZOOM,
-        "fields": fields,
-    })
-}
-
-/// The `vector_layers` of TileJSON (and of PMTiles metadata) for a set of layers.
-pub fn vector_layers_json(layers: LayerSet) -> Vec<Value> {
-    layers.iter().flat_map(gridmap_tiles::Layer::vector_layers).map(|l| vector_layer_json(&l)).collect()
-}
-
-/// TileJSON 3.0.0 (<https://github.com/mapbox/tilejson-spec/tree/master/3.0.0>).
+/// TileJSON 3.0.0 (<https://github.com/mapbox/tilejson-spec/tree/master/3.0.0>). Every tile
+/// URL inside `bounds` and `minzoom`–`maxzoom` answers 200 with an MVT, or 204 No Content when
+/// none of the layers has a feature in that tile (docs/tiles.md).
 async fn tilejson(state: &AppState, base: &str, layers: LayerSet) -> ApiResult<Value> {
     let bounds = data_bounds(state, layers).await?;
+    let minzoom = layers.iter().map(gridmap_tiles::Layer::min_zoom).min().unwrap_or(0);
+    // The middle of the data, at a zoom that shows single grids and reports.
     let center = [f64::midpoint(bounds[0], bounds[2]), f64::midpoint(bounds[1], bounds[3]), 14.0];
     let vector_layers = vector_layers_json(layers);
     Ok(json!({
@@ -234,7 +224,7 @@ async fn tilejson(state: &AppState, base: &str, layers: LayerSet) -> ApiResult<V
         "version": env!("CARGO_PKG_VERSION"),
         "scheme": "xyz",
         "tiles": [tile_url(base, layers)],
-        "minzoom": 0,
+        "minzoom": minzoom,
         "maxzoom": MAX_ZOOM,
         "bounds": bounds,
         "center": center,
@@ -242,160 +232,36 @@ async fn tilejson(state: &AppState, base: &str, layers: LayerSet) -> ApiResult<V
     }))
 }
 
-/// A MapLibre style (spec v8) drawing every layer legibly with no internet access.
+/// A MapLibre style (spec v8) drawing every layer legibly with no internet access. Its layers
+/// come from the layer definitions (`gridmap_tiles::schema`); QGIS 3.22's style converter reads
+/// it too (`match` colours with array labels, `{field}` text labels).
 pub fn style(base: &str, basemap_url: Option<&str>) -> Value {
-    let mut sources = json!({
-        "gridmap": {
+    let mut sources = serde_json::Map::new();
+    for (name, layers) in STYLE_SOURCES {
+        let minzoom = layers.iter().map(gridmap_tiles::Layer::min_zoom).min().unwrap_or(0);
+        let mut source = json!({
             "type": "vector",
-            "tiles": [tile_url(base, LayerSet::BASE)],
-            "minzoom": 0,
+            "tiles": [tile_url(base, layers)],
+            "minzoom": minzoom,
             "maxzoom": MAX_ZOOM,
-            "attribution": "gridmap (synthetic demo data unless imported)",
-        },
-        // A source of their own: reports change all day, and their churn must not evict the
-        // base map's cached tiles.
-        "reports": {
-            "type": "vector",
-            "tiles": [tile_url(base, LayerSet::REPORTS)],
-            "minzoom": gridmap_tiles::layer::REPORTS_MIN_ZOOM,
-            "maxzoom": MAX_ZOOM,
+        });
+        if layers == LayerSet::BASE {
+            source["attribution"] = json!("gridmap (synthetic demo data unless imported)");
         }
-    });
+        sources.insert(name.to_string(), source);
+    }
     let mut layers =
         vec![json!({ "id": "background", "type": "background", "paint": { "background-color": "#f3f1ec" } })];
     if let Some(url) = basemap_url {
-        sources["basemap"] = json!({ "type": "raster", "tiles": [url], "tileSize": 256 });
+        sources.insert("basemap".to_string(), json!({ "type": "raster", "tiles": [url], "tileSize": 256 }));
         layers.push(json!({ "id": "basemap", "type": "raster", "source": "basemap" }));
     }
-    let text_font = json!(["sans-serif"]);
-    // Household balance against the 300-household standard: blue = under, yellow = on
-    // target, red = over (a diverging ColorBrewer RdYlBu ramp).
-    let balance_colour = json!([
-        "interpolate",
-        ["linear"],
-        ["coalesce", ["get", "balance"], 0],
-        0.6,
-        "#4575b4",
-        0.85,
-        "#91bfdb",
-        1.0,
-        "#ffffbf",
-        1.15,
-        "#fc8d59",
-        1.4,
-        "#d73027"
-    ]);
-    layers.extend([
-        json!({
-            "id": "grids-fill", "type": "fill", "source": "gridmap", "source-layer": "grids",
-            "paint": { "fill-color": balance_colour, "fill-opacity": 0.45 }
-        }),
-        // Below z10 the grids source-layer is empty and the outlines (county → subdistrict →
-        // community) take its place, coloured by their mean balance.
-        json!({
-            "id": "outlines-fill", "type": "fill", "source": "gridmap", "source-layer": "outlines",
-            "paint": {
-                "fill-color": ["interpolate", ["linear"],
-                    ["/", ["coalesce", ["get", "households"], 0], ["*", 300, ["max", 1, ["coalesce", ["get", "grids"], 1]]]],
-                    0.6, "#4575b4", 0.85, "#91bfdb", 1.0, "#ffffbf", 1.15, "#fc8d59", 1.4, "#d73027"],
-                "fill-opacity": 0.35
-            }
-        }),
-        json!({
-            "id": "roads", "type": "line", "source": "gridmap", "source-layer": "roads",
-            "layout": { "line-cap": "round", "line-join": "round" },
-            "paint": {
-                "line-color": ["match", ["get", "class"], "main", "#ffffff", "#fbfaf7"],
-                "line-width": ["interpolate", ["exponential", 1.6], ["zoom"],
-                    11, ["match", ["get", "class"], "main", 1.5, 0.5],
-                    17, ["match", ["get", "class"], "main", 14, "street", 8, 4]]
-            }
-        }),
-        json!({
-            "id": "buildings", "type": "fill", "source": "gridmap", "source-layer": "buildings", "minzoom": 14,
-            "paint": {
-                "fill-color": ["match", ["get", "use"], "residential", "#cdbfae", "commercial", "#d9b3a3",
-                               "public", "#b9c7d6", "industrial", "#c4c0b9", "#d3cbc1"],
-                "fill-outline-color": "#9d8f80"
-            }
-        }),
-        json!({
-            "id": "grids-outline", "type": "line", "source": "gridmap", "source-layer": "grids",
-            "paint": {
-                "line-color": "#5b3a8c",
-                "line-width": ["interpolate", ["linear"], ["zoom"], 10, 0.5, 16, 2.5]
-            }
-        }),
-        json!({
-            "id": "outlines-line", "type": "line", "source": "gridmap", "source-layer": "outlines",
-            "paint": {
-                "line-color": "#5b3a8c",
-                "line-width": ["match", ["get", "level"], "county", 1.5, "subdistrict", 1.2, 0.8]
-            }
-        }),
-        json!({
-            "id": "outlines-label", "type": "symbol", "source": "gridmap", "source-layer": "outlines", "minzoom": 5,
-            "layout": {
-                "text-field": ["format", ["coalesce", ["get", "name"], ""], {}, "\n", {},
-                               ["concat", ["to-string", ["get", "grids"]], " 网格"], { "font-scale": 0.8 }],
-                "text-font": text_font,
-                "text-size": 11,
-                "text-max-width": 8
-            },
-            "paint": { "text-color": "#2d1b4e", "text-halo-color": "#ffffff", "text-halo-width": 1.5 }
-        }),
-        json!({
-            "id": "grid-labels", "type": "symbol", "source": "gridmap", "source-layer": "grid_labels", "minzoom": 13,
-            "layout": {
-                "text-field": ["format", ["get", "name"], {}, "\n", {},
-                               ["concat", ["to-string", ["get", "households"]], " 户"], { "font-scale": 0.8 }],
-                "text-font": text_font,
-                "text-size": ["interpolate", ["linear"], ["zoom"], 13, 10, 17, 14],
-                "text-anchor": "center",
-                "text-justify": "center",
-                "text-max-width": 8
-            },
-            "paint": { "text-color": "#2d1b4e", "text-halo-color": "#ffffff", "text-halo-width": 1.5 }
-        }),
-        // Open reports red, in hand amber, done green (closed and verified).
-        json!({
-            "id": "reports", "type": "circle", "source": "reports", "source-layer": "reports", "minzoom": 14,
-            "paint": {
-                "circle-color": ["match", ["get", "status"],
-                    ["submitted", "accepted", "rework"], "#c0392b",
-                    ["dispatched", "handling", "feedback", "parked"], "#e6a100",
-                    "#2e8b57"],
-                "circle-radius": ["interpolate", ["linear"], ["zoom"], 14, 3, 18, 6],
-                "circle-stroke-color": "#ffffff",
-                "circle-stroke-width": 1
-            }
-        }),
-        json!({
-            "id": "stations", "type": "circle", "source": "gridmap", "source-layer": "stations",
-            "paint": {
-                "circle-color": "#e4572e",
-                "circle-radius": ["interpolate", ["linear"], ["zoom"], 10, 3, 16, 8],
-                "circle-stroke-color": "#ffffff",
-                "circle-stroke-width": 1.5
-            }
-        }),
-        json!({
-            "id": "stations-label", "type": "symbol", "source": "gridmap", "source-layer": "stations", "minzoom": 14,
-            "layout": {
-                "text-field": ["get", "name"],
-                "text-font": text_font,
-                "text-size": 12,
-                "text-anchor": "top",
-                "text-offset": [0, 0.9],
-                "text-optional": true
-            },
-            "paint": { "text-color": "#9c2f12", "text-halo-color": "#ffffff", "text-halo-width": 1.5 }
-        }),
-    ]);
+    layers.extend(style_layers());
     json!({
         "version": 8,
         "name": "gridmap",
-        "metadata": { "gridmap:offline": true },
+        // The balance classes' household ranges, for a legend (the web map's reads them).
+        "metadata": { "gridmap:offline": true, "gridmap:balance_classes": balance_classes_json() },
         "center": [118.17, 36.18],
         "zoom": 13,
         "sources": sources,

@@ -36,11 +36,27 @@ pub fn router() -> Router<AppState> {
         .route("/ogc/collections", get(list_collections))
         .route("/ogc/collections/{collection}", get(get_collection))
         .route("/ogc/collections/{collection}/queryables", get(queryables))
-        .route("/ogc/collections/{collection}/items", get(get_items).post(create_item))
+        .route("/ogc/collections/{collection}/items", get(get_items).post(create_item).options(items_options))
         .route(
             "/ogc/collections/{collection}/items/{id}",
-            get(get_item).put(replace_item).patch(patch_item).delete(delete_item),
+            get(get_item).put(replace_item).patch(patch_item).delete(delete_item).options(item_options),
         )
+}
+
+/// Part 4 §7 (discovery): QGIS ≥ 3.32 asks `OPTIONS` before it offers editing and reads
+/// `Allow`; a read-only collection (`reports`) advertises no write method.
+async fn items_options(Path(id): Path<String>) -> ApiResult<Response> {
+    let coll = collection(&id)?;
+    Ok(allow(if coll.editable() { "GET, HEAD, POST, OPTIONS" } else { "GET, HEAD, OPTIONS" }))
+}
+
+async fn item_options(Path((id, _fid)): Path<(String, String)>) -> ApiResult<Response> {
+    let coll = collection(&id)?;
+    Ok(allow(if coll.editable() { "GET, HEAD, PUT, PATCH, DELETE, OPTIONS" } else { "GET, HEAD, OPTIONS" }))
+}
+
+fn allow(methods: &'static str) -> Response {
+    (StatusCode::NO_CONTENT, [(header::ALLOW, HeaderValue::from_static(methods))]).into_response()
 }
 
 impl From<ogc::Error> for ApiError {

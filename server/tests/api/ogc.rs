@@ -472,3 +472,24 @@ async fn datetime_filters_reports_by_when_they_were_made(pool: PgPool) {
     assert_eq!(count("2026-01-01T00:00:00Z/..").await, 1);
     assert_eq!(count("2025-01-01/2099-01-01").await, 2);
 }
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn options_answers_204_with_allow_and_advertises_no_writes_on_reports(pool: PgPool) {
+    let options = |uri: &'static str| {
+        let pool = pool.clone();
+        async move { send(&pool, Request::options(uri).body(Body::empty()).expect("request")).await }
+    };
+    let allow = |r: &Reply| r.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let items = options("/ogc/collections/grids/items").await;
+    assert_eq!(items.status, StatusCode::NO_CONTENT);
+    assert_eq!(allow(&items), "GET, HEAD, POST, OPTIONS");
+    let item = options("/ogc/collections/buildings/items/1").await;
+    assert_eq!(item.status, StatusCode::NO_CONTENT);
+    assert_eq!(allow(&item), "GET, HEAD, PUT, PATCH, DELETE, OPTIONS");
+    for uri in ["/ogc/collections/reports/items", "/ogc/collections/reports/items/1"] {
+        let reports = options(uri).await;
+        assert_eq!(reports.status, StatusCode::NO_CONTENT, "{uri}");
+        assert_eq!(allow(&reports), "GET, HEAD, OPTIONS", "{uri}: reports are read-only");
+    }
+    assert_eq!(options("/ogc/collections/nope/items").await.status, StatusCode::NOT_FOUND);
+}

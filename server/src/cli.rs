@@ -40,7 +40,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Import(args) => {
             let pool = db::connect_and_migrate(&cli.db).await?;
-            let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
             let options = import::ImportOptions {
                 target: args.target,
                 allow_outside_county: args.allow_outside_county,
@@ -48,7 +47,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 id_property: args.id_property,
                 strict: args.strict,
             };
-            let report = import::import_geojson(&pool, &bytes, &options).await?;
+            let report = import::import_file(&pool, &args.file, args.layer.as_deref(), &options).await?;
             println!("{report}");
             Ok(())
         }

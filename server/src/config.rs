@@ -142,7 +142,8 @@ pub struct ImportArgs {
     /// What the file holds.
     #[arg(value_enum)]
     pub target: ImportTarget,
-    /// A GeoJSON FeatureCollection in EPSG:4326 (CGCS2000 accepted as equal).
+    /// A GeoJSON FeatureCollection in EPSG:4326 (CGCS2000 accepted as equal), or any file GDAL
+    /// reads (`.osm.pbf`, GeoPackage, Shapefile…), converted by `ogr2ogr`.
     pub file: PathBuf,
     /// Accept features outside the county's bounding box (e.g. another city's data).
     #[arg(long)]
@@ -158,6 +159,10 @@ pub struct ImportArgs {
     /// skipped or read leniently rejects the whole file (grids always are all or nothing).
     #[arg(long)]
     pub strict: bool,
+    /// The layer to read from a file GDAL reads (default: OSM `multipolygons` for buildings,
+    /// `points` for stations; the only layer of other files).
+    #[arg(long)]
+    pub layer: Option<String>,
 }
 
 /// One role type for the CLI, the database and the API (see `auth::Role`).

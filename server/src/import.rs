@@ -153,6 +153,8 @@ pub enum ImportError {
     Feature { index: usize, reason: String },
     #[error("none of the features could be imported; nothing was stored. {0}")]
     NothingImported(Box<ImportReport>),
+    #[error("{0}")]
+    Gdal(String),
     #[error("the database refused the import: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -167,19 +169,147 @@ pub async fn import_geojson(pool: &PgPool, bytes: &[u8], options: &ImportOptions
     import_features(pool, Source::Items(items.into_iter()), options).await
 }
 
+/// How `gridmap import` reads FILE: a `.geojson`/`.json` FeatureCollection itself; any other
+/// file GDAL reads (`.osm.pbf`, GeoPackage, Shapefile, …) streamed through `ogr2ogr -f
+/// GeoJSONSeq` (reprojected to EPSG:4326), one feature per line, so a large file never sits in
+/// memory. `layer` picks the layer; OSM files default to `multipolygons` with `building` set
+/// (buildings) or `points` (stations).
+pub async fn import_file(
+    pool: &PgPool,
+    path: &std::path::Path,
+    layer: Option<&str>,
+    options: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
+    let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+    if ext == "geojson" || ext == "json" {
+        let bytes =
+            std::fs::read(path).map_err(|e| ImportError::Gdal(format!("cannot read {}: {e}", path.display())))?;
+        return import_geojson(pool, &bytes, options).await;
+    }
+    let osm = ext == "pbf" || ext == "osm";
+    let mut command = tokio::process::Command::new("ogr2ogr");
+    command.args(["-f", "GeoJSONSeq", "/vsistdout/", "-t_srs", "EPSG:4326"]);
+    let (layer, osm_kind) = match (layer, osm, options.target) {
+        (Some(l), _, _) => (Some(l), if l == "points" { "node" } else { "relation" }),
+        (None, true, ImportTarget::Stations) => (Some("points"), "node"),
+        (None, true, ImportTarget::Buildings) => {
+            command.args(["-where", "building IS NOT NULL"]);
+            (Some("multipolygons"), "relation")
+        }
+        (None, true, ImportTarget::Grids) => (Some("multipolygons"), "relation"),
+        (None, false, _) => (None, "relation"),
+    };
+    command.arg(path);
+    if let Some(layer) = layer {
+        command.arg(layer);
+    }
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child =
+        command.spawn().map_err(|e| ImportError::Gdal(format!("cannot run ogr2ogr (install gdal-bin): {e}")))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    // GDAL's warnings go to stderr while it writes: read them alongside so the pipe never fills.
+    let errors = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut tokio::io::BufReader::new(stderr), &mut text).await;
+        text
+    });
+    let lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let source = Source::Gdal { lines, child, errors, osm_kind: osm.then_some(osm_kind) };
+    import_features(pool, source, options).await
+}
+
 /// Where features come from, one at a time.
+#[allow(clippy::large_enum_variant, reason = "one per import, never moved around")]
 enum Source {
     /// The `features` of a FeatureCollection read whole.
     Items(std::vec::IntoIter<Value>),
+    /// `ogr2ogr -f GeoJSONSeq` output; `osm_kind` is what an `osm_id` numbers (OSM files).
+    Gdal {
+        lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+        child: tokio::process::Child,
+        errors: tokio::task::JoinHandle<String>,
+        osm_kind: Option<&'static str>,
+    },
 }
 
 impl Source {
     /// The next feature as JSON, or why it could not be read.
-    fn next(&mut self) -> Option<Result<Value, String>> {
+    async fn next(&mut self) -> Result<Option<Result<Value, String>>, ImportError> {
         match self {
-            Self::Items(items) => items.next().map(Ok),
+            Self::Items(items) => Ok(items.next().map(Ok)),
+            Self::Gdal { lines, osm_kind, .. } => loop {
+                let line =
+                    lines.next_line().await.map_err(|e| ImportError::Gdal(format!("reading ogr2ogr's output: {e}")))?;
+                let Some(line) = line else { return Ok(None) };
+                let line = line.trim_start_matches('\u{1e}').trim();
+                if line.is_empty() {
+                    continue;
+                }
+                return Ok(Some(
+                    serde_json::from_str::<Value>(line)
+                        .map(|v| match *osm_kind {
+                            Some(kind) => osm_feature(v, kind),
+                            None => v,
+                        })
+                        .map_err(|e| format!("ogr2ogr wrote a line that is not JSON: {e}")),
+                ));
+            },
         }
     }
+
+    /// After the last feature: GDAL must have succeeded, or nothing is stored.
+    async fn finish(self) -> Result<(), ImportError> {
+        if let Self::Gdal { mut child, errors, .. } = self {
+            let status = child.wait().await.map_err(|e| ImportError::Gdal(format!("waiting for ogr2ogr: {e}")))?;
+            let text = errors.await.unwrap_or_default();
+            if !status.success() {
+                return Err(ImportError::Gdal(format!("ogr2ogr failed ({status}): {}", text.trim())));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// GDAL's OSM driver puts the tags it has no column for into `other_tags`
+/// (`"building:levels"=>"3","addr:street"=>"Kauppatori"`): they become properties (a column
+/// wins), and an `osm_id` gets its type (`relation` in `multipolygons`, `node` in `points`).
+fn osm_feature(mut feature: Value, osm_kind: &str) -> Value {
+    let Some(properties) = feature.get_mut("properties").and_then(Value::as_object_mut) else { return feature };
+    if let Some(Value::String(tags)) = properties.remove("other_tags") {
+        for (key, value) in hstore_pairs(&tags) {
+            properties.entry(key).or_insert(Value::String(value));
+        }
+    }
+    let has_way = properties.get("osm_way_id").is_some_and(|v| !v.is_null());
+    if !has_way && properties.get("osm_id").is_some_and(|v| !v.is_null()) {
+        properties.entry("osm_type").or_insert(Value::String(osm_kind.to_string()));
+    }
+    feature
+}
+
+/// `"k"=>"v","k2"=>"v2"` with `\"` and `\\` escapes, as GDAL writes `other_tags`.
+fn hstore_pairs(text: &str) -> Vec<(String, String)> {
+    let mut strings = Vec::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            continue;
+        }
+        let mut s = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => s.extend(chars.next()),
+                '"' => break,
+                c => s.push(c),
+            }
+        }
+        strings.push(s);
+    }
+    strings.chunks_exact(2).map(|kv| (kv[0].clone(), kv[1].clone())).collect()
 }
 
 async fn import_features(
@@ -200,7 +330,7 @@ async fn import_features(
         .execute(&mut *tx)
         .await?;
     let mut index = 0;
-    while let Some(item) = source.next() {
+    while let Some(item) = source.next().await? {
         importer.accept(index, item)?;
         index += 1;
         if importer.pending.len() >= CHUNK {
@@ -208,6 +338,7 @@ async fn import_features(
         }
     }
     importer.flush(&mut tx).await?;
+    source.finish().await?;
     let mut report = importer.report;
     // Skips found in PostGIS come after those found here within a chunk: report in file order.
     for notes in [&mut report.repaired, &mut report.skipped, &mut report.warnings] {

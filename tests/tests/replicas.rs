@@ -263,3 +263,41 @@ async fn sigterm_drains_readiness_first_then_exits_zero() {
     assert!(status.success(), "exit status {status:?}");
     assert!(since.elapsed() >= Duration::from_secs(2), "it served out the drain period first");
 }
+
+/// The `gridmap_instances` gauge of a server's /metrics.
+async fn instances_seen(server: &Server) -> Option<u32> {
+    let text = reqwest::get(server.url("/metrics")).await.ok()?.text().await.ok()?;
+    text.lines().find_map(|l| l.strip_prefix("gridmap_instances ")).and_then(|n| n.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn a_client_spreading_writes_over_two_instances_gets_the_budget_once() {
+    let db = seeded_db(PASSWORD).await;
+    // A burst of 10 writes, refilled at one per second: the test's 20 writes take well under a
+    // second, so about 10 can be granted in all; each instance alone would grant 10.
+    let env = [("GRIDMAP_DEMO_PASSWORD", PASSWORD), ("GRIDMAP_RATE_WRITES", "1/10")];
+    let a = Server::start(&db, &env).await;
+    let b = Server::start(&db, &env).await;
+    let since = Instant::now();
+    for server in [&a, &b] {
+        within("each instance counts two instances", since, || async { (instances_seen(server).await == Some(2)).then_some(()) })
+            .await;
+    }
+    let client = reqwest::Client::new();
+    let mut granted = 0;
+    let started = Instant::now();
+    for i in 0..20 {
+        // An anonymous write counts against the client's address whatever it is refused for.
+        let server = if i % 2 == 0 { &a } else { &b };
+        let status = client.post(server.url("/api/reports")).json(&json!({})).send().await.expect("write").status();
+        if status != reqwest::StatusCode::TOO_MANY_REQUESTS {
+            granted += 1;
+        }
+    }
+    let took = started.elapsed();
+    eprintln!("granted {granted} of 20 alternating writes in {took:?}");
+    // 10 from the burst, plus what refilled (1/s across both) while the requests ran.
+    let refilled = u32::try_from(took.as_secs()).unwrap_or(u32::MAX) + 1;
+    assert!(granted <= 10 + refilled, "the two instances granted {granted} writes: the budget was multiplied");
+    assert!(granted >= 10, "each instance grants its half of the burst ({granted} granted)");
+}

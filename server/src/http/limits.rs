@@ -7,13 +7,20 @@
 //! else the client address — the TCP peer, or, when the peer is a reverse proxy listed in
 //! `GRIDMAP_TRUSTED_PROXIES`, the address that proxy appended to `X-Forwarded-For`. A header
 //! from anyone else is ignored.
+//!
+//! Several instances behind a load balancer (docs/deploy.md) share each budget: every instance
+//! charges a request `N` cells of its bucket, N being the number of instances connected to the
+//! database now ([`spawn_instance_count`]), so each grants 1/N of the rate and of the burst and
+//! a client spreading its requests over all of them gets the budget once, not N times. Shared
+//! counters in PostgreSQL were the other way; they cost a round trip on every limited request
+//! (intake's hot path) to save what this costs nothing to do — bench/RESULTS.md has the figures.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -147,7 +154,11 @@ impl Failures {
 
 pub struct Limits {
     writes: DefaultKeyedRateLimiter<String>,
+    writes_burst: u32,
     heavy_reads: DefaultKeyedRateLimiter<String>,
+    heavy_reads_burst: u32,
+    /// gridmap instances on this database, this one included (1 until first counted).
+    instances: AtomicU32,
     login_failures: Failures,
     login_by_ip: DefaultKeyedRateLimiter<IpAddr>,
     pub trusted_proxies: TrustedProxies,
@@ -180,7 +191,10 @@ impl Limits {
     pub fn with_quotas(writes: Quota, heavy_reads: Quota) -> Arc<Self> {
         Arc::new(Self {
             writes: RateLimiter::keyed(writes),
+            writes_burst: writes.burst_size().get(),
             heavy_reads: RateLimiter::keyed(heavy_reads),
+            heavy_reads_burst: heavy_reads.burst_size().get(),
+            instances: AtomicU32::new(1),
             login_failures: Failures::default(),
             login_by_ip: RateLimiter::keyed(
                 Quota::per_minute(NonZeroU32::new(LOGIN_ATTEMPTS_PER_ADDRESS).expect("30 > 0"))
@@ -208,11 +222,31 @@ impl Limits {
         }
     }
 
-    /// `n` more writes for a key (a batch's items after the first, which the request paid).
+    /// How many gridmap instances share the budgets (see the module header).
+    pub fn instances(&self) -> u32 {
+        self.instances.load(Ordering::Relaxed)
+    }
+
+    /// Set by [`spawn_instance_count`]; at least 1.
+    pub fn set_instances(&self, n: u32) {
+        self.instances.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// One request's share of a bucket: N cells with N instances, so each instance grants 1/N of
+    /// the rate and burst. Never more than the burst, which would refuse everything: with more
+    /// instances than the burst, each grants one request per refill of N cells.
+    fn take(&self, limiter: &DefaultKeyedRateLimiter<String>, burst: u32, key: &RateKey) -> bool {
+        let cost = NonZeroU32::new(self.instances().clamp(1, burst.max(1))).expect("clamped to >= 1");
+        matches!(limiter.check_key_n(&key.0, cost), Ok(Ok(())))
+    }
+
+    /// One more write for a key (each of a batch's items after the first, which the request paid).
     pub fn charge_write(&self, key: &RateKey) -> Result<(), ApiError> {
-        self.writes
-            .check_key(&key.0)
-            .map_err(|_| ApiError::TooManyRequests("too many writes; slow down and retry".into()))
+        if self.take(&self.writes, self.writes_burst, key) {
+            Ok(())
+        } else {
+            Err(ApiError::TooManyRequests("too many writes; slow down and retry".into()))
+        }
     }
 
     /// Whether a login attempt for this name from this address may go ahead: not after
@@ -310,13 +344,13 @@ pub async fn limit_requests(
         Some(token) => state.tokens.authenticate(&state.pool, &token).await?,
         None => None,
     };
-    let key = match &principal {
+    let key = RateKey(match &principal {
         Some(p) => format!("a:{}", p.account_id),
         None => format!("ip:{}", limits.client_ip(request.extensions(), request.headers())),
-    };
+    });
     let refused = match class {
-        Class::Write => limits.writes.check_key(&key).is_err(),
-        _ => limits.heavy_reads.check_key(&key).is_err(),
+        Class::Write => !limits.take(&limits.writes, limits.writes_burst, &key),
+        _ => !limits.take(&limits.heavy_reads, limits.heavy_reads_burst, &key),
     };
     if refused {
         let what = if class == Class::Write { "writes" } else { "requests" };
@@ -325,8 +359,38 @@ pub async fn limit_requests(
     if let Some(p) = principal {
         request.extensions_mut().insert(p);
     }
-    request.extensions_mut().insert(RateKey(key));
+    request.extensions_mut().insert(key);
     Ok(next.run(request).await)
+}
+
+/// How often an instance counts the others. A new instance is counted within this time; until
+/// then the budgets are briefly N/(N-1) of the limit — the price of not asking the database on
+/// every request.
+const COUNT_INSTANCES_EVERY: Duration = Duration::from_secs(2);
+
+/// Count the gridmap instances connected to this database (each `gridmap serve` session names
+/// itself `db::instance_name()`; its listeners stay connected while it runs, so an instance is
+/// counted exactly while it is alive, and a crashed one stops counting when PostgreSQL drops its
+/// sessions) into `limits`, every [`COUNT_INSTANCES_EVERY`].
+pub fn spawn_instance_count(pool: sqlx::PgPool, limits: Arc<Limits>) {
+    tokio::spawn(async move {
+        loop {
+            let counted: Result<i64, sqlx::Error> = sqlx::query_scalar(
+                "select count(distinct application_name) from pg_stat_activity
+                  where datname = current_database() and starts_with(application_name, $1)",
+            )
+            .bind(crate::db::INSTANCE_PREFIX)
+            .fetch_one(&pool)
+            .await;
+            match counted {
+                Ok(n) => limits.set_instances(u32::try_from(n).unwrap_or(u32::MAX)),
+                Err(_) if pool.is_closed() => return,
+                // Keep the last count: a database hiccup must not multiply every budget.
+                Err(err) => tracing::warn!(%err, "counting gridmap instances failed; keeping the last count"),
+            }
+            tokio::time::sleep(COUNT_INSTANCES_EVERY).await;
+        }
+    });
 }
 
 #[cfg(test)]
@@ -343,6 +407,22 @@ mod tests {
         assert_eq!(classify(&Method::GET, "/ogc/collections/grids/items/3"), Class::Other);
         assert_eq!(classify(&Method::GET, "/api/reports/hexbins"), Class::HeavyRead);
         assert_eq!(classify(&Method::GET, "/tiles/grids/14/1/2.mvt"), Class::Other);
+    }
+
+    #[test]
+    fn with_n_instances_each_grants_one_nth_of_the_burst() {
+        let quota = Quota::per_hour(NonZeroU32::new(1).expect("1")).allow_burst(NonZeroU32::new(10).expect("10"));
+        let granted = |instances: u32| {
+            let limits = Limits::with_quotas(quota, quota);
+            limits.set_instances(instances);
+            let key = RateKey("ip:192.0.2.1".into());
+            (0..20).filter(|_| limits.charge_write(&key).is_ok()).count()
+        };
+        assert_eq!(granted(1), 10);
+        assert_eq!(granted(2), 5);
+        assert_eq!(granted(3), 3);
+        assert_eq!(granted(10), 1);
+        assert_eq!(granted(50), 1, "more instances than the burst still grant one request each");
     }
 
     #[test]

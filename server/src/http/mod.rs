@@ -128,6 +128,8 @@ pub async fn serve(state: AppState, listen: std::net::SocketAddr, drain: std::ti
     crate::reports::feed::spawn(&state.pool, &state.reports, &state.tiles);
     // Other instances' logouts, revocations and account changes (auth.rs).
     crate::auth::spawn_login_listener(state.pool.clone(), state.tokens.clone());
+    // How many instances share the rate limits (limits.rs).
+    limits::spawn_instance_count(state.pool.clone(), state.limits.clone());
     let local = listener.local_addr().context("reading the bound address")?;
     tracing::info!(%local, "gridmap listening");
     println!("gridmap listening on http://{local}");

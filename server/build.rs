@@ -23,8 +23,14 @@ fn main() {
     out.push_str("pub static FUNCTION_FILES: &[(&str, &str)] = &[\n");
     for path in &files {
         let name = path.file_name().and_then(|n| n.to_str()).expect("UTF-8 file name");
-        let full = path.canonicalize().expect("canonical path");
-        writeln!(out, "    ({name:?}, include_str!({:?})),", full.display().to_string()).expect("write to a String");
+        // Relative to the crate as it is compiled, not to where this script last ran: a target
+        // directory copied from another checkout (whose mtimes do not rerun this script) then
+        // still embeds this checkout's files.
+        writeln!(
+            out,
+            "    ({name:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/../migrations/functions/{name}\"))),"
+        )
+        .expect("write to a String");
     }
     out.push_str("];\n");
     let target = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("function_files.rs");

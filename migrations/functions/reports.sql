@@ -8,6 +8,15 @@ begin
           constraint = 'report_event_append_only';
 end $$;
 
+-- Whether a report still needs work: every status but closed and cancelled. The duplicate search,
+-- re-assignment after a grid edit and Open311's open/closed all ask this; the Rust copy is
+-- `ReportStatus::is_open` (server/tests/api/open_reports.rs checks that they agree). An SQL
+-- function this simple is inlined into the queries that call it.
+create or replace function gridmap_report_is_open(status text) returns boolean
+language sql immutable parallel safe as $$
+    select status not in ('cancelled', 'closed')
+$$;
+
 -- Rules 2 and 3 of report assignment on their own (reports/mod.rs). The server answers rule 1
 -- from its in-memory index, which agrees with `gridmap_grid_at` (a property test), so for a
 -- point the index found in no grid it asks only for these; re-running rule 1 in SQL was a third
@@ -78,7 +87,7 @@ begin
         return 0;
     end if;
     for r in select id, geom, grid_id, assignment, status from report
-              where geom && ST_Expand(area, 0.002) and status not in ('cancelled', 'closed')
+              where geom && ST_Expand(area, 0.002) and gridmap_report_is_open(status)
               for update
     loop
         a := gridmap_report_assignment(r.geom);

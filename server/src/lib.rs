@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod auth;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod constraints;

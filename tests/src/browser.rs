@@ -1,7 +1,8 @@
 //! Driving Debian's Chromium headless through its own `chromedriver` (W3C WebDriver, fantoccini):
 //! each `Browser` starts a chromedriver on a free port with a fresh profile and ends both on drop.
-//! Absent binaries make `Browser::start` return `None` after printing `SKIPPED`, so a machine
-//! without Chromium still runs the rest of the suite (`scripts/setup.sh test` installs them).
+//! Absent binaries fail the test under `CI=true`; elsewhere `Browser::start` returns `None` after
+//! printing `SKIPPED`, so a machine without Chromium still runs the rest of the suite
+//! (`scripts/setup.sh test` installs them).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -40,7 +41,8 @@ fn env_path(var: &str, default: &str) -> PathBuf {
 }
 
 impl Browser {
-    /// A fresh browser `width`×`height` CSS pixels, or `None` (with `SKIPPED`) without Chromium.
+    /// A fresh browser `width`×`height` CSS pixels, or `None` without Chromium (a failure under
+    /// `CI=true`, else a printed `SKIPPED`: [`crate::cannot_run`]).
     pub async fn start(width: u32, height: u32) -> Option<Self> {
         Self::launch(width, height, false).await
     }
@@ -55,7 +57,7 @@ impl Browser {
         let chromedriver = env_path("GRIDMAP_CHROMEDRIVER", CHROMEDRIVER);
         for binary in [&chromium, &chromedriver] {
             if !binary.exists() {
-                eprintln!("SKIPPED: {} is not installed (run `bash scripts/setup.sh test`)", binary.display());
+                crate::cannot_run(&format!("{} is not installed (run `bash scripts/setup.sh test`)", binary.display()));
                 return None;
             }
         }

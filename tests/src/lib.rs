@@ -6,6 +6,19 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Whether this run is CI's (`CI=true`, as CI services set it): there a test that cannot run
+/// fails, since a green CI run must mean that every test ran.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// A test that cannot run on this machine (`reason`: what is missing and how to get it): under
+/// CI that is a failure; elsewhere it prints `SKIPPED: reason` and the caller returns, passing.
+pub fn cannot_run(reason: &str) {
+    assert!(!in_ci(), "CI=true, yet this test cannot run: {reason}");
+    eprintln!("SKIPPED: {reason}");
+}
+
 /// The server the tests use to create scratch databases (the suite's `DATABASE_URL`).
 pub fn admin_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())

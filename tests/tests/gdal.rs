@@ -18,7 +18,7 @@ fn gdal_present() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        eprintln!("SKIPPED: ogrinfo (GDAL) is not installed; `apt-get install gdal-bin` or scripts/setup.sh test");
+        gridmap_e2e::cannot_run("ogrinfo (GDAL) is not installed; `apt-get install gdal-bin` or scripts/setup.sh test");
     }
     ok
 }

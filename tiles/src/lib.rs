@@ -10,7 +10,7 @@
 //! - [`render`] + [`encode`]: a tile cut and encoded in Rust from those features (reports: from
 //!   their rows in PostgreSQL).
 //! - [`cache`]: the byte-bounded cache of gzip tiles with exact, race-free invalidation.
-//! - [`service`]: cache + bounded renders; `invalidate_bbox_4326` for API writes.
+//! - [`service`]: cache + bounded renders; [`TileService::changed`] for every data change.
 //! - [`notify`]: the LISTEN side of migration 0002's change triggers.
 //! - [`metrics`]: Prometheus counters and histograms.
 

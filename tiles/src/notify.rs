@@ -64,7 +64,7 @@ impl TileService {
             // tiles there go, the in-memory grids stay (their own rows announce themselves).
             Ok(n) if n.table == OUTLINE_TABLE => {
                 for [a, b, c, d] in &n.boxes {
-                    self.invalidate_bbox_3857(Layer::Grids.into(), Bbox::new(*a, *b, *c, *d));
+                    self.invalidate_cached(Layer::Grids.into(), Bbox::new(*a, *b, *c, *d));
                 }
             }
             Ok(n) => {
@@ -73,7 +73,7 @@ impl TileService {
                     return;
                 }
                 let boxes: Vec<Bbox> = n.boxes.iter().map(|[a, b, c, d]| Bbox::new(*a, *b, *c, *d)).collect();
-                self.changed_3857(layers, &boxes).await;
+                self.changed_boxes(layers, &boxes).await;
             }
             Err(err) => {
                 // Something changed but we cannot tell where: be safe.

@@ -1,5 +1,7 @@
 //! The tile service: cache lookup, a bounded number of concurrent PostGIS renders, gzip,
-//! and the invalidation entry points that API writes and the change listener call.
+//! and [`TileService::changed`], the one entry point through which every data change (API
+//! writes through the server's `changes` module, the trigger listener in [`crate::notify`]) reaches
+//! the in-memory features and the cache.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -194,25 +196,17 @@ impl TileService {
         Ok(crate::encode::encode(out))
     }
 
-    /// Data of `layers` changed inside this lon/lat box (EPSG:4326), committed: API write
-    /// handlers call this before they answer, so the very next tile request already shows the
-    /// edit. The in-memory features there are re-read first, then the touched tiles leave the
-    /// cache. (SQL done behind the server's back reaches the same path through the database
-    /// triggers and the listener.)
-    /// Returns how many cached tiles were dropped.
-    pub async fn changed_4326(
-        &self,
-        layers: LayerSet,
-        min_lon: f64,
-        min_lat: f64,
-        max_lon: f64,
-        max_lat: f64,
-    ) -> usize {
-        self.changed_3857(layers, &[Bbox::from_lonlat(min_lon, min_lat, max_lon, max_lat)]).await
+    /// Data of `layers` changed inside `bbox` (EPSG:3857 metres; [`Bbox::from_lonlat`] for
+    /// degrees), committed. The one entry point for every change: the service decides itself
+    /// which of the layers it keeps in memory — those re-read their features there first — and
+    /// then drops the touched tiles of all of them from the cache, so the very next tile request
+    /// already shows the change. Returns how many cached tiles were dropped.
+    pub async fn changed(&self, layers: LayerSet, bbox: Bbox) -> usize {
+        self.changed_boxes(layers, &[bbox]).await
     }
 
-    /// As [`TileService::changed_4326`], for boxes in EPSG:3857 metres.
-    pub async fn changed_3857(&self, layers: LayerSet, boxes: &[Bbox]) -> usize {
+    /// As [`TileService::changed`], for several boxes at once (one trigger notification).
+    pub async fn changed_boxes(&self, layers: LayerSet, boxes: &[Bbox]) -> usize {
         for layer in layers.iter().filter(|l| FeatureStore::keeps(*l)) {
             if let Err(err) = self.store.refresh(&self.load_pool, layer, boxes).await {
                 // Cannot tell what is current: forget the layer, the next tile reloads it.
@@ -220,26 +214,12 @@ impl TileService {
                 self.store.clear_layer(layer).await;
             }
         }
-        boxes.iter().map(|b| self.invalidate_bbox_3857(layers, *b)).sum()
+        boxes.iter().map(|b| self.invalidate_cached(layers, *b)).sum()
     }
 
-    /// Drop the cached tiles of `layers` inside this lon/lat box (EPSG:4326) — the cache only.
-    /// For reports, whose tiles are rendered from PostgreSQL each time; a change to an
-    /// in-memory layer goes through [`TileService::changed_4326`], which re-reads it first.
-    /// Returns how many tiles were dropped.
-    pub fn invalidate_bbox_4326(
-        &self,
-        layers: LayerSet,
-        min_lon: f64,
-        min_lat: f64,
-        max_lon: f64,
-        max_lat: f64,
-    ) -> usize {
-        self.invalidate_bbox_3857(layers, Bbox::from_lonlat(min_lon, min_lat, max_lon, max_lat))
-    }
-
-    /// As [`TileService::invalidate_bbox_4326`], for a box in EPSG:3857 metres.
-    pub fn invalidate_bbox_3857(&self, layers: LayerSet, bbox: Bbox) -> usize {
+    /// Drop the cached tiles of `layers` inside `bbox` — the cache only, for data the tiles read
+    /// per render (the generalised outlines); everything else goes through [`TileService::changed`].
+    pub(crate) fn invalidate_cached(&self, layers: LayerSet, bbox: Bbox) -> usize {
         let dropped = self.cache.invalidate(layers, bbox);
         self.metrics.invalidations.fetch_add(1, Relaxed);
         self.metrics.invalidated_tiles.fetch_add(dropped as u64, Relaxed);

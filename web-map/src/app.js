@@ -62,8 +62,9 @@ function setStatus(key, extra = '') {
 
 async function loadStyle() {
   try {
-    // The tile server (issue 3) serves the style; until it is deployed this is a 404, which the
-    // page answers with a plain background and its own station layer rather than a blank screen.
+    // The server serves the style (/tiles/style.json). Offline with nothing cached, or while the
+    // server is unreachable, the page shows a plain background and its own station layer
+    // rather than a blank screen.
     const response = await fetch('/tiles/style.json', { expectFailure: true });
     if (response.ok) return await response.json();
   } catch { /* offline: fall through */ }

@@ -15,10 +15,10 @@ use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::auth::Admin;
+use super::error::ErrorBody;
 use super::error::{ApiError, ApiResult, on_constraint};
 use super::extract::{Json, Path};
-use super::openapi::ErrorBody;
+use super::principal::Admin;
 use crate::accounts;
 use crate::auth::{self, Role};
 

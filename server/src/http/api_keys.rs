@@ -10,10 +10,10 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::AppState;
-use super::auth::Admin;
+use super::error::ErrorBody;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path};
-use super::openapi::ErrorBody;
+use super::principal::Admin;
 use crate::api_keys::{self, ActsFor, ApiKeyView, CreatedKey, KeyError, Scope};
 
 pub fn router() -> Router<AppState> {

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 #[derive(Debug, thiserror::Error)]
@@ -109,32 +110,56 @@ fn is_timeout_or_unavailable(err: &sqlx::Error) -> bool {
     }
 }
 
+/// Every error response: a stable machine-readable `code`, a human `message`,
+/// the offending `field` for an invalid field, and `details` for 422.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// e.g. `invalid_field`, `conflict`, `precondition_failed`, `unprocessable`.
+    pub code: String,
+    pub message: String,
+    /// With `invalid_field` (400): the field or parameter at fault, e.g. `location.lon`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// A finer, stable machine reason within `code`, for the client to translate — for a
+    /// workflow refusal one of `role_cannot_handle`, `not_your_grid`, `four_eyes` (403),
+    /// `version_required` (428), `stale_version` (412), `transition_not_allowed` (409),
+    /// `unknown_status`, `cancel_reason`, `duplicate_of`, `note_too_long` (400).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// With `unprocessable` (422): what the check found, e.g. `{"parts": 1}` for a line that
+    /// does not split a grid, the overlapping grids, or the database rule refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+}
+
 impl ApiError {
-    /// The JSON body: `code`, `message`, and `field`, `details` or `reason` where they apply.
-    fn body(&self, status: StatusCode, code: &'static str) -> Value {
-        let mut body = json!({ "code": code });
+    /// The body: `code`, `message`, and `field`, `details` or `reason` where they apply.
+    fn body(&self, status: StatusCode, code: &'static str) -> ErrorBody {
+        let mut body =
+            ErrorBody { code: code.to_string(), message: String::new(), field: None, reason: None, details: None };
         match self {
             Self::WithReason { error, reason } => {
                 body = error.body(status, code);
-                body["reason"] = (*reason).into();
+                body.reason = Some((*reason).to_string());
             }
             Self::Database(_) | Self::Internal(_) if status.is_server_error() => {
                 tracing::error!(error = ?self, "request failed");
-                body["message"] = if status == StatusCode::SERVICE_UNAVAILABLE {
+                body.message = if status == StatusCode::SERVICE_UNAVAILABLE {
                     "the database is busy or unavailable; retry shortly".into()
                 } else {
                     "internal error".into()
                 };
             }
             Self::InvalidField { field, message } | Self::FieldTooLarge { field, message } => {
-                body["message"] = format!("{field}: {message}").into();
-                body["field"] = field.clone().into();
+                body.message = format!("{field}: {message}");
+                body.field = Some(field.clone());
             }
             Self::Unprocessable { message, details } => {
-                body["message"] = message.clone().into();
-                body["details"] = details.clone();
+                body.message.clone_from(message);
+                body.details = Some(details.clone());
             }
-            other => body["message"] = other.to_string().into(),
+            other => body.message = other.to_string(),
         }
         body
     }

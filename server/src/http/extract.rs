@@ -1,8 +1,10 @@
 //! Extractors that turn a malformed request into the same JSON error shape as everything else.
 
+use std::collections::HashMap;
+
 use axum::extract::{FromRequest, FromRequestParts};
 
-use super::error::ApiError;
+use super::error::{ApiError, ApiResult};
 
 /// `axum::Json` with JSON errors.
 #[derive(Debug, FromRequest)]
@@ -24,3 +26,46 @@ pub struct Query<T>(pub T);
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct Path<T>(pub T);
+
+/// Read `lon` and `lat` from a query string: present, finite, in WGS84 range; an error names the
+/// field. The one reader of a point in a query (`/api/stations/nearest`, `/api/grids/at`).
+pub(crate) fn lon_lat(params: &HashMap<String, String>) -> ApiResult<(f64, f64)> {
+    let lon = coordinate(params, "lon", 180.0)?;
+    let lat = coordinate(params, "lat", 90.0)?;
+    Ok((lon, lat))
+}
+
+fn coordinate(params: &HashMap<String, String>, field: &str, bound: f64) -> ApiResult<f64> {
+    let raw = params.get(field).ok_or_else(|| ApiError::field(field, "is required (WGS84 degrees)"))?;
+    // Rust's float parser accepts "NaN" and "inf", which are no place on Earth.
+    match raw.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (-bound..=bound).contains(&v) => Ok(v),
+        _ => Err(ApiError::field(field, format!("must be a number from -{bound} to {bound} (WGS84 degrees)"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+    }
+
+    #[test]
+    fn lon_lat_names_the_bad_field() {
+        assert!(lon_lat(&params(&[("lon", "118.1"), ("lat", "36.1")])).is_ok());
+        for (case, field) in [
+            (params(&[("lat", "36.1")]), "lon"),
+            (params(&[("lon", "NaN"), ("lat", "36.1")]), "lon"),
+            (params(&[("lon", "118.1"), ("lat", "inf")]), "lat"),
+            (params(&[("lon", "118.1"), ("lat", "91")]), "lat"),
+            (params(&[("lon", "-180.5"), ("lat", "1")]), "lon"),
+        ] {
+            match lon_lat(&case) {
+                Err(ApiError::InvalidField { field: f, .. }) => assert_eq!(f, field, "{case:?}"),
+                other => panic!("{case:?} gave {other:?}"),
+            }
+        }
+    }
+}

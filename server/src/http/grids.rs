@@ -20,12 +20,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::AppState;
-use super::auth::Planner;
+use super::error::ErrorBody;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Json, Path, Query};
-use super::ogc::{after_commit, if_match};
-use super::openapi::ErrorBody;
-use super::stations::lon_lat;
+use super::etag;
+use super::extract::{Json, Path, Query, lon_lat};
+use super::principal::Planner;
 use crate::ogc::edit::Actor;
 use crate::ogc::grid_ops::{self, GridSummary, HistoryEntry};
 
@@ -226,7 +225,7 @@ pub(crate) async fn revert_grid(
     Json(body): Json<RevertGrid>,
 ) -> ApiResult<Response> {
     let name = planner.name.as_str();
-    let etag = if_match(&headers)?;
+    let etag = etag::required_version(&headers, "send If-Match with the grid's ETag (GET it first)")?;
     let w = grid_ops::revert(
         &state.pool,
         id,
@@ -236,9 +235,9 @@ pub(crate) async fn revert_grid(
         body.clip_neighbours,
     )
     .await?;
-    after_commit(&state, &w.changed).await;
+    state.changes().map_changed(&w.changed).await;
     let grid: Value = serde_json::from_str(&w.feature).unwrap_or(Value::Null);
-    Ok(([(header::ETAG, format!("\"{}\"", w.etag))], Json(RevertResult { grid, warnings: w.warnings })).into_response())
+    Ok(([(header::ETAG, etag::strong(w.etag))], Json(RevertResult { grid, warnings: w.warnings })).into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -285,7 +284,7 @@ pub(crate) async fn split_grid(
     Json(body): Json<SplitGrid>,
 ) -> ApiResult<Response> {
     let name = planner.name.as_str();
-    let etag = if_match(&headers)?;
+    let etag = etag::required_version(&headers, "send If-Match with the grid's ETag (GET it first)")?;
     let (grids, changed) = grid_ops::split(
         &state.pool,
         id,
@@ -296,7 +295,7 @@ pub(crate) async fn split_grid(
     )
     .await?;
     if !body.dry_run {
-        after_commit(&state, &changed).await;
+        state.changes().map_changed(&changed).await;
     }
     Ok((StatusCode::OK, Json(SplitResult { grids, dry_run: body.dry_run })).into_response())
 }
@@ -349,7 +348,7 @@ pub(crate) async fn merge_grids(
         Actor { name, reason: body.reason.as_deref(), county_id: planner.county_id },
     )
     .await?;
-    after_commit(&state, &changed).await;
+    state.changes().map_changed(&changed).await;
     let removed = changed.grid_ids.iter().copied().filter(|id| *id != grid.id).collect();
     Ok(Json(MergeResult { grid, removed }).into_response())
 }

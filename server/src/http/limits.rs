@@ -339,7 +339,7 @@ pub async fn limit_requests(
     }
     let limits = &state.limits;
     limits.prune();
-    let token = super::auth::bearer_token(request.headers());
+    let token = super::principal::bearer_token(request.headers());
     let principal = match token {
         Some(token) => state.tokens.authenticate(&state.pool, &token).await?,
         None => None,

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod counties;
 pub mod error;
+pub mod etag;
 pub mod extract;
 pub mod grids;
 pub mod health;
@@ -17,6 +18,7 @@ pub mod open311;
 pub mod openapi;
 pub mod paging;
 pub mod points;
+pub mod principal;
 pub mod reports;
 pub mod stations;
 pub mod stats;
@@ -43,10 +45,11 @@ pub struct AppState {
     pub pool: PgPool,
     pub web_dir: PathBuf,
     pub limits: Arc<limits::Limits>,
-    /// Vector tiles: cache, in-memory features, renders, and `changed_4326` for write handlers (see http/tiles.rs).
+    /// Vector tiles: cache, in-memory features, renders (http/tiles.rs); writes reach it
+    /// through [`AppState::changes`].
     pub tiles: Arc<gridmap_tiles::TileService>,
     /// Report intake: the in-memory grid index, categories, the live feed, the group writer.
-    pub reports: crate::reports::Reports,
+    pub reports: crate::reports::ReportMachinery,
     /// Recently seen live tokens (no database round trip per request; see `auth::TokenCache`).
     pub tokens: Arc<crate::auth::TokenCache>,
     /// Serving, draining or stopping (SIGTERM; see health.rs).
@@ -63,11 +66,18 @@ impl AppState {
             web_dir: PathBuf::from("web-map/dist"),
             limits: limits::Limits::from_env(),
             tiles,
-            reports: crate::reports::Reports::default(),
+            reports: crate::reports::ReportMachinery::default(),
             tokens: Arc::new(crate::auth::TokenCache::default()),
             lifecycle: Arc::new(health::Lifecycle::default()),
             urls: urls::PublicUrls::default(),
         }
+    }
+
+    /// What follows a committed write (`crate::changes`), over this state's tile service and
+    /// report machinery. Built per write from the fields, so a state whose `tiles` was replaced
+    /// (the `serve` command's own tile pool) sends its effects there.
+    pub fn changes(&self) -> crate::changes::Changes {
+        crate::changes::Changes::new(self.pool.clone(), self.tiles.clone(), self.reports.clone())
     }
 }
 
@@ -123,9 +133,8 @@ pub async fn serve(state: AppState, listen: std::net::SocketAddr, drain: std::ti
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (set GRIDMAP_LISTEN to another address)"))?;
-    crate::reports::spawn_grid_listener(state.pool.clone(), state.reports.clone());
-    // Other instances' report writes: tiles, duplicate search, live feed (reports/feed.rs).
-    crate::reports::feed::spawn(&state.pool, &state.reports, &state.tiles);
+    // Other instances' writes: grid index, report tiles, duplicate search, live feed (changes.rs).
+    state.changes().follow_other_writers();
     // Other instances' logouts, revocations and account changes (auth.rs).
     crate::auth::spawn_login_listener(state.pool.clone(), state.tokens.clone());
     // How many instances share the rate limits (limits.rs).

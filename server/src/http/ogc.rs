@@ -18,14 +18,15 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
+use super::etag;
 use super::extract::{Json, Path};
+use super::principal::Auth;
 use super::urls::BaseUrl;
 use crate::auth::Role;
 use crate::ogc::edit::{self, Actor};
 use crate::ogc::features::{self, DEFAULT_LIMIT, ItemsQuery, MAX_LIMIT};
-use crate::ogc::{self, Changed, Collection, Kind, collections, cql};
+use crate::ogc::{self, Collection, Kind, collections, cql};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -71,24 +72,6 @@ impl From<ogc::Error> for ApiError {
             ogc::Error::Database(e) => Self::Database(e),
         }
     }
-}
-
-/// Called after every committed write of grids, buildings or stations, before the response.
-/// The single place where the rest of the system learns that the map changed.
-/// What every committed map edit sets off before the response goes out: the touched tiles
-/// leave the cache, and after a grid edit the in-memory grid index is rebuilt. (Open reports
-/// were already re-assigned inside the edit's transaction, by the 0004 triggers.) Failures
-/// here are logged, not returned: the edit itself is committed.
-pub async fn after_commit(state: &AppState, changed: &Changed) {
-    // Every layer: a building edit changes its grid's household balance, a grid edit its label.
-    let Some([min_lon, min_lat, max_lon, max_lat]) = changed.bbox else { return };
-    state.tiles.changed_4326(gridmap_tiles::LayerSet::ALL, min_lon, min_lat, max_lon, max_lat).await;
-    if changed.kind == Some(crate::ogc::collections::Kind::Grids)
-        && let Err(err) = state.reports.index.reload(&state.pool).await
-    {
-        tracing::error!(%err, "reloading the grid index after a grid edit failed");
-    }
-    tracing::info!(kind = ?changed.kind, bbox = ?changed.bbox, grids = ?changed.grid_ids, "map data changed");
 }
 
 pub const CONFORMANCE: &[&str] = &[
@@ -371,10 +354,6 @@ async fn get_items(
         .into_response())
 }
 
-fn etag_header(etag: i64) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{etag}\"")).expect("digits and quotes are a valid header value")
-}
-
 /// Part 1 §7.16: one feature, with its strong ETag.
 async fn get_item(
     State(state): State<AppState>,
@@ -389,10 +368,8 @@ async fn get_item(
     let (feature, etag) = features::one(&state.pool, coll, fid)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("{} {fid}", coll.id)))?;
-    if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok())
-        && inm.split(',').any(|t| t.trim().trim_start_matches("W/") == format!("\"{etag}\""))
-    {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header(etag))]).into_response());
+    if etag::none_match(&headers, |tag| tag == etag.to_string()) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag::strong(etag))]).into_response());
     }
     // Part 1 §7.16.2 (requirement /req/core/f-links): the feature links to itself and its collection.
     let mut feature: Value =
@@ -404,7 +381,7 @@ async fn get_item(
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(feature_type(&headers))),
-            (header::ETAG, etag_header(etag)),
+            (header::ETAG, etag::strong(etag)),
             content_crs(),
         ],
         feature.to_string(),
@@ -416,17 +393,9 @@ fn feature_id(raw: &str) -> ApiResult<i64> {
     raw.parse().map_err(|_| ApiError::not_found(format!("feature `{raw}` (ids are integers)")))
 }
 
-/// The `If-Match` ETag value: missing → 428; weak, `*` or not ours → 412 (never matches).
-pub fn if_match(headers: &HeaderMap) -> ApiResult<i64> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
-        return Err(ApiError::PreconditionRequired("send If-Match with the feature's ETag (GET it first)".into()));
-    };
-    let value = value.to_str().unwrap_or("").trim();
-    value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| ApiError::PreconditionFailed(format!("If-Match {value} does not match the current ETag")))
+/// The feature version a write names in `If-Match` (http/etag.rs: missing → 428, none → 412).
+pub(crate) fn if_match(headers: &HeaderMap) -> ApiResult<i64> {
+    etag::required_version(headers, "send If-Match with the feature's ETag (GET it first)")
 }
 
 /// Who may edit what: planners and admins edit grids; admins edit buildings and stations;
@@ -489,7 +458,7 @@ fn written_response(status: StatusCode, b: &str, coll: &Collection, w: &edit::Wr
     let location = format!("{b}/ogc/collections/{}/items/{}", coll.id, w.id);
     let mut response = json_response(&feature, GEOJSON);
     *response.status_mut() = status;
-    response.headers_mut().insert(header::ETAG, etag_header(w.etag));
+    response.headers_mut().insert(header::ETAG, etag::strong(w.etag));
     if let Ok(l) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, l);
     }
@@ -509,7 +478,7 @@ async fn create_item(
     let p = write_params(raw.as_deref())?;
     let actor = editor(&auth, coll, p.reason.as_deref())?;
     let written = edit::create(&state.pool, coll, &body, actor, p.clip).await?;
-    after_commit(&state, &written.changed).await;
+    state.changes().map_changed(&written.changed).await;
     Ok(written_response(StatusCode::CREATED, &b, coll, &written))
 }
 
@@ -531,7 +500,7 @@ async fn update_item(
     let actor = editor(&auth, coll, p.reason.as_deref())?;
     let etag = if_match(&headers)?;
     let written = edit::replace(&state.pool, coll, fid, etag, &body, patch, actor, p.clip).await?;
-    after_commit(&state, &written.changed).await;
+    state.changes().map_changed(&written.changed).await;
     Ok(written_response(StatusCode::OK, &b, coll, &written))
 }
 
@@ -575,7 +544,7 @@ async fn delete_item(
     let actor = editor(&auth, coll, p.reason.as_deref())?;
     let etag = if_match(&headers)?;
     let changed = edit::delete(&state.pool, coll, fid, etag, actor).await?;
-    after_commit(&state, &changed).await;
+    state.changes().map_changed(&changed).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -387,7 +387,7 @@ async fn create_request(
                 .ok_or_else(|| Open311Error(StatusCode::BAD_REQUEST, "Idempotency-Key: must be a UUID".into()))?,
         ),
     };
-    let outcome = super::reports::submit(&state, &report, Some(&principal), key).await?;
+    let outcome = crate::reports::intake::submit(&state.changes(), &report, Some(&principal), key).await?;
     let (Outcome::Created { id, .. } | Outcome::Replayed { id, .. }) = outcome;
     let created = vec![Created {
         service_request_id: id.to_string(),
@@ -484,7 +484,7 @@ struct ServiceRequest {
 }
 
 fn to_open311(r: &Row) -> ServiceRequest {
-    let closed = matches!(r.status.as_str(), "closed" | "cancelled");
+    let closed = !crate::reports::open_reports::is_open(&r.status);
     ServiceRequest {
         service_request_id: r.id.to_string(),
         status: if closed { "closed" } else { "open" },
@@ -547,7 +547,7 @@ async fn list_requests(
         r"{SELECT}
           where ($1::bigint[] is null or r.id = any($1))
             and ($2::text[] is null or r.category = any($2))
-            and ($3::boolean is null or (r.status in ('closed', 'cancelled')) = $3)
+            and ($3::boolean is null or gridmap_report_is_open(r.status) <> $3)
             and ($4::timestamptz is null or r.created_at >= $4)
             and ($5::timestamptz is null or r.created_at <= $5)
           order by r.created_at desc, r.id desc limit 1000"

@@ -4,34 +4,11 @@
 //! describes; this file lists them and owns the shared error body.
 
 use axum::Router;
-use serde::Serialize;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::AppState;
-
-/// Every error response (`http::error`): a stable machine-readable `code`, a human `message`,
-/// the offending `field` for an invalid field, and `details` for 422.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// e.g. `invalid_field`, `conflict`, `precondition_failed`, `unprocessable`.
-    pub code: String,
-    pub message: String,
-    /// With `invalid_field` (400): the field or parameter at fault, e.g. `location.lon`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    /// A finer, stable machine reason within `code`, for the client to translate — for a
-    /// workflow refusal one of `role_cannot_handle`, `not_your_grid`, `four_eyes` (403),
-    /// `version_required` (428), `stale_version` (412), `transition_not_allowed` (409),
-    /// `unknown_status`, `cancel_reason`, `duplicate_of`, `note_too_long` (400).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// With `unprocessable` (422): what the check found, e.g. `{"parts": 1}` for a line that
-    /// does not split a grid, the overlapping grids, or the database rule refused.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub details: Option<serde_json::Value>,
-}
+use super::error::ErrorBody;
 
 #[derive(OpenApi)]
 #[openapi(

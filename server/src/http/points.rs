@@ -7,9 +7,9 @@ use chrono::Datelike;
 use serde::Deserialize;
 
 use super::AppState;
-use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Query};
+use super::principal::Auth;
 use crate::reports::points::{self, Balance, LeaderboardRow};
 
 pub fn router() -> Router<AppState> {
@@ -18,7 +18,7 @@ pub fn router() -> Router<AppState> {
 
 /// The caller's balance and latest ledger rows (credits and reversals).
 #[utoipa::path(get, path = "/api/points/me", tag = "points",
-    responses((status = 200, body = Balance), (status = 401, body = super::openapi::ErrorBody)))]
+    responses((status = 200, body = Balance), (status = 401, body = super::error::ErrorBody)))]
 pub async fn get_my_points(State(state): State<AppState>, Auth(me): Auth) -> ApiResult<Json<Balance>> {
     Ok(Json(points::balance(&state.pool, me.account_id).await?))
 }
@@ -34,7 +34,7 @@ pub struct LeaderboardQuery {
 
 /// The month's top reporters by points (public display names only).
 #[utoipa::path(get, path = "/api/points/leaderboard", tag = "points", params(LeaderboardQuery),
-    responses((status = 200, body = [LeaderboardRow]), (status = 400, body = super::openapi::ErrorBody)))]
+    responses((status = 200, body = [LeaderboardRow]), (status = 400, body = super::error::ErrorBody)))]
 pub async fn get_leaderboard(
     State(state): State<AppState>,
     Query(q): Query<LeaderboardQuery>,

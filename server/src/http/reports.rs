@@ -19,11 +19,12 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::AppState;
-use super::auth::{Auth, MaybeAuth};
 use super::error::{ApiError, ApiResult};
+use super::etag;
 use super::extract::{Json, Path, Query};
+use super::principal::{Auth, MaybeAuth};
 use crate::auth::{Principal, Role};
-use crate::reports::intake::{self, IntakeError, Outcome};
+use crate::reports::intake::{self, CreateReport, IntakeError, Outcome, ReportLocation};
 use crate::reports::status::ReportStatus;
 use crate::reports::workflow::{self, ListFilter, ReportView, TransitionRequest, WorkflowError};
 use crate::reports::{Category, ReportChange, photos};
@@ -113,27 +114,6 @@ fn created(outcome: &Outcome) -> Response {
     response
 }
 
-/// The body of `POST /api/reports` (JSON). Multipart: a part `report` holding this JSON and up
-/// to three parts `photo` (JPEG/PNG/WebP, ≤ 5 MB each).
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct CreateReport {
-    /// A category code from `GET /api/report-categories`.
-    pub category: String,
-    /// At most 2,000 characters.
-    pub description: Option<String>,
-    pub location: ReportLocation,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct ReportLocation {
-    pub lon: f64,
-    pub lat: f64,
-    /// `wgs84` (default; GPS, the browser), `gcj02` (Amap/Tencent; converted) or `cgcs2000`.
-    pub crs: Option<String>,
-    /// GPS accuracy in metres, 0..=100. 0 (mock location) is accepted but flagged `location_suspect`.
-    pub accuracy_m: Option<f64>,
-}
-
 /// A multipart intake (`multipart/form-data`): the JSON body in a part `report`, photos in
 /// parts `photo`. Any other part name is refused.
 #[derive(Debug, utoipa::ToSchema)]
@@ -210,11 +190,11 @@ pub struct PossibleDuplicate {
         (status = 201, description = "Stored (or the original response to a resend)", body = CreatedReport,
             headers(("Location" = String, description = "/api/reports/{id}"),
                 ("Idempotent-Replayed" = String, description = "`true` on a resend answered with the original response"))),
-        (status = 400, description = "Invalid field; nothing stored", body = super::openapi::ErrorBody),
-        (status = 401, description = "This category needs a login", body = super::openapi::ErrorBody),
-        (status = 409, description = "The key was used for a different payload", body = super::openapi::ErrorBody),
-        (status = 413, description = "Too large", body = super::openapi::ErrorBody),
-        (status = 415, description = "Not JSON or multipart/form-data", body = super::openapi::ErrorBody)))]
+        (status = 400, description = "Invalid field; nothing stored", body = super::error::ErrorBody),
+        (status = 401, description = "This category needs a login", body = super::error::ErrorBody),
+        (status = 409, description = "The key was used for a different payload", body = super::error::ErrorBody),
+        (status = 413, description = "Too large", body = super::error::ErrorBody),
+        (status = 415, description = "Not JSON or multipart/form-data", body = super::error::ErrorBody)))]
 pub async fn create_report(
     State(state): State<AppState>,
     MaybeAuth(principal): MaybeAuth,
@@ -240,30 +220,8 @@ pub async fn create_report(
     } else {
         return Err(ApiError::UnsupportedMediaType("send application/json or multipart/form-data".into()));
     };
-    let outcome = submit(&state, &report, principal.as_ref(), Some(key)).await?;
+    let outcome = intake::submit(&state.changes(), &report, principal.as_ref(), Some(key)).await?;
     Ok(created(&outcome))
-}
-
-/// Store a checked report (every intake route goes through here) and, when it is new, drop the
-/// report tiles that will draw it before the response goes out.
-pub async fn submit(
-    state: &AppState,
-    report: &intake::NewReport,
-    reporter: Option<&Principal>,
-    key: Option<Uuid>,
-) -> Result<intake::Outcome, intake::IntakeError> {
-    let outcome = intake::submit(&state.pool, &state.reports, report, reporter, key).await?;
-    if matches!(outcome, intake::Outcome::Created { .. }) {
-        report_tiles_changed(state, report.lon, report.lat);
-    }
-    Ok(outcome)
-}
-
-/// A report appeared or changed at this point (WGS84). The server's own sessions do not send
-/// the report NOTIFY (it would serialise intake commits, migration 0006), so the cached report
-/// tiles around the point are dropped here, in process, before the response.
-pub fn report_tiles_changed(state: &AppState, lon: f64, lat: f64) {
-    state.tiles.invalidate_bbox_4326(gridmap_tiles::LayerSet::REPORTS, lon, lat, lon, lat);
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -297,14 +255,14 @@ pub struct BatchResult {
     pub report: Option<Value>,
     /// The error body (otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<super::openapi::ErrorBody>)]
+    #[schema(value_type = Option<super::error::ErrorBody>)]
     pub error: Option<Value>,
 }
 
 /// A rider's offline queue: each item is stored (or refused) on its own, with its own key.
 #[utoipa::path(post, path = "/api/reports/batch", tag = "reports", request_body = BatchRequest,
     responses((status = 200, description = "One result per item, in order", body = [BatchResult]),
-        (status = 400, description = "Not a batch", body = super::openapi::ErrorBody)))]
+        (status = 400, description = "Not a batch", body = super::error::ErrorBody)))]
 pub async fn create_reports_batch(
     State(state): State<AppState>,
     MaybeAuth(principal): MaybeAuth,
@@ -331,7 +289,7 @@ pub async fn create_reports_batch(
                 .and_then(|s| Uuid::parse_str(s).ok())
                 .ok_or_else(|| ApiError::field("idempotency_key", "required: a UUID per item"))?;
             let report = intake::validate(&item, &categories)?;
-            Ok::<_, ApiError>(submit(&state, &report, principal.as_ref(), Some(key)).await?)
+            Ok::<_, ApiError>(intake::submit(&state.changes(), &report, principal.as_ref(), Some(key)).await?)
         }
         .await;
         results.push(match outcome {
@@ -408,7 +366,7 @@ pub fn parse_bbox(text: &str) -> Result<[f64; 4], ApiError> {
 
 /// Reports, newest first; public fields unless the caller is a grid worker or an admin.
 #[utoipa::path(get, path = "/api/reports", tag = "reports", params(ListReportsQuery),
-    responses((status = 200, body = ReportPage), (status = 400, body = super::openapi::ErrorBody)))]
+    responses((status = 200, body = ReportPage), (status = 400, body = super::error::ErrorBody)))]
 pub async fn list_reports(
     State(state): State<AppState>,
     MaybeAuth(viewer): MaybeAuth,
@@ -544,13 +502,9 @@ fn photos_too_large() -> ApiError {
     }
 }
 
-fn etag(version: i32) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{version}\"")).expect("a number is a valid header value")
-}
-
 /// One report with its history; `ETag` is its version (send it back in `If-Match`).
 #[utoipa::path(get, path = "/api/reports/{id}", tag = "reports", params(("id" = i64, Path)),
-    responses((status = 200, body = ReportView, headers(("ETag" = String))), (status = 404, body = super::openapi::ErrorBody)))]
+    responses((status = 200, body = ReportView, headers(("ETag" = String))), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get_report(
     State(state): State<AppState>,
     MaybeAuth(viewer): MaybeAuth,
@@ -559,7 +513,7 @@ pub async fn get_report(
     let view = workflow::get_report(&state.pool, id, viewer.as_ref())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no report {id}")))?;
-    let tag = etag(view.version);
+    let tag = etag::strong(view.version);
     let mut response = axum::Json(view).into_response();
     response.headers_mut().insert(header::ETAG, tag);
     Ok(response)
@@ -574,9 +528,9 @@ pub async fn get_report(
     responses(
         (status = 200, description = "the stored image (`image/jpeg`, `image/png` or `image/webp`)",
          content((Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/webp"))),
-        (status = 401, body = super::openapi::ErrorBody),
-        (status = 403, description = "not the report's grid, role or sender", body = super::openapi::ErrorBody),
-        (status = 404, description = "no such report or photo", body = super::openapi::ErrorBody)))]
+        (status = 401, body = super::error::ErrorBody),
+        (status = 403, description = "not the report's grid, role or sender", body = super::error::ErrorBody),
+        (status = 404, description = "no such report or photo", body = super::error::ErrorBody)))]
 pub(crate) async fn get_photo(
     State(state): State<AppState>,
     auth: Auth,
@@ -593,9 +547,9 @@ pub(crate) async fn get_photo(
     responses(
         (status = 200, description = "the stored image (`image/jpeg`, `image/png` or `image/webp`)",
          content((Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/webp"))),
-        (status = 401, body = super::openapi::ErrorBody),
-        (status = 403, description = "not the report's grid, role or sender", body = super::openapi::ErrorBody),
-        (status = 404, description = "no such report or photo", body = super::openapi::ErrorBody)))]
+        (status = 401, body = super::error::ErrorBody),
+        (status = 403, description = "not the report's grid, role or sender", body = super::error::ErrorBody),
+        (status = 404, description = "no such report or photo", body = super::error::ErrorBody)))]
 pub(crate) async fn get_feedback_photo(
     State(state): State<AppState>,
     auth: Auth,
@@ -644,12 +598,10 @@ async fn serve_photo(state: &AppState, viewer: &Principal, id: i64, n: i64, feed
     Ok((headers, bytes).into_response())
 }
 
-fn parse_if_match(headers: &HeaderMap) -> Result<Option<i32>, ApiError> {
-    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
-    let text = value.to_str().map_err(|_| ApiError::bad_request("malformed If-Match"))?.trim();
-    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    // An unparsable tag can never match the current version.
-    Ok(Some(text.parse::<i32>().unwrap_or(-1)))
+/// The version `If-Match` names (http/etag.rs); the workflow answers a missing one with 428 and
+/// any other than the current one (a weak tag, `*`, not a number) with 412 and the current version.
+fn if_match_version(headers: &HeaderMap) -> Result<Option<i32>, ApiError> {
+    Ok(etag::if_match_version(headers)?.map(|v| i32::try_from(v).unwrap_or(-1)))
 }
 
 /// Move a report through the workflow (see `crate::reports::workflow` for who may do what).
@@ -662,20 +614,20 @@ fn parse_if_match(headers: &HeaderMap) -> Result<Option<i32>, ApiError> {
         (TransitionRequest = "application/json"),
         (TransitionMultipart = "multipart/form-data"))),
     responses((status = 200, description = "The report after the transition, with history", body = ReportView),
-        (status = 400, body = super::openapi::ErrorBody), (status = 401, body = super::openapi::ErrorBody),
-        (status = 403, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody),
-        (status = 409, description = "Not allowed from the current status", body = super::openapi::ErrorBody),
-        (status = 412, description = "Stale If-Match", body = super::openapi::ErrorBody),
-        (status = 413, description = "A photo over 5 MB", body = super::openapi::ErrorBody),
-        (status = 415, body = super::openapi::ErrorBody),
-        (status = 428, description = "If-Match missing", body = super::openapi::ErrorBody)))]
+        (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 409, description = "Not allowed from the current status", body = super::error::ErrorBody),
+        (status = 412, description = "Stale If-Match", body = super::error::ErrorBody),
+        (status = 413, description = "A photo over 5 MB", body = super::error::ErrorBody),
+        (status = 415, body = super::error::ErrorBody),
+        (status = 428, description = "If-Match missing", body = super::error::ErrorBody)))]
 pub async fn create_transition(
     State(state): State<AppState>,
     Auth(actor): Auth,
     Path(id): Path<i64>,
     request: Request,
 ) -> ApiResult<Response> {
-    let if_match = parse_if_match(request.headers())?;
+    let if_match = if_match_version(request.headers())?;
     let content_type =
         request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let (body, photos) = if content_type.starts_with("multipart/form-data") {
@@ -693,22 +645,12 @@ pub async fn create_transition(
         let Json(body) = Json::<TransitionRequest>::from_request(request, &state).await?;
         (body, Vec::new())
     };
-    let (version, change) = workflow::transition(&state.pool, id, &actor, if_match, &body, &photos).await?;
-    report_tiles_changed(&state, change.lon, change.lat);
-    state.reports.open.apply(&crate::reports::open_reports::Change::Upsert {
-        id: change.id,
-        category: change.category.clone(),
-        status: change.status.clone(),
-        lon: change.lon,
-        lat: change.lat,
-        created_at: None,
-    });
-    state.reports.feed.wrote(change.id);
+    let version = workflow::transition(&state.changes(), id, &actor, if_match, &body, &photos).await?;
     let view = workflow::get_report(&state.pool, id, Some(&actor))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no report {id}")))?;
     let mut response = axum::Json(view).into_response();
-    response.headers_mut().insert(header::ETAG, etag(version));
+    response.headers_mut().insert(header::ETAG, etag::strong(version));
     Ok(response)
 }
 
@@ -737,7 +679,7 @@ pub struct HexbinQuery {
 /// A heatmap: GeoJSON FeatureCollection of H3 cells with report counts (cancelled excluded).
 #[utoipa::path(get, path = "/api/reports/hexbins", tag = "reports", params(HexbinQuery),
     responses((status = 200, description = "GeoJSON FeatureCollection; properties h3, count", content_type = "application/geo+json", body = Object),
-        (status = 400, body = super::openapi::ErrorBody)))]
+        (status = 400, body = super::error::ErrorBody)))]
 pub async fn hexbins(State(state): State<AppState>, Query(q): Query<HexbinQuery>) -> ApiResult<Response> {
     let res = q.res.unwrap_or(8);
     if !(7..=10).contains(&res) {
@@ -798,7 +740,7 @@ pub struct StreamQuery {
 #[utoipa::path(get, path = "/api/reports/stream", tag = "reports", params(StreamQuery,
         ("Last-Event-ID" = Option<String>, Header, description = "The `id` of the last event received: the changes after it are sent first (an unknown or non-numeric id: live changes only)")),
     responses((status = 200, description = "text/event-stream of ReportChange", content_type = "text/event-stream", body = ReportChange),
-        (status = 401, body = super::openapi::ErrorBody), (status = 403, body = super::openapi::ErrorBody)))]
+        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody)))]
 pub async fn stream(
     State(state): State<AppState>,
     auth: Auth,
@@ -814,7 +756,7 @@ pub async fn stream(
         (None, _) => None,
     };
     // The follower runs in `serve`; a state built by hand (tests) starts it here.
-    feed::spawn(&state.pool, &state.reports, &state.tiles);
+    state.changes().follow_history();
     // EventSource sends back whatever id it last saw; an old instance's `report-version` ids
     // (before an upgrade) or garbage mean "no position": live changes only, never an error
     // (a browser stops reconnecting after one).

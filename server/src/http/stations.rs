@@ -12,9 +12,9 @@ use axum::routing::get;
 use serde::Serialize;
 
 use super::AppState;
+use super::error::ErrorBody;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Json, Path, Query};
-use super::openapi::ErrorBody;
+use super::extract::{Json, Path, Query, lon_lat};
 
 /// Most stations one `nearest` request may ask for.
 pub const MAX_NEAREST: i64 = 50;
@@ -169,23 +169,6 @@ pub(crate) async fn nearest_stations(
     Ok(Json(NearestStations { from: LonLat { lon, lat }, stations }))
 }
 
-/// Read `lon` and `lat` from a query string: present, finite, in WGS84 range; an error names the
-/// field. Shared by the endpoints that take a point (`/api/stations/nearest`, `/api/grids/at`).
-pub(crate) fn lon_lat(params: &HashMap<String, String>) -> ApiResult<(f64, f64)> {
-    let lon = coordinate(params, "lon", 180.0)?;
-    let lat = coordinate(params, "lat", 90.0)?;
-    Ok((lon, lat))
-}
-
-fn coordinate(params: &HashMap<String, String>, field: &str, bound: f64) -> ApiResult<f64> {
-    let raw = params.get(field).ok_or_else(|| ApiError::field(field, "is required (WGS84 degrees)"))?;
-    // Rust's float parser accepts "NaN" and "inf", which are no place on Earth.
-    match raw.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && (-bound..=bound).contains(&v) => Ok(v),
-        _ => Err(ApiError::field(field, format!("must be a number from -{bound} to {bound} (WGS84 degrees)"))),
-    }
-}
-
 /// Make user text literal inside an `ilike` pattern (default escape character `\`).
 fn escape_like(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -202,29 +185,8 @@ fn escape_like(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
-    }
-
     #[test]
     fn like_wildcards_are_escaped() {
         assert_eq!(escape_like(r"50%_a\b"), r"50\%\_a\\b");
-    }
-
-    #[test]
-    fn lon_lat_names_the_bad_field() {
-        assert!(lon_lat(&params(&[("lon", "118.1"), ("lat", "36.1")])).is_ok());
-        for (case, field) in [
-            (params(&[("lat", "36.1")]), "lon"),
-            (params(&[("lon", "NaN"), ("lat", "36.1")]), "lon"),
-            (params(&[("lon", "118.1"), ("lat", "inf")]), "lat"),
-            (params(&[("lon", "118.1"), ("lat", "91")]), "lat"),
-            (params(&[("lon", "-180.5"), ("lat", "1")]), "lon"),
-        ] {
-            match lon_lat(&case) {
-                Err(ApiError::InvalidField { field: f, .. }) => assert_eq!(f, field, "{case:?}"),
-                other => panic!("{case:?} gave {other:?}"),
-            }
-        }
     }
 }

@@ -32,7 +32,7 @@ pub struct StatsQuery {
 /// Metrics over reports created in the period (rates are null when there is nothing to divide).
 #[utoipa::path(get, path = "/api/stats", tag = "reports", params(StatsQuery),
     responses((status = 200, body = Stats),
-        (status = 400, description = "A parameter does not parse, or `county` names no county", body = super::openapi::ErrorBody)))]
+        (status = 400, description = "A parameter does not parse, or `county` names no county", body = super::error::ErrorBody)))]
 pub async fn get_stats(State(state): State<AppState>, Query(q): Query<StatsQuery>) -> ApiResult<Json<Stats>> {
     let county = match q.county.as_deref() {
         None => None,

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
+use super::etag;
 use super::extract::Path;
 use super::urls::BaseUrl;
 
@@ -103,19 +104,10 @@ fn preferred_coding(headers: &HeaderMap) -> Coding {
     }
 }
 
-/// RFC 9110 §13.1.2: weak comparison for If-None-Match; `*` matches any current tile.
-fn none_match(headers: &HeaderMap, digest: &str) -> bool {
-    headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
-        |tag| {
-            let tag = tag.trim();
-            let tag = tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"');
-            // Every representation (brotli, gzip, identity) carries the same content: any tag matches.
-            tag == "*"
-                || tag == digest
-                || tag.strip_suffix("-gzip") == Some(digest)
-                || tag.strip_suffix("-br") == Some(digest)
-        },
-    )
+/// Whether an `If-None-Match` tag names this tile (http/etag.rs compares weakly). Every
+/// representation (brotli, gzip, identity) carries the same content: any of their tags matches.
+fn names_tile(tag: &str, digest: &str) -> bool {
+    tag == digest || tag.strip_suffix("-gzip") == Some(digest) || tag.strip_suffix("-br") == Some(digest)
 }
 
 /// GET /tiles/{layers}/{z}/{x}/{y}.mvt — MVT 2.1 (extent 4096, 64-unit buffer), XYZ, EPSG:3857.
@@ -134,11 +126,11 @@ async fn get_tile(
     let coding = preferred_coding(&headers);
     // Strong ETags differ per content coding (RFC 9110 §8.8.3).
     let etag = match coding {
-        Coding::Brotli => format!("\"{}-br\"", tile.digest),
-        Coding::Gzip => format!("\"{}-gzip\"", tile.digest),
-        Coding::Identity => format!("\"{}\"", tile.digest),
+        Coding::Brotli => etag::strong(format_args!("{}-br", tile.digest)),
+        Coding::Gzip => etag::strong(format_args!("{}-gzip", tile.digest)),
+        Coding::Identity => etag::strong(&tile.digest),
     };
-    let mut response = if none_match(&headers, &tile.digest) {
+    let mut response = if etag::none_match(&headers, |tag| names_tile(tag, &tile.digest)) {
         state.tiles.metrics.not_modified.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         StatusCode::NOT_MODIFIED.into_response()
     } else if tile.is_empty() {
@@ -159,7 +151,7 @@ async fn get_tile(
     if !tile.is_empty() {
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(MVT_CONTENT_TYPE));
     }
-    h.insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex digest is a valid header value"));
+    h.insert(header::ETAG, etag);
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(TILE_CACHE_CONTROL));
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     h.insert("x-tile-cache", HeaderValue::from_static(if served.hit { "hit" } else { "miss" }));

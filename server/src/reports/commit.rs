@@ -62,15 +62,16 @@ pub struct Row {
     pub index_generation: Option<i64>,
 }
 
-/// What the insert returned: `(id, grid_id, response)`, or `None` when the key already existed.
-pub type Stored = Option<(i64, Option<i64>, String)>;
+/// One row of the intake INSERT: `(id, grid_id, 201 body)`, or `None` when its idempotency key
+/// already existed (nothing was inserted).
+pub type Inserted = Option<(i64, Option<i64>, String)>;
 
 struct Pending {
     row: Row,
-    reply: oneshot::Sender<Result<Stored, sqlx::Error>>,
+    reply: oneshot::Sender<Result<Inserted, sqlx::Error>>,
 }
 
-/// The intake's group committer (one per `Reports`; its task starts with the first report).
+/// The intake's group committer (one per `ReportMachinery`; its task starts with the first report).
 #[derive(Debug, Default)]
 pub struct GroupCommit {
     queue: OnceLock<mpsc::Sender<Pending>>,
@@ -93,7 +94,7 @@ impl Counts {
 
 impl GroupCommit {
     /// Store one report (durably committed when this returns).
-    pub async fn insert(&self, pool: &PgPool, row: Row) -> Result<Stored, sqlx::Error> {
+    pub async fn insert(&self, pool: &PgPool, row: Row) -> Result<Inserted, sqlx::Error> {
         let queue = self.queue.get_or_init(|| spawn(pool.clone(), Arc::clone(&self.counts)));
         let (reply, answer) = oneshot::channel();
         if let Err(mpsc::error::SendError(pending)) = queue.send(Pending { row, reply }).await {
@@ -161,14 +162,14 @@ async fn write(pool: &PgPool, counts: &Counts, batch: Vec<Pending>) {
 }
 
 /// One report through the pool (see [`insert_rows`]).
-async fn insert_alone(pool: &PgPool, row: &Row) -> Result<Stored, sqlx::Error> {
+async fn insert_alone(pool: &PgPool, row: &Row) -> Result<Inserted, sqlx::Error> {
     Ok(insert_rows(pool, &[row]).await?.pop().flatten())
 }
 
 /// Reports through the pool: one statement, its own transaction. If the grids changed while it
 /// ran (SQLSTATE GM001, migration 0012) it cannot have assigned an outdated row correctly, so
 /// it runs once more in a transaction that holds the index lock before the statement starts.
-async fn insert_rows(pool: &PgPool, rows: &[&Row]) -> Result<Vec<Stored>, sqlx::Error> {
+async fn insert_rows(pool: &PgPool, rows: &[&Row]) -> Result<Vec<Inserted>, sqlx::Error> {
     match insert_many(pool, rows).await {
         Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("GM001") => {
             let mut tx = pool.begin().await?;
@@ -190,7 +191,7 @@ pub async fn lock_index(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error
 
 /// One report inside the caller's transaction, which has called [`lock_index`] first (reports
 /// with photos): the batch statement with one row, so there is one INSERT to keep right.
-pub async fn insert_one<'e, E>(executor: E, row: &Row) -> Result<Stored, sqlx::Error>
+pub async fn insert_one<'e, E>(executor: E, row: &Row) -> Result<Inserted, sqlx::Error>
 where
     E: sqlx::PgExecutor<'e>,
 {
@@ -198,7 +199,7 @@ where
 }
 
 /// Many reports, one statement: the same columns as arrays. Returns one entry per row, in order.
-async fn insert_many<'e, E>(executor: E, rows: &[&Row]) -> Result<Vec<Stored>, sqlx::Error>
+async fn insert_many<'e, E>(executor: E, rows: &[&Row]) -> Result<Vec<Inserted>, sqlx::Error>
 where
     E: sqlx::PgExecutor<'e>,
 {
@@ -229,7 +230,7 @@ where
         .bind(col(rows, |r| r.index_generation))
         .fetch_all(executor)
         .await?;
-    let mut stored: Vec<Stored> = vec![None; rows.len()];
+    let mut stored: Vec<Inserted> = vec![None; rows.len()];
     for (ord, id, grid_id, response) in returned {
         let slot = usize::try_from(ord - 1).ok().and_then(|i| stored.get_mut(i));
         let slot =
@@ -262,7 +263,7 @@ given as (
 checked as (
     select given.*, given.index_generation is not distinct from gen.generation as fresh from given, gen
 ),
-u as (
+assigned as (
     select c.category, c.description, c.lon, c.lat, c.input_lon, c.input_lat, c.input_crs, c.accuracy_m,
            c.location_suspect,
            case when c.fresh then c.grid_id else again.grid_id end as grid_id,
@@ -278,36 +279,36 @@ u as (
 -- flattening the lateral): a plain join's generic plan on a freshly seeded database read every
 -- account and probed grid_assignment once per account (most of PostgreSQL's time in
 -- bench/reports.sh before this shape).
-x as (
-    select u.*, nextval(pg_get_serial_sequence('report', 'id')) as id, g.id as gid, g.code, g.name,
-           coalesce(c.subdistrict_id, u.subdistrict_id) as sd,
+placed as (
+    select assigned.*, nextval(pg_get_serial_sequence('report', 'id')) as id, g.id as gid, g.code, g.name,
+           coalesce(c.subdistrict_id, assigned.subdistrict_id) as sd,
            (select coalesce(jsonb_agg(jsonb_build_object('display_name', coalesce(a.display_name, '网格员'))
                                       order by a.id), '[]'::jsonb)
               from grid_assignment ga
               cross join lateral (select a.id, a.display_name from account a
                                    where a.id = ga.account_id and a.role = 'grid_worker' and not a.disabled
                                   offset 0) a
-             where ga.grid_id = u.grid_id) as workers
-      from u left join grid g on g.id = u.grid_id left join community c on c.id = g.community_id
+             where ga.grid_id = assigned.grid_id) as workers
+      from assigned left join grid g on g.id = assigned.grid_id left join community c on c.id = g.community_id
 ),
 ins as (
     insert into report (id, category, description, geom, input_lon, input_lat, input_crs, accuracy_m,
                         location_suspect, grid_id, assignment, subdistrict_id, reporter_id, idempotency_key,
                         payload_hash, photo_count, created_at, updated_at, response)
-    select x.id, x.category, x.description, ST_SetSRID(ST_MakePoint(x.lon, x.lat), 4326), x.input_lon,
-           x.input_lat, x.input_crs, x.accuracy_m, x.location_suspect, x.gid, x.assignment, x.sd,
-           x.reporter_id, x.idempotency_key, x.payload_hash, x.photo_count, x.created_at, x.created_at,
-           x.partial || jsonb_build_object('id', x.id, 'assignment', x.assignment, 'grid_id', x.gid, 'grid_code', x.code, 'grid_name', x.name,
-                                           'subdistrict_id', x.sd, 'assigned_workers', x.workers,
-                                           'possible_duplicates', x.dups)
-      from x
-     order by x.idempotency_key
+    select placed.id, placed.category, placed.description, ST_SetSRID(ST_MakePoint(placed.lon, placed.lat), 4326), placed.input_lon,
+           placed.input_lat, placed.input_crs, placed.accuracy_m, placed.location_suspect, placed.gid, placed.assignment, placed.sd,
+           placed.reporter_id, placed.idempotency_key, placed.payload_hash, placed.photo_count, placed.created_at, placed.created_at,
+           placed.partial || jsonb_build_object('id', placed.id, 'assignment', placed.assignment, 'grid_id', placed.gid, 'grid_code', placed.code, 'grid_name', placed.name,
+                                           'subdistrict_id', placed.sd, 'assigned_workers', placed.workers,
+                                           'possible_duplicates', placed.dups)
+      from placed
+     order by placed.idempotency_key
     on conflict on constraint report_idempotency_key_key do nothing
     returning id, grid_id, response
 ),
 ev as (
     insert into report_event (report_id, action, to_status, actor_id, actor, grid_id, created_at)
-    select ins.id, 'submit', 'submitted', x.reporter_id, x.actor, ins.grid_id, x.created_at
-      from ins join x on x.id = ins.id
+    select ins.id, 'submit', 'submitted', placed.reporter_id, placed.actor, ins.grid_id, placed.created_at
+      from ins join placed on placed.id = ins.id
 )
-select x.ord, ins.id, ins.grid_id, ins.response::text from ins join x on x.id = ins.id";
+select placed.ord, ins.id, ins.grid_id, ins.response::text from ins join placed on placed.id = ins.id";

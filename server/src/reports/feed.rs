@@ -1,9 +1,9 @@
 //! The live feed and report effects, whole across instances: every gridmap instance on a
 //! database reads the report history (`report_event`) in one order they all agree on, and from
-//! each new history row it (1) drops the report tiles around the report, (2) updates the open
-//! reports of the duplicate search, and (3) sends the change to its live-feed subscribers with
-//! the history id as the SSE id, so that a client can resume on any instance (`Last-Event-ID`)
-//! without gaps or duplicates.
+//! each new history row it (1) applies the report's effects here ([`Changes::report_seen`]: the
+//! report tiles around it, the open reports of the duplicate search), and (2) sends the change
+//! to its live-feed subscribers with the history id as the SSE id, so that a client can resume
+//! on any instance (`Last-Event-ID`) without gaps or duplicates.
 //!
 //! Order: (writing transaction id, history id), delivered only up to the oldest transaction of
 //! this database still running — migration 0025 says why history ids alone are not enough. A
@@ -25,8 +25,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio::sync::{Notify, broadcast};
 
-use super::open_reports::Change;
-use super::{ReportChange, Reports};
+use super::ReportChange;
+use crate::changes::Changes;
 
 /// The channel instances announce their report writes on.
 pub const CHANNEL: &str = "gridmap_report_events";
@@ -111,12 +111,14 @@ impl Feed {
 }
 
 /// Start the follower and the announcer for this instance (once; later calls do nothing).
-pub fn spawn(pool: &PgPool, reports: &Reports, tiles: &Arc<gridmap_tiles::TileService>) {
-    if reports.feed.started.swap(true, Ordering::AcqRel) {
+/// Each history row read goes to [`Changes::report_seen`] before its subscribers get it.
+pub fn spawn(changes: &Changes) {
+    let feed = &changes.reports().feed;
+    if feed.started.swap(true, Ordering::AcqRel) {
         return;
     }
-    tokio::spawn(follow(pool.clone(), reports.clone(), tiles.clone()));
-    tokio::spawn(announce(pool.clone(), reports.feed.clone()));
+    tokio::spawn(follow(changes.clone()));
+    tokio::spawn(announce(changes.pool().clone(), feed.clone()));
 }
 
 async fn announce(pool: PgPool, feed: Arc<Feed>) {
@@ -136,13 +138,14 @@ async fn announce(pool: PgPool, feed: Arc<Feed>) {
     }
 }
 
-async fn follow(pool: PgPool, reports: Reports, tiles: Arc<gridmap_tiles::TileService>) {
-    let feed = reports.feed.clone();
+async fn follow(changes: Changes) {
+    let pool = changes.pool().clone();
+    let feed = changes.reports().feed.clone();
     // Since when rows have been waiting for an older transaction, and when that was last said.
     let mut held_since: Option<std::time::Instant> = None;
     let mut warned_at: Option<std::time::Instant> = None;
     loop {
-        let wait = match step(&pool, &reports, &tiles).await {
+        let wait = match step(&changes).await {
             Ok(true) => {
                 let since = *held_since.get_or_insert_with(std::time::Instant::now);
                 if since.elapsed() >= HELD_WARNING && warned_at.is_none_or(|at| at.elapsed() >= HELD_WARNING) {
@@ -201,8 +204,8 @@ async fn warn_held(pool: &PgPool, held: Duration) {
 }
 
 /// One read of the history; `true` when rows are waiting for older transactions to finish.
-async fn step(pool: &PgPool, reports: &Reports, tiles: &gridmap_tiles::TileService) -> Result<bool, sqlx::Error> {
-    let feed = &reports.feed;
+async fn step(changes: &Changes) -> Result<bool, sqlx::Error> {
+    let (pool, feed) = (changes.pool(), &changes.reports().feed);
     let start = *feed.delivered.lock().expect("feed lock");
     let Some(mut at) = start else {
         // Start at the present: older history is replayed only to a client that asks.
@@ -214,7 +217,7 @@ async fn step(pool: &PgPool, reports: &Reports, tiles: &gridmap_tiles::TileServi
     loop {
         let page = read_after(pool, at, None, PAGE).await?;
         for event in &page.events {
-            apply_effects(reports, tiles, &event.change);
+            changes.report_seen(&event.change).await;
         }
         if let Some(last) = page.last {
             let mut delivered = feed.delivered.lock().expect("feed lock");
@@ -228,20 +231,6 @@ async fn step(pool: &PgPool, reports: &Reports, tiles: &gridmap_tiles::TileServi
             return Ok(page.pending);
         }
     }
-}
-
-/// What another instance's write means here (this instance's own writes did it already; doing
-/// it again is harmless): the report tiles around it and the duplicate search.
-fn apply_effects(reports: &Reports, tiles: &gridmap_tiles::TileService, change: &ReportChange) {
-    tiles.invalidate_bbox_4326(gridmap_tiles::LayerSet::REPORTS, change.lon, change.lat, change.lon, change.lat);
-    reports.open.apply(&Change::Upsert {
-        id: change.id,
-        category: change.category.clone(),
-        status: change.status.clone(),
-        lon: change.lon,
-        lat: change.lat,
-        created_at: if change.kind == "created" { change.at } else { None },
-    });
 }
 
 #[derive(sqlx::FromRow)]

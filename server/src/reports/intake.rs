@@ -9,6 +9,7 @@
 //! same moment (`commit.rs`), so intake costs a share of one round trip and one durable commit.
 
 use chrono::{DateTime, SubsecRound, Utc};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -19,8 +20,9 @@ use super::fringe::{Fringe, Margin};
 use super::index::GridIndex;
 use super::resends::KeyAnswer;
 use super::status::AssignmentMethod;
-use super::{Category, MAX_ACCURACY_M, MAX_DESCRIPTION_CHARS, Reports, gcj02};
+use super::{Category, MAX_ACCURACY_M, MAX_DESCRIPTION_CHARS, ReportMachinery, gcj02};
 use crate::auth::Principal;
+use crate::changes::Changes;
 
 /// Why a report was refused.
 #[derive(Debug, thiserror::Error)]
@@ -79,85 +81,102 @@ pub struct NewReport {
     pub photos: Vec<Photo>,
 }
 
-/// Check a JSON report body (`category`, `description`, `location {lon, lat, crs, accuracy_m}`).
-/// Field names in errors are JSON paths such as `location.lon`.
+/// The body of `POST /api/reports` (JSON), of a batch item and of a multipart intake's `report`
+/// part. Any other field is refused, naming it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateReport {
+    /// A category code from `GET /api/report-categories`.
+    pub category: String,
+    /// At most 2,000 characters.
+    pub description: Option<String>,
+    pub location: ReportLocation,
+    /// A batch item's own key (`POST /api/reports/batch` reads it); ignored anywhere else.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub idempotency_key: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportLocation {
+    pub lon: f64,
+    pub lat: f64,
+    /// `wgs84` (default; GPS, the browser), `gcj02` (Amap/Tencent; converted) or `cgcs2000`.
+    pub crs: Option<String>,
+    /// GPS accuracy in metres, 0..=100. 0 (mock location) is accepted but flagged `location_suspect`.
+    pub accuracy_m: Option<f64>,
+}
+
+/// Check a JSON report body ([`CreateReport`]). Field names in errors are JSON paths such as
+/// `location.lon`.
 pub fn validate(body: &Value, categories: &[Category]) -> Result<NewReport, IntakeError> {
-    let obj = body.as_object().ok_or_else(|| field("body", "expected a JSON object"))?;
+    if !body.is_object() {
+        return Err(field("body", "expected a JSON object"));
+    }
     // Checked here as well as at the HTTP edge: a batch item and a multipart `report` part
     // arrive here without passing the edge's whole-body check.
     if let Some(path) = crate::nul::nul_path(body) {
         return Err(field(&path, "must not contain a NUL character (\\u0000)"));
     }
-    for key in obj.keys() {
-        if !matches!(key.as_str(), "category" | "description" | "location" | "idempotency_key") {
-            return Err(field(key, "unknown field"));
-        }
+    let report: CreateReport = serde_path_to_error::deserialize(body).map_err(|e| shape_error(&e))?;
+    check(report, categories)
+}
+
+/// serde's refusal as a field error naming the JSON path of the field at fault. serde's path
+/// ends at an unknown field itself, but at the object missing a field: the missing one is added.
+fn shape_error(err: &serde_path_to_error::Error<serde_json::Error>) -> IntakeError {
+    let path = err.path().to_string();
+    let path = path.trim_start_matches('.');
+    let message = err.inner().to_string();
+    if let Some((name, _)) = message.strip_prefix("missing field `").and_then(|rest| rest.split_once('`')) {
+        field(&if path.is_empty() { name.to_string() } else { format!("{path}.{name}") }, "required")
+    } else if message.starts_with("unknown field `") {
+        field(path, "unknown field")
+    } else {
+        field(if path.is_empty() { "body" } else { path }, message)
     }
-    let code =
-        obj.get("category").and_then(Value::as_str).ok_or_else(|| field("category", "required, a category code"))?;
+}
+
+/// The rules serde's types do not say: a known category, lengths, ranges, the CRS.
+fn check(report: CreateReport, categories: &[Category]) -> Result<NewReport, IntakeError> {
+    let CreateReport { category: code, description, location, idempotency_key: _ } = report;
     let category = categories
         .iter()
         .find(|c| c.code == code)
         .cloned()
         .ok_or_else(|| field("category", format!("unknown category `{code}` (see GET /api/report-categories)")))?;
-    let description = match obj.get("description") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.trim().to_string(),
-        Some(_) => return Err(field("description", "must be a string")),
-    };
+    let description = description.map(|d| d.trim().to_string()).unwrap_or_default();
     if description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(field("description", format!("at most {MAX_DESCRIPTION_CHARS} characters")));
     }
-    let location = obj
-        .get("location")
-        .and_then(Value::as_object)
-        .ok_or_else(|| field("location", "required, an object {lon, lat, crs, accuracy_m}"))?;
-    for key in location.keys() {
-        if !matches!(key.as_str(), "lon" | "lat" | "crs" | "accuracy_m") {
-            return Err(field(&format!("location.{key}"), "unknown field"));
-        }
-    }
-    let number = |name: &str| -> Result<f64, IntakeError> {
-        let path = format!("location.{name}");
-        let v = location.get(name).ok_or_else(|| field(&path, "required"))?;
-        let n = v.as_f64().ok_or_else(|| field(&path, "must be a finite number"))?;
-        if n.is_finite() { Ok(n) } else { Err(field(&path, "must be a finite number")) }
-    };
-    let input_lon = number("lon")?;
-    let input_lat = number("lat")?;
+    let ReportLocation { lon: input_lon, lat: input_lat, crs, accuracy_m } = location;
     if !(-180.0..=180.0).contains(&input_lon) {
         return Err(field("location.lon", "must be between -180 and 180"));
     }
     if !(-90.0..=90.0).contains(&input_lat) {
         return Err(field("location.lat", "must be between -90 and 90"));
     }
-    let crs = match location.get("crs") {
-        None | Some(Value::Null) => Crs::Wgs84,
-        Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
-            "wgs84" | "epsg:4326" => Crs::Wgs84,
-            "gcj02" => Crs::Gcj02,
-            "cgcs2000" | "epsg:4490" => Crs::Cgcs2000,
-            _ => return Err(field("location.crs", "one of wgs84, gcj02, cgcs2000")),
-        },
+    let crs = match crs.map(|s| s.to_ascii_lowercase()).as_deref() {
+        None | Some("wgs84" | "epsg:4326") => Crs::Wgs84,
+        Some("gcj02") => Crs::Gcj02,
+        Some("cgcs2000" | "epsg:4490") => Crs::Cgcs2000,
         Some(_) => return Err(field("location.crs", "one of wgs84, gcj02, cgcs2000")),
     };
-    let accuracy_m = match location.get("accuracy_m") {
-        None | Some(Value::Null) => None,
-        Some(v) => {
-            let a =
-                v.as_f64().filter(|a| a.is_finite()).ok_or_else(|| field("location.accuracy_m", "must be a number"))?;
-            if a < 0.0 {
-                return Err(field("location.accuracy_m", "must not be negative"));
-            }
-            if a > MAX_ACCURACY_M {
-                return Err(field(
-                    "location.accuracy_m",
-                    format!("GPS accuracy {a} m is worse than {MAX_ACCURACY_M} m; wait for a better fix"),
-                ));
-            }
-            Some(a)
+    if let Some(a) = accuracy_m {
+        if !a.is_finite() {
+            return Err(field("location.accuracy_m", "must be a number"));
         }
-    };
+        if a < 0.0 {
+            return Err(field("location.accuracy_m", "must not be negative"));
+        }
+        if a > MAX_ACCURACY_M {
+            return Err(field(
+                "location.accuracy_m",
+                format!("GPS accuracy {a} m is worse than {MAX_ACCURACY_M} m; wait for a better fix"),
+            ));
+        }
+    }
     let (lon, lat) = match crs {
         Crs::Gcj02 => gcj02::gcj02_to_wgs84(input_lon, input_lat),
         Crs::Wgs84 | Crs::Cgcs2000 => (input_lon, input_lat),
@@ -223,7 +242,12 @@ pub struct Assignment {
 /// whenever the answer clears their safety band (`fringe.rs`); PostGIS answers the rest — a point
 /// about 150 m from a grid, about 500 m outside the county, or near a tie. `Ok(None)` means the
 /// point is outside the county.
-pub async fn assign(pool: &PgPool, reports: &Reports, lon: f64, lat: f64) -> Result<Option<Assignment>, sqlx::Error> {
+pub async fn assign(
+    pool: &PgPool,
+    reports: &ReportMachinery,
+    lon: f64,
+    lat: f64,
+) -> Result<Option<Assignment>, sqlx::Error> {
     let index = reports.index.get(pool).await?;
     assign_with(pool, reports, &index, lon, lat).await
 }
@@ -231,7 +255,7 @@ pub async fn assign(pool: &PgPool, reports: &Reports, lon: f64, lat: f64) -> Res
 /// [`assign`] with the index already in hand (intake also records its generation).
 async fn assign_with(
     pool: &PgPool,
-    reports: &Reports,
+    reports: &ReportMachinery,
     index: &GridIndex,
     lon: f64,
     lat: f64,
@@ -285,15 +309,16 @@ async fn assign_with(
     Ok(Some(Assignment { grid_id: row.1, method, subdistrict_id: row.3 }))
 }
 
-/// Store a checked report once per key. `actor` is the reporter's name for the history
-/// (`anonymous` without a login).
+/// Store a checked report once per key and, when it is new, set off its effects
+/// ([`Changes::report_written`]) before the caller answers. The history names `reporter` as the
+/// actor (`anonymous` without a login).
 pub async fn submit(
-    pool: &PgPool,
-    reports: &Reports,
+    changes: &Changes,
     report: &NewReport,
     reporter: Option<&Principal>,
     key: Option<Uuid>,
 ) -> Result<Outcome, IntakeError> {
+    let (pool, reports) = (changes.pool(), changes.reports());
     if reporter.is_none() && !report.category.anonymous_allowed {
         return Err(IntakeError::LoginRequired(format!(
             "category `{}` needs a login; anonymous reports are allowed only for some categories",
@@ -396,20 +421,26 @@ pub async fn submit(
     if let Some(key) = key {
         reports.resends.remember(key, KeyAnswer { id, hash, body: body.clone() });
     }
-    reports.open.apply(&super::open_reports::Change::Upsert {
-        id,
-        category: report.category.code.clone(),
-        status: "submitted".into(),
-        lon: report.lon,
-        lat: report.lat,
-        created_at: Some(now),
-    });
-    reports.feed.wrote(id);
+    changes
+        .report_written(super::open_reports::Change::Upsert {
+            id,
+            category: report.category.code.clone(),
+            status: "submitted".into(),
+            lon: report.lon,
+            lat: report.lat,
+            created_at: Some(now),
+        })
+        .await;
     Ok(Outcome::Created { id, grid_id, body })
 }
 
 /// The stored answer for a key: the original body if the payload matches, else a conflict.
-async fn replay(pool: &PgPool, reports: &Reports, key: Uuid, hash: &[u8]) -> Result<Option<Outcome>, IntakeError> {
+async fn replay(
+    pool: &PgPool,
+    reports: &ReportMachinery,
+    key: Uuid,
+    hash: &[u8],
+) -> Result<Option<Outcome>, IntakeError> {
     let row: Option<(i64, Option<Vec<u8>>, Option<String>)> =
         sqlx::query_as("select id, payload_hash, response::text from report where idempotency_key = $1")
             .bind(key)

@@ -99,7 +99,7 @@ impl ReportChange {
 
 /// Shared report machinery in `AppState`: the grid index, cached categories, the live feed.
 #[derive(Debug, Clone)]
-pub struct Reports {
+pub struct ReportMachinery {
     pub index: Arc<GridIndexHandle>,
     /// The live feed, read from the report history (feed.rs), and the announcements of this
     /// instance's report writes to the other instances.
@@ -115,7 +115,7 @@ pub struct Reports {
     categories: Arc<OnceCell<Arc<Vec<Category>>>>,
 }
 
-impl Default for Reports {
+impl Default for ReportMachinery {
     fn default() -> Self {
         Self {
             index: Arc::new(GridIndexHandle::default()),
@@ -129,7 +129,7 @@ impl Default for Reports {
     }
 }
 
-impl Reports {
+impl ReportMachinery {
     /// Categories in display order (read once; they change only with a migration).
     pub async fn categories(&self, pool: &PgPool) -> Result<Arc<Vec<Category>>, sqlx::Error> {
         self.categories
@@ -163,7 +163,7 @@ impl Reports {
 /// (re)connect and every [`open_reports::RELOAD_EVERY`]; wake the live feed's follower when
 /// another instance or a grid re-draw wrote report history, and after every (re)connect.
 /// Runs until the pool closes.
-pub fn spawn_grid_listener(pool: PgPool, reports: Reports) {
+pub fn spawn_grid_listener(pool: PgPool, reports: ReportMachinery) {
     tokio::spawn(async move {
         loop {
             let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
@@ -243,7 +243,7 @@ fn is_report_payload(payload: &str) -> bool {
     serde_json::from_str::<serde_json::Value>(payload).is_ok_and(|v| v["table"] == "report")
 }
 
-async fn reload_open_reports(pool: &PgPool, reports: &Reports) {
+async fn reload_open_reports(pool: &PgPool, reports: &ReportMachinery) {
     match reports.open.reload(pool).await {
         Ok(count) => tracing::debug!(count, "open reports reloaded"),
         Err(err) => tracing::warn!(%err, "open reports reload failed"),

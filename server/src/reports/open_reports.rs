@@ -33,7 +33,7 @@ pub const RELOAD_EVERY: Duration = Duration::from_secs(60);
 pub const MAX_DUPLICATES: usize = 20;
 
 /// Statuses that take a report out of the duplicate search (an unknown text counts as open,
-/// as the SQL filter `status not in ('cancelled', 'closed')` does).
+/// as SQL `gridmap_report_is_open` does).
 pub fn is_open(status: &str) -> bool {
     super::status::ReportStatus::parse(status).is_none_or(super::status::ReportStatus::is_open)
 }
@@ -139,7 +139,7 @@ pub struct OpenReports {
 }
 
 impl std::fmt::Debug for OpenReports {
-    // The count, not tens of thousands of entries, if `Reports` is ever logged.
+    // The count, not tens of thousands of entries, if `ReportMachinery` is ever logged.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpenReports").field("loaded", &self.loaded_count()).finish()
     }
@@ -170,7 +170,7 @@ impl OpenReports {
         self.state.write().expect("open reports lock").journal = Some(Vec::new());
         let rows: Result<Vec<Row>, sqlx::Error> = sqlx::query_as(
             "select id, category, status, ST_X(geom), ST_Y(geom), created_at from report
-              where status not in ('cancelled', 'closed')",
+              where gridmap_report_is_open(status)",
         )
         .fetch_all(pool)
         .await;

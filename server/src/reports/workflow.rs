@@ -9,9 +9,11 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
 use super::intake::Photo;
+use super::open_reports::Change;
+use super::points;
 use super::status::{self, AssignmentMethod, Facts, Refusal, ReportStatus, WaitingFor};
-use super::{ReportChange, points};
 use crate::auth::{Principal, Role};
+use crate::changes::Changes;
 
 /// Why a report may be cancelled.
 pub const CANCEL_REASONS: [&str; 4] = ["duplicate", "invalid", "out_of_remit", "other"];
@@ -105,17 +107,18 @@ struct Cancellation<'a> {
     duplicate_of: Option<i64>,
 }
 
-/// Apply a transition; returns the report's new version and the change for the live feed.
+/// Apply a transition and set off its effects ([`Changes::report_written`]); returns the
+/// report's new version.
 /// The checks run in the order a client can act on: the request's own fields, who acts, the
 /// version, whether the status may go there, then the cancellation's details.
 pub async fn transition(
-    pool: &PgPool,
+    changes: &Changes,
     id: i64,
     actor: &Principal,
     if_match: Option<i32>,
     request: &TransitionRequest,
     photos: &[Photo],
-) -> Result<(i32, ReportChange), WorkflowError> {
+) -> Result<i32, WorkflowError> {
     let note = checked_note(request.note.as_deref())?;
     let to = ReportStatus::parse(&request.to).ok_or_else(|| {
         let known: Vec<&str> = ReportStatus::ALL.iter().map(|s| s.as_str()).collect();
@@ -124,7 +127,7 @@ pub async fn transition(
     if !photos.is_empty() && to != ReportStatus::Feedback {
         return Err(WorkflowError::field("photo", Refusal::FeedbackPhoto, "photos go with the `feedback` step only"));
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = changes.pool().begin().await?;
     let current = lock_report(&mut tx, id).await?;
     let facts =
         Facts { status: current.status, grid_id: current.grid_id, feedback_by: None, reporter_id: current.reporter_id };
@@ -143,22 +146,19 @@ pub async fn transition(
         });
     }
     let cancellation = cancellation(&mut tx, id, to, request).await?;
-    let (new_version, event_id) = store(&mut tx, id, actor, &current, to, cancellation, note, photos).await?;
+    let new_version = store(&mut tx, id, actor, &current, to, cancellation, note, photos).await?;
     tx.commit().await?;
-    let change = ReportChange {
-        kind: "transition",
-        event_id,
-        id,
-        status: to.as_str().to_string(),
-        category: current.category,
-        grid_id: current.grid_id,
-        previous_grid_id: None,
-        lon: current.lon,
-        lat: current.lat,
-        version: new_version,
-        at: None,
-    };
-    Ok((new_version, change))
+    changes
+        .report_written(Change::Upsert {
+            id,
+            category: current.category,
+            status: to.as_str().to_string(),
+            lon: current.lon,
+            lat: current.lat,
+            created_at: None,
+        })
+        .await;
+    Ok(new_version)
 }
 
 /// The note, trimmed; empty is none.
@@ -268,7 +268,7 @@ async fn cancellation<'a>(
 
 /// Write the step: the report row (timestamps, SLA deadline, counters), its history row, and
 /// the points it earns or reverses, and the feedback's photos (tied to its history row). Returns
-/// the new version and the history row's id (the live feed's event id).
+/// the new version.
 #[allow(clippy::too_many_arguments)]
 async fn store(
     conn: &mut PgConnection,
@@ -279,7 +279,7 @@ async fn store(
     cancellation: Cancellation<'_>,
     note: Option<&str>,
     photos: &[Photo],
-) -> Result<(i32, i64), sqlx::Error> {
+) -> Result<i32, sqlx::Error> {
     let new_version: i32 = sqlx::query_scalar(
         r"update report
              set status = $2, version = version + 1,
@@ -334,7 +334,7 @@ async fn store(
     if matches!(cancellation.reason, Some("duplicate" | "invalid")) {
         points::reverse(conn, id).await?;
     }
-    Ok((new_version, event_id))
+    Ok(new_version)
 }
 
 /// One history row.

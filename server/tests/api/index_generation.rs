@@ -80,7 +80,15 @@ async fn intake_waits_for_a_redraw_in_flight_and_then_follows_it(pool: PgPool) {
         let (state, rider) = (state.clone(), rider.clone());
         async move { post(&state, &rider, 118.185).await }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The event to wait for: intake's session blocked on the lock the re-draw holds.
+    let started = std::time::Instant::now();
+    let blocked = "select exists (select 1 from pg_stat_activity
+                                   where datname = current_database() and wait_event_type = 'Lock')";
+    while !sqlx::query_scalar::<_, bool>(blocked).fetch_one(&pool).await.expect("pg_stat_activity") {
+        assert!(!pending.is_finished(), "intake went ahead of the re-draw that holds the index lock");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "intake never reached the index lock");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     assert!(!pending.is_finished(), "intake waits while the re-draw holds the index lock");
     redraw.commit().await.expect("commit");
     let report = created(&pending.await.expect("task"));

@@ -16,6 +16,7 @@ mod import;
 mod index_generation;
 mod live_feed;
 mod ogc;
+mod one_state;
 mod open311;
 mod open_reports;
 mod privacy;

@@ -167,3 +167,22 @@ async fn duplicates_follow_intake_transitions_and_other_writers(pool: PgPool) {
     })
     .await;
 }
+
+/// The "open" statuses live once in Rust (`ReportStatus::is_open`) and once in SQL
+/// (`gridmap_report_is_open`): the two agree on every status and on text that is no status.
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn open_statuses_agree_in_rust_and_sql(pool: PgPool) {
+    use gridmap_server::reports::status::ReportStatus;
+    for status in ReportStatus::ALL {
+        let in_sql: bool = sqlx::query_scalar("select gridmap_report_is_open($1)")
+            .bind(status.as_str())
+            .fetch_one(&pool)
+            .await
+            .expect("ask SQL");
+        assert_eq!(in_sql, status.is_open(), "{status}");
+        assert_eq!(gridmap_server::reports::open_reports::is_open(status.as_str()), status.is_open(), "{status}");
+    }
+    let unknown: bool =
+        sqlx::query_scalar("select gridmap_report_is_open('lost')").fetch_one(&pool).await.expect("ask SQL");
+    assert_eq!(unknown, gridmap_server::reports::open_reports::is_open("lost"), "text that is no status");
+}

@@ -313,7 +313,7 @@ async fn intake_assignment_matches_the_sql_rules_and_the_county_margin(pool: PgP
         let v = vertices[rng.random_range(0..vertices.len())];
         points.push(ring(v, 470.0, 530.0, &mut rng));
     }
-    let reports = gridmap_server::reports::Reports::default();
+    let reports = gridmap_server::reports::ReportMachinery::default();
     let (mut outside, mut fast, mut in_grid) = (0, 0, 0);
     for (i, &(lon, lat)) in points.iter().enumerate() {
         let rust = gridmap_server::reports::intake::assign(&pool, &reports, lon, lat).await.expect("assign");

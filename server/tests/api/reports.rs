@@ -239,6 +239,14 @@ async fn bad_input_names_the_field_and_stores_nothing(pool: PgPool) {
         (with(&["category"], json!("ufo_sighting")), "category"),
         (with(&["description"], json!("长".repeat(2001))), "description"),
         (json!({"category": "manhole_cover"}), "location"),
+        (json!({"location": {"lon": 118.175, "lat": 36.175}}), "category"),
+        (with(&["category"], json!(7)), "category"),
+        (with(&["description"], json!(["a"])), "description"),
+        (with(&["location"], json!("118.175,36.175")), "location"),
+        (with(&["location", "accuracy_m"], json!("5")), "location.accuracy_m"),
+        (with(&["colour"], json!("red")), "colour"),
+        (with(&["location", "alt"], json!(12.5)), "location.alt"),
+        (json!(["manhole_cover"]), "body"),
     ];
     for (body, field) in cases {
         let reply = post_report(&pool, Some(&rider), Some(&key()), &body).await;

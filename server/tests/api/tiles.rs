@@ -305,14 +305,15 @@ async fn api_invalidation_shows_the_edit_at_once_and_keeps_other_tiles_cached(po
     assert_eq!(floors_in_tile(&state, far, 0).await.1, "miss");
     assert_eq!(floors_in_tile(&state, here, id as u64).await.1, "hit");
 
-    // What an API write handler does: write, then invalidate the old and new extent before answering.
+    // What changes.rs does after an API write: the old and new extent, before the answer.
     sqlx::query("update building set floors = 9 where id = $1").bind(id).execute(&pool).await.expect("update");
-    let dropped = state.tiles.changed_4326(Layer::Buildings.into(), 118.1610, 36.1710, 118.1613, 36.1713).await;
+    let dropped =
+        state.tiles.changed(Layer::Buildings.into(), Bbox::from_lonlat(118.1610, 36.1710, 118.1613, 36.1713)).await;
     assert!(dropped >= 1);
     assert_eq!(floors_in_tile(&state, here, id as u64).await, (Some("9".into()), "miss".into()));
     assert_eq!(floors_in_tile(&state, far, 0).await.1, "hit", "an untouched tile stays cached");
     // A grid edit does not drop building-only tiles.
-    state.tiles.changed_4326(LayerSet::from(Layer::Grids), 118.1610, 36.1710, 118.1613, 36.1713).await;
+    state.tiles.changed(LayerSet::from(Layer::Grids), Bbox::from_lonlat(118.1610, 36.1710, 118.1613, 36.1713)).await;
     assert_eq!(floors_in_tile(&state, here, id as u64).await.1, "hit");
 }
 
@@ -654,12 +655,21 @@ async fn report_changes_by_plain_sql_are_announced_but_not_those_of_the_server(p
 
     // A session that says it is the server (db::Session::Server) stays silent: the tile keeps
     // its cached copy, because only the server's own handler would have dropped it.
+    // Notifications arrive in commit order, so once a marker sent after the update has been
+    // applied, a notification of the update would have been applied before it.
+    let applied = || state.tiles.metrics.notifications.load(std::sync::atomic::Ordering::Relaxed);
+    let before = applied();
     let mut conn = pool.acquire().await.expect("conn");
     sqlx::query("set gridmap.report_tiles = 'in_process'").execute(&mut *conn).await.expect("set");
     sqlx::query("update report set status = 'accepted'").execute(&mut *conn).await.expect("update");
     drop(conn);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(status(state.clone()).await.as_deref(), Some("submitted"), "no NOTIFY from a server session");
+    sqlx::query(r#"select pg_notify('gridmap_tiles', '{"table": "account", "boxes": []}')"#)
+        .execute(&pool)
+        .await
+        .expect("marker");
+    wait_for(Duration::from_secs(5), || async { applied() > before }).await;
+    assert_eq!(applied(), before + 1, "the marker only: no NOTIFY from a server session");
+    assert_eq!(status(state.clone()).await.as_deref(), Some("submitted"), "the cached tile stays");
 
     // An operator's psql session is announced like any tile table.
     let mut conn = pool.acquire().await.expect("conn");

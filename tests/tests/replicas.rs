@@ -280,8 +280,10 @@ async fn a_client_spreading_writes_over_two_instances_gets_the_budget_once() {
     let b = Server::start(&db, &env).await;
     let since = Instant::now();
     for server in [&a, &b] {
-        within("each instance counts two instances", since, || async { (instances_seen(server).await == Some(2)).then_some(()) })
-            .await;
+        within("each instance counts two instances", since, || async {
+            (instances_seen(server).await == Some(2)).then_some(())
+        })
+        .await;
     }
     let client = reqwest::Client::new();
     let mut granted = 0;

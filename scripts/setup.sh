@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what gridmap needs on a Debian 12 machine, skipping what is already there.
 #   bash scripts/setup.sh run    PostGIS, the web map's npm packages and its build
-#   bash scripts/setup.sh test   the above, plus Chromium + ChromeDriver and GDAL for the tests
+#   bash scripts/setup.sh test   the above, plus Chromium + ChromeDriver, GDAL, nginx and QGIS for the tests
 # Idempotent: a second run installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,8 @@ packages=(postgresql-15-postgis-3)
 if [ "$mode" = test ]; then
   # fonts-wqy-microhei: the headless browser tests render the Chinese UI (screenshots) legibly.
   # nginx: bench/replicas.sh and the proxy checks run Debian's nginx in front of two instances.
-  packages+=(chromium chromium-driver gdal-bin fonts-wqy-microhei nginx)
+  # python3-qgis qgis-providers: QGIS headless (tests/tests/qgis.rs), ~170 packages, ~80 s.
+  packages+=(chromium chromium-driver gdal-bin fonts-wqy-microhei nginx python3-qgis qgis-providers)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -21,17 +21,19 @@ end $$;
 create or replace function grid_record_version() returns trigger language plpgsql as $$
 begin
     if tg_op = 'DELETE' then
-        insert into grid_version (grid_id, version, op, code, name, community_id, geom, author, reason)
+        insert into grid_version (grid_id, version, op, code, name, community_id, geom, author, reason,
+                                  unchecked, api_key_id)
         values (old.id, old.version, 'delete', old.code, old.name, old.community_id, old.geom,
-                gridmap_actor(), gridmap_reason());
+                gridmap_actor(), gridmap_reason(), gridmap_unchecked(), gridmap_api_key());
         return old;
     end if;
     if tg_op = 'UPDATE' and new.version = old.version then
         return new; -- only the derived household count changed
     end if;
-    insert into grid_version (grid_id, version, op, code, name, community_id, geom, author, reason)
+    insert into grid_version (grid_id, version, op, code, name, community_id, geom, author, reason,
+                              unchecked, api_key_id)
     values (new.id, new.version, lower(tg_op), new.code, new.name, new.community_id, new.geom,
-            new.updated_by, gridmap_reason());
+            new.updated_by, gridmap_reason(), gridmap_unchecked(), gridmap_api_key());
     return new;
 end $$;
 

@@ -17,6 +17,15 @@ create or replace function gridmap_reason() returns text language sql stable as 
     select nullif(current_setting('gridmap.reason', true), '')
 $$;
 
+-- A desktop GIS write without a version check (`gridmap.api_key`: the key's id; ogc/edit.rs).
+create or replace function gridmap_api_key() returns bigint language sql stable as $$
+    select nullif(current_setting('gridmap.api_key', true), '')::bigint
+$$;
+
+create or replace function gridmap_unchecked() returns boolean language sql stable as $$
+    select coalesce(current_setting('gridmap.unchecked', true), '') = 'true'
+$$;
+
 -- Repair to a valid multipolygon (MakeValid can return collections; keep the polygonal part).
 create or replace function gridmap_valid_multipolygon(g geometry) returns geometry
 language sql immutable strict parallel safe as $$

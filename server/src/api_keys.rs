@@ -202,6 +202,11 @@ pub fn is_api_key(credential: &str) -> bool {
 /// The account a live key acts for, if the key has `scope`; notes the use (at most once a
 /// minute, so a busy integration does not write a row per request).
 pub async fn authenticate(pool: &PgPool, key: &str, scope: Scope) -> Result<Option<Principal>, sqlx::Error> {
+    Ok(authenticate_key(pool, key, scope).await?.map(|(_, principal)| principal))
+}
+
+/// [`authenticate`], with the key's id (recorded with a desktop GIS's unchecked grid writes).
+pub async fn authenticate_key(pool: &PgPool, key: &str, scope: Scope) -> Result<Option<(i64, Principal)>, sqlx::Error> {
     type Row = (i64, i64, String, String, bool, Vec<i64>, Option<i64>);
     let row: Option<Row> = sqlx::query_as(
         r"select k.id, a.id, a.name, a.role, a.part_time_grid_worker,
@@ -223,7 +228,7 @@ pub async fn authenticate(pool: &PgPool, key: &str, scope: Scope) -> Result<Opti
     .bind(key_id)
     .execute(pool)
     .await?;
-    Ok(Role::parse(&role).map(|role| Principal { account_id, name, role, part_time_grid_worker, grid_ids, county_id }))
+    Ok(Role::parse(&role).map(|role| (key_id, Principal { account_id, name, role, part_time_grid_worker, grid_ids, county_id })))
 }
 
 #[cfg(test)]

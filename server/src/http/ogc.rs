@@ -1,6 +1,7 @@
 //! `/ogc…`: OGC API – Features. Part 1 Core + GeoJSON + OpenAPI 3.0 (landing page, conformance,
 //! API definition, collections, items, item), Part 3 filtering (CQL2 text and JSON, queryables),
-//! Part 4 create/replace/update/delete with strong ETags and mandatory `If-Match`.
+//! Part 4 create/replace/update/delete with strong ETags and `If-Match` (mandatory, but for a
+//! desktop GIS's API key on grids: `edit::Precondition::DesktopKey`, docs/ogc.md).
 //!
 //! Query parameters of `…/items`: `limit` (default 10, larger than 1000 is clamped to 1000),
 //! `offset`, `bbox` (CRS84), `properties`, `filter`, `filter-lang`, `filter-crs` (CRS84 only),
@@ -21,10 +22,11 @@ use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::etag;
 use super::extract::{Json, Path};
-use super::principal::Auth;
+use super::principal::{Auth, bearer_token};
 use super::urls::BaseUrl;
+use crate::api_keys::{self, Scope};
 use crate::auth::Role;
-use crate::ogc::edit::{self, Actor};
+use crate::ogc::edit::{self, Actor, Precondition};
 use crate::ogc::features::{self, DEFAULT_LIMIT, ItemsQuery, MAX_LIMIT};
 use crate::ogc::{self, Collection, Kind, collections, cql};
 
@@ -68,6 +70,7 @@ impl From<ogc::Error> for ApiError {
             ogc::Error::Forbidden(m) => Self::Forbidden(m),
             ogc::Error::Conflict(m) => Self::Conflict(m),
             ogc::Error::PreconditionFailed(m) => Self::PreconditionFailed(m),
+            ogc::Error::PreconditionRequired(m) => Self::PreconditionRequired(m),
             ogc::Error::Unprocessable { message, details } => Self::Unprocessable { message, details },
             ogc::Error::Database(e) => Self::Database(e),
         }
@@ -413,18 +416,41 @@ fn editor<'a>(auth: &'a Auth, coll: &Collection, reason: Option<&'a str>) -> Api
 }
 
 /// The role check of an OGC write as an extractor, so that it runs before the body is read: a
-/// caller without the role gets 401/403 whatever they send, never a 400 about the body.
-struct MayEdit(Auth);
+/// caller without the role gets 401/403 whatever they send, never a 400 about the body. The
+/// caller is a login, or a desktop GIS's static API key with scope `ogc_edit` (`Authorization:
+/// Bearer gmk_…`, as QGIS sends it from an authentication configuration) acting for its account.
+struct MayEdit {
+    auth: Auth,
+    /// The API key's id when the write comes with one.
+    desktop_key: Option<i64>,
+}
 
 impl FromRequestParts<AppState> for MayEdit {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> ApiResult<Self> {
-        let auth = Auth::from_request_parts(parts, state).await?;
         // `/ogc/collections/{id}/items[/{fid}]`
         let coll = collection(parts.uri.path().split('/').nth(3).unwrap_or_default())?;
+        let (auth, desktop_key) = match bearer_token(&parts.headers).filter(|t| api_keys::is_api_key(t)) {
+            Some(key) => {
+                let (key_id, principal) = api_keys::authenticate_key(&state.pool, &key, Scope::OgcEdit)
+                    .await?
+                    .ok_or_else(|| ApiError::Unauthorized("the API key is unknown, revoked, or lacks the ogc_edit scope".into()))?;
+                (Auth(principal), Some(key_id))
+            }
+            None => (Auth::from_request_parts(parts, state).await?, None),
+        };
         editor(&auth, coll, None)?;
-        Ok(Self(auth))
+        Ok(Self { auth, desktop_key })
+    }
+}
+
+/// What a replace or update is checked against: `If-Match` when sent (a desktop key too); else
+/// a desktop key's rule (`Precondition::DesktopKey`); else 428.
+fn precondition(headers: &HeaderMap, desktop_key: Option<i64>) -> ApiResult<Precondition> {
+    match desktop_key {
+        Some(key) if !headers.contains_key(header::IF_MATCH) => Ok(Precondition::DesktopKey(key)),
+        _ => Ok(Precondition::IfMatch(if_match(headers)?)),
     }
 }
 
@@ -468,7 +494,7 @@ fn written_response(status: StatusCode, b: &str, coll: &Collection, w: &edit::Wr
 /// Part 4: create a feature → 201 + Location + ETag.
 async fn create_item(
     State(state): State<AppState>,
-    MayEdit(auth): MayEdit,
+    MayEdit { auth, .. }: MayEdit,
     BaseUrl(b): BaseUrl,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
@@ -485,7 +511,7 @@ async fn create_item(
 #[allow(clippy::too_many_arguments)] // PUT and PATCH share it; each argument is one extractor
 async fn update_item(
     state: AppState,
-    auth: Auth,
+    MayEdit { auth, desktop_key }: MayEdit,
     headers: HeaderMap,
     b: String,
     id: String,
@@ -498,8 +524,8 @@ async fn update_item(
     let fid = feature_id(&fid)?;
     let p = write_params(raw.as_deref())?;
     let actor = editor(&auth, coll, p.reason.as_deref())?;
-    let etag = if_match(&headers)?;
-    let written = edit::replace(&state.pool, coll, fid, etag, &body, patch, actor, p.clip).await?;
+    let precondition = precondition(&headers, desktop_key)?;
+    let written = edit::replace(&state.pool, coll, fid, precondition, &body, patch, actor, p.clip).await?;
     state.changes().map_changed(&written.changed).await;
     Ok(written_response(StatusCode::OK, &b, coll, &written))
 }
@@ -507,33 +533,33 @@ async fn update_item(
 /// Part 4: replace a feature (If-Match required).
 async fn replace_item(
     State(state): State<AppState>,
-    MayEdit(auth): MayEdit,
+    may: MayEdit,
     headers: HeaderMap,
     BaseUrl(b): BaseUrl,
     Path((id, fid)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
     Json(body): Json<Value>,
 ) -> ApiResult<Response> {
-    update_item(state, auth, headers, b, id, fid, raw, body, false).await
+    update_item(state, may, headers, b, id, fid, raw, body, false).await
 }
 
 /// Part 4: update a feature with a JSON merge patch (If-Match required).
 async fn patch_item(
     State(state): State<AppState>,
-    MayEdit(auth): MayEdit,
+    may: MayEdit,
     headers: HeaderMap,
     BaseUrl(b): BaseUrl,
     Path((id, fid)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
     Json(body): Json<Value>,
 ) -> ApiResult<Response> {
-    update_item(state, auth, headers, b, id, fid, raw, body, true).await
+    update_item(state, may, headers, b, id, fid, raw, body, true).await
 }
 
-/// Part 4: delete a feature (If-Match required) → 204.
+/// Part 4: delete a feature (If-Match required, from a desktop key too) → 204.
 async fn delete_item(
     State(state): State<AppState>,
-    auth: Auth,
+    MayEdit { auth, .. }: MayEdit,
     headers: HeaderMap,
     Path((id, fid)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
@@ -598,10 +624,10 @@ fn openapi(b: &str) -> Value {
             "get": {"summary": format!("One feature of {c}"), "operationId": format!("getFeature_{c}"), "responses": {"200": geo_ok("the feature, with an ETag"), "404": err}},
             "put": {"summary": "Replace", "operationId": format!("replaceFeature_{c}"), "security": write_security, "parameters": [if_match],
                     "requestBody": {"required": true, "content": {GEOJSON: {"schema": {"type": "object"}}}},
-                    "responses": {"200": geo_ok("replaced"), "412": err, "428": err, "422": err}},
+                    "responses": {"200": geo_ok("replaced"), "409": err, "412": err, "428": err, "422": err}},
             "patch": {"summary": "Update (JSON merge patch)", "operationId": format!("updateFeature_{c}"), "security": write_security, "parameters": [if_match],
                       "requestBody": {"required": true, "content": {"application/merge-patch+json": {"schema": {"type": "object"}}}},
-                      "responses": {"200": geo_ok("updated"), "412": err, "428": err, "422": err}},
+                      "responses": {"200": geo_ok("updated"), "409": err, "412": err, "428": err, "422": err}},
             "delete": {"summary": "Delete", "operationId": format!("deleteFeature_{c}"), "security": write_security, "parameters": [if_match],
                        "responses": {"204": {"description": "deleted"}, "412": err, "428": err}},
         });
@@ -636,7 +662,7 @@ fn openapi(b: &str) -> Value {
                 "filter": {"name": "filter", "in": "query", "required": false, "schema": {"type": "string", "maxLength": cql::MAX_FILTER_BYTES}},
                 "filter-lang": {"name": "filter-lang", "in": "query", "required": false, "schema": {"type": "string", "enum": ["cql2-text", "cql2-json", "cql-text"], "default": "cql2-text"},
                                 "description": "cql-text is the draft's name that GDAL up to 3.7 sends (and looks for here before it sends any filter); it is read as cql2-text"},
-                "If-Match": {"name": "If-Match", "in": "header", "required": true, "description": "the feature's ETag; missing → 428, stale → 412", "schema": {"type": "string"}},
+                "If-Match": {"name": "If-Match", "in": "header", "required": false, "description": "the feature's ETag; stale → 412; missing → 428, except from a desktop GIS API key (scope ogc_edit) writing a grid: then the body's properties.version is checked (409 when stale) or, without one, the write is recorded as unchecked in the grid's history", "schema": {"type": "string"}},
             },
             "schemas": {"Error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}},
         },

@@ -23,6 +23,20 @@ pub struct Actor<'a> {
     pub county_id: Option<i64>,
 }
 
+/// What a replace or update is checked against before it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// The ETag value of `If-Match`: the write happens only if the feature still has it.
+    IfMatch(i64),
+    /// No `If-Match`, from a desktop GIS (an API key with scope `ogc_edit`, its id here): QGIS
+    /// ≥ 3.32 edits through Part 4 but never sends `If-Match`, and its PATCH carries only the
+    /// changed attributes. A grid body that carries `version` (a PUT of the feature as read) is
+    /// checked against it (409 when the grid has moved on); one that carries none is written and
+    /// recorded in the grid's history as unchecked, with the key. Buildings and stations keep no
+    /// history, so they still need a version: `If-Match` (428 without).
+    DesktopKey(i64),
+}
+
 /// A committed write: the feature as stored (households recomputed), its new ETag value,
 /// warnings (e.g. a repaired geometry) and what changed.
 #[derive(Debug)]
@@ -242,14 +256,33 @@ pub async fn replace(
     pool: &PgPool,
     coll: &Collection,
     id: i64,
-    etag: i64,
+    precondition: Precondition,
     body: &Value,
     patch: bool,
     actor: Actor<'_>,
     clip: bool,
 ) -> Result<Written> {
+    // The version to check: If-Match's, else (a desktop key) the one the client's own body
+    // names — read before a PATCH is merged into the stored feature, which has the current one.
+    let (etag, desktop_key) = match precondition {
+        Precondition::IfMatch(etag) => (Some(etag), None),
+        Precondition::DesktopKey(key) if coll.kind == Kind::Grids => (body_version(body)?, Some(key)),
+        Precondition::DesktopKey(_) => {
+            return Err(Error::PreconditionRequired(format!(
+                "send If-Match with the feature's ETag: {} keep no history, so a desktop GIS edit without one is refused",
+                coll.id
+            )));
+        }
+    };
     let mut tx = pool.begin().await?;
     set_actor(&mut tx, actor).await?;
+    if let Some(key) = desktop_key {
+        sqlx::query("select set_config('gridmap.api_key', $1, true), set_config('gridmap.unchecked', $2, true)")
+            .bind(key.to_string())
+            .bind(if etag.is_none() { "true" } else { "false" })
+            .execute(&mut *tx)
+            .await?;
+    }
     let (current, _) =
         features::one(&mut *tx, coll, id).await?.ok_or_else(|| Error::NotFound(format!("{} {id}", coll.id)))?;
     let body = if patch {
@@ -282,18 +315,32 @@ pub async fn replace(
             }
         }
     }
-    qb.push(" where id = ")
-        .push_bind(id)
-        .push(" and ")
-        .push(coll.etag_sql)
-        .push(" = ")
-        .push_bind(etag)
-        .push(" returning id");
+    qb.push(" where id = ").push_bind(id);
+    if let Some(etag) = etag {
+        qb.push(" and ").push(coll.etag_sql).push(" = ").push_bind(etag);
+    }
+    qb.push(" returning id");
     let updated: Option<i64> = qb.build_query_scalar().fetch_optional(&mut *tx).await.map_err(db_error)?;
     if updated.is_none() {
-        return Err(stale(coll, id));
+        return Err(match (desktop_key, etag) {
+            (Some(_), Some(version)) => Error::Conflict(format!(
+                "{} {id} has changed since version {version} was read: reload the layer and edit again",
+                coll.id
+            )),
+            _ => stale(coll, id),
+        });
     }
     finish(tx, coll, id, changed, warnings).await
+}
+
+/// The `version` a desktop client's body names (`properties.version`), if any.
+fn body_version(body: &Value) -> Result<Option<i64>> {
+    match body.get("properties").and_then(|p| p.get("version")) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_i64().filter(|v| *v >= 1).map(Some).ok_or_else(|| {
+            Error::unprocessable("properties.version: the grid's version as read, a whole number ≥ 1", json!({"field": "version"}))
+        }),
+    }
 }
 
 fn stale(coll: &Collection, id: i64) -> Error {

@@ -28,6 +28,9 @@ pub struct HistoryEntry {
     pub community_id: Option<i64>,
     pub author: String,
     pub reason: Option<String>,
+    /// Written by a desktop GIS without a version check (docs/ogc.md): the edit may have
+    /// overwritten a change made after the desktop read the grid.
+    pub unchecked: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub area_m2: f64,
     /// The geometry at this version (GeoJSON); the previous entry holds the old one.
@@ -43,7 +46,7 @@ pub async fn history(pool: &PgPool, id: i64) -> Result<Vec<HistoryEntry>> {
                  coalesce(a.display_name, case a.role when 'planner' then '规划人员' when 'admin' then '管理员'
                                                      when 'grid_worker' then '网格员' end,
                           '系统') as author,
-                 v.reason, v.created_at, ST_Area(v.geom::geography) as area_m2, ST_AsGeoJSON(v.geom, 7)::json as geometry
+                 v.reason, v.unchecked, v.created_at, ST_Area(v.geom::geography) as area_m2, ST_AsGeoJSON(v.geom, 7)::json as geometry
             from grid_version v left join account a on a.name = v.author
            where v.grid_id = $1 order by v.id",
     )
@@ -84,7 +87,7 @@ pub async fn revert(
         pool,
         &GRIDS,
         id,
-        etag,
+        edit::Precondition::IfMatch(etag),
         &body,
         false,
         Actor { name: actor.name, reason: Some(&reason), county_id: actor.county_id },

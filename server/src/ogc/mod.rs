@@ -27,6 +27,9 @@ pub enum Error {
     /// The `If-Match` ETag is not the feature's current one.
     #[error("{0}")]
     PreconditionFailed(String),
+    /// The write names no version to check against (no `If-Match`, and no exception applies).
+    #[error("{0}")]
+    PreconditionRequired(String),
     #[error("{message}")]
     Unprocessable { message: String, details: serde_json::Value },
     #[error(transparent)]

@@ -7,6 +7,7 @@ use sqlx::PgPool;
 
 use crate::common::get;
 use crate::ogc::{call, token};
+use gridmap_server::api_keys::{self, Scope};
 use gridmap_server::config::Role;
 use gridmap_server::seed;
 
@@ -442,4 +443,97 @@ async fn preview_of_a_shrunk_grid_gives_its_households_and_the_gap_it_would_leav
     )
     .await;
     assert_eq!(worker.status, StatusCode::FORBIDDEN);
+}
+
+/// A key for a desktop GIS, acting for the named account.
+async fn desktop_key(pool: &PgPool, name: &str, account: &str, scopes: &[Scope]) -> String {
+    api_keys::create(pool, name, api_keys::ActsFor::Name(account), scopes).await.expect("key").key
+}
+
+/// QGIS ≥ 3.32 edits OAPIF without If-Match: a PATCH with only the changed attributes, or a PUT
+/// of the whole feature as it read it (its `version` included), with a static key from its
+/// authentication configuration (qgsoapifprovider.cpp, changeAttributeValues /
+/// changeGeometryValues). This is what docs/ogc.md promises such a client.
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn a_desktop_gis_key_edits_grids_without_if_match_checked_by_the_version_it_sends_else_recorded_as_unchecked(
+    pool: PgPool,
+) {
+    seed::seed_demo(&pool, 1).await.expect("seed");
+    let planner = token(&pool, "planner-qgis", Role::Planner).await;
+    let key = desktop_key(&pool, "qgis-planning-office", "planner-qgis", &[Scope::OgcEdit]).await;
+    let (id, _) = inner_grid(&pool, 0.0).await;
+
+    // A PATCH with only the changed attribute: written, and recorded as unchecked.
+    let patched =
+        call(&pool, "PATCH", &item(id), Some(&key), None, Some(&json!({"properties": {"name": "桌面改名"}}))).await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", String::from_utf8_lossy(&patched.body));
+    assert_eq!(version(&pool, id).await, 2);
+    let history = get(&pool, &format!("/api/grids/{id}/history")).await.json();
+    assert_eq!(history["versions"][1]["unchecked"], true, "{history}");
+    assert_eq!(history["versions"][0]["unchecked"], false);
+    assert_eq!(history["versions"][1]["author"], "规划人员", "the key's account by role, never a login or key name");
+    assert!(!history.to_string().contains("qgis-planning-office"), "the key's name is private");
+    let key_id: Option<i64> =
+        sqlx::query_scalar("select api_key_id from grid_version where grid_id = $1 and version = 2")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .expect("row");
+    assert!(key_id.is_some(), "the key that wrote without a check is kept (privately)");
+
+    // A PUT of the feature as read at version 2 — but a planner has since moved it to 3: 409.
+    let read = get(&pool, &item(id)).await.json();
+    let moved_on =
+        call(&pool, "PATCH", &item(id), Some(&planner), Some("\"2\""), Some(&json!({"properties": {"name": "网页改名"}})))
+            .await;
+    assert_eq!(moved_on.status, StatusCode::OK);
+    let mut stale = read.clone();
+    stale["properties"]["name"] = json!("桌面旧稿");
+    let refused = call(&pool, "PUT", &item(id), Some(&key), None, Some(&stale)).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", String::from_utf8_lossy(&refused.body));
+    assert_eq!(version(&pool, id).await, 3, "nothing written");
+    // Read again (version 3), then the PUT is checked and goes through, not marked unchecked.
+    let mut fresh = get(&pool, &item(id)).await.json();
+    fresh["properties"]["name"] = json!("桌面新稿");
+    let put = call(&pool, "PUT", &item(id), Some(&key), None, Some(&fresh)).await;
+    assert_eq!(put.status, StatusCode::OK, "{}", String::from_utf8_lossy(&put.body));
+    let history = get(&pool, &format!("/api/grids/{id}/history")).await.json();
+    assert_eq!(history["versions"][3]["unchecked"], false, "{history}");
+    assert_eq!(history["versions"][3]["name"], "桌面新稿");
+
+    // If-Match, when a desktop client does send it, is the rule as for everyone.
+    let stale_tag = call(&pool, "PATCH", &item(id), Some(&key), Some("\"1\""), Some(&json!({"properties": {"name": "x"}}))).await;
+    assert_eq!(stale_tag.status, StatusCode::PRECONDITION_FAILED);
+    // Everyone else still needs If-Match; a desktop key too for deletes, buildings and stations.
+    let login = call(&pool, "PATCH", &item(id), Some(&planner), None, Some(&json!({"properties": {"name": "x"}}))).await;
+    assert_eq!(login.status, StatusCode::PRECONDITION_REQUIRED);
+    let delete = call(&pool, "DELETE", &item(id), Some(&key), None, None).await;
+    assert_eq!(delete.status, StatusCode::PRECONDITION_REQUIRED);
+    let _admin = token(&pool, "admin-qgis", Role::Admin).await;
+    let admin_key = desktop_key(&pool, "qgis-admin-office", "admin-qgis", &[Scope::OgcEdit]).await;
+    let building: i64 = sqlx::query_scalar("select min(id) from building").fetch_one(&pool).await.expect("building");
+    let b = call(
+        &pool,
+        "PATCH",
+        &format!("/ogc/collections/buildings/items/{building}"),
+        Some(&admin_key),
+        None,
+        Some(&json!({"properties": {"name": "x"}})),
+    )
+    .await;
+    assert_eq!(b.status, StatusCode::PRECONDITION_REQUIRED, "{}", String::from_utf8_lossy(&b.body));
+    assert_eq!(version(&pool, id).await, 4, "none of these wrote");
+
+    // A key without the scope, or of an account that may not edit grids, gets 401 / 403.
+    let open311 = desktop_key(&pool, "fixmystreet", "planner-qgis", &[Scope::Open311]).await;
+    let unscoped = call(&pool, "PATCH", &item(id), Some(&open311), None, Some(&json!({"properties": {"name": "x"}}))).await;
+    assert_eq!(unscoped.status, StatusCode::UNAUTHORIZED);
+    let _rider = token(&pool, "rider-qgis", Role::Rider).await;
+    let rider_key = desktop_key(&pool, "rider-desktop", "rider-qgis", &[Scope::OgcEdit]).await;
+    let forbidden = call(&pool, "PATCH", &item(id), Some(&rider_key), None, Some(&json!({"properties": {"name": "x"}}))).await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    let revoked = api_keys::revoke_by_name(&pool, "qgis-planning-office").await.expect("revoke");
+    assert!(revoked.is_some());
+    let after = call(&pool, "PATCH", &item(id), Some(&key), None, Some(&json!({"properties": {"name": "x"}}))).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED, "a revoked key writes nothing");
 }

@@ -9,6 +9,8 @@ bash scripts/setup.sh test
 # sqlx::test creates a fresh database per test on this server.
 export DATABASE_URL="${GRIDMAP_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# A clean clone builds once: incremental caches would only add gigabytes to its target directory.
+if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"; fi
 # Formatting first: it is the cheapest check and fails in seconds (rustfmt.toml).
 cargo fmt --all --check
 # The web map's JavaScript: eslint with web-map/eslint.config.js (pinned in package-lock.json).

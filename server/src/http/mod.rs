@@ -91,7 +91,8 @@ pub fn app(state: AppState) -> Router {
         .precompressed_gzip()
         .not_found_service(axum::routing::any(not_found).with_state(()));
     let index_html = std::fs::read_to_string(state.web_dir.join("index.html")).ok();
-    let security = Arc::new(security_headers::SecurityHeaders::new(index_html.as_deref(), state.urls.basemap_url.as_deref()));
+    let security =
+        Arc::new(security_headers::SecurityHeaders::new(index_html.as_deref(), state.urls.basemap_url.as_deref()));
     Router::new()
         .merge(health::router())
         .merge(auth::router())

@@ -27,16 +27,26 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone)]
 pub struct SecurityHeaders {
     policy: HeaderValue,
+    /// Swagger UI (`/api/docs`, vendored by utoipa-swagger-ui) adds a `<style>` element while
+    /// it runs, which no hash can name in advance: its pages alone also allow inline styles
+    /// (styles run no code; scripts stay as strict as everywhere else).
+    docs_policy: HeaderValue,
 }
+
+const DOCS_PREFIX: &str = "/api/docs";
 
 impl SecurityHeaders {
     /// From the page that is served (`web_dir/index.html`, absent in API-only tests) and the
     /// basemap template, if any.
     pub fn new(index_html: Option<&str>, basemap_url: Option<&str>) -> Self {
-        let policy = content_security_policy(index_html.map(inline_script_hashes).unwrap_or_default(), basemap_url.and_then(origin));
+        let hashes = index_html.map(inline_script_hashes).unwrap_or_default();
+        let basemap = basemap_url.and_then(origin);
         // Every part is ASCII (base64 hashes, an origin parsed from a URL).
-        let policy = HeaderValue::from_str(&policy).unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"));
-        Self { policy }
+        let header =
+            |p: String| HeaderValue::from_str(&p).unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"));
+        let policy = header(content_security_policy(hashes.clone(), basemap.clone(), "'self'"));
+        let docs_policy = header(content_security_policy(hashes, basemap, "'self' 'unsafe-inline'"));
+        Self { policy, docs_policy }
     }
 
     pub fn policy(&self) -> &str {
@@ -44,14 +54,14 @@ impl SecurityHeaders {
     }
 }
 
-fn content_security_policy(script_hashes: Vec<String>, basemap_origin: Option<String>) -> String {
+fn content_security_policy(script_hashes: Vec<String>, basemap_origin: Option<String>, style_src: &str) -> String {
     let mut script_src = vec!["'self'".to_string()];
     script_src.extend(script_hashes.into_iter().map(|h| format!("'sha256-{h}'")));
     let extra = basemap_origin.map(|o| format!(" {o}")).unwrap_or_default();
     [
         "default-src 'self'".to_string(),
         format!("script-src {}", script_src.join(" ")),
-        "style-src 'self'".to_string(),
+        format!("style-src {style_src}"),
         format!("img-src 'self' data: blob:{extra}"),
         format!("connect-src 'self'{extra}"),
         "worker-src 'self'".to_string(),
@@ -98,12 +108,14 @@ fn origin(url: &str) -> Option<String> {
 
 /// The middleware: adds the headers unless the response already chose its own.
 pub async fn add(State(headers): State<Arc<SecurityHeaders>>, request: Request, next: Next) -> Response {
+    let policy = if request.uri().path().starts_with(DOCS_PREFIX) { &headers.docs_policy } else { &headers.policy };
+    let policy = policy.clone();
     let mut response = next.run(request).await;
     let h = response.headers_mut();
     let set = |h: &mut axum::http::HeaderMap, name: HeaderName, value: HeaderValue| {
         h.entry(name).or_insert(value);
     };
-    set(h, header::CONTENT_SECURITY_POLICY, headers.policy.clone());
+    set(h, header::CONTENT_SECURITY_POLICY, policy);
     set(h, header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     set(h, header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     response
@@ -124,7 +136,10 @@ mod tests {
     #[test]
     fn basemap_origins_are_scheme_and_host_only() {
         assert_eq!(origin("https://tiles.example.cn/{z}/{x}/{y}.png").as_deref(), Some("https://tiles.example.cn"));
-        assert_eq!(origin("http://{s}.tile.example.org:8080/{z}/{x}/{y}.png").as_deref(), Some("http://*.tile.example.org:8080"));
+        assert_eq!(
+            origin("http://{s}.tile.example.org:8080/{z}/{x}/{y}.png").as_deref(),
+            Some("http://*.tile.example.org:8080")
+        );
         assert_eq!(origin("/basemap/{z}/{x}/{y}.png"), None);
         assert_eq!(origin("javascript://x"), None);
         assert_eq!(origin("https://evil.example; script-src *"), None);
@@ -134,9 +149,20 @@ mod tests {
     fn the_policy_forbids_framing_plugins_and_base_and_allows_the_basemap() {
         let p = SecurityHeaders::new(Some("<script>x</script>"), Some("https://t.example/{z}/{x}/{y}.png"));
         let p = p.policy();
-        for part in ["default-src 'self'", "frame-ancestors 'none'", "object-src 'none'", "base-uri 'none'", "connect-src 'self' https://t.example", "img-src 'self' data: blob: https://t.example"] {
+        for part in [
+            "default-src 'self'",
+            "frame-ancestors 'none'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "connect-src 'self' https://t.example",
+            "img-src 'self' data: blob: https://t.example",
+        ] {
             assert!(p.contains(part), "{part} missing from {p}");
         }
         assert!(!p.contains("unsafe-inline") && !p.contains("unsafe-eval"), "{p}");
+        let docs = SecurityHeaders::new(None, None);
+        let docs = docs.docs_policy.to_str().unwrap_or_default();
+        assert!(docs.contains("style-src 'self' 'unsafe-inline'") && docs.contains("script-src 'self'"), "{docs}");
+        assert!(!docs.contains("unsafe-eval"), "{docs}");
     }
 }

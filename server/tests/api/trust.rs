@@ -442,3 +442,46 @@ async fn an_ogc_write_checks_the_role_before_reading_the_body(pool: PgPool) {
         }
     }
 }
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn every_kind_of_response_carries_the_security_headers(pool: PgPool) {
+    small_city(&pool).await;
+    let mut state = gridmap_server::http::AppState::new(pool.clone());
+    // A served page with an inline script, as web-map/dist has (the import map).
+    let web = std::env::temp_dir().join(format!("gridmap-csp-{}", std::process::id()));
+    std::fs::create_dir_all(&web).expect("web dir");
+    std::fs::write(web.join("index.html"), "<script type=\"importmap\">{\"imports\":{}}</script>").expect("index");
+    state.web_dir = web.clone();
+    let rider = user(&pool, "rider-csp", Role::Rider, &[]).await;
+    let requests = [
+        ("page", Request::get("/").body(Body::empty())),
+        ("JSON", Request::get("/api/grids").body(Body::empty())),
+        ("404", Request::get("/no/such/thing").body(Body::empty())),
+        ("405", Request::delete("/api/grids").body(Body::empty())),
+        ("401", Request::get("/api/reports").body(Body::empty())),
+        (
+            "403",
+            Request::get("/api/admin/accounts")
+                .header(header::AUTHORIZATION, format!("Bearer {rider}"))
+                .body(Body::empty()),
+        ),
+        ("tile", Request::get("/tiles/grids/12/3363/1575.mvt").body(Body::empty())),
+        ("Open311", Request::get("/open311/v2/services.xml").body(Body::empty())),
+    ];
+    for (what, request) in requests {
+        let reply = crate::common::send_to(&state, request.expect("request")).await;
+        let h = |name: &str| reply.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let csp = h("content-security-policy");
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{what} ({}): {csp:?}",
+            reply.status
+        );
+        // printf '{"imports":{}}' | openssl dgst -sha256 -binary | base64
+        assert!(csp.contains("'sha256-URrTy+Il/Nz0lHojVUx275hWqAWhkSF0VsHbUM4/6Hw='"), "{what}: {csp}");
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{what}: {csp}");
+        assert_eq!(h("x-content-type-options"), "nosniff", "{what}");
+        assert_eq!(h("referrer-policy"), "no-referrer", "{what}");
+    }
+    let _ = std::fs::remove_dir_all(web);
+}

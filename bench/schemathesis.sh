@@ -69,8 +69,9 @@ run anonymous || anonymous=$?
 # As the admin: not logout (it would end the run's own login).
 run admin -H "Authorization: Bearer $TOKEN" --exclude-path /api/auth/logout || admin=$?
 
-summary() {  # the run's closing line: "N passed, M failed ... in Xs"
-  grep -E '[0-9]+ (passed|failed)' "$OUT/$1.txt" | tail -1 | sed 's/=//g; s/^ *//; s/ *$//'
+summary() {  # operations tested, test cases and failures, from the run's summary
+  local f="$OUT/$1.txt"
+  echo "$(grep -E '^ *Tested: ' "$f" | tail -1 | sed 's/^ *Tested: //') operations; $(grep -E '[0-9]+ generated' "$f" | tail -1 | sed 's/^ *//'); $(grep -oE '[0-9]+ (failures?|warnings?) in [0-9.]+s' "$f" | tail -1)"
 }
 mkdir -p bench/out
 {
@@ -80,7 +81,7 @@ mkdir -p bench/out
   echo "Command: \`MAX_EXAMPLES=$MAX_EXAMPLES MAX_TIME=$MAX_TIME SEED=$SEED bash bench/schemathesis.sh\`"
   echo "(checks not_a_server_error, status_code_conformance; phases examples, coverage, fuzzing)"
   echo
-  echo "| pass | exit | result |"
+  echo "| pass | exit | operations; cases; outcome |"
   echo "|---|---|---|"
   echo "| anonymous | $anonymous | $(summary anonymous) |"
   echo "| admin | $admin | $(summary admin) |"

@@ -485,3 +485,49 @@ async fn every_kind_of_response_carries_the_security_headers(pool: PgPool) {
     }
     let _ = std::fs::remove_dir_all(web);
 }
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn the_api_document_lists_the_statuses_the_shared_layers_give_and_the_real_parameter_bounds(pool: PgPool) {
+    let doc = get(&pool, "/api/openapi.json").await.json();
+    let statuses = |path: &str, method: &str| -> Vec<String> {
+        doc["paths"][path][method]["responses"].as_object().map(|r| r.keys().cloned().collect()).unwrap_or_default()
+    };
+    for (path, method, expected) in [
+        ("/api/reports", "post", &["400", "401", "413", "415", "429", "503"][..]),
+        ("/api/reports/batch", "post", &["400", "413", "415", "429", "503"]),
+        ("/api/reports/{id}", "get", &["400", "404", "503"]),
+        ("/api/reports", "get", &["400", "429", "503"]),
+        ("/api/admin/accounts", "post", &["400", "401", "403", "413", "415", "429", "503"]),
+        ("/api/grids/{id}/history", "get", &["400", "404", "503"]),
+    ] {
+        let have = statuses(path, method);
+        for status in expected {
+            assert!(have.iter().any(|s| s == status), "{method} {path} documents {status}: {have:?}");
+        }
+    }
+    let param = |path: &str, name: &str| -> Value {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let limit = param("/api/stations/nearest", "limit");
+    assert_eq!(
+        (limit["schema"]["minimum"].as_f64(), limit["schema"]["maximum"].as_f64()),
+        (Some(1.0), Some(50.0)),
+        "{limit}"
+    );
+    let lat = param("/api/grids/at", "lat");
+    assert_eq!(
+        (lat["schema"]["minimum"].as_f64(), lat["schema"]["maximum"].as_f64()),
+        (Some(-90.0), Some(90.0)),
+        "{lat}"
+    );
+    let key = doc["paths"]["/api/reports"]["post"]["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "Idempotency-Key"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(key["schema"]["format"], "uuid", "{key}");
+}

@@ -9,6 +9,9 @@
     if (e.target && e.target !== window) push('resource', e.target.src || e.target.href || e.target.tagName);
     else push('error', e.message);
   }, true);
+  // Anything the Content-Security-Policy blocked (server/src/http/security_headers.rs): the page
+  // must load with none, so the browser tests fail on the first.
+  document.addEventListener('securitypolicyviolation', (e) => push('csp', `${e.effectiveDirective} blocked ${e.blockedURI || 'inline'} at ${e.sourceFile || ''}:${e.lineNumber || 0}`));
   window.addEventListener('unhandledrejection', (e) => push('rejection', e.reason && (e.reason.stack || e.reason.message || e.reason)));
   const consoleError = console.error.bind(console);
   console.error = (...args) => { push('console', args.map((a) => (a && a.message) || a).join(' ')); consoleError(...args); };

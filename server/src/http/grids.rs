@@ -83,8 +83,8 @@ pub struct PublicWorker {
 /// `GET /api/grids/at?lon=&lat=`: the grid covering the WGS84 point, by the same rule as the
 /// database's `gridmap_grid_at` (the lowest id wins on a shared edge or vertex); 404 when none.
 #[utoipa::path(get, path = "/api/grids/at", tag = "grids",
-    params(("lon" = f64, Query, description = "WGS84 longitude, -180..=180"),
-        ("lat" = f64, Query, description = "WGS84 latitude, -90..=90")),
+    params(("lon" = f64, Query, description = "WGS84 longitude, -180..=180", minimum = -180.0, maximum = 180.0),
+        ("lat" = f64, Query, description = "WGS84 latitude, -90..=90", minimum = -90.0, maximum = 90.0)),
     responses((status = 200, description = "The grid, its community and its published workers", body = GridAt),
         (status = 400, description = "A missing or out-of-range `lon` or `lat` (named in `field`)", body = ErrorBody),
         (status = 404, description = "No grid covers the point", body = ErrorBody)))]

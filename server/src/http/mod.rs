@@ -20,6 +20,7 @@ pub mod paging;
 pub mod points;
 pub mod principal;
 pub mod reports;
+pub mod security_headers;
 pub mod stations;
 pub mod stats;
 pub mod tiles;
@@ -89,6 +90,9 @@ pub fn app(state: AppState) -> Router {
         .append_index_html_on_directories(true)
         .precompressed_gzip()
         .not_found_service(axum::routing::any(not_found).with_state(()));
+    let index_html = std::fs::read_to_string(state.web_dir.join("index.html")).ok();
+    let security =
+        Arc::new(security_headers::SecurityHeaders::new(index_html.as_deref(), state.urls.basemap_url.as_deref()));
     Router::new()
         .merge(health::router())
         .merge(auth::router())
@@ -115,6 +119,8 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
         .layer(axum::middleware::from_fn_with_state(state.clone(), health::close_while_draining))
+        // Outermost: every response, errors and static files included (security_headers.rs).
+        .layer(axum::middleware::from_fn_with_state(security, security_headers::add))
         .with_state(state)
 }
 

@@ -27,8 +27,10 @@ pub async fn get_my_points(State(state): State<AppState>, Auth(me): Auth) -> Api
 #[serde(deny_unknown_fields)]
 pub struct LeaderboardQuery {
     /// `YYYY-MM` (UTC); default the current month.
+    #[param(pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
     pub month: Option<String>,
     /// 1..=100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 

@@ -185,7 +185,7 @@ pub struct PossibleDuplicate {
 /// Submit a report (ODK-style idempotency on `Idempotency-Key`).
 #[utoipa::path(post, path = "/api/reports", tag = "reports",
     request_body(content((CreateReport = "application/json"), (CreateReportMultipart = "multipart/form-data"))),
-    params(("Idempotency-Key" = String, Header, description = "A client-made UUID; a resend with the same payload gets the original response")),
+    params(("Idempotency-Key" = uuid::Uuid, Header, description = "A client-made UUID; a resend with the same payload gets the original response")),
     responses(
         (status = 201, description = "Stored (or the original response to a resend)", body = CreatedReport,
             headers(("Location" = String, description = "/api/reports/{id}"),

@@ -130,9 +130,9 @@ pub(crate) async fn get_station(State(state): State<AppState>, Path(id): Path<St
 
 /// `GET /api/stations/nearest?lon=&lat=[&limit=]`: the nearest stations in order, with distance.
 #[utoipa::path(get, path = "/api/stations/nearest", tag = "stations",
-    params(("lon" = f64, Query, description = "WGS84 longitude, -180..=180"),
-        ("lat" = f64, Query, description = "WGS84 latitude, -90..=90"),
-        ("limit" = Option<i64>, Query, description = "How many stations, 1..=50 (default 5)")),
+    params(("lon" = f64, Query, description = "WGS84 longitude, -180..=180", minimum = -180.0, maximum = 180.0),
+        ("lat" = f64, Query, description = "WGS84 latitude, -90..=90", minimum = -90.0, maximum = 90.0),
+        ("limit" = Option<i64>, Query, description = "How many stations, 1..=50 (default 5)", minimum = 1, maximum = 50)),
     responses((status = 200, description = "The point and the nearest stations with their distance in metres", body = NearestStations),
         (status = 400, description = "A missing or out-of-range `lon`, `lat` or `limit` (named in `field`)", body = ErrorBody)))]
 pub(crate) async fn nearest_stations(

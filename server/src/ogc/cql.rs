@@ -472,4 +472,16 @@ mod tests {
         let deep = format!("{}code = 'a'{}", "(".repeat(40), ")".repeat(40));
         assert!(sql(&deep, Lang::Text).expect_err("too deep").to_string().contains("deeper"));
     }
+
+    #[test]
+    fn filters_over_16_kib_or_400_terms_are_refused_with_the_limit_named() {
+        let long = format!("code = '{}'", "a".repeat(MAX_FILTER_BYTES));
+        assert!(parse(&long, Lang::Text).expect_err("too long").to_string().contains("16384"));
+        // 201 comparisons joined by OR: 401 terms or more.
+        let many = vec!["households = 1"; 201].join(" OR ");
+        assert!(many.len() < MAX_FILTER_BYTES);
+        assert!(parse(&many, Lang::Text).expect_err("too many").to_string().contains("terms"));
+        let fine = vec!["households = 1"; 50].join(" OR ");
+        assert!(parse(&fine, Lang::Text).is_ok());
+    }
 }

@@ -442,3 +442,92 @@ async fn an_ogc_write_checks_the_role_before_reading_the_body(pool: PgPool) {
         }
     }
 }
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn every_kind_of_response_carries_the_security_headers(pool: PgPool) {
+    small_city(&pool).await;
+    let mut state = gridmap_server::http::AppState::new(pool.clone());
+    // A served page with an inline script, as web-map/dist has (the import map).
+    let web = std::env::temp_dir().join(format!("gridmap-csp-{}", std::process::id()));
+    std::fs::create_dir_all(&web).expect("web dir");
+    std::fs::write(web.join("index.html"), "<script type=\"importmap\">{\"imports\":{}}</script>").expect("index");
+    state.web_dir = web.clone();
+    let rider = user(&pool, "rider-csp", Role::Rider, &[]).await;
+    let requests = [
+        ("page", Request::get("/").body(Body::empty())),
+        ("JSON", Request::get("/api/grids").body(Body::empty())),
+        ("404", Request::get("/no/such/thing").body(Body::empty())),
+        ("405", Request::delete("/api/grids").body(Body::empty())),
+        ("401", Request::get("/api/reports").body(Body::empty())),
+        (
+            "403",
+            Request::get("/api/admin/accounts")
+                .header(header::AUTHORIZATION, format!("Bearer {rider}"))
+                .body(Body::empty()),
+        ),
+        ("tile", Request::get("/tiles/grids/12/3363/1575.mvt").body(Body::empty())),
+        ("Open311", Request::get("/open311/v2/services.xml").body(Body::empty())),
+    ];
+    for (what, request) in requests {
+        let reply = crate::common::send_to(&state, request.expect("request")).await;
+        let h = |name: &str| reply.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let csp = h("content-security-policy");
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{what} ({}): {csp:?}",
+            reply.status
+        );
+        // printf '{"imports":{}}' | openssl dgst -sha256 -binary | base64
+        assert!(csp.contains("'sha256-URrTy+Il/Nz0lHojVUx275hWqAWhkSF0VsHbUM4/6Hw='"), "{what}: {csp}");
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{what}: {csp}");
+        assert_eq!(h("x-content-type-options"), "nosniff", "{what}");
+        assert_eq!(h("referrer-policy"), "no-referrer", "{what}");
+    }
+    let _ = std::fs::remove_dir_all(web);
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn the_api_document_lists_the_statuses_the_shared_layers_give_and_the_real_parameter_bounds(pool: PgPool) {
+    let doc = get(&pool, "/api/openapi.json").await.json();
+    let statuses = |path: &str, method: &str| -> Vec<String> {
+        doc["paths"][path][method]["responses"].as_object().map(|r| r.keys().cloned().collect()).unwrap_or_default()
+    };
+    for (path, method, expected) in [
+        ("/api/reports", "post", &["400", "401", "413", "415", "429", "503"][..]),
+        ("/api/reports/batch", "post", &["400", "413", "415", "429", "503"]),
+        ("/api/reports/{id}", "get", &["400", "404", "503"]),
+        ("/api/reports", "get", &["400", "429", "503"]),
+        ("/api/admin/accounts", "post", &["400", "401", "403", "413", "415", "429", "503"]),
+        ("/api/grids/{id}/history", "get", &["400", "404", "503"]),
+    ] {
+        let have = statuses(path, method);
+        for status in expected {
+            assert!(have.iter().any(|s| s == status), "{method} {path} documents {status}: {have:?}");
+        }
+    }
+    let param = |path: &str, name: &str| -> Value {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let limit = param("/api/stations/nearest", "limit");
+    assert_eq!(
+        (limit["schema"]["minimum"].as_f64(), limit["schema"]["maximum"].as_f64()),
+        (Some(1.0), Some(50.0)),
+        "{limit}"
+    );
+    let lat = param("/api/grids/at", "lat");
+    assert_eq!(
+        (lat["schema"]["minimum"].as_f64(), lat["schema"]["maximum"].as_f64()),
+        (Some(-90.0), Some(90.0)),
+        "{lat}"
+    );
+    let key = doc["paths"]["/api/reports"]["post"]["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "Idempotency-Key"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(key["schema"]["format"], "uuid", "{key}");
+}

@@ -502,6 +502,13 @@ async fn leaderboard_counts_each_credit_in_its_own_utc_month(pool: PgPool) {
     .await
     .expect("reversal");
     assert_eq!(board("?month=2024-03".into()).await, json!([]));
+    // The board is public: a display name shows its first character only, as Chinese public
+    // lists do; the login name never.
+    sqlx::query("update account set display_name = '王小明' where name = 'rider-li'")
+        .execute(&pool)
+        .await
+        .expect("name");
+    assert_eq!(board("?month=2024-04".into()).await, json!([{"rank": 1, "display_name": "王**", "points": 10}]));
     for bad in ["garbage", "2024-13", "2024-00", "1999-12", "2024", "2024-3x"] {
         let reply = get(&pool, &format!("/api/points/leaderboard?month={bad}")).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");

@@ -228,7 +228,8 @@ pub async fn authenticate_key(pool: &PgPool, key: &str, scope: Scope) -> Result<
     .bind(key_id)
     .execute(pool)
     .await?;
-    Ok(Role::parse(&role).map(|role| (key_id, Principal { account_id, name, role, part_time_grid_worker, grid_ids, county_id })))
+    Ok(Role::parse(&role)
+        .map(|role| (key_id, Principal { account_id, name, role, part_time_grid_worker, grid_ids, county_id })))
 }
 
 #[cfg(test)]

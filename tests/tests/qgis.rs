@@ -62,7 +62,9 @@ async fn qgis_loads_every_collection_with_the_right_counts_sends_datetime_to_the
     eprintln!("QGIS {}: {}", seen["qgis"], seen);
 
     let pool = db.pool().await;
-    for (collection, table) in [("grids", "grid"), ("buildings", "building"), ("stations", "station"), ("reports", "report")] {
+    for (collection, table) in
+        [("grids", "grid"), ("buildings", "building"), ("stations", "station"), ("reports", "report")]
+    {
         let expected: i64 =
             sqlx::query_scalar(&format!("select count(*) from {table}")).fetch_one(&pool).await.expect("count");
         let layer = &seen["collections"][collection];

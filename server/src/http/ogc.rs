@@ -433,9 +433,10 @@ impl FromRequestParts<AppState> for MayEdit {
         let coll = collection(parts.uri.path().split('/').nth(3).unwrap_or_default())?;
         let (auth, desktop_key) = match bearer_token(&parts.headers).filter(|t| api_keys::is_api_key(t)) {
             Some(key) => {
-                let (key_id, principal) = api_keys::authenticate_key(&state.pool, &key, Scope::OgcEdit)
-                    .await?
-                    .ok_or_else(|| ApiError::Unauthorized("the API key is unknown, revoked, or lacks the ogc_edit scope".into()))?;
+                let (key_id, principal) =
+                    api_keys::authenticate_key(&state.pool, &key, Scope::OgcEdit).await?.ok_or_else(|| {
+                        ApiError::Unauthorized("the API key is unknown, revoked, or lacks the ogc_edit scope".into())
+                    })?;
                 (Auth(principal), Some(key_id))
             }
             None => (Auth::from_request_parts(parts, state).await?, None),

@@ -338,7 +338,10 @@ fn body_version(body: &Value) -> Result<Option<i64>> {
     match body.get("properties").and_then(|p| p.get("version")) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v.as_i64().filter(|v| *v >= 1).map(Some).ok_or_else(|| {
-            Error::unprocessable("properties.version: the grid's version as read, a whole number ≥ 1", json!({"field": "version"}))
+            Error::unprocessable(
+                "properties.version: the grid's version as read, a whole number ≥ 1",
+                json!({"field": "version"}),
+            )
         }),
     }
 }

@@ -483,9 +483,15 @@ async fn a_desktop_gis_key_edits_grids_without_if_match_checked_by_the_version_i
 
     // A PUT of the feature as read at version 2 — but a planner has since moved it to 3: 409.
     let read = get(&pool, &item(id)).await.json();
-    let moved_on =
-        call(&pool, "PATCH", &item(id), Some(&planner), Some("\"2\""), Some(&json!({"properties": {"name": "网页改名"}})))
-            .await;
+    let moved_on = call(
+        &pool,
+        "PATCH",
+        &item(id),
+        Some(&planner),
+        Some("\"2\""),
+        Some(&json!({"properties": {"name": "网页改名"}})),
+    )
+    .await;
     assert_eq!(moved_on.status, StatusCode::OK);
     let mut stale = read.clone();
     stale["properties"]["name"] = json!("桌面旧稿");
@@ -502,10 +508,12 @@ async fn a_desktop_gis_key_edits_grids_without_if_match_checked_by_the_version_i
     assert_eq!(history["versions"][3]["name"], "桌面新稿");
 
     // If-Match, when a desktop client does send it, is the rule as for everyone.
-    let stale_tag = call(&pool, "PATCH", &item(id), Some(&key), Some("\"1\""), Some(&json!({"properties": {"name": "x"}}))).await;
+    let stale_tag =
+        call(&pool, "PATCH", &item(id), Some(&key), Some("\"1\""), Some(&json!({"properties": {"name": "x"}}))).await;
     assert_eq!(stale_tag.status, StatusCode::PRECONDITION_FAILED);
     // Everyone else still needs If-Match; a desktop key too for deletes, buildings and stations.
-    let login = call(&pool, "PATCH", &item(id), Some(&planner), None, Some(&json!({"properties": {"name": "x"}}))).await;
+    let login =
+        call(&pool, "PATCH", &item(id), Some(&planner), None, Some(&json!({"properties": {"name": "x"}}))).await;
     assert_eq!(login.status, StatusCode::PRECONDITION_REQUIRED);
     let delete = call(&pool, "DELETE", &item(id), Some(&key), None, None).await;
     assert_eq!(delete.status, StatusCode::PRECONDITION_REQUIRED);
@@ -526,11 +534,13 @@ async fn a_desktop_gis_key_edits_grids_without_if_match_checked_by_the_version_i
 
     // A key without the scope, or of an account that may not edit grids, gets 401 / 403.
     let open311 = desktop_key(&pool, "fixmystreet", "planner-qgis", &[Scope::Open311]).await;
-    let unscoped = call(&pool, "PATCH", &item(id), Some(&open311), None, Some(&json!({"properties": {"name": "x"}}))).await;
+    let unscoped =
+        call(&pool, "PATCH", &item(id), Some(&open311), None, Some(&json!({"properties": {"name": "x"}}))).await;
     assert_eq!(unscoped.status, StatusCode::UNAUTHORIZED);
     let _rider = token(&pool, "rider-qgis", Role::Rider).await;
     let rider_key = desktop_key(&pool, "rider-desktop", "rider-qgis", &[Scope::OgcEdit]).await;
-    let forbidden = call(&pool, "PATCH", &item(id), Some(&rider_key), None, Some(&json!({"properties": {"name": "x"}}))).await;
+    let forbidden =
+        call(&pool, "PATCH", &item(id), Some(&rider_key), None, Some(&json!({"properties": {"name": "x"}}))).await;
     assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
     let revoked = api_keys::revoke_by_name(&pool, "qgis-planning-office").await.expect("revoke");
     assert!(revoked.is_some());

@@ -26,6 +26,8 @@ const LEADER_NAME: &str = "SENTINELLEADERNAME";
 const LEADER_PHONE: &str = "SENTINELLEADERPHONE";
 const IDEMPOTENCY_KEY: &str = "5e471e15-0000-4000-8000-00000000abcd";
 const API_KEY_NAME: &str = "sentinel-apikey-name";
+const DESKTOP_KEY_NAME: &str = "sentinel-desktop-key";
+const PLANNER_LOGIN: &str = "sentinel-planner-login";
 const OPEN311_FIRST_NAME: &str = "SENTINELOPENFIRSTNAME";
 const OPEN311_EMAIL: &str = "sentinel-open311@example.org";
 const PHOTO: &str = "SENTINELAFTERPHOTO";
@@ -187,6 +189,30 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     let open311_id: i64 = sqlx::query_scalar("select max(id) from report").fetch_one(&pool).await.expect("id");
     report_ids.push(open311_id);
 
+    // A desktop GIS edits a grid without If-Match through a key of a planner: the grid's public
+    // history marks the version unchecked, but shows neither the key, its name nor the login.
+    let _planner = login(&pool, PLANNER_LOGIN, Role::Planner, &[]).await;
+    let desktop = gridmap_server::api_keys::create(
+        &pool,
+        DESKTOP_KEY_NAME,
+        gridmap_server::api_keys::ActsFor::Name(PLANNER_LOGIN),
+        &[gridmap_server::api_keys::Scope::OgcEdit],
+    )
+    .await
+    .expect("desktop key")
+    .key;
+    let edited = send(
+        &pool,
+        request(
+            "PATCH",
+            &format!("/ogc/collections/grids/items/{}", grids[0].0),
+            Some(&desktop),
+            Some(serde_json::json!({"properties": {"name": "桌面改名"}})),
+        ),
+    )
+    .await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", String::from_utf8_lossy(&edited.body));
+
     let other_rider = login(&pool, "privacy-other-rider", Role::Rider, &[]).await;
     let station: i64 = sqlx::query_scalar("select min(id) from station").fetch_one(&pool).await.expect("station");
     let building: i64 = sqlx::query_scalar("select min(id) from building").fetch_one(&pool).await.expect("building");
@@ -269,6 +295,9 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         "$argon2id$",
         API_KEY_NAME,
         &api_key,
+        DESKTOP_KEY_NAME,
+        &desktop,
+        PLANNER_LOGIN,
         OPEN311_FIRST_NAME,
         OPEN311_EMAIL,
         PHOTO,

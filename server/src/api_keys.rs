@@ -205,6 +205,19 @@ pub async fn authenticate(pool: &PgPool, key: &str, scope: Scope) -> Result<Opti
     Ok(authenticate_key(pool, key, scope).await?.map(|(_, principal)| principal))
 }
 
+/// The account a live key acts for, whatever its scopes, without noting a use: whom the rate
+/// limiter charges for a request made with the key (`http::limits`), so that a client cannot
+/// gain budget by switching keys or addresses.
+pub async fn account_of(pool: &PgPool, key: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        r"select k.account_id from api_key k join account a on a.id = k.account_id
+           where k.key_hash = $1 and k.revoked_at is null and not a.disabled",
+    )
+    .bind(digest(key))
+    .fetch_optional(pool)
+    .await
+}
+
 /// [`authenticate`], with the key's id (recorded with a desktop GIS's unchecked grid writes).
 pub async fn authenticate_key(pool: &PgPool, key: &str, scope: Scope) -> Result<Option<(i64, Principal)>, sqlx::Error> {
     type Row = (i64, i64, String, String, bool, Vec<i64>, Option<i64>);

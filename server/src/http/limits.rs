@@ -340,13 +340,19 @@ pub async fn limit_requests(
     let limits = &state.limits;
     limits.prune();
     let token = super::principal::bearer_token(request.headers());
-    let principal = match token {
-        Some(token) => state.tokens.authenticate(&state.pool, &token).await?,
-        None => None,
+    // A login token resolves to its account (kept for the handler); a static API key (a desktop
+    // GIS's) to the account it acts for; anything else is counted by address.
+    let (principal, key_account) = match token {
+        Some(token) if crate::api_keys::is_api_key(&token) => {
+            (None, crate::api_keys::account_of(&state.pool, &token).await?)
+        }
+        Some(token) => (state.tokens.authenticate(&state.pool, &token).await?, None),
+        None => (None, None),
     };
-    let key = RateKey(match &principal {
-        Some(p) => format!("a:{}", p.account_id),
-        None => format!("ip:{}", limits.client_ip(request.extensions(), request.headers())),
+    let key = RateKey(match (&principal, key_account) {
+        (Some(p), _) => format!("a:{}", p.account_id),
+        (None, Some(account)) => format!("a:{account}"),
+        (None, None) => format!("ip:{}", limits.client_ip(request.extensions(), request.headers())),
     });
     let refused = match class {
         Class::Write => !limits.take(&limits.writes, limits.writes_burst, &key),

@@ -148,6 +148,38 @@ async fn made_up_or_respaced_tokens_do_not_get_fresh_rate_limit_buckets(pool: Pg
 }
 
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn requests_with_an_api_key_count_against_the_keys_account_not_the_address(pool: PgPool) {
+    use gridmap_server::api_keys::{ActsFor, Scope, create};
+    small_city(&pool).await;
+    let _a = user(&pool, "planner-keys-a", Role::Planner, &[]).await;
+    let _b = user(&pool, "planner-keys-b", Role::Planner, &[]).await;
+    let key = |name: &'static str, account: &'static str| {
+        let pool = pool.clone();
+        async move { create(&pool, name, ActsFor::Name(account), &[Scope::OgcEdit]).await.expect("key").key }
+    };
+    let (a1, a2, b) = (
+        key("qgis-a1", "planner-keys-a").await,
+        key("qgis-a2", "planner-keys-a").await,
+        key("qgis-b", "planner-keys-b").await,
+    );
+    let mut state = gridmap_server::http::AppState::new(pool.clone());
+    state.limits = gridmap_server::http::limits::Limits::with_quotas(slow_quota(3), slow_quota(100));
+    let write = |token: &str| {
+        Request::delete("/ogc/collections/grids/items/999999")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::IF_MATCH, "\"1\"")
+            .body(Body::empty())
+            .expect("request")
+    };
+    // Two keys of one account share its budget (3 writes), alternating or not.
+    let keys = [&a1, &a2, &a1, &a2];
+    let account_a = statuses(&state, 4, |i| write(keys[i])).await;
+    assert_eq!(account_a, [404, 404, 404, 429], "one account, one budget, whichever key");
+    // Another account's key, from the same address, has its own.
+    assert_eq!(statuses(&state, 1, |_| write(&b)).await, [404], "another account is not charged for the first");
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn a_batch_of_n_reports_costs_n_writes(pool: PgPool) {
     small_city(&pool).await;
     let rider = user(&pool, "rider-batch-limit", Role::Rider, &[]).await;

@@ -46,9 +46,10 @@ async fn resident_page_on_a_throttled_phone_network() {
                   const files = [];
                   for (const e of performance.getEntriesByType('resource')) {
                     bytes[kind(e)] = (bytes[kind(e)] ?? 0) + e.transferSize;
-                    files.push(new URL(e.name).pathname);
+                    files.push({ path: new URL(e.name).pathname + new URL(e.name).search, start: e.startTime, end: e.responseEnd, bytes: e.transferSize });
                   }
-                  return { fcp: paint ? paint.startTime : null, idle: window.__firstPaint, bytes, files };")
+                  const marks = Object.fromEntries(performance.getEntriesByType('mark').map((m) => [m.name, m.startTime]));
+                  return { fcp: paint ? paint.startTime : null, idle: window.__firstPaint, bytes, files, marks };")
             .await;
         let fcp = m["fcp"].as_f64().unwrap_or(f64::NAN);
         let idle = m["idle"].as_f64().unwrap_or(f64::NAN);
@@ -67,7 +68,20 @@ async fn resident_page_on_a_throttled_phone_network() {
             total as f64 / 1024.0
         );
         let files = m["files"].as_array().cloned().unwrap_or_default();
-        let editor = files.iter().filter_map(Value::as_str).any(|f| f.contains("terra-draw"));
+        let editor = files.iter().filter_map(|f| f["path"].as_str()).any(|f| f.contains("terra-draw"));
+        if run == 1 {
+            // The waterfall of the first run: what waits for what on this network.
+            for f in &files {
+                println!(
+                    "MEASURED waterfall: {:>5.0}–{:>5.0} ms {:>7.1} KiB {}",
+                    f["start"].as_f64().unwrap_or(f64::NAN),
+                    f["end"].as_f64().unwrap_or(f64::NAN),
+                    f["bytes"].as_f64().unwrap_or(0.0) / 1024.0,
+                    f["path"].as_str().unwrap_or_default()
+                );
+            }
+            println!("MEASURED marks: {}", m["marks"]);
+        }
         println!(
             "MEASURED run {run}: planner editor (terra-draw) loaded: {editor}; {} files fetched by the page",
             files.len()

@@ -76,42 +76,67 @@ function emptyCollection() {
   return { type: 'FeatureCollection', features: [] };
 }
 
-function addOverlay(map) {
+/**
+ * The page's own sources and layers, and the mode's visibility, written into the style before
+ * the map is made — not added once it has loaded — so the first view is drawn in one pass: on a
+ * phone network, adding them on `load` cost a second round through MapLibre's worker before the
+ * first `idle` (bench/web.sh).
+ */
+function composeStyle(style) {
+  const layers = style.layers ?? [];
   // The style draws the stations from the tiles too; our own layer (below) carries the
   // selection and "nearest" highlighting and works from the cached list offline, so the style's
   // circles would only draw every station twice. Its labels (from z14) stay.
-  if (map.getLayer('stations')) map.removeLayer('stations');
-  map.addSource('gm-grid', { type: 'geojson', data: emptyCollection() });
-  // "Which grid am I in": the grid filled and outlined strongly enough to read over the base map.
-  map.addLayer({ id: 'gm-grid-fill', type: 'fill', source: 'gm-grid', paint: { 'fill-color': '#1a73e8', 'fill-opacity': 0.22 } });
-  map.addLayer({ id: 'gm-grid-casing', type: 'line', source: 'gm-grid', paint: { 'line-color': '#ffffff', 'line-width': 8 } });
-  map.addLayer({ id: 'gm-grid-line', type: 'line', source: 'gm-grid', paint: { 'line-color': '#1a73e8', 'line-width': 4 } });
-  map.addSource('gm-stations', { type: 'geojson', data: emptyCollection(), promoteId: 'id' });
-  // The tap target: an invisible 22 px radius circle (44 px across, the size a thumb hits), which
-  // the station taps query; the visible symbol is smaller.
-  map.addLayer({
-    id: 'gm-stations-hit', type: 'circle', source: 'gm-stations',
-    paint: { 'circle-radius': STATION_TAP_RADIUS, 'circle-opacity': 0, 'circle-stroke-width': 0 },
+  const composed = { ...style, sources: { ...style.sources }, layers: layers.filter((l) => l.id !== 'stations') };
+  const expert = !isResidentMode();
+  for (const layer of composed.layers) {
+    if (layer.id === 'grids-fill' || layer.id === 'reports') layer.layout = { ...layer.layout, visibility: expert ? 'visible' : 'none' };
+    if (layer.id === 'grid-labels') layer.layout = { ...layer.layout, 'text-field': gridLabel(expert) };
+  }
+  Object.assign(composed.sources, {
+    'gm-grid': { type: 'geojson', data: emptyCollection() },
+    'gm-stations': { type: 'geojson', data: stationFeatures(), promoteId: 'id' },
+    'gm-point': { type: 'geojson', data: emptyCollection() },
   });
-  // Stations are large violet discs with a thick white ring — unlike the small red/amber/green
-  // report dots of the workers' and planners' map.
-  map.addLayer({
-    id: 'gm-stations', type: 'circle', source: 'gm-stations',
-    paint: {
-      'circle-radius': ['interpolate', ['linear'], ['zoom'], 11, 6, 16, 11],
-      'circle-color': ['case', ['boolean', ['feature-state', 'near'], false], '#f29900', '#6a1b9a'],
-      'circle-stroke-color': '#fff', 'circle-stroke-width': 3,
+  drawnStations = JSON.stringify(composed.sources['gm-stations'].data);
+  composed.layers.push(
+    // "Which grid am I in": the grid filled and outlined strongly enough to read over the base map.
+    { id: 'gm-grid-fill', type: 'fill', source: 'gm-grid', paint: { 'fill-color': '#1a73e8', 'fill-opacity': 0.22 } },
+    { id: 'gm-grid-casing', type: 'line', source: 'gm-grid', paint: { 'line-color': '#ffffff', 'line-width': 8 } },
+    { id: 'gm-grid-line', type: 'line', source: 'gm-grid', paint: { 'line-color': '#1a73e8', 'line-width': 4 } },
+    // The tap target: an invisible 22 px radius circle (44 px across, the size a thumb hits), which
+    // the station taps query; the visible symbol is smaller.
+    {
+      id: 'gm-stations-hit', type: 'circle', source: 'gm-stations',
+      paint: { 'circle-radius': STATION_TAP_RADIUS, 'circle-opacity': 0, 'circle-stroke-width': 0 },
     },
-  });
-  map.addLayer({
-    id: 'gm-stations-selected', type: 'circle', source: 'gm-stations', filter: ['==', ['get', 'id'], -1],
-    paint: { 'circle-radius': 12, 'circle-color': 'rgba(0,0,0,0)', 'circle-stroke-color': '#b3261e', 'circle-stroke-width': 3 },
-  });
-  map.addSource('gm-point', { type: 'geojson', data: emptyCollection() });
-  map.addLayer({
-    id: 'gm-point', type: 'circle', source: 'gm-point',
-    paint: { 'circle-radius': 7, 'circle-color': '#1a73e8', 'circle-stroke-color': '#fff', 'circle-stroke-width': 3 },
-  });
+    // Stations are large violet discs with a thick white ring — unlike the small red/amber/green
+    // report dots of the workers' and planners' map.
+    {
+      id: 'gm-stations', type: 'circle', source: 'gm-stations',
+      paint: {
+        'circle-radius': ['interpolate', ['linear'], ['zoom'], 11, 6, 16, 11],
+        'circle-color': ['case', ['boolean', ['feature-state', 'near'], false], '#f29900', '#6a1b9a'],
+        'circle-stroke-color': '#fff', 'circle-stroke-width': 3,
+      },
+    },
+    {
+      id: 'gm-stations-selected', type: 'circle', source: 'gm-stations', filter: ['==', ['get', 'id'], -1],
+      paint: { 'circle-radius': 12, 'circle-color': 'rgba(0,0,0,0)', 'circle-stroke-color': '#b3261e', 'circle-stroke-width': 3 },
+    },
+    {
+      id: 'gm-point', type: 'circle', source: 'gm-point',
+      paint: { 'circle-radius': 7, 'circle-color': '#1a73e8', 'circle-stroke-color': '#fff', 'circle-stroke-width': 3 },
+    },
+  );
+  return composed;
+}
+
+// Grid labels: the name for residents; name and households (in the page's language) for the others.
+function gridLabel(expert) {
+  return expert
+    ? ['format', ['get', 'name'], {}, '\n', {}, ['concat', ['to-string', ['get', 'households']], t('households_suffix')], { 'font-scale': 0.8 }]
+    : ['get', 'name'];
 }
 
 function stationFeatures() {
@@ -124,10 +149,19 @@ function stationFeatures() {
   };
 }
 
+// The station data the map holds (as JSON): setting the same again would only make MapLibre's
+// worker cut the same tiles again.
+let drawnStations = null;
+
 function updateStationLayer() {
   const map = app.map;
   if (!map || !map.getSource('gm-stations')) return;
-  map.getSource('gm-stations').setData(stationFeatures());
+  const data = stationFeatures();
+  const json = JSON.stringify(data);
+  if (json !== drawnStations) {
+    map.getSource('gm-stations').setData(data);
+    drawnStations = json;
+  }
   map.setFilter('gm-stations-selected', ['==', ['get', 'id'], state.selected ?? -1]);
   const near = new Set((state.nearest?.stations ?? []).map((s) => s.id));
   for (const s of state.stations) map.setFeatureState({ source: 'gm-stations', id: s.id }, { near: near.has(s.id) });
@@ -145,7 +179,7 @@ async function initMap() {
   // whole style for each legend drawn).
   app.balanceClasses = style.metadata?.['gridmap:balance_classes'] ?? null;
   performance.mark('gridmap-style');
-  const map = new maplibregl.Map({ container: 'map', style, ...savedView(), attributionControl: { compact: true } });
+  const map = new maplibregl.Map({ container: 'map', style: composeStyle(style), ...savedView(), attributionControl: { compact: true } });
   map.on('moveend', () => {
     const c = map.getCenter();
     try { localStorage.setItem(VIEW_KEY, JSON.stringify({ lon: c.lng, lat: c.lat, zoom: map.getZoom() })); } catch { /* storage full */ }
@@ -162,7 +196,6 @@ async function initMap() {
   });
   map.on('load', () => {
     performance.mark('gridmap-map-load');
-    addOverlay(map);
     map.addControl(new LocateControl(), 'top-right');
     applyMode();
     updateStationLayer();
@@ -195,12 +228,7 @@ function applyMode() {
   for (const id of ['grids-fill', 'reports']) if (map.getLayer(id)) map.setLayoutProperty(id, 'visibility', expert ? 'visible' : 'none');
   // The planner's heatmap replaces the household colouring while it is on.
   if (map.getLayer('grids-fill') && heatmapShown()) map.setLayoutProperty('grids-fill', 'visibility', 'none');
-  // Grid labels: the name for residents; name and households (in the page's language) for the others.
-  if (map.getLayer('grid-labels')) {
-    map.setLayoutProperty('grid-labels', 'text-field', expert
-      ? ['format', ['get', 'name'], {}, '\n', {}, ['concat', ['to-string', ['get', 'households']], t('households_suffix')], { 'font-scale': 0.8 }]
-      : ['get', 'name']);
-  }
+  if (map.getLayer('grid-labels')) map.setLayoutProperty('grid-labels', 'text-field', gridLabel(expert));
   renderLegend();
 }
 

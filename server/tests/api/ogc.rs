@@ -417,6 +417,46 @@ async fn one_feature_links_to_itself_and_its_collection_and_features_name_their_
     assert_eq!(link("collection"), Some(json!("http://grid.example.cn/ogc/collections/grids")));
 }
 
+async fn get_encoded(pool: &PgPool, uri: &str, accept: &str) -> Reply {
+    send(pool, Request::get(uri).header(header::ACCEPT_ENCODING, accept).body(Body::empty()).expect("request")).await
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn pages_of_features_come_compressed_as_the_client_asks_and_tagged_features_do_not(pool: PgPool) {
+    use std::io::Read as _;
+    seed::seed_demo(&pool, 1).await.expect("seed");
+    let uri = "/ogc/collections/buildings/items?limit=100";
+    let plain = get(&pool, uri).await;
+    assert_eq!(plain.status, StatusCode::OK);
+    assert!(plain.headers.get(header::CONTENT_ENCODING).is_none(), "nothing asked, nothing coded");
+
+    let br = get_encoded(&pool, uri, "gzip, deflate, br").await;
+    assert_eq!(br.headers[header::CONTENT_ENCODING], "br");
+    assert_eq!(br.headers[header::VARY], "accept-encoding");
+    let mut decoded = Vec::new();
+    brotli::Decompressor::new(br.body.as_slice(), 4096).read_to_end(&mut decoded).expect("brotli decodes");
+    assert!(br.body.len() * 4 < plain.body.len(), "{} bytes in brotli of {}", br.body.len(), plain.body.len());
+    let (a, b): (Value, Value) = (serde_json::from_slice(&decoded).expect("JSON"), plain.json());
+    assert_eq!(a["features"], b["features"], "the same page, decoded");
+
+    let gz = get_encoded(&pool, uri, "gzip").await;
+    assert_eq!(gz.headers[header::CONTENT_ENCODING], "gzip");
+    let mut decoded = Vec::new();
+    flate2::read::GzDecoder::new(gz.body.as_slice()).read_to_end(&mut decoded).expect("gzip decodes");
+    assert_eq!(serde_json::from_slice::<Value>(&decoded).expect("JSON")["features"], b["features"]);
+
+    // The style the web map waits for before it draws.
+    let style = get_encoded(&pool, "/tiles/style.json", "br").await;
+    assert_eq!(style.headers[header::CONTENT_ENCODING], "br");
+
+    // One feature carries a strong ETag that If-Match must match: sent as it is.
+    let id = b["features"][0]["id"].as_i64().expect("id");
+    let one = get_encoded(&pool, &format!("/ogc/collections/buildings/items/{id}"), "gzip, br").await;
+    assert_eq!(one.status, StatusCode::OK);
+    assert!(one.headers.contains_key(header::ETAG));
+    assert!(one.headers.get(header::CONTENT_ENCODING).is_none(), "{:?}", one.headers);
+}
+
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn datetime_filters_grids_by_last_change_and_refuses_malformed(pool: PgPool) {
     seed::seed_demo(&pool, 1).await.expect("seed");

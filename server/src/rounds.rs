@@ -99,7 +99,8 @@ impl Reach {
 }
 
 /// The county of grid `g` (an SQL expression over alias `g`).
-pub const GRID_COUNTY_SQL: &str = "(select s.county_id from community c join subdistrict s on s.id = c.subdistrict_id where c.id = g.community_id)";
+pub const GRID_COUNTY_SQL: &str =
+    "(select s.county_id from community c join subdistrict s on s.id = c.subdistrict_id where c.id = g.community_id)";
 
 /// Whether a grid is within reach.
 pub async fn grid_in_reach(pool: &PgPool, reach: &Reach, grid_id: i64) -> Result<bool, sqlx::Error> {
@@ -225,8 +226,24 @@ fn rounds_sql() -> String {
 }
 
 fn view(row: RoundRow) -> RoundView {
-    let (id, scope, grid_id, community_id, county_id, name, starts_on, ends_on, opened_at, closed_at, _, b, bd, h, hs, ha) =
-        row;
+    let (
+        id,
+        scope,
+        grid_id,
+        community_id,
+        county_id,
+        name,
+        starts_on,
+        ends_on,
+        opened_at,
+        closed_at,
+        _,
+        b,
+        bd,
+        h,
+        hs,
+        ha,
+    ) = row;
     RoundView {
         id,
         scope,
@@ -335,10 +352,8 @@ async fn visible(pool: &PgPool, reach: &Reach, id: i64) -> Result<RoundView, Rou
     if let Some(row) = row {
         return Ok(view(row));
     }
-    let exists: bool = sqlx::query_scalar("select exists (select 1 from door_round where id = $1)")
-        .bind(id)
-        .fetch_one(pool)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from door_round where id = $1)").bind(id).fetch_one(pool).await?;
     if exists {
         Err(forbidden(format!("round {id} covers none of your grids")))
     } else {
@@ -370,12 +385,13 @@ pub async fn open(changes: &Changes, principal: &Principal, body: &OpenRound) ->
         "county" => "select id from county where id = $1".into(),
         _ => return Err(field("scope", "one of grid, community, county")),
     };
-    let target_county: Option<Option<i64>> = sqlx::query_scalar(&target_sql)
-    .bind(body.target_id)
-    .fetch_optional(pool)
-    .await?;
+    let target_county: Option<Option<i64>> =
+        sqlx::query_scalar(&target_sql).bind(body.target_id).fetch_optional(pool).await?;
     let Some(target_county) = target_county else {
-        return Err(RoundError::Unprocessable { field: "target_id", message: format!("no {scope} {}", body.target_id) });
+        return Err(RoundError::Unprocessable {
+            field: "target_id",
+            message: format!("no {scope} {}", body.target_id),
+        });
     };
     match &reach {
         Reach::Grids(grids) => {
@@ -590,8 +606,10 @@ pub async fn record_visit(
     }
     let mut tx = pool.begin().await?;
     // A close waits for this visit (and a visit for a close): `for share` against `for update`.
-    let closed: Option<DateTime<Utc>> =
-        sqlx::query_scalar("select closed_at from door_round where id = $1 for share").bind(round_id).fetch_one(&mut *tx).await?;
+    let closed: Option<DateTime<Utc>> = sqlx::query_scalar("select closed_at from door_round where id = $1 for share")
+        .bind(round_id)
+        .fetch_one(&mut *tx)
+        .await?;
     if closed.is_some() {
         return Err(RoundError::Conflict {
             reason: "round_closed",
@@ -653,20 +671,8 @@ const VISIT_SQL: &str = r"select v.id, v.round_id, v.building_id, b.grid_id, v.u
       left join building b on b.id = v.building_id
       left join account a on a.id = v.visitor_id";
 
-type VisitRow = (
-    i64,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Option<i32>,
-    DateTime<Utc>,
-    i32,
-    String,
-    String,
-    Option<String>,
-    i64,
-    i32,
-);
+type VisitRow =
+    (i64, i64, Option<i64>, Option<i64>, Option<i32>, DateTime<Utc>, i32, String, String, Option<String>, i64, i32);
 
 fn visit_view(row: VisitRow) -> VisitView {
     let (id, round_id, building_id, grid_id, unit, visited_at, households, outcome, note, visitor, settled, bh) = row;
@@ -797,8 +803,10 @@ pub async fn close(changes: &Changes, principal: &Principal, id: i64) -> Result<
         return Err(forbidden("planners and admins close rounds; a grid worker closes a round of their own grid"));
     }
     let mut tx = pool.begin().await?;
-    let closed: Option<DateTime<Utc>> =
-        sqlx::query_scalar("select closed_at from door_round where id = $1 for update").bind(id).fetch_one(&mut *tx).await?;
+    let closed: Option<DateTime<Utc>> = sqlx::query_scalar("select closed_at from door_round where id = $1 for update")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
     if closed.is_some() {
         return Err(RoundError::Conflict { reason: "round_closed", message: format!("round {id} is already closed") });
     }

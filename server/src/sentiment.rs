@@ -45,7 +45,9 @@ pub struct Tag {
 pub const TAGS: &[Tag] = &[
     Tag { code: "dispute", name_zh: "矛盾纠纷", name_en: "Dispute", suggested_category: None },
     Tag { code: "policy", name_zh: "政策咨询", name_en: "Policy question", suggested_category: None },
-    Tag { code: "key_group_care", name_zh: "重点人群关怀", name_en: "Care for key groups", suggested_category: None },
+    Tag {
+        code: "key_group_care", name_zh: "重点人群关怀", name_en: "Care for key groups", suggested_category: None
+    },
     Tag { code: "livelihood", name_zh: "民生诉求", name_en: "Livelihood request", suggested_category: None },
     Tag {
         code: "safety",
@@ -113,7 +115,8 @@ const ENTRY_SQL: &str = r"select e.id, coalesce(b.grid_id, e.grid_id), e.buildin
       left join building b on b.id = e.building_id
       left join account a on a.id = e.author_id";
 
-type EntryRow = (i64, Option<i64>, Option<i64>, NaiveDate, String, Vec<String>, Option<String>, Option<i64>, DateTime<Utc>);
+type EntryRow =
+    (i64, Option<i64>, Option<i64>, NaiveDate, String, Vec<String>, Option<String>, Option<i64>, DateTime<Utc>);
 
 fn entry_view(row: EntryRow) -> EntryView {
     let (id, grid_id, building_id, entry_date, body, tags, author, report_id, created_at) = row;
@@ -170,10 +173,7 @@ pub async fn create(pool: &PgPool, principal: &Principal, body: &CreateEntry) ->
         if !TAGS.iter().any(|k| k.code == t) {
             return Err(field(
                 &format!("tags[{i}]"),
-                format!(
-                    "unknown tag `{t}`; one of {}",
-                    TAGS.iter().map(|k| k.code).collect::<Vec<_>>().join(", ")
-                ),
+                format!("unknown tag `{t}`; one of {}", TAGS.iter().map(|k| k.code).collect::<Vec<_>>().join(", ")),
             ));
         }
         if !tags.contains(t) {
@@ -186,10 +186,8 @@ pub async fn create(pool: &PgPool, principal: &Principal, body: &CreateEntry) ->
     }
     let grid_id = match (body.building_id, body.grid_id) {
         (Some(b), given) => {
-            let grid: Option<Option<i64>> = sqlx::query_scalar("select grid_id from building where id = $1")
-                .bind(b)
-                .fetch_optional(pool)
-                .await?;
+            let grid: Option<Option<i64>> =
+                sqlx::query_scalar("select grid_id from building where id = $1").bind(b).fetch_optional(pool).await?;
             let Some(grid) = grid else {
                 return Err(RoundError::Unprocessable { field: "building_id", message: format!("no building {b}") });
             };
@@ -205,10 +203,8 @@ pub async fn create(pool: &PgPool, principal: &Principal, body: &CreateEntry) ->
             grid
         }
         (None, Some(g)) => {
-            let exists: bool = sqlx::query_scalar("select exists (select 1 from grid where id = $1)")
-                .bind(g)
-                .fetch_one(pool)
-                .await?;
+            let exists: bool =
+                sqlx::query_scalar("select exists (select 1 from grid where id = $1)").bind(g).fetch_one(pool).await?;
             if !exists {
                 return Err(RoundError::Unprocessable { field: "grid_id", message: format!("no grid {g}") });
             }
@@ -283,8 +279,8 @@ pub async fn to_report(
     body: &EntryToReport,
 ) -> Result<Converted, RoundError> {
     let pool = changes.pool();
-    let entry = reachable(pool, principal, id).await?;
-    if let Some(report) = entry.report_id {
+    let found = reachable(pool, principal, id).await?;
+    if let Some(report) = found.report_id {
         return Err(RoundError::Conflict {
             reason: "already_reported",
             message: format!("sentiment entry {id} was already turned into report {report}"),
@@ -292,7 +288,7 @@ pub async fn to_report(
     }
     let category = match &body.category {
         Some(c) => c.clone(),
-        None => entry
+        None => found
             .tags
             .iter()
             .find_map(|t| TAGS.iter().find(|k| k.code == t).and_then(|k| k.suggested_category))
@@ -305,12 +301,15 @@ pub async fn to_report(
                               (select ST_PointOnSurface(g.geom) from grid g where g.id = $2)) as p) s
            where p is not null",
     )
-    .bind(entry.building_id)
-    .bind(entry.grid_id)
+    .bind(found.building_id)
+    .bind(found.grid_id)
     .fetch_optional(pool)
     .await?;
     let Some((lon, lat)) = point else {
-        return Err(RoundError::Unprocessable { field: "id", message: format!("sentiment entry {id} has no place left") });
+        return Err(RoundError::Unprocessable {
+            field: "id",
+            message: format!("sentiment entry {id} has no place left"),
+        });
     };
     let categories = changes.reports().categories(pool).await?;
     let report = intake::validate(

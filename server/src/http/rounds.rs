@@ -33,9 +33,10 @@ impl From<RoundError> for ApiError {
             RoundError::NotFound(m) => ApiError::not_found(m),
             RoundError::Forbidden(m) => ApiError::Forbidden(m),
             RoundError::Field { field, message } => ApiError::field(field, message),
-            RoundError::Unprocessable { field, message } => {
-                ApiError::Unprocessable { message: format!("{field}: {message}"), details: serde_json::json!({ "field": field }) }
-            }
+            RoundError::Unprocessable { field, message } => ApiError::Unprocessable {
+                message: format!("{field}: {message}"),
+                details: serde_json::json!({ "field": field }),
+            },
             RoundError::Conflict { reason, message } => ApiError::Conflict(message).with_reason(reason),
             RoundError::Database(e) => ApiError::Database(e),
         }

@@ -37,7 +37,7 @@ pub struct ListEntriesQuery {
 #[utoipa::path(get, path = "/api/sentiment/tags", tag = "field work", security(("bearer" = [])),
     responses((status = 200, body = [Tag]),
         (status = 403, description = "Not a grid worker, planner or admin", body = super::error::ErrorBody)))]
-pub async fn list_tags(FieldWork(_): FieldWork) -> Json<&'static [Tag]> {
+pub async fn list_tags(_caller: FieldWork) -> Json<&'static [Tag]> {
     Json(TAGS)
 }
 

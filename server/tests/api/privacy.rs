@@ -254,7 +254,12 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     let entry = logged.json()["id"].as_i64().expect("entry id");
     let converted = send(
         &pool,
-        request("POST", &format!("/api/sentiment/{entry}/report"), Some(&worker), Some(json!({"description": "楼道杂物"}))),
+        request(
+            "POST",
+            &format!("/api/sentiment/{entry}/report"),
+            Some(&worker),
+            Some(json!({"description": "楼道杂物"})),
+        ),
     )
     .await;
     assert_eq!(converted.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&converted.body));

@@ -51,12 +51,13 @@ pub async fn town(pool: &PgPool) -> Town {
         .fetch_one(pool)
         .await
         .expect("county");
-    let subdistrict: i64 =
-        sqlx::query_scalar("insert into subdistrict (county_id, code, name) values ($1, 'SD1', '测试街道') returning id")
-            .bind(county)
-            .fetch_one(pool)
-            .await
-            .expect("subdistrict");
+    let subdistrict: i64 = sqlx::query_scalar(
+        "insert into subdistrict (county_id, code, name) values ($1, 'SD1', '测试街道') returning id",
+    )
+    .bind(county)
+    .fetch_one(pool)
+    .await
+    .expect("subdistrict");
     let community: i64 = sqlx::query_scalar(
         "insert into community (subdistrict_id, code, name) values ($1, 'CM1', '测试社区') returning id",
     )
@@ -218,11 +219,31 @@ async fn a_round_overlapping_a_running_round_is_refused_with_409_naming_it(pool:
 async fn bad_round_bodies_get_field_errors_and_store_nothing(pool: PgPool) {
     let t = town(&pool).await;
     let cases = [
-        (json!({"scope": "street", "target_id": t.ga, "name": "x", "starts_on": "2025-01-01", "ends_on": "2025-02-01"}), 400, "scope"),
-        (json!({"scope": "grid", "target_id": t.ga, "name": " ", "starts_on": "2025-01-01", "ends_on": "2025-02-01"}), 400, "name"),
-        (json!({"scope": "grid", "target_id": t.ga, "name": "x", "starts_on": "2025-03-01", "ends_on": "2025-02-01"}), 400, "ends_on"),
-        (json!({"scope": "grid", "target_id": t.ga, "name": "x", "starts_on": "2025-01-01", "ends_on": "2027-01-01"}), 400, "ends_on"),
-        (json!({"scope": "grid", "target_id": 999_999, "name": "x", "starts_on": "2025-01-01", "ends_on": "2025-02-01"}), 422, "target_id"),
+        (
+            json!({"scope": "street", "target_id": t.ga, "name": "x", "starts_on": "2025-01-01", "ends_on": "2025-02-01"}),
+            400,
+            "scope",
+        ),
+        (
+            json!({"scope": "grid", "target_id": t.ga, "name": " ", "starts_on": "2025-01-01", "ends_on": "2025-02-01"}),
+            400,
+            "name",
+        ),
+        (
+            json!({"scope": "grid", "target_id": t.ga, "name": "x", "starts_on": "2025-03-01", "ends_on": "2025-02-01"}),
+            400,
+            "ends_on",
+        ),
+        (
+            json!({"scope": "grid", "target_id": t.ga, "name": "x", "starts_on": "2025-01-01", "ends_on": "2027-01-01"}),
+            400,
+            "ends_on",
+        ),
+        (
+            json!({"scope": "grid", "target_id": 999_999, "name": "x", "starts_on": "2025-01-01", "ends_on": "2025-02-01"}),
+            422,
+            "target_id",
+        ),
     ];
     for (body, status, field) in cases {
         let reply = call(&pool, "POST", "/api/rounds", Some(&t.planner), Some(body.clone())).await;
@@ -244,7 +265,11 @@ async fn bad_round_bodies_get_field_errors_and_store_nothing(pool: PgPool) {
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn a_grid_without_households_cannot_get_a_round(pool: PgPool) {
     let t = town(&pool).await;
-    sqlx::query("update building set households = 0 where grid_id = $1").bind(t.gb).execute(&pool).await.expect("empty");
+    sqlx::query("update building set households = 0 where grid_id = $1")
+        .bind(t.gb)
+        .execute(&pool)
+        .await
+        .expect("empty");
     let reply = open(&pool, &t.planner, "grid", t.gb).await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", text(&reply));
     assert_eq!(count(&pool, "door_round").await, 0);
@@ -302,8 +327,7 @@ async fn bad_visits_are_refused_naming_the_field_and_store_nothing(pool: PgPool)
         assert_eq!(reply.status.as_u16(), status, "{body}: {}", text(&reply));
         assert!(text(&reply).contains(field), "{body}: {}", text(&reply));
     }
-    let no_key =
-        call(&pool, "POST", &format!("/api/rounds/{round}/visits"), Some(&t.worker_a), Some(ok.clone())).await;
+    let no_key = call(&pool, "POST", &format!("/api/rounds/{round}/visits"), Some(&t.worker_a), Some(ok.clone())).await;
     assert_eq!(no_key.status, StatusCode::BAD_REQUEST);
     assert!(text(&no_key).contains("Idempotency-Key"));
     let missing = visit(&pool, &t.worker_a, 999_999, &key(), ok.clone()).await;
@@ -332,17 +356,22 @@ async fn a_building_outside_the_rounds_grids_is_refused(pool: PgPool) {
     let t = town(&pool).await;
     let round_a = open(&pool, &t.worker_a, "grid", t.ga).await.json()["id"].as_i64().expect("id");
     // worker_a works GB too, but the round covers GA only.
-    sqlx::query("insert into grid_assignment (account_id, grid_id) select id, $1 from account where name = 'round-worker-a'")
-        .bind(t.gb)
-        .execute(&pool)
-        .await
-        .expect("assign");
+    sqlx::query(
+        "insert into grid_assignment (account_id, grid_id) select id, $1 from account where name = 'round-worker-a'",
+    )
+    .bind(t.gb)
+    .execute(&pool)
+    .await
+    .expect("assign");
     let reply =
-        visit(&pool, &t.worker_a, round_a, &key(), json!({"building_id": t.b4, "households": 1, "outcome": "refused"})).await;
+        visit(&pool, &t.worker_a, round_a, &key(), json!({"building_id": t.b4, "households": 1, "outcome": "refused"}))
+            .await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", text(&reply));
     assert!(text(&reply).contains("not in the grids of round"));
     // worker_b reaches no grid of the round at all.
-    let b = visit(&pool, &t.worker_b, round_a, &key(), json!({"building_id": t.b4, "households": 1, "outcome": "refused"})).await;
+    let b =
+        visit(&pool, &t.worker_b, round_a, &key(), json!({"building_id": t.b4, "households": 1, "outcome": "refused"}))
+            .await;
     assert_eq!(b.status, StatusCode::FORBIDDEN);
     assert_eq!(count(&pool, "door_visit").await, 0);
 }
@@ -375,7 +404,14 @@ async fn a_round_closes_once_every_household_is_recorded_in_any_outcome(pool: Pg
         (&t.worker_a, t.b2, 2, "refused"),
         (&t.worker_b, t.b4, 4, "at_home"),
     ] {
-        let reply = visit(&pool, token, round, &key(), json!({"building_id": building, "households": households, "outcome": outcome})).await;
+        let reply = visit(
+            &pool,
+            token,
+            round,
+            &key(),
+            json!({"building_id": building, "households": households, "outcome": outcome}),
+        )
+        .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", text(&reply));
     }
     let progress = call(&pool, "GET", &format!("/api/rounds/{round}"), Some(&t.worker_a), None).await.json();
@@ -392,7 +428,9 @@ async fn a_round_closes_once_every_household_is_recorded_in_any_outcome(pool: Pg
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(again.json()["reason"], "round_closed");
     // A new visit to a closed round is refused; nothing stored.
-    let late = visit(&pool, &t.worker_a, round, &key(), json!({"building_id": t.b3, "households": 1, "outcome": "at_home"})).await;
+    let late =
+        visit(&pool, &t.worker_a, round, &key(), json!({"building_id": t.b3, "households": 1, "outcome": "at_home"}))
+            .await;
     assert_eq!(late.status, StatusCode::CONFLICT);
     assert_eq!(late.json()["reason"], "round_closed");
     assert_eq!(count(&pool, "door_visit").await, 4);
@@ -431,9 +469,11 @@ async fn coverage_lists_visited_and_unvisited_buildings_for_the_worker_and_plann
     assert!(mine[0]["lon"].as_f64().is_some());
     let all = call(&pool, "GET", &format!("/api/rounds/{round}/buildings"), Some(&t.planner), None).await.json();
     assert_eq!(all.as_array().expect("list").len(), 3);
-    let other = call(&pool, "GET", &format!("/api/rounds/{round}/buildings?grid={}", t.gb), Some(&t.worker_a), None).await;
+    let other =
+        call(&pool, "GET", &format!("/api/rounds/{round}/buildings?grid={}", t.gb), Some(&t.worker_a), None).await;
     assert_eq!(other.status, StatusCode::FORBIDDEN);
-    let listed = call(&pool, "GET", &format!("/api/rounds?status=running&grid={}", t.ga), Some(&t.worker_a), None).await;
+    let listed =
+        call(&pool, "GET", &format!("/api/rounds?status=running&grid={}", t.ga), Some(&t.worker_a), None).await;
     assert_eq!(listed.json().as_array().expect("list").len(), 1);
     let bad = call(&pool, "GET", "/api/rounds?status=open", Some(&t.worker_a), None).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
@@ -443,20 +483,33 @@ async fn coverage_lists_visited_and_unvisited_buildings_for_the_worker_and_plann
 async fn a_round_of_another_grid_is_403_and_a_missing_one_404(pool: PgPool) {
     let t = town(&pool).await;
     let round = open(&pool, &t.worker_b, "grid", t.gb).await.json()["id"].as_i64().expect("id");
-    for uri in [format!("/api/rounds/{round}"), format!("/api/rounds/{round}/visits"), format!("/api/rounds/{round}/buildings")] {
+    for uri in [
+        format!("/api/rounds/{round}"),
+        format!("/api/rounds/{round}/visits"),
+        format!("/api/rounds/{round}/buildings"),
+    ] {
         assert_eq!(call(&pool, "GET", &uri, Some(&t.worker_a), None).await.status, StatusCode::FORBIDDEN, "{uri}");
         assert_eq!(call(&pool, "GET", &uri, Some(&t.rider), None).await.status, StatusCode::FORBIDDEN, "{uri}");
         assert_eq!(call(&pool, "GET", &uri, None, None).await.status, StatusCode::UNAUTHORIZED, "{uri}");
     }
     assert_eq!(call(&pool, "GET", "/api/rounds/424242", Some(&t.planner), None).await.status, StatusCode::NOT_FOUND);
-    assert!(call(&pool, "GET", "/api/rounds", Some(&t.worker_a), None).await.json().as_array().expect("list").is_empty());
+    assert!(
+        call(&pool, "GET", "/api/rounds", Some(&t.worker_a), None).await.json().as_array().expect("list").is_empty()
+    );
 }
 
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn visits_show_who_visited_to_the_grids_workers_and_planners_only(pool: PgPool) {
     let t = town(&pool).await;
     let round = open(&pool, &t.planner, "community", t.community).await.json()["id"].as_i64().expect("id");
-    visit(&pool, &t.worker_a, round, &key(), json!({"building_id": t.b3, "households": 1, "outcome": "at_home", "note": "独居老人"})).await;
+    visit(
+        &pool,
+        &t.worker_a,
+        round,
+        &key(),
+        json!({"building_id": t.b3, "households": 1, "outcome": "at_home", "note": "独居老人"}),
+    )
+    .await;
     let own = call(&pool, "GET", &format!("/api/rounds/{round}/visits"), Some(&t.worker_a), None).await.json();
     assert_eq!(own[0]["visitor"], "round-worker-a");
     assert_eq!(own[0]["note"], "独居老人");
@@ -481,7 +534,9 @@ async fn a_visit_changes_the_coverage_tile_of_its_grid(pool: PgPool) {
     };
     let before = get(uri).await;
     assert_eq!(before.status, StatusCode::OK, "{}", text(&before));
-    let reply = visit(&pool, &t.worker_a, round, &key(), json!({"building_id": t.b3, "households": 3, "outcome": "at_home"})).await;
+    let reply =
+        visit(&pool, &t.worker_a, round, &key(), json!({"building_id": t.b3, "households": 3, "outcome": "at_home"}))
+            .await;
     assert_eq!(reply.status, StatusCode::CREATED);
     // Through the same state the visit's effect reaches the cache (changes.rs).
     let req = Request::post(format!("/api/rounds/{round}/visits"))
@@ -509,8 +564,13 @@ async fn entry(pool: &PgPool, token: &str, body: Value) -> Reply {
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn a_worker_logs_an_entry_for_a_building_of_their_grid_and_reads_it_back(pool: PgPool) {
     let t = town(&pool).await;
-    let reply = entry(&pool, &t.worker_a, json!({"building_id": t.b3, "body": "邻里噪音纠纷", "tags": ["dispute", "dispute"],
-                                                   "entry_date": "2025-03-01"})).await;
+    let reply = entry(
+        &pool,
+        &t.worker_a,
+        json!({"building_id": t.b3, "body": "邻里噪音纠纷", "tags": ["dispute", "dispute"],
+                                                   "entry_date": "2025-03-01"}),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", text(&reply));
     let e = reply.json();
     assert_eq!(e["grid_id"], t.ga);
@@ -568,11 +628,22 @@ async fn bad_sentiment_entries_are_refused_naming_the_field_and_store_nothing(po
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn an_entry_turns_into_a_report_at_its_building_once_linked_both_ways(pool: PgPool) {
     let t = town(&pool).await;
-    let e = entry(&pool, &t.worker_a, json!({"building_id": t.b3, "body": "楼道堆放杂物，SENTINELPRIVATE", "tags": ["environment"]}))
-        .await
-        .json();
+    let e = entry(
+        &pool,
+        &t.worker_a,
+        json!({"building_id": t.b3, "body": "楼道堆放杂物，SENTINELPRIVATE", "tags": ["environment"]}),
+    )
+    .await
+    .json();
     let id = e["id"].as_i64().expect("id");
-    let reply = call(&pool, "POST", &format!("/api/sentiment/{id}/report"), Some(&t.worker_a), Some(json!({"description": "楼道杂物"}))).await;
+    let reply = call(
+        &pool,
+        "POST",
+        &format!("/api/sentiment/{id}/report"),
+        Some(&t.worker_a),
+        Some(json!({"description": "楼道杂物"})),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", text(&reply));
     let body = reply.json();
     let report_id = body["report"]["id"].as_i64().expect("report id");
@@ -603,18 +674,40 @@ async fn an_entry_turns_into_a_report_at_its_building_once_linked_both_ways(pool
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn an_entry_without_a_suggesting_tag_needs_a_category_and_lands_on_its_grid(pool: PgPool) {
     let t = town(&pool).await;
-    let id = entry(&pool, &t.worker_b, json!({"grid_id": t.gb, "body": "邻里矛盾", "tags": ["dispute"]})).await.json()["id"]
+    let id = entry(&pool, &t.worker_b, json!({"grid_id": t.gb, "body": "邻里矛盾", "tags": ["dispute"]})).await.json()
+        ["id"]
         .as_i64()
         .expect("id");
     let none = call(&pool, "POST", &format!("/api/sentiment/{id}/report"), Some(&t.worker_b), Some(json!({}))).await;
     assert_eq!(none.status, StatusCode::BAD_REQUEST);
     assert_eq!(none.json()["field"], "category");
-    let bad = call(&pool, "POST", &format!("/api/sentiment/{id}/report"), Some(&t.worker_b), Some(json!({"category": "nonsense"}))).await;
+    let bad = call(
+        &pool,
+        "POST",
+        &format!("/api/sentiment/{id}/report"),
+        Some(&t.worker_b),
+        Some(json!({"category": "nonsense"})),
+    )
+    .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    let other = call(&pool, "POST", &format!("/api/sentiment/{id}/report"), Some(&t.worker_a), Some(json!({"category": "illegal_parking"}))).await;
+    let other = call(
+        &pool,
+        "POST",
+        &format!("/api/sentiment/{id}/report"),
+        Some(&t.worker_a),
+        Some(json!({"category": "illegal_parking"})),
+    )
+    .await;
     assert_eq!(other.status, StatusCode::FORBIDDEN);
     assert_eq!(count(&pool, "report").await, 0);
-    let ok = call(&pool, "POST", &format!("/api/sentiment/{id}/report"), Some(&t.planner), Some(json!({"category": "illegal_parking"}))).await;
+    let ok = call(
+        &pool,
+        "POST",
+        &format!("/api/sentiment/{id}/report"),
+        Some(&t.planner),
+        Some(json!({"category": "illegal_parking"})),
+    )
+    .await;
     assert_eq!(ok.status, StatusCode::CREATED, "{}", text(&ok));
     assert_eq!(ok.json()["report"]["grid_id"], t.gb);
     let missing = call(&pool, "POST", "/api/sentiment/999999/report", Some(&t.planner), Some(json!({}))).await;

@@ -92,7 +92,7 @@ impl Changes {
 
     /// A door-knocking round was opened or closed, or a visit recorded in it (`crate::rounds`):
     /// the coverage tiles over the round's grids. Other instances hear of visits from the
-    /// `door_visit` trigger's NOTIFY (migrations/functions/door_knocking.sql).
+    /// `door_visit` trigger's NOTIFY (`migrations/functions/door_knocking.sql`).
     pub async fn coverage_changed(&self, round_id: i64) {
         let extent: Result<Option<(f64, f64, f64, f64)>, sqlx::Error> = sqlx::query_as(
             r"select ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)

@@ -196,6 +196,11 @@ type RoundRow = (
     i64,
 );
 
+/// grid id, code, name, community id and name, then the five progress counts.
+type GridProgressRow = (i64, String, String, Option<i64>, Option<String>, i64, i64, i64, i64, i64);
+/// building id, grid id, name, units, households, settled, at home, lon, lat.
+type BuildingRow = (i64, i64, Option<String>, Option<i32>, i32, i64, i64, f64, f64);
+
 /// The round's county (an SQL expression over alias `r`).
 const ROUND_COUNTY_SQL: &str = "coalesce(r.county_id,
     (select s.county_id from community c join subdistrict s on s.id = c.subdistrict_id where c.id = r.community_id),
@@ -304,7 +309,7 @@ pub async fn list(pool: &PgPool, principal: &Principal, filter: &ListFilter) -> 
 pub async fn get(pool: &PgPool, principal: &Principal, id: i64) -> Result<RoundView, RoundError> {
     let reach = Reach::of(principal)?;
     let mut round = visible(pool, &reach, id).await?;
-    let rows: Vec<(i64, String, String, Option<i64>, Option<String>, i64, i64, i64, i64, i64)> = sqlx::query_as(
+    let rows: Vec<GridProgressRow> = sqlx::query_as(
         r"select g.id, g.code, g.name, g.community_id, c.name,
                  coalesce(p.buildings, 0), coalesce(p.buildings_done, 0), coalesce(p.households, 0),
                  coalesce(p.households_settled, 0), coalesce(p.households_at_home, 0)
@@ -758,7 +763,7 @@ pub async fn buildings(
         return Err(forbidden(format!("grid {g} is not one of yours")));
     }
     let (grids, _) = reach.binds();
-    let rows: Vec<(i64, i64, Option<String>, Option<i32>, i32, i64, i64, f64, f64)> = sqlx::query_as(
+    let rows: Vec<BuildingRow> = sqlx::query_as(
         r"select b.id, b.grid_id, b.name, b.units, b.households,
                  coalesce(sum(v.households), 0)::int8,
                  coalesce(sum(v.households) filter (where v.outcome = 'at_home'), 0)::int8,
@@ -799,7 +804,7 @@ pub async fn close(changes: &Changes, principal: &Principal, id: i64) -> Result<
     let reach = Reach::of(principal)?;
     let round = visible(pool, &reach, id).await?;
     let own_grid_round = round.scope == "grid" && round.grid_id.is_some_and(|g| principal.works_grid(g));
-    if !reach.is_staff() && !(principal.role == Role::GridWorker && own_grid_round) {
+    if !(reach.is_staff() || principal.role == Role::GridWorker && own_grid_round) {
         return Err(forbidden("planners and admins close rounds; a grid worker closes a round of their own grid"));
     }
     let mut tx = pool.begin().await?;

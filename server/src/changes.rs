@@ -90,6 +90,28 @@ impl Changes {
         tracing::info!(kind = ?changed.kind, bbox = ?changed.bbox, grids = ?changed.grid_ids, "map data changed");
     }
 
+    /// A door-knocking round was opened or closed, or a visit recorded in it (`crate::rounds`):
+    /// the coverage tiles over the round's grids. Other instances hear of visits from the
+    /// `door_visit` trigger's NOTIFY (`migrations/functions/door_knocking.sql`).
+    pub async fn coverage_changed(&self, round_id: i64) {
+        let extent: Result<Option<(f64, f64, f64, f64)>, sqlx::Error> = sqlx::query_as(
+            r"select ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
+                from (select ST_Extent(g.geom)::geometry as e
+                        from door_round_grid rg join grid g on g.id = rg.grid_id where rg.round_id = $1) s
+               where e is not null",
+        )
+        .bind(round_id)
+        .fetch_optional(&self.pool)
+        .await;
+        match extent {
+            Ok(Some((a, b, c, d))) => {
+                self.tiles.changed(LayerSet::COVERAGE, Bbox::from_lonlat(a, b, c, d)).await;
+            }
+            Ok(None) => {}
+            Err(err) => tracing::error!(%err, round_id, "finding a round's extent for its coverage tiles failed"),
+        }
+    }
+
     /// Follow the writes made elsewhere: the grid listener (grid index, duplicate search) and
     /// the report history follower (report tiles, duplicate search, live feed). The follower
     /// starts once however often this is called.

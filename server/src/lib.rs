@@ -19,5 +19,7 @@ pub mod import;
 pub mod nul;
 pub mod ogc;
 pub mod reports;
+pub mod rounds;
 pub mod seed;
+pub mod sentiment;
 pub mod telemetry;

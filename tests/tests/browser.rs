@@ -2107,3 +2107,60 @@ async fn every_web_view_loads_under_the_content_security_policy_and_a_violation_
     assert_eq!(browser.js("return window.__csp;").await, json!([]), "Swagger UI under the policy");
     browser.close().await;
 }
+
+/// Issue 23 §2: a grid worker on a phone records a door-knocking visit while offline; it waits in
+/// the outbox (nothing reaches the server) and is sent exactly once when the network returns.
+#[tokio::test]
+async fn grid_worker_records_a_door_knocking_visit_offline_on_a_phone_and_it_is_sent_once_back_online() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    open(&browser, &server).await;
+    let c = &browser.client;
+    tab(&browser, "worker").await;
+    log_in(&browser, "#view-worker", "gw-0001").await;
+    // The seed's running round covers gw-0001's community: its grid's buildings not yet done.
+    browser
+        .wait_for("document.querySelectorAll('#round-buildings li[data-id]').length > 0", WAIT, "the round's buildings")
+        .await;
+    assert!(c.find(Locator::Css("#round-progress progress")).await.is_ok(), "a progress bar");
+    let before: i64 = sqlx::query_scalar("select count(*) from door_visit").fetch_one(&pool).await.expect("count");
+
+    browser.set_offline(true).await;
+    browser.wait_for("navigator.onLine === false", WAIT, "the page to see it is offline").await;
+    c.find(Locator::Css("#round-buildings li[data-id]")).await.expect("a building").click().await.expect("click");
+    browser.wait_for("document.querySelector('#visit-form')", WAIT, "the visit form").await;
+    c.find(Locator::Css("#visit-form [data-outcome=not_home]")).await.expect("不在家").click().await.expect("click");
+    browser
+        .wait_for("document.querySelector('#rounds-message')?.textContent.includes('离线')", WAIT, "queued offline")
+        .await;
+    let key = browser.js("return window.__lastVisitKey;").await;
+    let key = uuid::Uuid::parse_str(key.as_str().expect("the visit's key")).expect("uuid");
+    let stored: i64 = sqlx::query_scalar("select count(*) from door_visit where idempotency_key = $1")
+        .bind(key)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(stored, 0, "nothing reached the server while offline");
+    browser.screenshot(&screenshot_path("worker-round-offline-phone.png")).await;
+
+    browser.set_offline(false).await;
+    browser.wait_for("navigator.onLine === true", WAIT, "the page to see it is online").await;
+    browser
+        .wait_for("document.querySelector('#rounds-message')?.textContent.includes('已发送')", WAIT, "the visit sent")
+        .await;
+    let rows: Vec<(String,)> = sqlx::query_as("select outcome from door_visit where idempotency_key = $1")
+        .bind(key)
+        .fetch_all(&pool)
+        .await
+        .expect("rows");
+    assert_eq!(rows, [("not_home".to_string(),)], "stored exactly once");
+    // A later flush (the 30 s timer, another `online`) sends nothing again.
+    browser.js("window.dispatchEvent(new Event('online')); return true;").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after: i64 = sqlx::query_scalar("select count(*) from door_visit").fetch_one(&pool).await.expect("count");
+    assert_eq!(after, before + 1, "one visit, once");
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+}

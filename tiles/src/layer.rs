@@ -39,11 +39,14 @@ pub enum Layer {
     Stations,
     Roads,
     Reports,
+    /// Door-knocking coverage per grid of the running round (issue 23 §2): counts only.
+    Coverage,
 }
 
 impl Layer {
     /// In drawing order (bottom first); also the order of the layers inside a tile.
-    pub const ALL: [Layer; 5] = [Layer::Roads, Layer::Grids, Layer::Buildings, Layer::Stations, Layer::Reports];
+    pub const ALL: [Layer; 6] =
+        [Layer::Roads, Layer::Grids, Layer::Coverage, Layer::Buildings, Layer::Stations, Layer::Reports];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -52,6 +55,7 @@ impl Layer {
             Layer::Stations => "stations",
             Layer::Roads => "roads",
             Layer::Reports => "reports",
+            Layer::Coverage => "coverage",
         }
     }
 
@@ -67,6 +71,8 @@ impl Layer {
             Layer::Stations => "station",
             Layer::Roads => "road",
             Layer::Reports => "report",
+            // Visits announce themselves (migrations/functions/door_knocking.sql).
+            Layer::Coverage => "door_visit",
         }
     }
 
@@ -77,7 +83,7 @@ impl Layer {
     pub fn extent_tables(self) -> &'static [&'static str] {
         match self {
             Layer::Reports => &["report", "grid", "area"],
-            Layer::Grids => &["grid"],
+            Layer::Grids | Layer::Coverage => &["grid"],
             Layer::Buildings => &["building"],
             Layer::Stations => &["station"],
             Layer::Roads => &["road"],
@@ -91,6 +97,7 @@ impl Layer {
             Layer::Stations => 4,
             Layer::Roads => 8,
             Layer::Reports => 16,
+            Layer::Coverage => 32,
         }
     }
 
@@ -108,7 +115,7 @@ impl Layer {
 /// Why a `{layers}` list was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LayerError {
-    #[error("unknown layer `{0}` (known: grids, buildings, stations, roads, reports)")]
+    #[error("unknown layer `{0}` (known: grids, buildings, stations, roads, reports, coverage)")]
     Unknown(String),
 }
 
@@ -118,12 +125,14 @@ pub struct LayerSet(u8);
 
 impl LayerSet {
     pub const EMPTY: LayerSet = LayerSet(0);
-    pub const ALL: LayerSet = LayerSet(0b1_1111);
-    /// The base map: every layer but reports. Reports change every minute; kept in a source of
-    /// their own, their churn does not evict the base map's tiles.
-    pub const BASE: LayerSet = LayerSet(Self::ALL.0 & !Layer::Reports.bit());
+    pub const ALL: LayerSet = LayerSet(0b11_1111);
+    /// The base map: every layer but reports and coverage. Both change all day; kept in sources
+    /// of their own, their churn does not evict the base map's tiles.
+    pub const BASE: LayerSet = LayerSet(Self::ALL.0 & !Layer::Reports.bit() & !Layer::Coverage.bit());
     /// Just the reports.
     pub const REPORTS: LayerSet = LayerSet::EMPTY.with(Layer::Reports);
+    /// Just the door-knocking coverage.
+    pub const COVERAGE: LayerSet = LayerSet::EMPTY.with(Layer::Coverage);
 
     /// Parse `grids,buildings,stations`. Every name must be known; repeats are harmless.
     pub fn parse(list: &str) -> Result<LayerSet, LayerError> {
@@ -223,12 +232,15 @@ mod tests {
         assert!(!set.sql(15).contains("ST_Simplify"));
         assert!(!LayerSet::REPORTS.sql(11).contains("'reports'"));
         assert!(LayerSet::REPORTS.sql(12).contains("'reports'"));
-        assert_eq!(LayerSet::ALL.drawn_at(13), LayerSet::parse("grids,stations,roads,reports").expect("known"));
+        assert_eq!(
+            LayerSet::ALL.drawn_at(13),
+            LayerSet::parse("grids,stations,roads,reports,coverage").expect("known")
+        );
         assert_eq!(LayerSet::ALL.drawn_at(7), LayerSet::parse("grids,roads").expect("known"));
         assert!(set.sql(9).contains("'outlines'") && set.sql(9).contains("'community'"));
         assert!(set.sql(3).contains("'county'") && !set.sql(3).contains("'grids'"));
         assert!(!set.sql(10).contains("'outlines'"));
-        assert_eq!(LayerSet::BASE.with(Layer::Reports), LayerSet::ALL);
+        assert_eq!(LayerSet::BASE.with(Layer::Reports).with(Layer::Coverage), LayerSet::ALL);
     }
 
     #[test]

@@ -150,6 +150,21 @@ pub struct MvtLayer {
 
 const GRID_FROM: &str = "grid g left join community c on c.id = g.community_id";
 
+/// The grids of running rounds with their door-knocking counts (migration 0034; the rule of a
+/// done building is `crate`-independent: its visits' households, any outcome, reach its count).
+const COVERAGE_FROM: &str = "grid g
+      join door_round_grid rg on rg.grid_id = g.id
+      join door_round r on r.id = rg.round_id and r.closed_at is null
+      cross join lateral (
+          select count(*) as buildings,
+                 count(*) filter (where x.settled >= x.households) as buildings_done,
+                 coalesce(sum(x.households), 0) as households,
+                 coalesce(sum(least(x.settled, x.households)), 0) as households_settled
+            from (select b.households,
+                         (select coalesce(sum(v.households), 0) from door_visit v
+                           where v.round_id = r.id and v.building_id = b.id) as settled
+                    from building b where b.grid_id = g.id and b.households > 0) x) k";
+
 const OUTLINE_COLUMNS: &[Column] = &[
     col("level", "o.level", Kind::Text),
     col("code", "n.code", Kind::Text),
@@ -179,7 +194,7 @@ const LABEL_PAINT: fn() -> Value =
     || json!({ "text-color": "#2d1b4e", "text-halo-color": "#ffffff", "text-halo-width": 1.5 });
 
 /// Every MVT layer, in drawing order inside a tile (bottom first).
-pub static MVT_LAYERS: [MvtLayer; 7] = [
+pub static MVT_LAYERS: [MvtLayer; 8] = [
     MvtLayer {
         name: "roads",
         layer: Layer::Roads,
@@ -371,6 +386,74 @@ pub static MVT_LAYERS: [MvtLayer; 7] = [
                 })
             },
         }],
+    },
+    // Issue 23 §2: per grid, the door-knocking progress of its running round — counts only,
+    // never who visited or what was noted. Read per tile (visits change all day); drawn hidden,
+    // the web map shows it to grid workers and planners.
+    MvtLayer {
+        name: "coverage",
+        layer: Layer::Coverage,
+        description: "Door-knocking (敲门行动) coverage per grid of its running round, from z10: buildings \
+                      with households and those done (their visits recorded every household), households \
+                      and households recorded; progress = buildings_done / buildings",
+        sources: &[Source { min_zoom: GRIDS_MIN_ZOOM, max_zoom: MAX_ZOOM, from: COVERAGE_FROM, filter: None }],
+        id: "g.id",
+        geom: "g.geom_3857",
+        columns: &[
+            col("round_id", "rg.round_id", Kind::Int),
+            col("buildings", "k.buildings", Kind::Int),
+            col("buildings_done", "k.buildings_done", Kind::Int),
+            col("households", "k.households", Kind::Int),
+            col("households_settled", "k.households_settled", Kind::Int),
+            col("progress", "case when k.buildings > 0 then k.buildings_done::float8 / k.buildings end", Kind::Double),
+            col(
+                "progress_class",
+                "case when k.buildings = 0 or k.buildings_done = k.buildings then 'done' \
+                      when k.buildings_done * 2 >= k.buildings then 'half' \
+                      when k.households_settled > 0 then 'started' else 'none' end",
+                Kind::Text,
+            ),
+        ],
+        simplify: true,
+        buffer: BUFFER,
+        hide_below: None,
+        newest: None,
+        in_memory: false,
+        draws: &[
+            Draw {
+                id: "coverage-fill",
+                kind: "fill",
+                order: 12,
+                minzoom: None,
+                style: || {
+                    json!({
+                        "layout": { "visibility": "none" },
+                        "paint": {
+                            "fill-color": ["match", ["get", "progress_class"],
+                                ["done"], "#2e8b57", ["half"], "#9acd32", ["started"], "#f0c419", "#d9534f"],
+                            "fill-opacity": 0.45
+                        }
+                    })
+                },
+            },
+            Draw {
+                id: "coverage-label",
+                kind: "symbol",
+                order: 52,
+                minzoom: Some(13),
+                style: || {
+                    json!({
+                        "layout": {
+                            "visibility": "none",
+                            "text-field": "{buildings_done}/{buildings}",
+                            "text-font": ["sans-serif"],
+                            "text-size": 12
+                        },
+                        "paint": LABEL_PAINT()
+                    })
+                },
+            },
+        ],
     },
     MvtLayer {
         name: "buildings",
@@ -624,7 +707,8 @@ pub fn vector_layers_json(layers: LayerSet) -> Vec<Value> {
 
 /// The style source each requestable layer is drawn from: reports change all day, and in a
 /// source of their own their churn does not evict the base map's cached tiles.
-pub const STYLE_SOURCES: [(&str, LayerSet); 2] = [("gridmap", LayerSet::BASE), ("reports", LayerSet::REPORTS)];
+pub const STYLE_SOURCES: [(&str, LayerSet); 3] =
+    [("gridmap", LayerSet::BASE), ("reports", LayerSet::REPORTS), ("coverage", LayerSet::COVERAGE)];
 
 fn style_source(layer: Layer) -> &'static str {
     STYLE_SOURCES.iter().find(|(_, set)| set.contains(layer)).map_or("gridmap", |(name, _)| name)
@@ -725,7 +809,7 @@ mod tests {
     fn tilejson_fields_are_the_columns_with_their_types() {
         let layers = vector_layers_json(LayerSet::ALL);
         let ids: Vec<&str> = layers.iter().filter_map(|l| l["id"].as_str()).collect();
-        assert_eq!(ids, ["roads", "outlines", "grids", "grid_labels", "buildings", "stations", "reports"]);
+        assert_eq!(ids, ["roads", "outlines", "grids", "grid_labels", "coverage", "buildings", "stations", "reports"]);
         assert_eq!(layers[2]["fields"]["balance"], "Number");
         assert_eq!(layers[2]["fields"]["balance_class"], "String");
         assert_eq!((layers[1]["minzoom"].as_u64(), layers[1]["maxzoom"].as_u64()), (Some(0), Some(9)));
@@ -740,12 +824,14 @@ mod tests {
             [
                 "grids-fill",
                 "outlines-fill",
+                "coverage-fill",
                 "roads",
                 "buildings",
                 "grids-outline",
                 "outlines-line",
                 "outlines-label",
                 "grid-labels",
+                "coverage-label",
                 "reports",
                 "stations",
                 "stations-label"

@@ -9,6 +9,7 @@ import { api } from './api.js';
 import { h, $, fill } from './dom.js';
 import { initRider } from './rider.js';
 import { initWorker } from './worker.js';
+import { initRounds } from './rounds.js';
 import { initPlanner } from './planner.js';
 
 // The county seat (沂源县城); the map fits the stations once they are known.
@@ -557,6 +558,7 @@ renderAll();
 await Promise.all([initMap(), loadStations()]);
 initRider(app);
 initWorker(app);
+initRounds(app);
 initPlanner(app);
 renderAll();
 window.__appReady = true;

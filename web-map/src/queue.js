@@ -5,6 +5,13 @@
 // server has answered: 2xx → moved to `sent`; a definite refusal (4xx other than 401/408/429)
 // → kept and marked `failed` with the server's message, never silently dropped.
 
+// Other writes ride the same outbox (issue 23: a worker's door-knocking visits): an item with a
+// `path` is JSON POSTed there with the session's token and its own key (`sendTo`), whoever flushes.
+
+import { api, ApiError } from './api.js';
+import { getSession } from './session.js';
+import { refusalText } from './i18n.js';
+
 const DB_NAME = 'gridmap-rider';
 const DB_VERSION = 1;
 
@@ -43,6 +50,23 @@ export async function enqueue(report, photos = []) {
   return item;
 }
 
+/** Queue a JSON write to another path (a visit): sent with its own Idempotency-Key by `flush`. */
+export async function enqueueTo(path, body) {
+  const item = { key: crypto.randomUUID(), path, report: body, photos: [], created_at: new Date().toISOString(), state: 'pending', attempts: 0, last_error: null };
+  await tx('outbox', 'readwrite', (s) => s.put(item));
+  return item;
+}
+
+/** Send a `path` item: JSON with its key and the current login (errors as `send`'s: `status` 0 offline). */
+async function sendTo(item) {
+  try {
+    return await api(item.path, { method: 'POST', body: item.report, headers: { 'Idempotency-Key': item.key }, token: getSession()?.token, expectFailure: true });
+  } catch (err) {
+    if (err instanceof ApiError) throw Object.assign(err, { message: refusalText(err.body, err.status) });
+    throw Object.assign(new Error(err.message), { status: 0 });
+  }
+}
+
 export const pending = () => all('outbox');
 /** The outbox entries still waiting to go (pending, or caught mid-send): the banner's count. */
 export const waiting = async () => (await pending()).filter((i) => i.state !== 'failed').length;
@@ -68,7 +92,7 @@ export function flush(send, { includeFailed = false, onChange = () => {} } = {})
       await tx('outbox', 'readwrite', (s) => s.put(item));
       await onChange();
       try {
-        const answer = await send(item);
+        const answer = await (item.path ? sendTo(item) : send(item));
         await tx('sent', 'readwrite', (s) => s.put({ key: item.key, report: item.report, answer, sent_at: new Date().toISOString() }));
         await remove(item.key);
         results.push({ key: item.key, ok: true, answer });

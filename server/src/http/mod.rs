@@ -21,7 +21,9 @@ pub mod paging;
 pub mod points;
 pub mod principal;
 pub mod reports;
+pub mod rounds;
 pub mod security_headers;
+pub mod sentiment;
 pub mod stations;
 pub mod stats;
 pub mod tiles;
@@ -119,6 +121,8 @@ pub fn app(state: AppState) -> Router {
         .merge(reports::router())
         .merge(stats::router())
         .merge(points::router())
+        .merge(rounds::router())
+        .merge(sentiment::router())
         .merge(openapi::router())
         .merge(open311::router())
         .method_not_allowed_fallback(method_not_allowed)

@@ -111,3 +111,18 @@ macro_rules! role_extractor {
 
 role_extractor!(Admin, "An admin's login.", [Role::Admin]);
 role_extractor!(Planner, "A planner's (or an admin's) login.", [Role::Planner, Role::Admin]);
+
+/// Field work (door-knocking rounds, the sentiment log): a planner's or admin's login, or one of
+/// an account that works a grid (grid workers, part-time rider workers) — `crate::rounds::Reach`.
+/// Checked before the body is read, like the role extractors.
+pub struct FieldWork(pub Principal);
+
+impl FromRequestParts<AppState> for FieldWork {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let auth = Auth::from_request_parts(parts, state).await?;
+        crate::rounds::Reach::of(&auth.0).map_err(|e| ApiError::Forbidden(e.to_string()))?;
+        Ok(Self(auth.0))
+    }
+}

@@ -5,6 +5,7 @@
 //! `source = 'synthetic-demo'`.
 
 pub mod city;
+pub mod field_work;
 pub mod names;
 
 use anyhow::{Context, bail};
@@ -64,6 +65,9 @@ pub async fn seed_demo(pool: &PgPool, scale: u32) -> anyhow::Result<()> {
         store_buildings(&mut tx, &city).await?;
         store_roads_and_stations(&mut tx, &city).await?;
         store_people(&mut tx, &city, &grid_ids).await?;
+        if county == 1 {
+            field_work::store(&mut tx, county_id).await?;
+        }
         if scale > 1 && (county % 10 == 0 || county == scale) {
             eprintln!("  {county}/{scale} counties stored ({:.0} s)", started.elapsed().as_secs_f64());
         }

@@ -98,6 +98,22 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
     ("PATCH", "/api/admin/accounts/{id}", [U, F, F, F, F, A]),
     ("PUT", "/api/admin/accounts/{id}/grids", [U, F, F, F, F, A]),
     ("POST", "/api/admin/accounts/{id}/revoke-tokens", [U, F, F, F, F, A]),
+    // Door-knocking rounds (issue 23 §2): workers, planners, admins; {id} is a round of the
+    // worker's own grid. Visits are recorded by the grid's workers only.
+    ("GET", "/api/rounds", [U, F, A, A, A, A]),
+    ("POST", "/api/rounds", [U, F, A, A, A, A]),
+    ("GET", "/api/rounds/{id}", [U, F, A, F, A, A]),
+    ("GET", "/api/rounds/{id}/buildings", [U, F, A, F, A, A]),
+    ("GET", "/api/rounds/{id}/visits", [U, F, A, F, A, A]),
+    ("POST", "/api/rounds/{id}/visits", [U, F, A, F, F, F]),
+    // The round is incomplete: a 409 for those allowed to close it.
+    ("POST", "/api/rounds/{id}/close", [U, F, A, F, A, A]),
+    // The sentiment log: private to the grid's workers, planners and admins; {id} is an entry
+    // of the worker's own grid (tagged 矛盾纠纷, which suggests no category: `{}` is a 400).
+    ("GET", "/api/sentiment", [U, F, A, A, A, A]),
+    ("POST", "/api/sentiment", [U, F, A, A, A, A]),
+    ("GET", "/api/sentiment/tags", [U, F, A, A, A, A]),
+    ("POST", "/api/sentiment/{id}/report", [U, F, A, F, A, A]),
     // Last: it revokes the token it is sent with.
     ("POST", "/api/auth/logout", [U, A, A, A, A, A]),
 ];
@@ -196,6 +212,21 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
     .await;
     assert_eq!(report.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&report.body));
     let report_id = report.json()["id"].as_i64().expect("report id");
+    // A round of the worker's own grid (no households recorded: it cannot close) and an entry.
+    let round_id: i64 = sqlx::query_scalar(
+        "insert into door_round (scope, grid_id, name, starts_on, ends_on) values ('grid', $1, 'access', current_date, current_date) returning id",
+    )
+    .bind(own_grid)
+    .fetch_one(&pool)
+    .await
+    .expect("round");
+    let entry_id: i64 = sqlx::query_scalar(
+        "insert into sentiment_entry (grid_id, entry_date, body, tags) values ($1, current_date, 'access', '{dispute}') returning id",
+    )
+    .bind(own_grid)
+    .fetch_one(&pool)
+    .await
+    .expect("entry");
     let tokens = [
         None,
         Some(token(&pool, "rider-01", Role::Rider).await),
@@ -214,6 +245,10 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
             "999999999".to_string()
         } else if route.starts_with("/api/reports/") {
             report_id.to_string()
+        } else if route.starts_with("/api/rounds/") {
+            round_id.to_string()
+        } else if route.starts_with("/api/sentiment/") {
+            entry_id.to_string()
         } else {
             own_grid.to_string()
         };

@@ -22,6 +22,7 @@ mod open_reports;
 mod privacy;
 mod report_index;
 mod reports;
+mod rounds;
 mod seed;
 mod stations;
 mod tiles;

@@ -31,6 +31,10 @@ const PLANNER_LOGIN: &str = "sentinel-planner-login";
 const OPEN311_FIRST_NAME: &str = "SENTINELOPENFIRSTNAME";
 const OPEN311_EMAIL: &str = "sentinel-open311@example.org";
 const PHOTO: &str = "SENTINELAFTERPHOTO";
+const SENTIMENT_TEXT: &str = "SENTINELSENTIMENTTEXT";
+const VISIT_NOTE: &str = "SENTINELVISITNOTE";
+/// A tag no public answer has any reason to carry (the log's tags are private with it).
+const SENTIMENT_TAG: &str = "key_group_care";
 
 async fn login(pool: &PgPool, name: &str, role: Role, grid_codes: &[String]) -> String {
     let password = format!("{name}-password");
@@ -213,6 +217,60 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     .await;
     assert_eq!(edited.status, StatusCode::OK, "{}", String::from_utf8_lossy(&edited.body));
 
+    // Door-knocking and the sentiment log (issue 23 §2): the sentinel worker records a visit
+    // with a private note in a round of their grid, and logs an entry that becomes a report.
+    let round: i64 = sqlx::query_scalar(
+        "insert into door_round (scope, grid_id, name, starts_on, ends_on) values ('grid', $1, 'privacy', current_date - 1, current_date + 30) returning id",
+    )
+    .bind(grids[0].0)
+    .fetch_one(&pool)
+    .await
+    .expect("round");
+    let knocked: i64 = sqlx::query_scalar("select min(id) from building where grid_id = $1 and households > 0")
+        .bind(grids[0].0)
+        .fetch_one(&pool)
+        .await
+        .expect("a building with households");
+    let mut visit = request(
+        "POST",
+        &format!("/api/rounds/{round}/visits"),
+        Some(&worker),
+        Some(json!({"building_id": knocked, "households": 1, "outcome": "at_home", "note": VISIT_NOTE})),
+    );
+    visit.headers_mut().insert("Idempotency-Key", uuid::Uuid::new_v4().to_string().parse().expect("header"));
+    let visit = send(&pool, visit).await;
+    assert_eq!(visit.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&visit.body));
+    let logged = send(
+        &pool,
+        request(
+            "POST",
+            "/api/sentiment",
+            Some(&worker),
+            Some(json!({"building_id": knocked, "body": SENTIMENT_TEXT, "tags": [SENTIMENT_TAG, "environment"]})),
+        ),
+    )
+    .await;
+    assert_eq!(logged.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&logged.body));
+    let entry = logged.json()["id"].as_i64().expect("entry id");
+    let converted = send(
+        &pool,
+        request(
+            "POST",
+            &format!("/api/sentiment/{entry}/report"),
+            Some(&worker),
+            Some(json!({"description": "楼道杂物"})),
+        ),
+    )
+    .await;
+    assert_eq!(converted.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&converted.body));
+    report_ids.push(converted.json()["report"]["id"].as_i64().expect("report id"));
+    // The private views do carry them: the sentinels are really there to leak.
+    let own_log = send(&pool, request("GET", "/api/sentiment", Some(&worker), None)).await;
+    assert!(String::from_utf8_lossy(&own_log.body).contains(SENTIMENT_TEXT));
+    let own_visits = send(&pool, request("GET", &format!("/api/rounds/{round}/visits"), Some(&worker), None)).await;
+    assert!(String::from_utf8_lossy(&own_visits.body).contains(VISIT_NOTE));
+    assert!(String::from_utf8_lossy(&own_visits.body).contains(WORKER_LOGIN));
+
     let other_rider = login(&pool, "privacy-other-rider", Role::Rider, &[]).await;
     let station: i64 = sqlx::query_scalar("select min(id) from station").fetch_one(&pool).await.expect("station");
     let building: i64 = sqlx::query_scalar("select min(id) from building").fetch_one(&pool).await.expect("building");
@@ -301,6 +359,9 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         OPEN311_FIRST_NAME,
         OPEN311_EMAIL,
         PHOTO,
+        SENTIMENT_TEXT,
+        VISIT_NOTE,
+        SENTIMENT_TAG,
     ];
     let mut leaks = Vec::new();
     let mut bytes_seen = 0usize;

@@ -111,3 +111,4 @@ macro_rules! role_extractor {
 
 role_extractor!(Admin, "An admin's login.", [Role::Admin]);
 role_extractor!(Planner, "A planner's (or an admin's) login.", [Role::Planner, Role::Admin]);
+role_extractor!(BuildingLeader, "A red building leader's login.", [Role::BuildingLeader]);

@@ -10,6 +10,7 @@ import { h, $, fill } from './dom.js';
 import { initRider } from './rider.js';
 import { initWorker } from './worker.js';
 import { initPlanner } from './planner.js';
+import { initLeaders } from './leaders.js';
 
 // The county seat (沂源县城); the map fits the stations once they are known.
 const CENTER = [118.17, 36.185];
@@ -530,6 +531,7 @@ await Promise.all([initMap(), loadStations()]);
 initRider(app);
 initWorker(app);
 initPlanner(app);
+initLeaders(app);
 renderAll();
 window.__appReady = true;
 registerServiceWorker();

@@ -354,7 +354,13 @@ const OCCUPIED: &str =
     "this building (or unit) already has a leader for that time: renew or replace the current leader instead";
 
 /// Assign a leader to a building (or unit) that has none for the term: 一楼一长.
-pub async fn assign(pool: &PgPool, building_id: i64, new: &NewLeader, actor: &str, county: Option<i64>) -> Result<Term> {
+pub async fn assign(
+    pool: &PgPool,
+    building_id: i64,
+    new: &NewLeader,
+    actor: &str,
+    county: Option<i64>,
+) -> Result<Term> {
     let mut tx = pool.begin().await?;
     let (units, _) = lock_building(&mut tx, building_id, county).await?;
     check_new(new, units)?;
@@ -378,15 +384,18 @@ async fn lock_term(
         .fetch_optional(&mut **tx)
         .await?;
     let building = building.ok_or_else(|| LeaderError::NotFound(format!("leader term {id}")))?;
-    let (units, _) = lock_building(tx, building, county)
-        .await
-        .map_err(|e| if matches!(e, LeaderError::NotFound(_)) { LeaderError::NotFound(format!("leader term {id}")) } else { e })?;
+    let (units, _) = lock_building(tx, building, county).await.map_err(|e| {
+        if matches!(e, LeaderError::NotFound(_)) { LeaderError::NotFound(format!("leader term {id}")) } else { e }
+    })?;
     let term: Term = sqlx::query_as(&format!("{TERM_SELECT} where l.id = $1")).bind(id).fetch_one(&mut **tx).await?;
     if i64::from(term.version) != version {
         return Err(LeaderError::Stale { current: term.version });
     }
     if term.ended_at.is_some() {
-        return Err(LeaderError::Conflict(format!("term {id} has ended ({})", term.end_reason.as_deref().unwrap_or(""))));
+        return Err(LeaderError::Conflict(format!(
+            "term {id} has ended ({})",
+            term.end_reason.as_deref().unwrap_or("")
+        )));
     }
     Ok((term, units))
 }
@@ -398,7 +407,14 @@ async fn bump(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<()> {
 
 /// Renew a leader for the next term (一年一聘): a new term for the same person, from the day after
 /// this one ends (today, if that has passed). Refused when the term was renewed already.
-pub async fn renew(pool: &PgPool, id: i64, version: i64, body: &Renewal, actor: &str, county: Option<i64>) -> Result<Term> {
+pub async fn renew(
+    pool: &PgPool,
+    id: i64,
+    version: i64,
+    body: &Renewal,
+    actor: &str,
+    county: Option<i64>,
+) -> Result<Term> {
     let mut tx = pool.begin().await?;
     let (term, _) = lock_term(&mut tx, id, version, county).await?;
     check_phone("public_phone", body.public_phone.as_deref())?;
@@ -456,7 +472,14 @@ async fn end_from(tx: &mut Transaction<'_, Postgres>, term: &Term, reason: &str)
 
 /// Replace a leader: their term (and any renewal of it) ends now, the successor's starts (today
 /// by default), in the same building or unit.
-pub async fn replace(pool: &PgPool, id: i64, version: i64, new: &NewLeader, actor: &str, county: Option<i64>) -> Result<Term> {
+pub async fn replace(
+    pool: &PgPool,
+    id: i64,
+    version: i64,
+    new: &NewLeader,
+    actor: &str,
+    county: Option<i64>,
+) -> Result<Term> {
     let mut tx = pool.begin().await?;
     let (term, units) = lock_term(&mut tx, id, version, county).await?;
     if new.unit.is_some() && new.unit != term.unit {
@@ -524,8 +547,7 @@ pub async fn in_county(pool: &PgPool, building_id: i64, county: Option<i64>) -> 
 /// Every term of a building, newest first.
 pub async fn building_leaders(pool: &PgPool, building_id: i64) -> Result<BuildingLeaders> {
     let grid_id = building_grid(pool, building_id).await?;
-    let state: String =
-        sqlx::query_scalar("select gridmap_leader_state($1)").bind(building_id).fetch_one(pool).await?;
+    let state: String = sqlx::query_scalar("select gridmap_leader_state($1)").bind(building_id).fetch_one(pool).await?;
     let terms = sqlx::query_as(&format!(
         "{TERM_SELECT} where l.building_id = $1 order by l.term_start desc, l.created_at desc, l.id desc"
     ))
@@ -538,8 +560,7 @@ pub async fn building_leaders(pool: &PgPool, building_id: i64) -> Result<Buildin
 /// The public sign of a building: its current leaders, name and published number only.
 pub async fn sign(pool: &PgPool, building_id: i64) -> Result<BuildingSign> {
     building_grid(pool, building_id).await?;
-    let state: String =
-        sqlx::query_scalar("select gridmap_leader_state($1)").bind(building_id).fetch_one(pool).await?;
+    let state: String = sqlx::query_scalar("select gridmap_leader_state($1)").bind(building_id).fetch_one(pool).await?;
     let leaders = sqlx::query_as(
         r"select unit, name, public_phone, chosen_by, term_start, term_end from building_leader
            where building_id = $1 and ended_at is null

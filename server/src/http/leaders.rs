@@ -50,7 +50,9 @@ pub(crate) async fn get_coverage(
     }
     let community = params
         .get("community_id")
-        .map(|c| c.trim().parse::<i64>().map_err(|_| ApiError::field("community_id", "must be an integer community id")))
+        .map(|c| {
+            c.trim().parse::<i64>().map_err(|_| ApiError::field("community_id", "must be an integer community id"))
+        })
         .transpose()?;
     Ok(Json(leaders::coverage(&state.pool, community).await?))
 }

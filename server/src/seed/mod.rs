@@ -294,7 +294,13 @@ async fn store_leaders(tx: &mut Transaction<'_, Postgres>) -> anyhow::Result<()>
                  as t(b, n, pp, p, c, e)",
     )
     .bind(buildings.iter().map(|b| b.0).collect::<Vec<_>>())
-    .bind(buildings.iter().enumerate().map(|(i, b)| b.1.clone().unwrap_or_else(|| names::person(i * 7 + 3))).collect::<Vec<_>>())
+    .bind(
+        buildings
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b.1.clone().unwrap_or_else(|| names::person(i * 7 + 3)))
+            .collect::<Vec<_>>(),
+    )
     .bind((0..buildings.len()).map(|i| format!("0533-{:07}", 3_000_000 + i)).collect::<Vec<_>>())
     .bind(
         buildings
@@ -390,7 +396,7 @@ async fn print_summary(
     );
     println!("demo logins (printed once, for trying the demo only):");
     for (name, role, password) in credentials {
-        println!("  {name:<13} {role:<12} {password}");
+        println!("  {name:<13} {role:<15} {password}");
     }
     Ok(())
 }

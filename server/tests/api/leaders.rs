@@ -20,7 +20,14 @@ async fn login(pool: &PgPool, name: &str, role: Role, grid_codes: &[String]) -> 
     gridmap_server::auth::login(pool, name, &password).await.expect("login").expect("valid").token
 }
 
-async fn call(pool: &PgPool, method: &str, uri: &str, token: Option<&str>, if_match: Option<&str>, body: Option<Value>) -> Reply {
+async fn call(
+    pool: &PgPool,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    if_match: Option<&str>,
+    body: Option<Value>,
+) -> Reply {
     let mut r = Request::builder().method(method).uri(uri);
     if let Some(t) = token {
         r = r.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -52,7 +59,11 @@ async fn setup(pool: &PgPool) -> (String, i64, String) {
     .fetch_one(pool)
     .await
     .expect("a building with units");
-    sqlx::query("delete from building_leader where building_id = $1").bind(building).execute(pool).await.expect("clear");
+    sqlx::query("delete from building_leader where building_id = $1")
+        .bind(building)
+        .execute(pool)
+        .await
+        .expect("clear");
     (planner, building, code)
 }
 
@@ -80,9 +91,15 @@ async fn a_planner_assigns_a_leader_for_a_year_and_the_sign_shows_only_the_publi
     assert_eq!(sign.json()["state"], "none");
     assert_eq!(sign.json()["leaders"], json!([]));
 
-    let reply =
-        call(&pool, "POST", &format!("/api/buildings/{building}/leaders"), Some(&planner), None, Some(leader("王红梅")))
-            .await;
+    let reply = call(
+        &pool,
+        "POST",
+        &format!("/api/buildings/{building}/leaders"),
+        Some(&planner),
+        None,
+        Some(leader("王红梅")),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", text(&reply));
     let term = reply.json();
     let today = today(&pool).await;
@@ -155,7 +172,15 @@ async fn bad_leader_fields_are_refused_by_name_and_nothing_is_stored(pool: PgPoo
         (json!({"name": "甲", "chosen_by": "self", "term_end": today.pred_opt().expect("yesterday")}), "term_end"),
     ];
     for (body, field) in cases {
-        let reply = call(&pool, "POST", &format!("/api/buildings/{building}/leaders"), Some(&planner), None, Some(body.clone())).await;
+        let reply = call(
+            &pool,
+            "POST",
+            &format!("/api/buildings/{building}/leaders"),
+            Some(&planner),
+            None,
+            Some(body.clone()),
+        )
+        .await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}: {}", text(&reply));
         assert_eq!(reply.json()["field"], field, "{body}: {}", text(&reply));
     }
@@ -165,11 +190,20 @@ async fn bad_leader_fields_are_refused_by_name_and_nothing_is_stored(pool: PgPoo
         json!({"name": "甲", "chosen_by": "self", "term_start": "2025-13-01"}),
         json!({"chosen_by": "self"}),
     ] {
-        let reply = call(&pool, "POST", &format!("/api/buildings/{building}/leaders"), Some(&planner), None, Some(body.clone())).await;
+        let reply = call(
+            &pool,
+            "POST",
+            &format!("/api/buildings/{building}/leaders"),
+            Some(&planner),
+            None,
+            Some(body.clone()),
+        )
+        .await;
         assert!(reply.status.is_client_error(), "{body}: {}", text(&reply));
         assert!(reply.json()["code"].is_string(), "{body}: a JSON error");
     }
-    let missing = call(&pool, "POST", "/api/buildings/999999999/leaders", Some(&planner), None, Some(leader("甲"))).await;
+    let missing =
+        call(&pool, "POST", "/api/buildings/999999999/leaders", Some(&planner), None, Some(leader("甲"))).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", text(&missing));
     let bad_id = call(&pool, "POST", "/api/buildings/abc/leaders", Some(&planner), None, Some(leader("甲"))).await;
     assert_eq!(bad_id.status, StatusCode::BAD_REQUEST, "{}", text(&bad_id));
@@ -182,7 +216,11 @@ async fn only_planners_and_admins_assign_renew_replace_and_end_leaders(pool: PgP
     let worker = login(&pool, "leaders-worker", Role::GridWorker, &[code]).await;
     let rider = login(&pool, "leaders-rider", Role::Rider, &[]).await;
     let uri = format!("/api/buildings/{building}/leaders");
-    for (token, status) in [(None, StatusCode::UNAUTHORIZED), (Some(&rider), StatusCode::FORBIDDEN), (Some(&worker), StatusCode::FORBIDDEN)] {
+    for (token, status) in [
+        (None, StatusCode::UNAUTHORIZED),
+        (Some(&rider), StatusCode::FORBIDDEN),
+        (Some(&worker), StatusCode::FORBIDDEN),
+    ] {
         let reply = call(&pool, "POST", &uri, token.map(String::as_str), None, Some(leader("甲"))).await;
         assert_eq!(reply.status, status, "{}", text(&reply));
     }
@@ -190,7 +228,8 @@ async fn only_planners_and_admins_assign_renew_replace_and_end_leaders(pool: PgP
     let id = term["id"].as_i64().expect("id");
     for action in ["renew", "replace", "end"] {
         let body = if action == "replace" { leader("乙") } else { json!({}) };
-        let reply = call(&pool, "POST", &format!("/api/leaders/{id}/{action}"), Some(&worker), Some("\"1\""), Some(body)).await;
+        let reply =
+            call(&pool, "POST", &format!("/api/leaders/{id}/{action}"), Some(&worker), Some("\"1\""), Some(body)).await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{action}: {}", text(&reply));
     }
     assert_eq!(terms(&pool, building).await, 1);
@@ -199,27 +238,33 @@ async fn only_planners_and_admins_assign_renew_replace_and_end_leaders(pool: PgP
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn renewing_needs_the_terms_etag_and_starts_the_next_term_the_day_after_it_ends(pool: PgPool) {
     let (planner, building, _) = setup(&pool).await;
-    let term = call(&pool, "POST", &format!("/api/buildings/{building}/leaders"), Some(&planner), None, Some(leader("甲")))
-        .await
-        .json();
+    let term =
+        call(&pool, "POST", &format!("/api/buildings/{building}/leaders"), Some(&planner), None, Some(leader("甲")))
+            .await
+            .json();
     let id = term["id"].as_i64().expect("id");
     let renew = format!("/api/leaders/{id}/renew");
     let missing = call(&pool, "POST", &renew, Some(&planner), None, Some(json!({}))).await;
     assert_eq!(missing.status, StatusCode::PRECONDITION_REQUIRED, "{}", text(&missing));
     let stale = call(&pool, "POST", &renew, Some(&planner), Some("\"7\""), Some(json!({}))).await;
     assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED, "{}", text(&stale));
-    let long = call(&pool, "POST", &renew, Some(&planner), Some("\"1\""), Some(json!({"term_end": "2999-01-01"}))).await;
+    let long =
+        call(&pool, "POST", &renew, Some(&planner), Some("\"1\""), Some(json!({"term_end": "2999-01-01"}))).await;
     assert_eq!(long.status, StatusCode::BAD_REQUEST, "{}", text(&long));
     assert_eq!(long.json()["field"], "term_end");
 
-    let reply = call(&pool, "POST", &renew, Some(&planner), Some("\"1\""), Some(json!({"chosen_by": "organisation"}))).await;
+    let reply =
+        call(&pool, "POST", &renew, Some(&planner), Some("\"1\""), Some(json!({"chosen_by": "organisation"}))).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", text(&reply));
     let next = reply.json();
     let end: chrono::NaiveDate = term["term_end"].as_str().expect("end").parse().expect("date");
     let start = end.succ_opt().expect("next day");
     assert_eq!(next["term_start"], start.to_string());
     assert_eq!(next["term_end"], gridmap_server::leaders::year_end(start).to_string());
-    assert_eq!((next["name"].clone(), next["renews"].clone(), next["chosen_by"].clone()), (json!("甲"), json!(id), json!("organisation")));
+    assert_eq!(
+        (next["name"].clone(), next["renews"].clone(), next["chosen_by"].clone()),
+        (json!("甲"), json!(id), json!("organisation"))
+    );
     assert_eq!(next["state"], "upcoming");
 
     // The old ETag is spent, and the term cannot be renewed twice.
@@ -246,7 +291,8 @@ async fn an_expired_term_is_a_gap_until_it_is_renewed_from_today(pool: PgPool) {
     .expect("old term");
     let sign = call(&pool, "GET", &format!("/api/buildings/{building}/leader-sign"), None, None, None).await.json();
     assert_eq!((sign["state"].clone(), sign["leaders"].clone()), (json!("expired"), json!([])));
-    let reply = call(&pool, "POST", &format!("/api/leaders/{id}/renew"), Some(&planner), Some("\"1\""), Some(json!({}))).await;
+    let reply =
+        call(&pool, "POST", &format!("/api/leaders/{id}/renew"), Some(&planner), Some("\"1\""), Some(json!({}))).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", text(&reply));
     assert_eq!(reply.json()["term_start"], today(&pool).await.to_string());
     let sign = call(&pool, "GET", &format!("/api/buildings/{building}/leader-sign"), None, None, None).await.json();
@@ -256,27 +302,40 @@ async fn an_expired_term_is_a_gap_until_it_is_renewed_from_today(pool: PgPool) {
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn replacing_a_leader_ends_their_term_and_any_renewal_and_starts_the_successor_today(pool: PgPool) {
     let (planner, building, _) = setup(&pool).await;
-    let term = call(&pool, "POST", &format!("/api/buildings/{building}/leaders"), Some(&planner), None, Some(leader("甲")))
-        .await
-        .json();
+    let term =
+        call(&pool, "POST", &format!("/api/buildings/{building}/leaders"), Some(&planner), None, Some(leader("甲")))
+            .await
+            .json();
     let id = term["id"].as_i64().expect("id");
-    let renewed = call(&pool, "POST", &format!("/api/leaders/{id}/renew"), Some(&planner), Some("\"1\""), Some(json!({}))).await;
+    let renewed =
+        call(&pool, "POST", &format!("/api/leaders/{id}/renew"), Some(&planner), Some("\"1\""), Some(json!({}))).await;
     assert_eq!(renewed.status, StatusCode::CREATED);
     let mut other_unit = leader("乙");
     other_unit["unit"] = json!(2);
-    let reply = call(&pool, "POST", &format!("/api/leaders/{id}/replace"), Some(&planner), Some("\"2\""), Some(other_unit)).await;
+    let reply =
+        call(&pool, "POST", &format!("/api/leaders/{id}/replace"), Some(&planner), Some("\"2\""), Some(other_unit))
+            .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "a successor leads the same building: {}", text(&reply));
     assert_eq!(reply.json()["field"], "unit");
 
-    let reply = call(&pool, "POST", &format!("/api/leaders/{id}/replace"), Some(&planner), Some("\"2\""), Some(leader("乙"))).await;
+    let reply =
+        call(&pool, "POST", &format!("/api/leaders/{id}/replace"), Some(&planner), Some("\"2\""), Some(leader("乙")))
+            .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", text(&reply));
     assert_eq!(reply.json()["term_start"], today(&pool).await.to_string());
-    let all = call(&pool, "GET", &format!("/api/buildings/{building}/leaders"), Some(&planner), None, None).await.json();
+    let all =
+        call(&pool, "GET", &format!("/api/buildings/{building}/leaders"), Some(&planner), None, None).await.json();
     let states: Vec<(String, String, Option<String>)> = all["terms"]
         .as_array()
         .expect("terms")
         .iter()
-        .map(|t| (t["name"].as_str().expect("n").to_string(), t["state"].as_str().expect("s").to_string(), t["end_reason"].as_str().map(String::from)))
+        .map(|t| {
+            (
+                t["name"].as_str().expect("n").to_string(),
+                t["state"].as_str().expect("s").to_string(),
+                t["end_reason"].as_str().map(String::from),
+            )
+        })
         .collect();
     assert_eq!(states.iter().filter(|s| s.1 == "ended" && s.2.as_deref() == Some("replaced")).count(), 2, "{states:?}");
     assert!(states.iter().any(|s| s.0 == "乙" && s.1 == "current"), "{states:?}");
@@ -284,7 +343,9 @@ async fn replacing_a_leader_ends_their_term_and_any_renewal_and_starts_the_succe
     assert_eq!(sign["leaders"].as_array().expect("leaders").len(), 1);
     assert_eq!(sign["leaders"][0]["name"], "乙");
     // An ended term is ended: neither renewed nor replaced again.
-    let ended = call(&pool, "POST", &format!("/api/leaders/{id}/replace"), Some(&planner), Some("\"3\""), Some(leader("丙"))).await;
+    let ended =
+        call(&pool, "POST", &format!("/api/leaders/{id}/replace"), Some(&planner), Some("\"3\""), Some(leader("丙")))
+            .await;
     assert_eq!(ended.status, StatusCode::CONFLICT, "{}", text(&ended));
 }
 
@@ -313,8 +374,10 @@ async fn ending_a_term_leaves_a_gap_in_the_coverage_of_its_grid_and_community(po
     let reply = call(&pool, "POST", &format!("/api/leaders/{id}/end"), Some(&planner), Some("\"1\""), None).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", text(&reply));
     assert_eq!((reply.json()["state"].clone(), reply.json()["end_reason"].clone()), (json!("ended"), json!("ended")));
-    let after = call(&pool, "GET", &format!("/api/leaders/coverage?community_id={community}"), None, None, None).await.json();
-    let of = |list: &Value, id: i64| list.as_array().expect("list").iter().find(|c| c["id"] == id).cloned().expect("listed");
+    let after =
+        call(&pool, "GET", &format!("/api/leaders/coverage?community_id={community}"), None, None, None).await.json();
+    let of =
+        |list: &Value, id: i64| list.as_array().expect("list").iter().find(|c| c["id"] == id).cloned().expect("listed");
     let before_grid = of(&before["grids"], grid);
     let after_grid = of(&after["grids"], grid);
     assert_eq!(after_grid["led"].as_i64(), before_grid["led"].as_i64().map(|n| n - 1));
@@ -338,11 +401,12 @@ async fn a_buildings_terms_are_for_its_grids_workers_planners_and_admins_only(po
         .expect("other grid");
     let other = login(&pool, "leaders-other-worker", Role::GridWorker, &[other_code]).await;
     let rider = login(&pool, "leaders-rider", Role::Rider, &[]).await;
-    let id = call(&pool, "POST", &format!("/api/buildings/{building}/leaders"), Some(&planner), None, Some(leader("甲")))
-        .await
-        .json()["id"]
-        .as_i64()
-        .expect("id");
+    let id =
+        call(&pool, "POST", &format!("/api/buildings/{building}/leaders"), Some(&planner), None, Some(leader("甲")))
+            .await
+            .json()["id"]
+            .as_i64()
+            .expect("id");
     for uri in [format!("/api/buildings/{building}/leaders"), format!("/api/leaders/{id}")] {
         assert_eq!(call(&pool, "GET", &uri, Some(&own), None, None).await.status, StatusCode::OK, "{uri}");
         assert_eq!(call(&pool, "GET", &uri, Some(&planner), None, None).await.status, StatusCode::OK, "{uri}");
@@ -353,7 +417,10 @@ async fn a_buildings_terms_are_for_its_grids_workers_planners_and_admins_only(po
     let one = call(&pool, "GET", &format!("/api/leaders/{id}"), Some(&own), None, None).await;
     assert_eq!(one.headers[header::ETAG], "\"1\"");
     assert_eq!(one.json()["phone"], "13900000001");
-    assert_eq!(call(&pool, "GET", "/api/leaders/999999999", Some(&planner), None, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        call(&pool, "GET", "/api/leaders/999999999", Some(&planner), None, None).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
@@ -366,7 +433,8 @@ async fn a_building_leader_logs_in_sees_open_reports_at_their_building_and_repor
         .expect("account");
     let mut body = leader("甲");
     body["account_id"] = json!(account);
-    let assigned = call(&pool, "POST", &format!("/api/buildings/{building}/leaders"), Some(&planner), None, Some(body)).await;
+    let assigned =
+        call(&pool, "POST", &format!("/api/buildings/{building}/leaders"), Some(&planner), None, Some(body)).await;
     assert_eq!(assigned.status, StatusCode::CREATED, "{}", text(&assigned));
     assert_eq!(assigned.json()["account_name"], "leaders-leader");
 
@@ -400,8 +468,12 @@ async fn a_building_leader_logs_in_sees_open_reports_at_their_building_and_repor
     let mine = mine.json();
     assert_eq!(mine["buildings"].as_array().expect("buildings").len(), 1);
     assert_eq!(mine["buildings"][0]["building_id"], building);
-    let reports: Vec<i64> =
-        mine["buildings"][0]["open_reports"].as_array().expect("reports").iter().filter_map(|r| r["id"].as_i64()).collect();
+    let reports: Vec<i64> = mine["buildings"][0]["open_reports"]
+        .as_array()
+        .expect("reports")
+        .iter()
+        .filter_map(|r| r["id"].as_i64())
+        .collect();
     assert!(reports.contains(&near.json()["id"].as_i64().expect("id")), "{mine}");
     assert!(!reports.contains(&far.json()["id"].as_i64().expect("id")), "{mine}");
     assert!(!mine.to_string().contains("楼下路面破损"), "public fields only: no description");
@@ -411,12 +483,16 @@ async fn a_building_leader_logs_in_sees_open_reports_at_their_building_and_repor
     assert_eq!(planner_me.status, StatusCode::FORBIDDEN);
     let list = call(&pool, "GET", &format!("/api/buildings/{building}/leaders"), Some(&token), None, None).await;
     assert_eq!(list.status, StatusCode::FORBIDDEN);
-    let assign = call(&pool, "POST", &format!("/api/buildings/{building}/leaders"), Some(&token), None, Some(leader("乙"))).await;
+    let assign =
+        call(&pool, "POST", &format!("/api/buildings/{building}/leaders"), Some(&token), None, Some(leader("乙")))
+            .await;
     assert_eq!(assign.status, StatusCode::FORBIDDEN);
 }
 
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
-async fn the_demo_seed_gives_every_building_with_households_a_labelled_synthetic_leader_and_a_leader_login(pool: PgPool) {
+async fn the_demo_seed_gives_every_building_with_households_a_labelled_synthetic_leader_and_a_leader_login(
+    pool: PgPool,
+) {
     seed::seed_demo(&pool, 1).await.expect("seed");
     let (buildings, led, expired, synthetic): (i64, i64, i64, bool) = sqlx::query_as(
         r"select count(*), count(*) filter (where gridmap_leader_state(b.id) = 'current'),
@@ -459,12 +535,13 @@ async fn tiles_show_coverage_counts_per_grid_and_the_buildings_without_a_current
     assert_eq!(keys.iter().filter(|k| !["leader_state", "households"].contains(k)).count(), 0, "{keys:?}");
 
     // Coverage at the grid's label point: the grid has one unled building.
-    let (llon, llat): (f64, f64) =
-        sqlx::query_as("select ST_X(ST_Transform(label_3857, 4326)), ST_Y(ST_Transform(label_3857, 4326)) from grid where id = $1")
-            .bind(grid)
-            .fetch_one(&pool)
-            .await
-            .expect("label");
+    let (llon, llat): (f64, f64) = sqlx::query_as(
+        "select ST_X(ST_Transform(label_3857, 4326)), ST_Y(ST_Transform(label_3857, 4326)) from grid where id = $1",
+    )
+    .bind(grid)
+    .fetch_one(&pool)
+    .await
+    .expect("label");
     let lt = tile_at(llon, llat, 14);
     let coverage = |tile: &geozero::mvt::Tile| {
         let l = layer(tile, "leader_coverage");
@@ -479,7 +556,9 @@ async fn tiles_show_coverage_counts_per_grid_and_the_buildings_without_a_current
     assert!(before.contains(&("coverage_class".into(), "gaps".into())), "{before:?}");
 
     // Assigning through the API redraws both at once (the cached tiles are dropped).
-    let reply = call(&pool, "POST", &format!("/api/buildings/{building}/leaders"), Some(&planner), None, Some(leader("甲"))).await;
+    let reply =
+        call(&pool, "POST", &format!("/api/buildings/{building}/leaders"), Some(&planner), None, Some(leader("甲")))
+            .await;
     assert_eq!(reply.status, StatusCode::CREATED);
     state.changes().leaders_changed(building).await;
     let after = coverage(&decode(&get_tile(&state, &uri("grids", lt), &[]).await));

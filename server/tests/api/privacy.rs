@@ -33,7 +33,8 @@ const PLANNER_LOGIN: &str = "sentinel-planner-login";
 const OPEN311_FIRST_NAME: &str = "SENTINELOPENFIRSTNAME";
 const OPEN311_EMAIL: &str = "sentinel-open311@example.org";
 const PHOTO: &str = "SENTINELAFTERPHOTO";
-const LEADER_PRIVATE_PHONE: &str = "SENTINELLEADERMOBILE";
+// The column takes a phone number only: digits no demo value or id has.
+const LEADER_PRIVATE_PHONE: &str = "+86 (977) 3141-5926";
 const LEADER_LOGIN: &str = "sentinel-leader-login";
 
 async fn login(pool: &PgPool, name: &str, role: Role, grid_codes: &[String]) -> String {
@@ -79,7 +80,11 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
 
     // Red building leaders (migration 0032): every term's private number, and a leader's login
     // linked to the term of a building in the first grid.
-    sqlx::query("update building_leader set phone = $1").bind(LEADER_PRIVATE_PHONE).execute(&pool).await.expect("phones");
+    sqlx::query("update building_leader set phone = $1")
+        .bind(LEADER_PRIVATE_PHONE)
+        .execute(&pool)
+        .await
+        .expect("phones");
     let _leader = login(&pool, LEADER_LOGIN, Role::BuildingLeader, &[]).await;
     let led_building: i64 = sqlx::query_scalar(
         r"update building_leader set account_id = (select id from account where name = $1)

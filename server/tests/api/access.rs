@@ -120,7 +120,7 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
 pub const LEADER_UNLIKE_RIDER: &[(&str, &str, O)] = &[("GET", "/api/leaders/me", A)];
 
 /// The building leader's expected outcome on a route of the table.
-pub fn leader_outcome(method: &str, route: &str, row: &[O; 6]) -> O {
+pub fn leader_outcome(method: &str, route: &str, row: [O; 6]) -> O {
     LEADER_UNLIKE_RIDER.iter().find(|(m, r, _)| *m == method && *r == route).map_or(row[1], |(_, _, o)| *o)
 }
 
@@ -294,7 +294,7 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
                 StatusCode::FORBIDDEN => F,
                 _ => A,
             };
-            let want = if i < expected.len() { expected[i] } else { leader_outcome(method, route, expected) };
+            let want = if i < expected.len() { expected[i] } else { leader_outcome(method, route, *expected) };
             if got != want {
                 failures.push(format!(
                     "{method} {uri} as {}: expected {:?}, got {} {}",

@@ -393,7 +393,7 @@ async fn ending_a_term_leaves_a_gap_in_the_coverage_of_its_grid_and_community(po
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn a_buildings_terms_are_for_its_grids_workers_planners_and_admins_only(pool: PgPool) {
     let (planner, building, code) = setup(&pool).await;
-    let own = login(&pool, "leaders-own-worker", Role::GridWorker, &[code.clone()]).await;
+    let own = login(&pool, "leaders-own-worker", Role::GridWorker, std::slice::from_ref(&code)).await;
     let other_code: String = sqlx::query_scalar("select code from grid where code <> $1 order by id limit 1")
         .bind(&code)
         .fetch_one(&pool)

@@ -24,6 +24,9 @@ pub enum Role {
     GridWorker,
     Planner,
     Admin,
+    /// A red building leader (红色楼长): sees their buildings' open reports, reports like a rider.
+    #[value(name = "building_leader")]
+    BuildingLeader,
 }
 
 impl Role {
@@ -34,6 +37,7 @@ impl Role {
             "grid_worker" => Self::GridWorker,
             "planner" => Self::Planner,
             "admin" => Self::Admin,
+            "building_leader" => Self::BuildingLeader,
             _ => return None,
         })
     }
@@ -45,6 +49,7 @@ impl Role {
             Self::GridWorker => "grid_worker",
             Self::Planner => "planner",
             Self::Admin => "admin",
+            Self::BuildingLeader => "building_leader",
         }
     }
 }

@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use gridmap_tiles::{Bbox, LayerSet, TileService};
+use gridmap_tiles::{Bbox, Layer, LayerSet, TileService};
 use sqlx::PgPool;
 
 use crate::ogc::{Changed, Kind};
@@ -109,6 +109,31 @@ impl Changes {
             }
             Ok(None) => {}
             Err(err) => tracing::error!(%err, round_id, "finding a round's extent for its coverage tiles failed"),
+        }
+    }
+
+    /// A building leader's term was written (assigned, renewed, replaced, ended): the coverage
+    /// layers of the building and of its grid (`leader_gaps`, `leader_coverage`). The building
+    /// and grid layers are re-read there too, which changes nothing else.
+    pub async fn leaders_changed(&self, building_id: i64) {
+        let extent: Result<Option<(f64, f64, f64, f64)>, sqlx::Error> = sqlx::query_as(
+            r"select ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
+                from (select ST_Extent(geom)::geometry e from (
+                        select b.geom from building b where b.id = $1
+                        union all
+                        select g.geom from grid g join building b on b.grid_id = g.id where b.id = $1) x) y
+               where e is not null",
+        )
+        .bind(building_id)
+        .fetch_optional(&self.pool)
+        .await;
+        match extent {
+            Ok(Some((x0, y0, x1, y1))) => {
+                let layers = LayerSet::EMPTY.with(Layer::Grids).with(Layer::Buildings);
+                self.tiles.changed(layers, Bbox::from_lonlat(x0, y0, x1, y1)).await;
+            }
+            Ok(None) => {}
+            Err(err) => tracing::error!(%err, building_id, "finding the extent of a leader change failed"),
         }
     }
 

@@ -230,6 +230,7 @@ mod tests {
             ("grid_worker", Role::GridWorker),
             ("planner", Role::Planner),
             ("admin", Role::Admin),
+            ("building_leader", Role::BuildingLeader),
         ] {
             let cli =
                 Cli::try_parse_from(["gridmap", "user", "add", "--role", name, "--name", "x1", "--password-stdin"])

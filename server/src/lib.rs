@@ -16,6 +16,7 @@ pub mod fuzzing;
 pub mod geo_input;
 pub mod http;
 pub mod import;
+pub mod leaders;
 pub mod nul;
 pub mod ogc;
 pub mod reports;

@@ -148,6 +148,14 @@ pub struct MvtLayer {
     pub draws: &'static [Draw],
 }
 
+/// Each grid with the leader states of its buildings that have households, counted.
+const LEADER_COVERAGE_FROM: &str = "grid g cross join lateral (
+    select count(*) as buildings,
+           count(*) filter (where s.state = 'current') as led,
+           count(*) filter (where s.state = 'expired') as expired
+      from (select gridmap_leader_state(b.id) as state from building b
+             where b.grid_id = g.id and b.households > 0) s) k";
+
 const GRID_FROM: &str = "grid g left join community c on c.id = g.community_id";
 
 /// The grids of running rounds with their door-knocking counts (migration 0034; the rule of a
@@ -194,7 +202,7 @@ const LABEL_PAINT: fn() -> Value =
     || json!({ "text-color": "#2d1b4e", "text-halo-color": "#ffffff", "text-halo-width": 1.5 });
 
 /// Every MVT layer, in drawing order inside a tile (bottom first).
-pub static MVT_LAYERS: [MvtLayer; 8] = [
+pub static MVT_LAYERS: [MvtLayer; 10] = [
     MvtLayer {
         name: "roads",
         layer: Layer::Roads,
@@ -456,6 +464,58 @@ pub static MVT_LAYERS: [MvtLayer; 8] = [
         ],
     },
     MvtLayer {
+        name: "leader_coverage",
+        layer: Layer::Grids,
+        description: "Red building leader (红色楼长) coverage per grid, at its label point, from z12: \
+                      buildings with households, led (with a current leader), expired (the last term ran \
+                      out), unled, coverage_class (full or gaps). Counts only: never a name or number",
+        sources: &[Source {
+            min_zoom: GRID_LABELS_MIN_ZOOM,
+            max_zoom: MAX_ZOOM,
+            from: LEADER_COVERAGE_FROM,
+            filter: None,
+        }],
+        id: "g.id",
+        geom: "g.label_3857",
+        columns: &[
+            col("buildings", "k.buildings", Kind::Int),
+            col("led", "k.led", Kind::Int),
+            col("expired", "k.expired", Kind::Int),
+            col("unled", "k.buildings - k.led", Kind::Int),
+            col("coverage_class", "case when k.led = k.buildings then 'full' else 'gaps' end", Kind::Text),
+        ],
+        simplify: false,
+        buffer: 0,
+        hide_below: None,
+        newest: None,
+        // Depends on the day (a term runs out at midnight) and on another table: read per tile.
+        in_memory: false,
+        draws: &[Draw {
+            id: "leader-coverage",
+            kind: "symbol",
+            order: 52,
+            minzoom: Some(13),
+            // Hidden until the worker's or planner's view shows it (web-map/src/worker.js, planner.js).
+            style: || {
+                json!({
+                    "layout": {
+                        "visibility": "none",
+                        "text-field": "楼长 {led}/{buildings}",
+                        "text-font": ["sans-serif"],
+                        "text-size": 11,
+                        "text-offset": [0, 2.2],
+                        "text-max-width": 10
+                    },
+                    "paint": {
+                        "text-color": ["match", ["get", "coverage_class"], ["full"], "#2e7d32", "#c62828"],
+                        "text-halo-color": "#ffffff",
+                        "text-halo-width": 1.5
+                    }
+                })
+            },
+        }],
+    },
+    MvtLayer {
         name: "buildings",
         layer: Layer::Buildings,
         description: "Building (楼栋) footprints, from z14",
@@ -483,6 +543,45 @@ pub static MVT_LAYERS: [MvtLayer; 8] = [
                                    ["public"], "#b9c7d6", ["industrial"], "#c4c0b9", "#d3cbc1"],
                     "fill-outline-color": "#9d8f80"
                 } })
+            },
+        }],
+    },
+    MvtLayer {
+        name: "leader_gaps",
+        layer: Layer::Buildings,
+        description: "Buildings with households but no current red building leader, from z14: \
+                      leader_state (expired: the last term ran out; none: never led), households. \
+                      Never a name or number",
+        sources: &[Source {
+            min_zoom: BUILDINGS_MIN_ZOOM,
+            max_zoom: MAX_ZOOM,
+            from: "building b",
+            filter: Some("b.households > 0 and gridmap_leader_state(b.id) <> 'current'"),
+        }],
+        id: "b.id",
+        geom: "b.geom_3857",
+        columns: &[
+            col("leader_state", "gridmap_leader_state(b.id)", Kind::Text),
+            col("households", "b.households", Kind::Int),
+        ],
+        simplify: true,
+        buffer: BUFFER,
+        hide_below: None,
+        newest: None,
+        in_memory: false,
+        draws: &[Draw {
+            id: "leader-gaps",
+            kind: "line",
+            order: 31,
+            minzoom: None,
+            style: || {
+                json!({
+                    "layout": { "visibility": "none" },
+                    "paint": {
+                        "line-color": ["match", ["get", "leader_state"], ["expired"], "#ef6c00", "#c62828"],
+                        "line-width": 2.5
+                    }
+                })
             },
         }],
     },
@@ -802,14 +901,28 @@ mod tests {
         let at = |z| drawn_at(Layer::Grids.into(), z).map(|m| m.name).collect::<Vec<_>>();
         assert_eq!(at(9), ["outlines"]);
         assert_eq!(at(10), ["grids"]);
-        assert_eq!(at(12), ["grids", "grid_labels"]);
+        assert_eq!(at(12), ["grids", "grid_labels", "leader_coverage"]);
     }
 
     #[test]
     fn tilejson_fields_are_the_columns_with_their_types() {
         let layers = vector_layers_json(LayerSet::ALL);
         let ids: Vec<&str> = layers.iter().filter_map(|l| l["id"].as_str()).collect();
-        assert_eq!(ids, ["roads", "outlines", "grids", "grid_labels", "coverage", "buildings", "stations", "reports"]);
+        assert_eq!(
+            ids,
+            [
+                "roads",
+                "outlines",
+                "grids",
+                "grid_labels",
+                "coverage",
+                "leader_coverage",
+                "buildings",
+                "leader_gaps",
+                "stations",
+                "reports"
+            ]
+        );
         assert_eq!(layers[2]["fields"]["balance"], "Number");
         assert_eq!(layers[2]["fields"]["balance_class"], "String");
         assert_eq!((layers[1]["minzoom"].as_u64(), layers[1]["maxzoom"].as_u64()), (Some(0), Some(9)));
@@ -827,11 +940,13 @@ mod tests {
                 "coverage-fill",
                 "roads",
                 "buildings",
+                "leader-gaps",
                 "grids-outline",
                 "outlines-line",
                 "outlines-label",
                 "grid-labels",
                 "coverage-label",
+                "leader-coverage",
                 "reports",
                 "stations",
                 "stations-label"

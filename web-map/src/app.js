@@ -11,6 +11,7 @@ import { initRider } from './rider.js';
 import { initWorker } from './worker.js';
 import { initRounds } from './rounds.js';
 import { initPlanner } from './planner.js';
+import { initLeaders } from './leaders.js';
 
 // The county seat (沂源县城); the map fits the stations once they are known.
 const CENTER = [118.17, 36.185];
@@ -560,6 +561,7 @@ initRider(app);
 initWorker(app);
 initRounds(app);
 initPlanner(app);
+initLeaders(app);
 renderAll();
 window.__appReady = true;
 registerServiceWorker();

@@ -243,6 +243,19 @@ impl From<crate::constraints::Fault> for ApiError {
     }
 }
 
+impl From<crate::leaders::LeaderError> for ApiError {
+    fn from(err: crate::leaders::LeaderError) -> Self {
+        use crate::leaders::LeaderError;
+        match err {
+            LeaderError::NotFound(what) => Self::NotFound(what),
+            LeaderError::Invalid { field, message } => Self::field(field, message),
+            LeaderError::Conflict(message) => Self::Conflict(message),
+            stale @ LeaderError::Stale { .. } => Self::PreconditionFailed(stale.to_string()),
+            LeaderError::Database(e) => e.into(),
+        }
+    }
+}
+
 /// Map a violated, named database constraint to a client error; anything else stays a 500.
 /// Constraint names are stable because the migrations name every constraint.
 pub fn on_constraint(err: sqlx::Error, map: impl FnOnce(&str) -> Option<ApiError>) -> ApiError {

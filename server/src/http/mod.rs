@@ -5,6 +5,7 @@ pub mod admin;
 pub mod api_keys;
 pub mod auth;
 pub mod compression;
+pub mod buildings;
 pub mod counties;
 pub mod error;
 pub mod etag;
@@ -12,6 +13,7 @@ pub mod extract;
 pub mod grids;
 pub mod health;
 pub mod input;
+pub mod leaders;
 pub mod limits;
 pub mod metrics;
 pub mod ogc;
@@ -113,6 +115,8 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::router())
         .merge(api_keys::router())
         .merge(stations::router())
+        .merge(buildings::router())
+        .merge(leaders::router())
         .merge(ogc::router())
         .merge(grids::router())
         .merge(counties::router())

@@ -126,3 +126,4 @@ impl FromRequestParts<AppState> for FieldWork {
         Ok(Self(auth.0))
     }
 }
+role_extractor!(BuildingLeader, "A red building leader's login.", [Role::BuildingLeader]);

@@ -72,6 +72,7 @@ pub async fn seed_demo(pool: &PgPool, scale: u32) -> anyhow::Result<()> {
             eprintln!("  {county}/{scale} counties stored ({:.0} s)", started.elapsed().as_secs_f64());
         }
     }
+    store_leaders(&mut tx).await?;
     let credentials = store_demo_logins(&mut tx).await?;
     tx.commit().await.context("storing the demo city failed")?;
     print_summary(pool, started.elapsed(), &credentials).await
@@ -270,7 +271,72 @@ async fn store_people(tx: &mut Transaction<'_, Postgres>, city: &city::City, gri
     Ok(())
 }
 
-/// Logins for trying the demo: a planner, an admin, one grid worker and one rider. The password
+/// Every [`EXPIRED_EVERY`]th building with households (from the 17th) has a leader whose term
+/// ran out last year: a deliberate handful of gaps on the coverage map (about 0.2%).
+pub const EXPIRED_EVERY: usize = 500;
+
+/// A red building leader (红色楼长) for every building with households, numbered in building
+/// order: a term for the seed's calendar year (UTC+8) — except the deliberate gaps above —
+/// chosen by the residents, the organisation or themselves in turn; the sign shows the name and
+/// a synthetic service line, the private number is a fake mobile (or the building's leader card
+/// when the generator gave one). The leader of the first building of `gw-0001`'s first grid gets
+/// the demo login `leader-0001`.
+async fn store_leaders(tx: &mut Transaction<'_, Postgres>) -> anyhow::Result<()> {
+    let buildings: Vec<(i64, Option<String>, Option<String>)> = sqlx::query_as(
+        "select id, leader_name, leader_phone from building where households > 0 and source = $1 order by id",
+    )
+    .bind(SOURCE)
+    .fetch_all(&mut **tx)
+    .await?;
+    let chosen = ["residents", "organisation", "self"];
+    sqlx::query(
+        r"insert into building_leader
+               (building_id, name, public_phone, phone, chosen_by, term_start, term_end, source, created_by)
+          select b, n, pp, p, c, make_date(extract(year from gridmap_county_today())::int - e, 1, 1),
+                 make_date(extract(year from gridmap_county_today())::int - e, 12, 31), $7, 'seed'
+            from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[])
+                 as t(b, n, pp, p, c, e)",
+    )
+    .bind(buildings.iter().map(|b| b.0).collect::<Vec<_>>())
+    .bind(
+        buildings
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b.1.clone().unwrap_or_else(|| names::person(i * 7 + 3)))
+            .collect::<Vec<_>>(),
+    )
+    .bind((0..buildings.len()).map(|i| format!("0533-{:07}", 3_000_000 + i)).collect::<Vec<_>>())
+    .bind(
+        buildings
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b.2.clone().unwrap_or_else(|| format!("100{:08}", 50_000_000 + i)))
+            .collect::<Vec<_>>(),
+    )
+    .bind((0..buildings.len()).map(|i| chosen[i % chosen.len()]).collect::<Vec<_>>())
+    .bind((0..buildings.len()).map(|i| i32::from(i % EXPIRED_EVERY == 17)).collect::<Vec<_>>())
+    .bind(SOURCE)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        r"with a as (
+            insert into account (name, display_name, role, source) values ('leader-0001', '演示楼长', 'building_leader', $1)
+            returning id)
+          update building_leader l set account_id = (select id from a)
+           where l.id = (select l2.id from building_leader l2 join building b on b.id = l2.building_id
+                          where b.grid_id = (select min(ga.grid_id) from grid_assignment ga
+                                               join account w on w.id = ga.account_id where w.name = 'gw-0001')
+                            and l2.term_end >= gridmap_county_today()
+                          order by b.id limit 1)",
+    )
+    .bind(SOURCE)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Logins for trying the demo: a planner, an admin, one grid worker, one rider and one building
+/// leader. The password
 /// is `GRIDMAP_DEMO_PASSWORD` if set, else random; printed once, demo use only.
 async fn store_demo_logins(tx: &mut Transaction<'_, Postgres>) -> anyhow::Result<Vec<(String, &'static str, String)>> {
     let password = std::env::var("GRIDMAP_DEMO_PASSWORD")
@@ -287,8 +353,13 @@ async fn store_demo_logins(tx: &mut Transaction<'_, Postgres>) -> anyhow::Result
             .execute(&mut **tx)
             .await?;
     }
-    let logins =
-        [("demo-planner", "planner"), ("demo-admin", "admin"), ("gw-0001", "grid_worker"), ("rider-01", "rider")];
+    let logins = [
+        ("demo-planner", "planner"),
+        ("demo-admin", "admin"),
+        ("gw-0001", "grid_worker"),
+        ("rider-01", "rider"),
+        ("leader-0001", "building_leader"),
+    ];
     for (name, _) in logins {
         sqlx::query("update account set password_hash = $2 where name = $1")
             .bind(name)
@@ -329,7 +400,7 @@ async fn print_summary(
     );
     println!("demo logins (printed once, for trying the demo only):");
     for (name, role, password) in credentials {
-        println!("  {name:<13} {role:<12} {password}");
+        println!("  {name:<13} {role:<15} {password}");
     }
     Ok(())
 }

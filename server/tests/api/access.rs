@@ -1,5 +1,6 @@
 //! The authorization table: every route × {anonymous, rider, grid worker of this grid, grid
-//! worker of another grid, planner, admin} → allowed, 401 or 403. The test reads the routes
+//! worker of another grid, planner, admin, building leader} → allowed, 401 or 403 (the building
+//! leader's outcomes are the rider's but for `LEADER_UNLIKE_RIDER`). The test reads the routes
 //! from the router's source (`server/src/http/*.rs`) and **fails when a route has no entry**
 //! (or an entry names a route that no longer exists), then sends every request as every
 //! principal and checks the outcome. "Allowed" means the request got past authorization: any
@@ -89,6 +90,17 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
     ("GET", "/open311/v2/requests.xml", [A, A, A, A, A, A]),
     // Open311 authenticates with the body's api_key, not with the bearer token.
     ("POST", "/open311/v2/requests.xml", [A, A, A, A, A, A]),
+    // Red building leaders: the sign and the coverage counts are public; a building's terms (with
+    // the private number) are for its grid's workers, planners and admins; writes for planners.
+    ("GET", "/api/buildings/{id}/leader-sign", [A, A, A, A, A, A]),
+    ("GET", "/api/buildings/{id}/leaders", [U, F, A, F, A, A]),
+    ("POST", "/api/buildings/{id}/leaders", [U, F, F, F, A, A]),
+    ("GET", "/api/leaders/coverage", [A, A, A, A, A, A]),
+    ("GET", "/api/leaders/me", [U, F, F, F, F, F]),
+    ("GET", "/api/leaders/{id}", [U, F, A, F, A, A]),
+    ("POST", "/api/leaders/{id}/renew", [U, F, F, F, A, A]),
+    ("POST", "/api/leaders/{id}/replace", [U, F, F, F, A, A]),
+    ("POST", "/api/leaders/{id}/end", [U, F, F, F, A, A]),
     ("GET", "/api/admin/api-keys", [U, F, F, F, F, A]),
     ("POST", "/api/admin/api-keys", [U, F, F, F, F, A]),
     ("POST", "/api/admin/api-keys/{id}/revoke", [U, F, F, F, F, A]),
@@ -117,6 +129,23 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
     // Last: it revokes the token it is sent with.
     ("POST", "/api/auth/logout", [U, A, A, A, A, A]),
 ];
+
+/// The building leader (role `building_leader`, leading a building in the worker's grid) is
+/// treated as the rider is on every route but these: a column of its own would be the same
+/// letters as the rider's everywhere else.
+pub const LEADER_UNLIKE_RIDER: &[(&str, &str, O)] = &[("GET", "/api/leaders/me", A)];
+
+/// The building leader's expected outcome on a route of the table.
+pub fn leader_outcome(method: &str, route: &str, row: [O; 6]) -> O {
+    LEADER_UNLIKE_RIDER.iter().find(|(m, r, _)| *m == method && *r == route).map_or(row[1], |(_, _, o)| *o)
+}
+
+#[test]
+fn every_building_leader_exception_names_a_route_of_the_table() {
+    for (m, r, _) in LEADER_UNLIKE_RIDER {
+        assert!(TABLE.iter().any(|(tm, tr, _)| tm == m && tr == r), "{m} {r}");
+    }
+}
 
 /// Every (method, path) registered with `.route(...)` in the HTTP modules.
 pub fn routes_in_source() -> BTreeSet<(String, String)> {
@@ -227,6 +256,15 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
     .fetch_one(&pool)
     .await
     .expect("entry");
+    // A building of the worker's grid with a current leader's term (the seed gives every one).
+    let (building, term): (i64, i64) = sqlx::query_as(
+        r"select b.id, l.id from building b join building_leader l on l.building_id = b.id
+           where b.grid_id = $1 and l.term_end >= gridmap_county_today() order by b.id limit 1",
+    )
+    .bind(own_grid)
+    .fetch_one(&pool)
+    .await
+    .expect("a led building in the own grid");
     let tokens = [
         None,
         Some(token(&pool, "rider-01", Role::Rider).await),
@@ -234,8 +272,10 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
         Some(token(&pool, "gw-0002", Role::GridWorker).await),
         Some(token(&pool, "demo-planner", Role::Planner).await),
         Some(token(&pool, "demo-admin", Role::Admin).await),
+        Some(token(&pool, "leader-0001", Role::BuildingLeader).await),
     ];
-    let who = ["anonymous", "rider", "worker of this grid", "worker of another grid", "planner", "admin"];
+    let who =
+        ["anonymous", "rider", "worker of this grid", "worker of another grid", "planner", "admin", "building leader"];
     let mut failures = Vec::new();
     for (method, route, expected) in TABLE {
         let id = if route.starts_with("/api/stations") {
@@ -243,6 +283,10 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
         } else if route.starts_with("/api/admin/") {
             // No such account: an admin action here must not log out one of the principals.
             "999999999".to_string()
+        } else if route.starts_with("/api/buildings/") {
+            building.to_string()
+        } else if route.starts_with("/api/leaders/") {
+            term.to_string()
         } else if route.starts_with("/api/reports/") {
             report_id.to_string()
         } else if route.starts_with("/api/rounds/") {
@@ -285,11 +329,12 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
                 StatusCode::FORBIDDEN => F,
                 _ => A,
             };
-            if got != expected[i] {
+            let want = if i < expected.len() { expected[i] } else { leader_outcome(method, route, *expected) };
+            if got != want {
                 failures.push(format!(
                     "{method} {uri} as {}: expected {:?}, got {} {}",
                     who[i],
-                    expected[i],
+                    want,
                     reply.status,
                     String::from_utf8_lossy(&reply.body)
                 ));

@@ -14,6 +14,7 @@ mod grid_edit;
 mod group_commit;
 mod import;
 mod index_generation;
+mod leaders;
 mod live_feed;
 mod ogc;
 mod one_state;

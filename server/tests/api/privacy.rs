@@ -1,7 +1,9 @@
 //! Privacy: sentinel values go into every private field — reporter identity, phone numbers,
-//! building leaders' contacts, login names of workers, idempotency keys, password hashes — then
+//! building leaders' contacts (the private number of every leader's term, a leader's login),
+//! login names of workers, idempotency keys, password hashes — then
 //! every public route (each GET the authorization table opens to anonymous callers) is crawled,
-//! anonymously, as an unrelated rider and as a grid worker of another grid, and no response may
+//! anonymously, as an unrelated rider, as a grid worker of another grid and as another building's
+//! leader, and no response may
 //! contain any sentinel. The crawl
 //! fails if a public route is added without being crawled here.
 
@@ -35,6 +37,9 @@ const SENTIMENT_TEXT: &str = "SENTINELSENTIMENTTEXT";
 const VISIT_NOTE: &str = "SENTINELVISITNOTE";
 /// A tag no public answer has any reason to carry (the log's tags are private with it).
 const SENTIMENT_TAG: &str = "key_group_care";
+// The column takes a phone number only: digits no demo value or id has.
+const LEADER_PRIVATE_PHONE: &str = "+86 (977) 3141-5926";
+const LEADER_LOGIN: &str = "sentinel-leader-login";
 
 async fn login(pool: &PgPool, name: &str, role: Role, grid_codes: &[String]) -> String {
     let password = format!("{name}-password");
@@ -76,6 +81,25 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         .execute(&pool)
         .await
         .expect("leaders");
+
+    // Red building leaders (migration 0032): every term's private number, and a leader's login
+    // linked to the term of a building in the first grid.
+    sqlx::query("update building_leader set phone = $1")
+        .bind(LEADER_PRIVATE_PHONE)
+        .execute(&pool)
+        .await
+        .expect("phones");
+    let _leader = login(&pool, LEADER_LOGIN, Role::BuildingLeader, &[]).await;
+    let led_building: i64 = sqlx::query_scalar(
+        r"update building_leader set account_id = (select id from account where name = $1)
+           where id = (select l.id from building_leader l join building b on b.id = l.building_id
+                        where l.term_end >= gridmap_county_today() order by b.grid_id, b.id limit 1)
+          returning building_id",
+    )
+    .bind(LEADER_LOGIN)
+    .fetch_one(&pool)
+    .await
+    .expect("leader login");
 
     // Two grids with reports: a sentinel reporter files them, a sentinel worker acts on one.
     let grids: Vec<(i64, String, f64, f64)> = sqlx::query_as(
@@ -272,6 +296,8 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     assert!(String::from_utf8_lossy(&own_visits.body).contains(WORKER_LOGIN));
 
     let other_rider = login(&pool, "privacy-other-rider", Role::Rider, &[]).await;
+    // Another building's leader: they see public fields only, like the rider.
+    let other_leader = login(&pool, "privacy-other-leader", Role::BuildingLeader, &[]).await;
     let station: i64 = sqlx::query_scalar("select min(id) from station").fetch_one(&pool).await.expect("station");
     let building: i64 = sqlx::query_scalar("select min(id) from building").fetch_one(&pool).await.expect("building");
 
@@ -297,6 +323,9 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         ("/api/points/leaderboard", "/api/points/leaderboard".into()),
         ("/api/stats", "/api/stats".into()),
         ("/api/counties", "/api/counties".into()),
+        ("/api/leaders/coverage", "/api/leaders/coverage".into()),
+        ("/api/buildings/{id}/leader-sign", format!("/api/buildings/{led_building}/leader-sign")),
+        ("/api/buildings/{id}/leader-sign", format!("/api/buildings/{building}/leader-sign")),
         ("/open311/v2/discovery.json", "/open311/v2/discovery.json".into()),
         ("/open311/v2/services.json", "/open311/v2/services.json".into()),
         ("/open311/v2/services/{file}", "/open311/v2/services/manhole_cover.json".into()),
@@ -362,10 +391,12 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         SENTIMENT_TEXT,
         VISIT_NOTE,
         SENTIMENT_TAG,
+        LEADER_PRIVATE_PHONE,
+        LEADER_LOGIN,
     ];
     let mut leaks = Vec::new();
     let mut bytes_seen = 0usize;
-    for token in [None, Some(other_rider.as_str()), Some(other_worker.as_str())] {
+    for token in [None, Some(other_rider.as_str()), Some(other_worker.as_str()), Some(other_leader.as_str())] {
         for (_, uri) in &crawl {
             let reply = send(&pool, request("GET", uri, token, None)).await;
             assert!(

@@ -24,6 +24,10 @@ pub enum Role {
     GridWorker,
     Planner,
     Admin,
+    /// The host of one warm-"new" station (`account.station_id`): keeps its card, sees its
+    /// counts, answers its suggestions.
+    #[value(name = "station_host")]
+    StationHost,
 }
 
 impl Role {
@@ -34,6 +38,7 @@ impl Role {
             "grid_worker" => Self::GridWorker,
             "planner" => Self::Planner,
             "admin" => Self::Admin,
+            "station_host" => Self::StationHost,
             _ => return None,
         })
     }
@@ -45,6 +50,7 @@ impl Role {
             Self::GridWorker => "grid_worker",
             Self::Planner => "planner",
             Self::Admin => "admin",
+            Self::StationHost => "station_host",
         }
     }
 }

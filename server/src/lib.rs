@@ -20,4 +20,5 @@ pub mod nul;
 pub mod ogc;
 pub mod reports;
 pub mod seed;
+pub mod station_visits;
 pub mod telemetry;

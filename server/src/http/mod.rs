@@ -23,6 +23,7 @@ pub mod reports;
 pub mod security_headers;
 pub mod stations;
 pub mod stats;
+pub mod suggestions;
 pub mod tiles;
 pub mod urls;
 
@@ -99,6 +100,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::router())
         .merge(api_keys::router())
         .merge(stations::router())
+        .merge(suggestions::router())
         .merge(ogc::router())
         .merge(grids::router())
         .merge(counties::router())

@@ -111,3 +111,9 @@ macro_rules! role_extractor {
 
 role_extractor!(Admin, "An admin's login.", [Role::Admin]);
 role_extractor!(Planner, "A planner's (or an admin's) login.", [Role::Planner, Role::Admin]);
+role_extractor!(RiderLogin, "A rider's login (a station check-in).", [Role::Rider]);
+role_extractor!(
+    Answerer,
+    "A login that may answer suggestions: a station host, a planner or an admin.",
+    [Role::StationHost, Role::Planner, Role::Admin]
+);

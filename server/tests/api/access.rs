@@ -1,5 +1,5 @@
 //! The authorization table: every route × {anonymous, rider, grid worker of this grid, grid
-//! worker of another grid, planner, admin} → allowed, 401 or 403. The test reads the routes
+//! worker of another grid, planner, admin, host of this station} → allowed, 401 or 403. The test reads the routes
 //! from the router's source (`server/src/http/*.rs`) and **fails when a route has no entry**
 //! (or an entry names a route that no longer exists), then sends every request as every
 //! principal and checks the outcome. "Allowed" means the request got past authorization: any
@@ -27,79 +27,90 @@ pub enum O {
 }
 use O::{A, F, U};
 
-/// (method, route pattern, [anonymous, rider, worker of this grid, worker of another grid, planner, admin])
-pub const TABLE: &[(&str, &str, [O; 6])] = &[
-    ("GET", "/healthz", [A, A, A, A, A, A]),
-    ("GET", "/readyz", [A, A, A, A, A, A]),
-    ("POST", "/api/auth/login", [A, A, A, A, A, A]),
-    ("GET", "/api/stations", [A, A, A, A, A, A]),
-    ("GET", "/api/stations/nearest", [A, A, A, A, A, A]),
-    ("GET", "/api/stations/{id}", [A, A, A, A, A, A]),
-    ("GET", "/api/grids/at", [A, A, A, A, A, A]),
-    ("GET", "/api/counties", [A, A, A, A, A, A]),
-    ("GET", "/api/grids/gaps", [A, A, A, A, A, A]),
-    ("GET", "/api/grids/balance", [A, A, A, A, A, A]),
-    ("GET", "/api/grids/{id}/history", [A, A, A, A, A, A]),
-    ("POST", "/api/grids/merge", [U, F, F, F, A, A]),
-    ("POST", "/api/grids/{id}/revert", [U, F, F, F, A, A]),
-    ("POST", "/api/grids/{id}/split", [U, F, F, F, A, A]),
-    ("POST", "/api/grids/{id}/preview", [U, F, F, F, A, A]),
-    ("GET", "/ogc", [A, A, A, A, A, A]),
-    ("GET", "/ogc/", [A, A, A, A, A, A]),
-    ("GET", "/ogc/api", [A, A, A, A, A, A]),
-    ("GET", "/ogc/conformance", [A, A, A, A, A, A]),
-    ("GET", "/ogc/collections", [A, A, A, A, A, A]),
-    ("GET", "/ogc/collections/{collection}", [A, A, A, A, A, A]),
-    ("GET", "/ogc/collections/{collection}/queryables", [A, A, A, A, A, A]),
-    ("GET", "/ogc/collections/{collection}/items", [A, A, A, A, A, A]),
-    ("POST", "/ogc/collections/{collection}/items", [U, F, F, F, A, A]),
-    ("GET", "/ogc/collections/{collection}/items/{id}", [A, A, A, A, A, A]),
-    ("PUT", "/ogc/collections/{collection}/items/{id}", [U, F, F, F, A, A]),
-    ("PATCH", "/ogc/collections/{collection}/items/{id}", [U, F, F, F, A, A]),
-    ("DELETE", "/ogc/collections/{collection}/items/{id}", [U, F, F, F, A, A]),
-    ("GET", "/tiles/{file}", [A, A, A, A, A, A]),
-    ("GET", "/tiles/{layers}/{z}/{x}/{file}", [A, A, A, A, A, A]),
-    ("GET", "/metrics", [A, A, A, A, A, A]),
-    ("GET", "/api/report-categories", [A, A, A, A, A, A]),
+/// (method, route pattern, [anonymous, rider, worker of this grid, worker of another grid, planner, admin,
+/// host of the station the route names (station routes; elsewhere a host of some station)])
+pub const TABLE: &[(&str, &str, [O; 7])] = &[
+    ("GET", "/healthz", [A, A, A, A, A, A, A]),
+    ("GET", "/readyz", [A, A, A, A, A, A, A]),
+    ("POST", "/api/auth/login", [A, A, A, A, A, A, A]),
+    ("GET", "/api/stations", [A, A, A, A, A, A, A]),
+    ("GET", "/api/stations/nearest", [A, A, A, A, A, A, A]),
+    ("GET", "/api/stations/{id}", [A, A, A, A, A, A, A]),
+    ("GET", "/api/stations/{id}/qr.svg", [A, A, A, A, A, A, A]),
+    // Riders check in; the counts are for the station's host and the county (planners, admins).
+    ("POST", "/api/stations/{id}/visits", [U, A, F, F, F, F, F]),
+    ("GET", "/api/stations/{id}/visits", [U, F, F, F, A, A, A]),
+    ("GET", "/api/stations/visits", [U, F, F, F, A, A, F]),
+    // The suggestion box: anyone logged in writes and reads what they may (the list filters);
+    // the box's host (the station's; planners for the county's) and admins answer.
+    ("POST", "/api/suggestions", [U, A, A, A, A, A, A]),
+    ("GET", "/api/suggestions", [U, A, A, A, A, A, A]),
+    ("POST", "/api/suggestions/{id}/answer", [U, F, F, F, F, A, A]),
+    ("GET", "/api/grids/at", [A, A, A, A, A, A, A]),
+    ("GET", "/api/counties", [A, A, A, A, A, A, A]),
+    ("GET", "/api/grids/gaps", [A, A, A, A, A, A, A]),
+    ("GET", "/api/grids/balance", [A, A, A, A, A, A, A]),
+    ("GET", "/api/grids/{id}/history", [A, A, A, A, A, A, A]),
+    ("POST", "/api/grids/merge", [U, F, F, F, A, A, F]),
+    ("POST", "/api/grids/{id}/revert", [U, F, F, F, A, A, F]),
+    ("POST", "/api/grids/{id}/split", [U, F, F, F, A, A, F]),
+    ("POST", "/api/grids/{id}/preview", [U, F, F, F, A, A, F]),
+    ("GET", "/ogc", [A, A, A, A, A, A, A]),
+    ("GET", "/ogc/", [A, A, A, A, A, A, A]),
+    ("GET", "/ogc/api", [A, A, A, A, A, A, A]),
+    ("GET", "/ogc/conformance", [A, A, A, A, A, A, A]),
+    ("GET", "/ogc/collections", [A, A, A, A, A, A, A]),
+    ("GET", "/ogc/collections/{collection}", [A, A, A, A, A, A, A]),
+    ("GET", "/ogc/collections/{collection}/queryables", [A, A, A, A, A, A, A]),
+    ("GET", "/ogc/collections/{collection}/items", [A, A, A, A, A, A, A]),
+    ("POST", "/ogc/collections/{collection}/items", [U, F, F, F, A, A, F]),
+    ("GET", "/ogc/collections/{collection}/items/{id}", [A, A, A, A, A, A, A]),
+    ("PUT", "/ogc/collections/{collection}/items/{id}", [U, F, F, F, A, A, F]),
+    ("PATCH", "/ogc/collections/{collection}/items/{id}", [U, F, F, F, A, A, F]),
+    ("DELETE", "/ogc/collections/{collection}/items/{id}", [U, F, F, F, A, A, F]),
+    ("GET", "/tiles/{file}", [A, A, A, A, A, A, A]),
+    ("GET", "/tiles/{layers}/{z}/{x}/{file}", [A, A, A, A, A, A, A]),
+    ("GET", "/metrics", [A, A, A, A, A, A, A]),
+    ("GET", "/api/report-categories", [A, A, A, A, A, A, A]),
     // Anonymous residents may report in the categories that allow it; the body decides.
-    ("POST", "/api/reports", [A, A, A, A, A, A]),
-    ("GET", "/api/reports", [A, A, A, A, A, A]),
-    ("POST", "/api/reports/batch", [A, A, A, A, A, A]),
-    ("GET", "/api/reports/hexbins", [A, A, A, A, A, A]),
-    ("GET", "/api/reports/stream", [U, F, A, A, A, A]),
-    ("GET", "/api/reports/{id}", [A, A, A, A, A, A]),
+    ("POST", "/api/reports", [A, A, A, A, A, A, A]),
+    ("GET", "/api/reports", [A, A, A, A, A, A, A]),
+    ("POST", "/api/reports/batch", [A, A, A, A, A, A, A]),
+    ("GET", "/api/reports/hexbins", [A, A, A, A, A, A, A]),
+    ("GET", "/api/reports/stream", [U, F, A, A, A, A, F]),
+    ("GET", "/api/reports/{id}", [A, A, A, A, A, A, A]),
     // Only the report's grid workers and admins move a report along.
-    ("POST", "/api/reports/{id}/transitions", [U, F, A, F, F, A]),
+    ("POST", "/api/reports/{id}/transitions", [U, F, A, F, F, A, F]),
     // Photos show faces, plates and homes: the grid's workers, planners, admins and the sender.
-    ("GET", "/api/reports/{id}/photos/{n}", [U, F, A, F, A, A]),
+    ("GET", "/api/reports/{id}/photos/{n}", [U, F, A, F, A, A, F]),
     // The "after" photos of feedback: the same people as the intake photos.
-    ("GET", "/api/reports/{id}/feedback-photos/{n}", [U, F, A, F, A, A]),
-    ("GET", "/api/points/me", [U, A, A, A, A, A]),
-    ("GET", "/api/points/leaderboard", [A, A, A, A, A, A]),
-    ("GET", "/api/stats", [A, A, A, A, A, A]),
-    ("GET", "/open311/v2/discovery.json", [A, A, A, A, A, A]),
-    ("GET", "/open311/v2/services.json", [A, A, A, A, A, A]),
-    ("GET", "/open311/v2/services/{file}", [A, A, A, A, A, A]),
-    ("GET", "/open311/v2/requests.json", [A, A, A, A, A, A]),
+    ("GET", "/api/reports/{id}/feedback-photos/{n}", [U, F, A, F, A, A, F]),
+    ("GET", "/api/points/me", [U, A, A, A, A, A, A]),
+    ("GET", "/api/points/leaderboard", [A, A, A, A, A, A, A]),
+    ("GET", "/api/stats", [A, A, A, A, A, A, A]),
+    ("GET", "/open311/v2/discovery.json", [A, A, A, A, A, A, A]),
+    ("GET", "/open311/v2/services.json", [A, A, A, A, A, A, A]),
+    ("GET", "/open311/v2/services/{file}", [A, A, A, A, A, A, A]),
+    ("GET", "/open311/v2/requests.json", [A, A, A, A, A, A, A]),
     // Open311 authenticates by the `api_key` field, not the header; an empty body is a 400.
-    ("POST", "/open311/v2/requests.json", [A, A, A, A, A, A]),
-    ("GET", "/open311/v2/requests/{file}", [A, A, A, A, A, A]),
-    ("GET", "/open311/v2/discovery.xml", [A, A, A, A, A, A]),
-    ("GET", "/open311/v2/services.xml", [A, A, A, A, A, A]),
-    ("GET", "/open311/v2/requests.xml", [A, A, A, A, A, A]),
+    ("POST", "/open311/v2/requests.json", [A, A, A, A, A, A, A]),
+    ("GET", "/open311/v2/requests/{file}", [A, A, A, A, A, A, A]),
+    ("GET", "/open311/v2/discovery.xml", [A, A, A, A, A, A, A]),
+    ("GET", "/open311/v2/services.xml", [A, A, A, A, A, A, A]),
+    ("GET", "/open311/v2/requests.xml", [A, A, A, A, A, A, A]),
     // Open311 authenticates with the body's api_key, not with the bearer token.
-    ("POST", "/open311/v2/requests.xml", [A, A, A, A, A, A]),
-    ("GET", "/api/admin/api-keys", [U, F, F, F, F, A]),
-    ("POST", "/api/admin/api-keys", [U, F, F, F, F, A]),
-    ("POST", "/api/admin/api-keys/{id}/revoke", [U, F, F, F, F, A]),
-    ("GET", "/api/admin/accounts", [U, F, F, F, F, A]),
-    ("POST", "/api/admin/accounts", [U, F, F, F, F, A]),
-    ("GET", "/api/admin/accounts/{id}", [U, F, F, F, F, A]),
-    ("PATCH", "/api/admin/accounts/{id}", [U, F, F, F, F, A]),
-    ("PUT", "/api/admin/accounts/{id}/grids", [U, F, F, F, F, A]),
-    ("POST", "/api/admin/accounts/{id}/revoke-tokens", [U, F, F, F, F, A]),
+    ("POST", "/open311/v2/requests.xml", [A, A, A, A, A, A, A]),
+    ("GET", "/api/admin/api-keys", [U, F, F, F, F, A, F]),
+    ("POST", "/api/admin/api-keys", [U, F, F, F, F, A, F]),
+    ("POST", "/api/admin/api-keys/{id}/revoke", [U, F, F, F, F, A, F]),
+    ("GET", "/api/admin/accounts", [U, F, F, F, F, A, F]),
+    ("POST", "/api/admin/accounts", [U, F, F, F, F, A, F]),
+    ("GET", "/api/admin/accounts/{id}", [U, F, F, F, F, A, F]),
+    ("PATCH", "/api/admin/accounts/{id}", [U, F, F, F, F, A, F]),
+    ("PUT", "/api/admin/accounts/{id}/grids", [U, F, F, F, F, A, F]),
+    ("POST", "/api/admin/accounts/{id}/revoke-tokens", [U, F, F, F, F, A, F]),
     // Last: it revokes the token it is sent with.
-    ("POST", "/api/auth/logout", [U, A, A, A, A, A]),
+    ("POST", "/api/auth/logout", [U, A, A, A, A, A, A]),
 ];
 
 /// Every (method, path) registered with `.route(...)` in the HTTP modules.
@@ -168,6 +179,23 @@ async fn token(pool: &PgPool, name: &str, role: Role) -> String {
     gridmap_server::auth::login(pool, name, &password).await.expect("login").expect("valid login").token
 }
 
+/// The seeded host of `station` (`host-01` hosts the first), with a password to log in.
+async fn host_token(pool: &PgPool, station: i64) -> String {
+    let name: String = sqlx::query_scalar("select name from account where role = 'station_host' and station_id = $1")
+        .bind(station)
+        .fetch_one(pool)
+        .await
+        .expect("the station's seeded host");
+    let token = token(pool, &name, Role::StationHost).await;
+    sqlx::query("update account set station_id = $2 where name = $1")
+        .bind(&name)
+        .bind(station)
+        .execute(pool)
+        .await
+        .expect("keep the link");
+    token
+}
+
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
     seed::seed_demo(&pool, 1).await.expect("seed");
@@ -179,6 +207,13 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
     .await
     .expect("own grid");
     let station: i64 = sqlx::query_scalar("select min(id) from station").fetch_one(&pool).await.expect("station");
+    // A suggestion in that station's box, for the answer route.
+    let suggestion: i64 =
+        sqlx::query_scalar("select min(id) from station_suggestion where station_id = $1")
+            .bind(station)
+            .fetch_one(&pool)
+            .await
+            .expect("a seeded suggestion");
     // A report inside the worker's own grid, for the report routes.
     let (lon, lat): (f64, f64) =
         sqlx::query_as("select ST_X(p), ST_Y(p) from (select ST_PointOnSurface(geom) p from grid where id = $1) s")
@@ -203,8 +238,10 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
         Some(token(&pool, "gw-0002", Role::GridWorker).await),
         Some(token(&pool, "demo-planner", Role::Planner).await),
         Some(token(&pool, "demo-admin", Role::Admin).await),
+        Some(host_token(&pool, station).await),
     ];
-    let who = ["anonymous", "rider", "worker of this grid", "worker of another grid", "planner", "admin"];
+    let who =
+        ["anonymous", "rider", "worker of this grid", "worker of another grid", "planner", "admin", "host of the station"];
     let mut failures = Vec::new();
     for (method, route, expected) in TABLE {
         let id = if route.starts_with("/api/stations") {
@@ -214,6 +251,8 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
             "999999999".to_string()
         } else if route.starts_with("/api/reports/") {
             report_id.to_string()
+        } else if route.starts_with("/api/suggestions/") {
+            suggestion.to_string()
         } else {
             own_grid.to_string()
         };
@@ -230,7 +269,12 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
             "/api/stations/nearest" | "/api/grids/at" => format!("{uri}?lon=118.17&lat=36.18"),
             _ => uri,
         };
-        let body = if *route == "/api/reports/{id}/transitions" { r#"{"to": "accepted"}"# } else { "{}" };
+        let body = match *route {
+            "/api/reports/{id}/transitions" => r#"{"to": "accepted"}"#,
+            // A valid answer: the box's rule (who answers which box) is checked after the body.
+            "/api/suggestions/{id}/answer" => r#"{"answer": "已处理"}"#,
+            _ => "{}",
+        };
         for (i, token) in tokens.iter().enumerate() {
             let mut request =
                 Request::builder().method(*method).uri(&uri).header(header::CONTENT_TYPE, "application/json");

@@ -23,6 +23,7 @@ mod privacy;
 mod report_index;
 mod reports;
 mod seed;
+mod station_visits;
 mod stations;
 mod tiles;
 mod token_cache;

@@ -46,6 +46,14 @@ const NAMED: &[(&str, &str, &str)] = &[
     ("station_external_id_key", "external_id", "another station has this external id"),
     ("station_name_not_blank", "name", "must not be blank"),
     ("station_services_known", "services", "an unknown service"),
+    ("station_notice_length", "notice", "at most 500 characters"),
+    ("station_opening_hours_length", "opening_hours", "at most 200 characters"),
+    ("account_station_fkey", "station_id", "names a station that does not exist"),
+    ("account_station_only_hosts", "station_id", "applies to station hosts only"),
+    ("station_suggestion_body_length", "body", "1 to 1000 characters, not blank"),
+    ("station_suggestion_answer_length", "answer", "1 to 1000 characters, not blank"),
+    ("station_visit_within_radius", "distance_m", "a check-in counts within 150 m of the station"),
+    ("station_visit_once_per_hour", "station_id", "one check-in per person, station and hour"),
 ];
 
 /// The client's fault in a refused statement, if it is one (`None`: a server-side failure).

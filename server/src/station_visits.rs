@@ -247,8 +247,13 @@ pub async fn hosted_station(pool: &PgPool, who: &Principal) -> Result<Option<i64
 pub async fn may_see_counts(pool: &PgPool, who: &Principal, station_id: i64) -> Result<()> {
     match who.role {
         Role::Planner | Role::Admin => Ok(()),
-        Role::StationHost if hosted_station(pool, who).await? == Some(station_id) => Ok(()),
-        Role::StationHost => Err(Error::Forbidden("a station host sees the counts of their own station only".into())),
+        Role::StationHost => {
+            if hosted_station(pool, who).await? == Some(station_id) {
+                Ok(())
+            } else {
+                Err(Error::Forbidden("a station host sees the counts of their own station only".into()))
+            }
+        }
         _ => Err(Error::Forbidden("visit counts are for the station's host, planners and admins".into())),
     }
 }

@@ -426,7 +426,7 @@ async fn host_edit(state: &AppState, auth: &Auth, fid: Option<i64>, body: Option
     if auth.0.role != Role::StationHost {
         return Ok(());
     }
-    let refuse = |why: String| Err(ApiError::Forbidden(why));
+    let refuse = |why: String| -> ApiResult<()> { Err(ApiError::Forbidden(why)) };
     let (Some(fid), Some(body)) = (fid, body) else {
         return refuse("a station host edits their station's card with PATCH; creating and deleting stations is for admins".into());
     };

@@ -84,7 +84,6 @@ pub struct Station {
     #[sqlx(skip)]
     pub busyness: Busyness,
     #[serde(skip)]
-    #[schema(ignore)]
     pub visits_last_24h: i64,
 }
 

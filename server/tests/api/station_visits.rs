@@ -254,7 +254,7 @@ async fn the_host_and_the_county_see_counts_per_day_and_month_and_nobody_else_do
 async fn the_public_station_card_shows_a_busyness_hint_never_a_count_or_who(pool: PgPool) {
     let s = station(&pool, "鲁山路站", 118.17).await;
     let quiet = station(&pool, "胜利路站", 118.18).await;
-    let rider = login(&pool, "visit-rider", Role::Rider).await;
+    let _rider = login(&pool, "visit-rider", Role::Rider).await;
     // Eight visits in the last day (one an hour, as the rule allows), one from two days ago.
     sqlx::query(
         r"insert into station_visit (station_id, account_id, visited_at, counted_until, distance_m)
@@ -280,7 +280,6 @@ async fn the_public_station_card_shows_a_busyness_hint_never_a_count_or_who(pool
         let body = text(reply);
         assert!(!body.contains("visits") && !body.contains("visit-rider"), "no count, no who: {body}");
     }
-    drop(rider);
 }
 
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
@@ -530,7 +529,7 @@ async fn the_demo_city_has_2200_plus_visits_across_its_48_stations_and_a_host_ea
     let planner = login(&pool, "seed-planner", Role::Planner).await;
     let county = call(&pool, "GET", "/api/stations/visits", Some(&planner), None).await.json();
     let total = county["total"].as_i64().expect("total");
-    assert!((2_200..2_400).contains(&total), "{total} visits");
+    assert!((2_200..2_500).contains(&total), "{total} visits");
     assert_eq!(county["stations"].as_array().expect("stations").len(), 48);
     assert!(county["stations"].as_array().expect("stations").iter().all(|s| s["total"].as_i64() > Some(0)));
     let hosts: i64 = sqlx::query_scalar("select count(*) from account where role = 'station_host' and station_id is not null")

@@ -252,7 +252,7 @@ const strings = {
     merge_done: (other, code, n) => `已将 ${other} 并入 ${code}（现 ${n} 户）`,
     conflict_short: '该网格已被他人修改，已加载最新版本。',
     // Station visits and the suggestion box (station.js)
-    tab_host: '站长',
+    host_entry: '驿站站长入口（签到统计、意见回复、信息维护）',
     busy_quiet: '近来清闲',
     busy_normal: '人流一般',
     busy_busy: '近来较忙',
@@ -541,7 +541,7 @@ const strings = {
     merge_done: (other, code, n) => `Merged ${other} into ${code} (now ${n} households)`,
     conflict_short: 'Someone else changed this grid; the latest version is loaded.',
     // Station visits and the suggestion box (station.js)
-    tab_host: 'Host',
+    host_entry: 'For station hosts: visits, suggestions, station card',
     busy_quiet: 'Quiet lately',
     busy_normal: 'Moderately busy',
     busy_busy: 'Busy lately',

@@ -4,7 +4,7 @@
 //   150 m, once an hour; the answer (counted, already counted, too far, fix too coarse) is shown
 //   in the page's language. The same page takes a suggestion for the station's box or the
 //   county's and lists the rider's own suggestions with their answers.
-// - The station host's tab: visits today / this month / per day and month, suggestions to
+// - The station host's view (#host, linked under the station list): visits today / this month / per day and month, suggestions to
 //   answer, and the card's hours, services and notice, saved through OGC Part 4 with If-Match
 //   (the server keeps the history).
 import { t, serviceLabel, SERVICES, refusalText } from './i18n.js';
@@ -142,7 +142,15 @@ function leaveCheckin(app) {
   app.showTab('stations');
 }
 
+// Leaving #checkin/… or #host by a tab: forget the hash, so the link works again next time.
+function clearHash(tab) {
+  if ((tab !== 'checkin' && CHECKIN_HASH.test(location.hash)) || (tab !== 'host' && location.hash === '#host')) {
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+}
+
 function route(app) {
+  if (location.hash === '#host') { app.showTab('host'); return; }
   const m = CHECKIN_HASH.exec(location.hash);
   if (!m) return;
   st.checkin = Number(m[1]);
@@ -251,6 +259,7 @@ export function initStations(app) {
     if (app.state.tab === 'checkin') { renderCheckin(app); loadMine(app); }
   });
   window.addEventListener('gridmap:tab', (e) => {
+    clearHash(e.detail);
     if (e.detail === 'host') loadHost(app);
   });
   window.addEventListener('hashchange', () => route(app));

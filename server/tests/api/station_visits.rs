@@ -559,3 +559,33 @@ async fn the_demo_city_has_2200_plus_visits_across_its_48_stations_and_a_host_ea
         .expect("labels");
     assert_eq!(labelled, 0);
 }
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn check_ins_and_suggestions_are_rate_limited_per_account_like_report_intake(pool: PgPool) {
+    use tower::ServiceExt;
+    let s = station(&pool, "鲁山路站", 118.17).await;
+    let rider = login(&pool, "limited-rider", Role::Rider).await;
+    let quota = governor::Quota::per_hour(std::num::NonZeroU32::MIN)
+        .allow_burst(std::num::NonZeroU32::new(10).expect("burst > 0"));
+    let mut state = gridmap_server::http::AppState::new(pool.clone());
+    state.limits = gridmap_server::http::limits::Limits::with_quotas(quota, quota);
+    let router = gridmap_server::http::app(state);
+    let mut statuses = Vec::new();
+    for k in 0..16 {
+        let (uri, body) = if k % 2 == 0 {
+            (format!("/api/stations/{s}/visits"), json!({"lon": 118.17, "lat": 36.18}))
+        } else {
+            ("/api/suggestions".to_string(), json!({"body": format!("第 {k} 条")}))
+        };
+        let request = Request::post(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {rider}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        statuses.push(router.clone().oneshot(request).await.expect("infallible").status());
+    }
+    let limited = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!(limited, 6, "a burst of 10 writes passes, the rest wait: {statuses:?}");
+    assert_eq!(count(&pool, "station_visit").await, 1, "once an hour anyway");
+    assert_eq!(count(&pool, "station_suggestion").await, 5);
+}

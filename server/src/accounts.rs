@@ -139,7 +139,8 @@ pub async fn set_display_name(pool: &PgPool, id: i64, display_name: &str) -> any
 
 /// Link a `station_host` account to the one station it keeps (`gridmap user add --station`).
 pub async fn set_station(pool: &PgPool, id: i64, station_id: i64) -> anyhow::Result<()> {
-    let done = sqlx::query("update account set station_id = $2 where id = $1").bind(id).bind(station_id).execute(pool).await;
+    let done =
+        sqlx::query("update account set station_id = $2 where id = $1").bind(id).bind(station_id).execute(pool).await;
     match done {
         Ok(_) => Ok(()),
         Err(e) => match e.as_database_error().and_then(|d| d.constraint()) {

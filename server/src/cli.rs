@@ -63,7 +63,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User {
-            command: UserCommand::Add { role, name, password_stdin, part_time_grid_worker, grids, display_name, station },
+            command:
+                UserCommand::Add { role, name, password_stdin, part_time_grid_worker, grids, display_name, station },
         } => {
             if !password_stdin {
                 bail!("pass the password on standard input with --password-stdin");

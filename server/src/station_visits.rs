@@ -453,10 +453,8 @@ fn check_text(field: &'static str, text: &str) -> Result<String> {
 pub async fn suggest(pool: &PgPool, who: &Principal, new: &NewSuggestion) -> Result<SuggestionView> {
     let body = check_text("body", &new.body)?;
     if let Some(id) = new.station_id {
-        let exists: bool = sqlx::query_scalar("select exists (select 1 from station where id = $1)")
-            .bind(id)
-            .fetch_one(pool)
-            .await?;
+        let exists: bool =
+            sqlx::query_scalar("select exists (select 1 from station where id = $1)").bind(id).fetch_one(pool).await?;
         if !exists {
             return Err(Error::Invalid { field: "station_id", message: format!("no station {id}") });
         }

@@ -2121,7 +2121,12 @@ async fn rider_visits(pool: &sqlx::PgPool, station: i64) -> i64 {
 
 /// The text of an element (empty when there is none).
 async fn text_of(browser: &Browser, css: &str) -> String {
-    browser.js(&format!("return document.querySelector('{css}')?.textContent ?? '';")).await.as_str().unwrap_or("").to_string()
+    browser
+        .js(&format!("return document.querySelector('{css}')?.textContent ?? '';"))
+        .await
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }
 
 #[tokio::test]
@@ -2150,7 +2155,9 @@ async fn rider_on_a_phone_checks_in_at_a_station_from_its_qr_link_within_150_m_o
 
     // About 330 m north of the station: too far.
     browser.cdp("Browser.grantPermissions", json!({"permissions": ["geolocation"], "origin": server.url("")})).await;
-    browser.cdp("Emulation.setGeolocationOverride", json!({"latitude": lat + 0.003, "longitude": lon, "accuracy": 10})).await;
+    browser
+        .cdp("Emulation.setGeolocationOverride", json!({"latitude": lat + 0.003, "longitude": lon, "accuracy": 10}))
+        .await;
     browser.client.goto(&server.url(&format!("/#checkin/{station}"))).await.expect("open the check-in link");
     browser.wait_for("window.__appReady === true", WAIT, "the app to start").await;
     browser.wait_for("!document.querySelector('#view-checkin').hidden", WAIT, "the check-in page").await;
@@ -2164,7 +2171,9 @@ async fn rider_on_a_phone_checks_in_at_a_station_from_its_qr_link_within_150_m_o
     assert_eq!(rider_visits(&pool, station).await, before, "nothing counted");
 
     // About 45 m away: counted.
-    browser.cdp("Emulation.setGeolocationOverride", json!({"latitude": lat + 0.0004, "longitude": lon, "accuracy": 10})).await;
+    browser
+        .cdp("Emulation.setGeolocationOverride", json!({"latitude": lat + 0.0004, "longitude": lon, "accuracy": 10}))
+        .await;
     c.find(Locator::Css("#checkin-button")).await.expect("button").click().await.expect("click");
     browser.wait_for("document.querySelector('#checkin-result.result-ok')", WAIT, "the check-in").await;
     let done = text_of(&browser, "#checkin-result").await;
@@ -2184,9 +2193,20 @@ async fn rider_on_a_phone_checks_in_at_a_station_from_its_qr_link_within_150_m_o
     c.find(Locator::Css("#lang")).await.expect("lang").click().await.expect("click");
 
     // A suggestion for the station's box; the rider sees it listed, waiting for an answer.
-    c.find(Locator::Css("#suggest-form textarea")).await.expect("text").send_keys("浏览器测试：希望增加充电插座").await.expect("type");
+    c.find(Locator::Css("#suggest-form textarea"))
+        .await
+        .expect("text")
+        .send_keys("浏览器测试：希望增加充电插座")
+        .await
+        .expect("type");
     c.find(Locator::Css("#suggest-form button[type=submit]")).await.expect("send").click().await.expect("click");
-    browser.wait_for("document.querySelectorAll('#my-suggestions li[data-status=open]').length >= 1", WAIT, "my suggestion").await;
+    browser
+        .wait_for(
+            "document.querySelectorAll('#my-suggestions li[data-status=open]').length >= 1",
+            WAIT,
+            "my suggestion",
+        )
+        .await;
     let stored: i64 = sqlx::query_scalar(
         "select count(*) from station_suggestion where station_id = $1 and body = '浏览器测试：希望增加充电插座'",
     )

@@ -428,7 +428,9 @@ async fn host_edit(state: &AppState, auth: &Auth, fid: Option<i64>, body: Option
     }
     let refuse = |why: String| -> ApiResult<()> { Err(ApiError::Forbidden(why)) };
     let (Some(fid), Some(body)) = (fid, body) else {
-        return refuse("a station host edits their station's card with PATCH; creating and deleting stations is for admins".into());
+        return refuse(
+            "a station host edits their station's card with PATCH; creating and deleting stations is for admins".into(),
+        );
     };
     let own = crate::station_visits::hosted_station(&state.pool, &auth.0).await?;
     if own != Some(fid) {

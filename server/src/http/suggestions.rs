@@ -61,9 +61,9 @@ pub(crate) async fn list_suggestions(
             "box" => {
                 filter = match value.as_str() {
                     "county" => BoxFilter::County,
-                    id => BoxFilter::Station(
-                        id.parse().map_err(|_| ApiError::field("box", "`county` or a station id"))?,
-                    ),
+                    id => {
+                        BoxFilter::Station(id.parse().map_err(|_| ApiError::field("box", "`county` or a station id"))?)
+                    }
                 }
             }
             "status" => match value.as_str() {

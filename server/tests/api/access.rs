@@ -208,12 +208,11 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
     .expect("own grid");
     let station: i64 = sqlx::query_scalar("select min(id) from station").fetch_one(&pool).await.expect("station");
     // A suggestion in that station's box, for the answer route.
-    let suggestion: i64 =
-        sqlx::query_scalar("select min(id) from station_suggestion where station_id = $1")
-            .bind(station)
-            .fetch_one(&pool)
-            .await
-            .expect("a seeded suggestion");
+    let suggestion: i64 = sqlx::query_scalar("select min(id) from station_suggestion where station_id = $1")
+        .bind(station)
+        .fetch_one(&pool)
+        .await
+        .expect("a seeded suggestion");
     // A report inside the worker's own grid, for the report routes.
     let (lon, lat): (f64, f64) =
         sqlx::query_as("select ST_X(p), ST_Y(p) from (select ST_PointOnSurface(geom) p from grid where id = $1) s")
@@ -240,8 +239,15 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
         Some(token(&pool, "demo-admin", Role::Admin).await),
         Some(host_token(&pool, station).await),
     ];
-    let who =
-        ["anonymous", "rider", "worker of this grid", "worker of another grid", "planner", "admin", "host of the station"];
+    let who = [
+        "anonymous",
+        "rider",
+        "worker of this grid",
+        "worker of another grid",
+        "planner",
+        "admin",
+        "host of the station",
+    ];
     let mut failures = Vec::new();
     for (method, route, expected) in TABLE {
         let id = if route.starts_with("/api/stations") {

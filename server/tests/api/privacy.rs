@@ -278,7 +278,12 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     let suggestion_id = suggestion.json()["id"].as_i64().expect("suggestion id");
     let answered = send(
         &pool,
-        request("POST", &format!("/api/suggestions/{suggestion_id}/answer"), Some(&host), Some(json!({"answer": ANSWER}))),
+        request(
+            "POST",
+            &format!("/api/suggestions/{suggestion_id}/answer"),
+            Some(&host),
+            Some(json!({"answer": ANSWER})),
+        ),
     )
     .await;
     assert_eq!(answered.status, StatusCode::OK, "{}", String::from_utf8_lossy(&answered.body));

@@ -186,7 +186,8 @@ async fn bad_check_in_bodies_are_400s_naming_the_field(pool: PgPool) {
             assert_eq!(reply.json()["field"], field, "{body}");
         }
     }
-    let not_a_number = call(&pool, "POST", "/api/stations/x/visits", Some(&rider), Some(json!({"lon": 1, "lat": 1}))).await;
+    let not_a_number =
+        call(&pool, "POST", "/api/stations/x/visits", Some(&rider), Some(json!({"lon": 1, "lat": 1}))).await;
     assert_eq!(not_a_number.status, StatusCode::BAD_REQUEST);
     assert_eq!(count(&pool, "station_visit").await, 0);
 }
@@ -202,7 +203,8 @@ async fn checking_in_at_a_station_that_does_not_exist_is_404(pool: PgPool) {
 async fn only_logged_in_riders_check_in(pool: PgPool) {
     let s = station(&pool, "鲁山路站", 118.17).await;
     let anonymous =
-        call(&pool, "POST", &format!("/api/stations/{s}/visits"), None, Some(json!({"lon": 118.17, "lat": 36.18}))).await;
+        call(&pool, "POST", &format!("/api/stations/{s}/visits"), None, Some(json!({"lon": 118.17, "lat": 36.18})))
+            .await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
     for (name, role) in [("visit-worker", Role::GridWorker), ("visit-planner", Role::Planner)] {
         let token = login(&pool, name, role).await;
@@ -233,7 +235,10 @@ async fn the_host_and_the_county_see_counts_per_day_and_month_and_nobody_else_do
     assert_eq!(d["busyness"], "normal");
     assert!(!text(&reply).contains("visit-rider"), "counts never say who");
     let planner = login(&pool, "visit-planner", Role::Planner).await;
-    assert_eq!(call(&pool, "GET", &format!("/api/stations/{s}/visits"), Some(&planner), None).await.status, StatusCode::OK);
+    assert_eq!(
+        call(&pool, "GET", &format!("/api/stations/{s}/visits"), Some(&planner), None).await.status,
+        StatusCode::OK
+    );
     let county = call(&pool, "GET", "/api/stations/visits", Some(&planner), None).await;
     assert_eq!(county.status, StatusCode::OK, "{}", text(&county));
     assert_eq!(county.json()["total"], 3);
@@ -246,8 +251,14 @@ async fn the_host_and_the_county_see_counts_per_day_and_month_and_nobody_else_do
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{who}");
     }
     assert_eq!(call(&pool, "GET", "/api/stations/visits", Some(&own), None).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(call(&pool, "GET", &format!("/api/stations/{s}/visits"), None, None).await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(call(&pool, "GET", "/api/stations/999999/visits", Some(&planner), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        call(&pool, "GET", &format!("/api/stations/{s}/visits"), None, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&pool, "GET", "/api/stations/999999/visits", Some(&planner), None).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
@@ -287,7 +298,8 @@ async fn a_rider_suggests_anonymously_and_only_admins_see_who(pool: PgPool) {
     let s = station(&pool, "鲁山路站", 118.17).await;
     let rider = login(&pool, "suggesting-rider", Role::Rider).await;
     let reply =
-        call(&pool, "POST", "/api/suggestions", Some(&rider), Some(json!({"station_id": s, "body": " 微波炉坏了 "}))).await;
+        call(&pool, "POST", "/api/suggestions", Some(&rider), Some(json!({"station_id": s, "body": " 微波炉坏了 "})))
+            .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", text(&reply));
     let created = reply.json();
     assert_eq!((created["status"].as_str(), created["body"].as_str()), (Some("open"), Some("微波炉坏了")));
@@ -350,12 +362,14 @@ async fn the_host_answers_their_box_and_planners_the_countys(pool: PgPool) {
     let s = station(&pool, "鲁山路站", 118.17).await;
     let other = station(&pool, "胜利路站", 118.18).await;
     let rider = login(&pool, "suggesting-rider", Role::Rider).await;
-    let at_station = call(&pool, "POST", "/api/suggestions", Some(&rider), Some(json!({"station_id": s, "body": "热水不热"})))
-        .await
-        .json()["id"]
-        .as_i64()
-        .expect("id");
-    let county = call(&pool, "POST", "/api/suggestions", Some(&rider), Some(json!({"body": "多建驿站"}))).await.json()["id"]
+    let at_station =
+        call(&pool, "POST", "/api/suggestions", Some(&rider), Some(json!({"station_id": s, "body": "热水不热"})))
+            .await
+            .json()["id"]
+            .as_i64()
+            .expect("id");
+    let county = call(&pool, "POST", "/api/suggestions", Some(&rider), Some(json!({"body": "多建驿站"}))).await.json()
+        ["id"]
         .as_i64()
         .expect("id");
     let own = host(&pool, "answer-host", s).await;
@@ -432,11 +446,12 @@ async fn a_host_edits_hours_services_and_notice_of_their_station_with_if_match_a
     let d = call(&pool, "GET", &format!("/api/stations/{s}/visits"), Some(&own), None).await.json();
     assert_eq!(d["edits"][0]["author"], "edit-host");
     assert_eq!(d["edits"][0]["notice"], "本周六停水，饮水请自带");
-    let versions: i64 = sqlx::query_scalar("select count(*) from station_version where station_id = $1 and op = 'update'")
-        .bind(s)
-        .fetch_one(&pool)
-        .await
-        .expect("history");
+    let versions: i64 =
+        sqlx::query_scalar("select count(*) from station_version where station_id = $1 and op = 'update'")
+            .bind(s)
+            .fetch_one(&pool)
+            .await
+            .expect("history");
     assert_eq!(versions, 1);
 
     // What a host may not do: another property, the geometry, another station, PUT, DELETE, POST.
@@ -493,20 +508,27 @@ async fn a_host_edits_hours_services_and_notice_of_their_station_with_if_match_a
 async fn an_admin_links_a_host_account_to_one_station(pool: PgPool) {
     let s = station(&pool, "鲁山路站", 118.17).await;
     let admin = login(&pool, "link-admin", Role::Admin).await;
-    let new = |name: &str, role: &str, station: Value| {
-        json!({"name": name, "role": role, "password": "station-host-pass-1", "station_id": station})
-    };
-    let created = call(&pool, "POST", "/api/admin/accounts", Some(&admin), Some(new("host-new", "station_host", json!(s)))).await;
+    let new = |name: &str, role: &str, station: Value| json!({"name": name, "role": role, "password": "station-host-pass-1", "station_id": station});
+    let created =
+        call(&pool, "POST", "/api/admin/accounts", Some(&admin), Some(new("host-new", "station_host", json!(s)))).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", text(&created));
     assert_eq!(created.json()["station_id"], s);
-    let rider = call(&pool, "POST", "/api/admin/accounts", Some(&admin), Some(new("rider-new", "rider", json!(s)))).await;
+    let rider =
+        call(&pool, "POST", "/api/admin/accounts", Some(&admin), Some(new("rider-new", "rider", json!(s)))).await;
     assert_eq!((rider.status, rider.json()["field"].as_str()), (StatusCode::BAD_REQUEST, Some("station_id")));
-    let nowhere =
-        call(&pool, "POST", "/api/admin/accounts", Some(&admin), Some(new("host-nowhere", "station_host", json!(999_999)))).await;
+    let nowhere = call(
+        &pool,
+        "POST",
+        "/api/admin/accounts",
+        Some(&admin),
+        Some(new("host-nowhere", "station_host", json!(999_999))),
+    )
+    .await;
     assert_eq!((nowhere.status, nowhere.json()["field"].as_str()), (StatusCode::BAD_REQUEST, Some("station_id")));
     // A new role other than host unlinks the station.
     let id = created.json()["id"].as_i64().expect("id");
-    let demoted = call(&pool, "PATCH", &format!("/api/admin/accounts/{id}"), Some(&admin), Some(json!({"role": "rider"}))).await;
+    let demoted =
+        call(&pool, "PATCH", &format!("/api/admin/accounts/{id}"), Some(&admin), Some(json!({"role": "rider"}))).await;
     assert_eq!(demoted.status, StatusCode::OK, "{}", text(&demoted));
     assert_eq!(demoted.json()["station_id"], Value::Null);
 }
@@ -532,10 +554,11 @@ async fn the_demo_city_has_2200_plus_visits_across_its_48_stations_and_a_host_ea
     assert!((2_200..2_500).contains(&total), "{total} visits");
     assert_eq!(county["stations"].as_array().expect("stations").len(), 48);
     assert!(county["stations"].as_array().expect("stations").iter().all(|s| s["total"].as_i64() > Some(0)));
-    let hosts: i64 = sqlx::query_scalar("select count(*) from account where role = 'station_host' and station_id is not null")
-        .fetch_one(&pool)
-        .await
-        .expect("hosts");
+    let hosts: i64 =
+        sqlx::query_scalar("select count(*) from account where role = 'station_host' and station_id is not null")
+            .fetch_one(&pool)
+            .await
+            .expect("hosts");
     assert_eq!(hosts, 48);
     let (open, answered): (i64, i64) = sqlx::query_as(
         "select count(*) filter (where answer is null), count(*) filter (where answer is not null) from station_suggestion",

@@ -282,7 +282,7 @@ pub(crate) async fn county_visits(State(state): State<AppState>, _: Planner) -> 
 /// check-in page for this station (`/#checkin/{id}`, absolute: `GRIDMAP_PUBLIC_URL` when set).
 #[utoipa::path(get, path = "/api/stations/{id}/qr.svg", tag = "stations",
     params(("id" = i64, Path, description = "Station id")),
-    responses((status = 200, description = "An SVG image of the QR code", content_type = "image/svg+xml"),
+    responses((status = 200, description = "An SVG image of the QR code", body = String, content_type = "image/svg+xml"),
         (status = 400, description = "`id` is not an integer", body = ErrorBody),
         (status = 404, description = "No such station", body = ErrorBody)))]
 pub(crate) async fn station_qr(

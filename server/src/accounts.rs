@@ -87,7 +87,8 @@ pub async fn upsert(pool: &PgPool, new: &NewAccount<'_>) -> anyhow::Result<i64> 
           values ($1, $2, $3, $4)
           on conflict on constraint account_name_key do update
              set role = excluded.role, password_hash = excluded.password_hash,
-                 part_time_grid_worker = excluded.part_time_grid_worker, disabled = false
+                 part_time_grid_worker = excluded.part_time_grid_worker, disabled = false,
+                 station_id = case when excluded.role = 'station_host' then account.station_id end
           returning id",
     )
     .bind(new.name)
@@ -134,6 +135,20 @@ pub async fn set_display_name(pool: &PgPool, id: i64, display_name: &str) -> any
     }
     sqlx::query("update account set display_name = $2 where id = $1").bind(id).bind(display_name).execute(pool).await?;
     Ok(())
+}
+
+/// Link a `station_host` account to the one station it keeps (`gridmap user add --station`).
+pub async fn set_station(pool: &PgPool, id: i64, station_id: i64) -> anyhow::Result<()> {
+    let done =
+        sqlx::query("update account set station_id = $2 where id = $1").bind(id).bind(station_id).execute(pool).await;
+    match done {
+        Ok(_) => Ok(()),
+        Err(e) => match e.as_database_error().and_then(|d| d.constraint()) {
+            Some("account_station_fkey") => bail!("there is no station {station_id}"),
+            Some("account_station_only_hosts") => bail!("--station applies to --role station_host only"),
+            _ => Err(e.into()),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,10 @@ pub enum Role {
     /// A red building leader (红色楼长): sees their buildings' open reports, reports like a rider.
     #[value(name = "building_leader")]
     BuildingLeader,
+    /// The host of one warm-"new" station (`account.station_id`): keeps its card, sees its
+    /// counts, answers its suggestions.
+    #[value(name = "station_host")]
+    StationHost,
 }
 
 impl Role {
@@ -38,6 +42,7 @@ impl Role {
             "planner" => Self::Planner,
             "admin" => Self::Admin,
             "building_leader" => Self::BuildingLeader,
+            "station_host" => Self::StationHost,
             _ => return None,
         })
     }
@@ -50,6 +55,7 @@ impl Role {
             Self::Planner => "planner",
             Self::Admin => "admin",
             Self::BuildingLeader => "building_leader",
+            Self::StationHost => "station_host",
         }
     }
 }

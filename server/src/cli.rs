@@ -63,7 +63,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User {
-            command: UserCommand::Add { role, name, password_stdin, part_time_grid_worker, grids, display_name },
+            command:
+                UserCommand::Add { role, name, password_stdin, part_time_grid_worker, grids, display_name, station },
         } => {
             if !password_stdin {
                 bail!("pass the password on standard input with --password-stdin");
@@ -76,6 +77,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let id = accounts::upsert(&pool, &new).await?;
             if let Some(display_name) = &display_name {
                 accounts::set_display_name(&pool, id, display_name).await?;
+            }
+            if let Some(station) = station {
+                accounts::set_station(&pool, id, station).await?;
             }
             println!("account {name} (id {id}, role {}) saved", role.as_str());
             Ok(())

@@ -191,6 +191,9 @@ pub enum UserCommand {
         /// a neutral label (网格员), never the login name.
         #[arg(long)]
         display_name: Option<String>,
+        /// Link a station host to the station it keeps (station id).
+        #[arg(long)]
+        station: Option<i64>,
     },
 }
 
@@ -231,6 +234,7 @@ mod tests {
             ("planner", Role::Planner),
             ("admin", Role::Admin),
             ("building_leader", Role::BuildingLeader),
+            ("station_host", Role::StationHost),
         ] {
             let cli =
                 Cli::try_parse_from(["gridmap", "user", "add", "--role", name, "--name", "x1", "--password-stdin"])

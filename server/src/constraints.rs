@@ -64,6 +64,14 @@ const NAMED: &[(&str, &str, &str)] = &[
     ("sentiment_entry_report_key", "report_id", "this report was already made from another entry"),
     ("sentiment_entry_grid_fkey", "grid_id", "no such grid"),
     ("sentiment_entry_building_fkey", "building_id", "no such building"),
+    ("station_notice_length", "notice", "at most 500 characters"),
+    ("station_opening_hours_length", "opening_hours", "at most 200 characters"),
+    ("account_station_fkey", "station_id", "names a station that does not exist"),
+    ("account_station_only_hosts", "station_id", "applies to station hosts only"),
+    ("station_suggestion_body_length", "body", "1 to 1000 characters, not blank"),
+    ("station_suggestion_answer_length", "answer", "1 to 1000 characters, not blank"),
+    ("station_visit_within_radius", "distance_m", "a check-in counts within 150 m of the station"),
+    ("station_visit_once_per_hour", "station_id", "one check-in per person, station and hour"),
 ];
 
 /// The client's fault in a refused statement, if it is one (`None`: a server-side failure).

@@ -23,4 +23,5 @@ pub mod reports;
 pub mod rounds;
 pub mod seed;
 pub mod sentiment;
+pub mod station_visits;
 pub mod telemetry;

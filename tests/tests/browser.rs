@@ -2164,3 +2164,116 @@ async fn grid_worker_records_a_door_knocking_visit_offline_on_a_phone_and_it_is_
     assert_eq!(after, before + 1, "one visit, once");
     assert_no_page_errors(&browser.js("return window.__errors;").await);
 }
+
+/// rider-01's counted visits at a station.
+async fn rider_visits(pool: &sqlx::PgPool, station: i64) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from station_visit v join account a on a.id = v.account_id where a.name = 'rider-01' and v.station_id = $1",
+    )
+    .bind(station)
+    .fetch_one(pool)
+    .await
+    .expect("count")
+}
+
+/// The text of an element (empty when there is none).
+async fn text_of(browser: &Browser, css: &str) -> String {
+    browser
+        .js(&format!("return document.querySelector('{css}')?.textContent ?? '';"))
+        .await
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test]
+async fn rider_on_a_phone_checks_in_at_a_station_from_its_qr_link_within_150_m_once_an_hour() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    let (station, lon, lat): (i64, f64, f64) =
+        sqlx::query_as("select id, ST_X(geom), ST_Y(geom) from station order by id limit 1")
+            .fetch_one(&pool)
+            .await
+            .expect("a station");
+    // The demo seed may have had rider-01 here within the hour: start from a clean hour.
+    sqlx::query(
+        "delete from station_visit where counted_until > now() and account_id = (select id from account where name = 'rider-01')",
+    )
+    .execute(&pool)
+    .await
+    .expect("clean hour");
+    let before = rider_visits(&pool, station).await;
+    // The QR code printed at the station opens this page.
+    let qr = reqwest::get(server.url(&format!("/api/stations/{station}/qr.svg"))).await.expect("qr");
+    assert_eq!(qr.status(), reqwest::StatusCode::OK);
+
+    // About 330 m north of the station: too far.
+    browser.cdp("Browser.grantPermissions", json!({"permissions": ["geolocation"], "origin": server.url("")})).await;
+    browser
+        .cdp("Emulation.setGeolocationOverride", json!({"latitude": lat + 0.003, "longitude": lon, "accuracy": 10}))
+        .await;
+    browser.client.goto(&server.url(&format!("/#checkin/{station}"))).await.expect("open the check-in link");
+    browser.wait_for("window.__appReady === true", WAIT, "the app to start").await;
+    browser.wait_for("!document.querySelector('#view-checkin').hidden", WAIT, "the check-in page").await;
+    log_in(&browser, "#view-checkin", "rider-01").await;
+    browser.wait_for("document.querySelector('#checkin-button')", WAIT, "the check-in button after login").await;
+    let c = &browser.client;
+    c.find(Locator::Css("#checkin-button")).await.expect("button").click().await.expect("click");
+    browser.wait_for("document.querySelector('#checkin-result.result-error')", WAIT, "the refusal").await;
+    let far = text_of(&browser, "#checkin-result").await;
+    assert!(far.contains("150 米") && far.contains("您距驿站约"), "too far, with the distance: {far}");
+    assert_eq!(rider_visits(&pool, station).await, before, "nothing counted");
+
+    // About 45 m away: counted.
+    browser
+        .cdp("Emulation.setGeolocationOverride", json!({"latitude": lat + 0.0004, "longitude": lon, "accuracy": 10}))
+        .await;
+    c.find(Locator::Css("#checkin-button")).await.expect("button").click().await.expect("click");
+    browser.wait_for("document.querySelector('#checkin-result.result-ok')", WAIT, "the check-in").await;
+    let done = text_of(&browser, "#checkin-result").await;
+    assert!(done.contains("签到成功"), "{done}");
+    assert_eq!(rider_visits(&pool, station).await, before + 1, "one visit counted");
+    browser.screenshot(&screenshot_path("rider-checkin-phone.png")).await;
+
+    // Again within the hour: told so, nothing more counted; in English after the switch.
+    c.find(Locator::Css("#checkin-button")).await.expect("button").click().await.expect("click");
+    browser
+        .wait_for("document.querySelector('#checkin-result').textContent.includes('这一小时内')", WAIT, "the repeat")
+        .await;
+    assert_eq!(rider_visits(&pool, station).await, before + 1, "still one visit");
+    c.find(Locator::Css("#lang")).await.expect("lang").click().await.expect("click");
+    let english = text_of(&browser, "#checkin-result").await;
+    assert!(english.contains("already checked in"), "{english}");
+    c.find(Locator::Css("#lang")).await.expect("lang").click().await.expect("click");
+
+    // A suggestion for the station's box; the rider sees it listed, waiting for an answer.
+    c.find(Locator::Css("#suggest-form textarea"))
+        .await
+        .expect("text")
+        .send_keys("浏览器测试：希望增加充电插座")
+        .await
+        .expect("type");
+    c.find(Locator::Css("#suggest-form button[type=submit]")).await.expect("send").click().await.expect("click");
+    browser
+        .wait_for(
+            "document.querySelectorAll('#my-suggestions li[data-status=open]').length >= 1",
+            WAIT,
+            "my suggestion",
+        )
+        .await;
+    let stored: i64 = sqlx::query_scalar(
+        "select count(*) from station_suggestion where station_id = $1 and body = '浏览器测试：希望增加充电插座'",
+    )
+    .bind(station)
+    .fetch_one(&pool)
+    .await
+    .expect("suggestion");
+    assert_eq!(stored, 1);
+    let width = browser.js("return document.documentElement.scrollWidth <= innerWidth;").await;
+    assert_eq!(width, json!(true), "nothing wider than the phone");
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}

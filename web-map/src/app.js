@@ -12,6 +12,7 @@ import { initWorker } from './worker.js';
 import { initRounds } from './rounds.js';
 import { initPlanner } from './planner.js';
 import { initLeaders } from './leaders.js';
+import { initStations, busynessBadge, stationCardExtras } from './station.js';
 
 // The county seat (沂源县城); the map fits the stations once they are known.
 const CENTER = [118.17, 36.185];
@@ -25,7 +26,7 @@ const STATIONS_CACHE = 'gridmap.stations';
 const STATION_TAP_RADIUS = 22; // px: a 44 px tap target
 // The residents' and riders' tabs show the resident map: no household choropleth, report dots or
 // legend (those are the workers' and planners' tools), grid labels without household counts.
-const RESIDENT_TABS = new Set(['stations', 'nearest', 'grid', 'report']);
+const RESIDENT_TABS = new Set(['stations', 'nearest', 'grid', 'report', 'checkin', 'host']);
 // The services a station finder filters by (the ones people look for, as in Amap/Baidu's chips).
 const FILTER_SERVICES = ['charging', 'water', 'microwave', 'toilet', 'rest'];
 // The last view, so the app reopens where the rider was — whose tiles the service worker kept.
@@ -346,8 +347,9 @@ function renderStationCard() {
   // Walking distance when the station came up in "nearest" (the server's distance on the ellipsoid).
   const near = state.nearest?.stations?.find((x) => x.id === s.id);
   const WALK_M_PER_MIN = 80; // ~4.8 km/h
-  card.replaceChildren(
-    h('h2', {}, s.name, hoursBadge(s.opening_hours)),
+  fill(card,
+    h('h2', {}, s.name, hoursBadge(s.opening_hours), busynessBadge(s)),
+    stationCardExtras(s),
     h('dl', {},
       h('dt', {}, t('address')), h('dd', {}, s.address),
       h('dt', {}, t('hours')), h('dd', { class: 'hours' }, hours,
@@ -562,6 +564,7 @@ initWorker(app);
 initRounds(app);
 initPlanner(app);
 initLeaders(app);
+initStations(app);
 renderAll();
 window.__appReady = true;
 registerServiceWorker();

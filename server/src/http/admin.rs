@@ -51,6 +51,8 @@ pub struct AccountView {
     /// The county whose admins manage this account; for a planner or admin, the county they are
     /// scoped to (null: every county).
     pub county_id: Option<i64>,
+    /// The station a `station_host` keeps.
+    pub station_id: Option<i64>,
     /// Unrevoked, unexpired logins.
     pub active_tokens: i64,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -61,7 +63,7 @@ const ACCOUNT_SELECT: &str = r"
 select a.id, a.name, a.display_name, a.role, a.phone, a.public_phone, a.part_time_grid_worker, a.disabled,
        a.password_hash is not null and not a.disabled as can_log_in,
        array(select g.grid_id from grid_assignment g where g.account_id = a.id order by g.grid_id) as grid_ids,
-       a.county_id,
+       a.county_id, a.station_id,
        (select count(*) from session_token t where t.account_id = a.id and t.revoked_at is null and t.expires_at > now()) as active_tokens,
        a.created_at, a.updated_at
   from account a";
@@ -161,6 +163,8 @@ pub struct NewAccountBody {
     /// The account's county (a planner or admin is scoped to it). A county admin's accounts
     /// always get the admin's county; leaving it out of an unscoped admin's request: none.
     pub county_id: Option<i64>,
+    /// The station a `station_host` keeps (hosts only).
+    pub station_id: Option<i64>,
 }
 
 /// Check a new password and hash it off the async threads (argon2 takes tens of milliseconds).
@@ -186,6 +190,8 @@ fn account_constraint(constraint: &str) -> Option<ApiError> {
         "account_name_format" => Some(ApiError::field("name", "letters, digits and _ . @ - only, 2 to 64 characters")),
         "account_part_time_only_riders" => Some(ApiError::field("part_time_grid_worker", "applies to riders only")),
         "grid_assignment_grid_fkey" => Some(ApiError::field("grid_ids", "names a grid that does not exist")),
+        "account_station_fkey" => Some(ApiError::field("station_id", "names a station that does not exist")),
+        "account_station_only_hosts" => Some(ApiError::field("station_id", "applies to station hosts only")),
         _ => None,
     }
 }
@@ -211,8 +217,8 @@ pub(crate) async fn create_account(
     let hash = hashed(body.password.clone(), &body.name).await?;
     let mut tx = state.pool.begin().await?;
     let id: i64 = sqlx::query_scalar(
-        r"insert into account (name, role, password_hash, display_name, phone, public_phone, part_time_grid_worker, county_id)
-          values ($1, $2, $3, $4, $5, $6, $7, $8) returning id",
+        r"insert into account (name, role, password_hash, display_name, phone, public_phone, part_time_grid_worker, county_id, station_id)
+          values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning id",
     )
     .bind(&body.name)
     .bind(body.role.as_str())
@@ -222,6 +228,7 @@ pub(crate) async fn create_account(
     .bind(&body.public_phone)
     .bind(body.part_time_grid_worker)
     .bind(county)
+    .bind(body.station_id)
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| on_constraint(e, account_constraint))?;
@@ -279,6 +286,8 @@ pub struct AccountPatch {
     /// Move the account to another county (unscoped admins only; a county admin may only name
     /// their own).
     pub county_id: Option<i64>,
+    /// The station a `station_host` keeps; a role other than `station_host` clears it.
+    pub station_id: Option<i64>,
 }
 
 /// Disable or enable, change role, reset the password, set names and phones. Disabling, a new
@@ -324,7 +333,9 @@ pub(crate) async fn update_account(
               phone = coalesce($6, phone),
               public_phone = coalesce($7, public_phone),
               part_time_grid_worker = coalesce($8, part_time_grid_worker),
-              county_id = coalesce($9, county_id)
+              county_id = coalesce($9, county_id),
+              station_id = case when coalesce($3, role) = 'station_host' or $10::bigint is not null
+                                then coalesce($10, station_id) end
           where id = $1",
     )
     .bind(id)
@@ -336,6 +347,7 @@ pub(crate) async fn update_account(
     .bind(&patch.public_phone)
     .bind(patch.part_time_grid_worker)
     .bind(county)
+    .bind(patch.station_id)
     .execute(&mut *tx)
     .await
     .map_err(|e| on_constraint(e, account_constraint))?;

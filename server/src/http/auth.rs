@@ -34,6 +34,9 @@ pub struct LoginResponse {
     /// The grids this account works (grid workers and part-time rider workers), so a worker's
     /// view can open on its own grid; empty for everyone else.
     pub grid_ids: Vec<i64>,
+    /// The station a station host keeps (hosts only), so the host's view opens on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub station_id: Option<i64>,
 }
 
 /// Log in for a bearer token.
@@ -64,9 +67,13 @@ pub(crate) async fn login(
     }
     match outcome {
         Some(l) => {
-            let grid_ids =
-                state.tokens.authenticate(&state.pool, &l.token).await?.map(|p| p.grid_ids).unwrap_or_default();
-            Ok(Json(LoginResponse { token: l.token, expires_at: l.expires_at, role: l.role, grid_ids }))
+            let principal = state.tokens.authenticate(&state.pool, &l.token).await?;
+            let station_id = match &principal {
+                Some(p) => crate::station_visits::hosted_station(&state.pool, p).await?,
+                None => None,
+            };
+            let grid_ids = principal.map(|p| p.grid_ids).unwrap_or_default();
+            Ok(Json(LoginResponse { token: l.token, expires_at: l.expires_at, role: l.role, grid_ids, station_id }))
         }
         // One answer for unknown names, wrong passwords and disabled accounts: no enumeration.
         None => Err(ApiError::Unauthorized("invalid name or password".into())),

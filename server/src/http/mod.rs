@@ -28,6 +28,7 @@ pub mod security_headers;
 pub mod sentiment;
 pub mod stations;
 pub mod stats;
+pub mod suggestions;
 pub mod tiles;
 pub mod urls;
 
@@ -117,6 +118,7 @@ pub fn app(state: AppState) -> Router {
         .merge(stations::router())
         .merge(buildings::router())
         .merge(leaders::router())
+        .merge(suggestions::router())
         .merge(ogc::router())
         .merge(grids::router())
         .merge(counties::router())

@@ -401,18 +401,61 @@ pub(crate) fn if_match(headers: &HeaderMap) -> ApiResult<i64> {
     etag::required_version(headers, "send If-Match with the feature's ETag (GET it first)")
 }
 
-/// Who may edit what: planners and admins edit grids; admins edit buildings and stations;
-/// nobody edits reports here.
+/// Who may edit what: planners and admins edit grids; admins edit buildings and stations, and a
+/// station's host its own station's card (`host_edit`); nobody edits reports here.
 fn editor<'a>(auth: &'a Auth, coll: &Collection, reason: Option<&'a str>) -> ApiResult<Actor<'a>> {
     let principal = match coll.kind {
         Kind::Grids => auth.require(&[Role::Planner, Role::Admin])?,
-        Kind::Buildings | Kind::Stations => auth.require(&[Role::Admin])?,
+        Kind::Buildings => auth.require(&[Role::Admin])?,
+        Kind::Stations => auth.require(&[Role::Admin, Role::StationHost])?,
         // Reports move through their own workflow (`/api/reports/{id}/transitions`).
         Kind::Reports => {
             return Err(ApiError::MethodNotAllowed);
         }
     };
     Ok(Actor { name: &principal.name, reason, county_id: principal.county_id })
+}
+
+/// What a station's host may change on their station's card, through a merge patch (PATCH).
+pub const HOST_EDITABLE: [&str; 3] = ["opening_hours", "services", "notice"];
+
+/// A station host's write (issue 23 §3): a PATCH of their own station touching only
+/// [`HOST_EDITABLE`] properties; anything else is 403, naming what they may change. Any other
+/// caller passes unchecked (their role was checked by `editor`).
+async fn host_edit(state: &AppState, auth: &Auth, fid: Option<i64>, body: Option<&Value>) -> ApiResult<()> {
+    if auth.0.role != Role::StationHost {
+        return Ok(());
+    }
+    let refuse = |why: String| -> ApiResult<()> { Err(ApiError::Forbidden(why)) };
+    let (Some(fid), Some(body)) = (fid, body) else {
+        return refuse(
+            "a station host edits their station's card with PATCH; creating and deleting stations is for admins".into(),
+        );
+    };
+    let own = crate::station_visits::hosted_station(&state.pool, &auth.0).await?;
+    if own != Some(fid) {
+        return refuse(format!("a station host edits their own station only (station {fid} is not theirs)"));
+    }
+    let Some(object) = body.as_object() else { return Ok(()) }; // the edit's own 400
+    for (key, value) in object {
+        match key.as_str() {
+            "type" | "id" | "links" => {}
+            "properties" => {
+                for name in value.as_object().map(|p| p.keys().collect::<Vec<_>>()).unwrap_or_default() {
+                    if !HOST_EDITABLE.contains(&name.as_str()) {
+                        return refuse(format!(
+                            "a station host may change {} only, not `{name}`",
+                            HOST_EDITABLE.join(", ")
+                        ));
+                    }
+                }
+            }
+            other => {
+                return refuse(format!("a station host may change {} only, not `{other}`", HOST_EDITABLE.join(", ")));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The role check of an OGC write as an extractor, so that it runs before the body is read: a
@@ -504,6 +547,7 @@ async fn create_item(
     let coll = collection(&id)?;
     let p = write_params(raw.as_deref())?;
     let actor = editor(&auth, coll, p.reason.as_deref())?;
+    host_edit(&state, &auth, None, None).await?;
     let written = edit::create(&state.pool, coll, &body, actor, p.clip).await?;
     state.changes().map_changed(&written.changed).await;
     Ok(written_response(StatusCode::CREATED, &b, coll, &written))
@@ -525,6 +569,7 @@ async fn update_item(
     let fid = feature_id(&fid)?;
     let p = write_params(raw.as_deref())?;
     let actor = editor(&auth, coll, p.reason.as_deref())?;
+    host_edit(&state, &auth, Some(fid), patch.then_some(&body)).await?;
     let precondition = precondition(&headers, desktop_key)?;
     let written = edit::replace(&state.pool, coll, fid, precondition, &body, patch, actor, p.clip).await?;
     state.changes().map_changed(&written.changed).await;
@@ -569,6 +614,7 @@ async fn delete_item(
     let fid = feature_id(&fid)?;
     let p = write_params(raw.as_deref())?;
     let actor = editor(&auth, coll, p.reason.as_deref())?;
+    host_edit(&state, &auth, None, None).await?;
     let etag = if_match(&headers)?;
     let changed = edit::delete(&state.pool, coll, fid, etag, actor).await?;
     state.changes().map_changed(&changed).await;

@@ -21,6 +21,8 @@ use super::error::ErrorBody;
         super::reports::hexbins, super::reports::stream,
         super::stats::get_stats, super::points::get_my_points, super::points::get_leaderboard,
         super::stations::list_stations, super::stations::nearest_stations, super::stations::get_station,
+        super::stations::check_in, super::stations::station_visits, super::stations::county_visits, super::stations::station_qr,
+        super::suggestions::create_suggestion, super::suggestions::list_suggestions, super::suggestions::answer_suggestion,
         super::grids::grid_at, super::grids::get_gaps, super::grids::get_balance, super::grids::get_history,
         super::grids::revert_grid, super::grids::split_grid, super::grids::preview_grid, super::grids::merge_grids,
         super::counties::list_counties,

@@ -127,3 +127,9 @@ impl FromRequestParts<AppState> for FieldWork {
     }
 }
 role_extractor!(BuildingLeader, "A red building leader's login.", [Role::BuildingLeader]);
+role_extractor!(RiderLogin, "A rider's login (a station check-in).", [Role::Rider]);
+role_extractor!(
+    Answerer,
+    "A login that may answer suggestions: a station host, a planner or an admin.",
+    [Role::StationHost, Role::Planner, Role::Admin]
+);

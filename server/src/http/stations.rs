@@ -3,11 +3,18 @@
 //!
 //! Public fields only. A station's `phone` is the station's own published service line (the
 //! number on its door sign), not a person's; it is the only phone number this module returns.
+//!
+//! Visits (issue 23 §3, `crate::station_visits`): a rider's check-in (`POST …/{id}/visits`), the
+//! counts for the station's host and the county (`GET …/{id}/visits`, `GET /api/stations/visits`),
+//! and the printable QR code of the check-in link (`GET …/{id}/qr.svg`). The public sees a
+//! busy-ness hint (`busyness`) on every station, never a count and never who.
 
 use std::collections::HashMap;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 
@@ -15,6 +22,9 @@ use super::AppState;
 use super::error::ErrorBody;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path, Query, lon_lat};
+use super::principal::{Auth, Planner, RiderLogin};
+use super::urls::BaseUrl;
+use crate::station_visits::{self, Busyness, CheckIn, CountyCounts, Dashboard, Visit};
 
 /// Most stations one `nearest` request may ask for.
 pub const MAX_NEAREST: i64 = 50;
@@ -27,7 +37,28 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/stations", get(list_stations))
         .route("/api/stations/nearest", get(nearest_stations))
+        .route("/api/stations/visits", get(county_visits))
         .route("/api/stations/{id}", get(get_station))
+        .route("/api/stations/{id}/visits", get(station_visits).post(check_in))
+        .route("/api/stations/{id}/qr.svg", get(station_qr))
+}
+
+impl From<station_visits::Error> for ApiError {
+    fn from(err: station_visits::Error) -> Self {
+        use station_visits::Error as E;
+        match err {
+            E::Invalid { field, message } => Self::field(field, message),
+            E::NotFound(m) => Self::NotFound(m),
+            E::Forbidden(m) => Self::Forbidden(m),
+            E::TooFar { .. } => {
+                Self::Unprocessable { message: err.to_string(), details: err.details() }.with_reason("too_far")
+            }
+            E::Inaccurate { .. } => {
+                Self::Unprocessable { message: err.to_string(), details: err.details() }.with_reason("inaccurate_fix")
+            }
+            E::Database(e) => Self::Database(e),
+        }
+    }
 }
 
 /// A station as the public sees it.
@@ -46,6 +77,21 @@ pub struct Station {
     pub host_org: String,
     /// The station's own published service line.
     pub phone: String,
+    /// The host's notice on the card (a closure, a free-meal day …); empty when none.
+    pub notice: String,
+    /// How busy the station has been in the last 24 hours (清闲 / 一般 / 较忙): a hint, never a
+    /// count and never who.
+    #[sqlx(skip)]
+    pub busyness: Busyness,
+    #[serde(skip)]
+    pub visits_last_24h: i64,
+}
+
+impl Station {
+    fn with_hint(mut self) -> Self {
+        self.busyness = Busyness::of(self.visits_last_24h);
+        self
+    }
 }
 
 /// A station with its distance from the asked point, in metres on the ellipsoid.
@@ -81,7 +127,8 @@ pub struct LonLat {
 }
 
 const STATION_COLUMNS: &str = r"s.id, s.name, s.address, ST_X(s.geom) as lon, ST_Y(s.geom) as lat,
-    s.opening_hours, s.services, s.host_org, s.phone";
+    s.opening_hours, s.services, s.host_org, s.phone, s.notice,
+    (select count(*) from station_visit v where v.station_id = s.id and v.visited_at > now() - interval '24 hours') as visits_last_24h";
 
 /// `GET /api/stations[?q=]`: every station, or those whose name, address, host or service code
 /// contains `q` (case-insensitive, literal text — `%` and `_` are not wildcards).
@@ -110,6 +157,7 @@ pub(crate) async fn list_stations(
     .bind(pattern)
     .fetch_all(&state.pool)
     .await?;
+    let stations: Vec<Station> = stations.into_iter().map(Station::with_hint).collect();
     Ok(Json(StationList { count: stations.len(), stations }))
 }
 
@@ -125,7 +173,7 @@ pub(crate) async fn get_station(State(state): State<AppState>, Path(id): Path<St
         .bind(id)
         .fetch_optional(&state.pool)
         .await?;
-    station.map(Json).ok_or_else(|| ApiError::not_found(format!("station {id}")))
+    station.map(|s| Json(s.with_hint())).ok_or_else(|| ApiError::not_found(format!("station {id}")))
 }
 
 /// `GET /api/stations/nearest?lon=&lat=[&limit=]`: the nearest stations in order, with distance.
@@ -166,7 +214,101 @@ pub(crate) async fn nearest_stations(
     .bind(limit)
     .fetch_all(&state.pool)
     .await?;
+    let stations = stations
+        .into_iter()
+        .map(|n| NearStation { station: n.station.with_hint(), distance_m: n.distance_m })
+        .collect();
     Ok(Json(NearestStations { from: LonLat { lon, lat }, stations }))
+}
+
+fn station_id(raw: &str) -> ApiResult<i64> {
+    raw.parse().map_err(|_| ApiError::field("id", "must be an integer station id"))
+}
+
+/// `POST /api/stations/{id}/visits`: a rider checks in from the phone's fix. 201 with the visit;
+/// a second check-in at the same station within the hour is answered 200 with the first visit
+/// (`repeat: true`) and counts nothing, so a resend from a flaky network is harmless.
+#[utoipa::path(post, path = "/api/stations/{id}/visits", tag = "stations", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Station id")),
+    request_body = CheckIn,
+    responses((status = 201, description = "Counted: the new visit", body = Visit),
+        (status = 200, description = "Already checked in here within the hour: the earlier visit, `repeat: true`", body = Visit),
+        (status = 400, description = "A missing or out-of-range `lon`, `lat` or `accuracy_m` (named in `field`)", body = ErrorBody),
+        (status = 401, description = "Login required", body = ErrorBody),
+        (status = 403, description = "Riders only", body = ErrorBody),
+        (status = 404, description = "No such station", body = ErrorBody),
+        (status = 422, description = "Farther than 150 m (`reason: too_far`, `details.distance_m`) or a fix coarser than 100 m (`reason: inaccurate_fix`)", body = ErrorBody)))]
+pub(crate) async fn check_in(
+    State(state): State<AppState>,
+    RiderLogin(me): RiderLogin,
+    Path(id): Path<String>,
+    Json(body): Json<CheckIn>,
+) -> ApiResult<Response> {
+    let id = station_id(&id)?;
+    let visit = station_visits::check_in(&state.pool, id, me.account_id, &body).await?;
+    let status = if visit.repeat { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(visit)).into_response())
+}
+
+/// `GET /api/stations/{id}/visits`: the station's dashboard — visits today, this month, per day
+/// (31 days) and per month (12), open and answered suggestions, the card's recent edits. For
+/// the station's host, planners and admins.
+#[utoipa::path(get, path = "/api/stations/{id}/visits", tag = "stations", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Station id")),
+    responses((status = 200, description = "The station's counts", body = Dashboard),
+        (status = 401, description = "Login required", body = ErrorBody),
+        (status = 403, description = "Not this station's host, a planner or an admin", body = ErrorBody),
+        (status = 404, description = "No such station", body = ErrorBody)))]
+pub(crate) async fn station_visits(
+    State(state): State<AppState>,
+    Auth(me): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Dashboard>> {
+    let id = station_id(&id)?;
+    station_visits::may_see_counts(&state.pool, &me, id).await?;
+    Ok(Json(station_visits::dashboard(&state.pool, id).await?))
+}
+
+/// `GET /api/stations/visits`: every station's counts and the county's totals (planners, admins).
+#[utoipa::path(get, path = "/api/stations/visits", tag = "stations", security(("bearer" = [])),
+    responses((status = 200, description = "Counts per station and in total", body = CountyCounts),
+        (status = 401, description = "Login required", body = ErrorBody),
+        (status = 403, description = "Planners and admins only", body = ErrorBody)))]
+pub(crate) async fn county_visits(State(state): State<AppState>, _: Planner) -> ApiResult<Json<CountyCounts>> {
+    Ok(Json(station_visits::county_counts(&state.pool).await?))
+}
+
+/// `GET /api/stations/{id}/qr.svg`: the QR code to print at the station; it opens the web map's
+/// check-in page for this station (`/#checkin/{id}`, absolute: `GRIDMAP_PUBLIC_URL` when set).
+#[utoipa::path(get, path = "/api/stations/{id}/qr.svg", tag = "stations",
+    params(("id" = i64, Path, description = "Station id")),
+    responses((status = 200, description = "An SVG image of the QR code", body = String, content_type = "image/svg+xml"),
+        (status = 400, description = "`id` is not an integer", body = ErrorBody),
+        (status = 404, description = "No such station", body = ErrorBody)))]
+pub(crate) async fn station_qr(
+    State(state): State<AppState>,
+    BaseUrl(base): BaseUrl,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = station_id(&id)?;
+    let exists: bool = sqlx::query_scalar("select exists (select 1 from station where id = $1)")
+        .bind(id)
+        .fetch_one(&state.pool)
+        .await?;
+    if !exists {
+        return Err(ApiError::not_found(format!("station {id}")));
+    }
+    let link = checkin_link(&base, id);
+    let code = qrcode::QrCode::with_error_correction_level(link.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|e| anyhow::anyhow!("QR code of {link}: {e}"))?;
+    let svg = code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(240, 240).quiet_zone(true).build();
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "public, max-age=3600")], svg)
+        .into_response())
+}
+
+/// The web map's check-in page of a station.
+fn checkin_link(base: &str, id: i64) -> String {
+    format!("{}/#checkin/{id}", base.trim_end_matches('/'))
 }
 
 /// Make user text literal inside an `ilike` pattern (default escape character `\`).
@@ -184,6 +326,11 @@ fn escape_like(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_qr_link_opens_the_check_in_page() {
+        assert_eq!(checkin_link("https://grid.example.cn/", 7), "https://grid.example.cn/#checkin/7");
+    }
 
     #[test]
     fn like_wildcards_are_escaped() {

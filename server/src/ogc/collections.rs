@@ -138,6 +138,7 @@ pub static STATIONS: Collection = Collection {
         p("services", "services", TextArray, "Services offered", true, false),
         p("host_org", "host_org", Text, "Host organisation", true, false),
         p("phone", "phone", Text, "Public phone of the station", true, false),
+        p("notice", "notice", Text, "The host's notice on the station card (at most 500 characters)", true, false),
         p("source", "source", Text, "Data source", false, false),
         p("updated_at", "updated_at", Timestamp, "Last change", false, false),
     ],

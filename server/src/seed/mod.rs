@@ -7,6 +7,7 @@
 pub mod city;
 pub mod field_work;
 pub mod names;
+pub mod station_life;
 
 use anyhow::{Context, bail};
 use geozero::{CoordDimensions, ToWkb};
@@ -63,11 +64,17 @@ pub async fn seed_demo(pool: &PgPool, scale: u32) -> anyhow::Result<()> {
         let county_id = store_areas(&mut tx, &city).await?;
         let grid_ids = store_admin_and_grids(&mut tx, &city, county_id).await?;
         store_buildings(&mut tx, &city).await?;
-        store_roads_and_stations(&mut tx, &city).await?;
+        let station_ids = store_roads_and_stations(&mut tx, &city).await?;
         store_people(&mut tx, &city, &grid_ids).await?;
         if county == 1 {
             field_work::store(&mut tx, county_id).await?;
         }
+        let rider_ids: Vec<i64> = sqlx::query_scalar("select id from account where name = any($1) order by id")
+            .bind(city.riders.iter().map(|r| r.login.clone()).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await?;
+        let first_host = (county as usize - 1) * city::STATIONS;
+        station_life::store(&mut tx, county, &station_ids, &rider_ids, first_host).await?;
         if scale > 1 && (county % 10 == 0 || county == scale) {
             eprintln!("  {county}/{scale} counties stored ({:.0} s)", started.elapsed().as_secs_f64());
         }
@@ -215,7 +222,8 @@ async fn store_buildings(tx: &mut Transaction<'_, Postgres>, city: &city::City) 
     Ok(())
 }
 
-async fn store_roads_and_stations(tx: &mut Transaction<'_, Postgres>, city: &city::City) -> anyhow::Result<()> {
+/// Roads, then stations; returns the station ids in `city.stations` order.
+async fn store_roads_and_stations(tx: &mut Transaction<'_, Postgres>, city: &city::City) -> anyhow::Result<Vec<i64>> {
     sqlx::query(
         r"insert into road (name, class, geom, source)
           select n, c, ST_Multi(ST_SetSRID(ST_GeomFromWKB(g), 4326)), $4
@@ -227,11 +235,14 @@ async fn store_roads_and_stations(tx: &mut Transaction<'_, Postgres>, city: &cit
     .bind(SOURCE)
     .execute(&mut **tx)
     .await?;
-    sqlx::query(
+    // Identity values follow the insert's order (`with ordinality`), so sorted ids are in input order.
+    let mut ids: Vec<i64> = sqlx::query_scalar(
         r"insert into station (name, address, geom, opening_hours, services, host_org, phone, source)
           select n, a, ST_SetSRID(ST_GeomFromWKB(g), 4326), h, string_to_array(s, ','), o, p, $8
             from unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[], $7::text[])
-                 as t(n, a, g, h, s, o, p)",
+                 with ordinality as t(n, a, g, h, s, o, p, k)
+           order by k
+          returning id",
     )
     .bind(city.stations.iter().map(|s| s.name.clone()).collect::<Vec<_>>())
     .bind(city.stations.iter().map(|s| s.address.clone()).collect::<Vec<_>>())
@@ -241,9 +252,10 @@ async fn store_roads_and_stations(tx: &mut Transaction<'_, Postgres>, city: &cit
     .bind(city.stations.iter().map(|s| s.host_org).collect::<Vec<_>>())
     .bind(city.stations.iter().map(|s| s.phone.clone()).collect::<Vec<_>>())
     .bind(SOURCE)
-    .execute(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(())
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 /// Grid workers and part-time rider workers, without passwords (they cannot log in until an
@@ -359,6 +371,7 @@ async fn store_demo_logins(tx: &mut Transaction<'_, Postgres>) -> anyhow::Result
         ("gw-0001", "grid_worker"),
         ("rider-01", "rider"),
         ("leader-0001", "building_leader"),
+        ("host-01", "station_host"),
     ];
     for (name, _) in logins {
         sqlx::query("update account set password_hash = $2 where name = $1")
@@ -398,6 +411,11 @@ async fn print_summary(
     println!(
         "  {buildings} buildings, {stations} warm-\"new\" stations, {workers} grid workers, {riders} riders as part-time grid workers"
     );
+    let (visits, suggestions): (i64, i64) =
+        sqlx::query_as("select (select count(*) from station_visit), (select count(*) from station_suggestion)")
+            .fetch_one(pool)
+            .await?;
+    println!("  {visits} station visits, {suggestions} suggestions in the stations' and the county's boxes");
     println!("demo logins (printed once, for trying the demo only):");
     for (name, role, password) in credentials {
         println!("  {name:<13} {role:<15} {password}");

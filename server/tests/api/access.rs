@@ -1,6 +1,7 @@
 //! The authorization table: every route × {anonymous, rider, grid worker of this grid, grid
-//! worker of another grid, planner, admin, building leader} → allowed, 401 or 403 (the building
-//! leader's outcomes are the rider's but for `LEADER_UNLIKE_RIDER`). The test reads the routes
+//! worker of another grid, planner, admin, building leader, host of this station} → allowed, 401
+//! or 403 (the building leader's and the station host's outcomes are the rider's but for
+//! `LEADER_UNLIKE_RIDER` and `HOST_UNLIKE_RIDER`). The test reads the routes
 //! from the router's source (`server/src/http/*.rs`) and **fails when a route has no entry**
 //! (or an entry names a route that no longer exists), then sends every request as every
 //! principal and checks the outcome. "Allowed" means the request got past authorization: any
@@ -28,7 +29,9 @@ pub enum O {
 }
 use O::{A, F, U};
 
-/// (method, route pattern, [anonymous, rider, worker of this grid, worker of another grid, planner, admin])
+/// (method, route pattern, [anonymous, rider, worker of this grid, worker of another grid, planner, admin]);
+/// the building leader and the station host follow the rider but where `LEADER_UNLIKE_RIDER` and
+/// `HOST_UNLIKE_RIDER` say otherwise.
 pub const TABLE: &[(&str, &str, [O; 6])] = &[
     ("GET", "/healthz", [A, A, A, A, A, A]),
     ("GET", "/readyz", [A, A, A, A, A, A]),
@@ -36,6 +39,16 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
     ("GET", "/api/stations", [A, A, A, A, A, A]),
     ("GET", "/api/stations/nearest", [A, A, A, A, A, A]),
     ("GET", "/api/stations/{id}", [A, A, A, A, A, A]),
+    ("GET", "/api/stations/{id}/qr.svg", [A, A, A, A, A, A]),
+    // Riders check in; the counts are for the station's host and the county (planners, admins).
+    ("POST", "/api/stations/{id}/visits", [U, A, F, F, F, F]),
+    ("GET", "/api/stations/{id}/visits", [U, F, F, F, A, A]),
+    ("GET", "/api/stations/visits", [U, F, F, F, A, A]),
+    // The suggestion box: anyone logged in writes and reads what they may (the list filters);
+    // the box's host (the station's; planners for the county's) and admins answer.
+    ("POST", "/api/suggestions", [U, A, A, A, A, A]),
+    ("GET", "/api/suggestions", [U, A, A, A, A, A]),
+    ("POST", "/api/suggestions/{id}/answer", [U, F, F, F, F, A]),
     ("GET", "/api/grids/at", [A, A, A, A, A, A]),
     ("GET", "/api/counties", [A, A, A, A, A, A]),
     ("GET", "/api/grids/gaps", [A, A, A, A, A, A]),
@@ -133,16 +146,26 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
 /// The building leader (role `building_leader`, leading a building in the worker's grid) is
 /// treated as the rider is on every route but these: a column of its own would be the same
 /// letters as the rider's everywhere else.
-pub const LEADER_UNLIKE_RIDER: &[(&str, &str, O)] = &[("GET", "/api/leaders/me", A)];
+pub const LEADER_UNLIKE_RIDER: &[(&str, &str, O)] =
+    &[("GET", "/api/leaders/me", A), ("POST", "/api/stations/{id}/visits", F)];
 
-/// The building leader's expected outcome on a route of the table.
-pub fn leader_outcome(method: &str, route: &str, row: [O; 6]) -> O {
-    LEADER_UNLIKE_RIDER.iter().find(|(m, r, _)| *m == method && *r == route).map_or(row[1], |(_, _, o)| *o)
+/// The host of the station a route names (role `station_host`; elsewhere a host of some
+/// station), likewise: the rider's outcome but on these routes.
+pub const HOST_UNLIKE_RIDER: &[(&str, &str, O)] = &[
+    ("POST", "/api/stations/{id}/visits", F),
+    ("GET", "/api/stations/{id}/visits", A),
+    ("POST", "/api/suggestions/{id}/answer", A),
+];
+
+/// The expected outcome on a route of the table for a principal that follows the rider but for
+/// `exceptions`.
+pub fn like_rider_but(exceptions: &[(&str, &str, O)], method: &str, route: &str, row: [O; 6]) -> O {
+    exceptions.iter().find(|(m, r, _)| *m == method && *r == route).map_or(row[1], |(_, _, o)| *o)
 }
 
 #[test]
-fn every_building_leader_exception_names_a_route_of_the_table() {
-    for (m, r, _) in LEADER_UNLIKE_RIDER {
+fn every_leader_and_host_exception_names_a_route_of_the_table() {
+    for (m, r, _) in LEADER_UNLIKE_RIDER.iter().chain(HOST_UNLIKE_RIDER) {
         assert!(TABLE.iter().any(|(tm, tr, _)| tm == m && tr == r), "{m} {r}");
     }
 }
@@ -213,6 +236,23 @@ async fn token(pool: &PgPool, name: &str, role: Role) -> String {
     gridmap_server::auth::login(pool, name, &password).await.expect("login").expect("valid login").token
 }
 
+/// The seeded host of `station` (`host-01` hosts the first), with a password to log in.
+async fn host_token(pool: &PgPool, station: i64) -> String {
+    let name: String = sqlx::query_scalar("select name from account where role = 'station_host' and station_id = $1")
+        .bind(station)
+        .fetch_one(pool)
+        .await
+        .expect("the station's seeded host");
+    let token = token(pool, &name, Role::StationHost).await;
+    sqlx::query("update account set station_id = $2 where name = $1")
+        .bind(&name)
+        .bind(station)
+        .execute(pool)
+        .await
+        .expect("keep the link");
+    token
+}
+
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
     seed::seed_demo(&pool, 1).await.expect("seed");
@@ -224,6 +264,12 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
     .await
     .expect("own grid");
     let station: i64 = sqlx::query_scalar("select min(id) from station").fetch_one(&pool).await.expect("station");
+    // A suggestion in that station's box, for the answer route.
+    let suggestion: i64 = sqlx::query_scalar("select min(id) from station_suggestion where station_id = $1")
+        .bind(station)
+        .fetch_one(&pool)
+        .await
+        .expect("a seeded suggestion");
     // A report inside the worker's own grid, for the report routes.
     let (lon, lat): (f64, f64) =
         sqlx::query_as("select ST_X(p), ST_Y(p) from (select ST_PointOnSurface(geom) p from grid where id = $1) s")
@@ -273,9 +319,18 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
         Some(token(&pool, "demo-planner", Role::Planner).await),
         Some(token(&pool, "demo-admin", Role::Admin).await),
         Some(token(&pool, "leader-0001", Role::BuildingLeader).await),
+        Some(host_token(&pool, station).await),
     ];
-    let who =
-        ["anonymous", "rider", "worker of this grid", "worker of another grid", "planner", "admin", "building leader"];
+    let who = [
+        "anonymous",
+        "rider",
+        "worker of this grid",
+        "worker of another grid",
+        "planner",
+        "admin",
+        "building leader",
+        "host of the station",
+    ];
     let mut failures = Vec::new();
     for (method, route, expected) in TABLE {
         let id = if route.starts_with("/api/stations") {
@@ -293,6 +348,8 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
             round_id.to_string()
         } else if route.starts_with("/api/sentiment/") {
             entry_id.to_string()
+        } else if route.starts_with("/api/suggestions/") {
+            suggestion.to_string()
         } else {
             own_grid.to_string()
         };
@@ -309,7 +366,12 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
             "/api/stations/nearest" | "/api/grids/at" => format!("{uri}?lon=118.17&lat=36.18"),
             _ => uri,
         };
-        let body = if *route == "/api/reports/{id}/transitions" { r#"{"to": "accepted"}"# } else { "{}" };
+        let body = match *route {
+            "/api/reports/{id}/transitions" => r#"{"to": "accepted"}"#,
+            // A valid answer: the box's rule (who answers which box) is checked after the body.
+            "/api/suggestions/{id}/answer" => r#"{"answer": "已处理"}"#,
+            _ => "{}",
+        };
         for (i, token) in tokens.iter().enumerate() {
             let mut request =
                 Request::builder().method(*method).uri(&uri).header(header::CONTENT_TYPE, "application/json");
@@ -329,7 +391,11 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
                 StatusCode::FORBIDDEN => F,
                 _ => A,
             };
-            let want = if i < expected.len() { expected[i] } else { leader_outcome(method, route, *expected) };
+            let want = match i {
+                0..6 => expected[i],
+                6 => like_rider_but(LEADER_UNLIKE_RIDER, method, route, *expected),
+                _ => like_rider_but(HOST_UNLIKE_RIDER, method, route, *expected),
+            };
             if got != want {
                 failures.push(format!(
                     "{method} {uri} as {}: expected {:?}, got {} {}",

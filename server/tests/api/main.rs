@@ -25,6 +25,7 @@ mod report_index;
 mod reports;
 mod rounds;
 mod seed;
+mod station_visits;
 mod stations;
 mod tiles;
 mod token_cache;

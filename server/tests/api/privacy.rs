@@ -1,6 +1,8 @@
 //! Privacy: sentinel values go into every private field — reporter identity, phone numbers,
 //! building leaders' contacts (the private number of every leader's term, a leader's login),
-//! login names of workers, idempotency keys, password hashes — then
+//! login names of workers, idempotency keys, password hashes, who checked in at a station, who
+//! wrote a suggestion (and its text and answer), a station host's login, door-knocking visit
+//! notes and visitors, the sentiment log's text and tags — then
 //! every public route (each GET the authorization table opens to anonymous callers) is crawled,
 //! anonymously, as an unrelated rider, as a grid worker of another grid and as another building's
 //! leader, and no response may
@@ -40,6 +42,12 @@ const SENTIMENT_TAG: &str = "key_group_care";
 // The column takes a phone number only: digits no demo value or id has.
 const LEADER_PRIVATE_PHONE: &str = "+86 (977) 3141-5926";
 const LEADER_LOGIN: &str = "sentinel-leader-login";
+const HOST_LOGIN: &str = "sentinel-host-login";
+const VISITOR_LOGIN: &str = "sentinel-visitor-login";
+const VISITOR_NAME: &str = "SENTINELVISITORNAME";
+const SUGGESTER_LOGIN: &str = "sentinel-suggester-login";
+const SUGGESTION: &str = "SENTINELSUGGESTIONTEXT";
+const ANSWER: &str = "SENTINELANSWERTEXT";
 
 async fn login(pool: &PgPool, name: &str, role: Role, grid_codes: &[String]) -> String {
     let password = format!("{name}-password");
@@ -299,6 +307,70 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     // Another building's leader: they see public fields only, like the rider.
     let other_leader = login(&pool, "privacy-other-leader", Role::BuildingLeader, &[]).await;
     let station: i64 = sqlx::query_scalar("select min(id) from station").fetch_one(&pool).await.expect("station");
+
+    // Station life: a host edits the card (the history keeps the login), a rider checks in, another
+    // drops a suggestion and the host answers it.
+    let host = login(&pool, HOST_LOGIN, Role::StationHost, &[]).await;
+    sqlx::query("update account set station_id = $2 where name = $1")
+        .bind(HOST_LOGIN)
+        .bind(station)
+        .execute(&pool)
+        .await
+        .expect("host's station");
+    let etag = crate::common::get(&pool, &format!("/ogc/collections/stations/items/{station}")).await.headers
+        [header::ETAG]
+        .clone();
+    let mut card = request(
+        "PATCH",
+        &format!("/ogc/collections/stations/items/{station}"),
+        Some(&host),
+        Some(json!({"properties": {"notice": "今日热水暂停"}})),
+    );
+    card.headers_mut().insert(header::IF_MATCH, etag);
+    let card = send(&pool, card).await;
+    assert_eq!(card.status, StatusCode::OK, "{}", String::from_utf8_lossy(&card.body));
+    let visitor = login(&pool, VISITOR_LOGIN, Role::Rider, &[]).await;
+    sqlx::query("update account set display_name = $1 where name = $2")
+        .bind(VISITOR_NAME)
+        .bind(VISITOR_LOGIN)
+        .execute(&pool)
+        .await
+        .expect("visitor");
+    let (s_lon, s_lat): (f64, f64) = sqlx::query_as("select ST_X(geom), ST_Y(geom) from station where id = $1")
+        .bind(station)
+        .fetch_one(&pool)
+        .await
+        .expect("station point");
+    let visit = send(
+        &pool,
+        request(
+            "POST",
+            &format!("/api/stations/{station}/visits"),
+            Some(&visitor),
+            Some(json!({"lon": s_lon, "lat": s_lat + 0.0003, "accuracy_m": 10})),
+        ),
+    )
+    .await;
+    assert_eq!(visit.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&visit.body));
+    let suggester = login(&pool, SUGGESTER_LOGIN, Role::Rider, &[]).await;
+    let suggestion = send(
+        &pool,
+        request("POST", "/api/suggestions", Some(&suggester), Some(json!({"station_id": station, "body": SUGGESTION}))),
+    )
+    .await;
+    assert_eq!(suggestion.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&suggestion.body));
+    let suggestion_id = suggestion.json()["id"].as_i64().expect("suggestion id");
+    let answered = send(
+        &pool,
+        request(
+            "POST",
+            &format!("/api/suggestions/{suggestion_id}/answer"),
+            Some(&host),
+            Some(json!({"answer": ANSWER})),
+        ),
+    )
+    .await;
+    assert_eq!(answered.status, StatusCode::OK, "{}", String::from_utf8_lossy(&answered.body));
     let building: i64 = sqlx::query_scalar("select min(id) from building").fetch_one(&pool).await.expect("building");
 
     // The crawl: (route pattern it covers, URI).
@@ -308,6 +380,7 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         ("/api/stations", "/api/stations".into()),
         ("/api/stations/nearest", "/api/stations/nearest?lon=118.17&lat=36.18&limit=48".into()),
         ("/api/stations/{id}", format!("/api/stations/{station}")),
+        ("/api/stations/{id}/qr.svg", format!("/api/stations/{station}/qr.svg")),
         ("/api/grids/gaps", "/api/grids/gaps".into()),
         ("/api/grids/balance", "/api/grids/balance".into()),
         ("/ogc", "/ogc".into()),
@@ -393,6 +466,12 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         SENTIMENT_TAG,
         LEADER_PRIVATE_PHONE,
         LEADER_LOGIN,
+        HOST_LOGIN,
+        VISITOR_LOGIN,
+        VISITOR_NAME,
+        SUGGESTER_LOGIN,
+        SUGGESTION,
+        ANSWER,
     ];
     let mut leaks = Vec::new();
     let mut bytes_seen = 0usize;
@@ -411,6 +490,24 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
             for s in sentinels.iter().chain(std::iter::once(&reporter.as_str())) {
                 if text.contains(s) {
                     leaks.push(format!("GET {uri} (token: {}) contains {s}", token.is_some()));
+                }
+            }
+        }
+    }
+    // Routes behind a login, as the unrelated rider and worker: whatever they answer (their own
+    // suggestions, a 403), nothing of the others'.
+    for token in [other_rider.as_str(), other_worker.as_str()] {
+        for uri in [
+            "/api/suggestions".to_string(),
+            format!("/api/suggestions?box={station}"),
+            format!("/api/stations/{station}/visits"),
+            "/api/stations/visits".to_string(),
+        ] {
+            let reply = send(&pool, request("GET", &uri, Some(token), None)).await;
+            let text = String::from_utf8_lossy(&reply.body);
+            for s in &sentinels {
+                if text.contains(s) {
+                    leaks.push(format!("GET {uri} (logged in, unrelated) contains {s}"));
                 }
             }
         }

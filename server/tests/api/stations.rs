@@ -60,7 +60,11 @@ async fn station_list_has_public_fields_and_search_matches_name_address_and_serv
     assert!((first["lon"].as_f64().expect("lon") - 118.17).abs() < 1e-9);
     let mut keys: Vec<_> = first.as_object().expect("object").keys().cloned().collect();
     keys.sort();
-    assert_eq!(keys, ["address", "host_org", "id", "lat", "lon", "name", "opening_hours", "phone", "services"]);
+    // The host's notice and the busy-ness hint (issue 23 §3) are public; who visited and how many are not.
+    assert_eq!(
+        keys,
+        ["address", "busyness", "host_org", "id", "lat", "lon", "name", "notice", "opening_hours", "phone", "services"]
+    );
 
     for (q, expected) in [
         ("胜利", vec![ids[1]]),

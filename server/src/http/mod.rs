@@ -4,8 +4,8 @@
 pub mod admin;
 pub mod api_keys;
 pub mod auth;
-pub mod compression;
 pub mod buildings;
+pub mod compression;
 pub mod counties;
 pub mod error;
 pub mod etag;

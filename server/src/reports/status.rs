@@ -241,7 +241,9 @@ pub fn permission(actor: &Principal, facts: &Facts, to: ReportStatus) -> Result<
         Role::Admin => {}
         Role::GridWorker if facts.grid_id.is_some_and(|g| actor.works_grid(g)) => {}
         Role::GridWorker => return Err(Refusal::NotYourGrid),
-        Role::Resident | Role::Rider | Role::Planner | Role::BuildingLeader | Role::StationHost => return Err(Refusal::RoleCannotHandle),
+        Role::Resident | Role::Rider | Role::Planner | Role::BuildingLeader | Role::StationHost => {
+            return Err(Refusal::RoleCannotHandle);
+        }
     }
     // Nobody — admins included — accepts, verifies or closes their own report: acceptance
     // credits the reporter's points, and a report must be checked by someone else.

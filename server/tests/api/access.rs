@@ -123,10 +123,11 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
     ("PATCH", "/api/admin/accounts/{id}", [U, F, F, F, F, A]),
     ("PUT", "/api/admin/accounts/{id}/grids", [U, F, F, F, F, A]),
     ("POST", "/api/admin/accounts/{id}/revoke-tokens", [U, F, F, F, F, A]),
-    // Door-knocking rounds (issue 23 §2): workers, planners, admins; {id} is a round of the
-    // worker's own grid. Visits are recorded by the grid's workers only.
-    ("GET", "/api/rounds", [U, F, A, A, A, A]),
-    ("POST", "/api/rounds", [U, F, A, A, A, A]),
+    // Door-knocking rounds (issue 23 §2): workers, planners, admins — and rider-01, one of the
+    // part-time rider grid workers, for its own grid; {id} is a round of the worker's own grid.
+    // Visits are recorded by the grid's workers only.
+    ("GET", "/api/rounds", [U, A, A, A, A, A]),
+    ("POST", "/api/rounds", [U, A, A, A, A, A]),
     ("GET", "/api/rounds/{id}", [U, F, A, F, A, A]),
     ("GET", "/api/rounds/{id}/buildings", [U, F, A, F, A, A]),
     ("GET", "/api/rounds/{id}/visits", [U, F, A, F, A, A]),
@@ -135,9 +136,9 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
     ("POST", "/api/rounds/{id}/close", [U, F, A, F, A, A]),
     // The sentiment log: private to the grid's workers, planners and admins; {id} is an entry
     // of the worker's own grid (tagged 矛盾纠纷, which suggests no category: `{}` is a 400).
-    ("GET", "/api/sentiment", [U, F, A, A, A, A]),
-    ("POST", "/api/sentiment", [U, F, A, A, A, A]),
-    ("GET", "/api/sentiment/tags", [U, F, A, A, A, A]),
+    ("GET", "/api/sentiment", [U, A, A, A, A, A]),
+    ("POST", "/api/sentiment", [U, A, A, A, A, A]),
+    ("GET", "/api/sentiment/tags", [U, A, A, A, A, A]),
     ("POST", "/api/sentiment/{id}/report", [U, F, A, F, A, A]),
     // Last: it revokes the token it is sent with.
     ("POST", "/api/auth/logout", [U, A, A, A, A, A]),
@@ -146,8 +147,16 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
 /// The building leader (role `building_leader`, leading a building in the worker's grid) is
 /// treated as the rider is on every route but these: a column of its own would be the same
 /// letters as the rider's everywhere else.
-pub const LEADER_UNLIKE_RIDER: &[(&str, &str, O)] =
-    &[("GET", "/api/leaders/me", A), ("POST", "/api/stations/{id}/visits", F)];
+pub const LEADER_UNLIKE_RIDER: &[(&str, &str, O)] = &[
+    ("GET", "/api/leaders/me", A),
+    ("POST", "/api/stations/{id}/visits", F),
+    // The table's rider is a part-time grid worker: field work is theirs, not a leader's.
+    ("GET", "/api/rounds", F),
+    ("POST", "/api/rounds", F),
+    ("GET", "/api/sentiment", F),
+    ("POST", "/api/sentiment", F),
+    ("GET", "/api/sentiment/tags", F),
+];
 
 /// The host of the station a route names (role `station_host`; elsewhere a host of some
 /// station), likewise: the rider's outcome but on these routes.
@@ -155,6 +164,11 @@ pub const HOST_UNLIKE_RIDER: &[(&str, &str, O)] = &[
     ("POST", "/api/stations/{id}/visits", F),
     ("GET", "/api/stations/{id}/visits", A),
     ("POST", "/api/suggestions/{id}/answer", A),
+    ("GET", "/api/rounds", F),
+    ("POST", "/api/rounds", F),
+    ("GET", "/api/sentiment", F),
+    ("POST", "/api/sentiment", F),
+    ("GET", "/api/sentiment/tags", F),
 ];
 
 /// The expected outcome on a route of the table for a principal that follows the rider but for

@@ -708,12 +708,14 @@ fn every_media_type_has_a_schema(content: &Value) -> bool {
 /// What one operation fails to document: a 2xx body without a schema, a write without a
 /// request body, a path parameter not in `parameters`, a 4xx without the error schema.
 fn documentation_gaps(method: &str, path: &str, op: &Value) -> Vec<String> {
-    // The writes that take no body: logout acts on the bearer token, the revocations on the path.
-    const BODYLESS: [(&str, &str); 4] = [
+    // The writes that take no body: logout acts on the bearer token, the revocations, ending a
+    // leader's term and closing a round on the path.
+    const BODYLESS: [(&str, &str); 5] = [
         ("post", "/api/auth/logout"),
         ("post", "/api/admin/accounts/{id}/revoke-tokens"),
         ("post", "/api/admin/api-keys/{id}/revoke"),
         ("post", "/api/leaders/{id}/end"),
+        ("post", "/api/rounds/{id}/close"),
     ];
     let mut gaps = Vec::new();
     let responses = op["responses"].as_object().cloned().unwrap_or_default();

@@ -464,6 +464,7 @@ async fn tilejson_and_style_are_valid_and_offline(pool: PgPool) {
         "outlines",
         "grids",
         "grid_labels",
+        "coverage",
         "leader_coverage",
         "buildings",
         "leader_gaps",

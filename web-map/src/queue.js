@@ -93,7 +93,7 @@ export function flush(send, { includeFailed = false, onChange = () => {} } = {})
       await onChange();
       try {
         const answer = await (item.path ? sendTo(item) : send(item));
-        await tx('sent', 'readwrite', (s) => s.put({ key: item.key, report: item.report, answer, sent_at: new Date().toISOString() }));
+        await tx('sent', 'readwrite', (s) => s.put({ key: item.key, path: item.path, report: item.report, answer, sent_at: new Date().toISOString() }));
         await remove(item.key);
         results.push({ key: item.key, ok: true, answer });
         await onChange();

@@ -146,7 +146,7 @@ function statusLine(r) {
 /** Ask the server how the rider's recent reports are doing (public view: status and history). */
 async function refreshStatuses() {
   if (!navigator.onLine || !rider.session) return;
-  const sent = (await queue.sent()).sort((a, b) => b.sent_at.localeCompare(a.sent_at)).slice(0, 20);
+  const sent = (await queue.sent()).filter((r) => !r.path).sort((a, b) => b.sent_at.localeCompare(a.sent_at)).slice(0, 20);
   for (const r of sent) {
     if (!r.answer?.id) continue;
     try { rider.statuses[r.key] = await api(`/api/reports/${r.answer.id}`, { token: rider.session.token, expectFailure: true }); } catch { /* offline: keep what we know */ }
@@ -154,17 +154,22 @@ async function refreshStatuses() {
   await renderQueues();
 }
 
+// The outbox also carries a grid worker's door-knocking visits (rounds.js: items with a `path`).
+function itemTitle(item) {
+  return item.path ? t('outbox_visit', item.report.building_id) : item.report.description.slice(0, 40);
+}
+
 async function renderQueues() {
   const [outbox, sent] = await Promise.all([queue.pending(), queue.sent()]);
   $('#outbox').replaceChildren(...(outbox.length ? outbox.map((item) => h('li', { dataset: { key: item.key, state: item.state } },
-    h('div', { class: 'name' }, item.report.description.slice(0, 40)),
+    h('div', { class: 'name' }, itemTitle(item)),
     h('div', { class: `sub state-${item.state}` },
       h('span', { class: 'entry-state' }, entryState(item)),
       ' ', item.state === 'sending' ? null : h('button', { type: 'button', class: 'link', onclick: () => flush({ includeFailed: true }) }, t('retry_now')),
       item.state === 'failed' ? h('button', { type: 'button', class: 'link', onclick: async () => { await queue.remove(item.key); renderQueues(); } }, t('remove')) : null)))
     : [h('li', { class: 'muted' }, t('pending_none'))]));
   $('#sent').replaceChildren(...sent.sort((a, b) => b.sent_at.localeCompare(a.sent_at)).map((r) => h('li', { dataset: { key: r.key, state: 'sent' } },
-    h('div', { class: 'name' }, r.report.description.slice(0, 40)),
+    h('div', { class: 'name' }, itemTitle(r)),
     h('div', { class: 'sub' }, resultLine(r.answer), ...statusLine(r)))));
   // The line under the form speaks of the report just submitted, never of an earlier one: a
   // report queued offline says it waits, even when the previous one was delivered.

@@ -44,6 +44,19 @@ fn coordinate(params: &HashMap<String, String>, field: &str, bound: f64) -> ApiR
     }
 }
 
+/// The `Idempotency-Key` header of a write that must happen once (report intake, a door-knocking
+/// visit): a UUID the client made and sends again with every resend.
+pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<uuid::Uuid, ApiError> {
+    let value = headers.get("idempotency-key").ok_or_else(|| {
+        ApiError::field("Idempotency-Key", "required: a UUID made by the client, reused on every resend")
+    })?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|s| uuid::Uuid::parse_str(s.trim()).ok())
+        .ok_or_else(|| ApiError::field("Idempotency-Key", "must be a UUID"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

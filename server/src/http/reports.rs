@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::etag;
-use super::extract::{Json, Path, Query};
+use super::extract::{self, Json, Path, Query};
 use super::principal::{Auth, MaybeAuth};
 use crate::auth::{Principal, Role};
 use crate::reports::intake::{self, CreateReport, IntakeError, Outcome, ReportLocation};
@@ -85,17 +85,6 @@ impl From<WorkflowError> for ApiError {
     responses((status = 200, description = "All categories in display order", body = [Category])))]
 pub async fn list_categories(State(state): State<AppState>) -> ApiResult<Json<Vec<Category>>> {
     Ok(Json(state.reports.categories(&state.pool).await?.as_ref().clone()))
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<Uuid, ApiError> {
-    let value = headers.get("idempotency-key").ok_or_else(|| {
-        ApiError::field("Idempotency-Key", "required: a UUID made by the client, reused on every resend")
-    })?;
-    value
-        .to_str()
-        .ok()
-        .and_then(|s| Uuid::parse_str(s.trim()).ok())
-        .ok_or_else(|| ApiError::field("Idempotency-Key", "must be a UUID"))
 }
 
 fn created(outcome: &Outcome) -> Response {
@@ -200,7 +189,7 @@ pub async fn create_report(
     MaybeAuth(principal): MaybeAuth,
     request: Request,
 ) -> ApiResult<Response> {
-    let key = idempotency_key(request.headers())?;
+    let key = extract::idempotency_key(request.headers())?;
     let content_type =
         request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let categories = state.reports.categories(&state.pool).await?;

@@ -8,11 +8,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Json, Path, Query};
+use super::extract::{self, Json, Path, Query};
 use super::principal::FieldWork;
 use crate::rounds::{
     self, BuildingProgress, ListFilter, OpenRound, RecordVisit, RoundError, RoundView, VisitOutcome, VisitView,
@@ -141,17 +140,6 @@ pub async fn list_visits(
     Ok(Json(rounds::visits(&state.pool, &principal, id, q.grid).await?))
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Uuid, ApiError> {
-    let value = headers.get("idempotency-key").ok_or_else(|| {
-        ApiError::field("Idempotency-Key", "required: a UUID made by the client, reused on every resend")
-    })?;
-    value
-        .to_str()
-        .ok()
-        .and_then(|s| Uuid::parse_str(s.trim()).ok())
-        .ok_or_else(|| ApiError::field("Idempotency-Key", "must be a UUID"))
-}
-
 /// Record a visit to a building or unit (a worker of its grid), exactly once per key.
 #[utoipa::path(post, path = "/api/rounds/{id}/visits", tag = "field work", request_body = RecordVisit,
     params(("id" = i64, Path),
@@ -172,7 +160,7 @@ pub async fn record_visit(
 ) -> ApiResult<Response> {
     // Who may record here is settled before the body's shape: a planner gets 403, not a 400.
     rounds::may_record(&state.pool, &principal, id).await?;
-    let key = idempotency_key(&headers)?;
+    let key = extract::idempotency_key(&headers)?;
     let body: RecordVisit = serde_path_to_error::deserialize(&body).map_err(|e| {
         let path = e.path().to_string();
         ApiError::field(if path == "." { "body".to_string() } else { path }, e.inner().to_string())

@@ -703,6 +703,24 @@ async fn visit(pool: &PgPool, id: i64) -> Result<VisitView, sqlx::Error> {
     Ok(visit_view(row))
 }
 
+/// The caller's reach into round `round_id` (403/404 when it is not theirs to see), checked
+/// against `grid` when the request narrows to one grid.
+async fn round_reach(
+    pool: &PgPool,
+    principal: &Principal,
+    round_id: i64,
+    grid: Option<i64>,
+) -> Result<Reach, RoundError> {
+    let reach = Reach::of(principal)?;
+    visible(pool, &reach, round_id).await?;
+    if let Some(g) = grid
+        && !grid_in_reach(pool, &reach, g).await?
+    {
+        return Err(forbidden(format!("grid {g} is not one of yours")));
+    }
+    Ok(reach)
+}
+
 /// The visits of a round in the caller's grids (all grids for planners and admins), newest
 /// first; `grid` narrows to one grid.
 pub async fn visits(
@@ -711,13 +729,7 @@ pub async fn visits(
     round_id: i64,
     grid: Option<i64>,
 ) -> Result<Vec<VisitView>, RoundError> {
-    let reach = Reach::of(principal)?;
-    visible(pool, &reach, round_id).await?;
-    if let Some(g) = grid
-        && !grid_in_reach(pool, &reach, g).await?
-    {
-        return Err(forbidden(format!("grid {g} is not one of yours")));
-    }
+    let reach = round_reach(pool, principal, round_id, grid).await?;
     let (grids, _) = reach.binds();
     let rows: Vec<VisitRow> = sqlx::query_as(&format!(
         "{VISIT_SQL} where v.round_id = $1 and ($2::int8[] is null or b.grid_id = any($2))
@@ -755,13 +767,7 @@ pub async fn buildings(
     round_id: i64,
     grid: Option<i64>,
 ) -> Result<Vec<BuildingProgress>, RoundError> {
-    let reach = Reach::of(principal)?;
-    visible(pool, &reach, round_id).await?;
-    if let Some(g) = grid
-        && !grid_in_reach(pool, &reach, g).await?
-    {
-        return Err(forbidden(format!("grid {g} is not one of yours")));
-    }
+    let reach = round_reach(pool, principal, round_id, grid).await?;
     let (grids, _) = reach.binds();
     let rows: Vec<BuildingRow> = sqlx::query_as(
         r"select b.id, b.grid_id, b.name, b.units, b.households,

@@ -23,32 +23,27 @@ language sql stable as $$
     end
 $$;
 
--- A leader's term changes the coverage of its building and of its grid (tile layers
--- `leader_gaps` and `leader_coverage`): announce both, whoever writes (the server, an import,
--- an operator's SQL), as the other tile tables do (tiles.sql).
+-- A leader's term changes the coverage of its building and of its grid (the `leaders` tile
+-- layer: `leader_gaps` and `leader_coverage`): announce both boxes under `building_leader`,
+-- whoever writes (the server, an import, an operator's SQL), as the other tile tables do
+-- (tiles.sql). Announcing them as `building` and `grid` would re-read those in-memory layers
+-- and drop their cached base tiles for a change the base map does not draw.
 create or replace function gridmap_tiles_leader_changed() returns trigger language plpgsql as $$
+declare
+    buildings bigint[];
 begin
     if tg_op = 'INSERT' then
-        perform gridmap_tiles_announce('building', array(
-            select box2d(b.geom_3857) from building b where b.id in (select building_id from new_rows)));
-        perform gridmap_tiles_announce('grid', array(
-            select box2d(g.geom_3857) from grid g
-             where g.id in (select b.grid_id from building b where b.id in (select building_id from new_rows))));
+        buildings := array(select building_id from new_rows);
     elsif tg_op = 'UPDATE' then
-        perform gridmap_tiles_announce('building', array(
-            select box2d(b.geom_3857) from building b
-             where b.id in (select building_id from new_rows union select building_id from old_rows)));
-        perform gridmap_tiles_announce('grid', array(
-            select box2d(g.geom_3857) from grid g
-             where g.id in (select b.grid_id from building b
-                             where b.id in (select building_id from new_rows union select building_id from old_rows))));
+        buildings := array(select building_id from new_rows union select building_id from old_rows);
     else
-        perform gridmap_tiles_announce('building', array(
-            select box2d(b.geom_3857) from building b where b.id in (select building_id from old_rows)));
-        perform gridmap_tiles_announce('grid', array(
-            select box2d(g.geom_3857) from grid g
-             where g.id in (select b.grid_id from building b where b.id in (select building_id from old_rows))));
+        buildings := array(select building_id from old_rows);
     end if;
+    perform gridmap_tiles_announce('building_leader', array(
+        select box2d(b.geom_3857) from building b where b.id = any(buildings)
+        union all
+        select box2d(g.geom_3857) from grid g
+         where g.id in (select b.grid_id from building b where b.id = any(buildings))));
     return null;
 end $$;
 

@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use gridmap_tiles::{Bbox, Layer, LayerSet, TileService};
+use gridmap_tiles::{Bbox, LayerSet, TileService};
 use sqlx::PgPool;
 
 use crate::ogc::{Changed, Kind};
@@ -112,9 +112,9 @@ impl Changes {
         }
     }
 
-    /// A building leader's term was written (assigned, renewed, replaced, ended): the coverage
-    /// layers of the building and of its grid (`leader_gaps`, `leader_coverage`). The building
-    /// and grid layers are re-read there too, which changes nothing else.
+    /// A building leader's term was written (assigned, renewed, replaced, ended): the `leaders`
+    /// tiles of the building and of its grid (`leader_gaps`, `leader_coverage`). The base map
+    /// does not draw leaders, so its in-memory layers and cached tiles stay.
     pub async fn leaders_changed(&self, building_id: i64) {
         let extent: Result<Option<(f64, f64, f64, f64)>, sqlx::Error> = sqlx::query_as(
             r"select ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
@@ -129,8 +129,7 @@ impl Changes {
         .await;
         match extent {
             Ok(Some((x0, y0, x1, y1))) => {
-                let layers = LayerSet::EMPTY.with(Layer::Grids).with(Layer::Buildings);
-                self.tiles.changed(layers, Bbox::from_lonlat(x0, y0, x1, y1)).await;
+                self.tiles.changed(LayerSet::LEADERS, Bbox::from_lonlat(x0, y0, x1, y1)).await;
             }
             Ok(None) => {}
             Err(err) => tracing::error!(%err, building_id, "finding the extent of a leader change failed"),

@@ -22,6 +22,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 http::urls::PublicUrls::new(args.tiles.public_url.as_deref(), args.tiles.basemap_url.as_deref());
             // Keeps the cache current for SQL done behind the server's back (migration 0002).
             let _listener = gridmap_tiles::spawn_listener(state.tiles.clone(), pool);
+            let _day_turns = gridmap_tiles::spawn_day_turns(state.tiles.clone());
             let tiles = state.tiles.clone();
             tokio::spawn(async move {
                 tiles.warm_up().await;

@@ -41,12 +41,22 @@ pub enum Layer {
     Reports,
     /// Door-knocking coverage per grid of the running round (issue 23 §2): counts only.
     Coverage,
+    /// Red building leader coverage (issue 23 §1): per grid counts and the buildings without a
+    /// current leader. Counts only; read per tile (a term runs out at midnight).
+    Leaders,
 }
 
 impl Layer {
     /// In drawing order (bottom first); also the order of the layers inside a tile.
-    pub const ALL: [Layer; 6] =
-        [Layer::Roads, Layer::Grids, Layer::Coverage, Layer::Buildings, Layer::Stations, Layer::Reports];
+    pub const ALL: [Layer; 7] = [
+        Layer::Roads,
+        Layer::Grids,
+        Layer::Coverage,
+        Layer::Leaders,
+        Layer::Buildings,
+        Layer::Stations,
+        Layer::Reports,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -56,6 +66,7 @@ impl Layer {
             Layer::Roads => "roads",
             Layer::Reports => "reports",
             Layer::Coverage => "coverage",
+            Layer::Leaders => "leaders",
         }
     }
 
@@ -63,16 +74,31 @@ impl Layer {
         Layer::ALL.into_iter().find(|l| l.name() == name)
     }
 
-    /// The table whose rows the layer draws (used by change notifications).
+    /// The table holding the geometry the layer draws (its `geom_3857` bounds an export).
     pub fn table(self) -> &'static str {
         match self {
-            Layer::Grids => "grid",
+            Layer::Grids | Layer::Coverage | Layer::Leaders => "grid",
             Layer::Buildings => "building",
             Layer::Stations => "station",
             Layer::Roads => "road",
             Layer::Reports => "report",
-            // Visits announce themselves (migrations/functions/door_knocking.sql).
-            Layer::Coverage => "door_visit",
+        }
+    }
+
+    /// The tables whose change notifications redraw this layer (migration 0002's triggers
+    /// name the table that changed). The two per-grid count layers also follow the grids and
+    /// buildings they count: a building's households or a grid's outline change them too.
+    pub fn announced_by(self) -> &'static [&'static str] {
+        match self {
+            Layer::Grids => &["grid"],
+            Layer::Buildings => &["building"],
+            Layer::Stations => &["station"],
+            Layer::Roads => &["road"],
+            Layer::Reports => &["report"],
+            // Visits and terms announce themselves (migrations/functions/door_knocking.sql,
+            // leaders.sql) with the boxes of the buildings and grids they change.
+            Layer::Coverage => &["door_visit", "grid", "building"],
+            Layer::Leaders => &["building_leader", "grid", "building"],
         }
     }
 
@@ -83,7 +109,7 @@ impl Layer {
     pub fn extent_tables(self) -> &'static [&'static str] {
         match self {
             Layer::Reports => &["report", "grid", "area"],
-            Layer::Grids | Layer::Coverage => &["grid"],
+            Layer::Grids | Layer::Coverage | Layer::Leaders => &["grid"],
             Layer::Buildings => &["building"],
             Layer::Stations => &["station"],
             Layer::Roads => &["road"],
@@ -98,6 +124,7 @@ impl Layer {
             Layer::Roads => 8,
             Layer::Reports => 16,
             Layer::Coverage => 32,
+            Layer::Leaders => 64,
         }
     }
 
@@ -115,7 +142,7 @@ impl Layer {
 /// Why a `{layers}` list was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LayerError {
-    #[error("unknown layer `{0}` (known: grids, buildings, stations, roads, reports, coverage)")]
+    #[error("unknown layer `{0}` (known: grids, buildings, stations, roads, reports, coverage, leaders)")]
     Unknown(String),
 }
 
@@ -125,14 +152,18 @@ pub struct LayerSet(u8);
 
 impl LayerSet {
     pub const EMPTY: LayerSet = LayerSet(0);
-    pub const ALL: LayerSet = LayerSet(0b11_1111);
-    /// The base map: every layer but reports and coverage. Both change all day; kept in sources
-    /// of their own, their churn does not evict the base map's tiles.
-    pub const BASE: LayerSet = LayerSet(Self::ALL.0 & !Layer::Reports.bit() & !Layer::Coverage.bit());
+    pub const ALL: LayerSet = LayerSet(0b111_1111);
+    /// The base map: every layer but reports and the field-work counts. Those change all day
+    /// and are read from PostgreSQL per tile; kept in sources of their own, their churn does not
+    /// evict the base map's tiles, and a base tile never waits for SQL the resident never sees.
+    pub const BASE: LayerSet =
+        LayerSet(Self::ALL.0 & !Layer::Reports.bit() & !Layer::Coverage.bit() & !Layer::Leaders.bit());
     /// Just the reports.
     pub const REPORTS: LayerSet = LayerSet::EMPTY.with(Layer::Reports);
     /// Just the door-knocking coverage.
     pub const COVERAGE: LayerSet = LayerSet::EMPTY.with(Layer::Coverage);
+    /// Just the red building leader coverage.
+    pub const LEADERS: LayerSet = LayerSet::EMPTY.with(Layer::Leaders);
 
     /// Parse `grids,buildings,stations`. Every name must be known; repeats are harmless.
     pub fn parse(list: &str) -> Result<LayerSet, LayerError> {
@@ -234,13 +265,18 @@ mod tests {
         assert!(LayerSet::REPORTS.sql(12).contains("'reports'"));
         assert_eq!(
             LayerSet::ALL.drawn_at(13),
-            LayerSet::parse("grids,stations,roads,reports,coverage").expect("known")
+            LayerSet::parse("grids,stations,roads,reports,coverage,leaders").expect("known")
         );
+        assert_eq!(LayerSet::BASE.drawn_at(13), LayerSet::parse("grids,stations,roads").expect("known"));
         assert_eq!(LayerSet::ALL.drawn_at(7), LayerSet::parse("grids,roads").expect("known"));
         assert!(set.sql(9).contains("'outlines'") && set.sql(9).contains("'community'"));
         assert!(set.sql(3).contains("'county'") && !set.sql(3).contains("'grids'"));
         assert!(!set.sql(10).contains("'outlines'"));
-        assert_eq!(LayerSet::BASE.with(Layer::Reports).with(Layer::Coverage), LayerSet::ALL);
+        assert_eq!(LayerSet::BASE.with(Layer::Reports).with(Layer::Coverage).with(Layer::Leaders), LayerSet::ALL);
+        // The base map reads no per-day SQL: a cold base tile is drawn from memory and outlines.
+        assert!(!LayerSet::BASE.sql(15).contains("gridmap_leader_state"));
+        assert!(LayerSet::LEADERS.sql(15).contains("'leader_gaps'"));
+        assert!(!LayerSet::LEADERS.sql(11).contains("'leader_coverage'"));
     }
 
     #[test]

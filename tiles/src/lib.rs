@@ -28,7 +28,7 @@ pub mod tile;
 
 pub use cache::{CachedTile, TileCache, TileKey};
 pub use layer::{Layer, LayerError, LayerSet};
-pub use notify::{ListenerHandle, spawn_listener};
+pub use notify::{ListenerHandle, spawn_day_turns, spawn_listener};
 pub use service::{Served, TileConfig, TileError, TileService};
 pub use tile::{Bbox, TileCoord, TileCoordError};
 

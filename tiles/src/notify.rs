@@ -44,7 +44,10 @@ impl Notification {
         if self.table == OUTLINE_TABLE {
             return Layer::Grids.into();
         }
-        Layer::ALL.into_iter().filter(|l| l.table() == self.table).fold(LayerSet::EMPTY, LayerSet::with)
+        Layer::ALL
+            .into_iter()
+            .filter(|l| l.announced_by().contains(&self.table.as_str()))
+            .fold(LayerSet::EMPTY, LayerSet::with)
     }
 }
 
@@ -108,6 +111,31 @@ pub fn spawn_listener(service: Arc<TileService>, pool: PgPool) -> ListenerHandle
     }))
 }
 
+/// The county's calendar is UTC+8 without daylight saving (`gridmap_county_today()` in
+/// migrations/functions/leaders.sql): a term runs out at the county's midnight.
+const COUNTY_UTC_OFFSET_SECS: u64 = 8 * 3600;
+
+/// Seconds from `now` (Unix seconds) to the county's next midnight.
+fn until_county_midnight(now: u64) -> u64 {
+    const DAY: u64 = 86_400;
+    DAY - (now + COUNTY_UTC_OFFSET_SECS) % DAY
+}
+
+/// Drop every cached `leaders` tile at each county midnight, for as long as the handle lives.
+/// A term that runs out changes no row, so no trigger announces it; without this the tiles
+/// cached the day before would show an expired leader as current until the next change there.
+pub fn spawn_day_turns(service: Arc<TileService>) -> ListenerHandle {
+    ListenerHandle(tokio::spawn(async move {
+        loop {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            // One second past midnight, so that PostgreSQL's clock agrees the day has turned.
+            tokio::time::sleep(Duration::from_secs(until_county_midnight(now) + 1)).await;
+            let dropped = service.invalidate_cached(LayerSet::LEADERS, Bbox::WORLD);
+            tracing::info!(dropped, "county day turned: leader tiles dropped");
+        }
+    }))
+}
+
 async fn listen(service: &TileService, pool: &PgPool) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(CHANNEL).await?;
@@ -129,12 +157,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_county_day_turns_at_sixteen_hundred_utc() {
+        // 2026-12-06T15:59:59Z is 23:59:59 in Yiyuan; 16:00:00Z is midnight there.
+        let before = 1_796_572_799;
+        assert_eq!(until_county_midnight(before), 1);
+        assert_eq!(until_county_midnight(before + 1), 86_400);
+        assert_eq!(until_county_midnight(before + 1 - 8 * 3600), 8 * 3600);
+    }
+
+    #[test]
     fn payloads_name_the_layers_of_their_table() {
         let n = Notification::parse(r#"{"table":"building","boxes":[[1,2,3,4]]}"#).expect("valid");
-        assert_eq!(n.layers(), LayerSet::from(Layer::Buildings));
+        // The count layers follow the buildings they count.
+        assert_eq!(n.layers(), LayerSet::parse("buildings,coverage,leaders").expect("known"));
+        let term = Notification::parse(r#"{"table":"building_leader","boxes":[[1,2,3,4]]}"#).expect("valid");
+        assert_eq!(term.layers(), LayerSet::LEADERS);
         assert_eq!(n.boxes, vec![[1.0, 2.0, 3.0, 4.0]]);
         let t = Notification::parse(r#"{"table":"grid","all":true}"#).expect("valid");
-        assert!(t.all && t.layers() == LayerSet::from(Layer::Grids));
+        assert!(t.all && t.layers() == LayerSet::parse("grids,coverage,leaders").expect("known"));
         assert!(Notification::parse(r#"{"table":"account","boxes":[]}"#).expect("valid").layers().is_empty());
     }
 }

@@ -465,7 +465,7 @@ pub static MVT_LAYERS: [MvtLayer; 10] = [
     },
     MvtLayer {
         name: "leader_coverage",
-        layer: Layer::Grids,
+        layer: Layer::Leaders,
         description: "Red building leader (红色楼长) coverage per grid, at its label point, from z12: \
                       buildings with households, led (with a current leader), expired (the last term ran \
                       out), unled, coverage_class (full or gaps). Counts only: never a name or number",
@@ -548,7 +548,7 @@ pub static MVT_LAYERS: [MvtLayer; 10] = [
     },
     MvtLayer {
         name: "leader_gaps",
-        layer: Layer::Buildings,
+        layer: Layer::Leaders,
         description: "Buildings with households but no current red building leader, from z14: \
                       leader_state (expired: the last term ran out; none: never led), households. \
                       Never a name or number",
@@ -804,10 +804,16 @@ pub fn vector_layers_json(layers: LayerSet) -> Vec<Value> {
     MVT_LAYERS.iter().filter(|m| layers.contains(m.layer)).map(MvtLayer::vector_layer_json).collect()
 }
 
-/// The style source each requestable layer is drawn from: reports change all day, and in a
-/// source of their own their churn does not evict the base map's cached tiles.
-pub const STYLE_SOURCES: [(&str, LayerSet); 3] =
-    [("gridmap", LayerSet::BASE), ("reports", LayerSet::REPORTS), ("coverage", LayerSet::COVERAGE)];
+/// The style source each requestable layer is drawn from: reports and the field-work counts
+/// change all day, and in sources of their own their churn does not evict the base map's cached
+/// tiles. A source whose style layers are all hidden is never requested (MapLibre skips unused
+/// sources), so a resident's map asks for no count tiles at all.
+pub const STYLE_SOURCES: [(&str, LayerSet); 4] = [
+    ("gridmap", LayerSet::BASE),
+    ("reports", LayerSet::REPORTS),
+    ("coverage", LayerSet::COVERAGE),
+    ("leaders", LayerSet::LEADERS),
+];
 
 fn style_source(layer: Layer) -> &'static str {
     STYLE_SOURCES.iter().find(|(_, set)| set.contains(layer)).map_or("gridmap", |(name, _)| name)
@@ -901,7 +907,7 @@ mod tests {
         let at = |z| drawn_at(Layer::Grids.into(), z).map(|m| m.name).collect::<Vec<_>>();
         assert_eq!(at(9), ["outlines"]);
         assert_eq!(at(10), ["grids"]);
-        assert_eq!(at(12), ["grids", "grid_labels", "leader_coverage"]);
+        assert_eq!(at(12), ["grids", "grid_labels"]);
     }
 
     #[test]

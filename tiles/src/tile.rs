@@ -24,6 +24,10 @@ pub struct Bbox {
 }
 
 impl Bbox {
+    /// The whole Web Mercator square.
+    pub const WORLD: Bbox =
+        Bbox::new(-20_037_508.342_789_244, -20_037_508.342_789_244, 20_037_508.342_789_244, 20_037_508.342_789_244);
+
     pub const fn new(min_x: f64, min_y: f64, max_x: f64, max_y: f64) -> Self {
         Self { min_x, min_y, max_x, max_y }
     }

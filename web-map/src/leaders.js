@@ -81,8 +81,8 @@ async function write(app, path, body, etag) {
     leaders.message = msg;
   }
   await loadCoverage();
-  // The server dropped the cached tiles there: redraw them.
-  app.map?.getSource('gridmap')?.reload?.();
+  // The server dropped the cached leader tiles there (the base map's stay): redraw them.
+  app.map?.getSource('leaders')?.reload?.();
   render(app);
 }
 

@@ -516,7 +516,9 @@ async fn the_demo_seed_gives_every_building_with_households_a_labelled_synthetic
 }
 
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
-async fn tiles_show_coverage_counts_per_grid_and_the_buildings_without_a_current_leader(pool: PgPool) {
+async fn tiles_show_coverage_counts_per_grid_and_the_buildings_without_a_current_leader_in_a_layer_of_their_own(
+    pool: PgPool,
+) {
     use crate::tiles::{decode, layer, props, send as get_tile, tile_at, uri};
     let (planner, building, _) = setup(&pool).await;
     let state = gridmap_server::http::AppState::new(pool.clone());
@@ -527,7 +529,7 @@ async fn tiles_show_coverage_counts_per_grid_and_the_buildings_without_a_current
             .await
             .expect("anchor");
     let t = tile_at(lon, lat, 16);
-    let tile = decode(&get_tile(&state, &uri("buildings", t), &[]).await);
+    let tile = decode(&get_tile(&state, &uri("leaders", t), &[]).await);
     let gaps = layer(&tile, "leader_gaps");
     let gap = gaps.features.iter().find(|f| f.id == Some(building as u64)).expect("the leaderless building is a gap");
     assert!(props(gaps, gap).contains(&("leader_state".into(), "none".into())));
@@ -551,7 +553,12 @@ async fn tiles_show_coverage_counts_per_grid_and_the_buildings_without_a_current
     let unled = |props: &[(String, String)]| {
         props.iter().find(|(k, _)| k == "unled").and_then(|(_, v)| v.parse::<i64>().ok()).expect("unled")
     };
-    let before = coverage(&decode(&get_tile(&state, &uri("grids", lt), &[]).await));
+    let before = coverage(&decode(&get_tile(&state, &uri("leaders", lt), &[]).await));
+    // The base map carries none of it, and keeps its cached tiles through a leader change.
+    let base = get_tile(&state, &uri("grids,buildings", t), &[]).await;
+    assert!(decode(&base).layers.iter().all(|l| !l.name.starts_with("leader_")));
+    let cache_of = |r: &crate::common::Reply| r.headers["x-tile-cache"].to_str().expect("ascii").to_string();
+    assert_eq!(cache_of(&get_tile(&state, &uri("grids,buildings", t), &[]).await), "hit");
     assert!(unled(&before) >= 1, "{before:?}");
     assert!(before.contains(&("coverage_class".into(), "gaps".into())), "{before:?}");
 
@@ -561,13 +568,14 @@ async fn tiles_show_coverage_counts_per_grid_and_the_buildings_without_a_current
             .await;
     assert_eq!(reply.status, StatusCode::CREATED);
     state.changes().leaders_changed(building).await;
-    let after = coverage(&decode(&get_tile(&state, &uri("grids", lt), &[]).await));
+    let after = coverage(&decode(&get_tile(&state, &uri("leaders", lt), &[]).await));
     assert_eq!(unled(&after), unled(&before) - 1, "{after:?}");
-    let tile = get_tile(&state, &uri("buildings", t), &[]).await;
+    let tile = get_tile(&state, &uri("leaders", t), &[]).await;
     if tile.status == StatusCode::OK {
         let tile = decode(&tile);
         if let Some(gaps) = tile.layers.iter().find(|l| l.name == "leader_gaps") {
             assert!(gaps.features.iter().all(|f| f.id != Some(building as u64)), "no longer a gap");
         }
     }
+    assert_eq!(cache_of(&get_tile(&state, &uri("grids,buildings", t), &[]).await), "hit", "base tiles stay cached");
 }

@@ -135,7 +135,8 @@ async fn tile_has_documented_layers_and_properties_and_counts_match_sql(pool: Pg
     let names: BTreeSet<&str> = tile.layers.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(
         names,
-        BTreeSet::from(["buildings", "grid_labels", "grids", "leader_coverage", "leader_gaps", "roads", "stations"])
+        BTreeSet::from(["buildings", "grid_labels", "grids", "roads", "stations"]),
+        "the leader counts come in a layer of their own"
     );
     for l in &tile.layers {
         assert_eq!(l.extent, Some(4096));
@@ -279,7 +280,6 @@ async fn floors_in_tile(state: &AppState, t: TileCoord, id: u64) -> (Option<Stri
         return (None, cache);
     }
     let tile = decode(&reply);
-    // The per-tile `leader_gaps` can fill a tile before the in-memory buildings have the change.
     let Some(b) = tile.layers.iter().find(|l| l.name == "buildings") else { return (None, cache) };
     let floors = b
         .features
@@ -413,7 +413,7 @@ async fn tilejson_and_style_are_valid_and_offline(pool: PgPool) {
     assert_eq!((tj["minzoom"].as_u64(), tj["maxzoom"].as_u64()), (Some(0), Some(22)));
     let ids: Vec<&str> =
         tj["vector_layers"].as_array().expect("array").iter().map(|l| l["id"].as_str().expect("id")).collect();
-    assert_eq!(ids, ["outlines", "grids", "grid_labels", "leader_coverage", "buildings", "leader_gaps"]);
+    assert_eq!(ids, ["outlines", "grids", "grid_labels", "buildings"]);
     assert_eq!(tj["vector_layers"][0]["fields"]["balance_max"], "Number");
     assert_eq!(tj["vector_layers"][0]["fields"]["balance_class"], "String");
     assert_eq!(
@@ -460,6 +460,8 @@ async fn tilejson_and_style_are_valid_and_offline(pool: PgPool) {
         "reports churn in a source of their own"
     );
     assert!(!tiles_url.contains("reports"), "{tiles_url}");
+    assert_eq!(style["sources"]["leaders"]["tiles"][0], "http://maps.example.org/tiles/leaders/{z}/{x}/{y}.mvt");
+    assert!(!tiles_url.contains("leaders"), "{tiles_url}");
     let known: BTreeSet<&str> = [
         "outlines",
         "grids",

@@ -30,13 +30,23 @@ for (const [from, to] of vendor) {
   mkdirSync(dirname(dest), { recursive: true });
   cpSync(src, dest);
 }
-// MapLibre asks for its worker as `maplibre-gl-worker.mjs?v=<its version>`; index.html preloads
-// that same URL so that the worker's request is answered from the HTTP cache.
-const maplibreVersion = JSON.parse(readFileSync(join(here, 'node_modules/maplibre-gl/package.json'), 'utf8')).version;
+// The vendor files are asked for with their npm version (`?v=6.17.0`): index.html's VERSION(name)
+// placeholders become the versions, and vendor/versions.json tells gridmap which URLs name bytes
+// that never change (served immutable, server/src/http/static_files.rs). MapLibre asks for its
+// worker as `maplibre-gl-worker.mjs?v=<its version>`, the same URL index.html preloads.
+const versions = Object.fromEntries(
+  ['maplibre-gl', 'terra-draw', 'terra-draw-maplibre-gl-adapter']
+    .map((name) => [name, JSON.parse(readFileSync(join(here, 'node_modules', name, 'package.json'), 'utf8')).version]),
+);
+writeFileSync(join(dist, 'vendor', 'versions.json'), `${JSON.stringify(versions, null, 2)}\n`);
 const indexPath = join(dist, 'index.html');
-const indexHtml = readFileSync(indexPath, 'utf8');
-if (!indexHtml.includes('?v=MAPLIBRE_VERSION')) throw new Error('index.html: the worker preload moved; update build.mjs');
-writeFileSync(indexPath, indexHtml.replace('?v=MAPLIBRE_VERSION', `?v=${maplibreVersion}`));
+const indexHtml = readFileSync(indexPath, 'utf8')
+  .replace(/VERSION\(([a-z-]+)\)/g, (_, name) => {
+    if (!versions[name]) throw new Error(`index.html: no vendor package ${name}`);
+    return versions[name];
+  });
+if (!indexHtml.includes(`maplibre-gl-worker.mjs?v=${versions['maplibre-gl']}`)) throw new Error('index.html: the worker preload moved; update build.mjs');
+writeFileSync(indexPath, indexHtml);
 if (!readFileSync(join(dist, 'vendor/maplibre-gl/maplibre-gl.mjs'), 'utf8').includes(`maplibre-gl-worker.mjs`)) {
   throw new Error('MapLibre no longer names maplibre-gl-worker.mjs: update the preload in index.html');
 }

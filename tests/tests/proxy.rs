@@ -254,6 +254,20 @@ async fn behind_the_shipped_nginx_site_tls_http2_security_headers_trusted_proxy_
     assert!(br.body.len() < gz.body.len(), "brotli {} bytes, gzip {} bytes", br.body.len(), gz.body.len());
     let plain = curl(https, "https", script, &["--compressed"]);
     assert!(plain.body.len() > 1_000_000 && plain.text().contains("maplibre"), "decoded: {} bytes", plain.body.len());
+    // Asked for with its npm version, as the page and MapLibre ask (index.html, the worker's
+    // `?v=`), a vendor file is immutable: no round trip before the worker starts. Without it, or
+    // with another version, and for our own files, the browser asks each time.
+    let page = curl(https, "https", "/", &[]).text();
+    let worker = page
+        .split('"')
+        .find(|s| s.starts_with("/vendor/maplibre-gl/maplibre-gl-worker.mjs?v="))
+        .expect("index.html preloads the worker with its version")
+        .to_string();
+    let cache_control = |path: &str| curl(https, "https", path, &[]).header("cache-control").map(str::to_string);
+    assert_eq!(cache_control(&worker).as_deref(), Some("public, max-age=31536000, immutable"), "{worker}");
+    assert_eq!(cache_control(script).as_deref(), Some("no-cache"));
+    assert_eq!(cache_control("/vendor/maplibre-gl/maplibre-gl.mjs?v=0.0.1").as_deref(), Some("no-cache"));
+    assert_eq!(cache_control("/app.js").as_deref(), Some("no-cache"));
 
     // Bad input is a 4xx JSON error through the proxy too, never a 5xx.
     let nul = curl(https, "https", "/api/grids/at?lon=118.17&lat=36.1%00", &[]);

@@ -26,6 +26,7 @@ pub mod reports;
 pub mod rounds;
 pub mod security_headers;
 pub mod sentiment;
+pub mod static_files;
 pub mod stations;
 pub mod stats;
 pub mod suggestions;
@@ -36,10 +37,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderValue, Uri, header};
+use axum::http::Uri;
 use sqlx::PgPool;
-use tower_http::services::ServeDir;
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use self::error::ApiError;
@@ -91,22 +90,11 @@ impl AppState {
 
 /// The whole application as a router (no port bound).
 pub fn app(state: AppState) -> Router {
-    // web-map/build.mjs writes a `.br` and a `.gz` beside every text asset (MapLibre's main file is
-    // 1.1 MB of JS, 242 KB in brotli, 296 KB gzipped): served with the coding the client prefers,
-    // as-is to a client that accepts neither.
-    let web = ServeDir::new(&state.web_dir)
-        .append_index_html_on_directories(true)
-        .precompressed_br()
-        .precompressed_gzip()
-        .not_found_service(axum::routing::any(not_found).with_state(()));
-    // The files keep their names across releases (no content hash in them), so a browser asks
-    // each time whether its copy is current (`no-cache`: a 304 without a body when it is): a new
-    // release never runs beside half an old one, and the page's preloads (index.html) are found
-    // in the HTTP cache by the requests that follow them. Offline and repeat visits are the
-    // service worker's (sw.js), which does not depend on these headers.
-    let web = tower::ServiceBuilder::new()
-        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
-        .service(web);
+    let web = static_files::serve_dir(&state.web_dir, axum::routing::any(not_found).with_state(()));
+    let web = Router::new().fallback_service(web).layer(axum::middleware::from_fn_with_state(
+        static_files::VendorVersions::read(&state.web_dir),
+        static_files::cache_control,
+    ));
     let index_html = std::fs::read_to_string(state.web_dir.join("index.html")).ok();
     let security =
         Arc::new(security_headers::SecurityHeaders::new(index_html.as_deref(), state.urls.basemap_url.as_deref()));

@@ -28,9 +28,11 @@ OSM="$ROOT/../shared/data/osm-liechtenstein/buildings.geojson"
 
 command -v martin >/dev/null || cargo install martin --version 1.14.0 --locked --no-default-features --features postgres
 cargo build --release -p gridmap-server
-GRIDMAP="$ROOT/target/release/gridmap"
+# CARGO_TARGET_DIR is honoured (a release build kept apart from the debug one the tests use).
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+GRIDMAP="$TARGET/release/gridmap"
 cargo bench -p gridmap-server --no-run --bench tile_load 2>/dev/null
-LOAD=$(ls -t "$ROOT"/target/release/deps/tile_load-* | grep -v '\.d$' | head -n1)
+LOAD=$(ls -t "$TARGET"/release/deps/tile_load-* | grep -v '\.d$' | head -n1)
 
 wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "not up: $1" >&2; return 1; }
 

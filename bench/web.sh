@@ -8,6 +8,8 @@
 #   bash bench/web.sh              # 3 runs against the release binary
 #   RUNS=5 bash bench/web.sh
 #   GRIDMAP_BIN=target/debug/gridmap bash bench/web.sh   # the debug binary (slower tiles)
+#   GRIDMAP_BENCH_WEB_DIRS=/tmp/a/dist,/tmp/b/dist bash bench/web.sh
+#                                  # two builds of the web map compared in one run (alternating)
 #
 # Needs Chromium and ChromeDriver (scripts/setup.sh test) and DATABASE_URL for the scratch
 # database. Copy the MEASURED lines into bench/RESULTS.md with the date and the machine's load.

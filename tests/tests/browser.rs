@@ -497,7 +497,13 @@ async fn rider_report_made_offline_is_queued_then_sent_once_when_the_network_ret
         .client
         .execute_async(
             "const done = arguments[arguments.length - 1];
-             import('/queue.js').then((q) => q.pending()).then((items) => done({ report: items[0].report, token: JSON.parse(localStorage.getItem('gridmap.session')).token }));",
+             const token = JSON.parse(localStorage.getItem('gridmap.session')).token;
+             // The outbox as queue.js keeps it: IndexedDB `gridmap-rider`, store `outbox`.
+             const open = indexedDB.open('gridmap-rider');
+             open.onsuccess = () => {
+               const all = open.result.transaction('outbox').objectStore('outbox').getAll();
+               all.onsuccess = () => done({ report: all.result[0].report, token });
+             };",
             vec![],
         )
         .await

@@ -258,12 +258,15 @@ async fn behind_the_shipped_nginx_site_tls_http2_security_headers_trusted_proxy_
     // `?v=`), a vendor file is immutable: no round trip before the worker starts. Without it, or
     // with another version, and for our own files, the browser asks each time.
     let page = curl(https, "https", "/", &[]).text();
-    let worker = page
-        .split('"')
-        .find(|s| s.starts_with("/vendor/maplibre-gl/maplibre-gl-worker.mjs?v="))
-        .expect("index.html preloads the worker with its version")
-        .to_string();
     let cache_control = |path: &str| curl(https, "https", path, &[]).header("cache-control").map(str::to_string);
+    let main = page
+        .split('"')
+        .find(|s| s.starts_with("/vendor/maplibre-gl/maplibre-gl.mjs?v="))
+        .expect("index.html asks for MapLibre with its version")
+        .to_string();
+    // MapLibre asks for its worker beside itself with its own version.
+    let worker = main.replace("maplibre-gl.mjs?", "maplibre-gl-worker.mjs?");
+    assert_eq!(cache_control(&main).as_deref(), Some("public, max-age=31536000, immutable"), "{main}");
     assert_eq!(cache_control(&worker).as_deref(), Some("public, max-age=31536000, immutable"), "{worker}");
     assert_eq!(cache_control(script).as_deref(), Some("no-cache"));
     assert_eq!(cache_control("/vendor/maplibre-gl/maplibre-gl.mjs?v=0.0.1").as_deref(), Some("no-cache"));

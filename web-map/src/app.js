@@ -14,6 +14,13 @@ import { initPlanner } from './planner.js';
 import { initLeaders } from './leaders.js';
 import { initStations, busynessBadge, stationCardExtras } from './station.js';
 
+// Start MapLibre's worker now, while the style is read and the map is made, rather than when
+// the map asks for it. Its file (119 KiB in brotli) is not preloaded: on a phone network it
+// would share the line with MapLibre's main file, which everything waits for; fetched once that
+// file has run, and immutable in the HTTP cache (http/static_files.rs), the map was idle 0.45 s
+// sooner (bench/web.sh, both builds alternating in one run; bench/RESULTS.md).
+maplibregl.prewarm();
+
 // The county seat (沂源县城); the map fits the stations once they are known.
 const CENTER = [118.17, 36.185];
 const FALLBACK_STYLE = {

@@ -20,4 +20,5 @@ if [ -z "${GRIDMAP_BIN:-}" ]; then
   export GRIDMAP_BIN="$PWD/target/release/gridmap"
 fi
 export GRIDMAP_BENCH_RUNS=${RUNS:-3}
-cargo test -p gridmap-e2e --test web_bench -- --ignored --nocapture 2>&1 | grep -E '^MEASURED|panicked|test result'
+# --workspace: the same features as the test build, so its dependencies are not built again.
+cargo test --workspace --test web_bench -- --ignored --nocapture 2>&1 | grep -E '^MEASURED|panicked|test result'

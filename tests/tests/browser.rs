@@ -2289,3 +2289,72 @@ async fn rider_on_a_phone_checks_in_at_a_station_from_its_qr_link_within_150_m_o
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }
+
+#[tokio::test]
+async fn planner_on_a_phone_sees_leader_coverage_and_renews_a_term_that_ran_out_from_the_map() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    open(&browser, &server).await;
+    // One of the demo's deliberately lapsed terms (every 500th building with households).
+    let (id, lon, lat): (i64, f64, f64) = sqlx::query_as(
+        "select b.id, ST_X(b.anchor), ST_Y(b.anchor) from building b
+          where b.households > 0 and gridmap_leader_state(b.id) = 'expired' order by b.id limit 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("a building whose leader's term ran out");
+
+    tab(&browser, "leaders").await;
+    log_in(&browser, "#view-leaders", "demo-planner").await;
+    browser.wait_for("document.querySelector('#leader-coverage-total')", WAIT, "the county's coverage").await;
+    let total = browser.js("return document.querySelector('#leader-coverage-total').textContent;").await;
+    assert!(total.as_str().expect("text").contains('%'), "{total}");
+    // The leader layers are shown, and their tiles come from their own source.
+    browser
+        .wait_for("__map.getLayoutProperty('leader-gaps', 'visibility') === 'visible'", WAIT, "the gaps shown")
+        .await;
+    browser.js(&format!("__map.jumpTo({{ center: [{lon}, {lat}], zoom: 17 }}); return true;")).await;
+    browser
+        .wait_for(
+            &format!(
+                "__map.querySourceFeatures('leaders', {{ sourceLayer: 'leader_gaps' }}).some((f) => f.id === {id})"
+            ),
+            WAIT,
+            "the lapsed building outlined as a gap",
+        )
+        .await;
+
+    // Tap the building: its card says the term ran out; renew it for a year.
+    let at = browser
+        .js(&format!(
+            "const p = __map.project([{lon}, {lat}]); const r = __map.getContainer().getBoundingClientRect(); return [r.left + p.x, r.top + p.y];"
+        ))
+        .await;
+    click_at(&browser, at[0].as_f64().expect("x"), at[1].as_f64().expect("y")).await;
+    browser.wait_for("document.querySelector('#leader-card .leader-renew')", WAIT, "the building's card").await;
+    let card = browser.js("return document.querySelector('#leader-card').textContent;").await;
+    assert!(card.as_str().expect("text").contains("任期已满"), "{card}");
+    browser.client.find(Locator::Css("#leader-card .leader-renew")).await.expect("renew").click().await.expect("click");
+    browser
+        .wait_for("document.querySelector('#leader-card .ok')?.textContent === '已保存'", WAIT, "the renewal saved")
+        .await;
+    let state: String =
+        sqlx::query_scalar("select gridmap_leader_state($1)").bind(id).fetch_one(&pool).await.expect("state");
+    assert_eq!(state, "current");
+    // The leader tiles there are redrawn without the gap (the base map's stay cached).
+    browser
+        .wait_for(
+            &format!(
+                "__map.querySourceFeatures('leaders', {{ sourceLayer: 'leader_gaps' }}).every((f) => f.id !== {id})"
+            ),
+            WAIT,
+            "the gap gone from the map",
+        )
+        .await;
+    browser.screenshot(&screenshot_path("leaders-phone.png")).await;
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}

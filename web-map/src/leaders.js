@@ -81,8 +81,9 @@ async function write(app, path, body, etag) {
     leaders.message = msg;
   }
   await loadCoverage();
-  // The server dropped the cached leader tiles there (the base map's stay): redraw them.
-  app.map?.getSource('leaders')?.reload?.();
+  // The server dropped the cached leader tiles there (the base map's stay): fetch them again
+  // (the browser revalidates with the tiles' ETags). MapLibre 6's API; a source has no reload().
+  if (app.map?.getSource('leaders')) app.map.refreshTiles('leaders');
   render(app);
 }
 
@@ -170,12 +171,16 @@ export function initLeaders(app) {
     else if (hasRole(['building_leader'])) await loadMine();
     render(app);
   };
+  // Shown for staff on their tabs: decided again on every tab change and every log-in or
+  // log-out (logging in on the leaders tab itself must show them at once).
+  const showLayers = () => setCoverageVisible(app.map, COVERAGE_TABS.has(app.state.tab) && hasRole(STAFF));
   onSession(() => {
     leaders.coverage = null; leaders.building = null; leaders.mine = null;
+    showLayers();
     if (app.state.tab === 'leaders') open(); else render(app);
   });
   window.addEventListener('gridmap:tab', (e) => {
-    setCoverageVisible(app.map, COVERAGE_TABS.has(e.detail) && hasRole(STAFF));
+    showLayers();
     if (e.detail === 'leaders') open();
   });
   $('#leaders-logout').addEventListener('click', () => logout());

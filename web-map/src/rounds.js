@@ -64,6 +64,8 @@ async function send(app) {
   if (results.some((r) => r.ok)) {
     rounds.message = { kind: 'ok', text: t('visit_sent') };
     await load();
+    // The server dropped the round's cached coverage tiles: draw the new progress.
+    if (app.map?.getSource('coverage')) app.map.refreshTiles('coverage');
   }
   render(app);
 }

@@ -191,7 +191,7 @@ pub async fn create_item(
     Planner(me): Planner,
     Json(body): Json<serde_json::Value>,
 ) -> ApiResult<Response> {
-    let body: NewItem = typed(body)?;
+    let body: NewItem = typed(&body)?;
     Ok(with_etag(StatusCode::CREATED, market::create_item(&state.pool, &me, &body).await?))
 }
 
@@ -216,13 +216,13 @@ pub async fn update_item(
     Json(body): Json<serde_json::Value>,
 ) -> ApiResult<Response> {
     let version = etag::required_version(&headers, IF_MATCH)?;
-    let patch: ItemPatch = typed(body)?;
+    let patch: ItemPatch = typed(&body)?;
     Ok(with_etag(StatusCode::OK, market::update_item(&state.pool, &me, id, version, &patch).await?))
 }
 
 /// A JSON body as `T`, an error naming the field at fault.
-fn typed<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> ApiResult<T> {
-    serde_path_to_error::deserialize(&body).map_err(|e| {
+fn typed<T: serde::de::DeserializeOwned>(body: &serde_json::Value) -> ApiResult<T> {
+    serde_path_to_error::deserialize(body).map_err(|e| {
         let path = e.path().to_string();
         ApiError::field(if path == "." { "body".to_string() } else { path }, e.inner().to_string())
     })
@@ -246,7 +246,7 @@ pub async fn redeem(
     Json(body): Json<serde_json::Value>,
 ) -> ApiResult<Response> {
     let key = extract::idempotency_key(&headers)?;
-    let body: NewRedemption = typed(body)?;
+    let body: NewRedemption = typed(&body)?;
     let (view, replayed) = match market::redeem(&state.pool, &me, &body, key).await? {
         RedeemOutcome::Created(v) => (v, false),
         RedeemOutcome::Replayed(v) => (v, true),
@@ -341,7 +341,9 @@ pub async fn cancel_redemption(
     let cancel: Cancel = if body.iter().all(u8::is_ascii_whitespace) {
         Cancel::default()
     } else {
-        typed(serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?)?
+        let value: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+        typed(&value)?
     };
     Ok(Json(market::cancel(&state.pool, &me, id, &cancel).await?))
 }

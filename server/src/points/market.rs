@@ -476,6 +476,18 @@ pub async fn redeem(pool: &PgPool, who: &Principal, body: &NewRedemption, key: U
     // Every debit of one account waits for the one before: the balance read below is then the
     // balance the debit is written against (two phones redeeming at once cannot both spend it).
     sqlx::query("select id from account where id = $1 for update").bind(who.account_id).execute(&mut *tx).await?;
+    // A resend racing the first request waited for that lock: it is answered as a resend, not
+    // judged again against the balance the first one spent.
+    let stored: Option<i64> = sqlx::query_scalar("select id from points_redemption where idempotency_key = $1")
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if stored.is_some() {
+        drop(tx);
+        return replay(pool, who, key, &hash).await?.ok_or_else(|| {
+            PointsError::Database(sqlx::Error::Protocol("redemption key vanished during a resend".into()))
+        });
+    }
     let have = balance(&mut tx, who.account_id).await?;
     if have < i64::from(points) {
         return Err(PointsError::Conflict {
@@ -548,7 +560,7 @@ pub async fn list(pool: &PgPool, who: &Principal, which: ListView, status: Optio
     {
         return Err(field("status", "one of pending, handed_over, cancelled"));
     }
-    let rows = match which {
+    let rows: Vec<Redemption> = match which {
         ListView::Mine => {
             sqlx::query_as(&format!(
                 "{REDEMPTION_SQL} where r.account_id = $1 and ($2::text is null or r.status = $2) order by r.id desc limit 200"

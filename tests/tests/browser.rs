@@ -2307,7 +2307,9 @@ async fn rider_redeems_an_item_on_a_phone() {
     assert!(before >= cost, "the seeded rider-01 can afford it: {before} < {cost}");
 
     tab(&browser, "points").await;
-    browser.wait_for("document.querySelectorAll('#points-catalogue .points-item').length >= 15", WAIT, "the catalogue").await;
+    browser
+        .wait_for("document.querySelectorAll('#points-catalogue .points-item').length >= 15", WAIT, "the catalogue")
+        .await;
     browser.js("document.querySelector('#points-login-open').click(); return true;").await;
     log_in(&browser, "#view-points", "rider-01").await;
     browser
@@ -2328,9 +2330,17 @@ async fn rider_redeems_an_item_on_a_phone() {
     assert_eq!(button["disabled"], false, "{button}");
     assert!(button["h"].as_f64().unwrap_or(0.0) >= 44.0, "a thumb-sized button: {button}");
     assert!(button["right"].as_f64() <= button["vw"].as_f64(), "inside the phone's width: {button}");
-    browser.js(&format!("document.querySelector('.points-item[data-item=\"{item_id}\"] .points-redeem').click(); return true;")).await;
     browser
-        .wait_for("(document.querySelector('#points-message')?.textContent ?? '').includes('#')", WAIT, "the redemption")
+        .js(&format!(
+            "document.querySelector('.points-item[data-item=\"{item_id}\"] .points-redeem').click(); return true;"
+        ))
+        .await;
+    browser
+        .wait_for(
+            "(document.querySelector('#points-message')?.textContent ?? '').includes('#')",
+            WAIT,
+            "the redemption",
+        )
         .await;
     let after = get("/api/points/me", &rider).await["balance"].as_i64().expect("balance");
     assert_eq!(after, before - cost, "debited once");
@@ -2363,11 +2373,23 @@ async fn rider_redeems_an_item_on_a_phone() {
     browser.js("document.querySelector('#points-login-open').click(); return true;").await;
     log_in(&browser, "#view-points", "merchant-01").await;
     browser
-        .wait_for(&format!("!!document.querySelector('#points-handover [data-id=\"{id}\"] .points-confirm')"), WAIT, "the hand-over list")
+        .wait_for(
+            &format!("!!document.querySelector('#points-handover [data-id=\"{id}\"] .points-confirm')"),
+            WAIT,
+            "the hand-over list",
+        )
         .await;
-    browser.js(&format!("document.querySelector('#points-handover [data-id=\"{id}\"] .points-confirm').click(); return true;")).await;
     browser
-        .wait_for(&format!("!document.querySelector('#points-handover [data-id=\"{id}\"]')"), WAIT, "the confirmed hand-over")
+        .js(&format!(
+            "document.querySelector('#points-handover [data-id=\"{id}\"] .points-confirm').click(); return true;"
+        ))
+        .await;
+    browser
+        .wait_for(
+            &format!("!document.querySelector('#points-handover [data-id=\"{id}\"]')"),
+            WAIT,
+            "the confirmed hand-over",
+        )
         .await;
     let merchant = api_login(&server, "merchant-01").await;
     let done = get(&format!("/api/points/redemptions/{id}"), &merchant).await;

@@ -175,7 +175,11 @@ fn with_etag(status: StatusCode, item: Item) -> Response {
 #[utoipa::path(get, path = "/api/points/catalogue/{id}", tag = "points", params(("id" = i64, Path)),
     responses((status = 200, body = Item, headers(("ETag" = String, description = "The item's version"))),
         (status = 404, description = "No such item", body = ErrorBody)))]
-pub async fn get_item(State(state): State<AppState>, MaybeAuth(me): MaybeAuth, Path(id): Path<i64>) -> ApiResult<Response> {
+pub async fn get_item(
+    State(state): State<AppState>,
+    MaybeAuth(me): MaybeAuth,
+    Path(id): Path<i64>,
+) -> ApiResult<Response> {
     Ok(with_etag(StatusCode::OK, market::item(&state.pool, me.as_ref(), id).await?))
 }
 
@@ -317,7 +321,11 @@ pub async fn get_redemption(
         (status = 403, description = "`not_your_item` or `own_redemption`", body = ErrorBody),
         (status = 404, description = "No such redemption", body = ErrorBody),
         (status = 409, description = "`not_pending`: handed over or cancelled already", body = ErrorBody)))]
-pub async fn hand_over(State(state): State<AppState>, Auth(me): Auth, Path(id): Path<i64>) -> ApiResult<Json<Redemption>> {
+pub async fn hand_over(
+    State(state): State<AppState>,
+    Auth(me): Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Redemption>> {
     Ok(Json(market::hand_over(&state.pool, &me, id).await?))
 }
 

@@ -389,11 +389,12 @@ async fn handover_reach(pool: &PgPool, who: &Principal) -> Result<Option<Handove
             Some(Handover { station, ..Handover::default() })
         }
         Role::GridWorker => {
-            let communities: Vec<i64> =
-                sqlx::query_scalar("select distinct community_id from grid where id = any($1) and community_id is not null order by 1")
-                    .bind(&who.grid_ids)
-                    .fetch_all(pool)
-                    .await?;
+            let communities: Vec<i64> = sqlx::query_scalar(
+                "select distinct community_id from grid where id = any($1) and community_id is not null order by 1",
+            )
+            .bind(&who.grid_ids)
+            .fetch_all(pool)
+            .await?;
             Some(Handover { communities, ..Handover::default() })
         }
         _ => None,
@@ -532,14 +533,12 @@ pub async fn redeem(pool: &PgPool, who: &Principal, body: &NewRedemption, key: U
             message: format!("{name}: fewer than {quantity} left"),
         });
     }
-    sqlx::query(
-        "insert into points_ledger (account_id, delta, reason, redemption_id) values ($1, $2, 'redeemed', $3)",
-    )
-    .bind(who.account_id)
-    .bind(-points)
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query("insert into points_ledger (account_id, delta, reason, redemption_id) values ($1, $2, 'redeemed', $3)")
+        .bind(who.account_id)
+        .bind(-points)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(RedeemOutcome::Created(view(pool, who, id).await?))
 }
@@ -640,7 +639,9 @@ pub async fn hand_over(pool: &PgPool, who: &Principal, id: i64) -> Result<Redemp
     if !reach.is_some_and(|h| h.covers(m, s, c)) {
         return Err(PointsError::Forbidden {
             reason: "not_your_item",
-            message: "the item's merchant, the host of its station, a grid worker of its community or an admin hands it over".into(),
+            message:
+                "the item's merchant, the host of its station, a grid worker of its community or an admin hands it over"
+                    .into(),
         });
     }
     if redeemer == who.account_id {

@@ -32,11 +32,10 @@ pub async fn current_year(pool: &PgPool) -> Result<i32, sqlx::Error> {
 
 /// The top `limit` of `group` in `year`.
 pub async fn ranking(pool: &PgPool, year: i32, group: &str, limit: i64) -> Result<Ranking, PointsError> {
-    let found: Option<Group> =
-        sqlx::query_as("select code, name_zh, name_en, roles from points_group where code = $1")
-            .bind(group)
-            .fetch_optional(pool)
-            .await?;
+    let found: Option<Group> = sqlx::query_as("select code, name_zh, name_en, roles from points_group where code = $1")
+        .bind(group)
+        .fetch_optional(pool)
+        .await?;
     let Some(group) = found else {
         let known = super::group_codes(pool).await?.join(", ");
         return Err(super::field("group", format!("one of {known}")));

@@ -55,7 +55,14 @@ async fn stock(pool: &PgPool, item: i64) -> Option<i32> {
     sqlx::query_scalar("select stock from points_item where id = $1").bind(item).fetch_one(pool).await.expect("stock")
 }
 
-async fn call(pool: &PgPool, method: &str, uri: &str, token: Option<&str>, headers: &[(&str, &str)], body: Option<Value>) -> Reply {
+async fn call(
+    pool: &PgPool,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> Reply {
     let mut r = Request::builder().method(method).uri(uri);
     if let Some(t) = token {
         r = r.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -113,7 +120,9 @@ async fn item(pool: &PgPool, w: &World, cost: i32, stock: Option<i32>) -> (i64, 
         "/api/points/catalogue",
         Some(&w.planner),
         &[],
-        Some(json!({"name": "测试洗衣液", "kind": "goods", "cost": cost, "stock": stock, "merchant_id": w.merchant_id})),
+        Some(
+            json!({"name": "测试洗衣液", "kind": "goods", "cost": cost, "stock": stock, "merchant_id": w.merchant_id}),
+        ),
     )
     .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", text(&reply));
@@ -150,7 +159,8 @@ async fn redeeming_debits_points_and_stock_together_and_the_items_merchant_hands
     assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
     assert_eq!(r.json()["status"], "handed_over");
     // Once: a second hand-over or a late cancel is a conflict; nothing moves.
-    let again = call(&pool, "POST", &format!("/api/points/redemptions/{id}/handover"), Some(&w.merchant), &[], None).await;
+    let again =
+        call(&pool, "POST", &format!("/api/points/redemptions/{id}/handover"), Some(&w.merchant), &[], None).await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(again.json()["reason"], "not_pending");
     let late = call(&pool, "POST", &format!("/api/points/redemptions/{id}/cancel"), Some(&w.rider), &[], None).await;
@@ -292,7 +302,8 @@ async fn a_resend_with_the_same_key_gets_the_same_redemption_and_is_debited_once
     assert_eq!(stock(&pool, item_id).await, Some(8));
     // Without a key, or with one that is no UUID: 400 naming the header, nothing stored.
     let before = crate::common::count(&pool, "points_redemption").await;
-    let none = call(&pool, "POST", "/api/points/redemptions", Some(&w.rider), &[], Some(json!({"item_id": item_id}))).await;
+    let none =
+        call(&pool, "POST", "/api/points/redemptions", Some(&w.rider), &[], Some(json!({"item_id": item_id}))).await;
     assert_eq!(none.status, StatusCode::BAD_REQUEST);
     assert_eq!(none.json()["field"], "Idempotency-Key");
     let bad = redeem(&pool, &w.rider, "not-a-uuid", json!({"item_id": item_id})).await;
@@ -315,7 +326,15 @@ async fn cancelling_gives_back_the_points_and_the_stock_and_only_the_redeemer_or
         let r = call(&pool, "POST", &format!("/api/points/redemptions/{id}/cancel"), Some(token), &[], None).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", text(&r));
     }
-    let bad = call(&pool, "POST", &format!("/api/points/redemptions/{id}/cancel"), Some(&w.rider), &[], Some(json!({"why": "x"}))).await;
+    let bad = call(
+        &pool,
+        "POST",
+        &format!("/api/points/redemptions/{id}/cancel"),
+        Some(&w.rider),
+        &[],
+        Some(json!({"why": "x"})),
+    )
+    .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", text(&bad));
     let r = call(
         &pool,
@@ -370,12 +389,11 @@ async fn station_and_community_items_are_handed_over_by_their_host_and_community
             .fetch_one(&pool)
             .await
             .expect("places");
-    let grids: Vec<String> =
-        sqlx::query_scalar("select code from grid where community_id = $1 order by id limit 1")
-            .bind(community)
-            .fetch_all(&pool)
-            .await
-            .expect("grid");
+    let grids: Vec<String> = sqlx::query_scalar("select code from grid where community_id = $1 order by id limit 1")
+        .bind(community)
+        .fetch_all(&pool)
+        .await
+        .expect("grid");
     let outside: Vec<String> = sqlx::query_scalar("select code from grid where community_id <> $1 order by id limit 1")
         .bind(community)
         .fetch_all(&pool)
@@ -384,7 +402,11 @@ async fn station_and_community_items_are_handed_over_by_their_host_and_community
     let worker = login(&pool, "pm-worker", Role::GridWorker, &grids).await;
     let far_worker = login(&pool, "pm-far-worker", Role::GridWorker, &outside).await;
     let host = login(&pool, "pm-host", Role::StationHost, &[]).await;
-    sqlx::query("update account set station_id = $1 where name = 'pm-host'").bind(station).execute(&pool).await.expect("host");
+    sqlx::query("update account set station_id = $1 where name = 'pm-host'")
+        .bind(station)
+        .execute(&pool)
+        .await
+        .expect("host");
     let mut ids = Vec::new();
     for place in [json!({"station_id": station}), json!({"community_id": community})] {
         let mut body = json!({"name": "大米 10 斤", "kind": "goods", "cost": 50, "stock": 5});
@@ -398,7 +420,9 @@ async fn station_and_community_items_are_handed_over_by_their_host_and_community
     let (at_station, at_community) = (ids[0], ids[1]);
     let handover = |id: i64, token: String| {
         let pool = pool.clone();
-        async move { call(&pool, "POST", &format!("/api/points/redemptions/{id}/handover"), Some(&token), &[], None).await.status }
+        async move {
+            call(&pool, "POST", &format!("/api/points/redemptions/{id}/handover"), Some(&token), &[], None).await.status
+        }
     };
     assert_eq!(handover(at_station, worker.clone()).await, StatusCode::FORBIDDEN);
     assert_eq!(handover(at_station, w.merchant.clone()).await, StatusCode::FORBIDDEN);
@@ -408,7 +432,8 @@ async fn station_and_community_items_are_handed_over_by_their_host_and_community
     let seen = call(&pool, "GET", &format!("/api/points/redemptions/{at_community}"), Some(&worker), &[], None).await;
     assert_eq!(seen.status, StatusCode::OK, "{}", text(&seen));
     assert_eq!(seen.json()["mine"], false);
-    let unseen = call(&pool, "GET", &format!("/api/points/redemptions/{at_community}"), Some(&far_worker), &[], None).await;
+    let unseen =
+        call(&pool, "GET", &format!("/api/points/redemptions/{at_community}"), Some(&far_worker), &[], None).await;
     assert_eq!(unseen.status, StatusCode::FORBIDDEN);
     assert_eq!(handover(at_station, host).await, StatusCode::OK);
     assert_eq!(handover(at_community, worker).await, StatusCode::OK);
@@ -427,7 +452,8 @@ async fn nobody_hands_over_their_own_redemption(pool: PgPool) {
     let r = redeem(&pool, &w.merchant, &key(), json!({"item_id": item_id})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", text(&r));
     let id = r.json()["id"].as_i64().expect("id");
-    let own = call(&pool, "POST", &format!("/api/points/redemptions/{id}/handover"), Some(&w.merchant), &[], None).await;
+    let own =
+        call(&pool, "POST", &format!("/api/points/redemptions/{id}/handover"), Some(&w.merchant), &[], None).await;
     assert_eq!(own.status, StatusCode::FORBIDDEN);
     assert_eq!(own.json()["reason"], "own_redemption");
     let admin = call(&pool, "POST", &format!("/api/points/redemptions/{id}/handover"), Some(&w.admin), &[], None).await;
@@ -469,12 +495,23 @@ async fn planners_and_admins_edit_the_catalogue_with_if_match(pool: PgPool) {
     // A redemption takes stock, so it moves the version: an edit from before it is stale.
     earn(&pool, "pm-rider", 5).await;
     assert_eq!(redeem(&pool, &w.rider, &key(), json!({"item_id": id})).await.status, StatusCode::CREATED);
-    let stale = call(&pool, "PATCH", &uri, Some(&w.planner), &[("If-Match", etag2.as_str())], Some(json!({"stock": 100}))).await;
+    let stale =
+        call(&pool, "PATCH", &uri, Some(&w.planner), &[("If-Match", etag2.as_str())], Some(json!({"stock": 100})))
+            .await;
     assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
     assert_eq!(stock(&pool, id).await, Some(9));
     // Unlimited, then inactive: the public no longer sees it, the planner does.
-    let etag3 = call(&pool, "GET", &uri, None, &[], None).await.headers[header::ETAG].to_str().expect("etag").to_string();
-    let off = call(&pool, "PATCH", &uri, Some(&w.planner), &[("If-Match", etag3.as_str())], Some(json!({"stock": null, "active": false}))).await;
+    let etag3 =
+        call(&pool, "GET", &uri, None, &[], None).await.headers[header::ETAG].to_str().expect("etag").to_string();
+    let off = call(
+        &pool,
+        "PATCH",
+        &uri,
+        Some(&w.planner),
+        &[("If-Match", etag3.as_str())],
+        Some(json!({"stock": null, "active": false})),
+    )
+    .await;
     assert_eq!(off.status, StatusCode::OK, "{}", text(&off));
     assert_eq!(off.json()["stock"], Value::Null);
     assert_eq!(call(&pool, "GET", &uri, None, &[], None).await.status, StatusCode::NOT_FOUND);
@@ -498,12 +535,32 @@ async fn every_bad_input_is_a_clear_4xx_and_stores_nothing(pool: PgPool) {
         (json!({"name": "", "kind": "goods", "cost": 1, "station_id": station}), StatusCode::BAD_REQUEST, "name"),
         (json!({"name": "x", "kind": "gold", "cost": 1, "station_id": station}), StatusCode::BAD_REQUEST, "kind"),
         (json!({"name": "x", "kind": "goods", "cost": 0, "station_id": station}), StatusCode::BAD_REQUEST, "cost"),
-        (json!({"name": "x", "kind": "goods", "cost": 1, "stock": -1, "station_id": station}), StatusCode::BAD_REQUEST, "stock"),
+        (
+            json!({"name": "x", "kind": "goods", "cost": 1, "stock": -1, "station_id": station}),
+            StatusCode::BAD_REQUEST,
+            "stock",
+        ),
         (json!({"name": "x", "kind": "goods", "cost": 1}), StatusCode::BAD_REQUEST, "merchant_id"),
-        (json!({"name": "x", "kind": "goods", "cost": 1, "station_id": station, "community_id": 1}), StatusCode::BAD_REQUEST, "merchant_id"),
-        (json!({"name": "x", "kind": "goods", "cost": 1, "station_id": station, "colour": "red"}), StatusCode::BAD_REQUEST, "body"),
-        (json!({"name": "x", "kind": "goods", "cost": 1, "station_id": 999_999_999}), StatusCode::UNPROCESSABLE_ENTITY, ""),
-        (json!({"name": "x", "kind": "goods", "cost": 1, "merchant_id": account_id(&pool, "pm-rider").await}), StatusCode::UNPROCESSABLE_ENTITY, ""),
+        (
+            json!({"name": "x", "kind": "goods", "cost": 1, "station_id": station, "community_id": 1}),
+            StatusCode::BAD_REQUEST,
+            "merchant_id",
+        ),
+        (
+            json!({"name": "x", "kind": "goods", "cost": 1, "station_id": station, "colour": "red"}),
+            StatusCode::BAD_REQUEST,
+            "body",
+        ),
+        (
+            json!({"name": "x", "kind": "goods", "cost": 1, "station_id": 999_999_999}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "",
+        ),
+        (
+            json!({"name": "x", "kind": "goods", "cost": 1, "merchant_id": account_id(&pool, "pm-rider").await}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "",
+        ),
         (json!({"name": "x", "kind": "goods", "cost": "ten", "station_id": station}), StatusCode::BAD_REQUEST, "cost"),
     ];
     for (body, status, field) in bad_items {
@@ -540,7 +597,9 @@ async fn every_bad_input_is_a_clear_4xx_and_stores_nothing(pool: PgPool) {
         let r = redeem(&pool, &w.rider, &key(), body.clone()).await;
         assert_eq!(r.status, status, "{body}: {}", text(&r));
     }
-    let not_json = call(&pool, "POST", "/api/points/redemptions", Some(&w.rider), &[("Idempotency-Key", key().as_str())], None).await;
+    let not_json =
+        call(&pool, "POST", "/api/points/redemptions", Some(&w.rider), &[("Idempotency-Key", key().as_str())], None)
+            .await;
     assert!(not_json.status.is_client_error(), "{}", not_json.status);
     assert_eq!(crate::common::count(&pool, "points_redemption").await, redemptions);
     assert_eq!(crate::common::count(&pool, "points_ledger").await, ledger);
@@ -561,7 +620,10 @@ async fn every_bad_input_is_a_clear_4xx_and_stores_nothing(pool: PgPool) {
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}: {}", text(&r));
     }
     assert_eq!(call(&pool, "GET", "/api/points/catalogue/x", None, &[], None).await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(call(&pool, "GET", "/api/points/catalogue/999999999", None, &[], None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        call(&pool, "GET", "/api/points/catalogue/999999999", None, &[], None).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
@@ -579,26 +641,45 @@ async fn earning_follows_the_rule_table(pool: PgPool) {
         .expect("award")
         .expect("awarded");
     assert_eq!((award.points, award.group_code.as_str()), (25, "riders"));
-    let twice = points::award(&mut *conn, rider, "report_accepted", SourceRef { kind: "test", id: 1 }).await.expect("award");
+    let twice =
+        points::award(&mut *conn, rider, "report_accepted", SourceRef { kind: "test", id: 1 }).await.expect("award");
     assert_eq!(twice, None, "once per source");
     // No rule for riders: nothing. An inactive rule: nothing. A named group: its rule.
-    assert_eq!(points::award(&mut *conn, rider, "wish_completed", SourceRef { kind: "wish", id: 1 }).await.expect("award"), None);
+    assert_eq!(
+        points::award(&mut *conn, rider, "wish_completed", SourceRef { kind: "wish", id: 1 }).await.expect("award"),
+        None
+    );
     sqlx::query("update points_rule set active = false where event = 'door_round_completed' and group_code = 'riders'")
         .execute(&pool)
         .await
         .expect("rule");
-    assert_eq!(points::award(&mut *conn, rider, "door_round_completed", SourceRef::door_round(1)).await.expect("award"), None);
-    let member = points::award_in_group(&mut *conn, rider, "emergency_checkin", Some("party_members"), SourceRef { kind: "emergency", id: 1 })
-        .await
-        .expect("award")
-        .expect("awarded");
+    assert_eq!(
+        points::award(&mut *conn, rider, "door_round_completed", SourceRef::door_round(1)).await.expect("award"),
+        None
+    );
+    let member = points::award_in_group(
+        &mut *conn,
+        rider,
+        "emergency_checkin",
+        Some("party_members"),
+        SourceRef { kind: "emergency", id: 1 },
+    )
+    .await
+    .expect("award")
+    .expect("awarded");
     assert_eq!((member.points, member.group_code.as_str()), (30, "party_members"));
     // The rules are public.
     let rules = crate::common::get(&pool, "/api/points/rules").await;
     assert_eq!(rules.status, StatusCode::OK);
     let body = rules.json();
     assert_eq!(body["groups"].as_array().expect("groups").len(), 6);
-    assert!(body["rules"].as_array().expect("rules").iter().any(|r| r["event"] == "report_accepted" && r["group_code"] == "riders" && r["points"] == 25));
+    assert!(
+        body["rules"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .any(|r| r["event"] == "report_accepted" && r["group_code"] == "riders" && r["points"] == 25)
+    );
 }
 
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
@@ -622,11 +703,12 @@ async fn closing_a_door_knocking_round_credits_everyone_who_knocked(pool: PgPool
     .fetch_one(&pool)
     .await
     .expect("round");
-    let buildings: Vec<(i64, i32)> = sqlx::query_as("select id, households from building where grid_id = $1 and households > 0")
-        .bind(grid)
-        .fetch_all(&pool)
-        .await
-        .expect("buildings");
+    let buildings: Vec<(i64, i32)> =
+        sqlx::query_as("select id, households from building where grid_id = $1 and households > 0")
+            .bind(grid)
+            .fetch_all(&pool)
+            .await
+            .expect("buildings");
     for (b, households) in buildings {
         let r = call(
             &pool,
@@ -641,13 +723,12 @@ async fn closing_a_door_knocking_round_credits_everyone_who_knocked(pool: PgPool
     }
     let closed = call(&pool, "POST", &format!("/api/rounds/{round}/close"), Some(&worker), &[], None).await;
     assert_eq!(closed.status, StatusCode::OK, "{}", text(&closed));
-    let rows: Vec<(String, i32, String)> = sqlx::query_as(
-        "select reason, delta, group_code from points_ledger where account_id = $1",
-    )
-    .bind(account_id(&pool, "pm-knocker").await)
-    .fetch_all(&pool)
-    .await
-    .expect("rows");
+    let rows: Vec<(String, i32, String)> =
+        sqlx::query_as("select reason, delta, group_code from points_ledger where account_id = $1")
+            .bind(account_id(&pool, "pm-knocker").await)
+            .fetch_all(&pool)
+            .await
+            .expect("rows");
     assert_eq!(rows, vec![("door_round_completed".to_string(), 50, "grid_workers".to_string())]);
 }
 
@@ -656,7 +737,10 @@ async fn yearly_rankings_per_group_are_masked_and_spending_does_not_lower_them(p
     let w = world(&pool).await;
     let zhang = login(&pool, "pm-zhang", Role::Rider, &[]).await;
     login(&pool, "pm-li", Role::Rider, &[]).await;
-    sqlx::query("update account set display_name = '张三丰' where name = 'pm-zhang'").execute(&pool).await.expect("name");
+    sqlx::query("update account set display_name = '张三丰' where name = 'pm-zhang'")
+        .execute(&pool)
+        .await
+        .expect("name");
     sqlx::query("update account set display_name = '李四' where name = 'pm-li'").execute(&pool).await.expect("name");
     // Far above the seeded riders: 90 and 80 points this year.
     earn(&pool, "pm-zhang", 90).await;
@@ -682,8 +766,12 @@ async fn yearly_rankings_per_group_are_masked_and_spending_does_not_lower_them(p
     .execute(&pool)
     .await
     .expect("old");
-    let year: i32 = sqlx::query_scalar("select extract(year from gridmap_county_today())::int").fetch_one(&pool).await.expect("year");
-    let r = call(&pool, "GET", &format!("/api/points/rankings?group=riders&year={year}&limit=3"), None, &[], None).await;
+    let year: i32 = sqlx::query_scalar("select extract(year from gridmap_county_today())::int")
+        .fetch_one(&pool)
+        .await
+        .expect("year");
+    let r =
+        call(&pool, "GET", &format!("/api/points/rankings?group=riders&year={year}&limit=3"), None, &[], None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
     let body = r.json();
     assert_eq!(body["group"]["code"], "riders");

@@ -867,7 +867,7 @@ pub async fn close(changes: &Changes, principal: &Principal, id: i64) -> Result<
     .fetch_all(&mut *tx)
     .await?;
     for visitor in visitors {
-        crate::points::award(&mut *tx, visitor, "door_round_completed", crate::points::SourceRef::door_round(id))
+        crate::points::award(&mut tx, visitor, "door_round_completed", crate::points::SourceRef::door_round(id))
             .await?;
     }
     tx.commit().await?;

@@ -161,8 +161,8 @@ pub async fn list_items(
     Ok(Json(items))
 }
 
-fn with_etag(status: StatusCode, item: Item) -> Response {
-    let mut response = (status, [(header::ETAG, etag::strong(item.version))], Json(&item)).into_response();
+fn with_etag(status: StatusCode, item: &Item) -> Response {
+    let mut response = (status, [(header::ETAG, etag::strong(item.version))], Json(item)).into_response();
     if status == StatusCode::CREATED
         && let Ok(v) = HeaderValue::from_str(&format!("/api/points/catalogue/{}", item.id))
     {
@@ -180,7 +180,7 @@ pub async fn get_item(
     MaybeAuth(me): MaybeAuth,
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
-    Ok(with_etag(StatusCode::OK, market::item(&state.pool, me.as_ref(), id).await?))
+    Ok(with_etag(StatusCode::OK, &market::item(&state.pool, me.as_ref(), id).await?))
 }
 
 /// `POST /api/points/catalogue` → 201: a new item (planners and admins).
@@ -196,7 +196,7 @@ pub async fn create_item(
     Json(body): Json<serde_json::Value>,
 ) -> ApiResult<Response> {
     let body: NewItem = typed(&body)?;
-    Ok(with_etag(StatusCode::CREATED, market::create_item(&state.pool, &me, &body).await?))
+    Ok(with_etag(StatusCode::CREATED, &market::create_item(&state.pool, &me, &body).await?))
 }
 
 const IF_MATCH: &str = "send If-Match with the item's ETag (GET /api/points/catalogue/{id} first)";
@@ -221,7 +221,7 @@ pub async fn update_item(
 ) -> ApiResult<Response> {
     let version = etag::required_version(&headers, IF_MATCH)?;
     let patch: ItemPatch = typed(&body)?;
-    Ok(with_etag(StatusCode::OK, market::update_item(&state.pool, &me, id, version, &patch).await?))
+    Ok(with_etag(StatusCode::OK, &market::update_item(&state.pool, &me, id, version, &patch).await?))
 }
 
 /// A JSON body as `T`, an error naming the field at fault.

@@ -184,7 +184,9 @@ pub struct ItemPatch {
     pub active: Option<bool>,
 }
 
-/// A field that is present (even as null) is `Some`.
+/// A field that is present (even as null) is `Some`: merge patch's three cases (absent: keep;
+/// null: unlimited; a number) need the nested option.
+#[allow(clippy::option_option)]
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> std::result::Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
@@ -611,9 +613,12 @@ async fn lock(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<Locked> {
     .ok_or_else(|| PointsError::NotFound(format!("redemption {id}")))
 }
 
+/// A redemption's redeemer and its item's merchant, station and community.
+type Placed = (i64, Option<i64>, Option<i64>, Option<i64>);
+
 /// One redemption: its redeemer, those who hand it over, admins.
 pub async fn get(pool: &PgPool, who: &Principal, id: i64) -> Result<Redemption> {
-    let row: Option<(i64, Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
+    let row: Option<Placed> = sqlx::query_as(
         r"select r.account_id, i.merchant_id, i.station_id, i.community_id
             from points_redemption r join points_item i on i.id = r.item_id where r.id = $1",
     )

@@ -35,7 +35,9 @@ enum At {
 }
 
 /// name, kind, cost, stock (None: unlimited), where, active.
-const ITEMS: [(&str, &str, i32, Option<i32>, At, bool); 21] = [
+type ItemRow = (&'static str, &'static str, i32, Option<i32>, At, bool);
+
+const ITEMS: [ItemRow; 21] = [
     ("洗衣液 2kg", "goods", 50, Some(40), At::Community(0), true),
     ("食用油 5L", "goods", 120, Some(20), At::Community(0), true),
     ("大米 10 斤", "goods", 80, Some(30), At::Community(0), true),

@@ -33,7 +33,7 @@ async fn earn(pool: &PgPool, name: &str, times: i64) {
     let id = account_id(pool, name).await;
     let mut conn = pool.acquire().await.expect("connection");
     for n in 0..times {
-        let award = points::award(&mut *conn, id, "report_accepted", SourceRef { kind: "test", id: n })
+        let award = points::award(&mut conn, id, "report_accepted", SourceRef { kind: "test", id: n })
             .await
             .expect("award")
             .expect("a rule for the group");
@@ -636,17 +636,17 @@ async fn earning_follows_the_rule_table(pool: PgPool) {
         .execute(&pool)
         .await
         .expect("rule");
-    let award = points::award(&mut *conn, rider, "report_accepted", SourceRef { kind: "test", id: 1 })
+    let award = points::award(&mut conn, rider, "report_accepted", SourceRef { kind: "test", id: 1 })
         .await
         .expect("award")
         .expect("awarded");
     assert_eq!((award.points, award.group_code.as_str()), (25, "riders"));
     let twice =
-        points::award(&mut *conn, rider, "report_accepted", SourceRef { kind: "test", id: 1 }).await.expect("award");
+        points::award(&mut conn, rider, "report_accepted", SourceRef { kind: "test", id: 1 }).await.expect("award");
     assert_eq!(twice, None, "once per source");
     // No rule for riders: nothing. An inactive rule: nothing. A named group: its rule.
     assert_eq!(
-        points::award(&mut *conn, rider, "wish_completed", SourceRef { kind: "wish", id: 1 }).await.expect("award"),
+        points::award(&mut conn, rider, "wish_completed", SourceRef { kind: "wish", id: 1 }).await.expect("award"),
         None
     );
     sqlx::query("update points_rule set active = false where event = 'door_round_completed' and group_code = 'riders'")
@@ -654,11 +654,11 @@ async fn earning_follows_the_rule_table(pool: PgPool) {
         .await
         .expect("rule");
     assert_eq!(
-        points::award(&mut *conn, rider, "door_round_completed", SourceRef::door_round(1)).await.expect("award"),
+        points::award(&mut conn, rider, "door_round_completed", SourceRef::door_round(1)).await.expect("award"),
         None
     );
     let member = points::award_in_group(
-        &mut *conn,
+        &mut conn,
         rider,
         "emergency_checkin",
         Some("party_members"),

@@ -405,7 +405,7 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         let mut conn = pool.acquire().await.expect("connection");
         for n in 0..10 {
             gridmap_server::points::award(
-                &mut *conn,
+                &mut conn,
                 redeemer_id,
                 "report_accepted",
                 gridmap_server::points::SourceRef { kind: "privacy", id: n },

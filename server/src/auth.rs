@@ -31,6 +31,9 @@ pub enum Role {
     /// counts, answers its suggestions.
     #[value(name = "station_host")]
     StationHost,
+    /// A merchant of the points market (积分超市): hands over what was redeemed at their shop
+    /// (`points_item.merchant_id`) and confirms it.
+    Merchant,
 }
 
 impl Role {
@@ -43,6 +46,7 @@ impl Role {
             "admin" => Self::Admin,
             "building_leader" => Self::BuildingLeader,
             "station_host" => Self::StationHost,
+            "merchant" => Self::Merchant,
             _ => return None,
         })
     }
@@ -56,6 +60,7 @@ impl Role {
             Self::Admin => "admin",
             Self::BuildingLeader => "building_leader",
             Self::StationHost => "station_host",
+            Self::Merchant => "merchant",
         }
     }
 }

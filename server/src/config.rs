@@ -235,6 +235,7 @@ mod tests {
             ("admin", Role::Admin),
             ("building_leader", Role::BuildingLeader),
             ("station_host", Role::StationHost),
+            ("merchant", Role::Merchant),
         ] {
             let cli =
                 Cli::try_parse_from(["gridmap", "user", "add", "--role", name, "--name", "x1", "--password-stdin"])

@@ -19,6 +19,7 @@ pub mod import;
 pub mod leaders;
 pub mod nul;
 pub mod ogc;
+pub mod points;
 pub mod reports;
 pub mod rounds;
 pub mod seed;

@@ -858,6 +858,18 @@ pub async fn close(changes: &Changes, principal: &Principal, id: i64) -> Result<
         .bind(principal.account_id)
         .execute(&mut *tx)
         .await?;
+    // Everyone who knocked in the round earns by the `door_round_completed` rule of their group
+    // (grid workers, part-time rider workers), once per round, in the closing transaction.
+    let visitors: Vec<i64> = sqlx::query_scalar(
+        "select distinct visitor_id from door_visit where round_id = $1 and visitor_id is not null order by 1",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
+    for visitor in visitors {
+        crate::points::award(&mut tx, visitor, "door_round_completed", crate::points::SourceRef::door_round(id))
+            .await?;
+    }
     tx.commit().await?;
     changes.coverage_changed(id).await;
     get(pool, principal, id).await

@@ -2355,6 +2355,124 @@ async fn planner_on_a_phone_sees_leader_coverage_and_renews_a_term_that_ran_out_
         )
         .await;
     browser.screenshot(&screenshot_path("leaders-phone.png")).await;
+
+/// The points market on a phone (issue 24 §3): a rider opens the points tab, logs in, redeems a
+/// haircut voucher (理发券, at merchant-01) with the balance shown, sees it pending in their
+/// list; the merchant logs in on the same phone and confirms the hand-over.
+#[tokio::test]
+async fn rider_redeems_an_item_on_a_phone() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let server = Server::start(&db, &[]).await;
+    open(&browser, &server).await;
+    let client = reqwest::Client::new();
+    let rider = api_login(&server, "rider-01").await;
+    let get = |path: &str, token: &str| {
+        let request = client.get(server.url(path)).bearer_auth(token);
+        async move { request.send().await.expect("get").json::<Value>().await.expect("json") }
+    };
+    let before = get("/api/points/me", &rider).await["balance"].as_i64().expect("balance");
+    let catalogue = get("/api/points/catalogue", &rider).await;
+    let item = catalogue
+        .as_array()
+        .expect("catalogue")
+        .iter()
+        .find(|i| i["name"] == "理发券")
+        .cloned()
+        .expect("the seeded haircut voucher");
+    let (item_id, cost) = (item["id"].as_i64().expect("id"), item["cost"].as_i64().expect("cost"));
+    assert!(before >= cost, "the seeded rider-01 can afford it: {before} < {cost}");
+
+    tab(&browser, "points").await;
+    browser
+        .wait_for("document.querySelectorAll('#points-catalogue .points-item').length >= 15", WAIT, "the catalogue")
+        .await;
+    browser.js("document.querySelector('#points-login-open').click(); return true;").await;
+    log_in(&browser, "#view-points", "rider-01").await;
+    browser
+        .wait_for(
+            &format!("(document.querySelector('#points-balance')?.textContent ?? '').includes('{before}')"),
+            WAIT,
+            "the balance",
+        )
+        .await;
+    let button = browser
+        .js(&format!(
+            r#"const b = document.querySelector('.points-item[data-item="{item_id}"] .points-redeem');
+              b.scrollIntoView({{ block: 'center' }});
+              const r = b.getBoundingClientRect();
+              return {{ h: r.height, disabled: b.disabled, right: r.right, vw: innerWidth }};"#
+        ))
+        .await;
+    assert_eq!(button["disabled"], false, "{button}");
+    assert!(button["h"].as_f64().unwrap_or(0.0) >= 44.0, "a thumb-sized button: {button}");
+    assert!(button["right"].as_f64() <= button["vw"].as_f64(), "inside the phone's width: {button}");
+    browser
+        .js(&format!(
+            "document.querySelector('.points-item[data-item=\"{item_id}\"] .points-redeem').click(); return true;"
+        ))
+        .await;
+    browser
+        .wait_for(
+            "(document.querySelector('#points-message')?.textContent ?? '').includes('#')",
+            WAIT,
+            "the redemption",
+        )
+        .await;
+    let after = get("/api/points/me", &rider).await["balance"].as_i64().expect("balance");
+    assert_eq!(after, before - cost, "debited once");
+    let mine = get("/api/points/redemptions?status=pending", &rider).await;
+    let redemption = mine
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|r| r["item_id"] == item_id && r["mine"] == true)
+        .cloned()
+        .expect("the new pending redemption");
+    let id = redemption["id"].as_i64().expect("id");
+    browser
+        .wait_for(
+            &format!("!!document.querySelector('#points-mine [data-id=\"{id}\"].points-pending')"),
+            WAIT,
+            "the redemption in my list",
+        )
+        .await;
+    let pending = browser.js("return localStorage.getItem('gridmap.points.pending');").await;
+    assert_eq!(pending, "{}", "the attempt's key is settled once answered");
+    let tabs_fit =
+        browser.js("const t = document.querySelector('#tabs'); return t.scrollWidth <= t.clientWidth + 1;").await;
+    assert_eq!(tabs_fit, true, "every tab fits a phone's width");
+    browser.screenshot(&screenshot_path("points-phone.png")).await;
+
+    // The merchant confirms the hand-over on the same phone.
+    browser.js("document.querySelector('#points-logout').click(); return true;").await;
+    browser.wait_for("!!document.querySelector('#points-login-open')", WAIT, "logged out").await;
+    browser.js("document.querySelector('#points-login-open').click(); return true;").await;
+    log_in(&browser, "#view-points", "merchant-01").await;
+    browser
+        .wait_for(
+            &format!("!!document.querySelector('#points-handover [data-id=\"{id}\"] .points-confirm')"),
+            WAIT,
+            "the hand-over list",
+        )
+        .await;
+    browser
+        .js(&format!(
+            "document.querySelector('#points-handover [data-id=\"{id}\"] .points-confirm').click(); return true;"
+        ))
+        .await;
+    browser
+        .wait_for(
+            &format!("!document.querySelector('#points-handover [data-id=\"{id}\"]')"),
+            WAIT,
+            "the confirmed hand-over",
+        )
+        .await;
+    let merchant = api_login(&server, "merchant-01").await;
+    let done = get(&format!("/api/points/redemptions/{id}"), &merchant).await;
+    assert_eq!(done["status"], "handed_over", "{done}");
+    browser.screenshot(&screenshot_path("points-merchant-phone.png")).await;
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }

@@ -44,8 +44,6 @@ pub const COUNTY_MARGIN_M: f64 = 500.0;
 pub const MAX_ACCURACY_M: f64 = 100.0;
 /// Longest description, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
-/// Points credited for an accepted report.
-pub const POINTS_PER_ACCEPTED_REPORT: i32 = 10;
 
 /// A report category (`GET /api/report-categories`).
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]

@@ -1,32 +1,31 @@
-//! The points ledger (积分, 微激励): append-only. An accepted report credits its reporter once;
-//! cancelling it afterwards as a duplicate or invalid adds a reversal row. Balances are sums.
+//! The points ledger (积分, 微激励): append-only. An accepted report credits its reporter once
+//! (the amount is the `report_accepted` rule of the reporter's earning group: `crate::points`);
+//! cancelling it afterwards as a duplicate or invalid adds a reversal row. Balances are sums:
+//! earnings, reversals, and the debits and refunds of the points market.
 
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
-use super::POINTS_PER_ACCEPTED_REPORT;
-
-/// Credit the reporter of an accepted report (once per report).
+/// Credit the reporter of an accepted report (once per report), by the rule table.
 pub async fn credit_accepted(conn: &mut PgConnection, report_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        r"insert into points_ledger (account_id, report_id, delta, reason)
-          select reporter_id, id, $2, 'report_accepted' from report where id = $1 and reporter_id is not null
-          on conflict on constraint points_ledger_once do nothing",
-    )
-    .bind(report_id)
-    .bind(POINTS_PER_ACCEPTED_REPORT)
-    .execute(conn)
-    .await?;
+    let reporter: Option<i64> = sqlx::query_scalar("select reporter_id from report where id = $1")
+        .bind(report_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .flatten();
+    if let Some(account) = reporter {
+        crate::points::award(conn, account, "report_accepted", crate::points::SourceRef::report(report_id)).await?;
+    }
     Ok(())
 }
 
 /// Reverse an earlier credit (once), when the report turns out a duplicate or invalid.
 pub async fn reverse(conn: &mut PgConnection, report_id: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
-        r"insert into points_ledger (account_id, report_id, delta, reason)
-          select account_id, report_id, -delta, 'report_reversed' from points_ledger
+        r"insert into points_ledger (account_id, report_id, delta, reason, group_code, source_kind, source_id)
+          select account_id, report_id, -delta, 'report_reversed', group_code, source_kind, source_id from points_ledger
            where report_id = $1 and reason = 'report_accepted'
-          on conflict on constraint points_ledger_once do nothing",
+          on conflict do nothing",
     )
     .bind(report_id)
     .execute(conn)
@@ -37,6 +36,8 @@ pub async fn reverse(conn: &mut PgConnection, report_id: i64) -> Result<(), sqlx
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct LedgerEntry {
     pub report_id: Option<i64>,
+    /// The redemption a `redeemed` or `redemption_refunded` row belongs to.
+    pub redemption_id: Option<i64>,
     pub delta: i32,
     pub reason: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -50,7 +51,7 @@ pub struct Balance {
 
 pub async fn balance(pool: &PgPool, account_id: i64) -> Result<Balance, sqlx::Error> {
     let entries: Vec<LedgerEntry> = sqlx::query_as(
-        "select report_id, delta, reason, created_at from points_ledger where account_id = $1 order by id desc limit 200",
+        "select report_id, redemption_id, delta, reason, created_at from points_ledger where account_id = $1 order by id desc limit 200",
     )
     .bind(account_id)
     .fetch_all(pool)
@@ -75,15 +76,12 @@ pub struct LeaderboardRow {
 pub async fn leaderboard(pool: &PgPool, year: i32, month: u32, limit: i64) -> Result<Vec<LeaderboardRow>, sqlx::Error> {
     sqlx::query_as(
         r"select rank() over (order by sum(l.delta) desc)::bigint as rank,
-                 -- Masked as Chinese public lists do (张**): the board is public, and a full
-                 -- name (or a login name) would tie a rider to the reports near their route.
-                 -- Without a display name, the role's neutral label (a login name is never public).
-                 coalesce(left(a.display_name, 1) || repeat('*', greatest(char_length(a.display_name) - 1, 1)),
-                          case a.role when 'rider' then '骑手' when 'grid_worker' then '网格员' else '居民' end)
-                     as display_name,
+                 -- Masked as Chinese public lists do (张**): migrations/functions/points.sql.
+                 gridmap_points_public_name(a.display_name, a.role) as display_name,
                  sum(l.delta)::bigint as points
             from points_ledger l join account a on a.id = l.account_id
-           where l.created_at >= make_timestamptz($1, $2, 1, 0, 0, 0, 'UTC')
+           where l.redemption_id is null -- spending points does not lower a place on the board
+             and l.created_at >= make_timestamptz($1, $2, 1, 0, 0, 0, 'UTC')
              and l.created_at < make_timestamptz($1, $2, 1, 0, 0, 0, 'UTC') + interval '1 month'
            group by a.id, a.display_name, a.role
           having sum(l.delta) <> 0

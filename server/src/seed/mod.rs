@@ -7,6 +7,7 @@
 pub mod city;
 pub mod field_work;
 pub mod names;
+pub mod points_market;
 pub mod station_life;
 
 use anyhow::{Context, bail};
@@ -80,6 +81,7 @@ pub async fn seed_demo(pool: &PgPool, scale: u32) -> anyhow::Result<()> {
         }
     }
     store_leaders(&mut tx).await?;
+    points_market::store(&mut tx).await?;
     let credentials = store_demo_logins(&mut tx).await?;
     tx.commit().await.context("storing the demo city failed")?;
     print_summary(pool, started.elapsed(), &credentials).await
@@ -347,8 +349,8 @@ async fn store_leaders(tx: &mut Transaction<'_, Postgres>) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Logins for trying the demo: a planner, an admin, one grid worker, one rider and one building
-/// leader. The password
+/// Logins for trying the demo: a planner, an admin, one grid worker, one rider, one building
+/// leader, one station host and one merchant of the points market. The password
 /// is `GRIDMAP_DEMO_PASSWORD` if set, else random; printed once, demo use only.
 async fn store_demo_logins(tx: &mut Transaction<'_, Postgres>) -> anyhow::Result<Vec<(String, &'static str, String)>> {
     let password = std::env::var("GRIDMAP_DEMO_PASSWORD")
@@ -372,6 +374,7 @@ async fn store_demo_logins(tx: &mut Transaction<'_, Postgres>) -> anyhow::Result
         ("rider-01", "rider"),
         ("leader-0001", "building_leader"),
         ("host-01", "station_host"),
+        ("merchant-01", "merchant"),
     ];
     for (name, _) in logins {
         sqlx::query("update account set password_hash = $2 where name = $1")
@@ -416,6 +419,11 @@ async fn print_summary(
             .fetch_one(pool)
             .await?;
     println!("  {visits} station visits, {suggestions} suggestions in the stations' and the county's boxes");
+    let (items, redemptions): (i64, i64) =
+        sqlx::query_as("select (select count(*) from points_item), (select count(*) from points_redemption)")
+            .fetch_one(pool)
+            .await?;
+    println!("  points market: {items} catalogue items, {redemptions} redemptions, 5 merchants");
     println!("demo logins (printed once, for trying the demo only):");
     for (name, role, password) in credentials {
         println!("  {name:<13} {role:<15} {password}");

@@ -1,7 +1,8 @@
 //! The authorization table: every route × {anonymous, rider, grid worker of this grid, grid
-//! worker of another grid, planner, admin, building leader, host of this station} → allowed, 401
-//! or 403 (the building leader's and the station host's outcomes are the rider's but for
-//! `LEADER_UNLIKE_RIDER` and `HOST_UNLIKE_RIDER`). The test reads the routes
+//! worker of another grid, planner, admin, building leader, host of this station, merchant of
+//! this item} → allowed, 401 or 403 (the building leader's, the station host's and the
+//! merchant's outcomes are the rider's but for `LEADER_UNLIKE_RIDER`, `HOST_UNLIKE_RIDER` and
+//! `MERCHANT_UNLIKE_RIDER`). The test reads the routes
 //! from the router's source (`server/src/http/*.rs`) and **fails when a route has no entry**
 //! (or an entry names a route that no longer exists), then sends every request as every
 //! principal and checks the outcome. "Allowed" means the request got past authorization: any
@@ -90,6 +91,21 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
     ("GET", "/api/reports/{id}/feedback-photos/{n}", [U, F, A, F, A, A]),
     ("GET", "/api/points/me", [U, A, A, A, A, A]),
     ("GET", "/api/points/leaderboard", [A, A, A, A, A, A]),
+    // The points market (issue 24 §3): rules, rankings and the catalogue are public; planners
+    // and admins edit the catalogue; anyone logged in redeems and lists their own. {id} is
+    // rider-01's pending redemption at merchant-01 (seeded): the rider sees and cancels it, the
+    // merchant (and an admin) sees it and hands it over.
+    ("GET", "/api/points/rules", [A, A, A, A, A, A]),
+    ("GET", "/api/points/rankings", [A, A, A, A, A, A]),
+    ("GET", "/api/points/catalogue", [A, A, A, A, A, A]),
+    ("POST", "/api/points/catalogue", [U, F, F, F, A, A]),
+    ("GET", "/api/points/catalogue/{id}", [A, A, A, A, A, A]),
+    ("PATCH", "/api/points/catalogue/{id}", [U, F, F, F, A, A]),
+    ("GET", "/api/points/redemptions", [U, A, A, A, A, A]),
+    ("POST", "/api/points/redemptions", [U, A, A, A, A, A]),
+    ("GET", "/api/points/redemptions/{id}", [U, A, F, F, F, A]),
+    ("POST", "/api/points/redemptions/{id}/handover", [U, F, F, F, F, A]),
+    ("POST", "/api/points/redemptions/{id}/cancel", [U, A, F, F, F, A]),
     ("GET", "/api/stats", [A, A, A, A, A, A]),
     ("GET", "/open311/v2/discovery.json", [A, A, A, A, A, A]),
     ("GET", "/open311/v2/services.json", [A, A, A, A, A, A]),
@@ -156,6 +172,9 @@ pub const LEADER_UNLIKE_RIDER: &[(&str, &str, O)] = &[
     ("GET", "/api/sentiment", F),
     ("POST", "/api/sentiment", F),
     ("GET", "/api/sentiment/tags", F),
+    // rider-01's redemption: not the leader's.
+    ("GET", "/api/points/redemptions/{id}", F),
+    ("POST", "/api/points/redemptions/{id}/cancel", F),
 ];
 
 /// The host of the station a route names (role `station_host`; elsewhere a host of some
@@ -169,6 +188,22 @@ pub const HOST_UNLIKE_RIDER: &[(&str, &str, O)] = &[
     ("GET", "/api/sentiment", F),
     ("POST", "/api/sentiment", F),
     ("GET", "/api/sentiment/tags", F),
+    ("GET", "/api/points/redemptions/{id}", F),
+    ("POST", "/api/points/redemptions/{id}/cancel", F),
+];
+
+/// The merchant of the points-market item a route names (`merchant-01`), likewise: the rider's
+/// outcome but on these routes (the table's rider is rider-01, a part-time grid worker and the
+/// redeemer of the seeded redemption).
+pub const MERCHANT_UNLIKE_RIDER: &[(&str, &str, O)] = &[
+    ("POST", "/api/stations/{id}/visits", F),
+    ("GET", "/api/rounds", F),
+    ("POST", "/api/rounds", F),
+    ("GET", "/api/sentiment", F),
+    ("POST", "/api/sentiment", F),
+    ("GET", "/api/sentiment/tags", F),
+    ("POST", "/api/points/redemptions/{id}/handover", A),
+    ("POST", "/api/points/redemptions/{id}/cancel", F),
 ];
 
 /// The expected outcome on a route of the table for a principal that follows the rider but for
@@ -179,7 +214,7 @@ pub fn like_rider_but(exceptions: &[(&str, &str, O)], method: &str, route: &str,
 
 #[test]
 fn every_leader_and_host_exception_names_a_route_of_the_table() {
-    for (m, r, _) in LEADER_UNLIKE_RIDER.iter().chain(HOST_UNLIKE_RIDER) {
+    for (m, r, _) in LEADER_UNLIKE_RIDER.iter().chain(HOST_UNLIKE_RIDER).chain(MERCHANT_UNLIKE_RIDER) {
         assert!(TABLE.iter().any(|(tm, tr, _)| tm == m && tr == r), "{m} {r}");
     }
 }
@@ -325,6 +360,15 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
     .fetch_one(&pool)
     .await
     .expect("a led building in the own grid");
+    // rider-01's pending redemption at merchant-01 (the seed's), and an item of the catalogue.
+    let (redemption, item): (i64, i64) = sqlx::query_as(
+        r"select r.id, r.item_id from points_redemption r join account a on a.id = r.account_id
+            join points_item i on i.id = r.item_id join account m on m.id = i.merchant_id
+           where a.name = 'rider-01' and m.name = 'merchant-01' and r.status = 'pending' order by r.id limit 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("a seeded redemption");
     let tokens = [
         None,
         Some(token(&pool, "rider-01", Role::Rider).await),
@@ -334,6 +378,7 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
         Some(token(&pool, "demo-admin", Role::Admin).await),
         Some(token(&pool, "leader-0001", Role::BuildingLeader).await),
         Some(host_token(&pool, station).await),
+        Some(token(&pool, "merchant-01", Role::Merchant).await),
     ];
     let who = [
         "anonymous",
@@ -344,6 +389,7 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
         "admin",
         "building leader",
         "host of the station",
+        "merchant of the item",
     ];
     let mut failures = Vec::new();
     for (method, route, expected) in TABLE {
@@ -362,6 +408,10 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
             round_id.to_string()
         } else if route.starts_with("/api/sentiment/") {
             entry_id.to_string()
+        } else if route.starts_with("/api/points/redemptions/") {
+            redemption.to_string()
+        } else if route.starts_with("/api/points/catalogue/") {
+            item.to_string()
         } else if route.starts_with("/api/suggestions/") {
             suggestion.to_string()
         } else {
@@ -408,7 +458,8 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
             let want = match i {
                 0..6 => expected[i],
                 6 => like_rider_but(LEADER_UNLIKE_RIDER, method, route, *expected),
-                _ => like_rider_but(HOST_UNLIKE_RIDER, method, route, *expected),
+                7 => like_rider_but(HOST_UNLIKE_RIDER, method, route, *expected),
+                _ => like_rider_but(MERCHANT_UNLIKE_RIDER, method, route, *expected),
             };
             if got != want {
                 failures.push(format!(

@@ -20,6 +20,7 @@ mod ogc;
 mod one_state;
 mod open311;
 mod open_reports;
+mod points_market;
 mod privacy;
 mod report_index;
 mod reports;

@@ -2,7 +2,8 @@
 //! building leaders' contacts (the private number of every leader's term, a leader's login),
 //! login names of workers, idempotency keys, password hashes, who checked in at a station, who
 //! wrote a suggestion (and its text and answer), a station host's login, door-knocking visit
-//! notes and visitors, the sentiment log's text and tags — then
+//! notes and visitors, the sentiment log's text and tags, the points market's redeemers (login,
+//! name, key, cancel reason) and a merchant's login and shop account — then
 //! every public route (each GET the authorization table opens to anonymous callers) is crawled,
 //! anonymously, as an unrelated rider, as a grid worker of another grid and as another building's
 //! leader, and no response may
@@ -48,6 +49,12 @@ const VISITOR_NAME: &str = "SENTINELVISITORNAME";
 const SUGGESTER_LOGIN: &str = "sentinel-suggester-login";
 const SUGGESTION: &str = "SENTINELSUGGESTIONTEXT";
 const ANSWER: &str = "SENTINELANSWERTEXT";
+const REDEEMER_LOGIN: &str = "sentinel-redeemer-login";
+const REDEEMER_NAME: &str = "SENTINELREDEEMERNAME";
+const MERCHANT_LOGIN: &str = "sentinel-merchant-login";
+const MERCHANT_NAME: &str = "SENTINELMERCHANTNAME";
+const REDEMPTION_KEY: &str = "5e471e15-0000-4000-8000-00000000beef";
+const CANCEL_REASON: &str = "SENTINELCANCELREASON";
 
 async fn login(pool: &PgPool, name: &str, role: Role, grid_codes: &[String]) -> String {
     let password = format!("{name}-password");
@@ -373,6 +380,85 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     assert_eq!(answered.status, StatusCode::OK, "{}", String::from_utf8_lossy(&answered.body));
     let building: i64 = sqlx::query_scalar("select min(id) from building").fetch_one(&pool).await.expect("building");
 
+    // The points market (issue 24 §3): a sentinel merchant's item; a sentinel redeemer earns,
+    // redeems it with a sentinel key, redeems again and cancels with a sentinel reason.
+    let merchant = login(&pool, MERCHANT_LOGIN, Role::Merchant, &[]).await;
+    let redeemer = login(&pool, REDEEMER_LOGIN, Role::Rider, &[]).await;
+    sqlx::query("update account set display_name = $1 where name = $2")
+        .bind(MERCHANT_NAME)
+        .bind(MERCHANT_LOGIN)
+        .execute(&pool)
+        .await
+        .expect("merchant");
+    sqlx::query("update account set display_name = $1 where name = $2")
+        .bind(REDEEMER_NAME)
+        .bind(REDEEMER_LOGIN)
+        .execute(&pool)
+        .await
+        .expect("redeemer");
+    {
+        let redeemer_id: i64 = sqlx::query_scalar("select id from account where name = $1")
+            .bind(REDEEMER_LOGIN)
+            .fetch_one(&pool)
+            .await
+            .expect("id");
+        let mut conn = pool.acquire().await.expect("connection");
+        for n in 0..10 {
+            gridmap_server::points::award(
+                &mut conn,
+                redeemer_id,
+                "report_accepted",
+                gridmap_server::points::SourceRef { kind: "privacy", id: n },
+            )
+            .await
+            .expect("award");
+        }
+    }
+    let merchant_id: i64 = sqlx::query_scalar("select id from account where name = $1")
+        .bind(MERCHANT_LOGIN)
+        .fetch_one(&pool)
+        .await
+        .expect("id");
+    let admin = login(&pool, "privacy-admin", Role::Admin, &[]).await;
+    let market_item = send(
+        &pool,
+        request(
+            "POST",
+            "/api/points/catalogue",
+            Some(&admin),
+            Some(json!({"name": "理发券", "kind": "free_service", "cost": 20, "stock": 5, "merchant_id": merchant_id})),
+        ),
+    )
+    .await;
+    assert_eq!(market_item.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&market_item.body));
+    let market_item = market_item.json()["id"].as_i64().expect("item id");
+    for (key, cancel) in [(REDEMPTION_KEY.to_string(), false), (uuid::Uuid::new_v4().to_string(), true)] {
+        let mut r = request("POST", "/api/points/redemptions", Some(&redeemer), Some(json!({"item_id": market_item})));
+        r.headers_mut().insert("Idempotency-Key", key.parse().expect("header"));
+        let reply = send(&pool, r).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&reply.body));
+        if cancel {
+            let id = reply.json()["id"].as_i64().expect("id");
+            let cancelled = send(
+                &pool,
+                request(
+                    "POST",
+                    &format!("/api/points/redemptions/{id}/cancel"),
+                    Some(&redeemer),
+                    Some(json!({"reason": CANCEL_REASON})),
+                ),
+            )
+            .await;
+            assert_eq!(cancelled.status, StatusCode::OK, "{}", String::from_utf8_lossy(&cancelled.body));
+        }
+    }
+    let own_redemptions = send(&pool, request("GET", "/api/points/redemptions", Some(&redeemer), None)).await;
+    assert!(String::from_utf8_lossy(&own_redemptions.body).contains(CANCEL_REASON), "the redeemer sees their reason");
+    let handovers = send(&pool, request("GET", "/api/points/redemptions?view=handover", Some(&merchant), None)).await;
+    assert_eq!(handovers.status, StatusCode::OK);
+    assert!(!String::from_utf8_lossy(&handovers.body).contains(REDEEMER_LOGIN), "the merchant sees no login");
+    assert!(!String::from_utf8_lossy(&handovers.body).contains(REDEEMER_NAME), "the merchant sees a masked name");
+
     // The crawl: (route pattern it covers, URI).
     let mut crawl: Vec<(&str, String)> = vec![
         ("/healthz", "/healthz".into()),
@@ -394,6 +480,9 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         ("/api/reports", "/api/reports?limit=500".into()),
         ("/api/reports/hexbins", "/api/reports/hexbins?res=9".into()),
         ("/api/points/leaderboard", "/api/points/leaderboard".into()),
+        ("/api/points/rules", "/api/points/rules".into()),
+        ("/api/points/catalogue", "/api/points/catalogue".into()),
+        ("/api/points/catalogue/{id}", format!("/api/points/catalogue/{market_item}")),
         ("/api/stats", "/api/stats".into()),
         ("/api/counties", "/api/counties".into()),
         ("/api/leaders/coverage", "/api/leaders/coverage".into()),
@@ -408,6 +497,9 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         ("/open311/v2/services/{file}", "/open311/v2/services/manhole_cover.xml".into()),
         ("/open311/v2/requests.xml", "/open311/v2/requests.xml".into()),
     ];
+    for group in ["grid_workers", "building_leaders", "party_members", "volunteers", "residents", "riders"] {
+        crawl.push(("/api/points/rankings", format!("/api/points/rankings?group={group}&limit=100")));
+    }
     let layers = gridmap_tiles::Layer::ALL.map(gridmap_tiles::Layer::name).join(",");
     crawl.push(("/tiles/{file}", format!("/tiles/{layers}.json")));
     for (grid, _, lon, lat) in grids.iter().take(2) {
@@ -472,6 +564,12 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         SUGGESTER_LOGIN,
         SUGGESTION,
         ANSWER,
+        REDEEMER_LOGIN,
+        REDEEMER_NAME,
+        MERCHANT_LOGIN,
+        MERCHANT_NAME,
+        REDEMPTION_KEY,
+        CANCEL_REASON,
     ];
     let mut leaks = Vec::new();
     let mut bytes_seen = 0usize;
@@ -502,6 +600,9 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
             format!("/api/suggestions?box={station}"),
             format!("/api/stations/{station}/visits"),
             "/api/stations/visits".to_string(),
+            "/api/points/redemptions".to_string(),
+            "/api/points/redemptions?view=handover".to_string(),
+            "/api/points/me".to_string(),
         ] {
             let reply = send(&pool, request("GET", &uri, Some(token), None)).await;
             let text = String::from_utf8_lossy(&reply.body);

@@ -709,13 +709,14 @@ fn every_media_type_has_a_schema(content: &Value) -> bool {
 /// request body, a path parameter not in `parameters`, a 4xx without the error schema.
 fn documentation_gaps(method: &str, path: &str, op: &Value) -> Vec<String> {
     // The writes that take no body: logout acts on the bearer token, the revocations, ending a
-    // leader's term and closing a round on the path.
-    const BODYLESS: [(&str, &str); 5] = [
+    // leader's term, closing a round and confirming a hand-over on the path.
+    const BODYLESS: [(&str, &str); 6] = [
         ("post", "/api/auth/logout"),
         ("post", "/api/admin/accounts/{id}/revoke-tokens"),
         ("post", "/api/admin/api-keys/{id}/revoke"),
         ("post", "/api/leaders/{id}/end"),
         ("post", "/api/rounds/{id}/close"),
+        ("post", "/api/points/redemptions/{id}/handover"),
     ];
     let mut gaps = Vec::new();
     let responses = op["responses"].as_object().cloned().unwrap_or_default();
@@ -758,6 +759,9 @@ async fn openapi_operations_document_bodies_parameters_and_error_bodies(pool: Pg
         ("post", "/api/grids/{id}/revert", &["If-Match"]),
         ("post", "/api/grids/{id}/split", &["If-Match"]),
         ("post", "/api/reports", &["Idempotency-Key"]),
+        ("post", "/api/points/redemptions", &["Idempotency-Key"]),
+        ("patch", "/api/points/catalogue/{id}", &["If-Match"]),
+        ("get", "/api/points/rankings", &["group", "year"]),
     ] {
         let parameters = doc["paths"][path][method]["parameters"].as_array().cloned().unwrap_or_default();
         for name in names {

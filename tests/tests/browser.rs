@@ -2355,6 +2355,9 @@ async fn planner_on_a_phone_sees_leader_coverage_and_renews_a_term_that_ran_out_
         )
         .await;
     browser.screenshot(&screenshot_path("leaders-phone.png")).await;
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}
 
 /// The points market on a phone (issue 24 §3): a rider opens the points tab, logs in, redeems a
 /// haircut voucher (理发券, at merchant-01) with the balance shown, sees it pending in their

@@ -31,6 +31,9 @@ pub enum Role {
     /// counts, answers its suggestions.
     #[value(name = "station_host")]
     StationHost,
+    /// A volunteer or registered party member (志愿者, 居住地报到党员): claims and fulfils
+    /// residents' micro-wishes (`crate::wishes`).
+    Volunteer,
 }
 
 impl Role {
@@ -43,6 +46,7 @@ impl Role {
             "admin" => Self::Admin,
             "building_leader" => Self::BuildingLeader,
             "station_host" => Self::StationHost,
+            "volunteer" => Self::Volunteer,
             _ => return None,
         })
     }
@@ -56,6 +60,7 @@ impl Role {
             Self::Admin => "admin",
             Self::BuildingLeader => "building_leader",
             Self::StationHost => "station_host",
+            Self::Volunteer => "volunteer",
         }
     }
 }

@@ -194,6 +194,9 @@ pub enum UserCommand {
         /// Link a station host to the station it keeps (station id).
         #[arg(long)]
         station: Option<i64>,
+        /// A resident's home building (building id): the building their own micro-wishes are for.
+        #[arg(long)]
+        building: Option<i64>,
     },
 }
 
@@ -235,6 +238,7 @@ mod tests {
             ("admin", Role::Admin),
             ("building_leader", Role::BuildingLeader),
             ("station_host", Role::StationHost),
+            ("volunteer", Role::Volunteer),
         ] {
             let cli =
                 Cli::try_parse_from(["gridmap", "user", "add", "--role", name, "--name", "x1", "--password-stdin"])

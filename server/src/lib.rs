@@ -25,3 +25,4 @@ pub mod seed;
 pub mod sentiment;
 pub mod station_visits;
 pub mod telemetry;
+pub mod wishes;

@@ -12,6 +12,7 @@ import { initWorker } from './worker.js';
 import { initRounds } from './rounds.js';
 import { initPlanner } from './planner.js';
 import { initLeaders } from './leaders.js';
+import { initWishes } from './wishes.js';
 import { initStations, busynessBadge, stationCardExtras } from './station.js';
 
 // The county seat (沂源县城); the map fits the stations once they are known.
@@ -26,7 +27,7 @@ const STATIONS_CACHE = 'gridmap.stations';
 const STATION_TAP_RADIUS = 22; // px: a 44 px tap target
 // The residents' and riders' tabs show the resident map: no household choropleth, report dots or
 // legend (those are the workers' and planners' tools), grid labels without household counts.
-const RESIDENT_TABS = new Set(['stations', 'nearest', 'grid', 'report', 'checkin', 'host']);
+const RESIDENT_TABS = new Set(['stations', 'nearest', 'grid', 'report', 'checkin', 'host', 'wishes']);
 // The services a station finder filters by (the ones people look for, as in Amap/Baidu's chips).
 const FILTER_SERVICES = ['charging', 'water', 'microwave', 'toilet', 'rest'];
 // The last view, so the app reopens where the rider was — whose tiles the service worker kept.
@@ -564,6 +565,7 @@ initWorker(app);
 initRounds(app);
 initPlanner(app);
 initLeaders(app);
+initWishes(app);
 initStations(app);
 renderAll();
 window.__appReady = true;

@@ -335,7 +335,8 @@ pub(crate) async fn update_account(
               part_time_grid_worker = coalesce($8, part_time_grid_worker),
               county_id = coalesce($9, county_id),
               station_id = case when coalesce($3, role) = 'station_host' or $10::bigint is not null
-                                then coalesce($10, station_id) end
+                                then coalesce($10, station_id) end,
+              building_id = case when coalesce($3, role) = 'resident' then building_id end
           where id = $1",
     )
     .bind(id)

@@ -8,6 +8,7 @@ pub mod city;
 pub mod field_work;
 pub mod names;
 pub mod station_life;
+pub mod wishes;
 
 use anyhow::{Context, bail};
 use geozero::{CoordDimensions, ToWkb};
@@ -68,6 +69,7 @@ pub async fn seed_demo(pool: &PgPool, scale: u32) -> anyhow::Result<()> {
         store_people(&mut tx, &city, &grid_ids).await?;
         if county == 1 {
             field_work::store(&mut tx, county_id).await?;
+            wishes::store(&mut tx, county_id).await?;
         }
         let rider_ids: Vec<i64> = sqlx::query_scalar("select id from account where name = any($1) order by id")
             .bind(city.riders.iter().map(|r| r.login.clone()).collect::<Vec<_>>())
@@ -372,6 +374,8 @@ async fn store_demo_logins(tx: &mut Transaction<'_, Postgres>) -> anyhow::Result
         ("rider-01", "rider"),
         ("leader-0001", "building_leader"),
         ("host-01", "station_host"),
+        (wishes::DEMO_RESIDENT, "resident"),
+        ("vol-001", "volunteer"),
     ];
     for (name, _) in logins {
         sqlx::query("update account set password_hash = $2 where name = $1")
@@ -416,6 +420,13 @@ async fn print_summary(
             .fetch_one(pool)
             .await?;
     println!("  {visits} station visits, {suggestions} suggestions in the stations' and the county's boxes");
+    let (wishes, volunteers, done): (i64, i64, i64) = sqlx::query_as(
+        r"select count(*), (select count(*) from account where role = 'volunteer'),
+                 count(*) filter (where state in ('completed', 'confirmed')) from wish",
+    )
+    .fetch_one(pool)
+    .await?;
+    println!("  {wishes} micro-wishes ({done} completed), {volunteers} volunteers");
     println!("demo logins (printed once, for trying the demo only):");
     for (name, role, password) in credentials {
         println!("  {name:<13} {role:<15} {password}");

@@ -30,4 +30,5 @@ mod stations;
 mod tiles;
 mod token_cache;
 mod trust;
+mod wishes;
 mod workflow_branches;

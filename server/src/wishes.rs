@@ -893,27 +893,37 @@ pub async fn stats(pool: &PgPool, area: &Area) -> Result<WishStats, sqlx::Error>
 /// The metrics in all, per community and per grid (grids and communities with wishes).
 pub async fn stats_report(pool: &PgPool, area: &Area) -> Result<StatsReport, sqlx::Error> {
     let total = stats(pool, area).await?;
-    let by = |sql: String| {
-        sqlx::query_as::<_, WishStats>(&sql)
-            .bind(area.grid)
-            .bind(area.community)
-            .bind(area.subdistrict)
-            .bind(area.county)
-            .bind(area.from)
-            .bind(area.to)
-            .fetch_all(pool)
-    };
-    let communities = by(format!(
-        "{STATS_BASE} select c.id, c.code, c.name, {STATS_COUNTS} from w join community c on c.id = w.community_id
-          group by c.id order by c.id"
-    ))
+    let communities = stats_by(
+        pool,
+        area,
+        &format!(
+            "{STATS_BASE} select c.id, c.code, c.name, {STATS_COUNTS} from w join community c on c.id = w.community_id
+              group by c.id order by c.id"
+        ),
+    )
     .await?;
-    let grids = by(format!(
-        "{STATS_BASE} select g.id, g.code, g.name, {STATS_COUNTS} from w join grid g on g.id = w.grid_id
-          group by g.id order by g.id"
-    ))
+    let grids = stats_by(
+        pool,
+        area,
+        &format!(
+            "{STATS_BASE} select g.id, g.code, g.name, {STATS_COUNTS} from w join grid g on g.id = w.grid_id
+              group by g.id order by g.id"
+        ),
+    )
     .await?;
     Ok(StatsReport { total, communities, grids })
+}
+
+async fn stats_by(pool: &PgPool, area: &Area, sql: &str) -> Result<Vec<WishStats>, sqlx::Error> {
+    sqlx::query_as(sql)
+        .bind(area.grid)
+        .bind(area.community)
+        .bind(area.subdistrict)
+        .bind(area.county)
+        .bind(area.from)
+        .bind(area.to)
+        .fetch_all(pool)
+        .await
 }
 
 /// Open wishes per grid at the grid's label point (a point inside it), for the map: a GeoJSON

@@ -349,8 +349,8 @@ async fn store_leaders(tx: &mut Transaction<'_, Postgres>) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Logins for trying the demo: a planner, an admin, one grid worker, one rider and one building
-/// leader. The password
+/// Logins for trying the demo: a planner, an admin, one grid worker, one rider, one building
+/// leader, one station host, one resident and one volunteer (micro-wishes). The password
 /// is `GRIDMAP_DEMO_PASSWORD` if set, else random; printed once, demo use only.
 async fn store_demo_logins(tx: &mut Transaction<'_, Postgres>) -> anyhow::Result<Vec<(String, &'static str, String)>> {
     let password = std::env::var("GRIDMAP_DEMO_PASSWORD")

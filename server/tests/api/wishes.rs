@@ -584,3 +584,27 @@ async fn the_demo_seed_has_over_1800_wishes_with_over_98_percent_of_the_older_on
     let events: i64 = sqlx::query_scalar("select count(*) from wish_event").fetch_one(&pool).await.expect("events");
     assert!(events > total * 3, "every wish has its history: {events}");
 }
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn an_admin_creates_a_resident_with_a_home_building_and_only_residents_have_one(pool: PgPool) {
+    let w = world(&pool).await;
+    let body = json!({"name": "new-resident", "role": "resident", "password": "Qx7!harbour-lamp-9", "building_id": w.town.b2});
+    let reply = call(&pool, "POST", "/api/admin/accounts", Some(&w.town.admin), None, Some(body)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", text(&reply));
+    assert_eq!(reply.json()["building_id"], w.town.b2);
+    let id = reply.json()["id"].as_i64().expect("id");
+    let body = json!({"name": "not-a-resident", "role": "rider", "password": "Qx7!harbour-lamp-9", "building_id": w.town.b2});
+    let reply = call(&pool, "POST", "/api/admin/accounts", Some(&w.town.admin), None, Some(body)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", text(&reply));
+    assert_eq!(reply.json()["field"], "building_id");
+    let body = json!({"name": "nowhere-resident", "role": "resident", "password": "Qx7!harbour-lamp-9", "building_id": 999_999});
+    let reply = call(&pool, "POST", "/api/admin/accounts", Some(&w.town.admin), None, Some(body)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", text(&reply));
+    // A new role clears the home.
+    let reply =
+        call(&pool, "PATCH", &format!("/api/admin/accounts/{id}"), Some(&w.town.admin), None, Some(json!({"role": "volunteer"})))
+            .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", text(&reply));
+    assert_eq!(reply.json()["building_id"], Value::Null);
+    assert_eq!(reply.json()["role"], "volunteer");
+}

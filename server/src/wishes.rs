@@ -866,16 +866,16 @@ with w as (
        and ($5::timestamptz is null or w.created_at >= $5) and ($6::timestamptz is null or w.created_at < $6))";
 
 const STATS_COUNTS: &str = r"count(*) as published,
-       count(*) filter (where first_claimed_at is not null) as claimed,
-       count(*) filter (where state in ('completed', 'confirmed')) as completed,
-       count(*) filter (where state = 'confirmed') as confirmed,
-       count(*) filter (where state = 'withdrawn') as withdrawn,
-       count(*) filter (where state = 'failed') as failed,
-       count(*) filter (where state = 'published') as open,
-       (count(*) filter (where state in ('completed', 'confirmed')))::float8
-           / nullif(count(*) filter (where state <> 'withdrawn'), 0) as completion_rate,
-       (percentile_cont(0.5) within group (order by extract(epoch from first_claimed_at - created_at) / 3600.0)
-           filter (where first_claimed_at is not null))::float8 as median_hours_to_claim";
+       count(*) filter (where w.first_claimed_at is not null) as claimed,
+       count(*) filter (where w.state in ('completed', 'confirmed')) as completed,
+       count(*) filter (where w.state = 'confirmed') as confirmed,
+       count(*) filter (where w.state = 'withdrawn') as withdrawn,
+       count(*) filter (where w.state = 'failed') as failed,
+       count(*) filter (where w.state = 'published') as open,
+       (count(*) filter (where w.state in ('completed', 'confirmed')))::float8
+           / nullif(count(*) filter (where w.state <> 'withdrawn'), 0) as completion_rate,
+       (percentile_cont(0.5) within group (order by extract(epoch from w.first_claimed_at - w.created_at) / 3600.0)
+           filter (where w.first_claimed_at is not null))::float8 as median_hours_to_claim";
 
 /// The metrics of the whole area.
 pub async fn stats(pool: &PgPool, area: &Area) -> Result<WishStats, sqlx::Error> {

@@ -1,8 +1,8 @@
 //! The demo's micro-wishes (微心愿, issue 24 §1), synthetic and deterministic: in the first
 //! county, 120 volunteers (`vol-001`…, synthetic names) and [`WISHES`] wishes over the past two
 //! years at buildings with households (the county reports 1,800+ with more than 98% claimed and
-//! completed). Wishes older than a month are confirmed or completed but for every 97th, which
-//! could not be done, and every 89th, withdrawn before anyone claimed it; the last month's are
+//! completed). Wishes older than a month are confirmed or completed but for every 173rd, which
+//! could not be done, and every 211th, withdrawn before anyone claimed it; the last month's are
 //! mixed — open, claimed, completed, confirmed — so the board and the map have something to
 //! show. Every wish is entered by its grid's first worker on the resident's behalf (a synthetic
 //! name and number), and has its history. Buildings, states and times follow from the wish's
@@ -67,7 +67,7 @@ pub async fn store(tx: &mut Transaction<'_, Postgres>, county_id: i64) -> anyhow
               select n.n, n.age_hours, b.id as building_id,
                      now() - make_interval(hours => n.age_hours::int) as created_at,
                      case when n.age_hours > 720 then
-                              case when n.n % 89 = 0 then 'withdrawn' when n.n % 97 = 0 then 'failed'
+                              case when n.n % 211 = 0 then 'withdrawn' when n.n % 173 = 0 then 'failed'
                                    when n.n % 5 = 0 then 'completed' else 'confirmed' end
                           else (array['published', 'claimed', 'completed', 'confirmed'])[1 + n.n % 4] end as state
                 from n join b on b.k = (n.n * 7919) % b.total),

@@ -155,11 +155,8 @@ pub async fn set_station(pool: &PgPool, id: i64, station_id: i64) -> anyhow::Res
 /// Link a `resident` account to their home building (`gridmap user add --building`): the
 /// building their own micro-wishes are for.
 pub async fn set_building(pool: &PgPool, id: i64, building_id: i64) -> anyhow::Result<()> {
-    let done = sqlx::query("update account set building_id = $2 where id = $1")
-        .bind(id)
-        .bind(building_id)
-        .execute(pool)
-        .await;
+    let done =
+        sqlx::query("update account set building_id = $2 where id = $1").bind(id).bind(building_id).execute(pool).await;
     match done {
         Ok(_) => Ok(()),
         Err(e) => match e.as_database_error().and_then(|d| d.constraint()) {

@@ -448,9 +448,8 @@ impl Row {
     fn finish(self, viewer: Option<&Principal>) -> WishView {
         let sight = self.sight(viewer);
         let facts = self.facts();
-        let mine = viewer.is_some_and(|v| {
-            [self.resident_id, self.entered_by, self.claimant_id].contains(&Some(v.account_id))
-        });
+        let mine =
+            viewer.is_some_and(|v| [self.resident_id, self.entered_by, self.claimant_id].contains(&Some(v.account_id)));
         let building = (sight >= Sight::Resident).then(|| WishBuilding {
             id: self.building_id,
             name: self.building_name.clone(),
@@ -979,7 +978,10 @@ mod tests {
         let open = facts(WishState::Published);
         assert_eq!(allowed_next(Some(&principal(2, Role::Volunteer, &[])), &open), vec![WishState::Claimed]);
         assert!(permission(&principal(3, Role::GridWorker, &[99]), &open, WishState::Claimed).is_ok());
-        assert_eq!(permission(&principal(1, Role::Resident, &[]), &open, WishState::Claimed), Err(Refusal::RoleCannotAct));
+        assert_eq!(
+            permission(&principal(1, Role::Resident, &[]), &open, WishState::Claimed),
+            Err(Refusal::RoleCannotAct)
+        );
         assert_eq!(permission(&principal(4, Role::Rider, &[]), &open, WishState::Claimed), Err(Refusal::RoleCannotAct));
         assert_eq!(
             allowed_next(Some(&principal(1, Role::Resident, &[])), &open),

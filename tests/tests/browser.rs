@@ -2316,23 +2316,33 @@ async fn resident_publishes_a_wish_and_a_volunteer_claims_it_on_a_phone() {
     log_in(&browser, "#view-wishes", "vol-001").await;
     let on_board = format!("#wish-board li[data-id=\"{id}\"]");
     browser
-        .wait_for(&format!("document.querySelector('{on_board} button.wish-claimed')"), WAIT, "the claim button on the board")
+        .wait_for(
+            &format!("document.querySelector('{on_board} button.wish-claimed')"),
+            WAIT,
+            "the claim button on the board",
+        )
         .await;
     let card = text_of(&browser, &on_board).await;
     assert!(card.contains("浏览器测试") && !card.contains("演示居民") && !card.contains("10080000000"), "{card}");
-    c.find(Locator::Css(&format!("{on_board} button.wish-claimed"))).await.expect("claim").click().await.expect("click");
+    c.find(Locator::Css(&format!("{on_board} button.wish-claimed")))
+        .await
+        .expect("claim")
+        .click()
+        .await
+        .expect("click");
     browser.wait_for("document.querySelector('#wish-message.ok')", WAIT, "claimed").await;
     let held = format!("#wish-mine li[data-id=\"{id}\"]");
-    browser.wait_for(&format!("document.querySelector('{held} .wish-contact')"), WAIT, "the contact after the claim").await;
+    browser
+        .wait_for(&format!("document.querySelector('{held} .wish-contact')"), WAIT, "the contact after the claim")
+        .await;
     let contact = text_of(&browser, &format!("{held} .wish-contact")).await;
     assert!(contact.contains("10080000000"), "the volunteer now sees the resident's phone: {contact}");
-    let (state, claimant): (String, String) = sqlx::query_as(
-        "select w.state, a.name from wish w join account a on a.id = w.claimant_id where w.id = $1",
-    )
-    .bind(id)
-    .fetch_one(&pool)
-    .await
-    .expect("claimed");
+    let (state, claimant): (String, String) =
+        sqlx::query_as("select w.state, a.name from wish w join account a on a.id = w.claimant_id where w.id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .expect("claimed");
     assert_eq!((state.as_str(), claimant.as_str()), ("claimed", "vol-001"));
     browser.screenshot(&screenshot_path("wishes-volunteer-phone.png")).await;
     let width = browser.js("return document.documentElement.scrollWidth <= innerWidth;").await;

@@ -41,7 +41,9 @@ impl From<WishError> for ApiError {
                 message: format!("{field}: {message}"),
                 details: serde_json::json!({ "field": field }),
             },
-            e @ WishError::VersionRequired => ApiError::PreconditionRequired(e.to_string()).with_reason("version_required"),
+            e @ WishError::VersionRequired => {
+                ApiError::PreconditionRequired(e.to_string()).with_reason("version_required")
+            }
             e @ WishError::Stale { .. } => ApiError::PreconditionFailed(e.to_string()).with_reason("stale_version"),
             WishError::Conflict { reason, message } => ApiError::Conflict(message).with_reason(reason),
             WishError::Database(e) => ApiError::Database(e),

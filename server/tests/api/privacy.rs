@@ -411,10 +411,16 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     let mut wish_ids = Vec::new();
     for (token, body) in [
         (&resident, json!({"category": "repair", "body": "换灯泡", "desired_on": desired_on})),
-        (&worker, json!({"building_id": home, "category": "errands", "body": "代缴医保", "desired_on": desired_on,
-                         "resident_name": WISH_RESIDENT_NAME, "resident_phone": WISH_RESIDENT_PHONE})),
-        (&worker, json!({"building_id": home, "category": "other", "body": "其他", "desired_on": desired_on,
-                         "resident_name": WISH_RESIDENT_NAME, "resident_phone": WISH_RESIDENT_PHONE})),
+        (
+            &worker,
+            json!({"building_id": home, "category": "errands", "body": "代缴医保", "desired_on": desired_on,
+                         "resident_name": WISH_RESIDENT_NAME, "resident_phone": WISH_RESIDENT_PHONE}),
+        ),
+        (
+            &worker,
+            json!({"building_id": home, "category": "other", "body": "其他", "desired_on": desired_on,
+                         "resident_name": WISH_RESIDENT_NAME, "resident_phone": WISH_RESIDENT_PHONE}),
+        ),
     ] {
         let reply = send(&pool, request("POST", "/api/wishes", Some(token), Some(body))).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&reply.body));

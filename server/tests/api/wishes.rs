@@ -35,12 +35,14 @@ struct World {
 async fn world(pool: &PgPool) -> World {
     let town = town(pool).await;
     let resident = login(pool, "wish-resident", Role::Resident).await;
-    sqlx::query("update account set building_id = $1, phone = $2, display_name = '王阿姨' where name = 'wish-resident'")
-        .bind(town.b3)
-        .bind(RESIDENT_PHONE)
-        .execute(pool)
-        .await
-        .expect("home");
+    sqlx::query(
+        "update account set building_id = $1, phone = $2, display_name = '王阿姨' where name = 'wish-resident'",
+    )
+    .bind(town.b3)
+    .bind(RESIDENT_PHONE)
+    .execute(pool)
+    .await
+    .expect("home");
     World {
         resident,
         volunteer: login(pool, "wish-volunteer", Role::Volunteer).await,
@@ -49,7 +51,14 @@ async fn world(pool: &PgPool) -> World {
     }
 }
 
-async fn call(pool: &PgPool, method: &str, uri: &str, token: Option<&str>, if_match: Option<i64>, body: Option<Value>) -> Reply {
+async fn call(
+    pool: &PgPool,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    if_match: Option<i64>,
+    body: Option<Value>,
+) -> Reply {
     let mut r = Request::builder().method(method).uri(uri);
     if let Some(t) = token {
         r = r.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -145,7 +154,11 @@ async fn a_grid_worker_enters_a_wish_on_a_residents_behalf_with_their_contact_ke
     let reply = call(&pool, "POST", "/api/wishes", Some(&w.town.worker_a), None, Some(body.clone())).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", text(&reply));
     let wish = reply.json();
-    assert_eq!(wish["contact"], json!({"name": "李大爷", "phone": "0533-3210000"}), "the worker sees what they entered");
+    assert_eq!(
+        wish["contact"],
+        json!({"name": "李大爷", "phone": "0533-3210000"}),
+        "the worker sees what they entered"
+    );
     let id = wish["id"].as_i64().expect("id");
     for token in [None, Some(w.volunteer.as_str()), Some(w.town.worker_b.as_str()), Some(w.town.rider.as_str())] {
         let one = call(&pool, "GET", &format!("/api/wishes/{id}"), token, None, None).await;
@@ -232,10 +245,26 @@ async fn the_contact_is_shown_only_to_the_claimant_and_only_while_they_hold_the_
 async fn a_second_claim_gets_409_already_claimed_and_a_released_claim_opens_the_wish_again(pool: PgPool) {
     let w = world(&pool).await;
     let id = publish(&pool, &w).await;
-    let first = call(&pool, "POST", &format!("/api/wishes/{id}/transitions"), Some(&w.volunteer), Some(1), Some(json!({"to": "claimed"}))).await;
+    let first = call(
+        &pool,
+        "POST",
+        &format!("/api/wishes/{id}/transitions"),
+        Some(&w.volunteer),
+        Some(1),
+        Some(json!({"to": "claimed"})),
+    )
+    .await;
     assert_eq!(first.status, StatusCode::OK, "{}", text(&first));
     // The second volunteer read the board before the claim: the same version.
-    let second = call(&pool, "POST", &format!("/api/wishes/{id}/transitions"), Some(&w.volunteer2), Some(1), Some(json!({"to": "claimed"}))).await;
+    let second = call(
+        &pool,
+        "POST",
+        &format!("/api/wishes/{id}/transitions"),
+        Some(&w.volunteer2),
+        Some(1),
+        Some(json!({"to": "claimed"})),
+    )
+    .await;
     assert_eq!(second.status, StatusCode::CONFLICT, "{}", text(&second));
     assert_eq!(second.json()["code"], "conflict");
     assert_eq!(second.json()["reason"], "already_claimed");
@@ -263,7 +292,8 @@ async fn a_second_claim_gets_409_already_claimed_and_a_released_claim_opens_the_
 async fn of_concurrent_claims_exactly_one_wins_and_the_others_get_409(pool: PgPool) {
     let w = world(&pool).await;
     let id = publish(&pool, &w).await;
-    let mut volunteers = vec![w.volunteer.clone(), w.volunteer2.clone(), w.town.worker_a.clone(), w.town.worker_b.clone()];
+    let mut volunteers =
+        vec![w.volunteer.clone(), w.volunteer2.clone(), w.town.worker_a.clone(), w.town.worker_b.clone()];
     for i in 3..=6 {
         volunteers.push(login(&pool, &format!("wish-volunteer-{i}"), Role::Volunteer).await);
     }
@@ -379,7 +409,15 @@ async fn wrong_states_get_409_and_a_missing_or_stale_if_match_428_or_412(pool: P
     assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED, "{}", text(&stale));
     assert_eq!(stale.json()["reason"], "stale_version");
     assert_eq!(state(&pool, id).await, "published");
-    let gone = call(&pool, "POST", "/api/wishes/999999/transitions", Some(&w.volunteer), Some(1), Some(json!({"to": "claimed"}))).await;
+    let gone = call(
+        &pool,
+        "POST",
+        "/api/wishes/999999/transitions",
+        Some(&w.volunteer),
+        Some(1),
+        Some(json!({"to": "claimed"})),
+    )
+    .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
     assert_eq!(call(&pool, "GET", "/api/wishes/999999", None, None, None).await.status, StatusCode::NOT_FOUND);
 }
@@ -395,16 +433,41 @@ async fn bad_input_gets_a_4xx_naming_the_field_and_stores_nothing(pool: PgPool) 
         (&w.resident, json!({"category": "repair", "body": "x", "desired_on": tomorrow(), "colour": "red"}), 400, None),
         (&w.resident, json!({"category": "magic", "body": "x", "desired_on": tomorrow()}), 400, Some("category")),
         (&w.resident, json!({"category": "repair", "body": "   ", "desired_on": tomorrow()}), 400, Some("body")),
-        (&w.resident, json!({"category": "repair", "body": "长".repeat(501), "desired_on": tomorrow()}), 400, Some("body")),
+        (
+            &w.resident,
+            json!({"category": "repair", "body": "长".repeat(501), "desired_on": tomorrow()}),
+            400,
+            Some("body"),
+        ),
         (&w.resident, json!({"category": "repair", "body": "x", "desired_on": past}), 400, Some("desired_on")),
         (&w.resident, json!({"category": "repair", "body": "x", "desired_on": far}), 400, Some("desired_on")),
         (&w.resident, json!({"category": "repair", "body": "x", "desired_on": "tomorrow"}), 400, None),
         (&w.resident, json!({"category": "repair", "body": "x"}), 400, None),
-        (&w.resident, json!({"category": "repair", "body": "x", "desired_on": tomorrow(), "resident_name": "某某"}), 400, Some("resident_name")),
+        (
+            &w.resident,
+            json!({"category": "repair", "body": "x", "desired_on": tomorrow(), "resident_name": "某某"}),
+            400,
+            Some("resident_name"),
+        ),
         (&w.town.worker_a, on_behalf.clone(), 400, Some("resident_name")),
-        (&w.town.worker_a, json!({"category": "repair", "body": "x", "desired_on": tomorrow(), "resident_name": "某", "resident_phone": "1"}), 400, Some("resident_phone")),
-        (&w.town.worker_a, json!({"category": "repair", "body": "x", "desired_on": tomorrow(), "resident_name": "某", "resident_phone": "12345"}), 400, Some("building_id")),
-        (&w.town.worker_a, json!({"building_id": 999_999, "category": "repair", "body": "x", "desired_on": tomorrow(), "resident_name": "某", "resident_phone": "12345"}), 422, None),
+        (
+            &w.town.worker_a,
+            json!({"category": "repair", "body": "x", "desired_on": tomorrow(), "resident_name": "某", "resident_phone": "1"}),
+            400,
+            Some("resident_phone"),
+        ),
+        (
+            &w.town.worker_a,
+            json!({"category": "repair", "body": "x", "desired_on": tomorrow(), "resident_name": "某", "resident_phone": "12345"}),
+            400,
+            Some("building_id"),
+        ),
+        (
+            &w.town.worker_a,
+            json!({"building_id": 999_999, "category": "repair", "body": "x", "desired_on": tomorrow(), "resident_name": "某", "resident_phone": "12345"}),
+            422,
+            None,
+        ),
     ] {
         let reply = call(&pool, "POST", "/api/wishes", Some(token), None, Some(body.clone())).await;
         assert_eq!(reply.status.as_u16(), status, "{body}: {}", text(&reply));
@@ -433,20 +496,43 @@ async fn bad_input_gets_a_4xx_naming_the_field_and_stores_nothing(pool: PgPool) 
 
     // Transitions and queries.
     let id = publish(&pool, &w).await;
-    for body in [json!({"to": "done"}), json!({"to": "claimed", "extra": 1}), json!({"to": "claimed", "reason": "因为"}), json!({})] {
-        let reply = call(&pool, "POST", &format!("/api/wishes/{id}/transitions"), Some(&w.volunteer), Some(1), Some(body.clone())).await;
+    for body in [
+        json!({"to": "done"}),
+        json!({"to": "claimed", "extra": 1}),
+        json!({"to": "claimed", "reason": "因为"}),
+        json!({}),
+    ] {
+        let reply = call(
+            &pool,
+            "POST",
+            &format!("/api/wishes/{id}/transitions"),
+            Some(&w.volunteer),
+            Some(1),
+            Some(body.clone()),
+        )
+        .await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}: {}", text(&reply));
     }
     assert_eq!(state(&pool, id).await, "published");
-    for uri in ["/api/wishes?state=lost", "/api/wishes?limit=0", "/api/wishes?colour=red", "/api/wishes?county=nowhere",
-                "/api/wishes/stats?community=x", "/api/wishes/open-counts?grid=1", "/api/wishes/abc", "/api/stats?community=x"] {
+    for uri in [
+        "/api/wishes?state=lost",
+        "/api/wishes?limit=0",
+        "/api/wishes?colour=red",
+        "/api/wishes?county=nowhere",
+        "/api/wishes/stats?community=x",
+        "/api/wishes/open-counts?grid=1",
+        "/api/wishes/abc",
+        "/api/stats?community=x",
+    ] {
         let reply = call(&pool, "GET", uri, None, None, None).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{uri}: {}", text(&reply));
     }
 }
 
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
-async fn metrics_count_published_claimed_completed_and_the_median_hours_to_a_claim_per_grid_community_and_county(pool: PgPool) {
+async fn metrics_count_published_claimed_completed_and_the_median_hours_to_a_claim_per_grid_community_and_county(
+    pool: PgPool,
+) {
     let w = world(&pool).await;
     // Four wishes in GA: confirmed (claimed after 2 h), completed (after 4 h), claimed (6 h), open;
     // one in GB, withdrawn.
@@ -491,22 +577,31 @@ async fn metrics_count_published_claimed_completed_and_the_median_hours_to_a_cla
     assert_eq!(wishes["completion_rate"], 0.5);
     assert_eq!(wishes["median_hours_to_claim"], 4.0);
 
-    let county_code: String =
-        sqlx::query_scalar("select code from county where id = $1").bind(w.town.county).fetch_one(&pool).await.expect("code");
+    let county_code: String = sqlx::query_scalar("select code from county where id = $1")
+        .bind(w.town.county)
+        .fetch_one(&pool)
+        .await
+        .expect("code");
     let county = call(&pool, "GET", &format!("/api/stats?county={county_code}"), None, None, None).await.json();
     assert_eq!(county["wishes"]["published"], 5);
     assert_eq!(county["wishes"]["withdrawn"], 1);
     assert_eq!(county["wishes"]["completion_rate"], 0.5, "a withdrawn wish needed no doing");
-    let community = call(&pool, "GET", &format!("/api/stats?community={}", w.town.community), None, None, None).await.json();
+    let community =
+        call(&pool, "GET", &format!("/api/stats?community={}", w.town.community), None, None, None).await.json();
     assert_eq!(community["wishes"]["published"], 5);
 
-    let report = call(&pool, "GET", &format!("/api/wishes/stats?community={}", w.town.community), None, None, None).await;
+    let report =
+        call(&pool, "GET", &format!("/api/wishes/stats?community={}", w.town.community), None, None, None).await;
     assert_eq!(report.status, StatusCode::OK, "{}", text(&report));
     let report = report.json();
     assert_eq!(report["total"]["published"], 5);
     assert_eq!(report["communities"][0]["published"], 5);
-    let grids: Vec<(Value, Value)> =
-        report["grids"].as_array().expect("grids").iter().map(|g| (g["code"].clone(), g["published"].clone())).collect();
+    let grids: Vec<(Value, Value)> = report["grids"]
+        .as_array()
+        .expect("grids")
+        .iter()
+        .map(|g| (g["code"].clone(), g["published"].clone()))
+        .collect();
     assert_eq!(grids, vec![(json!("GA"), json!(4)), (json!("GB"), json!(1))]);
 }
 
@@ -525,15 +620,14 @@ async fn the_map_layer_counts_open_wishes_per_grid_at_a_point_inside_it_and_name
     assert_eq!(features.len(), 1, "only grids with open wishes: {fc}");
     assert_eq!(features[0]["properties"]["open"], 2);
     assert_eq!(features[0]["properties"]["code"], "GA");
-    let inside: bool = sqlx::query_scalar(
-        "select ST_Contains(geom, ST_SetSRID(ST_MakePoint($2, $3), 4326)) from grid where id = $1",
-    )
-    .bind(w.town.ga)
-    .bind(features[0]["geometry"]["coordinates"][0].as_f64().expect("lon"))
-    .bind(features[0]["geometry"]["coordinates"][1].as_f64().expect("lat"))
-    .fetch_one(&pool)
-    .await
-    .expect("inside");
+    let inside: bool =
+        sqlx::query_scalar("select ST_Contains(geom, ST_SetSRID(ST_MakePoint($2, $3), 4326)) from grid where id = $1")
+            .bind(w.town.ga)
+            .bind(features[0]["geometry"]["coordinates"][0].as_f64().expect("lon"))
+            .bind(features[0]["geometry"]["coordinates"][1].as_f64().expect("lat"))
+            .fetch_one(&pool)
+            .await
+            .expect("inside");
     assert!(inside, "the point is the grid's, not the building's");
     let (lon, lat): (f64, f64) = sqlx::query_as("select ST_X(anchor), ST_Y(anchor) from building where id = $1")
         .bind(w.town.b3)
@@ -573,10 +667,12 @@ async fn the_demo_seed_has_over_1800_wishes_with_over_98_percent_of_the_older_on
     let volunteers: i64 =
         sqlx::query_scalar("select count(*) from account where role = 'volunteer'").fetch_one(&pool).await.expect("v");
     assert!(volunteers >= 100);
-    let unlabelled: i64 = sqlx::query_scalar("select count(*) from wish where source <> 'synthetic-demo' or body not like '（合成演示）%'")
-        .fetch_one(&pool)
-        .await
-        .expect("labels");
+    let unlabelled: i64 = sqlx::query_scalar(
+        "select count(*) from wish where source <> 'synthetic-demo' or body not like '（合成演示）%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("labels");
     assert_eq!(unlabelled, 0);
     // The demo resident's wish waits for them; the stats say what the county says.
     let stats = crate::common::get(&pool, "/api/stats?county=370323").await.json();
@@ -588,12 +684,14 @@ async fn the_demo_seed_has_over_1800_wishes_with_over_98_percent_of_the_older_on
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn an_admin_creates_a_resident_with_a_home_building_and_only_residents_have_one(pool: PgPool) {
     let w = world(&pool).await;
-    let body = json!({"name": "new-resident", "role": "resident", "password": "Qx7!harbour-lamp-9", "building_id": w.town.b2});
+    let body =
+        json!({"name": "new-resident", "role": "resident", "password": "Qx7!harbour-lamp-9", "building_id": w.town.b2});
     let reply = call(&pool, "POST", "/api/admin/accounts", Some(&w.town.admin), None, Some(body)).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", text(&reply));
     assert_eq!(reply.json()["building_id"], w.town.b2);
     let id = reply.json()["id"].as_i64().expect("id");
-    let body = json!({"name": "not-a-resident", "role": "rider", "password": "Qx7!harbour-lamp-9", "building_id": w.town.b2});
+    let body =
+        json!({"name": "not-a-resident", "role": "rider", "password": "Qx7!harbour-lamp-9", "building_id": w.town.b2});
     let reply = call(&pool, "POST", "/api/admin/accounts", Some(&w.town.admin), None, Some(body)).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", text(&reply));
     assert_eq!(reply.json()["field"], "building_id");
@@ -601,9 +699,15 @@ async fn an_admin_creates_a_resident_with_a_home_building_and_only_residents_hav
     let reply = call(&pool, "POST", "/api/admin/accounts", Some(&w.town.admin), None, Some(body)).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", text(&reply));
     // A new role clears the home.
-    let reply =
-        call(&pool, "PATCH", &format!("/api/admin/accounts/{id}"), Some(&w.town.admin), None, Some(json!({"role": "volunteer"})))
-            .await;
+    let reply = call(
+        &pool,
+        "PATCH",
+        &format!("/api/admin/accounts/{id}"),
+        Some(&w.town.admin),
+        None,
+        Some(json!({"role": "volunteer"})),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", text(&reply));
     assert_eq!(reply.json()["building_id"], Value::Null);
     assert_eq!(reply.json()["role"], "volunteer");

@@ -52,8 +52,8 @@ impl From<WishError> for ApiError {
 }
 
 /// The JSON body as `T`, or a 400 naming the field at fault (unknown fields are refused).
-fn typed<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> ApiResult<T> {
-    serde_path_to_error::deserialize(&body).map_err(|e| {
+fn typed<T: serde::de::DeserializeOwned>(body: &serde_json::Value) -> ApiResult<T> {
+    serde_path_to_error::deserialize(body).map_err(|e| {
         let path = e.path().to_string();
         ApiError::field(if path == "." { "body".to_string() } else { path }, e.inner().to_string())
     })
@@ -166,7 +166,7 @@ pub async fn create_wish(
 ) -> ApiResult<Response> {
     // Who may publish is settled before the body's shape: a rider gets 403, not a 400.
     wishes::may_publish(&actor)?;
-    let body: CreateWish = typed(body)?;
+    let body: CreateWish = typed(&body)?;
     let view = wishes::publish(&state.pool, &actor, &body).await?;
     let location = format!("/api/wishes/{}", view.id);
     let mut response = with_etag(StatusCode::CREATED, view);
@@ -220,7 +220,7 @@ pub async fn create_wish_transition(
     Json(body): Json<serde_json::Value>,
 ) -> ApiResult<Response> {
     wishes::takes_part(&actor)?;
-    let body: WishTransition = typed(body)?;
+    let body: WishTransition = typed(&body)?;
     let if_match = etag::if_match_version(&headers)?;
     let view = wishes::transition(&state.pool, id, &actor, if_match, &body).await?;
     Ok(with_etag(StatusCode::OK, view))
@@ -266,7 +266,7 @@ pub async fn get_wish_stats(
     params(("community" = Option<i64>, Query, description = "Only this community's grids")),
     responses((status = 200, description = "GeoJSON FeatureCollection of grids with open wishes", content_type = "application/geo+json", body = Object),
         (status = 400, description = "`community` is not an integer", body = ErrorBody)))]
-pub async fn get_open_counts(
+pub(crate) async fn get_open_counts(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {

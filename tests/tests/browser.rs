@@ -2296,6 +2296,9 @@ async fn resident_publishes_a_wish_and_a_volunteer_claims_it_on_a_phone() {
     browser.wait_for("document.querySelector('#wish-form textarea')", WAIT, "the publish form").await;
     let text = "浏览器测试：楼道灯坏了，想请人帮忙换灯泡";
     c.find(Locator::Css("#wish-form textarea")).await.expect("text").send_keys(text).await.expect("type");
+    browser
+        .js("document.querySelector('#wish-form button[type=submit]').scrollIntoView({block: 'center'}); return true;")
+        .await;
     c.find(Locator::Css("#wish-form button[type=submit]")).await.expect("publish").click().await.expect("click");
     browser.wait_for("document.querySelector('#wish-message.ok')", WAIT, "published").await;
     let (id, state, resident): (i64, String, String) = sqlx::query_as(
@@ -2311,6 +2314,8 @@ async fn resident_publishes_a_wish_and_a_volunteer_claims_it_on_a_phone() {
         .await;
 
     // The volunteer, on the same phone.
+    // The panel scrolled down with the form: bring the button out from under the sticky tabs.
+    browser.js("document.querySelector('#wishes-logout').scrollIntoView({block: 'center'}); return true;").await;
     c.find(Locator::Css("#wishes-logout")).await.expect("logout").click().await.expect("click");
     browser.wait_for("document.querySelector('#view-wishes form.login')", WAIT, "logged out").await;
     log_in(&browser, "#view-wishes", "vol-001").await;
@@ -2324,6 +2329,11 @@ async fn resident_publishes_a_wish_and_a_volunteer_claims_it_on_a_phone() {
         .await;
     let card = text_of(&browser, &on_board).await;
     assert!(card.contains("浏览器测试") && !card.contains("演示居民") && !card.contains("10080000000"), "{card}");
+    browser
+        .js(&format!(
+            "document.querySelector('{on_board} button.wish-claimed').scrollIntoView({{block: 'center'}}); return true;"
+        ))
+        .await;
     c.find(Locator::Css(&format!("{on_board} button.wish-claimed")))
         .await
         .expect("claim")

@@ -88,7 +88,8 @@ pub async fn upsert(pool: &PgPool, new: &NewAccount<'_>) -> anyhow::Result<i64> 
           on conflict on constraint account_name_key do update
              set role = excluded.role, password_hash = excluded.password_hash,
                  part_time_grid_worker = excluded.part_time_grid_worker, disabled = false,
-                 station_id = case when excluded.role = 'station_host' then account.station_id end
+                 station_id = case when excluded.role = 'station_host' then account.station_id end,
+                 building_id = case when excluded.role = 'resident' then account.building_id end
           returning id",
     )
     .bind(new.name)
@@ -146,6 +147,21 @@ pub async fn set_station(pool: &PgPool, id: i64, station_id: i64) -> anyhow::Res
         Err(e) => match e.as_database_error().and_then(|d| d.constraint()) {
             Some("account_station_fkey") => bail!("there is no station {station_id}"),
             Some("account_station_only_hosts") => bail!("--station applies to --role station_host only"),
+            _ => Err(e.into()),
+        },
+    }
+}
+
+/// Link a `resident` account to their home building (`gridmap user add --building`): the
+/// building their own micro-wishes are for.
+pub async fn set_building(pool: &PgPool, id: i64, building_id: i64) -> anyhow::Result<()> {
+    let done =
+        sqlx::query("update account set building_id = $2 where id = $1").bind(id).bind(building_id).execute(pool).await;
+    match done {
+        Ok(_) => Ok(()),
+        Err(e) => match e.as_database_error().and_then(|d| d.constraint()) {
+            Some("account_building_fkey") => bail!("there is no building {building_id}"),
+            Some("account_building_only_residents") => bail!("--building applies to --role resident only"),
             _ => Err(e.into()),
         },
     }

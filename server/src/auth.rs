@@ -34,6 +34,9 @@ pub enum Role {
     /// A merchant of the points market (积分超市): hands over what was redeemed at their shop
     /// (`points_item.merchant_id`) and confirms it.
     Merchant,
+    /// A volunteer or registered party member (志愿者, 居住地报到党员): claims and fulfils
+    /// residents' micro-wishes (`crate::wishes`).
+    Volunteer,
 }
 
 impl Role {
@@ -47,6 +50,7 @@ impl Role {
             "building_leader" => Self::BuildingLeader,
             "station_host" => Self::StationHost,
             "merchant" => Self::Merchant,
+            "volunteer" => Self::Volunteer,
             _ => return None,
         })
     }
@@ -61,6 +65,7 @@ impl Role {
             Self::BuildingLeader => "building_leader",
             Self::StationHost => "station_host",
             Self::Merchant => "merchant",
+            Self::Volunteer => "volunteer",
         }
     }
 }

@@ -65,7 +65,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User {
             command:
-                UserCommand::Add { role, name, password_stdin, part_time_grid_worker, grids, display_name, station },
+                UserCommand::Add {
+                    role,
+                    name,
+                    password_stdin,
+                    part_time_grid_worker,
+                    grids,
+                    display_name,
+                    station,
+                    building,
+                },
         } => {
             if !password_stdin {
                 bail!("pass the password on standard input with --password-stdin");
@@ -81,6 +90,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if let Some(station) = station {
                 accounts::set_station(&pool, id, station).await?;
+            }
+            if let Some(building) = building {
+                accounts::set_building(&pool, id, building).await?;
             }
             println!("account {name} (id {id}, role {}) saved", role.as_str());
             Ok(())

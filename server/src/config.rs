@@ -194,6 +194,9 @@ pub enum UserCommand {
         /// Link a station host to the station it keeps (station id).
         #[arg(long)]
         station: Option<i64>,
+        /// A resident's home building (building id): the building their own micro-wishes are for.
+        #[arg(long)]
+        building: Option<i64>,
     },
 }
 
@@ -236,6 +239,7 @@ mod tests {
             ("building_leader", Role::BuildingLeader),
             ("station_host", Role::StationHost),
             ("merchant", Role::Merchant),
+            ("volunteer", Role::Volunteer),
         ] {
             let cli =
                 Cli::try_parse_from(["gridmap", "user", "add", "--role", name, "--name", "x1", "--password-stdin"])

@@ -72,6 +72,14 @@ const NAMED: &[(&str, &str, &str)] = &[
     ("station_suggestion_answer_length", "answer", "1 to 1000 characters, not blank"),
     ("station_visit_within_radius", "distance_m", "a check-in counts within 150 m of the station"),
     ("station_visit_once_per_hour", "station_id", "one check-in per person, station and hour"),
+    ("account_building_fkey", "building_id", "names a building that does not exist"),
+    ("account_building_only_residents", "building_id", "applies to residents only"),
+    ("wish_category_check", "category", "an unknown category"),
+    ("wish_body_length", "body", "1 to 500 characters, not blank"),
+    ("wish_resident_name_length", "resident_name", "1 to 64 characters, not blank"),
+    ("wish_resident_phone_format", "resident_phone", "3 to 32 characters of digits, spaces, + ( ) -"),
+    ("wish_end_reason_length", "reason", "at most 500 characters"),
+    ("wish_building_fkey", "building_id", "no such building"),
 ];
 
 /// The client's fault in a refused statement, if it is one (`None`: a server-side failure).

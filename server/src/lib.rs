@@ -26,3 +26,4 @@ pub mod seed;
 pub mod sentiment;
 pub mod station_visits;
 pub mod telemetry;
+pub mod wishes;

@@ -2479,3 +2479,86 @@ async fn rider_redeems_an_item_on_a_phone() {
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }
+
+/// Issue 24 §1: on a phone, a resident publishes a micro-wish from the wishes tab (their home
+/// building comes from their account); a volunteer then finds it on the board — without the
+/// resident's name or building — claims it, and only then sees where to go and whom to call.
+#[tokio::test]
+async fn resident_publishes_a_wish_and_a_volunteer_claims_it_on_a_phone() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    open(&browser, &server).await;
+    let c = &browser.client;
+    tab(&browser, "wishes").await;
+    browser.wait_for("document.querySelector('#view-wishes form.login')", WAIT, "the wishes login").await;
+    log_in(&browser, "#view-wishes", "resident-0001").await;
+    browser.wait_for("document.querySelector('#wish-form textarea')", WAIT, "the publish form").await;
+    let text = "浏览器测试：楼道灯坏了，想请人帮忙换灯泡";
+    c.find(Locator::Css("#wish-form textarea")).await.expect("text").send_keys(text).await.expect("type");
+    browser
+        .js("document.querySelector('#wish-form button[type=submit]').scrollIntoView({block: 'center'}); return true;")
+        .await;
+    c.find(Locator::Css("#wish-form button[type=submit]")).await.expect("publish").click().await.expect("click");
+    browser.wait_for("document.querySelector('#wish-message.ok')", WAIT, "published").await;
+    let (id, state, resident): (i64, String, String) = sqlx::query_as(
+        "select w.id, w.state, a.name from wish w join account a on a.id = w.resident_id where w.body = $1",
+    )
+    .bind(text)
+    .fetch_one(&pool)
+    .await
+    .expect("the wish is stored once, for the resident");
+    assert_eq!((state.as_str(), resident.as_str()), ("published", "resident-0001"));
+    browser
+        .wait_for(&format!("document.querySelector('#wish-mine li[data-id=\"{id}\"]')"), WAIT, "the wish in my wishes")
+        .await;
+
+    // The volunteer, on the same phone.
+    // The panel scrolled down with the form: bring the button out from under the sticky tabs.
+    browser.js("document.querySelector('#wishes-logout').scrollIntoView({block: 'center'}); return true;").await;
+    c.find(Locator::Css("#wishes-logout")).await.expect("logout").click().await.expect("click");
+    browser.wait_for("document.querySelector('#view-wishes form.login')", WAIT, "logged out").await;
+    log_in(&browser, "#view-wishes", "vol-001").await;
+    let on_board = format!("#wish-board li[data-id=\"{id}\"]");
+    browser
+        .wait_for(
+            &format!("document.querySelector('{on_board} button.wish-claimed')"),
+            WAIT,
+            "the claim button on the board",
+        )
+        .await;
+    let card = text_of(&browser, &on_board).await;
+    assert!(card.contains("浏览器测试") && !card.contains("演示居民") && !card.contains("10080000000"), "{card}");
+    browser
+        .js(&format!(
+            "document.querySelector('{on_board} button.wish-claimed').scrollIntoView({{block: 'center'}}); return true;"
+        ))
+        .await;
+    c.find(Locator::Css(&format!("{on_board} button.wish-claimed")))
+        .await
+        .expect("claim")
+        .click()
+        .await
+        .expect("click");
+    browser.wait_for("document.querySelector('#wish-message.ok')", WAIT, "claimed").await;
+    let held = format!("#wish-mine li[data-id=\"{id}\"]");
+    browser
+        .wait_for(&format!("document.querySelector('{held} .wish-contact')"), WAIT, "the contact after the claim")
+        .await;
+    let contact = text_of(&browser, &format!("{held} .wish-contact")).await;
+    assert!(contact.contains("10080000000"), "the volunteer now sees the resident's phone: {contact}");
+    let (state, claimant): (String, String) =
+        sqlx::query_as("select w.state, a.name from wish w join account a on a.id = w.claimant_id where w.id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .expect("claimed");
+    assert_eq!((state.as_str(), claimant.as_str()), ("claimed", "vol-001"));
+    browser.screenshot(&screenshot_path("wishes-volunteer-phone.png")).await;
+    let width = browser.js("return document.documentElement.scrollWidth <= innerWidth;").await;
+    assert_eq!(width, json!(true), "nothing wider than the phone");
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}

@@ -13,6 +13,7 @@ import { initRounds } from './rounds.js';
 import { initPlanner } from './planner.js';
 import { initLeaders } from './leaders.js';
 import { initPoints } from './points.js';
+import { initWishes } from './wishes.js';
 import { initStations, busynessBadge, stationCardExtras } from './station.js';
 
 // Start MapLibre's worker now, while the style is read and the map is made, rather than when
@@ -35,6 +36,7 @@ const STATION_TAP_RADIUS = 22; // px: a 44 px tap target
 // The residents' and riders' tabs show the resident map: no household choropleth, report dots or
 // legend (those are the workers' and planners' tools), grid labels without household counts.
 const RESIDENT_TABS = new Set(['stations', 'nearest', 'grid', 'report', 'checkin', 'host', 'points']);
+const RESIDENT_TABS = new Set(['stations', 'nearest', 'grid', 'report', 'checkin', 'host', 'wishes']);
 // The services a station finder filters by (the ones people look for, as in Amap/Baidu's chips).
 const FILTER_SERVICES = ['charging', 'water', 'microwave', 'toilet', 'rest'];
 // The last view, so the app reopens where the rider was — whose tiles the service worker kept.
@@ -573,6 +575,7 @@ initRounds(app);
 initPlanner(app);
 initLeaders(app);
 initPoints(app);
+initWishes(app);
 initStations(app);
 renderAll();
 window.__appReady = true;

@@ -53,6 +53,8 @@ pub struct AccountView {
     pub county_id: Option<i64>,
     /// The station a `station_host` keeps.
     pub station_id: Option<i64>,
+    /// A `resident`'s home building: the building their own micro-wishes are for.
+    pub building_id: Option<i64>,
     /// Unrevoked, unexpired logins.
     pub active_tokens: i64,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -63,7 +65,7 @@ const ACCOUNT_SELECT: &str = r"
 select a.id, a.name, a.display_name, a.role, a.phone, a.public_phone, a.part_time_grid_worker, a.disabled,
        a.password_hash is not null and not a.disabled as can_log_in,
        array(select g.grid_id from grid_assignment g where g.account_id = a.id order by g.grid_id) as grid_ids,
-       a.county_id, a.station_id,
+       a.county_id, a.station_id, a.building_id,
        (select count(*) from session_token t where t.account_id = a.id and t.revoked_at is null and t.expires_at > now()) as active_tokens,
        a.created_at, a.updated_at
   from account a";
@@ -165,6 +167,8 @@ pub struct NewAccountBody {
     pub county_id: Option<i64>,
     /// The station a `station_host` keeps (hosts only).
     pub station_id: Option<i64>,
+    /// A `resident`'s home building (residents only).
+    pub building_id: Option<i64>,
 }
 
 /// Check a new password and hash it off the async threads (argon2 takes tens of milliseconds).
@@ -192,6 +196,8 @@ fn account_constraint(constraint: &str) -> Option<ApiError> {
         "grid_assignment_grid_fkey" => Some(ApiError::field("grid_ids", "names a grid that does not exist")),
         "account_station_fkey" => Some(ApiError::field("station_id", "names a station that does not exist")),
         "account_station_only_hosts" => Some(ApiError::field("station_id", "applies to station hosts only")),
+        "account_building_fkey" => Some(ApiError::field("building_id", "names a building that does not exist")),
+        "account_building_only_residents" => Some(ApiError::field("building_id", "applies to residents only")),
         _ => None,
     }
 }
@@ -217,8 +223,8 @@ pub(crate) async fn create_account(
     let hash = hashed(body.password.clone(), &body.name).await?;
     let mut tx = state.pool.begin().await?;
     let id: i64 = sqlx::query_scalar(
-        r"insert into account (name, role, password_hash, display_name, phone, public_phone, part_time_grid_worker, county_id, station_id)
-          values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning id",
+        r"insert into account (name, role, password_hash, display_name, phone, public_phone, part_time_grid_worker, county_id, station_id, building_id)
+          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning id",
     )
     .bind(&body.name)
     .bind(body.role.as_str())
@@ -229,6 +235,7 @@ pub(crate) async fn create_account(
     .bind(body.part_time_grid_worker)
     .bind(county)
     .bind(body.station_id)
+    .bind(body.building_id)
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| on_constraint(e, account_constraint))?;
@@ -288,6 +295,8 @@ pub struct AccountPatch {
     pub county_id: Option<i64>,
     /// The station a `station_host` keeps; a role other than `station_host` clears it.
     pub station_id: Option<i64>,
+    /// A `resident`'s home building; a role other than `resident` clears it.
+    pub building_id: Option<i64>,
 }
 
 /// Disable or enable, change role, reset the password, set names and phones. Disabling, a new
@@ -335,7 +344,9 @@ pub(crate) async fn update_account(
               part_time_grid_worker = coalesce($8, part_time_grid_worker),
               county_id = coalesce($9, county_id),
               station_id = case when coalesce($3, role) = 'station_host' or $10::bigint is not null
-                                then coalesce($10, station_id) end
+                                then coalesce($10, station_id) end,
+              building_id = case when coalesce($3, role) = 'resident' or $11::bigint is not null
+                                 then coalesce($11, building_id) end
           where id = $1",
     )
     .bind(id)
@@ -348,6 +359,7 @@ pub(crate) async fn update_account(
     .bind(patch.part_time_grid_worker)
     .bind(county)
     .bind(patch.station_id)
+    .bind(patch.building_id)
     .execute(&mut *tx)
     .await
     .map_err(|e| on_constraint(e, account_constraint))?;

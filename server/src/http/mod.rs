@@ -32,6 +32,7 @@ pub mod stats;
 pub mod suggestions;
 pub mod tiles;
 pub mod urls;
+pub mod wishes;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -117,6 +118,7 @@ pub fn app(state: AppState) -> Router {
         .merge(points::router())
         .merge(rounds::router())
         .merge(sentiment::router())
+        .merge(wishes::router())
         .merge(openapi::router())
         .merge(open311::router())
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,16 +1,19 @@
 //! `GET /api/stats`: the published grid-event metrics — closure rate (结案率), on-time closure
-//! rate (按期结案率), rework rate (返工率), median time to close — for a grid or a subdistrict.
+//! rate (按期结案率), rework rate (返工率), median time to close — and the micro-wishes'
+//! (`wishes`: published, claimed, completed, completion rate, median time to a claim) for a
+//! grid, a community, a subdistrict or a county.
 
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Query};
 use crate::reports::workflow::{self, Stats};
+use crate::wishes::{self, WishStats};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/stats", get(get_stats))
@@ -20,20 +23,31 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct StatsQuery {
     pub grid: Option<i64>,
+    /// A community: reports and wishes of its grids.
+    pub community: Option<i64>,
     pub subdistrict: Option<i64>,
     /// A county's code (e.g. `370323`): reports of its subdistricts.
     pub county: Option<String>,
-    /// Reports created at or after (RFC 3339).
+    /// Reports (and wishes) created at or after (RFC 3339).
     pub from: Option<DateTime<Utc>>,
-    /// Reports created before (RFC 3339).
+    /// Reports (and wishes) created before (RFC 3339).
     pub to: Option<DateTime<Utc>>,
+}
+
+/// The reports' metrics, and the micro-wishes' in `wishes`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StatsBody {
+    #[serde(flatten)]
+    pub reports: Stats,
+    /// Micro-wishes published in the period in the same area.
+    pub wishes: WishStats,
 }
 
 /// Metrics over reports created in the period (rates are null when there is nothing to divide).
 #[utoipa::path(get, path = "/api/stats", tag = "reports", params(StatsQuery),
-    responses((status = 200, body = Stats),
+    responses((status = 200, body = StatsBody),
         (status = 400, description = "A parameter does not parse, or `county` names no county", body = super::error::ErrorBody)))]
-pub async fn get_stats(State(state): State<AppState>, Query(q): Query<StatsQuery>) -> ApiResult<Json<Stats>> {
+pub async fn get_stats(State(state): State<AppState>, Query(q): Query<StatsQuery>) -> ApiResult<Json<StatsBody>> {
     let county = match q.county.as_deref() {
         None => None,
         Some(code) => Some(
@@ -42,5 +56,14 @@ pub async fn get_stats(State(state): State<AppState>, Query(q): Query<StatsQuery
                 .ok_or_else(|| ApiError::field("county", format!("no county has the code {code:?}")))?,
         ),
     };
-    Ok(Json(workflow::stats(&state.pool, q.grid, q.subdistrict, county, q.from, q.to).await?))
+    let reports = workflow::stats(&state.pool, q.grid, q.community, q.subdistrict, county, q.from, q.to).await?;
+    let area = wishes::Area {
+        grid: q.grid,
+        community: q.community,
+        subdistrict: q.subdistrict,
+        county,
+        from: q.from,
+        to: q.to,
+    };
+    Ok(Json(StatsBody { reports, wishes: wishes::stats(&state.pool, &area).await? }))
 }

@@ -241,7 +241,13 @@ pub fn permission(actor: &Principal, facts: &Facts, to: ReportStatus) -> Result<
         Role::Admin => {}
         Role::GridWorker if facts.grid_id.is_some_and(|g| actor.works_grid(g)) => {}
         Role::GridWorker => return Err(Refusal::NotYourGrid),
-        Role::Resident | Role::Rider | Role::Planner | Role::BuildingLeader | Role::StationHost | Role::Merchant => {
+        Role::Resident
+        | Role::Rider
+        | Role::Planner
+        | Role::BuildingLeader
+        | Role::StationHost
+        | Role::Merchant
+        | Role::Volunteer => {
             return Err(Refusal::RoleCannotHandle);
         }
     }

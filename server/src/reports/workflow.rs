@@ -588,6 +588,7 @@ pub struct Stats {
 pub async fn stats(
     pool: &PgPool,
     grid: Option<i64>,
+    community: Option<i64>,
     subdistrict: Option<i64>,
     county: Option<i64>,
     from: Option<DateTime<Utc>>,
@@ -599,6 +600,7 @@ pub async fn stats(
                where ($1::bigint is null or grid_id = $1) and ($2::bigint is null or subdistrict_id = $2)
                  and ($3::timestamptz is null or created_at >= $3) and ($4::timestamptz is null or created_at < $4)
                  and ($5::bigint is null or subdistrict_id in (select id from subdistrict where county_id = $5))
+                 and ($6::bigint is null or grid_id in (select id from grid where community_id = $6))
           ), s as (
               select count(*) filter (where status <> 'cancelled') as reports,
                      count(*) filter (where status = 'cancelled') as cancelled,
@@ -622,6 +624,7 @@ pub async fn stats(
     .bind(from)
     .bind(to)
     .bind(county)
+    .bind(community)
     .fetch_one(pool)
     .await
 }

@@ -9,6 +9,7 @@ pub mod field_work;
 pub mod names;
 pub mod points_market;
 pub mod station_life;
+pub mod wishes;
 
 use anyhow::{Context, bail};
 use geozero::{CoordDimensions, ToWkb};
@@ -69,6 +70,7 @@ pub async fn seed_demo(pool: &PgPool, scale: u32) -> anyhow::Result<()> {
         store_people(&mut tx, &city, &grid_ids).await?;
         if county == 1 {
             field_work::store(&mut tx, county_id).await?;
+            wishes::store(&mut tx, county_id).await?;
         }
         let rider_ids: Vec<i64> = sqlx::query_scalar("select id from account where name = any($1) order by id")
             .bind(city.riders.iter().map(|r| r.login.clone()).collect::<Vec<_>>())
@@ -350,7 +352,8 @@ async fn store_leaders(tx: &mut Transaction<'_, Postgres>) -> anyhow::Result<()>
 }
 
 /// Logins for trying the demo: a planner, an admin, one grid worker, one rider, one building
-/// leader, one station host and one merchant of the points market. The password
+/// leader, one station host, one merchant of the points market, one resident and one volunteer
+/// (micro-wishes). The password
 /// is `GRIDMAP_DEMO_PASSWORD` if set, else random; printed once, demo use only.
 async fn store_demo_logins(tx: &mut Transaction<'_, Postgres>) -> anyhow::Result<Vec<(String, &'static str, String)>> {
     let password = std::env::var("GRIDMAP_DEMO_PASSWORD")
@@ -375,6 +378,8 @@ async fn store_demo_logins(tx: &mut Transaction<'_, Postgres>) -> anyhow::Result
         ("leader-0001", "building_leader"),
         ("host-01", "station_host"),
         ("merchant-01", "merchant"),
+        (wishes::DEMO_RESIDENT, "resident"),
+        ("vol-001", "volunteer"),
     ];
     for (name, _) in logins {
         sqlx::query("update account set password_hash = $2 where name = $1")
@@ -424,6 +429,13 @@ async fn print_summary(
             .fetch_one(pool)
             .await?;
     println!("  points market: {items} catalogue items, {redemptions} redemptions, 5 merchants");
+    let (wishes, volunteers, done): (i64, i64, i64) = sqlx::query_as(
+        r"select count(*), (select count(*) from account where role = 'volunteer'),
+                 count(*) filter (where state in ('completed', 'confirmed')) from wish",
+    )
+    .fetch_one(pool)
+    .await?;
+    println!("  {wishes} micro-wishes ({done} completed), {volunteers} volunteers");
     println!("demo logins (printed once, for trying the demo only):");
     for (name, role, password) in credentials {
         println!("  {name:<13} {role:<15} {password}");

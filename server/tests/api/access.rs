@@ -1,8 +1,8 @@
 //! The authorization table: every route × {anonymous, rider, grid worker of this grid, grid
 //! worker of another grid, planner, admin, building leader, host of this station, merchant of
-//! this item} → allowed, 401 or 403 (the building leader's, the station host's and the
-//! merchant's outcomes are the rider's but for `LEADER_UNLIKE_RIDER`, `HOST_UNLIKE_RIDER` and
-//! `MERCHANT_UNLIKE_RIDER`). The test reads the routes
+//! this item, volunteer, resident of a building of this grid} → allowed, 401 or 403 (the last
+//! five's outcomes are the rider's but for `LEADER_UNLIKE_RIDER`, `HOST_UNLIKE_RIDER`,
+//! `MERCHANT_UNLIKE_RIDER`, `VOLUNTEER_UNLIKE_RIDER` and `RESIDENT_UNLIKE_RIDER`). The test reads the routes
 //! from the router's source (`server/src/http/*.rs`) and **fails when a route has no entry**
 //! (or an entry names a route that no longer exists), then sends every request as every
 //! principal and checks the outcome. "Allowed" means the request got past authorization: any
@@ -156,8 +156,45 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
     ("POST", "/api/sentiment", [U, A, A, A, A, A]),
     ("GET", "/api/sentiment/tags", [U, A, A, A, A, A]),
     ("POST", "/api/sentiment/{id}/report", [U, F, A, F, A, A]),
+    // Micro-wishes (issue 24 §1): the board, one wish, the metrics and the map's counts are
+    // public (the resident and the building are not in them); residents, grid workers and admins
+    // publish (a worker of another grid is refused by the body's building, a 400 here); a claim
+    // (the body sent to the transitions) is for volunteers and grid workers of any grid.
+    ("GET", "/api/wishes", [A, A, A, A, A, A]),
+    ("POST", "/api/wishes", [U, F, A, A, F, A]),
+    ("GET", "/api/wishes/categories", [A, A, A, A, A, A]),
+    ("GET", "/api/wishes/mine", [U, A, A, A, A, A]),
+    ("GET", "/api/wishes/stats", [A, A, A, A, A, A]),
+    ("GET", "/api/wishes/open-counts", [A, A, A, A, A, A]),
+    ("GET", "/api/wishes/{id}", [A, A, A, A, A, A]),
+    ("POST", "/api/wishes/{id}/transitions", [U, F, A, A, F, F]),
     // Last: it revokes the token it is sent with.
     ("POST", "/api/auth/logout", [U, A, A, A, A, A]),
+];
+
+/// A volunteer (role `volunteer`): the rider's outcome but on these routes — a volunteer claims
+/// wishes, and is no part-time grid worker (the table's rider is one).
+pub const VOLUNTEER_UNLIKE_RIDER: &[(&str, &str, O)] = &[
+    ("POST", "/api/wishes/{id}/transitions", A),
+    ("POST", "/api/stations/{id}/visits", F),
+    ("GET", "/api/rounds", F),
+    ("POST", "/api/rounds", F),
+    ("GET", "/api/sentiment", F),
+    ("POST", "/api/sentiment", F),
+    ("GET", "/api/sentiment/tags", F),
+];
+
+/// The resident of a building in the worker's grid, whose wish the wish routes name: the
+/// rider's outcome but on these routes — a resident publishes wishes (and confirms and
+/// withdraws their own; a claim, sent here, is not theirs).
+pub const RESIDENT_UNLIKE_RIDER: &[(&str, &str, O)] = &[
+    ("POST", "/api/wishes", A),
+    ("POST", "/api/stations/{id}/visits", F),
+    ("GET", "/api/rounds", F),
+    ("POST", "/api/rounds", F),
+    ("GET", "/api/sentiment", F),
+    ("POST", "/api/sentiment", F),
+    ("GET", "/api/sentiment/tags", F),
 ];
 
 /// The building leader (role `building_leader`, leading a building in the worker's grid) is
@@ -214,7 +251,13 @@ pub fn like_rider_but(exceptions: &[(&str, &str, O)], method: &str, route: &str,
 
 #[test]
 fn every_leader_and_host_exception_names_a_route_of_the_table() {
-    for (m, r, _) in LEADER_UNLIKE_RIDER.iter().chain(HOST_UNLIKE_RIDER).chain(MERCHANT_UNLIKE_RIDER) {
+    for (m, r, _) in LEADER_UNLIKE_RIDER
+        .iter()
+        .chain(HOST_UNLIKE_RIDER)
+        .chain(MERCHANT_UNLIKE_RIDER)
+        .chain(VOLUNTEER_UNLIKE_RIDER)
+        .chain(RESIDENT_UNLIKE_RIDER)
+    {
         assert!(TABLE.iter().any(|(tm, tr, _)| tm == m && tr == r), "{m} {r}");
     }
 }
@@ -369,6 +412,17 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
     .fetch_one(&pool)
     .await
     .expect("a seeded redemption");
+    // A resident at home in that building, with a wish of theirs for the wish routes.
+    let resident = token(&pool, "access-resident", Role::Resident).await;
+    let wish_id: i64 = sqlx::query_scalar(
+        r"with r as (update account set building_id = $1 where name = 'access-resident' returning id)
+          insert into wish (building_id, category, body, desired_on, resident_id)
+          select $1, 'repair', 'access', current_date + 1, r.id from r returning id",
+    )
+    .bind(building)
+    .fetch_one(&pool)
+    .await
+    .expect("a wish");
     let tokens = [
         None,
         Some(token(&pool, "rider-01", Role::Rider).await),
@@ -379,6 +433,8 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
         Some(token(&pool, "leader-0001", Role::BuildingLeader).await),
         Some(host_token(&pool, station).await),
         Some(token(&pool, "merchant-01", Role::Merchant).await),
+        Some(token(&pool, "access-volunteer", Role::Volunteer).await),
+        Some(resident),
     ];
     let who = [
         "anonymous",
@@ -390,6 +446,8 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
         "building leader",
         "host of the station",
         "merchant of the item",
+        "volunteer",
+        "resident of the building",
     ];
     let mut failures = Vec::new();
     for (method, route, expected) in TABLE {
@@ -414,6 +472,8 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
             item.to_string()
         } else if route.starts_with("/api/suggestions/") {
             suggestion.to_string()
+        } else if route.starts_with("/api/wishes/") {
+            wish_id.to_string()
         } else {
             own_grid.to_string()
         };
@@ -434,6 +494,8 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
             "/api/reports/{id}/transitions" => r#"{"to": "accepted"}"#,
             // A valid answer: the box's rule (who answers which box) is checked after the body.
             "/api/suggestions/{id}/answer" => r#"{"answer": "已处理"}"#,
+            // A claim without If-Match: who may claim is checked first, then a 428.
+            "/api/wishes/{id}/transitions" => r#"{"to": "claimed"}"#,
             _ => "{}",
         };
         for (i, token) in tokens.iter().enumerate() {
@@ -459,7 +521,9 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
                 0..6 => expected[i],
                 6 => like_rider_but(LEADER_UNLIKE_RIDER, method, route, *expected),
                 7 => like_rider_but(HOST_UNLIKE_RIDER, method, route, *expected),
-                _ => like_rider_but(MERCHANT_UNLIKE_RIDER, method, route, *expected),
+                8 => like_rider_but(MERCHANT_UNLIKE_RIDER, method, route, *expected),
+                9 => like_rider_but(VOLUNTEER_UNLIKE_RIDER, method, route, *expected),
+                _ => like_rider_but(RESIDENT_UNLIKE_RIDER, method, route, *expected),
             };
             if got != want {
                 failures.push(format!(

@@ -31,4 +31,5 @@ mod stations;
 mod tiles;
 mod token_cache;
 mod trust;
+mod wishes;
 mod workflow_branches;

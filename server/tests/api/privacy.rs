@@ -4,6 +4,8 @@
 //! wrote a suggestion (and its text and answer), a station host's login, door-knocking visit
 //! notes and visitors, the sentiment log's text and tags, the points market's redeemers (login,
 //! name, key, cancel reason) and a merchant's login and shop account — then
+//! notes and visitors, the sentiment log's text and tags, a wish's resident (login, name,
+//! phone, or the name and phone a worker entered), its claimant and its end reason — then
 //! every public route (each GET the authorization table opens to anonymous callers) is crawled,
 //! anonymously, as an unrelated rider, as a grid worker of another grid and as another building's
 //! leader, and no response may
@@ -55,6 +57,15 @@ const MERCHANT_LOGIN: &str = "sentinel-merchant-login";
 const MERCHANT_NAME: &str = "SENTINELMERCHANTNAME";
 const REDEMPTION_KEY: &str = "5e471e15-0000-4000-8000-00000000beef";
 const CANCEL_REASON: &str = "SENTINELCANCELREASON";
+const RESIDENT_LOGIN: &str = "sentinel-resident-login";
+const RESIDENT_NAME: &str = "SENTINELRESIDENTNAME";
+// The wish's phone columns take a phone number only: digits no demo value or id has.
+const RESIDENT_PHONE: &str = "+86 (955) 1123-5813";
+const WISH_RESIDENT_NAME: &str = "SENTINELWISHRESIDENT";
+const WISH_RESIDENT_PHONE: &str = "+86 (966) 2113-4558";
+const VOLUNTEER_LOGIN: &str = "sentinel-volunteer-login";
+const VOLUNTEER_NAME: &str = "SENTINELVOLUNTEERNAME";
+const WISH_REASON: &str = "SENTINELWISHREASON";
 
 async fn login(pool: &PgPool, name: &str, role: Role, grid_codes: &[String]) -> String {
     let password = format!("{name}-password");
@@ -378,6 +389,71 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     )
     .await;
     assert_eq!(answered.status, StatusCode::OK, "{}", String::from_utf8_lossy(&answered.body));
+
+    // Micro-wishes (issue 24 §1): a resident (sentinel login, name and phone) publishes a wish
+    // for their home in the worker's grid, which a volunteer (sentinel login and name) claims;
+    // the worker enters another on a resident's behalf (sentinel name and phone) and withdraws
+    // a third with a sentinel reason.
+    let resident = login(&pool, RESIDENT_LOGIN, Role::Resident, &[]).await;
+    let home: i64 = sqlx::query_scalar("select min(id) from building where grid_id = $1 and households > 0")
+        .bind(grids[0].0)
+        .fetch_one(&pool)
+        .await
+        .expect("a home in the worker's grid");
+    sqlx::query("update account set building_id = $2, display_name = $3, phone = $4 where name = $1")
+        .bind(RESIDENT_LOGIN)
+        .bind(home)
+        .bind(RESIDENT_NAME)
+        .bind(RESIDENT_PHONE)
+        .execute(&pool)
+        .await
+        .expect("resident");
+    let volunteer = login(&pool, VOLUNTEER_LOGIN, Role::Volunteer, &[]).await;
+    sqlx::query("update account set display_name = $2 where name = $1")
+        .bind(VOLUNTEER_LOGIN)
+        .bind(VOLUNTEER_NAME)
+        .execute(&pool)
+        .await
+        .expect("volunteer");
+    let desired_on = (chrono::Utc::now() + chrono::Duration::days(2)).date_naive().to_string();
+    let mut wish_ids = Vec::new();
+    for (token, body) in [
+        (&resident, json!({"category": "repair", "body": "换灯泡", "desired_on": desired_on})),
+        (
+            &worker,
+            json!({"building_id": home, "category": "errands", "body": "代缴医保", "desired_on": desired_on,
+                         "resident_name": WISH_RESIDENT_NAME, "resident_phone": WISH_RESIDENT_PHONE}),
+        ),
+        (
+            &worker,
+            json!({"building_id": home, "category": "other", "body": "其他", "desired_on": desired_on,
+                         "resident_name": WISH_RESIDENT_NAME, "resident_phone": WISH_RESIDENT_PHONE}),
+        ),
+    ] {
+        let reply = send(&pool, request("POST", "/api/wishes", Some(token), Some(body))).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&reply.body));
+        wish_ids.push(reply.json()["id"].as_i64().expect("wish id"));
+    }
+    for (id, token, step) in [
+        (wish_ids[0], &volunteer, json!({"to": "claimed"})),
+        (wish_ids[1], &volunteer, json!({"to": "claimed"})),
+        (wish_ids[2], &worker, json!({"to": "withdrawn", "reason": WISH_REASON})),
+    ] {
+        let mut r = request("POST", &format!("/api/wishes/{id}/transitions"), Some(token), Some(step));
+        r.headers_mut().insert(header::IF_MATCH, "\"1\"".parse().expect("header"));
+        let reply = send(&pool, r).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
+    }
+    // The people who may see them do: the sentinels are really there to leak.
+    let held = send(&pool, request("GET", "/api/wishes/mine", Some(&volunteer), None)).await;
+    for s in [RESIDENT_NAME, RESIDENT_PHONE, WISH_RESIDENT_NAME, WISH_RESIDENT_PHONE] {
+        assert!(String::from_utf8_lossy(&held.body).contains(s), "the claimant sees {s}");
+    }
+    let staff = send(&pool, request("GET", &format!("/api/wishes/{}", wish_ids[0]), Some(&worker), None)).await;
+    for s in [RESIDENT_LOGIN, VOLUNTEER_LOGIN, VOLUNTEER_NAME] {
+        assert!(String::from_utf8_lossy(&staff.body).contains(s), "the grid's worker sees {s}");
+    }
+
     let building: i64 = sqlx::query_scalar("select min(id) from building").fetch_one(&pool).await.expect("building");
 
     // The points market (issue 24 §3): a sentinel merchant's item; a sentinel redeemer earns,
@@ -486,6 +562,11 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         ("/api/stats", "/api/stats".into()),
         ("/api/counties", "/api/counties".into()),
         ("/api/leaders/coverage", "/api/leaders/coverage".into()),
+        ("/api/wishes", "/api/wishes?state=all&limit=1000".into()),
+        ("/api/wishes", format!("/api/wishes?grid={}&state=all", grids[0].0)),
+        ("/api/wishes/categories", "/api/wishes/categories".into()),
+        ("/api/wishes/stats", "/api/wishes/stats".into()),
+        ("/api/wishes/open-counts", "/api/wishes/open-counts".into()),
         ("/api/buildings/{id}/leader-sign", format!("/api/buildings/{led_building}/leader-sign")),
         ("/api/buildings/{id}/leader-sign", format!("/api/buildings/{building}/leader-sign")),
         ("/open311/v2/discovery.json", "/open311/v2/discovery.json".into()),
@@ -514,6 +595,9 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         crawl.push(("/api/reports/{id}", format!("/api/reports/{id}")));
         crawl.push(("/open311/v2/requests/{file}", format!("/open311/v2/requests/{id}.json")));
         crawl.push(("/open311/v2/requests/{file}", format!("/open311/v2/requests/{id}.xml")));
+    }
+    for id in &wish_ids {
+        crawl.push(("/api/wishes/{id}", format!("/api/wishes/{id}")));
     }
     for coll in gridmap_server::ogc::collections::ALL {
         let c = coll.id;
@@ -570,6 +654,14 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         MERCHANT_NAME,
         REDEMPTION_KEY,
         CANCEL_REASON,
+        RESIDENT_LOGIN,
+        RESIDENT_NAME,
+        RESIDENT_PHONE,
+        WISH_RESIDENT_NAME,
+        WISH_RESIDENT_PHONE,
+        VOLUNTEER_LOGIN,
+        VOLUNTEER_NAME,
+        WISH_REASON,
     ];
     let mut leaks = Vec::new();
     let mut bytes_seen = 0usize;
@@ -603,6 +695,7 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
             "/api/points/redemptions".to_string(),
             "/api/points/redemptions?view=handover".to_string(),
             "/api/points/me".to_string(),
+            "/api/wishes/mine".to_string(),
         ] {
             let reply = send(&pool, request("GET", &uri, Some(token), None)).await;
             let text = String::from_utf8_lossy(&reply.body);

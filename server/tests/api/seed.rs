@@ -28,7 +28,20 @@ async fn demo_city_partitions_the_urban_area_into_267_balanced_grids(pool: PgPoo
             .fetch_all(&pool)
             .await
             .expect("logins");
-    assert_eq!(roles, ["admin", "building_leader", "grid_worker", "merchant", "planner", "rider", "station_host"]);
+    assert_eq!(
+        roles,
+        [
+            "admin",
+            "building_leader",
+            "grid_worker",
+            "merchant",
+            "planner",
+            "resident",
+            "rider",
+            "station_host",
+            "volunteer"
+        ]
+    );
 
     // No two grids overlap by 1 m² or more.
     let overlaps: Vec<(String, String, f64)> = sqlx::query_as(

@@ -737,6 +737,14 @@ pub async fn transition(
     .bind(reason)
     .execute(&mut *tx)
     .await?;
+    // A confirmed wish earns its claimant the `wish_completed` rule of their earning group
+    // (docs/points.md: volunteers and party members), in the same transaction, once per wish.
+    if to == WishState::Confirmed
+        && let Some(claimant) = facts.claimant_id
+    {
+        crate::points::award(&mut tx, claimant, "wish_completed", crate::points::SourceRef { kind: "wish", id })
+            .await?;
+    }
     tx.commit().await?;
     get(pool, id, Some(actor)).await
 }

@@ -35,8 +35,7 @@ const STATIONS_CACHE = 'gridmap.stations';
 const STATION_TAP_RADIUS = 22; // px: a 44 px tap target
 // The residents' and riders' tabs show the resident map: no household choropleth, report dots or
 // legend (those are the workers' and planners' tools), grid labels without household counts.
-const RESIDENT_TABS = new Set(['stations', 'nearest', 'grid', 'report', 'checkin', 'host', 'points']);
-const RESIDENT_TABS = new Set(['stations', 'nearest', 'grid', 'report', 'checkin', 'host', 'wishes']);
+const RESIDENT_TABS = new Set(['stations', 'nearest', 'grid', 'report', 'checkin', 'host', 'points', 'wishes']);
 // The services a station finder filters by (the ones people look for, as in Amap/Baidu's chips).
 const FILTER_SERVICES = ['charging', 'water', 'microwave', 'toilet', 'rest'];
 // The last view, so the app reopens where the rider was — whose tiles the service worker kept.

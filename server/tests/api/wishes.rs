@@ -175,7 +175,9 @@ async fn a_grid_worker_enters_a_wish_on_a_residents_behalf_with_their_contact_ke
 }
 
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
-async fn a_volunteer_claims_completes_and_the_resident_confirms_with_every_step_in_the_history(pool: PgPool) {
+async fn a_volunteer_claims_completes_and_the_resident_confirms_with_every_step_in_the_history_and_the_volunteer_earns_points(
+    pool: PgPool,
+) {
     let w = world(&pool).await;
     let id = publish(&pool, &w).await;
     let claimed = step(&pool, id, &w.volunteer, "claimed", None).await;
@@ -198,6 +200,13 @@ async fn a_volunteer_claims_completes_and_the_resident_confirms_with_every_step_
     assert_eq!(confirmed.status, StatusCode::OK, "{}", text(&confirmed));
     assert_eq!(confirmed.json()["state"], "confirmed");
     assert_eq!(confirmed.json()["allowed_next"], json!([]));
+    // The volunteer earns the points market's `wish_completed` rule (20 for volunteers), once.
+    let points = call(&pool, "GET", "/api/points/me", Some(&w.volunteer), None, None).await.json();
+    assert_eq!(points["balance"], 20, "{points}");
+    let again = step(&pool, id, &w.resident, "confirmed", None).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", text(&again));
+    let points = call(&pool, "GET", "/api/points/me", Some(&w.volunteer), None, None).await.json();
+    assert_eq!(points["balance"], 20, "{points}");
 
     let staff = call(&pool, "GET", &format!("/api/wishes/{id}"), Some(&w.town.worker_a), None, None).await.json();
     let steps: Vec<(Value, Value, Value)> = staff["history"]

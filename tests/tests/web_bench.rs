@@ -24,12 +24,11 @@ const RTT_MS: u32 = 150;
 #[ignore = "a benchmark: run by bench/web.sh"]
 async fn resident_page_on_a_throttled_phone_network() {
     let runs: usize = std::env::var("GRIDMAP_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
-    let dirs: Vec<String> = match std::env::var("GRIDMAP_BENCH_WEB_DIRS") {
-        Ok(list) => list.split(',').map(str::to_string).collect(),
-        Err(_) => {
-            build_web_map();
-            vec![String::new()]
-        }
+    let dirs: Vec<String> = if let Ok(list) = std::env::var("GRIDMAP_BENCH_WEB_DIRS") {
+        list.split(',').map(str::to_string).collect()
+    } else {
+        build_web_map();
+        vec![String::new()]
     };
     let db = seeded_db("bench-web-pass").await;
     let mut servers = Vec::new();

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::etag;
-use super::extract::{self, Json, Path, Query};
+use super::extract::{self, Json, Path, Query, typed_body};
 use super::principal::{Auth, MaybeAuth, Planner};
 use crate::points::market::{
     self, Cancel, Item, ItemPatch, ListView, NewItem, NewRedemption, RedeemOutcome, Redemption,
@@ -195,7 +195,7 @@ pub async fn create_item(
     Planner(me): Planner,
     Json(body): Json<serde_json::Value>,
 ) -> ApiResult<Response> {
-    let body: NewItem = typed(&body)?;
+    let body: NewItem = typed_body(&body)?;
     Ok(with_etag(StatusCode::CREATED, &market::create_item(&state.pool, &me, &body).await?))
 }
 
@@ -220,16 +220,8 @@ pub async fn update_item(
     Json(body): Json<serde_json::Value>,
 ) -> ApiResult<Response> {
     let version = etag::required_version(&headers, IF_MATCH)?;
-    let patch: ItemPatch = typed(&body)?;
+    let patch: ItemPatch = typed_body(&body)?;
     Ok(with_etag(StatusCode::OK, &market::update_item(&state.pool, &me, id, version, &patch).await?))
-}
-
-/// A JSON body as `T`, an error naming the field at fault.
-fn typed<T: serde::de::DeserializeOwned>(body: &serde_json::Value) -> ApiResult<T> {
-    serde_path_to_error::deserialize(body).map_err(|e| {
-        let path = e.path().to_string();
-        ApiError::field(if path == "." { "body".to_string() } else { path }, e.inner().to_string())
-    })
 }
 
 /// `POST /api/points/redemptions` → 201: redeem an item — the points are debited and the stock
@@ -250,7 +242,7 @@ pub async fn redeem(
     Json(body): Json<serde_json::Value>,
 ) -> ApiResult<Response> {
     let key = extract::idempotency_key(&headers)?;
-    let body: NewRedemption = typed(&body)?;
+    let body: NewRedemption = typed_body(&body)?;
     let (view, replayed) = match market::redeem(&state.pool, &me, &body, key).await? {
         RedeemOutcome::Created(v) => (v, false),
         RedeemOutcome::Replayed(v) => (v, true),
@@ -351,7 +343,7 @@ pub async fn cancel_redemption(
     } else {
         let value: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-        typed(&value)?
+        typed_body(&value)?
     };
     Ok(Json(market::cancel(&state.pool, &me, id, &cancel).await?))
 }

@@ -161,10 +161,7 @@ pub async fn record_visit(
     // Who may record here is settled before the body's shape: a planner gets 403, not a 400.
     rounds::may_record(&state.pool, &principal, id).await?;
     let key = extract::idempotency_key(&headers)?;
-    let body: RecordVisit = serde_path_to_error::deserialize(&body).map_err(|e| {
-        let path = e.path().to_string();
-        ApiError::field(if path == "." { "body".to_string() } else { path }, e.inner().to_string())
-    })?;
+    let body: RecordVisit = extract::typed_body(&body)?;
     let outcome = rounds::record_visit(&state.changes(), &principal, id, &body, key).await?;
     let (view, replayed) = match outcome {
         VisitOutcome::Created(v) => (v, false),

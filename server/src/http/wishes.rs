@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::etag;
-use super::extract::{Json, Path, Query};
+use super::extract::{Json, Path, Query, typed_body};
 use super::principal::{Auth, MaybeAuth};
 use crate::wishes::{self, CreateWish, ListFilter, StatsReport, WishError, WishState, WishTransition, WishView};
 
@@ -49,14 +49,6 @@ impl From<WishError> for ApiError {
             WishError::Database(e) => ApiError::Database(e),
         }
     }
-}
-
-/// The JSON body as `T`, or a 400 naming the field at fault (unknown fields are refused).
-fn typed<T: serde::de::DeserializeOwned>(body: &serde_json::Value) -> ApiResult<T> {
-    serde_path_to_error::deserialize(body).map_err(|e| {
-        let path = e.path().to_string();
-        ApiError::field(if path == "." { "body".to_string() } else { path }, e.inner().to_string())
-    })
 }
 
 /// A wish with its version as the ETag.
@@ -166,7 +158,7 @@ pub async fn create_wish(
 ) -> ApiResult<Response> {
     // Who may publish is settled before the body's shape: a rider gets 403, not a 400.
     wishes::may_publish(&actor)?;
-    let body: CreateWish = typed(&body)?;
+    let body: CreateWish = typed_body(&body)?;
     let view = wishes::publish(&state.pool, &actor, &body).await?;
     let location = format!("/api/wishes/{}", view.id);
     let mut response = with_etag(StatusCode::CREATED, view);
@@ -220,7 +212,7 @@ pub async fn create_wish_transition(
     Json(body): Json<serde_json::Value>,
 ) -> ApiResult<Response> {
     wishes::takes_part(&actor)?;
-    let body: WishTransition = typed(&body)?;
+    let body: WishTransition = typed_body(&body)?;
     let if_match = etag::if_match_version(&headers)?;
     let view = wishes::transition(&state.pool, id, &actor, if_match, &body).await?;
     Ok(with_etag(StatusCode::OK, view))

@@ -182,6 +182,9 @@ pub const VOLUNTEER_UNLIKE_RIDER: &[(&str, &str, O)] = &[
     ("GET", "/api/sentiment", F),
     ("POST", "/api/sentiment", F),
     ("GET", "/api/sentiment/tags", F),
+    // The redemption the points routes name is the rider's own (rider-01's).
+    ("GET", "/api/points/redemptions/{id}", F),
+    ("POST", "/api/points/redemptions/{id}/cancel", F),
 ];
 
 /// The resident of a building in the worker's grid, whose wish the wish routes name: the
@@ -195,6 +198,8 @@ pub const RESIDENT_UNLIKE_RIDER: &[(&str, &str, O)] = &[
     ("GET", "/api/sentiment", F),
     ("POST", "/api/sentiment", F),
     ("GET", "/api/sentiment/tags", F),
+    ("GET", "/api/points/redemptions/{id}", F),
+    ("POST", "/api/points/redemptions/{id}/cancel", F),
 ];
 
 /// The building leader (role `building_leader`, leading a building in the worker's grid) is

@@ -173,7 +173,14 @@ function render(app) {
   if (!slot || !content) return;
   $('#wishes-who').textContent = getSession()?.name ?? '';
   $('#wishes-logout').hidden = !getSession();
-  fill(slot, hasRole(ROLES) ? null : loginForm('wishes_login', ROLES));
+  // The board arrives after the tab opens and renders again: a login form already shown (in
+  // this language, for this session) stays, with whatever the person has typed into it.
+  const formKey = `${getLang()}|${getSession()?.name ?? ''}`;
+  if (hasRole(ROLES)) fill(slot);
+  else if (slot.dataset.formKey !== formKey || !slot.querySelector('form.login')) {
+    fill(slot, loginForm('wishes_login', ROLES));
+    slot.dataset.formKey = formKey;
+  }
   const open = wishes.board.filter((w) => w.state === 'published');
   fill(content,
     wishes.message ? h('p', { class: wishes.message.kind, role: 'status', id: 'wish-message' }, wishes.message.text) : null,

@@ -2169,9 +2169,11 @@ async fn grid_worker_records_a_door_knocking_visit_offline_on_a_phone_and_it_is_
         .await
         .expect("rows");
     assert_eq!(rows, [("not_home".to_string(),)], "stored exactly once");
-    // A later flush (the 30 s timer, another `online`) sends nothing again.
+    // A later flush (the 30 s timer, another `online`) sends nothing again: wait for the flush
+    // that `online` starts to end, then count.
+    let flushes = browser.js("return window.__outboxFlushes ?? 0;").await.as_i64().unwrap_or(0);
     browser.js("window.dispatchEvent(new Event('online')); return true;").await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    browser.wait_for(&format!("(window.__outboxFlushes ?? 0) > {flushes}"), WAIT, "the next flush to end").await;
     let after: i64 = sqlx::query_scalar("select count(*) from door_visit").fetch_one(&pool).await.expect("count");
     assert_eq!(after, before + 1, "one visit, once");
     assert_no_page_errors(&browser.js("return window.__errors;").await);

@@ -113,6 +113,11 @@ export function flush(send, { includeFailed = false, onChange = () => {} } = {})
       }
     }
     return results;
-  })().finally(() => { flushing = null; });
+  })().finally(() => {
+    flushing = null;
+    // How many flushes have ended: a test waits on it instead of sleeping before it checks
+    // that a flush sent nothing again.
+    window.__outboxFlushes = (window.__outboxFlushes ?? 0) + 1;
+  });
   return flushing;
 }

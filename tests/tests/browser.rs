@@ -2478,6 +2478,36 @@ async fn rider_redeems_an_item_on_a_phone() {
     let done = get(&format!("/api/points/redemptions/{id}"), &merchant).await;
     assert_eq!(done["status"], "handed_over", "{done}");
     browser.screenshot(&screenshot_path("points-merchant-phone.png")).await;
+
+    // The county's admin doubles what an accepted report earns a rider, from the rules list.
+    let rule: i64 =
+        sqlx::query_scalar("select id from points_rule where event = 'report_accepted' and group_code = 'riders'")
+            .fetch_one(&db.pool().await)
+            .await
+            .expect("the riders' report rule");
+    assert!(
+        browser.js(&format!("return !document.querySelector('#points-rules [data-rule=\"{rule}\"] input');")).await
+            == true,
+        "the public sees the rules, not a form"
+    );
+    browser.js("document.querySelector('#points-logout').click(); return true;").await;
+    browser.wait_for("!!document.querySelector('#points-login-open')", WAIT, "logged out").await;
+    browser.js("document.querySelector('#points-login-open').click(); return true;").await;
+    log_in(&browser, "#view-points", "demo-admin").await;
+    let row = format!("#points-rules [data-rule=\"{rule}\"]");
+    browser.wait_for(&format!("!!document.querySelector('{row} .points-rule-points')"), WAIT, "the rule's form").await;
+    browser
+        .js(&format!(
+            "const p = document.querySelector('{row} .points-rule-points'); p.value = '20'; \
+             document.querySelector('{row} .points-rule-save').click(); return true;"
+        ))
+        .await;
+    browser
+        .wait_for("document.querySelector('#points-message')?.classList.contains('ok')", WAIT, "the rule saved")
+        .await;
+    let rules = get("/api/points/rules", &rider).await;
+    let saved = rules["rules"].as_array().expect("rules").iter().find(|r| r["id"] == rule).cloned().expect("the rule");
+    assert_eq!((saved["points"].as_i64(), saved["active"].as_bool()), (Some(20), Some(true)), "{saved}");
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }

@@ -5,7 +5,7 @@
 // terms there. A building leader sees their buildings and the open reports around them.
 import { t } from './i18n.js';
 import { h, $, fill } from './dom.js';
-import { getSession, hasRole, onSession, loginForm, logout, call } from './session.js';
+import { getSession, hasRole, onSession, showLoginForm, logout, call } from './session.js';
 
 const STAFF = ['grid_worker', 'planner', 'admin'];
 const MANAGERS = ['planner', 'admin'];
@@ -153,7 +153,7 @@ function render(app) {
   const slot = $('#view-leaders .login-slot');
   const body = $('#leaders');
   if (!hasRole(ROLES)) {
-    fill(slot, loginForm('leaders_login', ROLES));
+    showLoginForm(slot, 'leaders_login', ROLES);
     body.hidden = true;
     return;
   }

@@ -6,7 +6,7 @@
 // grid workers and admins also see the redemptions they hand over and confirm them.
 import { t, refusalText } from './i18n.js';
 import { h, $, fill } from './dom.js';
-import { getSession, onSession, loginForm, logout, call } from './session.js';
+import { getSession, onSession, showLoginForm, logout, call } from './session.js';
 
 const ANY_ROLE = ['resident', 'rider', 'grid_worker', 'planner', 'admin', 'building_leader', 'station_host', 'merchant', 'volunteer'];
 const HANDS_OVER = ['merchant', 'station_host', 'grid_worker', 'admin'];
@@ -15,7 +15,7 @@ const KINDS = ['goods', 'property_fee_offset', 'merchant_discount', 'free_servic
 const PENDING = 'gridmap.points.pending';
 
 const market = {
-  balance: null, items: null, mine: null, handover: null, groups: [], group: 'riders', year: null, ranking: null,
+  balance: null, items: null, mine: null, handover: null, groups: [], rules: [], group: 'riders', year: null, ranking: null,
   kind: '', message: null, showLogin: false,
 };
 
@@ -46,10 +46,10 @@ function settle(itemId) {
 async function loadPublic() {
   const [items, rules] = await Promise.all([
     call(`/api/points/catalogue${market.kind ? `?kind=${market.kind}` : ''}`),
-    market.groups.length ? null : call('/api/points/rules'),
+    call('/api/points/rules'),
   ]);
   market.items = items.ok ? items.data : [];
-  if (rules?.ok) market.groups = rules.data.groups;
+  if (rules.ok) { market.groups = rules.data.groups; market.rules = rules.data.rules; }
   await loadRanking();
 }
 
@@ -144,6 +144,39 @@ function redemptionLine(r, { handover = false } = {}) {
   return out;
 }
 
+/** Admins change what an event earns a group, or switch the rule off (If-Match: the rule's version). */
+async function saveRule(rule, points, active) {
+  const r = await call(`/api/points/rules/${rule.id}`, {
+    method: 'PATCH', body: { points, active }, headers: { 'If-Match': `"${rule.version}"` },
+  });
+  market.message = r.ok ? { kind: 'ok', text: t('points_rule_saved') } : { kind: 'error', text: errorText(r) };
+  await loadPublic();
+  render();
+}
+
+/** What earns what (public), each group's amount; an admin edits them in place. */
+function rulesSection() {
+  const admin = getSession()?.role === 'admin';
+  const group = (code) => market.groups.find((g) => g.code === code);
+  const line = (rule) => {
+    const name = `${rule.description || rule.event} · ${group(rule.group_code) ? t('points_group_name', group(rule.group_code)) : rule.group_code}`;
+    if (!admin) {
+      return h('li', { class: rule.active ? '' : 'muted', dataset: { rule: rule.id } },
+        `${name} · ${rule.active ? t('points_cost', rule.points) : t('points_rule_off')}`);
+    }
+    const points = h('input', { type: 'number', min: 1, max: 10000, value: rule.points, class: 'points-rule-points', 'aria-label': t('points_rule_points') });
+    const active = h('input', { type: 'checkbox', checked: rule.active, class: 'points-rule-active', 'aria-label': t('points_rule_active') });
+    const save = h('button', { type: 'button', class: 'points-rule-save' }, t('points_rule_save'));
+    save.addEventListener('click', () => saveRule(rule, Number(points.value), active.checked));
+    return h('li', { dataset: { rule: rule.id } }, h('div', { class: 'sub' }, name),
+      h('p', { class: 'row' }, points, h('label', {}, active, t('points_rule_active')), save));
+  };
+  return [
+    h('h2', {}, t('points_rules')),
+    h('ul', { class: 'list', id: 'points-rules' }, ...market.rules.map(line)),
+  ];
+}
+
 function rankingSection() {
   const select = h('select', { id: 'points-group', 'aria-label': t('points_group') },
     ...market.groups.map((g) => h('option', { value: g.code, selected: g.code === market.group }, t('points_group_name', g))));
@@ -171,7 +204,8 @@ function render() {
     who.hidden = true;
     const open = h('button', { type: 'button', class: 'link', id: 'points-login-open' }, t('points_login_hint'));
     open.addEventListener('click', () => { market.showLogin = true; render(); });
-    fill(slot, market.showLogin ? loginForm('points_login', ANY_ROLE) : open);
+    if (market.showLogin) showLoginForm(slot, 'points_login', ANY_ROLE);
+    else fill(slot, open);
   }
   const kind = h('select', { id: 'points-kind', 'aria-label': t('points_kind') },
     h('option', { value: '' }, t('points_kind_all')),
@@ -195,7 +229,8 @@ function render() {
       market.mine.length
         ? h('ul', { class: 'list', id: 'points-mine' }, ...market.mine.map((r) => redemptionLine(r)))
         : h('p', { class: 'muted' }, t('points_mine_none'))] : null,
-    ...rankingSection());
+    ...rankingSection(),
+    ...rulesSection());
 }
 
 export function initPoints(app) {

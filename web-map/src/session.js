@@ -1,9 +1,9 @@
 // The one login of this browser: `POST /api/auth/login {name, password}` → `{token, expires_at,
 // role, grid_ids}`, kept in localStorage until it expires. The rider, grid-worker and planner
 // views share it; each says which roles it needs and offers its own login form otherwise.
-import { t } from './i18n.js';
+import { t, getLang } from './i18n.js';
 import { api } from './api.js';
-import { h } from './dom.js';
+import { h, fill } from './dom.js';
 
 const KEY = 'gridmap.session';
 const listeners = [];
@@ -48,6 +48,18 @@ export function logout() {
  * A login form (class `login`) for a view that needs one of `roles`; `titleKey` names it.
  * A login with another role is refused here (the session is kept for the other views).
  */
+/**
+ * Show `loginForm(titleKey, roles)` in `slot`, or keep the one already there (same form, same
+ * language, same session): a view renders again when its data arrives, and a form built anew
+ * under the person's fingers loses what they typed (the browser tests met it as a stale element).
+ */
+export function showLoginForm(slot, titleKey, roles) {
+  const key = `${titleKey}|${getLang()}|${current?.name ?? ''}`;
+  if (slot.dataset.formKey === key && slot.querySelector('form.login')) return;
+  fill(slot, loginForm(titleKey, roles));
+  slot.dataset.formKey = key;
+}
+
 export function loginForm(titleKey, roles) {
   const error = h('p', { class: 'error login-error', role: 'alert' });
   const form = h('form', { class: 'stack login' },

@@ -8,7 +8,7 @@
 // version and offers only the server's `allowed_next`.
 import { t, getLang, refusalText } from './i18n.js';
 import { h, $, fill } from './dom.js';
-import { getSession, hasRole, onSession, loginForm, logout, call } from './session.js';
+import { getSession, hasRole, onSession, showLoginForm, logout, call } from './session.js';
 
 const ROLES = ['resident', 'volunteer', 'grid_worker', 'planner', 'admin'];
 const PUBLISHERS = ['resident', 'grid_worker', 'admin'];
@@ -173,14 +173,9 @@ function render(app) {
   if (!slot || !content) return;
   $('#wishes-who').textContent = getSession()?.name ?? '';
   $('#wishes-logout').hidden = !getSession();
-  // The board arrives after the tab opens and renders again: a login form already shown (in
-  // this language, for this session) stays, with whatever the person has typed into it.
-  const formKey = `${getLang()}|${getSession()?.name ?? ''}`;
+  // The board arrives after the tab opens and renders again: a login form already shown stays.
   if (hasRole(ROLES)) fill(slot);
-  else if (slot.dataset.formKey !== formKey || !slot.querySelector('form.login')) {
-    fill(slot, loginForm('wishes_login', ROLES));
-    slot.dataset.formKey = formKey;
-  }
+  else showLoginForm(slot, 'wishes_login', ROLES);
   const open = wishes.board.filter((w) => w.state === 'published');
   fill(content,
     wishes.message ? h('p', { class: wishes.message.kind, role: 'status', id: 'wish-message' }, wishes.message.text) : null,

@@ -37,7 +37,7 @@ use super::error::ErrorBody;
         super::rounds::close_round,
         super::sentiment::list_tags, super::sentiment::list_entries, super::sentiment::create_entry,
         super::sentiment::entry_to_report,
-        super::points::get_rules, super::points::get_rankings, super::points::list_items, super::points::get_item,
+        super::points::get_rules, super::points::get_rule, super::points::update_rule, super::points::get_rankings, super::points::list_items, super::points::get_item,
         super::points::create_item, super::points::update_item, super::points::redeem, super::points::list_redemptions,
         super::points::get_redemption, super::points::hand_over, super::points::cancel_redemption,
         super::wishes::list_wish_categories, super::wishes::list_wishes, super::wishes::create_wish,

@@ -15,12 +15,12 @@ use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::etag;
 use super::extract::{self, Json, Path, Query, typed_body};
-use super::principal::{Auth, MaybeAuth, Planner};
+use super::principal::{Admin, Auth, MaybeAuth, Planner};
 use crate::points::market::{
     self, Cancel, Item, ItemPatch, ListView, NewItem, NewRedemption, RedeemOutcome, Redemption,
 };
 use crate::points::rankings::{self, Ranking};
-use crate::points::{self as market_points, PointsError, Rules};
+use crate::points::{self as market_points, PointsError, Rule, RulePatch, Rules};
 use crate::reports::points::{self, Balance, LeaderboardRow};
 
 pub fn router() -> Router<AppState> {
@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/points/me", get(get_my_points))
         .route("/api/points/leaderboard", get(get_leaderboard))
         .route("/api/points/rules", get(get_rules))
+        .route("/api/points/rules/{id}", get(get_rule).patch(update_rule))
         .route("/api/points/rankings", get(get_rankings))
         .route("/api/points/catalogue", get(list_items).post(create_item))
         .route("/api/points/catalogue/{id}", get(get_item).patch(update_item))
@@ -104,6 +105,43 @@ pub async fn get_leaderboard(
     responses((status = 200, description = "Groups and rules", body = Rules)))]
 pub async fn get_rules(State(state): State<AppState>) -> ApiResult<Json<Rules>> {
     Ok(Json(market_points::rules(&state.pool).await?))
+}
+
+fn rule_with_etag(rule: &Rule) -> Response {
+    (StatusCode::OK, [(header::ETAG, etag::strong(rule.version))], Json(rule)).into_response()
+}
+
+/// `GET /api/points/rules/{id}`: one rule with its ETag (public, as the list).
+#[utoipa::path(get, path = "/api/points/rules/{id}", tag = "points", params(("id" = i64, Path)),
+    responses((status = 200, body = Rule, headers(("ETag" = String, description = "The rule's version"))),
+        (status = 404, description = "No such rule", body = ErrorBody)))]
+pub async fn get_rule(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Response> {
+    Ok(rule_with_etag(&market_points::rule(&state.pool, id).await?))
+}
+
+/// `PATCH /api/points/rules/{id}`: change what an event earns a group, or switch the rule off
+/// (admins not scoped to one county; `If-Match`). Future awards follow; the ledger keeps the past.
+#[utoipa::path(patch, path = "/api/points/rules/{id}", tag = "points", request_body = RulePatch,
+    params(("id" = i64, Path), ("If-Match" = String, Header, description = "The rule's ETag")),
+    security(("bearer" = [])),
+    responses((status = 200, body = Rule, headers(("ETag" = String))),
+        (status = 400, description = "Invalid field (named in `field`)", body = ErrorBody),
+        (status = 401, description = "Login required", body = ErrorBody),
+        (status = 403, description = "Admins only; not a county-scoped admin (`county_scoped`)", body = ErrorBody),
+        (status = 404, description = "No such rule", body = ErrorBody),
+        (status = 412, description = "Stale If-Match", body = ErrorBody),
+        (status = 428, description = "If-Match missing", body = ErrorBody)))]
+pub async fn update_rule(
+    State(state): State<AppState>,
+    Admin(me): Admin,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(body): Json<serde_json::Value>,
+) -> ApiResult<Response> {
+    let version =
+        etag::required_version(&headers, "send If-Match with the rule's ETag (GET /api/points/rules/{id} first)")?;
+    let patch: RulePatch = typed_body(&body)?;
+    Ok(rule_with_etag(&market_points::update_rule(&state.pool, &me, id, version, &patch).await?))
 }
 
 /// Query string of `GET /api/points/rankings`.

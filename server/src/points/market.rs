@@ -307,7 +307,7 @@ pub async fn update_item(pool: &PgPool, who: &Principal, id: i64, version: i64, 
         let current: Option<i32> =
             sqlx::query_scalar("select version from points_item where id = $1").bind(id).fetch_optional(pool).await?;
         return Err(match current {
-            Some(current) => PointsError::Stale { current },
+            Some(current) => PointsError::Stale { what: "item", current },
             None => PointsError::NotFound(format!("item {id}")),
         });
     }

@@ -16,8 +16,10 @@
 pub mod market;
 pub mod rankings;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
+
+use crate::auth::Principal;
 
 /// Why a points request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -35,8 +37,9 @@ pub enum PointsError {
     /// `item_inactive`, `key_reused`, `not_pending`).
     #[error("{message}")]
     Conflict { reason: &'static str, message: String },
-    #[error("the item has changed since it was read (version {current}); read it again")]
-    Stale { current: i32 },
+    /// 412: `what` (the item, the rule) has changed since it was read.
+    #[error("the {what} has changed since it was read (version {current}); read it again")]
+    Stale { what: &'static str, current: i32 },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -136,7 +139,25 @@ pub struct Rule {
     pub points: i32,
     pub active: bool,
     pub description: String,
+    /// Moves with every change: `If-Match` of [`update_rule`] (the ETag is this number).
+    pub version: i32,
 }
+
+/// A change to a rule (`PATCH /api/points/rules/{id}`): only what is present changes. Which
+/// event and group a rule is for is not editable: the features name their events in the code,
+/// and a rule for a new group is a new row (a migration or the seed).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RulePatch {
+    /// 1..=10000 points per award.
+    pub points: Option<i32>,
+    /// An inactive rule earns nothing (the ledger keeps what it earned before).
+    pub active: Option<bool>,
+    /// Up to 200 characters, shown to people with the rule.
+    pub description: Option<String>,
+}
+
+const RULE_COLUMNS: &str = "r.id, r.event, r.group_code, r.points, r.active, r.description, r.version";
 
 /// The body of `GET /api/points/rules`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -150,14 +171,66 @@ pub async fn rules(pool: &PgPool) -> Result<Rules, sqlx::Error> {
     let groups = sqlx::query_as("select code, name_zh, name_en, roles from points_group order by sort, code")
         .fetch_all(pool)
         .await?;
-    let rules = sqlx::query_as(
-        r"select r.id, r.event, r.group_code, r.points, r.active, r.description
-            from points_rule r join points_group g on g.code = r.group_code
-           order by r.event, g.sort, r.id",
-    )
+    let rules = sqlx::query_as(&format!(
+        "select {RULE_COLUMNS} from points_rule r join points_group g on g.code = r.group_code order by r.event, g.sort, r.id"
+    ))
     .fetch_all(pool)
     .await?;
     Ok(Rules { groups, rules })
+}
+
+/// One rule (public, as the list).
+pub async fn rule(pool: &PgPool, id: i64) -> Result<Rule, PointsError> {
+    sqlx::query_as(&format!("select {RULE_COLUMNS} from points_rule r where r.id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| PointsError::NotFound(format!("rule {id}")))
+}
+
+/// Change a rule's amount, whether it is active, or its description: admins whose login is not
+/// scoped to one county (the rules hold for every county of the deployment), with the version
+/// read (`If-Match`). Future awards follow it; the ledger keeps what earlier awards earned.
+pub async fn update_rule(
+    pool: &PgPool,
+    who: &Principal,
+    id: i64,
+    version: i64,
+    patch: &RulePatch,
+) -> Result<Rule, PointsError> {
+    if who.county_id.is_some() {
+        return Err(PointsError::Forbidden {
+            reason: "county_scoped",
+            message: "the earning rules hold for every county: an admin not scoped to one county changes them".into(),
+        });
+    }
+    if let Some(p) = patch.points
+        && !(1..=10_000).contains(&p)
+    {
+        return Err(field("points", "from 1 to 10000"));
+    }
+    if let Some(d) = &patch.description
+        && (d.chars().count() > 200 || d.chars().any(char::is_control))
+    {
+        return Err(field("description", "up to 200 characters, no control characters"));
+    }
+    let updated: Option<i64> = sqlx::query_scalar(
+        r"update points_rule set points = coalesce($3, points), active = coalesce($4, active),
+                 description = coalesce($5, description), version = version + 1
+           where id = $1 and version = $2 returning id",
+    )
+    .bind(id)
+    .bind(version)
+    .bind(patch.points)
+    .bind(patch.active)
+    .bind(patch.description.as_deref().map(str::trim))
+    .fetch_optional(pool)
+    .await?;
+    if updated.is_none() {
+        let current = rule(pool, id).await?.version;
+        return Err(PointsError::Stale { what: "rule", current });
+    }
+    rule(pool, id).await
 }
 
 /// The codes of the groups, in order.

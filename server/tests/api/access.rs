@@ -96,6 +96,9 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
     // rider-01's pending redemption at merchant-01 (seeded): the rider sees and cancels it, the
     // merchant (and an admin) sees it and hands it over.
     ("GET", "/api/points/rules", [A, A, A, A, A, A]),
+    ("GET", "/api/points/rules/{id}", [A, A, A, A, A, A]),
+    // The earning rules hold for the whole deployment: admins (not scoped to a county) change them.
+    ("PATCH", "/api/points/rules/{id}", [U, F, F, F, F, A]),
     ("GET", "/api/points/rankings", [A, A, A, A, A, A]),
     ("GET", "/api/points/catalogue", [A, A, A, A, A, A]),
     ("POST", "/api/points/catalogue", [U, F, F, F, A, A]),
@@ -417,6 +420,7 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
     .fetch_one(&pool)
     .await
     .expect("a seeded redemption");
+    let rule: i64 = sqlx::query_scalar("select min(id) from points_rule").fetch_one(&pool).await.expect("a rule");
     // A resident at home in that building, with a wish of theirs for the wish routes.
     let resident = token(&pool, "access-resident", Role::Resident).await;
     let wish_id: i64 = sqlx::query_scalar(
@@ -475,6 +479,8 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
             redemption.to_string()
         } else if route.starts_with("/api/points/catalogue/") {
             item.to_string()
+        } else if route.starts_with("/api/points/rules/") {
+            rule.to_string()
         } else if route.starts_with("/api/suggestions/") {
             suggestion.to_string()
         } else if route.starts_with("/api/wishes/") {

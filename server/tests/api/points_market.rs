@@ -793,3 +793,82 @@ async fn yearly_rankings_per_group_are_masked_and_spending_does_not_lower_them(p
     let zhang_row = board.json().as_array().expect("board").iter().find(|x| x["display_name"] == "张**").cloned();
     assert_eq!(zhang_row.expect("on the board")["points"], 900);
 }
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn an_admin_changes_an_earning_rule_with_if_match_and_the_next_award_follows_it(pool: PgPool) {
+    let w = world(&pool).await;
+    let rider = account_id(&pool, "pm-rider").await;
+    let (id, version): (i64, i32) =
+        sqlx::query_as("select id, version from points_rule where event = 'report_accepted' and group_code = 'riders'")
+            .fetch_one(&pool)
+            .await
+            .expect("rule");
+    let path = format!("/api/points/rules/{id}");
+    let read = call(&pool, "GET", &path, None, &[], None).await;
+    assert_eq!(read.status, StatusCode::OK);
+    let etag = read.headers.get("etag").expect("an ETag").to_str().expect("ascii").to_string();
+    assert_eq!(etag, format!("\"{version}\""));
+    // Without If-Match: 428; a planner: 403; a bad amount or an unknown field: 400 naming it.
+    let change = json!({"points": 40, "description": "上报问题被受理（骑手加倍）"});
+    let missing = call(&pool, "PATCH", &path, Some(&w.admin), &[], Some(change.clone())).await;
+    assert_eq!(missing.status, StatusCode::PRECONDITION_REQUIRED, "{}", text(&missing));
+    let planner = call(&pool, "PATCH", &path, Some(&w.planner), &[("If-Match", &etag)], Some(change.clone())).await;
+    assert_eq!(planner.status, StatusCode::FORBIDDEN);
+    for (body, field) in
+        [(json!({"points": 0}), "points"), (json!({"points": 10001}), "points"), (json!({"event": "x"}), "event")]
+    {
+        let bad = call(&pool, "PATCH", &path, Some(&w.admin), &[("If-Match", &etag)], Some(body)).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", text(&bad));
+        assert!(text(&bad).contains(field), "{}", text(&bad));
+    }
+    let unchanged: i32 = sqlx::query_scalar("select points from points_rule where id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .expect("points");
+    assert_eq!(unchanged, 10, "a refused change stores nothing");
+    // The admin's change: 200 with the new version; the old ETag is then stale (412).
+    let changed = call(&pool, "PATCH", &path, Some(&w.admin), &[("If-Match", &etag)], Some(change.clone())).await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", text(&changed));
+    assert_eq!(changed.json()["points"], 40);
+    assert_eq!(changed.headers.get("etag").expect("ETag").to_str().expect("ascii"), format!("\"{}\"", version + 1));
+    let stale =
+        call(&pool, "PATCH", &path, Some(&w.admin), &[("If-Match", &etag)], Some(json!({"active": false}))).await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED, "{}", text(&stale));
+    let missing_rule = call(
+        &pool,
+        "PATCH",
+        "/api/points/rules/999999",
+        Some(&w.admin),
+        &[("If-Match", "\"1\"")],
+        Some(json!({"active": false})),
+    )
+    .await;
+    assert_eq!(missing_rule.status, StatusCode::NOT_FOUND);
+    // The next award earns the new amount; switched off, nothing.
+    let mut conn = pool.acquire().await.expect("connection");
+    let award = points::award(&mut conn, rider, "report_accepted", SourceRef { kind: "test", id: 7 })
+        .await
+        .expect("award")
+        .expect("awarded");
+    assert_eq!(award.points, 40);
+    let now = format!("\"{}\"", version + 1);
+    let off = call(&pool, "PATCH", &path, Some(&w.admin), &[("If-Match", &now)], Some(json!({"active": false}))).await;
+    assert_eq!(off.status, StatusCode::OK, "{}", text(&off));
+    assert_eq!(
+        points::award(&mut conn, rider, "report_accepted", SourceRef { kind: "test", id: 8 }).await.expect("award"),
+        None
+    );
+    // A county-scoped admin does not change rules that hold for every county.
+    let county: i64 = sqlx::query_scalar("select min(id) from county").fetch_one(&pool).await.expect("county");
+    sqlx::query("update account set county_id = $1 where name = 'pm-admin'")
+        .bind(county)
+        .execute(&pool)
+        .await
+        .expect("scope");
+    let current = format!("\"{}\"", version + 2);
+    let scoped =
+        call(&pool, "PATCH", &path, Some(&w.admin), &[("If-Match", &current)], Some(json!({"active": true}))).await;
+    assert_eq!(scoped.status, StatusCode::FORBIDDEN, "{}", text(&scoped));
+    assert!(text(&scoped).contains("county_scoped"), "{}", text(&scoped));
+}

@@ -212,7 +212,7 @@ const LABEL_PAINT: fn() -> Value =
     || json!({ "text-color": "#2d1b4e", "text-halo-color": "#ffffff", "text-halo-width": 1.5 });
 
 /// Every MVT layer, in drawing order inside a tile (bottom first).
-pub static MVT_LAYERS: [MvtLayer; 10] = [
+pub static MVT_LAYERS: [MvtLayer; 11] = [
     MvtLayer {
         name: "roads",
         layer: Layer::Roads,

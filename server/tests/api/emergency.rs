@@ -494,7 +494,7 @@ async fn staff_register_members_and_form_squads_of_their_grids(pool: PgPool) {
         ("phone", json!("call me")),
         ("availability", json!("sometimes")),
         ("name", json!("")),
-        ("skills", json!(["a"; 11])),
+        ("skills", json!(vec!["a"; 11])),
     ] {
         let mut bad = body.clone();
         bad[field] = value;

@@ -495,7 +495,11 @@ pub struct ListFilter {
 }
 
 /// Episodes, newest first.
-pub async fn list(pool: &PgPool, filter: ListFilter, viewer: Option<&Principal>) -> Result<Vec<EpisodeView>, sqlx::Error> {
+pub async fn list(
+    pool: &PgPool,
+    filter: ListFilter,
+    viewer: Option<&Principal>,
+) -> Result<Vec<EpisodeView>, sqlx::Error> {
     let rows: Vec<EpisodeRow> = sqlx::query_as(&format!(
         r"{EPISODE_SELECT}
            where ($1::bool is null or (e.ended_at is null) = $1) and ($2::bigint is null or e.county_id = $2)
@@ -536,7 +540,11 @@ async fn grid_counts(pool: &PgPool, episode: i64, grid: Option<i64>) -> Result<V
 }
 
 /// Switch an area into emergency mode (rules in the module documentation).
-pub async fn start(pool: &PgPool, actor: &Principal, body: &StartEpisode) -> Result<(EpisodeView, Notice), EmergencyError> {
+pub async fn start(
+    pool: &PgPool,
+    actor: &Principal,
+    body: &StartEpisode,
+) -> Result<(EpisodeView, Notice), EmergencyError> {
     must_be_admin(actor)?;
     let kind = AreaKind::parse(&body.area_kind)
         .ok_or_else(|| field("area_kind", "unknown_area_kind", "one of county, subdistrict, community"))?;
@@ -719,13 +727,15 @@ pub async fn end(
     .bind(&actor.name)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("insert into emergency_event (episode_id, kind, actor_id, actor, detail) values ($1, 'ended', $2, $3, $4)")
-        .bind(id)
-        .bind(actor.account_id)
-        .bind(&actor.name)
-        .bind(body.reason.trim())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "insert into emergency_event (episode_id, kind, actor_id, actor, detail) values ($1, 'ended', $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(actor.account_id)
+    .bind(&actor.name)
+    .bind(body.reason.trim())
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     let notice = Notice {
         kind: "ended",
@@ -1198,7 +1208,9 @@ pub async fn add_member(pool: &PgPool, actor: &Principal, body: &NewMember) -> R
                     reason: "no_such_account",
                 });
             }
-            Some(true) => return Err(conflict("account_linked", format!("account {account} is another member's login"))),
+            Some(true) => {
+                return Err(conflict("account_linked", format!("account {account} is another member's login")));
+            }
             Some(false) => {}
         }
     }
@@ -1289,18 +1301,19 @@ pub async fn add_squad(pool: &PgPool, actor: &Principal, body: &NewSquad) -> Res
         });
     }
     let mut tx = pool.begin().await?;
-    let id: i64 = sqlx::query_scalar("insert into squad (grid_id, name, leader_member_id) values ($1, $2, $3) returning id")
-        .bind(body.grid_id)
-        .bind(body.name.trim())
-        .bind(body.leader_member_id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.constraint() == Some("squad_name_per_grid") => {
-                conflict("squad_exists", "the grid already has a squad of that name")
-            }
-            _ => EmergencyError::Database(e),
-        })?;
+    let id: i64 =
+        sqlx::query_scalar("insert into squad (grid_id, name, leader_member_id) values ($1, $2, $3) returning id")
+            .bind(body.grid_id)
+            .bind(body.name.trim())
+            .bind(body.leader_member_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(d) if d.constraint() == Some("squad_name_per_grid") => {
+                    conflict("squad_exists", "the grid already has a squad of that name")
+                }
+                _ => EmergencyError::Database(e),
+            })?;
     sqlx::query("update party_member set squad_id = $1 where id = any($2)")
         .bind(id)
         .bind(&body.member_ids)

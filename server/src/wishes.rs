@@ -817,7 +817,10 @@ pub async fn photo(pool: &PgPool, id: i64, viewer: &Principal) -> Result<WishPho
         return Err(refused(if viewer.role == Role::GridWorker { Refusal::NotYourGrid } else { Refusal::NotYourWish }));
     }
     let found: Option<(String, Vec<u8>)> =
-        sqlx::query_as("select media_type, bytes from wish_photo where wish_id = $1").bind(id).fetch_optional(pool).await?;
+        sqlx::query_as("select media_type, bytes from wish_photo where wish_id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
     let (media_type, bytes) = found.ok_or(WishError::NotFound(id))?;
     Ok(WishPhoto { media_type, bytes })
 }

@@ -2594,8 +2594,15 @@ async fn admin_switches_a_community_into_emergency_mode_and_the_worker_sees_volu
              s.scrollIntoView({{block: 'center'}}); return s.value;"
         ))
         .await;
-    c.find(Locator::Css("#emergency-reason")).await.expect("reason").send_keys("浏览器测试：防汛应急").await.expect("type");
-    browser.js("document.querySelector('#emergency-start-button').scrollIntoView({block: 'center'}); return true;").await;
+    c.find(Locator::Css("#emergency-reason"))
+        .await
+        .expect("reason")
+        .send_keys("浏览器测试：防汛应急")
+        .await
+        .expect("type");
+    browser
+        .js("document.querySelector('#emergency-start-button').scrollIntoView({block: 'center'}); return true;")
+        .await;
     c.find(Locator::Css("#emergency-start-button")).await.expect("start").click().await.expect("click");
     browser.wait_for("document.querySelector('.emergency-episode')", WAIT, "the active episode").await;
     let (episode, area, members): (i64, i64, i64) = sqlx::query_as(

@@ -165,10 +165,9 @@ impl LayerSet {
     /// The base map: every layer but reports and the field-work counts. Those change all day
     /// and are read from PostgreSQL per tile; kept in sources of their own, their churn does not
     /// evict the base map's tiles, and a base tile never waits for SQL the resident never sees.
-    pub const BASE: LayerSet =
-        LayerSet(
-            Self::ALL.0 & !Layer::Reports.bit() & !Layer::Coverage.bit() & !Layer::Leaders.bit() & !Layer::Emergency.bit(),
-        );
+    pub const BASE: LayerSet = LayerSet(
+        Self::ALL.0 & !Layer::Reports.bit() & !Layer::Coverage.bit() & !Layer::Leaders.bit() & !Layer::Emergency.bit(),
+    );
     /// Just the reports.
     pub const REPORTS: LayerSet = LayerSet::EMPTY.with(Layer::Reports);
     /// Just the door-knocking coverage.
@@ -278,7 +277,7 @@ mod tests {
         assert!(LayerSet::REPORTS.sql(12).contains("'reports'"));
         assert_eq!(
             LayerSet::ALL.drawn_at(13),
-            LayerSet::parse("grids,stations,roads,reports,coverage,leaders").expect("known")
+            LayerSet::parse("grids,stations,roads,reports,coverage,leaders,emergency").expect("known")
         );
         assert_eq!(LayerSet::BASE.drawn_at(13), LayerSet::parse("grids,stations,roads").expect("known"));
         assert_eq!(LayerSet::ALL.drawn_at(7), LayerSet::parse("grids,roads").expect("known"));

@@ -1020,6 +1020,7 @@ mod tests {
                 "grids",
                 "grid_labels",
                 "coverage",
+                "emergency",
                 "leader_coverage",
                 "buildings",
                 "leader_gaps",
@@ -1042,15 +1043,18 @@ mod tests {
                 "grids-fill",
                 "outlines-fill",
                 "coverage-fill",
+                "emergency-fill",
                 "roads",
                 "buildings",
                 "leader-gaps",
+                "emergency-none",
                 "grids-outline",
                 "outlines-line",
                 "outlines-label",
                 "grid-labels",
                 "coverage-label",
                 "leader-coverage",
+                "emergency-label",
                 "reports",
                 "stations",
                 "stations-label"
@@ -1061,6 +1065,7 @@ mod tests {
         assert_eq!(by_id("grids-fill")["minzoom"], 10);
         assert_eq!(by_id("outlines-fill")["maxzoom"], 10);
         assert_eq!(by_id("reports")["source"], "reports");
+        assert_eq!(by_id("emergency-fill")["source"], "emergency");
         assert_eq!(by_id("grid-labels")["source"], "gridmap");
         assert_eq!(by_id("roads").get("minzoom"), None);
         // QGIS 3.22 keeps `match` colours with array labels and `{field}` text labels only.

@@ -51,7 +51,9 @@ impl From<EmergencyError> for ApiError {
             e @ EmergencyError::VersionRequired => {
                 ApiError::PreconditionRequired(e.to_string()).with_reason("version_required")
             }
-            e @ EmergencyError::Stale { .. } => ApiError::PreconditionFailed(e.to_string()).with_reason("stale_version"),
+            e @ EmergencyError::Stale { .. } => {
+                ApiError::PreconditionFailed(e.to_string()).with_reason("stale_version")
+            }
             EmergencyError::Conflict { reason, message } => ApiError::Conflict(message).with_reason(reason),
             EmergencyError::Database(e) => ApiError::Database(e),
         }

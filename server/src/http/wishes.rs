@@ -304,9 +304,9 @@ pub async fn attach_wish_photo(
     wishes::may_attach_photo(&state.pool, id, &actor).await?;
     let too_large =
         || ApiError::FieldTooLarge { field: "photo".into(), message: "a photo may have at most 5 MB".into() };
-    let mut multipart = axum::extract::Multipart::from_request(request, &())
-        .await
-        .map_err(|e| ApiError::bad_request(format!("send multipart/form-data with one part `photo`: {}", e.body_text())))?;
+    let mut multipart = axum::extract::Multipart::from_request(request, &()).await.map_err(|e| {
+        ApiError::bad_request(format!("send multipart/form-data with one part `photo`: {}", e.body_text()))
+    })?;
     let mut stored = None;
     loop {
         let field = match multipart.next_field().await {
@@ -344,7 +344,11 @@ pub async fn attach_wish_photo(
         (status = 401, description = "Login required", body = ErrorBody),
         (status = 403, description = "Not the resident, the claimant or staff", body = ErrorBody),
         (status = 404, description = "No such wish, or it has no photo", body = ErrorBody)))]
-pub async fn get_wish_photo(State(state): State<AppState>, Auth(viewer): Auth, Path(id): Path<i64>) -> ApiResult<Response> {
+pub async fn get_wish_photo(
+    State(state): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<Response> {
     let photo = wishes::photo(&state.pool, id, &viewer).await?;
     Ok((
         [(header::CONTENT_TYPE, photo.media_type), (header::CACHE_CONTROL, "private, no-store".to_string())],

@@ -122,7 +122,9 @@ impl Feed {
         let Ok(json) = serde_json::to_string(notice) else { return };
         let _ = self.notices.send(json.clone());
         let payload = serde_json::json!({"origin": self.origin, "notice": json}).to_string();
-        if let Err(err) = sqlx::query("select pg_notify($1, $2)").bind(NOTICE_CHANNEL).bind(&payload).execute(pool).await {
+        if let Err(err) =
+            sqlx::query("select pg_notify($1, $2)").bind(NOTICE_CHANNEL).bind(&payload).execute(pool).await
+        {
             tracing::warn!(%err, "emergency notice announcement failed");
         }
     }

@@ -439,7 +439,9 @@ async fn print_summary(
     .await?;
     println!("  {wishes} micro-wishes ({done} completed), {volunteers} volunteers");
     let (members, squads): (i64, i64) =
-        sqlx::query_as("select (select count(*) from party_member), (select count(*) from squad)").fetch_one(pool).await?;
+        sqlx::query_as("select (select count(*) from party_member), (select count(*) from squad)")
+            .fetch_one(pool)
+            .await?;
     println!("  {members} registered party members in {squads} squads (emergency mode: none active)");
     println!("demo logins (printed once, for trying the demo only):");
     for (name, role, password) in credentials {

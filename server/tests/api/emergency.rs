@@ -113,8 +113,11 @@ async fn start(pool: &PgPool, w: &World) -> Value {
 }
 
 async fn end(pool: &PgPool, token: &str, id: i64, version: Option<i64>, reason: &str) -> Reply {
-    send(pool, request("POST", &format!("/api/emergency/{id}/end"), Some(token), version, Some(json!({"reason": reason}))))
-        .await
+    send(
+        pool,
+        request("POST", &format!("/api/emergency/{id}/end"), Some(token), version, Some(json!({"reason": reason}))),
+    )
+    .await
 }
 
 fn reason(reply: &Reply) -> String {
@@ -220,19 +223,29 @@ async fn starting_is_for_admins_of_the_area_s_county_with_a_valid_area_and_no_ov
     assert_eq!(reason(&reply), "not_your_county");
     for (bad, status, why) in [
         (json!({"area_kind": "city", "area_id": 1, "reason": "x"}), StatusCode::BAD_REQUEST, "unknown_area_kind"),
-        (json!({"area_kind": "community", "area_id": w.town.community, "reason": "  "}), StatusCode::BAD_REQUEST, "invalid_text"),
+        (
+            json!({"area_kind": "community", "area_id": w.town.community, "reason": "  "}),
+            StatusCode::BAD_REQUEST,
+            "invalid_text",
+        ),
         (
             json!({"area_kind": "community", "area_id": w.town.community, "reason": "x".repeat(201)}),
             StatusCode::BAD_REQUEST,
             "invalid_text",
         ),
-        (json!({"area_kind": "community", "area_id": 999_999, "reason": "x"}), StatusCode::UNPROCESSABLE_ENTITY, "no_such_area"),
+        (
+            json!({"area_kind": "community", "area_id": 999_999, "reason": "x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_such_area",
+        ),
     ] {
         let reply = call(&pool, "POST", "/api/emergency", Some(&w.town.admin), Some(bad.clone())).await;
         assert_eq!(reply.status, status, "{bad}: {}", text(&reply));
         assert_eq!(reason(&reply), why, "{bad}");
     }
-    for bad in [json!({"area_kind": "community"}), json!({"area_kind": "community", "area_id": 1, "reason": "x", "extra": 1})] {
+    for bad in
+        [json!({"area_kind": "community"}), json!({"area_kind": "community", "area_id": 1, "reason": "x", "extra": 1})]
+    {
         let reply = call(&pool, "POST", "/api/emergency", Some(&w.town.admin), Some(bad.clone())).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}: {}", text(&reply));
     }
@@ -333,7 +346,8 @@ async fn members_check_in_once_themselves_or_through_their_grid_s_worker_and_ear
     assert_eq!(reply.json()["points_awarded"], Value::Null);
 
     // The worker's view of GA: both volunteers checked in, with names and phones.
-    let view = call(&pool, "GET", &format!("/api/emergency/{id}/grids/{}", w.town.ga), Some(&w.town.worker_a), None).await;
+    let view =
+        call(&pool, "GET", &format!("/api/emergency/{id}/grids/{}", w.town.ga), Some(&w.town.worker_a), None).await;
     assert_eq!(view.status, StatusCode::OK, "{}", text(&view));
     let view = view.json();
     assert_eq!(view["counts"]["checked_in"], 2);
@@ -379,12 +393,19 @@ async fn the_grid_s_workers_add_and_finish_tasks_while_the_episode_is_active(poo
         let reply = call(&pool, "POST", &tasks, Some(token), Some(body.clone())).await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", text(&reply));
     }
-    for bad in [json!({"title": ""}), json!({"title": "x".repeat(201)}), json!({}), json!({"title": "a", "done": true})] {
+    for bad in [json!({"title": ""}), json!({"title": "x".repeat(201)}), json!({}), json!({"title": "a", "done": true})]
+    {
         let reply = call(&pool, "POST", &tasks, Some(&w.town.worker_a), Some(bad.clone())).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}: {}", text(&reply));
     }
-    let reply = call(&pool, "POST", &format!("/api/emergency/{id}/grids/999999/tasks"), Some(&w.town.admin), Some(body.clone()))
-        .await;
+    let reply = call(
+        &pool,
+        "POST",
+        &format!("/api/emergency/{id}/grids/999999/tasks"),
+        Some(&w.town.admin),
+        Some(body.clone()),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", text(&reply));
     let reply = call(&pool, "POST", &tasks, Some(&w.town.worker_a), Some(body.clone())).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", text(&reply));
@@ -403,14 +424,13 @@ async fn the_grid_s_workers_add_and_finish_tasks_while_the_episode_is_active(poo
     assert_eq!(reason(&reply), "task_done");
     let reply = call(&pool, "POST", &format!("/api/emergency/{id}/tasks/999999/done"), Some(&w.town.admin), None).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
-    let kinds: Vec<String> = sqlx::query_scalar(
-        "select kind from emergency_event where episode_id = $1 and task_id = $2 order by id",
-    )
-    .bind(id)
-    .bind(task_id)
-    .fetch_all(&pool)
-    .await
-    .expect("history");
+    let kinds: Vec<String> =
+        sqlx::query_scalar("select kind from emergency_event where episode_id = $1 and task_id = $2 order by id")
+            .bind(id)
+            .bind(task_id)
+            .fetch_all(&pool)
+            .await
+            .expect("history");
     assert_eq!(kinds, ["task_added", "task_done"]);
     assert_eq!(end(&pool, &w.town.admin, id, Some(1), "结束").await.status, StatusCode::OK);
     let reply = call(&pool, "POST", &tasks, Some(&w.town.worker_a), Some(body)).await;
@@ -421,7 +441,8 @@ async fn the_grid_s_workers_add_and_finish_tasks_while_the_episode_is_active(poo
         .fetch_one(&pool)
         .await
         .expect("open task");
-    let reply = call(&pool, "POST", &format!("/api/emergency/{id}/tasks/{other}/done"), Some(&w.town.worker_a), None).await;
+    let reply =
+        call(&pool, "POST", &format!("/api/emergency/{id}/tasks/{other}/done"), Some(&w.town.worker_a), None).await;
     assert_eq!(reason(&reply), "episode_ended");
 }
 
@@ -482,7 +503,10 @@ async fn staff_register_members_and_form_squads_of_their_grids(pool: PgPool) {
     let w = world(&pool).await;
     let body = json!({"name": "赵党员", "phone": "13900000000", "building_id": w.town.b3, "skills": ["driving"],
                       "availability": "weekends"});
-    assert_eq!(call(&pool, "POST", "/api/emergency/members", None, Some(body.clone())).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        call(&pool, "POST", "/api/emergency/members", None, Some(body.clone())).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     for token in [&w.volunteer, &w.town.rider, &w.m1_token] {
         let reply = call(&pool, "POST", "/api/emergency/members", Some(token), Some(body.clone())).await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", text(&reply));
@@ -523,12 +547,14 @@ async fn staff_register_members_and_form_squads_of_their_grids(pool: PgPool) {
 
     let own = call(&pool, "GET", "/api/emergency/members", Some(&w.town.worker_a), None).await.json();
     assert_eq!(own.as_array().expect("list").len(), 3, "GA's three members");
-    let reply = call(&pool, "GET", &format!("/api/emergency/members?grid={}", w.town.gb), Some(&w.town.worker_a), None).await;
+    let reply =
+        call(&pool, "GET", &format!("/api/emergency/members?grid={}", w.town.gb), Some(&w.town.worker_a), None).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
     let all = call(&pool, "GET", "/api/emergency/members", Some(&w.town.planner), None).await.json();
     assert_eq!(all.as_array().expect("list").len(), 4);
 
-    let squad = json!({"grid_id": w.town.ga, "name": "第一小队", "member_ids": [w.m1, w.m2, new_id], "leader_member_id": w.m1});
+    let squad =
+        json!({"grid_id": w.town.ga, "name": "第一小队", "member_ids": [w.m1, w.m2, new_id], "leader_member_id": w.m1});
     for (token, status) in [(&w.town.worker_b, StatusCode::FORBIDDEN), (&w.volunteer, StatusCode::FORBIDDEN)] {
         assert_eq!(call(&pool, "POST", "/api/emergency/squads", Some(token), Some(squad.clone())).await.status, status);
     }
@@ -580,16 +606,29 @@ async fn the_live_feed_announces_the_start_check_ins_and_end_without_moving_the_
     assert!(started.contains("event: emergency"), "{started}");
     assert!(!started.lines().any(|l| l.starts_with("id:")), "no SSE id: Last-Event-ID stays a report id: {started}");
     assert!(started.contains("\"kind\":\"started\"") && started.contains(&format!("\"episode_id\":{id}")), "{started}");
-    let reply =
-        send_to(&state, request("POST", &format!("/api/emergency/{id}/checkins"), Some(&w.m1_token), None, Some(json!({}))))
-            .await;
+    let reply = send_to(
+        &state,
+        request("POST", &format!("/api/emergency/{id}/checkins"), Some(&w.m1_token), None, Some(json!({}))),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::CREATED);
     let checked = next_data(&mut body).await;
-    assert!(checked.contains("\"kind\":\"checked_in\"") && checked.contains(&format!("\"member_id\":{}", w.m1)), "{checked}");
+    assert!(
+        checked.contains("\"kind\":\"checked_in\"") && checked.contains(&format!("\"member_id\":{}", w.m1)),
+        "{checked}"
+    );
     assert!(!checked.contains("张党员"), "a notice carries ids, never names");
-    let reply =
-        send_to(&state, request("POST", &format!("/api/emergency/{id}/end"), Some(&w.town.admin), Some(1), Some(json!({"reason": "结束"}))))
-            .await;
+    let reply = send_to(
+        &state,
+        request(
+            "POST",
+            &format!("/api/emergency/{id}/end"),
+            Some(&w.town.admin),
+            Some(1),
+            Some(json!({"reason": "结束"})),
+        ),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK);
     let ended = next_data(&mut body).await;
     assert!(ended.contains("\"kind\":\"ended\""), "{ended}");
@@ -673,7 +712,10 @@ async fn drill_300_members_switch_on_check_in_at_once_and_return_to_normal(pool:
     let reply = end(&pool, &w.town.admin, id, Some(1), "演练结束").await;
     assert_eq!(reply.status, StatusCode::OK, "{}", text(&reply));
     let ended = reply.json();
-    assert_eq!((ended["members"].as_i64(), ended["checked_in"].as_i64(), ended["released"].as_i64()), (Some(300), Some(300), Some(300)));
+    assert_eq!(
+        (ended["members"].as_i64(), ended["checked_in"].as_i64(), ended["released"].as_i64()),
+        (Some(300), Some(300), Some(300))
+    );
 
     // Nothing lost: every member, every mobilisation, all released.
     assert_eq!(count(&pool, "party_member").await, N as i64);
@@ -802,9 +844,11 @@ async fn the_emergency_tiles_carry_counts_per_grid_follow_check_ins_at_once_and_
     for (k, v) in [("members", "2"), ("volunteers", "0"), ("open_tasks", "5"), ("coverage_class", "none")] {
         assert!(first.contains(&(k.to_string(), v.to_string())), "{k}={v}: {first:?}");
     }
-    let reply =
-        send_to(&state, request("POST", &format!("/api/emergency/{id}/checkins"), Some(&w.m1_token), None, Some(json!({}))))
-            .await;
+    let reply = send_to(
+        &state,
+        request("POST", &format!("/api/emergency/{id}/checkins"), Some(&w.m1_token), None, Some(json!({}))),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::CREATED);
     let after = ga_props(&decode(&get_tile(&state, &uri("emergency", t), &[]).await));
     assert!(after.contains(&("volunteers".into(), "1".into())), "the cached tile was dropped: {after:?}");
@@ -813,13 +857,20 @@ async fn the_emergency_tiles_carry_counts_per_grid_follow_check_ins_at_once_and_
     assert!(!text.contains("张党员") && !text.contains(MEMBER_PHONE), "counts only: {text}");
     let reply = send_to(
         &state,
-        request("POST", &format!("/api/emergency/{id}/end"), Some(&w.town.admin), Some(1), Some(json!({"reason": "结束"}))),
+        request(
+            "POST",
+            &format!("/api/emergency/{id}/end"),
+            Some(&w.town.admin),
+            Some(1),
+            Some(json!({"reason": "结束"})),
+        ),
     )
     .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(get_tile(&state, &uri("emergency", t), &[]).await.status, StatusCode::NO_CONTENT, "back to normal");
     // The public picker names the areas and the active episode over them.
     let areas = call(&pool, "GET", "/api/emergency/areas", None, None).await.json();
-    let community = areas.as_array().expect("areas").iter().find(|a| a["kind"] == "community").cloned().expect("community");
+    let community =
+        areas.as_array().expect("areas").iter().find(|a| a["kind"] == "community").cloned().expect("community");
     assert_eq!(community["active_episode"], Value::Null);
 }

@@ -475,7 +475,8 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
             .expect("request");
         let upload = send(&pool, upload).await;
         assert_eq!(upload.status, StatusCode::OK, "{}", String::from_utf8_lossy(&upload.body));
-        let own = send(&pool, request("GET", &format!("/api/wishes/{}/photo", wish_ids[0]), Some(&volunteer), None)).await;
+        let own =
+            send(&pool, request("GET", &format!("/api/wishes/{}/photo", wish_ids[0]), Some(&volunteer), None)).await;
         assert!(String::from_utf8_lossy(&own.body).contains(WISH_PHOTO), "the claimant sees the photo");
     }
     // The people who may see them do: the sentinels are really there to leak.
@@ -616,8 +617,11 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         episode_ids.push(reply.json()["id"].as_i64().expect("episode"));
     }
     let episode = episode_ids[0];
-    let own = send(&pool, request("POST", &format!("/api/emergency/{episode}/checkins"), Some(&member_token), Some(json!({}))))
-        .await;
+    let own = send(
+        &pool,
+        request("POST", &format!("/api/emergency/{episode}/checkins"), Some(&member_token), Some(json!({}))),
+    )
+    .await;
     assert_eq!(own.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&own.body));
     let other_member: i64 = sqlx::query_scalar(
         "select max(member_id) from emergency_mobilisation where episode_id = $1 and grid_id = $2 and state = 'mobilised'",
@@ -635,12 +639,19 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         assert_eq!(reply.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&reply.body));
     }
     if let Some(second) = episode_ids.get(1) {
-        let mut r = request("POST", &format!("/api/emergency/{second}/end"), Some(&emergency_admin), Some(json!({"reason": "解除"})));
+        let mut r = request(
+            "POST",
+            &format!("/api/emergency/{second}/end"),
+            Some(&emergency_admin),
+            Some(json!({"reason": "解除"})),
+        );
         r.headers_mut().insert(header::IF_MATCH, "\"1\"".parse().expect("header"));
         assert_eq!(send(&pool, r).await.status, StatusCode::OK);
     }
     // The worker sees the sentinels: they are really there to leak.
-    let staff = send(&pool, request("GET", &format!("/api/emergency/{episode}/grids/{}", grids[0].0), Some(&worker), None)).await;
+    let staff =
+        send(&pool, request("GET", &format!("/api/emergency/{episode}/grids/{}", grids[0].0), Some(&worker), None))
+            .await;
     for s in [MEMBER_NAME, MEMBER_PHONE, MEMBER_SKILL, SQUAD_NAME, TASK_TITLE] {
         assert!(String::from_utf8_lossy(&staff.body).contains(s), "the grid's worker sees {s}");
     }

@@ -136,6 +136,14 @@ impl Changes {
         }
     }
 
+    /// Emergency mode changed (an episode started or ended, a check-in, a task, a member): the
+    /// `emergency` count tiles. They are read per tile and cached only, so dropping them all is
+    /// cheap; the base map's tiles stay. Then the live feed's notice (`event: emergency`).
+    pub async fn emergency_changed(&self, notice: &crate::emergency::Notice) {
+        self.tiles.changed(LayerSet::EMERGENCY, Bbox::WORLD).await;
+        self.reports.feed.notice(&self.pool, notice).await;
+    }
+
     /// Follow the writes made elsewhere: the grid listener (grid index, duplicate search) and
     /// the report history follower (report tiles, duplicate search, live feed). The follower
     /// starts once however often this is called.

@@ -10,6 +10,7 @@ pub mod config;
 pub mod constraints;
 pub mod counties;
 pub mod db;
+pub mod emergency;
 pub mod export;
 #[doc(hidden)]
 pub mod fuzzing;

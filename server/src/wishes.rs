@@ -26,6 +26,14 @@
 //!   resident sees their wishes with the claimant's display name; the grid's workers, planners
 //!   and admins (a county-scoped one: their county) see everything, history included.
 //!
+//! - **A photo** (optional, one per wish; `POST /api/wishes/{id}/photo`, multipart part
+//!   `photo`): the resident, whoever entered the wish, a worker of its grid or an admin attach
+//!   or replace it while the wish is open (published or claimed). It is checked by content and
+//!   stripped of its metadata as report photos are (`reports::photos`: EXIF, XMP, GPS, C2PA).
+//!   It shows a home from inside, so it is **never public**: the resident (and who entered
+//!   it), the claimant (while they hold the claim and after) and staff — the grid's workers,
+//!   planners, admins — see it; the public board does not even say there is one.
+//!
 //! Every write takes `If-Match` with the wish's version (its ETag), as report transitions do.
 //! No HTTP here: the edge (`http/wishes.rs`) maps [`WishError`] to its statuses.
 
@@ -350,6 +358,9 @@ pub struct WishView {
     /// Every step, oldest first (staff, one wish at a time).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<WishEvent>>,
+    /// Whether the wish has a photo (`GET /api/wishes/{id}/photo`), to those who may see it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub has_photo: Option<bool>,
 }
 
 /// Everything about a wish; [`Row::finish`] keeps what the viewer may see.
@@ -382,6 +393,7 @@ struct Row {
     claimant_id: Option<i64>,
     claimant_name: Option<String>,
     end_reason: Option<String>,
+    has_photo: bool,
 }
 
 const ROW_SELECT: &str = r"
@@ -390,7 +402,8 @@ select w.id, w.category, w.body, w.desired_on, w.state, g.id as grid_id, g.code 
        w.confirmed_at, w.version, w.building_id, b.name as building_name, ST_X(b.anchor) as lon, ST_Y(b.anchor) as lat,
        w.resident_id, w.entered_by,
        coalesce(w.resident_name, ra.display_name) as contact_name, coalesce(w.resident_phone, ra.phone) as contact_phone,
-       w.claimant_id, coalesce(ca.display_name, '志愿者') as claimant_name, w.end_reason
+       w.claimant_id, coalesce(ca.display_name, '志愿者') as claimant_name, w.end_reason,
+       exists (select 1 from wish_photo p where p.wish_id = w.id) as has_photo
   from wish w
   join building b on b.id = w.building_id
   left join grid g on g.id = b.grid_id
@@ -461,6 +474,7 @@ impl Row {
         let claimant =
             (sight >= Sight::Resident && self.claimant_id.is_some()).then(|| self.claimant_name.clone()).flatten();
         let end_reason = (sight > Sight::Public).then(|| self.end_reason.clone()).flatten();
+        let has_photo = (sight > Sight::Public).then_some(self.has_photo);
         WishView {
             id: self.id,
             category: self.category,
@@ -484,6 +498,7 @@ impl Row {
             claimant,
             end_reason,
             history: None,
+            has_photo,
         }
     }
 }
@@ -747,6 +762,67 @@ pub async fn transition(
     }
     tx.commit().await?;
     get(pool, id, Some(actor)).await
+}
+
+/// The stored photo of a wish (metadata stripped).
+pub struct WishPhoto {
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Attach (or replace) a wish's photo — rules in the module documentation. `photo` is already
+/// checked and stripped (`reports::photos::check_and_strip`). Returns the wish.
+pub async fn set_photo(
+    pool: &PgPool,
+    id: i64,
+    actor: &Principal,
+    photo: &crate::reports::intake::Photo,
+) -> Result<WishView, WishError> {
+    may_attach_photo(pool, id, actor).await?;
+    sqlx::query(
+        r"insert into wish_photo (wish_id, media_type, bytes) values ($1, $2, $3)
+          on conflict (wish_id) do update set media_type = excluded.media_type, bytes = excluded.bytes, created_at = now()",
+    )
+    .bind(id)
+    .bind(photo.media_type)
+    .bind(&photo.bytes)
+    .execute(pool)
+    .await?;
+    get(pool, id, Some(actor)).await
+}
+
+/// 404, 403 or 409 unless `actor` may attach a photo to wish `id` now (checked before the body
+/// is read, so a refusal costs no upload).
+pub async fn may_attach_photo(pool: &PgPool, id: i64, actor: &Principal) -> Result<(), WishError> {
+    let current = row(pool, id).await?;
+    let sight = current.sight(Some(actor));
+    let own = current.resident_id == Some(actor.account_id) || current.entered_by == Some(actor.account_id);
+    let staff = sight == Sight::Staff && actor.role != Role::Planner;
+    if !(own || staff) {
+        return Err(refused(if actor.role == Role::GridWorker { Refusal::NotYourGrid } else { Refusal::NotYourWish }));
+    }
+    if !matches!(current.state(), WishState::Published | WishState::Claimed) {
+        return Err(WishError::Conflict {
+            reason: "wish_closed",
+            message: format!("a {} wish takes no new photo", current.state().as_str()),
+        });
+    }
+    Ok(())
+}
+
+/// A wish's photo, for the resident, the claimant and staff (module documentation).
+pub async fn photo(pool: &PgPool, id: i64, viewer: &Principal) -> Result<WishPhoto, WishError> {
+    let current = row(pool, id).await?;
+    if current.sight(Some(viewer)) == Sight::Public {
+        return Err(refused(if viewer.role == Role::GridWorker { Refusal::NotYourGrid } else { Refusal::NotYourWish }));
+    }
+    let found: Option<(String, Vec<u8>)> =
+        sqlx::query_as("select media_type, bytes from wish_photo where wish_id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    let (media_type, bytes) = found.ok_or(WishError::NotFound(id))?;
+    Ok(WishPhoto { media_type, bytes })
 }
 
 /// 409 unless the state may go to `to`; a claim on a wish someone else holds is `already_claimed`.

@@ -2594,3 +2594,118 @@ async fn resident_publishes_a_wish_and_a_volunteer_claims_it_on_a_phone() {
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }
+
+/// Emergency mode (issue 24 §2) on a phone: the admin switches gw-0001's community into
+/// emergency mode with one button; gw-0001 opens the emergency tab and sees their grid's
+/// volunteers; while the page is open, the demo volunteer (a registered member) checks in
+/// themselves and the admin records another member: both appear checked in through the live
+/// feed, without a reload.
+#[tokio::test]
+async fn admin_switches_a_community_into_emergency_mode_and_the_worker_sees_volunteers_check_in_on_a_phone() {
+    build_web_map();
+    let Some(browser) = Browser::start_phone(390, 844).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    let server = Server::start(&db, &[]).await;
+    open(&browser, &server).await;
+    let c = &browser.client;
+    let (grid, _, _) = worker_grid(&pool).await;
+    let community: i64 = sqlx::query_scalar("select community_id from grid where id = $1")
+        .bind(grid)
+        .fetch_one(&pool)
+        .await
+        .expect("the worker's community");
+
+    tab(&browser, "emergency").await;
+    browser.wait_for("document.querySelector('#emergency-normal')", WAIT, "normal times").await;
+    log_in(&browser, "#view-emergency", "demo-admin").await;
+    browser.wait_for("document.querySelector('#emergency-community option')", WAIT, "the community picker").await;
+    browser
+        .js(&format!(
+            "const s = document.querySelector('#emergency-community'); s.value = '{community}'; \
+             s.scrollIntoView({{block: 'center'}}); return s.value;"
+        ))
+        .await;
+    c.find(Locator::Css("#emergency-reason"))
+        .await
+        .expect("reason")
+        .send_keys("浏览器测试：防汛应急")
+        .await
+        .expect("type");
+    browser
+        .js("document.querySelector('#emergency-start-button').scrollIntoView({block: 'center'}); return true;")
+        .await;
+    c.find(Locator::Css("#emergency-start-button")).await.expect("start").click().await.expect("click");
+    browser.wait_for("document.querySelector('.emergency-episode')", WAIT, "the active episode").await;
+    let (episode, area, members): (i64, i64, i64) = sqlx::query_as(
+        r"select e.id, e.area_id, (select count(*) from emergency_mobilisation m where m.episode_id = e.id)
+            from emergency_episode e where e.ended_at is null",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("one active episode");
+    assert_eq!(area, community);
+    assert!(members > 0, "the community's members are mobilised");
+    browser.screenshot(&screenshot_path("emergency-admin-phone.png")).await;
+
+    // The worker, on the same phone.
+    browser.js("document.querySelector('#emergency-logout').scrollIntoView({block: 'center'}); return true;").await;
+    c.find(Locator::Css("#emergency-logout")).await.expect("logout").click().await.expect("click");
+    browser.wait_for("document.querySelector('#view-emergency form.login')", WAIT, "logged out").await;
+    log_in(&browser, "#view-emergency", "gw-0001").await;
+    let card = format!(".emergency-grid[data-grid=\"{grid}\"]");
+    browser.wait_for(&format!("document.querySelector('{card} li.volunteer')"), WAIT, "the grid's volunteers").await;
+    let waiting = browser.js(&format!("return document.querySelectorAll('{card} li.volunteer.waiting').length;")).await;
+    assert!(waiting.as_i64().unwrap_or(0) >= 2, "nobody checked in yet: {waiting}");
+
+    // vol-001 (a registered member of this grid) checks in; the admin records another member.
+    let volunteer = api_login(&server, "vol-001").await;
+    let http = reqwest::Client::new();
+    let own = http
+        .post(server.url(&format!("/api/emergency/{episode}/checkins")))
+        .bearer_auth(&volunteer)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("check in");
+    assert_eq!(own.status(), reqwest::StatusCode::CREATED, "{}", own.text().await.unwrap_or_default());
+    let own_member: i64 = sqlx::query_scalar(
+        "select p.id from party_member p join account a on a.id = p.account_id where a.name = 'vol-001'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("vol-001 is a member");
+    let other: i64 = sqlx::query_scalar(
+        "select max(member_id) from emergency_mobilisation where episode_id = $1 and grid_id = $2 and state = 'mobilised'",
+    )
+    .bind(episode)
+    .bind(grid)
+    .fetch_one(&pool)
+    .await
+    .expect("another member");
+    let admin = api_login(&server, "demo-admin").await;
+    let recorded = http
+        .post(server.url(&format!("/api/emergency/{episode}/checkins")))
+        .bearer_auth(&admin)
+        .json(&json!({"member_id": other}))
+        .send()
+        .await
+        .expect("record");
+    assert_eq!(recorded.status(), reqwest::StatusCode::CREATED);
+    for member in [own_member, other] {
+        browser
+            .wait_for(
+                &format!("document.querySelector('{card} li.volunteer.checked-in[data-member=\"{member}\"]')"),
+                WAIT,
+                "the check-in to arrive live",
+            )
+            .await;
+    }
+    let counts = text_of(&browser, &format!("{card} .emergency-grid-counts")).await;
+    assert!(counts.contains("已报到 2/"), "{counts}");
+    browser.screenshot(&screenshot_path("emergency-worker-phone.png")).await;
+    let width = browser.js("return document.documentElement.scrollWidth <= innerWidth;").await;
+    assert_eq!(width, json!(true), "nothing wider than the phone");
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}

@@ -44,15 +44,19 @@ pub enum Layer {
     /// Red building leader coverage (issue 23 §1): per grid counts and the buildings without a
     /// current leader. Counts only; read per tile (a term runs out at midnight).
     Leaders,
+    /// Emergency mode (issue 24 §2): per grid of an active episode, members, checked-in
+    /// volunteers, households, volunteers per 100 households and open tasks. Counts only.
+    Emergency,
 }
 
 impl Layer {
     /// In drawing order (bottom first); also the order of the layers inside a tile.
-    pub const ALL: [Layer; 7] = [
+    pub const ALL: [Layer; 8] = [
         Layer::Roads,
         Layer::Grids,
         Layer::Coverage,
         Layer::Leaders,
+        Layer::Emergency,
         Layer::Buildings,
         Layer::Stations,
         Layer::Reports,
@@ -67,6 +71,7 @@ impl Layer {
             Layer::Reports => "reports",
             Layer::Coverage => "coverage",
             Layer::Leaders => "leaders",
+            Layer::Emergency => "emergency",
         }
     }
 
@@ -77,7 +82,7 @@ impl Layer {
     /// The table holding the geometry the layer draws (its `geom_3857` bounds an export).
     pub fn table(self) -> &'static str {
         match self {
-            Layer::Grids | Layer::Coverage | Layer::Leaders => "grid",
+            Layer::Grids | Layer::Coverage | Layer::Leaders | Layer::Emergency => "grid",
             Layer::Buildings => "building",
             Layer::Stations => "station",
             Layer::Roads => "road",
@@ -99,6 +104,9 @@ impl Layer {
             // leaders.sql) with the boxes of the buildings and grids they change.
             Layer::Coverage => &["door_visit", "grid", "building"],
             Layer::Leaders => &["building_leader", "grid", "building"],
+            // Mobilisations, check-ins, tasks and members announce themselves
+            // (migrations/functions/emergency.sql) under `emergency`.
+            Layer::Emergency => &["emergency", "grid"],
         }
     }
 
@@ -109,7 +117,7 @@ impl Layer {
     pub fn extent_tables(self) -> &'static [&'static str] {
         match self {
             Layer::Reports => &["report", "grid", "area"],
-            Layer::Grids | Layer::Coverage | Layer::Leaders => &["grid"],
+            Layer::Grids | Layer::Coverage | Layer::Leaders | Layer::Emergency => &["grid"],
             Layer::Buildings => &["building"],
             Layer::Stations => &["station"],
             Layer::Roads => &["road"],
@@ -125,6 +133,7 @@ impl Layer {
             Layer::Reports => 16,
             Layer::Coverage => 32,
             Layer::Leaders => 64,
+            Layer::Emergency => 128,
         }
     }
 
@@ -142,7 +151,7 @@ impl Layer {
 /// Why a `{layers}` list was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LayerError {
-    #[error("unknown layer `{0}` (known: grids, buildings, stations, roads, reports, coverage, leaders)")]
+    #[error("unknown layer `{0}` (known: grids, buildings, stations, roads, reports, coverage, leaders, emergency)")]
     Unknown(String),
 }
 
@@ -152,18 +161,21 @@ pub struct LayerSet(u8);
 
 impl LayerSet {
     pub const EMPTY: LayerSet = LayerSet(0);
-    pub const ALL: LayerSet = LayerSet(0b111_1111);
+    pub const ALL: LayerSet = LayerSet(0b1111_1111);
     /// The base map: every layer but reports and the field-work counts. Those change all day
     /// and are read from PostgreSQL per tile; kept in sources of their own, their churn does not
     /// evict the base map's tiles, and a base tile never waits for SQL the resident never sees.
-    pub const BASE: LayerSet =
-        LayerSet(Self::ALL.0 & !Layer::Reports.bit() & !Layer::Coverage.bit() & !Layer::Leaders.bit());
+    pub const BASE: LayerSet = LayerSet(
+        Self::ALL.0 & !Layer::Reports.bit() & !Layer::Coverage.bit() & !Layer::Leaders.bit() & !Layer::Emergency.bit(),
+    );
     /// Just the reports.
     pub const REPORTS: LayerSet = LayerSet::EMPTY.with(Layer::Reports);
     /// Just the door-knocking coverage.
     pub const COVERAGE: LayerSet = LayerSet::EMPTY.with(Layer::Coverage);
     /// Just the red building leader coverage.
     pub const LEADERS: LayerSet = LayerSet::EMPTY.with(Layer::Leaders);
+    /// Just the emergency-mode counts.
+    pub const EMERGENCY: LayerSet = LayerSet::EMPTY.with(Layer::Emergency);
 
     /// Parse `grids,buildings,stations`. Every name must be known; repeats are harmless.
     pub fn parse(list: &str) -> Result<LayerSet, LayerError> {
@@ -265,14 +277,17 @@ mod tests {
         assert!(LayerSet::REPORTS.sql(12).contains("'reports'"));
         assert_eq!(
             LayerSet::ALL.drawn_at(13),
-            LayerSet::parse("grids,stations,roads,reports,coverage,leaders").expect("known")
+            LayerSet::parse("grids,stations,roads,reports,coverage,leaders,emergency").expect("known")
         );
         assert_eq!(LayerSet::BASE.drawn_at(13), LayerSet::parse("grids,stations,roads").expect("known"));
         assert_eq!(LayerSet::ALL.drawn_at(7), LayerSet::parse("grids,roads").expect("known"));
         assert!(set.sql(9).contains("'outlines'") && set.sql(9).contains("'community'"));
         assert!(set.sql(3).contains("'county'") && !set.sql(3).contains("'grids'"));
         assert!(!set.sql(10).contains("'outlines'"));
-        assert_eq!(LayerSet::BASE.with(Layer::Reports).with(Layer::Coverage).with(Layer::Leaders), LayerSet::ALL);
+        assert_eq!(
+            LayerSet::BASE.with(Layer::Reports).with(Layer::Coverage).with(Layer::Leaders).with(Layer::Emergency),
+            LayerSet::ALL
+        );
         // The base map reads no per-day SQL: a cold base tile is drawn from memory and outlines.
         assert!(!LayerSet::BASE.sql(15).contains("gridmap_leader_state"));
         assert!(LayerSet::LEADERS.sql(15).contains("'leader_gaps'"));

@@ -174,7 +174,9 @@ mod tests {
         assert_eq!(term.layers(), LayerSet::LEADERS);
         assert_eq!(n.boxes, vec![[1.0, 2.0, 3.0, 4.0]]);
         let t = Notification::parse(r#"{"table":"grid","all":true}"#).expect("valid");
-        assert!(t.all && t.layers() == LayerSet::parse("grids,coverage,leaders").expect("known"));
+        assert!(t.all && t.layers() == LayerSet::parse("grids,coverage,leaders,emergency").expect("known"));
+        let e = Notification::parse(r#"{"table":"emergency","boxes":[[1,2,3,4]]}"#).expect("valid");
+        assert_eq!(e.layers(), LayerSet::EMERGENCY, "a check-in redraws the emergency counts only");
         assert!(Notification::parse(r#"{"table":"account","boxes":[]}"#).expect("valid").layers().is_empty());
     }
 }

@@ -156,6 +156,16 @@ const LEADER_COVERAGE_FROM: &str = "grid g cross join lateral (
       from (select gridmap_leader_state(b.id) as state from building b
              where b.grid_id = g.id and b.households > 0) s) k";
 
+/// The grids of active emergency episodes (migration 0037) with their counts: members
+/// mobilised for the grid, those checked in, open tasks.
+const EMERGENCY_FROM: &str = "grid g
+      join (select t.grid_id, t.episode_id, count(*) filter (where t.done_at is null) as open_tasks
+              from emergency_task t join emergency_episode e on e.id = t.episode_id and e.ended_at is null
+             group by t.grid_id, t.episode_id) t on t.grid_id = g.id
+      cross join lateral (
+          select count(*) as members, count(*) filter (where m.state = 'checked_in') as volunteers
+            from emergency_mobilisation m where m.episode_id = t.episode_id and m.grid_id = g.id) k";
+
 const GRID_FROM: &str = "grid g left join community c on c.id = g.community_id";
 
 /// The grids of running rounds with their door-knocking counts (migration 0034; the rule of a
@@ -202,7 +212,7 @@ const LABEL_PAINT: fn() -> Value =
     || json!({ "text-color": "#2d1b4e", "text-halo-color": "#ffffff", "text-halo-width": 1.5 });
 
 /// Every MVT layer, in drawing order inside a tile (bottom first).
-pub static MVT_LAYERS: [MvtLayer; 10] = [
+pub static MVT_LAYERS: [MvtLayer; 11] = [
     MvtLayer {
         name: "roads",
         layer: Layer::Roads,
@@ -454,6 +464,93 @@ pub static MVT_LAYERS: [MvtLayer; 10] = [
                         "layout": {
                             "visibility": "none",
                             "text-field": "{buildings_done}/{buildings}",
+                            "text-font": ["sans-serif"],
+                            "text-size": 12
+                        },
+                        "paint": LABEL_PAINT()
+                    })
+                },
+            },
+        ],
+    },
+    // Issue 24 §2: per grid of an active emergency episode, counts only — never a member's name,
+    // phone or who checked in. Read per tile (check-ins come in all day); drawn hidden, the web
+    // map shows the coverage choropleth and the grids without anyone checked in while an
+    // episode is active.
+    MvtLayer {
+        name: "emergency",
+        layer: Layer::Emergency,
+        description: "Emergency mode (平急融合) per grid of an active episode, from z10: episode_id, members \
+                      mobilised, volunteers checked in, households, per_100_households (volunteers per 100 \
+                      households), open_tasks, coverage_class (none: nobody checked in; low < 1, fair < 3, \
+                      good >= 3 per 100 households). Counts only",
+        sources: &[Source { min_zoom: GRIDS_MIN_ZOOM, max_zoom: MAX_ZOOM, from: EMERGENCY_FROM, filter: None }],
+        id: "g.id",
+        geom: "g.geom_3857",
+        columns: &[
+            col("episode_id", "t.episode_id", Kind::Int),
+            col("members", "k.members", Kind::Int),
+            col("volunteers", "k.volunteers", Kind::Int),
+            col("households", "g.households", Kind::Int),
+            col(
+                "per_100_households",
+                "case when g.households > 0 then round(k.volunteers * 100.0 / g.households, 2) end",
+                Kind::Double,
+            ),
+            col("open_tasks", "t.open_tasks", Kind::Int),
+            col(
+                "coverage_class",
+                "case when k.volunteers = 0 then 'none' \
+                      when g.households > 0 and k.volunteers * 100.0 / g.households < 1 then 'low' \
+                      when g.households > 0 and k.volunteers * 100.0 / g.households < 3 then 'fair' else 'good' end",
+                Kind::Text,
+            ),
+        ],
+        simplify: true,
+        buffer: BUFFER,
+        hide_below: None,
+        newest: None,
+        in_memory: false,
+        draws: &[
+            Draw {
+                id: "emergency-fill",
+                kind: "fill",
+                order: 13,
+                minzoom: None,
+                style: || {
+                    json!({
+                        "layout": { "visibility": "none" },
+                        "paint": {
+                            "fill-color": ["match", ["get", "coverage_class"],
+                                ["good"], "#1b7837", ["fair"], "#7fbf7b", ["low"], "#f1a340", "#d7301f"],
+                            "fill-opacity": 0.5
+                        }
+                    })
+                },
+            },
+            Draw {
+                id: "emergency-none",
+                kind: "line",
+                order: 33,
+                minzoom: None,
+                style: || {
+                    json!({
+                        "layout": { "visibility": "none" },
+                        "filter": ["==", ["get", "coverage_class"], "none"],
+                        "paint": { "line-color": "#b71c1c", "line-width": 3, "line-dasharray": [2, 1] }
+                    })
+                },
+            },
+            Draw {
+                id: "emergency-label",
+                kind: "symbol",
+                order: 53,
+                minzoom: Some(13),
+                style: || {
+                    json!({
+                        "layout": {
+                            "visibility": "none",
+                            "text-field": "{volunteers}/{members} · {open_tasks}",
                             "text-font": ["sans-serif"],
                             "text-size": 12
                         },
@@ -808,11 +905,12 @@ pub fn vector_layers_json(layers: LayerSet) -> Vec<Value> {
 /// change all day, and in sources of their own their churn does not evict the base map's cached
 /// tiles. A source whose style layers are all hidden is never requested (MapLibre skips unused
 /// sources), so a resident's map asks for no count tiles at all.
-pub const STYLE_SOURCES: [(&str, LayerSet); 4] = [
+pub const STYLE_SOURCES: [(&str, LayerSet); 5] = [
     ("gridmap", LayerSet::BASE),
     ("reports", LayerSet::REPORTS),
     ("coverage", LayerSet::COVERAGE),
     ("leaders", LayerSet::LEADERS),
+    ("emergency", LayerSet::EMERGENCY),
 ];
 
 fn style_source(layer: Layer) -> &'static str {
@@ -922,6 +1020,7 @@ mod tests {
                 "grids",
                 "grid_labels",
                 "coverage",
+                "emergency",
                 "leader_coverage",
                 "buildings",
                 "leader_gaps",
@@ -944,15 +1043,18 @@ mod tests {
                 "grids-fill",
                 "outlines-fill",
                 "coverage-fill",
+                "emergency-fill",
                 "roads",
                 "buildings",
                 "leader-gaps",
+                "emergency-none",
                 "grids-outline",
                 "outlines-line",
                 "outlines-label",
                 "grid-labels",
                 "coverage-label",
                 "leader-coverage",
+                "emergency-label",
                 "reports",
                 "stations",
                 "stations-label"
@@ -963,6 +1065,7 @@ mod tests {
         assert_eq!(by_id("grids-fill")["minzoom"], 10);
         assert_eq!(by_id("outlines-fill")["maxzoom"], 10);
         assert_eq!(by_id("reports")["source"], "reports");
+        assert_eq!(by_id("emergency-fill")["source"], "emergency");
         assert_eq!(by_id("grid-labels")["source"], "gridmap");
         assert_eq!(by_id("roads").get("minzoom"), None);
         // QGIS 3.22 keeps `match` colours with array labels and `{field}` text labels only.

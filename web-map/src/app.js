@@ -14,6 +14,7 @@ import { initPlanner } from './planner.js';
 import { initLeaders } from './leaders.js';
 import { initPoints } from './points.js';
 import { initWishes } from './wishes.js';
+import { initEmergency } from './emergency.js';
 import { initStations, busynessBadge, stationCardExtras } from './station.js';
 
 // Start MapLibre's worker now, while the style is read and the map is made, rather than when
@@ -575,6 +576,7 @@ initPlanner(app);
 initLeaders(app);
 initPoints(app);
 initWishes(app);
+initEmergency(app);
 initStations(app);
 renderAll();
 window.__appReady = true;

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod buildings;
 pub mod compression;
 pub mod counties;
+pub mod emergency;
 pub mod error;
 pub mod etag;
 pub mod extract;
@@ -119,6 +120,7 @@ pub fn app(state: AppState) -> Router {
         .merge(rounds::router())
         .merge(sentiment::router())
         .merge(wishes::router())
+        .merge(emergency::router())
         .merge(openapi::router())
         .merge(open311::router())
         .method_not_allowed_fallback(method_not_allowed)

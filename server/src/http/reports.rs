@@ -726,6 +726,8 @@ pub struct StreamQuery {
 /// gets the grids they work. Each event's SSE `id` is its report history id: a client that
 /// reconnects (to this or another instance) with `Last-Event-ID` first gets, from the database,
 /// every change after that one, then the live ones — no gap, no duplicate (reports/feed.rs).
+/// Emergency mode adds `event: emergency` (an episode started or ended, a check-in, a task:
+/// `crate::emergency::Notice`), without an `id`, so resuming stays by report history id.
 #[utoipa::path(get, path = "/api/reports/stream", tag = "reports", params(StreamQuery,
         ("Last-Event-ID" = Option<String>, Header, description = "The `id` of the last event received: the changes after it are sent first (an unknown or non-numeric id: live changes only)")),
     responses((status = 200, description = "text/event-stream of ReportChange", content_type = "text/event-stream", body = ReportChange),
@@ -754,6 +756,7 @@ pub async fn stream(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok())
         .filter(|id| *id > 0);
+    let notices = state.reports.feed.notices();
     let (receiver, mut delivered) = state.reports.feed.subscribe();
     for _ in 0..500 {
         if delivered.is_some() {
@@ -804,7 +807,8 @@ pub async fn stream(
     let floor = from.map_or(until, |from| from.max(until));
     let live = live.filter(move |event: &FeedEvent| futures::future::ready(event.position > floor));
     let stopped = state.lifecycle.stopped();
-    let events = replay.chain(live).take_until(stopped).filter_map(move |event: FeedEvent| {
+    let notice_grids = grids.clone();
+    let reports = replay.chain(live).filter_map(move |event: FeedEvent| {
         let change = event.change;
         let wanted = grids.as_ref().is_none_or(|grids| change.touches_any(grids))
             && bbox.is_none_or(|[a, b, c, d]| change.lon >= a && change.lon <= c && change.lat >= b && change.lat <= d);
@@ -815,5 +819,26 @@ pub async fn stream(
                 .map(Ok),
         )
     });
+    // Emergency mode (docs/emergency.md): an episode's start and end go to everyone; a check-in
+    // or a task to the subscribers of its grid. No SSE `id`: an event without one leaves the
+    // client's last event id as it was, so `Last-Event-ID` stays a report history id.
+    let notices = futures::stream::unfold(notices, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(json) => return Some((json, receiver)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+    .filter_map(move |json: String| {
+        let grid = serde_json::from_str::<serde_json::Value>(&json).ok().and_then(|v| v["grid_id"].as_i64());
+        let wanted = match (grid, notice_grids.as_ref()) {
+            (Some(g), Some(grids)) => grids.contains(&g),
+            _ => true,
+        };
+        futures::future::ready(wanted.then(|| Ok::<_, Infallible>(Event::default().event("emergency").data(json))))
+    });
+    let events = futures::stream::select(reports, notices).take_until(stopped);
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }

@@ -41,6 +41,9 @@ pub struct StatsBody {
     pub reports: Stats,
     /// Micro-wishes published in the period in the same area.
     pub wishes: WishStats,
+    /// Emergency mode now (of the county, or all): registered members, squads, active
+    /// episodes, members mobilised and checked in (docs/emergency.md). Counts only.
+    pub emergency: crate::emergency::Summary,
 }
 
 /// Metrics over reports created in the period (rates are null when there is nothing to divide).
@@ -65,5 +68,9 @@ pub async fn get_stats(State(state): State<AppState>, Query(q): Query<StatsQuery
         from: q.from,
         to: q.to,
     };
-    Ok(Json(StatsBody { reports, wishes: wishes::stats(&state.pool, &area).await? }))
+    Ok(Json(StatsBody {
+        reports,
+        wishes: wishes::stats(&state.pool, &area).await?,
+        emergency: crate::emergency::summary(&state.pool, county).await?,
+    }))
 }

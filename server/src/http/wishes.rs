@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -29,7 +29,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/wishes/open-counts", get(get_open_counts))
         .route("/api/wishes/{id}", get(get_wish))
         .route("/api/wishes/{id}/transitions", post(create_wish_transition))
+        .route(
+            "/api/wishes/{id}/photo",
+            get(get_wish_photo).post(attach_wish_photo).layer(DefaultBodyLimit::max(MAX_PHOTO_BODY)),
+        )
 }
+
+/// One photo of at most 5 MB and the multipart framing around it.
+const MAX_PHOTO_BODY: usize = crate::reports::photos::MAX_PHOTO_BYTES + 64 * 1024;
 
 impl From<WishError> for ApiError {
     fn from(err: WishError) -> Self {
@@ -271,4 +278,81 @@ pub(crate) async fn get_open_counts(
         .transpose()?;
     let body = wishes::open_counts(&state.pool, community).await?;
     Ok(([(header::CONTENT_TYPE, "application/geo+json")], body.to_string()).into_response())
+}
+
+/// `POST /api/wishes/{id}/photo` (multipart, one part `photo`): attach or replace the wish's
+/// photo — the resident, whoever entered the wish, a worker of its grid or an admin, while the
+/// wish is open. Checked by content (JPEG, PNG, WebP; at most 5 MB) and stored without its
+/// metadata (EXIF, XMP, GPS, C2PA), as report photos are. Never public.
+#[utoipa::path(post, path = "/api/wishes/{id}/photo", tag = "wishes",
+    params(("id" = i64, Path, description = "Wish id")), security(("bearer" = [])),
+    request_body(content = Vec<u8>, content_type = "multipart/form-data", description = "one part `photo`"),
+    responses((status = 200, description = "The wish, `has_photo` true", body = WishView),
+        (status = 400, description = "Not a multipart body, no `photo` part, another part, or not an image", body = ErrorBody),
+        (status = 401, description = "Login required", body = ErrorBody),
+        (status = 403, description = "Not the wish's resident, its grid's worker or an admin", body = ErrorBody),
+        (status = 404, description = "No such wish", body = ErrorBody),
+        (status = 409, description = "The wish is closed (`wish_closed`)", body = ErrorBody),
+        (status = 413, description = "More than 5 MB", body = ErrorBody)))]
+pub async fn attach_wish_photo(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<i64>,
+    request: Request,
+) -> ApiResult<Response> {
+    // Who may is settled before the upload is read.
+    wishes::may_attach_photo(&state.pool, id, &actor).await?;
+    let too_large =
+        || ApiError::FieldTooLarge { field: "photo".into(), message: "a photo may have at most 5 MB".into() };
+    let mut multipart = axum::extract::Multipart::from_request(request, &()).await.map_err(|e| {
+        ApiError::bad_request(format!("send multipart/form-data with one part `photo`: {}", e.body_text()))
+    })?;
+    let mut stored = None;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
+            Err(e) => return Err(ApiError::bad_request(format!("invalid multipart body: {}", e.body_text()))),
+        };
+        let name = field.name().unwrap_or_default().to_string();
+        if name != "photo" || stored.is_some() {
+            return Err(ApiError::field(name, "one part, named `photo`"));
+        }
+        let bytes = field.bytes().await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                ApiError::bad_request(format!("invalid multipart body: {}", e.body_text()))
+            }
+        })?;
+        if bytes.len() > crate::reports::photos::MAX_PHOTO_BYTES {
+            return Err(too_large());
+        }
+        stored = Some(crate::reports::photos::check_and_strip(&bytes).map_err(|m| ApiError::field("photo", m))?);
+    }
+    let photo = stored.ok_or_else(|| ApiError::field("photo", "no part named `photo`"))?;
+    Ok(with_etag(StatusCode::OK, wishes::set_photo(&state.pool, id, &actor, &photo).await?))
+}
+
+/// `GET /api/wishes/{id}/photo`: the wish's photo as stored (metadata stripped) — for the
+/// resident, the claimant and staff; never public.
+#[utoipa::path(get, path = "/api/wishes/{id}/photo", tag = "wishes",
+    params(("id" = i64, Path, description = "Wish id")), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The stored image", content((Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/webp"))),
+        (status = 401, description = "Login required", body = ErrorBody),
+        (status = 403, description = "Not the resident, the claimant or staff", body = ErrorBody),
+        (status = 404, description = "No such wish, or it has no photo", body = ErrorBody)))]
+pub async fn get_wish_photo(
+    State(state): State<AppState>,
+    Auth(viewer): Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<Response> {
+    let photo = wishes::photo(&state.pool, id, &viewer).await?;
+    Ok((
+        [(header::CONTENT_TYPE, photo.media_type), (header::CACHE_CONTROL, "private, no-store".to_string())],
+        photo.bytes,
+    )
+        .into_response())
 }

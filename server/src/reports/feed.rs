@@ -30,6 +30,8 @@ use crate::changes::Changes;
 
 /// The channel instances announce their report writes on.
 pub const CHANNEL: &str = "gridmap_report_events";
+/// The channel instances announce emergency notices on (`Feed::notice`).
+pub const NOTICE_CHANNEL: &str = "gridmap_emergency";
 /// At most one announcement per this interval (a burst of reports shares one).
 pub const ANNOUNCE_EVERY: Duration = Duration::from_millis(20);
 /// The follower reads the history at least this often, notification or not.
@@ -70,6 +72,12 @@ pub struct Feed {
     written_min: AtomicI64,
     written_max: AtomicI64,
     started: AtomicBool,
+    /// Emergency-mode notices (`crate::emergency::Notice` as JSON): sent to the live feed as
+    /// `event: emergency` without an SSE id, so a client's `Last-Event-ID` stays a report
+    /// history id. Other instances hear them on [`NOTICE_CHANNEL`].
+    notices: broadcast::Sender<String>,
+    /// This instance, in the notices it announces (it hears its own NOTIFY too, and skips it).
+    origin: String,
 }
 
 impl Default for Feed {
@@ -82,6 +90,8 @@ impl Default for Feed {
             written_min: AtomicI64::new(i64::MAX),
             written_max: AtomicI64::new(i64::MIN),
             started: AtomicBool::new(false),
+            notices: broadcast::channel(1024).0,
+            origin: uuid::Uuid::new_v4().to_string(),
         }
     }
 }
@@ -98,6 +108,36 @@ impl Feed {
     /// Someone (another instance, a grid re-draw, a reconnect) may have written history.
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Live emergency notices (JSON), from this instance and the others.
+    pub fn notices(&self) -> broadcast::Receiver<String> {
+        self.notices.subscribe()
+    }
+
+    /// Announce an emergency notice (after its commit): to this instance's subscribers at once,
+    /// to the other instances through [`NOTICE_CHANNEL`]. A lost announcement loses a live
+    /// update only: pages re-read the episode when they (re)connect.
+    pub async fn notice(&self, pool: &PgPool, notice: &impl serde::Serialize) {
+        let Ok(json) = serde_json::to_string(notice) else { return };
+        let _ = self.notices.send(json.clone());
+        let payload = serde_json::json!({"origin": self.origin, "notice": json}).to_string();
+        if let Err(err) =
+            sqlx::query("select pg_notify($1, $2)").bind(NOTICE_CHANNEL).bind(&payload).execute(pool).await
+        {
+            tracing::warn!(%err, "emergency notice announcement failed");
+        }
+    }
+
+    /// A notice another instance announced (this instance's own are skipped: sent already).
+    pub fn heard_notice(&self, payload: &str) {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(payload) else { return };
+        if value["origin"].as_str() == Some(self.origin.as_str()) {
+            return;
+        }
+        if let Some(json) = value["notice"].as_str() {
+            let _ = self.notices.send(json.to_string());
+        }
     }
 
     /// Subscribe to live events; also returns the position up to which everything has already

@@ -178,7 +178,13 @@ pub fn spawn_grid_listener(pool: PgPool, reports: ReportMachinery) {
             // gridmap_tiles carries report writes by anyone but this server's own sessions
             // (migration 0006): those change the open reports of the duplicate search.
             // gridmap_report_events and gridmap_reports_reassigned: history rows to read (feed.rs).
-            let channels = ["gridmap_grids_changed", "gridmap_tiles", "gridmap_reports_reassigned", feed::CHANNEL];
+            let channels = [
+                "gridmap_grids_changed",
+                "gridmap_tiles",
+                "gridmap_reports_reassigned",
+                feed::CHANNEL,
+                feed::NOTICE_CHANNEL,
+            ];
             if let Err(err) = listener.listen_all(channels).await {
                 tracing::warn!(%err, "LISTEN {channels:?} failed; retrying");
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
@@ -212,6 +218,7 @@ pub fn spawn_grid_listener(pool: PgPool, reports: ReportMachinery) {
                 let mut note = |n: &sqlx::postgres::PgNotification| match n.channel() {
                     "gridmap_grids_changed" => grids = true,
                     "gridmap_reports_reassigned" | feed::CHANNEL => history = true,
+                    feed::NOTICE_CHANNEL => reports.feed.heard_notice(n.payload()),
                     _ if is_report_payload(n.payload()) => open = true,
                     _ => {}
                 };

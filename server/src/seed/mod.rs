@@ -5,6 +5,7 @@
 //! `source = 'synthetic-demo'`.
 
 pub mod city;
+pub mod emergency;
 pub mod field_work;
 pub mod names;
 pub mod points_market;
@@ -71,6 +72,7 @@ pub async fn seed_demo(pool: &PgPool, scale: u32) -> anyhow::Result<()> {
         if county == 1 {
             field_work::store(&mut tx, county_id).await?;
             wishes::store(&mut tx, county_id).await?;
+            emergency::store(&mut tx, county_id).await?;
         }
         let rider_ids: Vec<i64> = sqlx::query_scalar("select id from account where name = any($1) order by id")
             .bind(city.riders.iter().map(|r| r.login.clone()).collect::<Vec<_>>())
@@ -436,6 +438,11 @@ async fn print_summary(
     .fetch_one(pool)
     .await?;
     println!("  {wishes} micro-wishes ({done} completed), {volunteers} volunteers");
+    let (members, squads): (i64, i64) =
+        sqlx::query_as("select (select count(*) from party_member), (select count(*) from squad)")
+            .fetch_one(pool)
+            .await?;
+    println!("  {members} registered party members in {squads} squads (emergency mode: none active)");
     println!("demo logins (printed once, for trying the demo only):");
     for (name, role, password) in credentials {
         println!("  {name:<13} {role:<15} {password}");

@@ -171,6 +171,32 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
     ("GET", "/api/wishes/open-counts", [A, A, A, A, A, A]),
     ("GET", "/api/wishes/{id}", [A, A, A, A, A, A]),
     ("POST", "/api/wishes/{id}/transitions", [U, F, A, A, F, F]),
+    // A wish's photo: the resident (who entered it), the grid's workers and admins attach one
+    // (the `{}` body is no multipart: a 400); it is seen by them, the claimant and planners
+    // (the access wish has none: a 404).
+    ("POST", "/api/wishes/{id}/photo", [U, F, A, F, F, A]),
+    ("GET", "/api/wishes/{id}/photo", [U, F, A, F, A, A]),
+    // Emergency mode (issue 24 §2): episodes and their counts per grid are public; admins start
+    // and end them; a grid's volunteers and tasks are its workers', planners' and admins'; the
+    // history is planners' and admins'. {id} is an episode over the worker's community, {grid}
+    // the worker's grid, {task} one of its tasks. The check-in names a member of that grid
+    // (the worker records it; a later admin gets 409, past authorization); the task body is
+    // valid, so the grid rule decides.
+    ("GET", "/api/emergency", [A, A, A, A, A, A]),
+    ("POST", "/api/emergency", [U, F, F, F, F, A]),
+    ("GET", "/api/emergency/mine", [U, A, A, A, A, A]),
+    ("GET", "/api/emergency/areas", [A, A, A, A, A, A]),
+    ("GET", "/api/emergency/members", [U, F, A, A, A, A]),
+    ("POST", "/api/emergency/members", [U, F, A, A, A, A]),
+    ("GET", "/api/emergency/squads", [U, F, A, A, A, A]),
+    ("POST", "/api/emergency/squads", [U, F, A, A, A, A]),
+    ("GET", "/api/emergency/{id}", [A, A, A, A, A, A]),
+    ("POST", "/api/emergency/{id}/end", [U, F, F, F, F, A]),
+    ("GET", "/api/emergency/{id}/history", [U, F, F, F, A, A]),
+    ("POST", "/api/emergency/{id}/checkins", [U, F, A, F, F, A]),
+    ("GET", "/api/emergency/{id}/grids/{grid}", [U, F, A, F, A, A]),
+    ("POST", "/api/emergency/{id}/grids/{grid}/tasks", [U, F, A, F, F, A]),
+    ("POST", "/api/emergency/{id}/tasks/{task}/done", [U, F, A, F, F, A]),
     // Last: it revokes the token it is sent with.
     ("POST", "/api/auth/logout", [U, A, A, A, A, A]),
 ];
@@ -195,6 +221,8 @@ pub const VOLUNTEER_UNLIKE_RIDER: &[(&str, &str, O)] = &[
 /// withdraws their own; a claim, sent here, is not theirs).
 pub const RESIDENT_UNLIKE_RIDER: &[(&str, &str, O)] = &[
     ("POST", "/api/wishes", A),
+    ("POST", "/api/wishes/{id}/photo", A),
+    ("GET", "/api/wishes/{id}/photo", A),
     ("POST", "/api/stations/{id}/visits", F),
     ("GET", "/api/rounds", F),
     ("POST", "/api/rounds", F),
@@ -445,6 +473,33 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
         Some(token(&pool, "access-volunteer", Role::Volunteer).await),
         Some(resident),
     ];
+    // An episode over the worker's community (emergency routes), a member of the worker's grid
+    // and a task of that grid.
+    let started = send(
+        &pool,
+        Request::post("/api/emergency")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Bearer {}", tokens[5].as_deref().expect("admin")))
+            .body(Body::from(
+                serde_json::json!({"area_kind": "community", "reason": "access",
+                                   "area_id": sqlx::query_scalar::<_, i64>("select community_id from grid where id = $1")
+                                        .bind(own_grid).fetch_one(&pool).await.expect("community")})
+                .to_string(),
+            ))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&started.body));
+    let episode = started.json()["id"].as_i64().expect("episode");
+    let (member, task): (i64, i64) = sqlx::query_as(
+        r"select (select min(member_id) from emergency_mobilisation where episode_id = $1 and grid_id = $2),
+                 (select min(id) from emergency_task where episode_id = $1 and grid_id = $2)",
+    )
+    .bind(episode)
+    .bind(own_grid)
+    .fetch_one(&pool)
+    .await
+    .expect("a member and a task of the own grid");
     let who = [
         "anonymous",
         "rider",
@@ -485,6 +540,8 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
             suggestion.to_string()
         } else if route.starts_with("/api/wishes/") {
             wish_id.to_string()
+        } else if route.starts_with("/api/emergency/") {
+            episode.to_string()
         } else {
             own_grid.to_string()
         };
@@ -493,6 +550,8 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
             .replace("{featureId}", &own_grid.to_string())
             .replace("{id}", &id)
             .replace("{n}", "1")
+            .replace("{grid}", &own_grid.to_string())
+            .replace("{task}", &task.to_string())
             .replace("{layers}/{z}/{x}/{file}", "grids/14/13525/6380.mvt")
             .replace("/tiles/{file}", "/tiles/style.json")
             .replace("services/{file}", "services/road_damage.json")
@@ -502,12 +561,14 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
             _ => uri,
         };
         let body = match *route {
-            "/api/reports/{id}/transitions" => r#"{"to": "accepted"}"#,
+            "/api/reports/{id}/transitions" => r#"{"to": "accepted"}"#.to_string(),
             // A valid answer: the box's rule (who answers which box) is checked after the body.
-            "/api/suggestions/{id}/answer" => r#"{"answer": "已处理"}"#,
+            "/api/suggestions/{id}/answer" => r#"{"answer": "已处理"}"#.to_string(),
             // A claim without If-Match: who may claim is checked first, then a 428.
-            "/api/wishes/{id}/transitions" => r#"{"to": "claimed"}"#,
-            _ => "{}",
+            "/api/wishes/{id}/transitions" => r#"{"to": "claimed"}"#.to_string(),
+            "/api/emergency/{id}/checkins" => format!(r#"{{"member_id": {member}}}"#),
+            "/api/emergency/{id}/grids/{grid}/tasks" => r#"{"title": "access"}"#.to_string(),
+            _ => "{}".to_string(),
         };
         for (i, token) in tokens.iter().enumerate() {
             let mut request =
@@ -515,7 +576,7 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
             if let Some(t) = token {
                 request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
             }
-            let body = if *method == "GET" || *method == "DELETE" { Body::empty() } else { Body::from(body) };
+            let body = if *method == "GET" || *method == "DELETE" { Body::empty() } else { Body::from(body.clone()) };
             let request = request.body(body).expect("request");
             // The live feed never ends: judge it by its status line alone.
             let reply = if *route == "/api/reports/stream" {

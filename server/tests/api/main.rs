@@ -8,6 +8,7 @@ mod allowed_next;
 mod auth;
 mod common;
 mod counties;
+mod emergency;
 mod foundation;
 mod functions;
 mod grid_edit;

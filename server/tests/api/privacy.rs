@@ -3,9 +3,11 @@
 //! login names of workers, idempotency keys, password hashes, who checked in at a station, who
 //! wrote a suggestion (and its text and answer), a station host's login, door-knocking visit
 //! notes and visitors, the sentiment log's text and tags, the points market's redeemers (login,
-//! name, key, cancel reason) and a merchant's login and shop account — then
+//! name, key, cancel reason) and a merchant's login and shop account, emergency mode's
+//! registered members (name, phone, skills, login, squad), who started an episode, who checked
+//! a member in and who added a task (logins) and a task's title — then
 //! notes and visitors, the sentiment log's text and tags, a wish's resident (login, name,
-//! phone, or the name and phone a worker entered), its claimant and its end reason — then
+//! phone, or the name and phone a worker entered), its claimant, its end reason and its photo — then
 //! every public route (each GET the authorization table opens to anonymous callers) is crawled,
 //! anonymously, as an unrelated rider, as a grid worker of another grid and as another building's
 //! leader, and no response may
@@ -66,6 +68,15 @@ const WISH_RESIDENT_PHONE: &str = "+86 (966) 2113-4558";
 const VOLUNTEER_LOGIN: &str = "sentinel-volunteer-login";
 const VOLUNTEER_NAME: &str = "SENTINELVOLUNTEERNAME";
 const WISH_REASON: &str = "SENTINELWISHREASON";
+const WISH_PHOTO: &str = "SENTINELWISHPHOTO";
+const MEMBER_NAME: &str = "SENTINELMEMBERNAME";
+// party_member.phone takes a phone number only: digits no demo value or id has.
+const MEMBER_PHONE: &str = "+86 (933) 7177-2207";
+const MEMBER_LOGIN: &str = "sentinel-member-login";
+const MEMBER_SKILL: &str = "SENTINELSKILL";
+const SQUAD_NAME: &str = "SENTINELSQUADNAME";
+const EMERGENCY_ADMIN_LOGIN: &str = "sentinel-emergency-admin";
+const TASK_TITLE: &str = "SENTINELTASKTITLE";
 
 async fn login(pool: &PgPool, name: &str, role: Role, grid_codes: &[String]) -> String {
     let password = format!("{name}-password");
@@ -444,6 +455,30 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         let reply = send(&pool, r).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
     }
+    // The resident's photo of the wish (issue 24 §1), the sentinel in its scan data (kept by
+    // the stripping, as in the report photo above).
+    {
+        let boundary = "wish-boundary";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"home.jpg\"\r\n\
+             Content-Type: image/jpeg\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(&[0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02]);
+        body.extend_from_slice(WISH_PHOTO.as_bytes());
+        body.extend_from_slice(&[0xFF, 0xD9]);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let upload = Request::post(format!("/api/wishes/{}/photo", wish_ids[0]))
+            .header(header::AUTHORIZATION, format!("Bearer {resident}"))
+            .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+            .body(Body::from(body))
+            .expect("request");
+        let upload = send(&pool, upload).await;
+        assert_eq!(upload.status, StatusCode::OK, "{}", String::from_utf8_lossy(&upload.body));
+        let own =
+            send(&pool, request("GET", &format!("/api/wishes/{}/photo", wish_ids[0]), Some(&volunteer), None)).await;
+        assert!(String::from_utf8_lossy(&own.body).contains(WISH_PHOTO), "the claimant sees the photo");
+    }
     // The people who may see them do: the sentinels are really there to leak.
     let held = send(&pool, request("GET", "/api/wishes/mine", Some(&volunteer), None)).await;
     for s in [RESIDENT_NAME, RESIDENT_PHONE, WISH_RESIDENT_NAME, WISH_RESIDENT_PHONE] {
@@ -535,6 +570,92 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     assert!(!String::from_utf8_lossy(&handovers.body).contains(REDEEMER_LOGIN), "the merchant sees no login");
     assert!(!String::from_utf8_lossy(&handovers.body).contains(REDEEMER_NAME), "the merchant sees a masked name");
 
+    // Emergency mode (issue 24 §2): every seeded member gets a sentinel name, phone and skill,
+    // every squad a sentinel name; a sentinel member login in the worker's grid; a sentinel
+    // admin switches the worker's community on; the member checks in themselves, the worker
+    // records another and adds a task with a sentinel title; a second episode is ended.
+    sqlx::query("update party_member set name = $1, phone = $2, skills = array[$3]")
+        .bind(MEMBER_NAME)
+        .bind(MEMBER_PHONE)
+        .bind(MEMBER_SKILL)
+        .execute(&pool)
+        .await
+        .expect("members");
+    sqlx::query("update squad set name = $1 || id").bind(SQUAD_NAME).execute(&pool).await.expect("squads");
+    let member_token = login(&pool, MEMBER_LOGIN, Role::Volunteer, &[]).await;
+    sqlx::query(
+        r"update party_member set account_id = (select id from account where name = $1)
+           where id = (select min(p.id) from party_member p join building b on b.id = p.building_id where b.grid_id = $2)",
+    )
+    .bind(MEMBER_LOGIN)
+    .bind(grids[0].0)
+    .execute(&pool)
+    .await
+    .expect("member login");
+    let emergency_admin = login(&pool, EMERGENCY_ADMIN_LOGIN, Role::Admin, &[]).await;
+    let mut episode_ids = Vec::new();
+    for grid in [grids[0].0, grids[2].0] {
+        let community: i64 = sqlx::query_scalar("select community_id from grid where id = $1")
+            .bind(grid)
+            .fetch_one(&pool)
+            .await
+            .expect("community");
+        let reply = send(
+            &pool,
+            request(
+                "POST",
+                "/api/emergency",
+                Some(&emergency_admin),
+                Some(json!({"area_kind": "community", "area_id": community, "reason": "防汛演练"})),
+            ),
+        )
+        .await;
+        if reply.status == StatusCode::CONFLICT {
+            continue; // the same community as the first
+        }
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&reply.body));
+        episode_ids.push(reply.json()["id"].as_i64().expect("episode"));
+    }
+    let episode = episode_ids[0];
+    let own = send(
+        &pool,
+        request("POST", &format!("/api/emergency/{episode}/checkins"), Some(&member_token), Some(json!({}))),
+    )
+    .await;
+    assert_eq!(own.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&own.body));
+    let other_member: i64 = sqlx::query_scalar(
+        "select max(member_id) from emergency_mobilisation where episode_id = $1 and grid_id = $2 and state = 'mobilised'",
+    )
+    .bind(episode)
+    .bind(grids[0].0)
+    .fetch_one(&pool)
+    .await
+    .expect("another member");
+    for (uri, body) in [
+        (format!("/api/emergency/{episode}/checkins"), json!({"member_id": other_member})),
+        (format!("/api/emergency/{episode}/grids/{}/tasks", grids[0].0), json!({"title": TASK_TITLE})),
+    ] {
+        let reply = send(&pool, request("POST", &uri, Some(&worker), Some(body))).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&reply.body));
+    }
+    if let Some(second) = episode_ids.get(1) {
+        let mut r = request(
+            "POST",
+            &format!("/api/emergency/{second}/end"),
+            Some(&emergency_admin),
+            Some(json!({"reason": "解除"})),
+        );
+        r.headers_mut().insert(header::IF_MATCH, "\"1\"".parse().expect("header"));
+        assert_eq!(send(&pool, r).await.status, StatusCode::OK);
+    }
+    // The worker sees the sentinels: they are really there to leak.
+    let staff =
+        send(&pool, request("GET", &format!("/api/emergency/{episode}/grids/{}", grids[0].0), Some(&worker), None))
+            .await;
+    for s in [MEMBER_NAME, MEMBER_PHONE, MEMBER_SKILL, SQUAD_NAME, TASK_TITLE] {
+        assert!(String::from_utf8_lossy(&staff.body).contains(s), "the grid's worker sees {s}");
+    }
+
     // The crawl: (route pattern it covers, URI).
     let mut crawl: Vec<(&str, String)> = vec![
         ("/healthz", "/healthz".into()),
@@ -567,6 +688,10 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         ("/api/wishes/categories", "/api/wishes/categories".into()),
         ("/api/wishes/stats", "/api/wishes/stats".into()),
         ("/api/wishes/open-counts", "/api/wishes/open-counts".into()),
+        ("/api/emergency", "/api/emergency".into()),
+        ("/api/emergency", "/api/emergency?active=true".into()),
+        ("/api/emergency", "/api/emergency?active=false".into()),
+        ("/api/emergency/areas", "/api/emergency/areas".into()),
         ("/api/buildings/{id}/leader-sign", format!("/api/buildings/{led_building}/leader-sign")),
         ("/api/buildings/{id}/leader-sign", format!("/api/buildings/{building}/leader-sign")),
         ("/open311/v2/discovery.json", "/open311/v2/discovery.json".into()),
@@ -598,6 +723,9 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     }
     for id in &wish_ids {
         crawl.push(("/api/wishes/{id}", format!("/api/wishes/{id}")));
+    }
+    for id in &episode_ids {
+        crawl.push(("/api/emergency/{id}", format!("/api/emergency/{id}")));
     }
     for coll in gridmap_server::ogc::collections::ALL {
         let c = coll.id;
@@ -662,6 +790,14 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         VOLUNTEER_LOGIN,
         VOLUNTEER_NAME,
         WISH_REASON,
+        WISH_PHOTO,
+        MEMBER_NAME,
+        MEMBER_PHONE,
+        MEMBER_LOGIN,
+        MEMBER_SKILL,
+        SQUAD_NAME,
+        EMERGENCY_ADMIN_LOGIN,
+        TASK_TITLE,
     ];
     let mut leaks = Vec::new();
     let mut bytes_seen = 0usize;
@@ -696,6 +832,8 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
             "/api/points/redemptions?view=handover".to_string(),
             "/api/points/me".to_string(),
             "/api/wishes/mine".to_string(),
+            "/api/emergency/mine".to_string(),
+            format!("/api/wishes/{}/photo", wish_ids[0]),
         ] {
             let reply = send(&pool, request("GET", &uri, Some(token), None)).await;
             let text = String::from_utf8_lossy(&reply.body);

@@ -721,3 +721,100 @@ async fn an_admin_creates_a_resident_with_a_home_building_and_only_residents_hav
     assert_eq!(reply.json()["building_id"], Value::Null);
     assert_eq!(reply.json()["role"], "volunteer");
 }
+
+/// A JPEG-shaped upload whose EXIF segment carries a GPS marker, and `scan` in its scan data.
+fn jpeg_with_exif(scan: &[u8]) -> Vec<u8> {
+    let mut b = vec![0xFF, 0xD8];
+    let exif = b"Exif\0\0GPSLatitude=36.18";
+    b.extend_from_slice(&[0xFF, 0xE1]);
+    b.extend_from_slice(&u16::try_from(exif.len() + 2).expect("short").to_be_bytes());
+    b.extend_from_slice(exif);
+    b.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x02]);
+    b.extend_from_slice(scan);
+    b.extend_from_slice(&[0xFF, 0xD9]);
+    b
+}
+
+/// `POST /api/wishes/{id}/photo` with one multipart part named `part`.
+async fn attach_photo(pool: &PgPool, id: i64, token: Option<&str>, part: &str, bytes: &[u8]) -> Reply {
+    let boundary = "wish-photo-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"{part}\"; filename=\"home.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut r = Request::post(format!("/api/wishes/{id}/photo"))
+        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"));
+    if let Some(t) = token {
+        r = r.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    send(pool, r.body(Body::from(body)).expect("request")).await
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn a_wish_photo_is_stripped_of_its_metadata_and_seen_by_the_resident_the_claimant_and_staff_only(pool: PgPool) {
+    let w = world(&pool).await;
+    let id = publish(&pool, &w).await;
+    let photo = jpeg_with_exif(b"the-stairwell");
+    assert_eq!(attach_photo(&pool, id, None, "photo", &photo).await.status, StatusCode::UNAUTHORIZED);
+    for token in [&w.volunteer, &w.town.worker_b, &w.town.planner, &w.town.rider] {
+        let reply = attach_photo(&pool, id, Some(token), "photo", &photo).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", text(&reply));
+    }
+    let reply = attach_photo(&pool, id, Some(&w.resident), "photo", b"not an image").await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", text(&reply));
+    let reply = attach_photo(&pool, id, Some(&w.resident), "picture", &photo).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", text(&reply));
+    let reply = call(&pool, "POST", &format!("/api/wishes/{id}/photo"), Some(&w.resident), None, Some(json!({}))).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", text(&reply));
+    assert_eq!(count(&pool, "wish_photo").await, 0, "refusals store nothing");
+    let big = vec![0u8; gridmap_server::reports::photos::MAX_PHOTO_BYTES + 1];
+    let reply = attach_photo(&pool, id, Some(&w.resident), "photo", &big).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", text(&reply));
+
+    let reply = attach_photo(&pool, id, Some(&w.resident), "photo", &photo).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", text(&reply));
+    assert_eq!(reply.json()["has_photo"], true);
+    let stored: Vec<u8> = sqlx::query_scalar("select bytes from wish_photo where wish_id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .expect("stored");
+    assert!(!stored.windows(11).any(|x| x == b"GPSLatitude"), "EXIF is stripped");
+    assert!(stored.windows(13).any(|x| x == b"the-stairwell"), "the picture is kept");
+    // The public board does not even say there is one.
+    let board = call(&pool, "GET", &format!("/api/wishes/{id}"), None, None, None).await.json();
+    assert!(board.get("has_photo").is_none(), "{board}");
+
+    let url = format!("/api/wishes/{id}/photo");
+    assert_eq!(call(&pool, "GET", &url, None, None, None).await.status, StatusCode::UNAUTHORIZED);
+    for (token, status) in [
+        (&w.resident, StatusCode::OK),
+        (&w.town.worker_a, StatusCode::OK),
+        (&w.town.planner, StatusCode::OK),
+        (&w.town.admin, StatusCode::OK),
+        (&w.volunteer, StatusCode::FORBIDDEN),
+        (&w.town.worker_b, StatusCode::FORBIDDEN),
+        (&w.town.rider, StatusCode::FORBIDDEN),
+    ] {
+        let reply = call(&pool, "GET", &url, Some(token), None, None).await;
+        assert_eq!(reply.status, status, "{}", text(&reply));
+        if status == StatusCode::OK {
+            assert_eq!(reply.headers[header::CONTENT_TYPE], "image/jpeg");
+            assert_eq!(reply.body, stored);
+        }
+    }
+    // The claimant sees it once they hold the claim; the worker replaces it meanwhile.
+    assert_eq!(step(&pool, id, &w.volunteer, "claimed", None).await.status, StatusCode::OK);
+    assert_eq!(call(&pool, "GET", &url, Some(&w.volunteer), None, None).await.status, StatusCode::OK);
+    let reply = attach_photo(&pool, id, Some(&w.town.worker_a), "photo", &jpeg_with_exif(b"new")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", text(&reply));
+    assert_eq!(count(&pool, "wish_photo").await, 1, "one photo per wish");
+    // A closed wish takes no new photo.
+    assert_eq!(step(&pool, id, &w.resident, "withdrawn", Some("不需要了")).await.status, StatusCode::OK);
+    let reply = attach_photo(&pool, id, Some(&w.resident), "photo", &photo).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{}", text(&reply));
+    let missing = call(&pool, "GET", "/api/wishes/999999/photo", Some(&w.town.admin), None, None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}

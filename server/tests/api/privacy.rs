@@ -543,6 +543,7 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
     .await;
     assert_eq!(market_item.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&market_item.body));
     let market_item = market_item.json()["id"].as_i64().expect("item id");
+    let rule: i64 = sqlx::query_scalar("select min(id) from points_rule").fetch_one(&pool).await.expect("a rule");
     for (key, cancel) in [(REDEMPTION_KEY.to_string(), false), (uuid::Uuid::new_v4().to_string(), true)] {
         let mut r = request("POST", "/api/points/redemptions", Some(&redeemer), Some(json!({"item_id": market_item})));
         r.headers_mut().insert("Idempotency-Key", key.parse().expect("header"));
@@ -678,6 +679,7 @@ async fn no_private_value_appears_in_any_public_response(pool: PgPool) {
         ("/api/reports/hexbins", "/api/reports/hexbins?res=9".into()),
         ("/api/points/leaderboard", "/api/points/leaderboard".into()),
         ("/api/points/rules", "/api/points/rules".into()),
+        ("/api/points/rules/{id}", format!("/api/points/rules/{rule}")),
         ("/api/points/catalogue", "/api/points/catalogue".into()),
         ("/api/points/catalogue/{id}", format!("/api/points/catalogue/{market_item}")),
         ("/api/stats", "/api/stats".into()),

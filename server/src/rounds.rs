@@ -599,7 +599,12 @@ fn visit_hash(round_id: i64, body: &RecordVisit, note: &str, visitor: i64) -> Ve
 
 /// The visited building: one of the round's, in a grid the visitor works, with households; the
 /// visit's households and unit within the building's.
-async fn check_building(pool: &PgPool, principal: &Principal, round_id: i64, body: &RecordVisit) -> Result<(), RoundError> {
+async fn check_building(
+    pool: &PgPool,
+    principal: &Principal,
+    round_id: i64,
+    body: &RecordVisit,
+) -> Result<(), RoundError> {
     let building: Option<(Option<i64>, i32, Option<i32>, bool)> = sqlx::query_as(
         r"select b.grid_id, b.households, b.units,
                  exists (select 1 from door_round_grid rg where rg.round_id = $2 and rg.grid_id = b.grid_id)

@@ -17,9 +17,7 @@ use super::principal::Admin;
 use crate::api_keys::{self, ActsFor, ApiKeyView, CreatedKey, KeyError, Scope};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_api_keys, create_api_key))
-        .routes(routes!(revoke_api_key))
+    OpenApiRouter::new().routes(routes!(list_api_keys, create_api_key)).routes(routes!(revoke_api_key))
 }
 
 /// A new key: its name, the account it acts for (default: an account of its own), its scopes.

@@ -15,9 +15,7 @@ use super::principal::{Auth, BearerToken};
 use crate::auth::{self, Role};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(login))
-        .routes(routes!(logout))
+    OpenApiRouter::new().routes(routes!(login)).routes(routes!(logout))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -3,8 +3,7 @@
 //! live in `crate::leaders`; renewing, replacing and ending a term are `/api/leaders/{id}/…`.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -18,9 +17,7 @@ use crate::auth::Role;
 use crate::leaders::{self, BuildingLeaders, BuildingSign, NewLeader, Term};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(get_leader_sign))
-        .routes(routes!(list_building_leaders, assign_leader))
+    OpenApiRouter::new().routes(routes!(get_leader_sign)).routes(routes!(list_building_leaders, assign_leader))
 }
 
 /// `GET /api/buildings/{id}/leader-sign`: the sign in the stairwell — the current leaders' names

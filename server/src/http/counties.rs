@@ -11,8 +11,7 @@ use super::extract::Json;
 use crate::counties::{self, CountySummary};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_counties))
+    OpenApiRouter::new().routes(routes!(list_counties))
 }
 
 /// Every county by code, with its subdistrict and grid counts, households and boundary extent.

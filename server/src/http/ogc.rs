@@ -18,11 +18,11 @@ use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 
 use super::AppState;
-use super::routes::plain_routes;
 use super::error::{ApiError, ApiResult};
 use super::etag;
 use super::extract::{Json, Path};
 use super::principal::{Auth, bearer_token};
+use super::routes::plain_routes;
 use super::urls::BaseUrl;
 use crate::api_keys::{self, Scope};
 use crate::auth::Role;

@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 
 use super::AppState;
-use super::routes::plain_routes;
 use super::extract::{Path, Query};
+use super::routes::plain_routes;
 use super::urls::BaseUrl;
 use crate::api_keys::{self, Scope};
 use crate::reports::intake::{self, IntakeError, Outcome};

@@ -46,7 +46,13 @@ pub fn record_plain(router: &mut OpenApiRouter<AppState>, path: &str, method: &s
         other => panic!("plain_routes!: no HTTP method {other}"),
     };
     let marked = OperationBuilder::new().extensions(Some(ExtensionsBuilder::new().add(PLAIN, true).build())).build();
-    router.get_openapi_mut().paths.paths.entry(path.to_string()).or_default().merge_operations(PathItem::new(method, marked));
+    router
+        .get_openapi_mut()
+        .paths
+        .paths
+        .entry(path.to_string())
+        .or_default()
+        .merge_operations(PathItem::new(method, marked));
 }
 
 /// One route of the server.
@@ -90,7 +96,15 @@ fn is_plain(op: &utoipa::openapi::path::Operation) -> bool {
 /// The document as served: `doc` without the plain routes.
 pub fn served(mut doc: OpenApi) -> OpenApi {
     for item in doc.paths.paths.values_mut() {
-        for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete, &mut item.options, &mut item.head] {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+        ] {
             if op.as_ref().is_some_and(is_plain) {
                 *op = None;
             }

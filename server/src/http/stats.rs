@@ -16,8 +16,7 @@ use crate::reports::workflow::{self, Stats};
 use crate::wishes::{self, WishStats};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(get_stats))
+    OpenApiRouter::new().routes(routes!(get_stats))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -19,9 +19,7 @@ use super::principal::{Answerer, Auth};
 use crate::station_visits::{self, BoxFilter, NewAnswer, NewSuggestion, SuggestionView};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_suggestions, create_suggestion))
-        .routes(routes!(answer_suggestion))
+    OpenApiRouter::new().routes(routes!(list_suggestions, create_suggestion)).routes(routes!(answer_suggestion))
 }
 
 /// `POST /api/suggestions` → 201: into a station's box (`station_id`) or the county's (none).

@@ -22,10 +22,10 @@ use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 
 use super::AppState;
-use super::routes::plain_routes;
 use super::error::{ApiError, ApiResult};
 use super::etag;
 use super::extract::Path;
+use super::routes::plain_routes;
 use super::urls::BaseUrl;
 
 /// The registered media type for MVT.

@@ -223,10 +223,7 @@ pub const LIKE_THE_RIDER: [(&str, &[(&str, &str, O)]); 5] = [
 /// The expected outcome on a route of the table for a principal that follows the rider but
 /// for its `own` rows and [`ONLY_THE_RIDER`].
 pub fn like_rider_but(own: &[(&str, &str, O)], method: &str, route: &str, row: [O; 6]) -> O {
-    own.iter()
-        .chain(ONLY_THE_RIDER)
-        .find(|(m, r, _)| *m == method && *r == route)
-        .map_or(row[1], |(_, _, o)| *o)
+    own.iter().chain(ONLY_THE_RIDER).find(|(m, r, _)| *m == method && *r == route).map_or(row[1], |(_, _, o)| *o)
 }
 
 #[test]

@@ -528,28 +528,13 @@ pub async fn record_visit(
     let reach = Reach::of(principal)?;
     let round = visible(pool, &reach, round_id).await?;
     let note = body.note.as_deref().map(str::trim).unwrap_or_default().to_string();
-    let hash = {
-        let canonical = json!([
-            round_id,
-            body.building_id,
-            body.unit,
-            body.visited_at,
-            body.households,
-            body.outcome,
-            note,
-            principal.account_id
-        ]);
-        Sha256::digest(canonical.to_string().as_bytes()).to_vec()
-    };
+    let hash = visit_hash(round_id, body, &note, principal.account_id);
     // A resend is answered before anything else: even once the round has closed since.
     if let Some(outcome) = replay(pool, key, &hash).await? {
         return Ok(outcome);
     }
     if round.status != "running" {
-        return Err(RoundError::Conflict {
-            reason: "round_closed",
-            message: format!("round {round_id} is closed; visits are recorded in a running round"),
-        });
+        return Err(round_closed(round_id));
     }
     if !["at_home", "not_home", "refused"].contains(&body.outcome.as_str()) {
         return Err(field("outcome", "one of at_home (在家), not_home (不在家), refused (拒访)"));
@@ -557,6 +542,69 @@ pub async fn record_visit(
     if note.chars().count() > MAX_NOTE_CHARS {
         return Err(field("note", format!("at most {MAX_NOTE_CHARS} characters")));
     }
+    check_building(pool, principal, round_id, body).await?;
+    let visited_at = checked_visit_time(body, &round)?;
+    let mut tx = pool.begin().await?;
+    // A close waits for this visit (and a visit for a close): `for share` against `for update`.
+    let closed: Option<DateTime<Utc>> = sqlx::query_scalar("select closed_at from door_round where id = $1 for share")
+        .bind(round_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if closed.is_some() {
+        return Err(round_closed(round_id));
+    }
+    let id: Option<i64> = sqlx::query_scalar(
+        r"insert into door_visit (round_id, building_id, unit, visitor_id, visited_at, households, outcome, note,
+                                  idempotency_key, payload_hash)
+          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+          on conflict (idempotency_key) do nothing
+          returning id",
+    )
+    .bind(round_id)
+    .bind(body.building_id)
+    .bind(body.unit)
+    .bind(principal.account_id)
+    .bind(visited_at)
+    .bind(body.households)
+    .bind(&body.outcome)
+    .bind(&note)
+    .bind(key)
+    .bind(&hash)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let Some(id) = id else {
+        // Another request with this key committed meanwhile.
+        return replay(pool, key, &hash).await?.ok_or_else(|| {
+            RoundError::Database(sqlx::Error::Protocol("visit key conflict without a stored visit".into()))
+        });
+    };
+    changes.coverage_changed(round_id).await;
+    Ok(VisitOutcome::Created(visit(pool, id).await?))
+}
+
+fn round_closed(round_id: i64) -> RoundError {
+    RoundError::Conflict {
+        reason: "round_closed",
+        message: format!("round {round_id} is closed; visits are recorded in a running round"),
+    }
+}
+
+/// The SHA-256 of what a visit's sender sent: a resend with the same key must match it.
+fn visit_hash(round_id: i64, body: &RecordVisit, note: &str, visitor: i64) -> Vec<u8> {
+    let canonical =
+        json!([round_id, body.building_id, body.unit, body.visited_at, body.households, body.outcome, note, visitor]);
+    Sha256::digest(canonical.to_string().as_bytes()).to_vec()
+}
+
+/// The visited building: one of the round's, in a grid the visitor works, with households; the
+/// visit's households and unit within the building's.
+async fn check_building(
+    pool: &PgPool,
+    principal: &Principal,
+    round_id: i64,
+    body: &RecordVisit,
+) -> Result<(), RoundError> {
     let building: Option<(Option<i64>, i32, Option<i32>, bool)> = sqlx::query_as(
         r"select b.grid_id, b.households, b.units,
                  exists (select 1 from door_round_grid rg where rg.round_id = $2 and rg.grid_id = b.grid_id)
@@ -599,6 +647,12 @@ pub async fn record_visit(
             return Err(field("unit", format!("from 1 to {max}")));
         }
     }
+    Ok(())
+}
+
+/// When the visit took place (now if not said): not in the future beyond the phone clocks'
+/// skew, not before the round's first day.
+fn checked_visit_time(body: &RecordVisit, round: &RoundView) -> Result<DateTime<Utc>, RoundError> {
     let now = Utc::now().trunc_subsecs(6);
     let visited_at = body.visited_at.map_or(now, |t| t.trunc_subsecs(6));
     if visited_at > now + chrono::Duration::minutes(FUTURE_SKEW_MINUTES) {
@@ -609,46 +663,7 @@ pub async fn record_visit(
     if visited_at < starts {
         return Err(field("visited_at", format!("is before the round started on {}", round.starts_on)));
     }
-    let mut tx = pool.begin().await?;
-    // A close waits for this visit (and a visit for a close): `for share` against `for update`.
-    let closed: Option<DateTime<Utc>> = sqlx::query_scalar("select closed_at from door_round where id = $1 for share")
-        .bind(round_id)
-        .fetch_one(&mut *tx)
-        .await?;
-    if closed.is_some() {
-        return Err(RoundError::Conflict {
-            reason: "round_closed",
-            message: format!("round {round_id} is closed; visits are recorded in a running round"),
-        });
-    }
-    let id: Option<i64> = sqlx::query_scalar(
-        r"insert into door_visit (round_id, building_id, unit, visitor_id, visited_at, households, outcome, note,
-                                  idempotency_key, payload_hash)
-          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-          on conflict (idempotency_key) do nothing
-          returning id",
-    )
-    .bind(round_id)
-    .bind(body.building_id)
-    .bind(body.unit)
-    .bind(principal.account_id)
-    .bind(visited_at)
-    .bind(body.households)
-    .bind(&body.outcome)
-    .bind(&note)
-    .bind(key)
-    .bind(&hash)
-    .fetch_optional(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let Some(id) = id else {
-        // Another request with this key committed meanwhile.
-        return replay(pool, key, &hash).await?.ok_or_else(|| {
-            RoundError::Database(sqlx::Error::Protocol("visit key conflict without a stored visit".into()))
-        });
-    };
-    changes.coverage_changed(round_id).await;
-    Ok(VisitOutcome::Created(visit(pool, id).await?))
+    Ok(visited_at)
 }
 
 async fn replay(pool: &PgPool, key: Uuid, hash: &[u8]) -> Result<Option<VisitOutcome>, RoundError> {

@@ -1,7 +1,8 @@
-//! The tile service: cache lookup, a bounded number of concurrent PostGIS renders, gzip,
-//! and [`TileService::changed`], the one entry point through which every data change (API
-//! writes through the server's `changes` module, the trigger listener in [`crate::notify`]) reaches
-//! the in-memory features and the cache.
+//! The tile service: cache lookup, a bounded number of concurrent renders (in-memory layers cut
+//! in Rust, per-tile layers read from PostgreSQL), gzip, and [`TileService::changed`], the one
+//! entry point through which every data change (API writes through the server's `changes`
+//! module, the trigger listener in [`crate::notify`]) reaches the in-memory features and the
+//! cache.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -23,7 +24,7 @@ use crate::tile::{Bbox, TileCoord};
 pub struct TileConfig {
     /// Upper bound of the cache, in compressed bytes.
     pub cache_bytes: u64,
-    /// Tile renders running in PostgreSQL at once; further requests wait for a slot.
+    /// Tile renders running at once; further requests wait for a slot.
     pub concurrency: usize,
     /// How long a request waits for a render slot before it is answered 503.
     pub queue_timeout: Duration,

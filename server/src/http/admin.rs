@@ -7,12 +7,12 @@
 //! accounts: others do not exist for them (404, never listed), what they create belongs to their
 //! county, and the grids they assign must be their county's.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ErrorBody;
@@ -22,12 +22,12 @@ use super::principal::Admin;
 use crate::accounts;
 use crate::auth::{self, Role};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/admin/accounts", get(list_accounts).post(create_account))
-        .route("/api/admin/accounts/{id}", get(get_account).patch(update_account))
-        .route("/api/admin/accounts/{id}/grids", put(assign_grids))
-        .route("/api/admin/accounts/{id}/revoke-tokens", post(revoke_tokens))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_accounts, create_account))
+        .routes(routes!(get_account, update_account))
+        .routes(routes!(assign_grids))
+        .routes(routes!(revoke_tokens))
 }
 
 /// An account as an admin sees it (never the password hash).

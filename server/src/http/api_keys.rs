@@ -2,12 +2,12 @@
 //! one per integration (a `FixMyStreet` instance, a planner's desktop GIS), sees when each was
 //! last used, and revokes it. The key is in the creation response only. Admins only.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ErrorBody;
@@ -16,10 +16,8 @@ use super::extract::{Json, Path};
 use super::principal::Admin;
 use crate::api_keys::{self, ActsFor, ApiKeyView, CreatedKey, KeyError, Scope};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/admin/api-keys", get(list_api_keys).post(create_api_key))
-        .route("/api/admin/api-keys/{id}/revoke", post(revoke_api_key))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_api_keys, create_api_key)).routes(routes!(revoke_api_key))
 }
 
 /// A new key: its name, the account it acts for (default: an account of its own), its scopes.

@@ -1,11 +1,11 @@
 //! `/api/auth/*`: log in for a bearer token, log out. Who is asking, for every handler, is
 //! `principal.rs`'s to say.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ErrorBody;
@@ -14,8 +14,8 @@ use super::extract::Json;
 use super::principal::{Auth, BearerToken};
 use crate::auth::{self, Role};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/auth/login", post(login)).route("/api/auth/logout", post(logout))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(login)).routes(routes!(logout))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

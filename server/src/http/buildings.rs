@@ -2,11 +2,10 @@
 //! terms as the people who manage them see them, and assigning a leader (一楼一长). The rules
 //! live in `crate::leaders`; renewing, replacing and ending a term are `/api/leaders/{id}/…`.
 
-use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::response::Response;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ErrorBody;
@@ -17,10 +16,8 @@ use super::principal::{Auth, Planner};
 use crate::auth::Role;
 use crate::leaders::{self, BuildingLeaders, BuildingSign, NewLeader, Term};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/buildings/{id}/leader-sign", get(get_leader_sign))
-        .route("/api/buildings/{id}/leaders", get(list_building_leaders).post(assign_leader))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_leader_sign)).routes(routes!(list_building_leaders, assign_leader))
 }
 
 /// `GET /api/buildings/{id}/leader-sign`: the sign in the stairwell — the current leaders' names
@@ -83,11 +80,5 @@ pub(crate) async fn assign_leader(
 ) -> ApiResult<Response> {
     let term = leaders::assign(&state.pool, id, &body, &me.name, me.county_id).await?;
     state.changes().leaders_changed(term.building_id).await;
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, format!("/api/leaders/{}", term.id))],
-        [(header::ETAG, etag::strong(term.version))],
-        Json(term),
-    )
-        .into_response())
+    Ok(etag::created(&format!("/api/leaders/{}", term.id), term.version, term))
 }

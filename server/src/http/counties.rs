@@ -1,17 +1,17 @@
 //! `GET /api/counties`: the counties this database holds (public), for clients that pick or
 //! filter by county (`/api/stats?county=`, OGC grids `?county=`).
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ApiResult;
 use super::extract::Json;
 use crate::counties::{self, CountySummary};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/counties", get(list_counties))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_counties))
 }
 
 /// Every county by code, with its subdistrict and grid counts, households and boundary extent.

@@ -4,12 +4,12 @@
 //! episode, the history, and the member registry and squads for staff. The rules are in
 //! `crate::emergency`; each change is announced on the live feed (`event: emergency`).
 
-use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
@@ -21,20 +21,20 @@ use crate::emergency::{
     NewMember, NewSquad, NewTask, Notice, SquadView, StartEpisode, TaskView,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/emergency", get(list_episodes).post(start_episode))
-        .route("/api/emergency/mine", get(get_my_episodes))
-        .route("/api/emergency/areas", get(list_areas))
-        .route("/api/emergency/members", get(list_members).post(create_member))
-        .route("/api/emergency/squads", get(list_squads).post(create_squad))
-        .route("/api/emergency/{id}", get(get_episode))
-        .route("/api/emergency/{id}/end", post(end_episode))
-        .route("/api/emergency/{id}/history", get(get_episode_history))
-        .route("/api/emergency/{id}/checkins", post(create_checkin))
-        .route("/api/emergency/{id}/grids/{grid}", get(get_episode_grid))
-        .route("/api/emergency/{id}/grids/{grid}/tasks", post(create_task))
-        .route("/api/emergency/{id}/tasks/{task}/done", post(finish_task))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_episodes, start_episode))
+        .routes(routes!(get_my_episodes))
+        .routes(routes!(list_areas))
+        .routes(routes!(list_members, create_member))
+        .routes(routes!(list_squads, create_squad))
+        .routes(routes!(get_episode))
+        .routes(routes!(end_episode))
+        .routes(routes!(get_episode_history))
+        .routes(routes!(create_checkin))
+        .routes(routes!(get_episode_grid))
+        .routes(routes!(create_task))
+        .routes(routes!(finish_task))
 }
 
 impl From<EmergencyError> for ApiError {
@@ -58,11 +58,6 @@ impl From<EmergencyError> for ApiError {
             EmergencyError::Database(e) => ApiError::Database(e),
         }
     }
-}
-
-/// An episode with its version as the ETag.
-fn with_etag(status: StatusCode, view: EpisodeView) -> Response {
-    (status, [(header::ETAG, etag::strong(view.version))], Json(view)).into_response()
 }
 
 /// After a committed change: the emergency tiles and the live feed (`crate::changes`).
@@ -123,12 +118,7 @@ pub async fn start_episode(
     let body: StartEpisode = typed_body(&body)?;
     let (view, notice) = emergency::start(&state.pool, &actor, &body).await?;
     announce(&state, &notice).await;
-    let location = format!("/api/emergency/{}", view.id);
-    let mut response = with_etag(StatusCode::CREATED, view);
-    if let Ok(v) = location.parse() {
-        response.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(response)
+    Ok(etag::created(&format!("/api/emergency/{}", view.id), view.version, view))
 }
 
 /// `GET /api/emergency/{id}`: one episode with its counts per grid (public), with its ETag.
@@ -141,7 +131,8 @@ pub async fn get_episode(
     MaybeAuth(viewer): MaybeAuth,
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
-    Ok(with_etag(StatusCode::OK, emergency::get(&state.pool, id, viewer.as_ref()).await?))
+    let view = emergency::get(&state.pool, id, viewer.as_ref()).await?;
+    Ok(etag::tagged(StatusCode::OK, view.version, view))
 }
 
 /// `POST /api/emergency/{id}/end`: end an episode with a reason; every member is released
@@ -169,7 +160,7 @@ pub async fn end_episode(
     let if_match = etag::if_match_version(&headers)?;
     let (view, notice) = emergency::end(&state.pool, id, &actor, if_match, &body).await?;
     announce(&state, &notice).await;
-    Ok(with_etag(StatusCode::OK, view))
+    Ok(etag::tagged(StatusCode::OK, view.version, view))
 }
 
 /// Query string of `GET /api/emergency/{id}/history`.

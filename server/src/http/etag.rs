@@ -12,7 +12,8 @@
 //! A member without quotes (`If-Match: 3`) is read as if it had them: older clients sent that,
 //! and it names the same version.
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 
@@ -22,6 +23,21 @@ pub const NO_VERSION: i64 = -1;
 /// `"value"`: the strong entity tag of `value` (a version or a digest).
 pub fn strong(value: impl std::fmt::Display) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{value}\"")).expect("a number or a hex digest in quotes is a valid header value")
+}
+
+/// A JSON answer with its strong ETag (`tag`: the version a client sends back in `If-Match`,
+/// or a digest).
+pub fn tagged(status: StatusCode, tag: impl std::fmt::Display, body: impl serde::Serialize) -> Response {
+    (status, [(header::ETAG, strong(tag))], axum::Json(body)).into_response()
+}
+
+/// [`tagged`] for a resource just made: 201 with its `Location` (a path or an absolute URL).
+pub fn created(location: &str, tag: impl std::fmt::Display, body: impl serde::Serialize) -> Response {
+    let mut response = tagged(StatusCode::CREATED, tag, body);
+    if let Ok(location) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
 }
 
 /// One member of an entity-tag list.
@@ -134,6 +150,18 @@ mod tests {
         assert!(current(&["*"]));
         assert!(!current(&["\"x\""]));
         assert!(!current(&["\"ab\""]));
+    }
+
+    #[test]
+    fn a_tagged_answer_carries_its_etag_and_a_created_one_its_location() {
+        let ok = tagged(StatusCode::OK, 3, serde_json::json!({"id": 1}));
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert_eq!(ok.headers()[header::ETAG], "\"3\"");
+        assert_eq!(ok.headers()[header::CONTENT_TYPE], "application/json");
+        let made = created("/api/wishes/1", 1, serde_json::json!({"id": 1}));
+        assert_eq!(made.status(), StatusCode::CREATED);
+        assert_eq!(made.headers()[header::LOCATION], "/api/wishes/1");
+        assert_eq!(made.headers()[header::ETAG], "\"1\"");
     }
 
     #[test]

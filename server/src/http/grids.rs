@@ -11,13 +11,13 @@
 
 use std::collections::HashMap;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ErrorBody;
@@ -28,16 +28,16 @@ use super::principal::Planner;
 use crate::ogc::edit::Actor;
 use crate::ogc::grid_ops::{self, GridSummary, HistoryEntry};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/grids/at", get(grid_at))
-        .route("/api/grids/gaps", get(get_gaps))
-        .route("/api/grids/balance", get(get_balance))
-        .route("/api/grids/merge", post(merge_grids))
-        .route("/api/grids/{id}/history", get(get_history))
-        .route("/api/grids/{id}/revert", post(revert_grid))
-        .route("/api/grids/{id}/split", post(split_grid))
-        .route("/api/grids/{id}/preview", post(preview_grid))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(grid_at))
+        .routes(routes!(get_gaps))
+        .routes(routes!(get_balance))
+        .routes(routes!(merge_grids))
+        .routes(routes!(get_history))
+        .routes(routes!(revert_grid))
+        .routes(routes!(split_grid))
+        .routes(routes!(preview_grid))
 }
 
 /// The grid covering a point, as the public card shows it.
@@ -237,7 +237,7 @@ pub(crate) async fn revert_grid(
     .await?;
     state.changes().map_changed(&w.changed).await;
     let grid: Value = serde_json::from_str(&w.feature).unwrap_or(Value::Null);
-    Ok(([(header::ETAG, etag::strong(w.etag))], Json(RevertResult { grid, warnings: w.warnings })).into_response())
+    Ok(etag::tagged(StatusCode::OK, w.etag, RevertResult { grid, warnings: w.warnings }))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -7,18 +7,19 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
 
 use super::AppState;
+use super::routes::plain_routes;
 use crate::db;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+pub fn router() -> OpenApiRouter<AppState> {
+    plain_routes!(OpenApiRouter::new(), "/healthz" => get(healthz), "/readyz" => get(readyz))
 }
 
 async fn healthz() -> impl IntoResponse {

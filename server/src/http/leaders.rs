@@ -8,11 +8,11 @@
 
 use std::collections::HashMap;
 
-use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ErrorBody;
@@ -23,14 +23,14 @@ use super::principal::{Auth, BuildingLeader, Planner};
 use crate::auth::Role;
 use crate::leaders::{self, CoverageReport, MyBuildings, NewLeader, Renewal, Term};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/leaders/coverage", get(get_coverage))
-        .route("/api/leaders/me", get(get_my_buildings))
-        .route("/api/leaders/{id}", get(get_term))
-        .route("/api/leaders/{id}/renew", post(renew_term))
-        .route("/api/leaders/{id}/replace", post(replace_leader))
-        .route("/api/leaders/{id}/end", post(end_term))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_coverage))
+        .routes(routes!(get_my_buildings))
+        .routes(routes!(get_term))
+        .routes(routes!(renew_term))
+        .routes(routes!(replace_leader))
+        .routes(routes!(end_term))
 }
 
 const IF_MATCH: &str = "send If-Match with the term's ETag (GET /api/leaders/{id} first)";
@@ -89,17 +89,11 @@ pub(crate) async fn get_term(State(state): State<AppState>, auth: Auth, Path(id)
     if !leaders::in_county(&state.pool, term.building_id, me.county_id).await? {
         return Err(ApiError::not_found(format!("leader term {id}")));
     }
-    Ok(([(header::ETAG, etag::strong(term.version))], Json(term)).into_response())
+    Ok(etag::tagged(StatusCode::OK, term.version, term))
 }
 
 fn created(term: Term) -> Response {
-    (
-        StatusCode::CREATED,
-        [(header::LOCATION, format!("/api/leaders/{}", term.id))],
-        [(header::ETAG, etag::strong(term.version))],
-        Json(term),
-    )
-        .into_response()
+    etag::created(&format!("/api/leaders/{}", term.id), term.version, term)
 }
 
 /// `POST /api/leaders/{id}/renew` → 201: the same leader's next term (一年一聘), from the day after
@@ -177,5 +171,5 @@ pub(crate) async fn end_term(
     let version = etag::required_version(&headers, IF_MATCH)?;
     let term = leaders::end(&state.pool, id, version, me.county_id).await?;
     state.changes().leaders_changed(term.building_id).await;
-    Ok(([(header::ETAG, etag::strong(term.version))], Json(term)).into_response())
+    Ok(etag::tagged(StatusCode::OK, term.version, term))
 }

@@ -5,16 +5,16 @@
 
 use std::fmt::Write as _;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
 
 use super::AppState;
+use super::routes::plain_routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(get_metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    plain_routes!(OpenApiRouter::new(), "/metrics" => get(get_metrics))
 }
 
 async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -25,6 +25,7 @@ pub mod points;
 pub mod principal;
 pub mod reports;
 pub mod rounds;
+pub mod routes;
 pub mod security_headers;
 pub mod sentiment;
 pub mod static_files;
@@ -42,6 +43,7 @@ use axum::Router;
 use axum::http::Uri;
 use sqlx::PgPool;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 use self::error::ApiError;
 
@@ -90,17 +92,10 @@ impl AppState {
     }
 }
 
-/// The whole application as a router (no port bound).
-pub fn app(state: AppState) -> Router {
-    let web = static_files::serve_dir(&state.web_dir, axum::routing::any(not_found).with_state(()));
-    let web = Router::new().fallback_service(web).layer(axum::middleware::from_fn_with_state(
-        static_files::VendorVersions::read(&state.web_dir),
-        static_files::cache_control,
-    ));
-    let index_html = std::fs::read_to_string(state.web_dir.join("index.html")).ok();
-    let security =
-        Arc::new(security_headers::SecurityHeaders::new(index_html.as_deref(), state.urls.basemap_url.as_deref()));
-    Router::new()
+/// Every handler module's routes with their OpenAPI operations (`routes.rs` says how a module
+/// declares them).
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(health::router())
         .merge(auth::router())
         .merge(admin::router())
@@ -121,8 +116,29 @@ pub fn app(state: AppState) -> Router {
         .merge(sentiment::router())
         .merge(wishes::router())
         .merge(emergency::router())
-        .merge(openapi::router())
         .merge(open311::router())
+}
+
+/// Every (method, path template) the server routes, documented in `/api/openapi.json` or not
+/// (the authorization table's test reads it); Swagger UI and the static files are not in it.
+pub fn route_list() -> Vec<routes::Route> {
+    routes::list(routes().get_openapi())
+}
+
+/// The whole application as a router (no port bound).
+pub fn app(state: AppState) -> Router {
+    let web = static_files::serve_dir(&state.web_dir, axum::routing::any(not_found).with_state(()));
+    let web = Router::new().fallback_service(web).layer(axum::middleware::from_fn_with_state(
+        static_files::VendorVersions::read(&state.web_dir),
+        static_files::cache_control,
+    ));
+    let index_html = std::fs::read_to_string(state.web_dir.join("index.html")).ok();
+    let security =
+        Arc::new(security_headers::SecurityHeaders::new(index_html.as_deref(), state.urls.basemap_url.as_deref()));
+    let (api, operations) = routes().split_for_parts();
+    Router::new()
+        .merge(api)
+        .merge(openapi::router(openapi::document(operations)))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(web)
         .layer(axum::middleware::from_fn(input::check_inputs))

@@ -11,18 +11,18 @@
 //! Features answers carry `Content-Crs` (always CRS84); one feature carries `self` and
 //! `collection` links beside its strong ETag.
 
-use axum::Router;
 use axum::extract::{FromRequestParts, RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::etag;
 use super::extract::{Json, Path};
 use super::principal::{Auth, bearer_token};
+use super::routes::plain_routes;
 use super::urls::BaseUrl;
 use crate::api_keys::{self, Scope};
 use crate::auth::Role;
@@ -30,20 +30,20 @@ use crate::ogc::edit::{self, Actor, Precondition};
 use crate::ogc::features::{self, DEFAULT_LIMIT, ItemsQuery, MAX_LIMIT};
 use crate::ogc::{self, Collection, Kind, collections, cql};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ogc", get(landing))
-        .route("/ogc/", get(landing))
-        .route("/ogc/conformance", get(conformance))
-        .route("/ogc/api", get(api))
-        .route("/ogc/collections", get(list_collections))
-        .route("/ogc/collections/{collection}", get(get_collection))
-        .route("/ogc/collections/{collection}/queryables", get(queryables))
-        .route("/ogc/collections/{collection}/items", get(get_items).post(create_item).options(items_options))
-        .route(
-            "/ogc/collections/{collection}/items/{id}",
+/// Outside `/api/openapi.json`: OGC API – Features describes itself at `/ogc/api`.
+pub fn router() -> OpenApiRouter<AppState> {
+    plain_routes!(OpenApiRouter::new(),
+        "/ogc" => get(landing),
+        "/ogc/" => get(landing),
+        "/ogc/conformance" => get(conformance),
+        "/ogc/api" => get(api),
+        "/ogc/collections" => get(list_collections),
+        "/ogc/collections/{collection}" => get(get_collection),
+        "/ogc/collections/{collection}/queryables" => get(queryables),
+        "/ogc/collections/{collection}/items" => get(get_items).post(create_item).options(items_options),
+        "/ogc/collections/{collection}/items/{id}" =>
             get(get_item).put(replace_item).patch(patch_item).delete(delete_item).options(item_options),
-        )
+    )
 }
 
 /// Part 4 §7 (discovery): QGIS ≥ 3.32 asks `OPTIONS` before it offers editing and reads

@@ -7,40 +7,38 @@
 //! in XML. `api_key` is a static API key with the `open311` scope (`gridmap apikey add`), or,
 //! as before, a login token. Requests go through the same intake as `/api/reports`.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
 
 use super::AppState;
 use super::extract::{Path, Query};
+use super::routes::plain_routes;
 use super::urls::BaseUrl;
 use crate::api_keys::{self, Scope};
 use crate::reports::intake::{self, IntakeError, Outcome};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/open311/v2/discovery.json", get(async |BaseUrl(base): BaseUrl| discovery(&base, Format::Json)))
-        .route("/open311/v2/discovery.xml", get(async |BaseUrl(base): BaseUrl| discovery(&base, Format::Xml)))
-        .route("/open311/v2/services.json", get(async |s: State<AppState>| services(s, Format::Json).await))
-        .route("/open311/v2/services.xml", get(async |s: State<AppState>| services(s, Format::Xml).await))
-        .route("/open311/v2/services/{file}", get(service_definition))
-        .route(
-            "/open311/v2/requests.json",
+/// Outside `/api/openapi.json`: GeoReport v2 is its own specification.
+pub fn router() -> OpenApiRouter<AppState> {
+    plain_routes!(OpenApiRouter::new(),
+        "/open311/v2/discovery.json" => get(async |BaseUrl(base): BaseUrl| discovery(&base, Format::Json)),
+        "/open311/v2/discovery.xml" => get(async |BaseUrl(base): BaseUrl| discovery(&base, Format::Xml)),
+        "/open311/v2/services.json" => get(async |s: State<AppState>| services(s, Format::Json).await),
+        "/open311/v2/services.xml" => get(async |s: State<AppState>| services(s, Format::Xml).await),
+        "/open311/v2/services/{file}" => get(service_definition),
+        "/open311/v2/requests.json" =>
             get(async |s: State<AppState>, q: Query<RequestsQuery>| list_requests(s, q, Format::Json).await)
                 .post(async |s: State<AppState>, h: HeaderMap, b: Bytes| create_request(s, h, b, Format::Json).await),
-        )
-        .route(
-            "/open311/v2/requests.xml",
+        "/open311/v2/requests.xml" =>
             get(async |s: State<AppState>, q: Query<RequestsQuery>| list_requests(s, q, Format::Xml).await)
                 .post(async |s: State<AppState>, h: HeaderMap, b: Bytes| create_request(s, h, b, Format::Xml).await),
-        )
-        .route("/open311/v2/requests/{file}", get(get_request))
+        "/open311/v2/requests/{file}" => get(get_request),
+    )
 }
 
 /// The two representations GeoReport v2 defines, chosen by the path's extension.

@@ -1,7 +1,9 @@
 //! `GET /api/openapi.json` (utoipa) and Swagger UI at `/api/docs` (vendored: no CDN).
 //!
 //! Each operation is documented on its handler, next to the code whose statuses and bodies it
-//! describes; this file lists them and owns the shared error body.
+//! describes, and registered with it by its module's router (`routes.rs`); this file adds what
+//! the whole document shares: its info, the bearer scheme, the error body and the statuses the
+//! shared layers give.
 
 use axum::Router;
 use utoipa::OpenApi;
@@ -10,48 +12,13 @@ use utoipa_swagger_ui::SwaggerUi;
 use super::AppState;
 use super::error::ErrorBody;
 
+/// What the document says beside its operations: the title, the bearer scheme and the shared
+/// error body. The operations come from the handler modules' routers (`routes.rs`).
 #[derive(OpenApi)]
 #[openapi(
     info(title = "gridmap API", description = "Grid governance map service for Yiyuan county: mobile-probe reports, workflow, points."),
-    paths(
-        super::auth::login, super::auth::logout,
-        super::reports::list_categories, super::reports::create_report, super::reports::create_reports_batch,
-        super::reports::list_reports, super::reports::get_report, super::reports::create_transition, super::reports::get_photo,
-        super::reports::get_feedback_photo,
-        super::reports::hexbins, super::reports::stream,
-        super::stats::get_stats, super::points::get_my_points, super::points::get_leaderboard,
-        super::stations::list_stations, super::stations::nearest_stations, super::stations::get_station,
-        super::stations::check_in, super::stations::station_visits, super::stations::county_visits, super::stations::station_qr,
-        super::suggestions::create_suggestion, super::suggestions::list_suggestions, super::suggestions::answer_suggestion,
-        super::grids::grid_at, super::grids::get_gaps, super::grids::get_balance, super::grids::get_history,
-        super::grids::revert_grid, super::grids::split_grid, super::grids::preview_grid, super::grids::merge_grids,
-        super::counties::list_counties,
-        super::admin::list_accounts, super::admin::create_account, super::admin::get_account,
-        super::admin::update_account, super::admin::assign_grids, super::admin::revoke_tokens,
-        super::buildings::get_leader_sign, super::buildings::list_building_leaders, super::buildings::assign_leader,
-        super::leaders::get_coverage, super::leaders::get_my_buildings, super::leaders::get_term,
-        super::leaders::renew_term, super::leaders::replace_leader, super::leaders::end_term,
-        super::api_keys::list_api_keys, super::api_keys::create_api_key, super::api_keys::revoke_api_key,
-        super::rounds::list_rounds, super::rounds::open_round, super::rounds::get_round,
-        super::rounds::list_round_buildings, super::rounds::list_visits, super::rounds::record_visit,
-        super::rounds::close_round,
-        super::sentiment::list_tags, super::sentiment::list_entries, super::sentiment::create_entry,
-        super::sentiment::entry_to_report,
-        super::points::get_rules, super::points::get_rule, super::points::update_rule, super::points::get_rankings, super::points::list_items, super::points::get_item,
-        super::points::create_item, super::points::update_item, super::points::redeem, super::points::list_redemptions,
-        super::points::get_redemption, super::points::hand_over, super::points::cancel_redemption,
-        super::wishes::list_wish_categories, super::wishes::list_wishes, super::wishes::create_wish,
-        super::wishes::list_my_wishes, super::wishes::get_wish, super::wishes::create_wish_transition,
-        super::wishes::get_wish_stats, super::wishes::get_open_counts, super::wishes::attach_wish_photo,
-        super::wishes::get_wish_photo,
-        super::emergency::list_episodes, super::emergency::start_episode, super::emergency::get_episode,
-        super::emergency::end_episode, super::emergency::get_episode_history, super::emergency::create_checkin,
-        super::emergency::get_episode_grid, super::emergency::create_task, super::emergency::finish_task,
-        super::emergency::get_my_episodes, super::emergency::list_members, super::emergency::create_member,
-        super::emergency::list_squads, super::emergency::create_squad, super::emergency::list_areas,
-    ),
     components(schemas(ErrorBody)),
-    modifiers(&BearerAuth, &CommonResponses),
+    modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;
 
@@ -134,6 +101,16 @@ impl utoipa::Modify for CommonResponses {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", ApiDoc::openapi()))
+/// The served document: `operations` (every module's, plain routes left out) with what
+/// [`ApiDoc`] adds, and the shared layers' statuses on every operation.
+pub fn document(operations: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(super::routes::served(operations));
+    utoipa::Modify::modify(&CommonResponses, &mut doc);
+    doc
+}
+
+/// `/api/openapi.json` and Swagger UI over `doc`.
+pub fn router(doc: utoipa::openapi::OpenApi) -> Router<AppState> {
+    Router::new().merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", doc))
 }

@@ -3,13 +3,13 @@
 //! per `Idempotency-Key`, as report intake), their hand-over and cancelling, and the yearly
 //! 最美 rankings. The rules live in `crate::points`.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::Datelike;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
@@ -23,19 +23,19 @@ use crate::points::rankings::{self, Ranking};
 use crate::points::{self as market_points, PointsError, Rule, RulePatch, Rules};
 use crate::reports::points::{self, Balance, LeaderboardRow};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/points/me", get(get_my_points))
-        .route("/api/points/leaderboard", get(get_leaderboard))
-        .route("/api/points/rules", get(get_rules))
-        .route("/api/points/rules/{id}", get(get_rule).patch(update_rule))
-        .route("/api/points/rankings", get(get_rankings))
-        .route("/api/points/catalogue", get(list_items).post(create_item))
-        .route("/api/points/catalogue/{id}", get(get_item).patch(update_item))
-        .route("/api/points/redemptions", get(list_redemptions).post(redeem))
-        .route("/api/points/redemptions/{id}", get(get_redemption))
-        .route("/api/points/redemptions/{id}/handover", post(hand_over))
-        .route("/api/points/redemptions/{id}/cancel", post(cancel_redemption))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_my_points))
+        .routes(routes!(get_leaderboard))
+        .routes(routes!(get_rules))
+        .routes(routes!(get_rule, update_rule))
+        .routes(routes!(get_rankings))
+        .routes(routes!(list_items, create_item))
+        .routes(routes!(get_item, update_item))
+        .routes(routes!(list_redemptions, redeem))
+        .routes(routes!(get_redemption))
+        .routes(routes!(hand_over))
+        .routes(routes!(cancel_redemption))
 }
 
 impl From<PointsError> for ApiError {
@@ -107,16 +107,13 @@ pub async fn get_rules(State(state): State<AppState>) -> ApiResult<Json<Rules>> 
     Ok(Json(market_points::rules(&state.pool).await?))
 }
 
-fn rule_with_etag(rule: &Rule) -> Response {
-    (StatusCode::OK, [(header::ETAG, etag::strong(rule.version))], Json(rule)).into_response()
-}
-
 /// `GET /api/points/rules/{id}`: one rule with its ETag (public, as the list).
 #[utoipa::path(get, path = "/api/points/rules/{id}", tag = "points", params(("id" = i64, Path)),
     responses((status = 200, body = Rule, headers(("ETag" = String, description = "The rule's version"))),
         (status = 404, description = "No such rule", body = ErrorBody)))]
 pub async fn get_rule(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Response> {
-    Ok(rule_with_etag(&market_points::rule(&state.pool, id).await?))
+    let rule = market_points::rule(&state.pool, id).await?;
+    Ok(etag::tagged(StatusCode::OK, rule.version, rule))
 }
 
 /// `PATCH /api/points/rules/{id}`: change what an event earns a group, or switch the rule off
@@ -141,7 +138,8 @@ pub async fn update_rule(
     let version =
         etag::required_version(&headers, "send If-Match with the rule's ETag (GET /api/points/rules/{id} first)")?;
     let patch: RulePatch = typed_body(&body)?;
-    Ok(rule_with_etag(&market_points::update_rule(&state.pool, &me, id, version, &patch).await?))
+    let rule = market_points::update_rule(&state.pool, &me, id, version, &patch).await?;
+    Ok(etag::tagged(StatusCode::OK, rule.version, rule))
 }
 
 /// Query string of `GET /api/points/rankings`.
@@ -199,16 +197,6 @@ pub async fn list_items(
     Ok(Json(items))
 }
 
-fn with_etag(status: StatusCode, item: &Item) -> Response {
-    let mut response = (status, [(header::ETAG, etag::strong(item.version))], Json(item)).into_response();
-    if status == StatusCode::CREATED
-        && let Ok(v) = HeaderValue::from_str(&format!("/api/points/catalogue/{}", item.id))
-    {
-        response.headers_mut().insert(header::LOCATION, v);
-    }
-    response
-}
-
 /// `GET /api/points/catalogue/{id}`: one item with its ETag (an inactive one: planners and admins).
 #[utoipa::path(get, path = "/api/points/catalogue/{id}", tag = "points", params(("id" = i64, Path)),
     responses((status = 200, body = Item, headers(("ETag" = String, description = "The item's version"))),
@@ -218,7 +206,8 @@ pub async fn get_item(
     MaybeAuth(me): MaybeAuth,
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
-    Ok(with_etag(StatusCode::OK, &market::item(&state.pool, me.as_ref(), id).await?))
+    let item = market::item(&state.pool, me.as_ref(), id).await?;
+    Ok(etag::tagged(StatusCode::OK, item.version, item))
 }
 
 /// `POST /api/points/catalogue` → 201: a new item (planners and admins).
@@ -234,7 +223,8 @@ pub async fn create_item(
     Json(body): Json<serde_json::Value>,
 ) -> ApiResult<Response> {
     let body: NewItem = typed_body(&body)?;
-    Ok(with_etag(StatusCode::CREATED, &market::create_item(&state.pool, &me, &body).await?))
+    let item = market::create_item(&state.pool, &me, &body).await?;
+    Ok(etag::created(&format!("/api/points/catalogue/{}", item.id), item.version, item))
 }
 
 const IF_MATCH: &str = "send If-Match with the item's ETag (GET /api/points/catalogue/{id} first)";
@@ -259,7 +249,8 @@ pub async fn update_item(
 ) -> ApiResult<Response> {
     let version = etag::required_version(&headers, IF_MATCH)?;
     let patch: ItemPatch = typed_body(&body)?;
-    Ok(with_etag(StatusCode::OK, &market::update_item(&state.pool, &me, id, version, &patch).await?))
+    let item = market::update_item(&state.pool, &me, id, version, &patch).await?;
+    Ok(etag::tagged(StatusCode::OK, item.version, item))
 }
 
 /// `POST /api/points/redemptions` → 201: redeem an item — the points are debited and the stock

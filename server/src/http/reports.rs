@@ -4,18 +4,18 @@
 
 use std::convert::Infallible;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use futures::Stream;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::AppState;
@@ -34,20 +34,17 @@ const MAX_MULTIPART_BYTES: usize = 3 * photos::MAX_PHOTO_BYTES + 64 * 1024;
 /// Most items in one offline batch.
 pub const MAX_BATCH_ITEMS: usize = 100;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/report-categories", get(list_categories))
-        .route("/api/reports", post(create_report).get(list_reports).layer(DefaultBodyLimit::max(MAX_MULTIPART_BYTES)))
-        .route("/api/reports/batch", post(create_reports_batch))
-        .route("/api/reports/hexbins", get(hexbins))
-        .route("/api/reports/stream", get(stream))
-        .route("/api/reports/{id}", get(get_report))
-        .route(
-            "/api/reports/{id}/transitions",
-            post(create_transition).layer(DefaultBodyLimit::max(MAX_MULTIPART_BYTES)),
-        )
-        .route("/api/reports/{id}/photos/{n}", get(get_photo))
-        .route("/api/reports/{id}/feedback-photos/{n}", get(get_feedback_photo))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_categories))
+        .routes(routes!(create_report, list_reports).layer(DefaultBodyLimit::max(MAX_MULTIPART_BYTES)))
+        .routes(routes!(create_reports_batch))
+        .routes(routes!(hexbins))
+        .routes(routes!(stream))
+        .routes(routes!(get_report))
+        .routes(routes!(create_transition).layer(DefaultBodyLimit::max(MAX_MULTIPART_BYTES)))
+        .routes(routes!(get_photo))
+        .routes(routes!(get_feedback_photo))
 }
 
 impl From<IntakeError> for ApiError {
@@ -502,10 +499,7 @@ pub async fn get_report(
     let view = workflow::get_report(&state.pool, id, viewer.as_ref())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no report {id}")))?;
-    let tag = etag::strong(view.version);
-    let mut response = axum::Json(view).into_response();
-    response.headers_mut().insert(header::ETAG, tag);
-    Ok(response)
+    Ok(etag::tagged(StatusCode::OK, view.version, view))
 }
 
 /// The `n`th photo of a report (1 to `photo_count`, in the order sent), as stored: metadata
@@ -638,9 +632,7 @@ pub async fn create_transition(
     let view = workflow::get_report(&state.pool, id, Some(&actor))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no report {id}")))?;
-    let mut response = axum::Json(view).into_response();
-    response.headers_mut().insert(header::ETAG, etag::strong(version));
-    Ok(response)
+    Ok(etag::tagged(StatusCode::OK, version, view))
 }
 
 /// The multipart form of a transition: the JSON in a part `transition`, "after" photos in parts

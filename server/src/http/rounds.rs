@@ -2,12 +2,12 @@
 //! per-grid progress, its buildings, visits (recorded once per `Idempotency-Key`, as report
 //! intake) and closing. The rules are in `crate::rounds`.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
@@ -17,13 +17,13 @@ use crate::rounds::{
     self, BuildingProgress, ListFilter, OpenRound, RecordVisit, RoundError, RoundView, VisitOutcome, VisitView,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/rounds", get(list_rounds).post(open_round))
-        .route("/api/rounds/{id}", get(get_round))
-        .route("/api/rounds/{id}/buildings", get(list_round_buildings))
-        .route("/api/rounds/{id}/visits", get(list_visits).post(record_visit))
-        .route("/api/rounds/{id}/close", post(close_round))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_rounds, open_round))
+        .routes(routes!(get_round))
+        .routes(routes!(list_round_buildings))
+        .routes(routes!(list_visits, record_visit))
+        .routes(routes!(close_round))
 }
 
 impl From<RoundError> for ApiError {

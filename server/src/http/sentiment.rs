@@ -2,13 +2,13 @@
 //! workers, planners and admins; an entry turns into a report in one action. The rules are in
 //! `crate::sentiment`.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ApiResult;
@@ -16,11 +16,11 @@ use super::extract::{Json, Path, Query};
 use super::principal::FieldWork;
 use crate::sentiment::{self, CreateEntry, EntryFilter, EntryToReport, EntryView, TAGS, Tag};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/sentiment", get(list_entries).post(create_entry))
-        .route("/api/sentiment/tags", get(list_tags))
-        .route("/api/sentiment/{id}/report", post(entry_to_report))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_entries, create_entry))
+        .routes(routes!(list_tags))
+        .routes(routes!(entry_to_report))
 }
 
 /// Query string of `GET /api/sentiment`.

@@ -11,12 +11,12 @@
 
 use std::collections::HashMap;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::ErrorBody;
@@ -33,14 +33,14 @@ const DEFAULT_NEAREST: i64 = 5;
 /// Longest search text; the list has 48 short names, so anything longer is a mistake.
 const MAX_QUERY_CHARS: usize = 100;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/stations", get(list_stations))
-        .route("/api/stations/nearest", get(nearest_stations))
-        .route("/api/stations/visits", get(county_visits))
-        .route("/api/stations/{id}", get(get_station))
-        .route("/api/stations/{id}/visits", get(station_visits).post(check_in))
-        .route("/api/stations/{id}/qr.svg", get(station_qr))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_stations))
+        .routes(routes!(nearest_stations))
+        .routes(routes!(county_visits))
+        .routes(routes!(get_station))
+        .routes(routes!(station_visits, check_in))
+        .routes(routes!(station_qr))
 }
 
 impl From<station_visits::Error> for ApiError {

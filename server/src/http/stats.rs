@@ -3,11 +3,11 @@
 //! (`wishes`: published, claimed, completed, completion rate, median time to a claim) for a
 //! grid, a community, a subdistrict or a county.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
@@ -15,8 +15,8 @@ use super::extract::{Json, Query};
 use crate::reports::workflow::{self, Stats};
 use crate::wishes::{self, WishStats};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/stats", get(get_stats))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_stats))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

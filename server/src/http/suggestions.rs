@@ -6,11 +6,11 @@
 
 use std::collections::HashMap;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
@@ -18,10 +18,8 @@ use super::extract::{Json, Path, Query};
 use super::principal::{Answerer, Auth};
 use crate::station_visits::{self, BoxFilter, NewAnswer, NewSuggestion, SuggestionView};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/suggestions", get(list_suggestions).post(create_suggestion))
-        .route("/api/suggestions/{id}/answer", post(answer_suggestion))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_suggestions, create_suggestion)).routes(routes!(answer_suggestion))
 }
 
 /// `POST /api/suggestions` → 201: into a station's box (`station_id`) or the county's (none).

@@ -13,19 +13,19 @@
 //! matchit 0.8 (axum 0.8) cannot match a parameter followed by a suffix (`{y}.mvt`) or tell
 //! `{layers}.json` from `style.json`, so the last segment is captured whole and parsed here.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use gridmap_tiles::schema::{STYLE_SOURCES, balance_classes_json, style_layers, vector_layers_json};
 use gridmap_tiles::{LayerSet, TileCoord, TileError, tile::MAX_ZOOM};
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::etag;
 use super::extract::Path;
+use super::routes::plain_routes;
 use super::urls::BaseUrl;
 
 /// The registered media type for MVT.
@@ -33,8 +33,11 @@ pub const MVT_CONTENT_TYPE: &str = "application/vnd.mapbox-vector-tile";
 /// Tiles are never stale in our cache, but a browser must ask again (cheaply, with its ETag).
 const TILE_CACHE_CONTROL: &str = "public, max-age=0, must-revalidate";
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/tiles/{file}", get(get_tiles_document)).route("/tiles/{layers}/{z}/{x}/{file}", get(get_tile))
+pub fn router() -> OpenApiRouter<AppState> {
+    plain_routes!(OpenApiRouter::new(),
+        "/tiles/{file}" => get(get_tiles_document),
+        "/tiles/{layers}/{z}/{x}/{file}" => get(get_tile),
+    )
 }
 
 fn parse_layers(list: &str) -> ApiResult<LayerSet> {

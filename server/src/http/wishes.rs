@@ -5,13 +5,13 @@
 
 use std::collections::HashMap;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
@@ -20,19 +20,16 @@ use super::extract::{Json, Path, Query, typed_body};
 use super::principal::{Auth, MaybeAuth};
 use crate::wishes::{self, CreateWish, ListFilter, StatsReport, WishError, WishState, WishTransition, WishView};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/wishes", get(list_wishes).post(create_wish))
-        .route("/api/wishes/categories", get(list_wish_categories))
-        .route("/api/wishes/mine", get(list_my_wishes))
-        .route("/api/wishes/stats", get(get_wish_stats))
-        .route("/api/wishes/open-counts", get(get_open_counts))
-        .route("/api/wishes/{id}", get(get_wish))
-        .route("/api/wishes/{id}/transitions", post(create_wish_transition))
-        .route(
-            "/api/wishes/{id}/photo",
-            get(get_wish_photo).post(attach_wish_photo).layer(DefaultBodyLimit::max(MAX_PHOTO_BODY)),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_wishes, create_wish))
+        .routes(routes!(list_wish_categories))
+        .routes(routes!(list_my_wishes))
+        .routes(routes!(get_wish_stats))
+        .routes(routes!(get_open_counts))
+        .routes(routes!(get_wish))
+        .routes(routes!(create_wish_transition))
+        .routes(routes!(get_wish_photo, attach_wish_photo).layer(DefaultBodyLimit::max(MAX_PHOTO_BODY)))
 }
 
 /// One photo of at most 5 MB and the multipart framing around it.
@@ -56,11 +53,6 @@ impl From<WishError> for ApiError {
             WishError::Database(e) => ApiError::Database(e),
         }
     }
-}
-
-/// A wish with its version as the ETag.
-fn with_etag(status: StatusCode, view: WishView) -> Response {
-    (status, [(header::ETAG, etag::strong(view.version))], Json(view)).into_response()
 }
 
 /// One category of wishes.
@@ -167,12 +159,7 @@ pub async fn create_wish(
     wishes::may_publish(&actor)?;
     let body: CreateWish = typed_body(&body)?;
     let view = wishes::publish(&state.pool, &actor, &body).await?;
-    let location = format!("/api/wishes/{}", view.id);
-    let mut response = with_etag(StatusCode::CREATED, view);
-    if let Ok(v) = location.parse() {
-        response.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(response)
+    Ok(etag::created(&format!("/api/wishes/{}", view.id), view.version, view))
 }
 
 /// `GET /api/wishes/mine`: the signed-in account's wishes — published by or for them, entered
@@ -194,7 +181,8 @@ pub async fn get_wish(
     MaybeAuth(viewer): MaybeAuth,
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
-    Ok(with_etag(StatusCode::OK, wishes::get(&state.pool, id, viewer.as_ref()).await?))
+    let view = wishes::get(&state.pool, id, viewer.as_ref()).await?;
+    Ok(etag::tagged(StatusCode::OK, view.version, view))
 }
 
 /// `POST /api/wishes/{id}/transitions`: a step of a wish — `claimed` (first come; a second
@@ -222,7 +210,7 @@ pub async fn create_wish_transition(
     let body: WishTransition = typed_body(&body)?;
     let if_match = etag::if_match_version(&headers)?;
     let view = wishes::transition(&state.pool, id, &actor, if_match, &body).await?;
-    Ok(with_etag(StatusCode::OK, view))
+    Ok(etag::tagged(StatusCode::OK, view.version, view))
 }
 
 /// Query string of the metrics and counts.
@@ -332,7 +320,8 @@ pub async fn attach_wish_photo(
         stored = Some(crate::reports::photos::check_and_strip(&bytes).map_err(|m| ApiError::field("photo", m))?);
     }
     let photo = stored.ok_or_else(|| ApiError::field("photo", "no part named `photo`"))?;
-    Ok(with_etag(StatusCode::OK, wishes::set_photo(&state.pool, id, &actor, &photo).await?))
+    let view = wishes::set_photo(&state.pool, id, &actor, &photo).await?;
+    Ok(etag::tagged(StatusCode::OK, view.version, view))
 }
 
 /// `GET /api/wishes/{id}/photo`: the wish's photo as stored (metadata stripped) — for the

@@ -162,27 +162,10 @@ fn arity(op: &str, args: &[Box<Expr>], n: usize) -> Result<()> {
     if args.len() == n { Ok(()) } else { Err(Error::bad(format!("`{op}` takes {n} arguments, got {}", args.len()))) }
 }
 
+/// One operation of a predicate: logical, comparison or spatial (Part 3's conformance classes).
 fn push_operation(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, op: &str, args: &[Box<Expr>]) -> Result<()> {
     match op {
-        "and" | "or" => {
-            if args.is_empty() {
-                return Err(Error::bad(format!("`{op}` needs arguments")));
-            }
-            qb.push("(");
-            for (i, a) in args.iter().enumerate() {
-                if i > 0 {
-                    qb.push(if op == "and" { " and " } else { " or " });
-                }
-                push_predicate(qb, coll, a)?;
-            }
-            qb.push(")");
-        }
-        "not" => {
-            arity(op, args, 1)?;
-            qb.push("(not ");
-            push_predicate(qb, coll, &args[0])?;
-            qb.push(")");
-        }
+        "and" | "or" | "not" => push_logical(qb, coll, op, args),
         "=" | "<>" | "<" | "<=" | ">" | ">=" => {
             arity(op, args, 2)?;
             qb.push("(");
@@ -193,89 +176,123 @@ fn push_operation(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, op: &s
                 )));
             }
             qb.push(")");
+            Ok(())
         }
-        "like" => {
-            arity(op, args, 2)?;
-            qb.push("(");
-            let l = push_value(qb, coll, &args[0], Some(Ty::Text))?;
-            qb.push(" like ");
-            let r = push_value(qb, coll, &args[1], Some(Ty::Text))?;
-            if l != Ty::Text || r != Ty::Text {
-                return Err(Error::bad("LIKE compares text with a text pattern"));
-            }
-            qb.push(")");
-        }
-        "between" => {
-            arity(op, args, 3)?;
-            let hint = static_ty(coll, &args[0]);
-            qb.push("(");
-            let a = push_value(qb, coll, &args[0], None)?;
-            qb.push(" between ");
-            let b = push_value(qb, coll, &args[1], hint)?;
-            qb.push(" and ");
-            let c = push_value(qb, coll, &args[2], hint)?;
-            if !(compatible(a, b) && compatible(a, c) && matches!(a, Ty::Number | Ty::Time | Ty::Text)) {
-                return Err(Error::bad("BETWEEN needs a number, text or time and two bounds of the same type"));
-            }
-            qb.push(")");
-        }
-        "in" => {
-            arity(op, args, 2)?;
-            let Expr::Array(items) = &*args[1] else {
-                return Err(Error::bad("IN needs a list of values"));
-            };
-            if items.is_empty() {
-                qb.push("false");
-                return Ok(());
-            }
-            let hint = static_ty(coll, &args[0]);
-            qb.push("(");
-            let a = push_value(qb, coll, &args[0], None)?;
-            qb.push(" in (");
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    qb.push(", ");
-                }
-                let t = push_value(qb, coll, item, hint)?;
-                if !compatible(a, t) {
-                    return Err(Error::bad("IN list values must have the type of the property"));
-                }
-            }
-            qb.push("))");
-        }
+        "like" => push_like(qb, coll, args),
+        "between" => push_between(qb, coll, args),
+        "in" => push_in(qb, coll, args),
         "isNull" => {
             arity(op, args, 1)?;
             qb.push("(");
             push_value(qb, coll, &args[0], None)?;
             qb.push(" is null)");
+            Ok(())
         }
-        spatial if spatial.starts_with("s_") => {
-            arity(op, args, 2)?;
-            let function = match spatial {
-                "s_intersects" => "ST_Intersects",
-                "s_equals" => "ST_Equals",
-                "s_disjoint" => "ST_Disjoint",
-                "s_touches" => "ST_Touches",
-                "s_within" => "ST_Within",
-                "s_overlaps" => "ST_Overlaps",
-                "s_crosses" => "ST_Crosses",
-                "s_contains" => "ST_Contains",
-                other => return Err(Error::bad(format!("spatial operator `{other}` is not supported"))),
-            };
-            qb.push(function).push("(");
-            let a = push_value(qb, coll, &args[0], None)?;
+        spatial if spatial.starts_with("s_") => push_spatial(qb, coll, spatial, args),
+        other => Err(Error::bad(format!("operator `{other}` is not supported by this server (see /ogc/conformance)"))),
+    }
+}
+
+/// `and`, `or` (one or more predicates) and `not`.
+fn push_logical(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, op: &str, args: &[Box<Expr>]) -> Result<()> {
+    if op == "not" {
+        arity(op, args, 1)?;
+        qb.push("(not ");
+        push_predicate(qb, coll, &args[0])?;
+        qb.push(")");
+        return Ok(());
+    }
+    if args.is_empty() {
+        return Err(Error::bad(format!("`{op}` needs arguments")));
+    }
+    qb.push("(");
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 {
+            qb.push(if op == "and" { " and " } else { " or " });
+        }
+        push_predicate(qb, coll, a)?;
+    }
+    qb.push(")");
+    Ok(())
+}
+
+fn push_like(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, args: &[Box<Expr>]) -> Result<()> {
+    arity("like", args, 2)?;
+    qb.push("(");
+    let l = push_value(qb, coll, &args[0], Some(Ty::Text))?;
+    qb.push(" like ");
+    let r = push_value(qb, coll, &args[1], Some(Ty::Text))?;
+    if l != Ty::Text || r != Ty::Text {
+        return Err(Error::bad("LIKE compares text with a text pattern"));
+    }
+    qb.push(")");
+    Ok(())
+}
+
+fn push_between(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, args: &[Box<Expr>]) -> Result<()> {
+    arity("between", args, 3)?;
+    let hint = static_ty(coll, &args[0]);
+    qb.push("(");
+    let a = push_value(qb, coll, &args[0], None)?;
+    qb.push(" between ");
+    let b = push_value(qb, coll, &args[1], hint)?;
+    qb.push(" and ");
+    let c = push_value(qb, coll, &args[2], hint)?;
+    if !(compatible(a, b) && compatible(a, c) && matches!(a, Ty::Number | Ty::Time | Ty::Text)) {
+        return Err(Error::bad("BETWEEN needs a number, text or time and two bounds of the same type"));
+    }
+    qb.push(")");
+    Ok(())
+}
+
+/// `x IN (…)`; an empty list matches nothing.
+fn push_in(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, args: &[Box<Expr>]) -> Result<()> {
+    arity("in", args, 2)?;
+    let Expr::Array(items) = &*args[1] else {
+        return Err(Error::bad("IN needs a list of values"));
+    };
+    if items.is_empty() {
+        qb.push("false");
+        return Ok(());
+    }
+    let hint = static_ty(coll, &args[0]);
+    qb.push("(");
+    let a = push_value(qb, coll, &args[0], None)?;
+    qb.push(" in (");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
             qb.push(", ");
-            let b = push_value(qb, coll, &args[1], None)?;
-            qb.push(")");
-            if a != Ty::Geometry || b != Ty::Geometry {
-                return Err(Error::bad(format!("`{op}` compares two geometries")));
-            }
         }
-        other => {
-            return Err(Error::bad(format!(
-                "operator `{other}` is not supported by this server (see /ogc/conformance)"
-            )));
+        let t = push_value(qb, coll, item, hint)?;
+        if !compatible(a, t) {
+            return Err(Error::bad("IN list values must have the type of the property"));
         }
+    }
+    qb.push("))");
+    Ok(())
+}
+
+/// `S_INTERSECTS(a, b)` and the other spatial comparisons of two geometries, as PostGIS calls.
+fn push_spatial(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, op: &str, args: &[Box<Expr>]) -> Result<()> {
+    arity(op, args, 2)?;
+    let function = match op {
+        "s_intersects" => "ST_Intersects",
+        "s_equals" => "ST_Equals",
+        "s_disjoint" => "ST_Disjoint",
+        "s_touches" => "ST_Touches",
+        "s_within" => "ST_Within",
+        "s_overlaps" => "ST_Overlaps",
+        "s_crosses" => "ST_Crosses",
+        "s_contains" => "ST_Contains",
+        other => return Err(Error::bad(format!("spatial operator `{other}` is not supported"))),
+    };
+    qb.push(function).push("(");
+    let a = push_value(qb, coll, &args[0], None)?;
+    qb.push(", ");
+    let b = push_value(qb, coll, &args[1], None)?;
+    qb.push(")");
+    if a != Ty::Geometry || b != Ty::Geometry {
+        return Err(Error::bad(format!("`{op}` compares two geometries")));
     }
     Ok(())
 }
@@ -320,27 +337,7 @@ fn literal_text(expr: &Expr) -> Result<&str> {
 /// Append a value expression; returns its type. `hint` is the type of the other operand.
 fn push_value(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, expr: &Expr, hint: Option<Ty>) -> Result<Ty> {
     Ok(match expr {
-        Expr::Property { property } => match property.as_str() {
-            "id" => {
-                qb.push("id");
-                Ty::Number
-            }
-            "geometry" => {
-                qb.push("geom");
-                Ty::Geometry
-            }
-            name => {
-                let p = coll.property(name).ok_or_else(|| {
-                    Error::bad(format!(
-                        "unknown property `{name}` in filter; the queryables of `{}` are: id, geometry, {}",
-                        coll.id,
-                        coll.property_names()
-                    ))
-                })?;
-                qb.push(p.column);
-                prop_ty(p.ty)
-            }
-        },
+        Expr::Property { property } => push_property(qb, coll, property)?,
         Expr::Float(f) => {
             if !f.is_finite() {
                 return Err(Error::bad("numbers must be finite"));
@@ -373,29 +370,7 @@ fn push_value(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, expr: &Exp
             qb.push("ST_GeomFromText(").push_bind(wkt).push(", 4326)");
             Ty::Geometry
         }
-        Expr::BBox { bbox } => {
-            let nums: Vec<f64> = bbox
-                .iter()
-                .map(|b| match **b {
-                    Expr::Float(f) if f.is_finite() => Ok(f),
-                    _ => Err(Error::bad("BBOX takes numbers")),
-                })
-                .collect::<Result<_>>()?;
-            let [x0, y0, x1, y1] = match nums.as_slice() {
-                [x0, y0, x1, y1] | [x0, y0, _, x1, y1, _] => [*x0, *y0, *x1, *y1],
-                _ => return Err(Error::bad("BBOX takes 4 (or 6) numbers")),
-            };
-            qb.push("ST_MakeEnvelope(")
-                .push_bind(x0)
-                .push(", ")
-                .push_bind(y0)
-                .push(", ")
-                .push_bind(x1)
-                .push(", ")
-                .push_bind(y1)
-                .push(", 4326)");
-            Ty::Geometry
-        }
+        Expr::BBox { bbox } => push_bbox(qb, bbox)?,
         Expr::Null => {
             qb.push("null");
             Ty::Null
@@ -415,6 +390,63 @@ fn push_value(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, expr: &Exp
         }
         _ => return Err(Error::bad("this kind of value is not supported in filters")),
     })
+}
+
+/// A queryable property (`id`, `geometry` or a published column); an unknown one is a 400 that
+/// lists the queryables.
+fn push_property(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, name: &str) -> Result<Ty> {
+    Ok(match name {
+        "id" => {
+            qb.push("id");
+            Ty::Number
+        }
+        "geometry" => {
+            qb.push("geom");
+            Ty::Geometry
+        }
+        name => {
+            let p = coll.property(name).ok_or_else(|| {
+                Error::bad(format!(
+                    "unknown property `{name}` in filter; the queryables of `{}` are: id, geometry, {}",
+                    coll.id,
+                    coll.property_names()
+                ))
+            })?;
+            qb.push(p.column);
+            prop_ty(p.ty)
+        }
+    })
+}
+
+/// `BBOX(x0, y0, x1, y1)` (or with two heights, which are dropped) as a CRS84 envelope.
+fn push_bbox(qb: &mut QueryBuilder<'_, Postgres>, bbox: &[Box<Expr>]) -> Result<Ty> {
+    let nums: Vec<f64> = bbox
+        .iter()
+        .map(|b| match **b {
+            Expr::Float(f) if f.is_finite() => Ok(f),
+            _ => Err(Error::bad("BBOX takes numbers")),
+        })
+        .collect::<Result<_>>()?;
+    let [x0, y0, x1, y1] = match nums.as_slice() {
+        [x0, y0, x1, y1] | [x0, y0, _, x1, y1, _] => [*x0, *y0, *x1, *y1],
+        _ => return Err(Error::bad("BBOX takes 4 (or 6) numbers")),
+    };
+    push_envelope(qb, [x0, y0, x1, y1]);
+    Ok(Ty::Geometry)
+}
+
+/// `ST_MakeEnvelope(x0, y0, x1, y1, 4326)` with the corners bound (a filter's `BBOX`, the
+/// `bbox` parameter).
+pub(super) fn push_envelope(qb: &mut QueryBuilder<'_, Postgres>, [x0, y0, x1, y1]: [f64; 4]) {
+    qb.push("ST_MakeEnvelope(")
+        .push_bind(x0)
+        .push(", ")
+        .push_bind(y0)
+        .push(", ")
+        .push_bind(x1)
+        .push(", ")
+        .push_bind(y1)
+        .push(", 4326)");
 }
 
 #[cfg(test)]

@@ -99,16 +99,10 @@ fn push_feature_sql(qb: &mut QueryBuilder<'_, Postgres>, properties: &[&Property
 
 fn push_where(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, q: &ItemsQuery) -> Result<()> {
     qb.push(" where true");
-    if let Some([x0, y0, x1, y1]) = q.bbox {
-        qb.push(" and ST_Intersects(geom, ST_MakeEnvelope(")
-            .push_bind(x0)
-            .push(", ")
-            .push_bind(y0)
-            .push(", ")
-            .push_bind(x1)
-            .push(", ")
-            .push_bind(y1)
-            .push(", 4326))");
+    if let Some(bbox) = q.bbox {
+        qb.push(" and ST_Intersects(geom, ");
+        cql::push_envelope(qb, bbox);
+        qb.push(")");
     }
     for (p, value) in &q.equals {
         qb.push(" and ");

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::commit::{Row, insert_one};
+use super::commit::{Inserted, Row, insert_one};
 use super::fringe::{Fringe, Margin};
 use super::index::GridIndex;
 use super::resends::KeyAnswer;
@@ -345,20 +345,6 @@ pub async fn submit(
         .ok_or_else(|| field("location", "the point is outside Yiyuan county"))?;
     // Whole microseconds, as PostgreSQL stores it, so the in-memory copy matches the row.
     let now: DateTime<Utc> = Utc::now().trunc_subsecs(6);
-    let partial = json!({
-        "status": "submitted",
-        "version": 1,
-        "category": report.category.code,
-        "category_name": report.category.name_zh,
-        "description": report.description,
-        "location": {"lon": report.lon, "lat": report.lat, "crs": "wgs84"},
-        "input_location": {"lon": report.input_lon, "lat": report.input_lat, "crs": report.crs.as_str()},
-        "accuracy_m": report.accuracy_m,
-        "location_suspect": report.location_suspect,
-        "assignment": assignment.method.as_str(),
-        "photo_count": report.photos.len(),
-        "created_at": now,
-    });
     // Duplicates: the 20 nearest open reports of the category within its radius, from memory
     // (open_reports.rs; the same search as SQL's gridmap_possible_duplicates).
     reports.open.ensure_loaded(pool).await?;
@@ -386,33 +372,12 @@ pub async fn submit(
         hash: hash.clone(),
         photo_count: i32::try_from(report.photos.len()).unwrap_or(i32::MAX),
         created_at: now,
-        partial,
+        partial: created_body(report, &assignment, now),
         duplicates,
         actor: reporter.map_or("anonymous", |p| p.name.as_str()).to_string(),
         index_generation,
     };
-    // Without photos the one statement is its own transaction, written with whatever other
-    // reports arrive meanwhile (commit.rs: one statement, one durable commit for the batch).
-    let row = if report.photos.is_empty() {
-        reports.commit.insert(pool, row).await?
-    } else {
-        let mut tx = pool.begin().await?;
-        super::commit::lock_index(&mut tx).await?;
-        let stored = insert_one(&mut *tx, &row).await?;
-        if let Some((id, _, _)) = &stored {
-            for photo in &report.photos {
-                sqlx::query("insert into report_photo (report_id, media_type, bytes) values ($1, $2, $3)")
-                    .bind(id)
-                    .bind(photo.media_type)
-                    .bind(&photo.bytes)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        stored
-    };
-    let Some((id, grid_id, body)) = row else {
+    let Some((id, grid_id, body)) = store(pool, reports, row, &report.photos).await? else {
         let key = key.expect("only a keyed insert can conflict");
         return replay(pool, reports, key, &hash).await?.ok_or_else(|| {
             IntakeError::Database(sqlx::Error::Protocol("idempotency key conflict without a stored report".into()))
@@ -432,6 +397,49 @@ pub async fn submit(
         })
         .await;
     Ok(Outcome::Created { id, grid_id, body })
+}
+
+/// The 201 body's fields known before the insert (the statement adds the id, the grid and the
+/// duplicates).
+fn created_body(report: &NewReport, assignment: &Assignment, now: DateTime<Utc>) -> Value {
+    json!({
+        "status": "submitted",
+        "version": 1,
+        "category": report.category.code,
+        "category_name": report.category.name_zh,
+        "description": report.description,
+        "location": {"lon": report.lon, "lat": report.lat, "crs": "wgs84"},
+        "input_location": {"lon": report.input_lon, "lat": report.input_lat, "crs": report.crs.as_str()},
+        "accuracy_m": report.accuracy_m,
+        "location_suspect": report.location_suspect,
+        "assignment": assignment.method.as_str(),
+        "photo_count": report.photos.len(),
+        "created_at": now,
+    })
+}
+
+/// Insert `row` (and its photos); `None` when its key was stored already. Without photos the
+/// one statement is its own transaction, written with whatever other reports arrive meanwhile
+/// (commit.rs: one statement, one durable commit for the batch).
+async fn store(pool: &PgPool, reports: &ReportMachinery, row: Row, photos: &[Photo]) -> Result<Inserted, sqlx::Error> {
+    if photos.is_empty() {
+        return reports.commit.insert(pool, row).await;
+    }
+    let mut tx = pool.begin().await?;
+    super::commit::lock_index(&mut tx).await?;
+    let stored = insert_one(&mut *tx, &row).await?;
+    if let Some((id, _, _)) = &stored {
+        for photo in photos {
+            sqlx::query("insert into report_photo (report_id, media_type, bytes) values ($1, $2, $3)")
+                .bind(id)
+                .bind(photo.media_type)
+                .bind(&photo.bytes)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(stored)
 }
 
 /// The stored answer for a key: the original body if the payload matches, else a conflict.

@@ -1,9 +1,9 @@
 //! The authorization table: every route × {anonymous, rider, grid worker of this grid, grid
 //! worker of another grid, planner, admin, building leader, host of this station, merchant of
 //! this item, volunteer, resident of a building of this grid} → allowed, 401 or 403 (the last
-//! five's outcomes are the rider's but for `LEADER_UNLIKE_RIDER`, `HOST_UNLIKE_RIDER`,
-//! `MERCHANT_UNLIKE_RIDER`, `VOLUNTEER_UNLIKE_RIDER` and `RESIDENT_UNLIKE_RIDER`). The test reads the routes
-//! from the router's source (`server/src/http/*.rs`) and **fails when a route has no entry**
+//! five's outcomes are the rider's but for `ONLY_THE_RIDER` and their own rows, `LIKE_THE_RIDER`).
+//! The test reads the routes from the router (`gridmap_server::http::route_list`: the OpenAPI
+//! operations and the plain routes, as registered) and **fails when a route has no entry**
 //! (or an entry names a route that no longer exists), then sends every request as every
 //! principal and checks the outcome. "Allowed" means the request got past authorization: any
 //! status but 401/403 (bodies here are deliberately empty or invalid, so no data changes).
@@ -31,8 +31,8 @@ pub enum O {
 use O::{A, F, U};
 
 /// (method, route pattern, [anonymous, rider, worker of this grid, worker of another grid, planner, admin]);
-/// the building leader and the station host follow the rider but where `LEADER_UNLIKE_RIDER` and
-/// `HOST_UNLIKE_RIDER` say otherwise.
+/// the building leader, the station host, the merchant, the volunteer and the resident follow
+/// the rider but where `ONLY_THE_RIDER` and their own rows (`LIKE_THE_RIDER`) say otherwise.
 pub const TABLE: &[(&str, &str, [O; 6])] = &[
     ("GET", "/healthz", [A, A, A, A, A, A]),
     ("GET", "/readyz", [A, A, A, A, A, A]),
@@ -68,10 +68,13 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
     ("GET", "/ogc/collections/{collection}/queryables", [A, A, A, A, A, A]),
     ("GET", "/ogc/collections/{collection}/items", [A, A, A, A, A, A]),
     ("POST", "/ogc/collections/{collection}/items", [U, F, F, F, A, A]),
+    // Part 4 discovery: which methods a collection allows is public.
+    ("OPTIONS", "/ogc/collections/{collection}/items", [A, A, A, A, A, A]),
     ("GET", "/ogc/collections/{collection}/items/{id}", [A, A, A, A, A, A]),
     ("PUT", "/ogc/collections/{collection}/items/{id}", [U, F, F, F, A, A]),
     ("PATCH", "/ogc/collections/{collection}/items/{id}", [U, F, F, F, A, A]),
     ("DELETE", "/ogc/collections/{collection}/items/{id}", [U, F, F, F, A, A]),
+    ("OPTIONS", "/ogc/collections/{collection}/items/{id}", [A, A, A, A, A, A]),
     ("GET", "/tiles/{file}", [A, A, A, A, A, A]),
     ("GET", "/tiles/{layers}/{z}/{x}/{file}", [A, A, A, A, A, A]),
     ("GET", "/metrics", [A, A, A, A, A, A]),
@@ -201,156 +204,84 @@ pub const TABLE: &[(&str, &str, [O; 6])] = &[
     ("POST", "/api/auth/logout", [U, A, A, A, A, A]),
 ];
 
-/// A volunteer (role `volunteer`): the rider's outcome but on these routes — a volunteer claims
-/// wishes, and is no part-time grid worker (the table's rider is one).
-pub const VOLUNTEER_UNLIKE_RIDER: &[(&str, &str, O)] = &[
-    ("POST", "/api/wishes/{id}/transitions", A),
+/// Where the table's rider stands apart from every principal that follows it: the rider is a
+/// part-time grid worker (check-ins, door-knocking rounds and the sentiment log are field work)
+/// and redeemed the seeded redemption the points routes name (rider-01's). Each of the others
+/// is refused these unless its own rows say otherwise.
+const ONLY_THE_RIDER: &[(&str, &str, O)] = &[
     ("POST", "/api/stations/{id}/visits", F),
     ("GET", "/api/rounds", F),
     ("POST", "/api/rounds", F),
     ("GET", "/api/sentiment", F),
     ("POST", "/api/sentiment", F),
     ("GET", "/api/sentiment/tags", F),
-    // The redemption the points routes name is the rider's own (rider-01's).
     ("GET", "/api/points/redemptions/{id}", F),
     ("POST", "/api/points/redemptions/{id}/cancel", F),
 ];
 
-/// The resident of a building in the worker's grid, whose wish the wish routes name: the
-/// rider's outcome but on these routes — a resident publishes wishes (and confirms and
-/// withdraws their own; a claim, sent here, is not theirs).
-pub const RESIDENT_UNLIKE_RIDER: &[(&str, &str, O)] = &[
+/// A volunteer (role `volunteer`) claims wishes.
+const VOLUNTEER_OWN: &[(&str, &str, O)] = &[("POST", "/api/wishes/{id}/transitions", A)];
+
+/// The resident of a building in the worker's grid, whose wish the wish routes name, publishes
+/// wishes (and confirms and withdraws their own; a claim, sent here, is not theirs).
+const RESIDENT_OWN: &[(&str, &str, O)] = &[
     ("POST", "/api/wishes", A),
+    // A photo of their own wish: attached by them, seen by them.
     ("POST", "/api/wishes/{id}/photo", A),
     ("GET", "/api/wishes/{id}/photo", A),
-    ("POST", "/api/stations/{id}/visits", F),
-    ("GET", "/api/rounds", F),
-    ("POST", "/api/rounds", F),
-    ("GET", "/api/sentiment", F),
-    ("POST", "/api/sentiment", F),
-    ("GET", "/api/sentiment/tags", F),
-    ("GET", "/api/points/redemptions/{id}", F),
-    ("POST", "/api/points/redemptions/{id}/cancel", F),
 ];
 
-/// The building leader (role `building_leader`, leading a building in the worker's grid) is
-/// treated as the rider is on every route but these: a column of its own would be the same
-/// letters as the rider's everywhere else.
-pub const LEADER_UNLIKE_RIDER: &[(&str, &str, O)] = &[
-    ("GET", "/api/leaders/me", A),
-    ("POST", "/api/stations/{id}/visits", F),
-    // The table's rider is a part-time grid worker: field work is theirs, not a leader's.
-    ("GET", "/api/rounds", F),
-    ("POST", "/api/rounds", F),
-    ("GET", "/api/sentiment", F),
-    ("POST", "/api/sentiment", F),
-    ("GET", "/api/sentiment/tags", F),
-    // rider-01's redemption: not the leader's.
-    ("GET", "/api/points/redemptions/{id}", F),
-    ("POST", "/api/points/redemptions/{id}/cancel", F),
-];
+/// The building leader (role `building_leader`, leading a building in the worker's grid): a
+/// column of its own would be the same letters as the rider's everywhere else.
+const LEADER_OWN: &[(&str, &str, O)] = &[("GET", "/api/leaders/me", A)];
 
 /// The host of the station a route names (role `station_host`; elsewhere a host of some
-/// station), likewise: the rider's outcome but on these routes.
-pub const HOST_UNLIKE_RIDER: &[(&str, &str, O)] = &[
-    ("POST", "/api/stations/{id}/visits", F),
-    ("GET", "/api/stations/{id}/visits", A),
-    ("POST", "/api/suggestions/{id}/answer", A),
-    ("GET", "/api/rounds", F),
-    ("POST", "/api/rounds", F),
-    ("GET", "/api/sentiment", F),
-    ("POST", "/api/sentiment", F),
-    ("GET", "/api/sentiment/tags", F),
-    ("GET", "/api/points/redemptions/{id}", F),
-    ("POST", "/api/points/redemptions/{id}/cancel", F),
+/// station) reads its station's visits and answers its suggestion box.
+const HOST_OWN: &[(&str, &str, O)] =
+    &[("GET", "/api/stations/{id}/visits", A), ("POST", "/api/suggestions/{id}/answer", A)];
+
+/// The merchant of the points-market item a route names (`merchant-01`) sees the seeded
+/// redemption, which is at its counter, and hands it over.
+const MERCHANT_OWN: &[(&str, &str, O)] =
+    &[("GET", "/api/points/redemptions/{id}", A), ("POST", "/api/points/redemptions/{id}/handover", A)];
+
+/// The five principals that follow the rider, with their own rows: (name, rows).
+pub const LIKE_THE_RIDER: [(&str, &[(&str, &str, O)]); 5] = [
+    ("building leader", LEADER_OWN),
+    ("host of the station", HOST_OWN),
+    ("merchant of the item", MERCHANT_OWN),
+    ("volunteer", VOLUNTEER_OWN),
+    ("resident of the building", RESIDENT_OWN),
 ];
 
-/// The merchant of the points-market item a route names (`merchant-01`), likewise: the rider's
-/// outcome but on these routes (the table's rider is rider-01, a part-time grid worker and the
-/// redeemer of the seeded redemption).
-pub const MERCHANT_UNLIKE_RIDER: &[(&str, &str, O)] = &[
-    ("POST", "/api/stations/{id}/visits", F),
-    ("GET", "/api/rounds", F),
-    ("POST", "/api/rounds", F),
-    ("GET", "/api/sentiment", F),
-    ("POST", "/api/sentiment", F),
-    ("GET", "/api/sentiment/tags", F),
-    ("POST", "/api/points/redemptions/{id}/handover", A),
-    ("POST", "/api/points/redemptions/{id}/cancel", F),
-];
-
-/// The expected outcome on a route of the table for a principal that follows the rider but for
-/// `exceptions`.
-pub fn like_rider_but(exceptions: &[(&str, &str, O)], method: &str, route: &str, row: [O; 6]) -> O {
-    exceptions.iter().find(|(m, r, _)| *m == method && *r == route).map_or(row[1], |(_, _, o)| *o)
+/// The expected outcome on a route of the table for a principal that follows the rider but
+/// for its `own` rows and [`ONLY_THE_RIDER`].
+pub fn like_rider_but(own: &[(&str, &str, O)], method: &str, route: &str, row: [O; 6]) -> O {
+    own.iter().chain(ONLY_THE_RIDER).find(|(m, r, _)| *m == method && *r == route).map_or(row[1], |(_, _, o)| *o)
 }
 
 #[test]
-fn every_leader_and_host_exception_names_a_route_of_the_table() {
-    for (m, r, _) in LEADER_UNLIKE_RIDER
-        .iter()
-        .chain(HOST_UNLIKE_RIDER)
-        .chain(MERCHANT_UNLIKE_RIDER)
-        .chain(VOLUNTEER_UNLIKE_RIDER)
-        .chain(RESIDENT_UNLIKE_RIDER)
-    {
+fn every_exception_to_the_rider_names_a_route_of_the_table() {
+    for (m, r, _) in LIKE_THE_RIDER.iter().flat_map(|(_, own)| own.iter()).chain(ONLY_THE_RIDER) {
         assert!(TABLE.iter().any(|(tm, tr, _)| tm == m && tr == r), "{m} {r}");
     }
 }
 
-/// Every (method, path) registered with `.route(...)` in the HTTP modules.
-pub fn routes_in_source() -> BTreeSet<(String, String)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
-    let mut found = BTreeSet::new();
-    for entry in std::fs::read_dir(&dir).expect("read server/src/http") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_none_or(|e| e != "rs") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).expect("read source");
-        let mut rest = text.as_str();
-        while let Some(at) = rest.find(".route(") {
-            let after = &rest[at + ".route(".len()..];
-            // The call's arguments, up to its balanced closing parenthesis.
-            let mut depth = 1;
-            let end = after
-                .char_indices()
-                .find_map(|(i, c)| {
-                    match c {
-                        '(' => depth += 1,
-                        ')' => depth -= 1,
-                        _ => {}
-                    }
-                    (depth == 0).then_some(i)
-                })
-                .expect("balanced .route(...)");
-            let args = &after[..end];
-            let route = args.split('"').nth(1).expect("route path literal").to_string();
-            for method in ["get", "post", "put", "patch", "delete"] {
-                let needle = format!("{method}(");
-                let called = args.match_indices(&needle).any(|(i, _)| {
-                    i == 0 || !args.as_bytes()[i - 1].is_ascii_alphanumeric() && args.as_bytes()[i - 1] != b'_'
-                });
-                if called {
-                    found.insert((method.to_uppercase(), route.clone()));
-                }
-            }
-            rest = &after[end..];
-        }
-    }
-    found
+/// Every (method, path template) the router answers (`gridmap_server::http::route_list`).
+pub fn routes_of_the_router() -> BTreeSet<(String, String)> {
+    gridmap_server::http::route_list().into_iter().map(|r| (r.method.to_string(), r.path)).collect()
 }
 
 #[test]
 fn every_route_has_an_entry_in_the_authorization_table() {
-    let in_source = routes_in_source();
+    let routed = routes_of_the_router();
     let in_table: BTreeSet<(String, String)> =
         TABLE.iter().map(|(m, p, _)| ((*m).to_string(), (*p).to_string())).collect();
-    let missing: Vec<_> = in_source.difference(&in_table).collect();
-    let stale: Vec<_> = in_table.difference(&in_source).collect();
+    let missing: Vec<_> = routed.difference(&in_table).collect();
+    let stale: Vec<_> = in_table.difference(&routed).collect();
     assert!(missing.is_empty(), "routes without an authorization entry: {missing:?}");
     assert!(stale.is_empty(), "entries for routes that do not exist: {stale:?}");
-    assert!(in_source.len() >= 20, "the source scan found only {} routes", in_source.len());
+    assert!(routed.len() >= 100, "the router lists only {} routes", routed.len());
 }
 
 async fn token(pool: &PgPool, name: &str, role: Role) -> String {
@@ -500,19 +431,10 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
     .fetch_one(&pool)
     .await
     .expect("a member and a task of the own grid");
-    let who = [
-        "anonymous",
-        "rider",
-        "worker of this grid",
-        "worker of another grid",
-        "planner",
-        "admin",
-        "building leader",
-        "host of the station",
-        "merchant of the item",
-        "volunteer",
-        "resident of the building",
-    ];
+    let who: Vec<&str> = ["anonymous", "rider", "worker of this grid", "worker of another grid", "planner", "admin"]
+        .into_iter()
+        .chain(LIKE_THE_RIDER.iter().map(|(name, _)| *name))
+        .collect();
     let mut failures = Vec::new();
     for (method, route, expected) in TABLE {
         let id = if route.starts_with("/api/stations") {
@@ -591,11 +513,7 @@ async fn every_route_answers_each_principal_as_the_table_says(pool: PgPool) {
             };
             let want = match i {
                 0..6 => expected[i],
-                6 => like_rider_but(LEADER_UNLIKE_RIDER, method, route, *expected),
-                7 => like_rider_but(HOST_UNLIKE_RIDER, method, route, *expected),
-                8 => like_rider_but(MERCHANT_UNLIKE_RIDER, method, route, *expected),
-                9 => like_rider_but(VOLUNTEER_UNLIKE_RIDER, method, route, *expected),
-                _ => like_rider_but(RESIDENT_UNLIKE_RIDER, method, route, *expected),
+                _ => like_rider_but(LIKE_THE_RIDER[i - 6].1, method, route, *expected),
             };
             if got != want {
                 failures.push(format!(
@@ -620,7 +538,7 @@ async fn status_only(pool: &PgPool, request: Request<Body>) -> crate::common::Re
     crate::common::Reply { status: response.status(), headers: response.headers().clone(), body: Vec::new() }
 }
 
-/// Routes mounted by utoipa-swagger-ui rather than `.route(...)`: public documentation.
+/// Routes mounted by utoipa-swagger-ui, outside `route_list`: public documentation.
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn api_documentation_is_public(pool: PgPool) {
     for uri in ["/api/openapi.json", "/api/docs/"] {

@@ -840,6 +840,11 @@ async fn tasks_of(pool: &PgPool, episode: i64, grid: i64) -> Result<Vec<TaskView
     .await
 }
 
+/// A member's mobilisation: grid, state, released at, the member's login.
+type Mobilised = (i64, String, Option<DateTime<Utc>>, Option<i64>);
+/// A member's active mobilisation: episode, grid, grid code, grid name, state, checked in at.
+type MineRow = (i64, i64, String, String, String, Option<DateTime<Utc>>);
+
 /// Check a member in (rules in the module documentation).
 pub async fn check_in(
     pool: &PgPool,
@@ -852,18 +857,14 @@ pub async fn check_in(
         .bind(actor.account_id)
         .fetch_optional(pool)
         .await?;
-    let member = match (body.member_id, own) {
-        (Some(m), _) => m,
-        (None, Some(m)) => m,
-        (None, None) => {
-            return Err(forbidden(
-                "not_a_member",
-                "your login is not a registered member; a grid worker names the member (member_id) to check them in",
-            ));
-        }
+    let Some(member) = body.member_id.or(own) else {
+        return Err(forbidden(
+            "not_a_member",
+            "your login is not a registered member; a grid worker names the member (member_id) to check them in",
+        ));
     };
     let by_self = own == Some(member);
-    let mobilised: Option<(i64, String, Option<DateTime<Utc>>, Option<i64>)> = sqlx::query_as(
+    let mobilised: Option<Mobilised> = sqlx::query_as(
         r"select m.grid_id, m.state, m.released_at, p.account_id from emergency_mobilisation m
             join party_member p on p.id = m.member_id where m.episode_id = $1 and m.member_id = $2",
     )
@@ -881,7 +882,8 @@ pub async fn check_in(
             reason: "not_mobilised",
         });
     };
-    if !by_self && !(of_grid(pool, actor, grid_id).await? && actor.role != Role::Planner) {
+    let recorder = actor.role != Role::Planner && of_grid(pool, actor, grid_id).await?;
+    if !by_self && !recorder {
         return Err(not_your_grid());
     }
     if episode.ended_at.is_some() {
@@ -1091,7 +1093,7 @@ pub async fn mine(pool: &PgPool, viewer: &Principal) -> Result<Mine, EmergencyEr
         .fetch_optional(pool)
         .await?;
     let Some(member) = member else { return Ok(Mine { member_id: None, episodes: Vec::new() }) };
-    let rows: Vec<(i64, i64, String, String, String, Option<DateTime<Utc>>)> = sqlx::query_as(
+    let rows: Vec<MineRow> = sqlx::query_as(
         r"select m.episode_id, m.grid_id, g.code, g.name, m.state, m.checked_in_at
             from emergency_mobilisation m join grid g on g.id = m.grid_id
            where m.member_id = $1 and m.released_at is null order by m.episode_id",

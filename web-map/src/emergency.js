@@ -17,7 +17,7 @@ const STAFF = ['admin', 'planner', 'grid_worker'];
 const MAP_TABS = new Set(['emergency', 'worker', 'plan']);
 const LAYERS = ['emergency-fill', 'emergency-none', 'emergency-label'];
 
-const em = { episodes: null, areas: null, grids: [], mine: null, message: null, feed: null };
+const em = { episodes: null, areas: null, grids: [], mine: null, message: null, feed: null, gen: 0 };
 
 function setLayersVisible(map, visible) {
   for (const id of LAYERS) if (map?.getLayer(id)) map.setLayoutProperty(id, 'visibility', visible ? 'visible' : 'none');
@@ -29,28 +29,33 @@ function showLayers(app) {
 }
 
 async function load(app) {
+  // Loads overlap (a burst of live events): only the latest one's answers are kept.
+  const gen = (em.gen = (em.gen ?? 0) + 1);
   const r = await call('/api/emergency?active=true');
-  em.episodes = r.ok ? r.data : [];
+  const episodes = r.ok ? r.data : [];
+  let areas = em.areas;
   if (hasRole(['admin'])) {
     const a = await call('/api/emergency/areas');
-    em.areas = a.ok ? a.data : [];
+    areas = a.ok ? a.data : [];
   }
-  em.grids = [];
+  const grids = [];
   if (hasRole(STAFF)) {
     const mine = new Set(getSession()?.grid_ids ?? []);
-    for (const e of em.episodes) {
+    for (const e of episodes) {
       const one = await call(`/api/emergency/${e.id}`);
-      const grids = (one.data?.grid_counts ?? []).filter((g) => mine.has(g.grid_id));
-      for (const g of grids) {
+      for (const g of (one.data?.grid_counts ?? []).filter((x) => mine.has(x.grid_id))) {
         const v = await call(`/api/emergency/${e.id}/grids/${g.grid_id}`);
-        if (v.ok) em.grids.push({ episode: e, view: v.data });
+        if (v.ok) grids.push({ episode: e, view: v.data });
       }
     }
   }
+  let own = null;
   if (getSession()) {
     const m = await call('/api/emergency/mine');
-    em.mine = m.ok ? m.data : null;
+    own = m.ok ? m.data : null;
   }
+  if (gen !== em.gen) return;
+  Object.assign(em, { episodes, areas, grids, mine: own });
   showLayers(app);
   if (app.map?.getSource('emergency')) app.map.refreshTiles('emergency');
   render(app);

@@ -1,7 +1,7 @@
 //! The demo's member registry for emergency mode (居住地报到党员, issue 24 §2), synthetic and
 //! deterministic: [`MEMBERS`] registered party members (the county's own number) in the first
 //! county, each living in a residential building with households (member n in building
-//! `(n × 7919) mod count`), with synthetic names (names::person) and numbers (`102…`, no real
+//! `(n × 7919) mod count`), with synthetic names (`names::person`) and numbers (`102…`, no real
 //! number has that prefix), skills and availability that follow from n, and squads of six per
 //! grid (编队分组: 第一小队…, the first member of each its leader). The volunteers `vol-001` to
 //! `vol-010` are the members living in `gw-0001`'s first grid, so the demo volunteer can check

@@ -853,7 +853,7 @@ async fn the_emergency_tiles_carry_counts_per_grid_follow_check_ins_at_once_and_
     let after = ga_props(&decode(&get_tile(&state, &uri("emergency", t), &[]).await));
     assert!(after.contains(&("volunteers".into(), "1".into())), "the cached tile was dropped: {after:?}");
     assert!(!after.contains(&("coverage_class".into(), "none".into())), "{after:?}");
-    let text: String = after.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    let text = format!("{after:?}");
     assert!(!text.contains("张党员") && !text.contains(MEMBER_PHONE), "counts only: {text}");
     let reply = send_to(
         &state,

@@ -467,6 +467,7 @@ async fn tilejson_and_style_are_valid_and_offline(pool: PgPool) {
         "grids",
         "grid_labels",
         "coverage",
+        "emergency",
         "leader_coverage",
         "buildings",
         "leader_gaps",

@@ -34,7 +34,9 @@ if [ -z "${GRIDMAP_PREBUILT:-}" ]; then
   cargo build --profile "$PROFILE" -p gridmap-server --bin gridmap
   cargo bench --profile "$PROFILE" -p gridmap-server --no-run --bench reports_load --bench assign_index
 fi
-bench_bin() { ls -t "$DIR"/deps/"$1"-* | grep -v '\.d$' | head -n1; }
+# The load and lookup binaries (BENCH_DIR: another profile's, e.g. target/debug — a load client
+# built with opt-level 0 for our code; the lookups are then not representative).
+bench_bin() { ls -t "${BENCH_DIR:-$DIR}"/deps/"$1"-* | grep -v '\.d$' | grep -v '\.rlib$' | head -n1; }
 
 psql -q "$PG/postgres" -c "drop database if exists $DB with (force)" \
   -c "create database $DB${TEMPLATE:+ template $TEMPLATE}"

@@ -18,7 +18,7 @@
 #
 # Tiles: per band the tiles holding each county's town (a point on its outline: the outlines
 # are the union of the grids, which cover the towns) at every zoom of the band, then tiles
-# holding data (every 997th building, every 97th grid, every station) sampled deterministically
+# holding data (5,000 buildings, 1,000 grid labels, every station) sampled deterministically
 # as bench/tiles.sh does, PER_BAND (500) in all. Cold: the server just started (gridmap after
 # its start-up load, which is not a tile cache) and each tile once; warm: the same list again;
 # server/benches/tile_load.rs, 16 connections, Accept-Encoding: gzip. ROUNDS (1) rounds, the
@@ -48,7 +48,10 @@ if [ -z "${GRIDMAP_PREBUILT:-}" ]; then
   cargo build --release --workspace --bin gridmap
   cargo bench --workspace --no-run --bench tile_load --bench reports_load --bench assign_index
 fi
-LOAD=$(ls -t "$TARGET"/release/deps/tile_load-* | grep -v '\.d$' | head -n1)
+# BENCH_DIR: where the load and lookup binaries are (default the release build's; passed on to
+# bench/reports.sh).
+export BENCH_DIR=${BENCH_DIR:-$TARGET/release}
+LOAD=$(ls -t "$BENCH_DIR"/deps/tile_load-* | grep -v '\.d$' | head -n1)
 if [ "$TILES" = 1 ] && ! command -v martin >/dev/null; then
   echo "martin 1.14 is needed: cargo install martin --version 1.14.0 --locked --no-default-features --features postgres" >&2
   exit 1
@@ -69,6 +72,7 @@ start_gridmap() { # log
     sleep 0.1
   done
   LOAD_S=$(echo "$(date +%s.%N) - $t0" | bc)
+  LOAD_S=$(printf '%.1f' "$LOAD_S")
   [ -n "$loaded" ] || LOAD_S=timeout
   RSS=$(ps -o rss= -p "$GPID" | awk '{printf "%.0f", $1 / 1024}')
 }
@@ -113,8 +117,8 @@ tile_lists() { # dburl dir
   for band in $BANDS; do
     psql "$1" -Atc "
       with town as (select ST_PointOnSurface(geom_3857) as p from outline where level = 'county'),
-      data as (select ST_Transform(anchor, 3857) as p from building where id % 997 = 0
-               union all select label_3857 from grid where id % 97 = 0 and label_3857 is not null
+      data as ((select ST_Transform(anchor, 3857) as p from building order by md5(id::text) limit 5000)
+               union all (select label_3857 from grid where label_3857 is not null order by md5(id::text) limit 1000)
                union all select geom_3857 from station),
       tiles as (select distinct w, z, floor((ST_X(p) + 20037508.342789244) / (40075016.68557849 / 2^z))::int as x,
                                    floor((20037508.342789244 - ST_Y(p)) / (40075016.68557849 / 2^z))::int as y
@@ -228,7 +232,7 @@ PY
   intake=- p99=- lookups=-
   if [ "$INTAKE" = 1 ]; then
     # A copy of this database (the source must have no connections while it is copied).
-    OUT="$D/reports" DB="${PREFIX}${N}_intake" TEMPLATE="$DB" FLOORS=0 LOOKUPS=main GRIDMAP_PREBUILT=1 \
+    OUT="$D/reports" TEMPLATE="$DB" DB="${PREFIX}${N}_intake" FLOORS=0 LOOKUPS=main GRIDMAP_PREBUILT=1 \
       DURATION=$INTAKE_SECONDS PORT=$INTAKE_PORT PG=$PG bash bench/reports.sh >"$D/reports.txt" 2>&1
     read -r intake p99 < <(python3 -c "
 import json, sys

@@ -9,28 +9,43 @@
 #
 #   bash bench/reports.sh            # CLIENTS=50 DURATION=60 by default, release build
 #   PROFILE=dev bash bench/reports.sh   # the dev profile (deps at opt-level 2, our code at 0)
+#
+# bench/scale.sh runs it on a copy of a province database, without the floors and with the
+# in-memory lookups of that database only: TEMPLATE=<database to copy instead of seeding the
+# demo city> FLOORS=0 LOOKUPS=main DB=<name of the copy>; GRIDMAP_PREBUILT=1 skips the builds
+# (the binaries are taken from CARGO_TARGET_DIR, else target/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
-DB=gridmap_bench
+DB=${DB:-gridmap_bench}
 CLIENTS=${CLIENTS:-50}
 DURATION=${DURATION:-60}
 PORT=${PORT:-8099}
 OUT=${OUT:-$(pwd)/target/bench-reports}  # absolute: cargo bench runs in server/
 PROFILE=${PROFILE:-release}
-BIN=target/$([ "$PROFILE" = dev ] && echo debug || echo release)/gridmap
+DIR=${CARGO_TARGET_DIR:-target}/$([ "$PROFILE" = dev ] && echo debug || echo release)
+BIN=$DIR/gridmap
+TEMPLATE=${TEMPLATE:-}
+FLOORS=${FLOORS:-1}
+LOOKUPS=${LOOKUPS:-all}
 mkdir -p "$OUT"
 
-cargo build --profile "$PROFILE" -p gridmap-server --bin gridmap
-cargo bench --profile "$PROFILE" -p gridmap-server --no-run --bench reports_load --bench assign_index
+if [ -z "${GRIDMAP_PREBUILT:-}" ]; then
+  cargo build --profile "$PROFILE" -p gridmap-server --bin gridmap
+  cargo bench --profile "$PROFILE" -p gridmap-server --no-run --bench reports_load --bench assign_index
+fi
+# The load and lookup binaries (BENCH_DIR: another profile's, e.g. target/debug — a load client
+# built with opt-level 0 for our code; the lookups are then not representative).
+bench_bin() { ls -t "${BENCH_DIR:-$DIR}"/deps/"$1"-* | grep -v '\.d$' | grep -v '\.rlib$' | head -n1; }
 
-psql -q "$PG/postgres" -c "drop database if exists $DB with (force)" -c "create database $DB"
+psql -q "$PG/postgres" -c "drop database if exists $DB with (force)" \
+  -c "create database $DB${TEMPLATE:+ template $TEMPLATE}"
 # Plain TCP on the loopback, for gridmap and pgbench alike: TLS there protects nothing and cost
 # a fifth of intake throughput (sqlx's default sslmode=prefer encrypts when the server offers it).
 SSLMODE=${SSLMODE:-disable}
 export DATABASE_URL="$PG/$DB?sslmode=$SSLMODE"
 $BIN migrate
-$BIN seed --demo > /dev/null
+[ -n "$TEMPLATE" ] || $BIN seed --demo > /dev/null
 echo "bench-rider-password" | $BIN user add --role rider --name bench-rider --password-stdin
 
 # A benchmark, not abuse: one rider token sends everything, so lift the per-token write limit.
@@ -43,7 +58,7 @@ TOKEN=$(curl -fs -X POST "http://127.0.0.1:$PORT/api/auth/login" -H 'content-typ
 
 echo "== gridmap intake: $CLIENTS clients, ${DURATION}s, every 10th request re-sent"
 GRIDMAP_URL="http://127.0.0.1:$PORT" GRIDMAP_TOKEN="$TOKEN" CLIENTS=$CLIENTS SECONDS=$DURATION KEYS_FILE="$OUT/keys.txt" \
-  cargo bench --profile "$PROFILE" -p gridmap-server --bench reports_load | tee "$OUT/load.json"
+  "$(bench_bin reports_load)" --bench | tee "$OUT/load.json"
 # The group committer's counters: reports per statement is the mean batch.
 curl -fs "http://127.0.0.1:$PORT/metrics" > "$OUT/metrics.txt"
 STATEMENTS=$(awk '$1 == "gridmap_intake_statements_total" {print $2}' "$OUT/metrics.txt")
@@ -62,6 +77,12 @@ psql -q "$DATABASE_URL" -c "create temp table k (key uuid)" -c "\copy k from '$O
   -c "select count(*) as accepted_keys_missing from k where not exists (select 1 from report r where r.idempotency_key = k.key)" \
   -c "select count(*) - count(distinct idempotency_key) as duplicated_keys from report"
 echo "rows in report: $ROWS; distinct keys accepted: $KEYS"
+
+if [ "$LOOKUPS" = main ]; then
+  echo "== assignment index on $DB (criterion, in-memory lookups only)"
+  GRIDMAP_BENCH_DB="$DATABASE_URL" "$(bench_bin assign_index)" --bench --noplot in_memory 2>&1 | tee "$OUT/assign.txt"
+fi
+[ "$FLOORS" = 1 ] || exit 0
 
 floor_percentiles() {
   # The floor's own latency percentiles (per-transaction log, 3rd column in µs), to set beside
@@ -105,4 +126,4 @@ psql -q "$PG/postgres" -c "drop database if exists ${DB}_dense with (force)" -c 
 psql -q "$PG/${DB}_dense" -c "alter table grid disable trigger user" -c "update grid set geom = ST_Segmentize(geom, 0.00005)"
 GRIDMAP_BENCH_DB_DENSE="$PG/${DB}_dense?sslmode=$SSLMODE"
 GRIDMAP_BENCH_DB="$DATABASE_URL" GRIDMAP_BENCH_DB_SCALE10="$GRIDMAP_BENCH_DB_SCALE10" GRIDMAP_BENCH_DB_DENSE="$GRIDMAP_BENCH_DB_DENSE" \
-  cargo bench --profile "$PROFILE" -p gridmap-server --bench assign_index -- --noplot 2>&1 | tee "$OUT/assign.txt"
+  "$(bench_bin assign_index)" --bench --noplot 2>&1 | tee "$OUT/assign.txt"

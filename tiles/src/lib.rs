@@ -16,6 +16,7 @@
 
 pub mod balance;
 pub mod cache;
+mod compact;
 pub mod encode;
 pub mod layer;
 pub mod metrics;

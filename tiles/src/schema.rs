@@ -839,6 +839,19 @@ impl MvtLayer {
         )
     }
 
+    /// [`MvtLayer::select_sql`] for the rows whose id is in `$5 ..< $6` too: the in-memory
+    /// loader reads a large layer in id ranges on several connections at once.
+    pub fn select_range_sql(&self, source: &Source) -> String {
+        assert!(self.newest.is_none(), "{}: a per-tile layer is not loaded in ranges", self.name);
+        format!("{} and ({id})::int8 >= $5 and ({id})::int8 < $6", self.select_sql(source), id = self.id)
+    }
+
+    /// The least and greatest id of `source`'s rows (one row, nulls for none).
+    pub fn id_range_sql(&self, source: &Source) -> String {
+        let filter = source.filter.map(|f| format!(" where {f}")).unwrap_or_default();
+        format!("select min(({id})::int8), max(({id})::int8) from {}{filter}", source.from, id = self.id)
+    }
+
     /// `ST_AsMVT` of this layer for the tile `$1/$2/$3` at zoom `z` (`None` if it draws nothing
     /// there): the PostGIS reference the Rust encoder is tested against.
     pub fn mvt_sql(&self, z: u8) -> Option<String> {

@@ -183,7 +183,7 @@ impl TileService {
         for layer in crate::schema::drawn_at(layers, tile.z) {
             if layer.in_memory {
                 let features = self.store.features_in(&self.load_pool, layer, &within).await?;
-                out.extend(crate::render::cut(layer, features.iter().map(AsRef::as_ref), tile));
+                out.extend(crate::render::cut(layer, &features, tile));
             } else {
                 let source = layer.source_at(tile.z).expect("drawn_at yields layers drawn at this zoom");
                 let mut guard = AbandonGuard { conn: Some(self.pool.acquire().await?), metrics: &self.metrics };

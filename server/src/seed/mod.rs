@@ -51,8 +51,11 @@ pub async fn seed_demo(pool: &PgPool, scale: u32) -> anyhow::Result<()> {
     }
     let started = std::time::Instant::now();
     let mut tx = pool.begin().await?;
+    // No 30 s statement limit here (db.rs sets it per connection): at `--scale 100` one
+    // statement stores the leaders of 1.4 M buildings, which took longer and was cancelled.
     sqlx::query(
-        "select set_config('gridmap.actor', 'seed', true), set_config('gridmap.reason', 'synthetic demo city', true)",
+        "select set_config('gridmap.actor', 'seed', true), set_config('gridmap.reason', 'synthetic demo city', true), \
+                set_config('statement_timeout', '0', true)",
     )
     .execute(&mut *tx)
     .await?;

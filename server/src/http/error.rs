@@ -103,8 +103,9 @@ fn is_timeout_or_unavailable(err: &sqlx::Error) -> bool {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
         sqlx::Error::Database(db) => matches!(
             db.code().as_deref(),
-            // query_canceled, admin_shutdown, crash_shutdown, cannot_connect_now
-            Some("57014" | "57P01" | "57P02" | "57P03")
+            // query_canceled, admin_shutdown, crash_shutdown, cannot_connect_now, and
+            // too_many_connections (a new pool connection refused at max_connections)
+            Some("57014" | "57P01" | "57P02" | "57P03" | "53300")
         ),
         _ => false,
     }

@@ -430,7 +430,7 @@ mod tests {
         let geoms = [
             Geometry::MultiPolygon(MultiPolygon(vec![square(1_234_567.891), square(1_234_600.0)])),
             Geometry::Polygon(square(-5.0)),
-            Geometry::Point(Point::new(13_000_000.123_456_789, 4_300_000.987_654_321)),
+            Geometry::Point(Point::new(13_000_000.123_456_79, 4_300_000.987_654_321)),
             Geometry::MultiLineString(MultiLineString(vec![
                 LineString::from(vec![(0.0, 0.0), (1.0, 1.0)]),
                 LineString::from(vec![(2.0, 2.0), (3.0, 3.0), (4.0, 2.0)]),

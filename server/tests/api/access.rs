@@ -246,7 +246,10 @@ const MERCHANT_OWN: &[(&str, &str, O)] =
     &[("GET", "/api/points/redemptions/{id}", A), ("POST", "/api/points/redemptions/{id}/handover", A)];
 
 /// The five principals that follow the rider, with their own rows: (name, rows).
-pub const LIKE_THE_RIDER: [(&str, &[(&str, &str, O)]); 5] = [
+/// Rows of the table that one principal answers unlike the rider: (method, route, outcome).
+type Rows = &'static [(&'static str, &'static str, O)];
+
+pub const LIKE_THE_RIDER: [(&str, Rows); 5] = [
     ("building leader", LEADER_OWN),
     ("host of the station", HOST_OWN),
     ("merchant of the item", MERCHANT_OWN),

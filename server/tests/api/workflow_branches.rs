@@ -248,10 +248,13 @@ async fn stats_filter_by_subdistrict_and_period(pool: PgPool) {
         async move {
             let reply = get(&pool, &format!("/api/stats?{query}")).await;
             assert_eq!(reply.status, StatusCode::OK, "{query}: {}", String::from_utf8_lossy(&reply.body));
-            // The micro-wishes' metrics ride along (server/tests/api/wishes.rs checks them).
+            // The micro-wishes' metrics and the emergency totals ride along
+            // (server/tests/api/wishes.rs and emergency.rs check them).
             let mut body = reply.json();
-            let wishes = body.as_object_mut().expect("an object").remove("wishes");
-            assert!(wishes.is_some_and(|w| w.is_object()), "{query}: a wishes object");
+            for other in ["wishes", "emergency"] {
+                let value = body.as_object_mut().expect("an object").remove(other);
+                assert!(value.is_some_and(|w| w.is_object()), "{query}: a {other} object");
+            }
             body
         }
     };

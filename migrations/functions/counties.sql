@@ -44,8 +44,9 @@ end $$;
 create or replace trigger grid_county_scope before insert or update or delete on grid
     for each row execute function grid_county_scope();
 
--- The code of a grid's county (NULL when unplaced): the `county` property of OGC grids, which
--- filters with `?county=S002` or CQL2 `county = '370323'`.
+-- The code of a grid's county (NULL when unplaced), for SQL users. OGC's `county` property of
+-- grids, buildings, stations and reports reads the same path as a join instead
+-- (server/src/ogc/collections.rs), so that a filter on it is not a call per row.
 create or replace function gridmap_grid_county_code(grid bigint) returns text
 language sql stable parallel safe as $$
     select k.code

@@ -55,6 +55,10 @@ pub struct Collection {
     pub kind: Kind,
     pub id: &'static str,
     pub table: &'static str,
+    /// What reads join to the table for derived properties (the county), or `""`. Each join's
+    /// relation names only columns no published table has (`county_code`), so the table's own
+    /// (`id`, `geom`, `updated_at` …) stay unambiguous in every statement that reads features.
+    pub joins: &'static str,
     pub title: &'static str,
     pub description: &'static str,
     /// GeoJSON geometry types accepted on write.
@@ -79,10 +83,46 @@ const fn p(
 
 use PropType::{Integer, Text, TextArray, Timestamp};
 
+// The `county` property of each collection (issue 22): the code of the county a feature is in,
+// read-only, filterable like any property (`?county=370323`, CQL2 `county = '370323'`); a code
+// no county has matches nothing. A join, not a function per row, so that a filter on it is a
+// hash join of a county's few grids or subdistricts with the table (at ×10, 150,000 buildings),
+// not a lookup per row. A feature outside every county (a grid with no community, a station
+// outside every boundary) has `county` null.
+
+/// The column the county joins provide.
+const COUNTY_COLUMN: &str = "county_code";
+
+/// A grid's county: community → subdistrict → county.
+const COUNTY_OF_GRID: &str = r"left join (select g.id as county_grid_id, k.code as county_code
+                   from grid g join community c on c.id = g.community_id
+                   join subdistrict s on s.id = c.subdistrict_id join county k on k.id = s.county_id) county_of
+         on county_of.county_grid_id = grid.id";
+
+/// A building's county is its grid's (the grid covering its point on surface).
+const COUNTY_OF_BUILDING: &str = r"left join (select g.id as county_grid_id, k.code as county_code
+                   from grid g join community c on c.id = g.community_id
+                   join subdistrict s on s.id = c.subdistrict_id join county k on k.id = s.county_id) county_of
+         on county_of.county_grid_id = building.grid_id";
+
+/// A report's county is its subdistrict's, as `/api/stats?county=` counts it (an unassigned
+/// report still has the subdistrict of the nearest grid).
+const COUNTY_OF_REPORT: &str = r"left join (select s.id as county_subdistrict_id, k.code as county_code
+                   from subdistrict s join county k on k.id = s.county_id) county_of
+         on county_of.county_subdistrict_id = report.subdistrict_id";
+
+/// A station has no grid (it may stand outside the urban area): the county whose boundary
+/// covers it (the lowest code where boundaries overlap). A few hundred stations at ×10.
+const COUNTY_OF_STATION: &str = r"left join lateral (select k.code as county_code
+                   from area a join county k on k.id = a.county_id
+                  where a.kind = 'county' and ST_Covers(a.geom, station.geom)
+                  order by k.code limit 1) county_of on true";
+
 pub static GRIDS: Collection = Collection {
     kind: Kind::Grids,
     id: "grids",
     table: "grid",
+    joins: COUNTY_OF_GRID,
     title: "Grids (网格)",
     description: "The grids that partition the county seat, about 300 households each.",
     geometry: crate::geo_input::Expected::Polygonal,
@@ -92,7 +132,7 @@ pub static GRIDS: Collection = Collection {
         p("name", "name", Text, "Grid name", true, true),
         p("community_id", "community_id", Integer, "Community (社区) id", true, false),
         // Read-only, through the community's subdistrict (migration 0028).
-        p("county", "gridmap_grid_county_code(id)", Text, "County (县) code, through the community", false, false),
+        p("county", COUNTY_COLUMN, Text, "County (县) code, through the community", false, false),
         p("households", "households", Integer, "Resident households (derived from the buildings inside)", false, false),
         p("version", "version", Integer, "Edit version (the ETag)", false, false),
         p("source", "source", Text, "Data source", false, false),
@@ -105,12 +145,14 @@ pub static BUILDINGS: Collection = Collection {
     kind: Kind::Buildings,
     id: "buildings",
     table: "building",
+    joins: COUNTY_OF_BUILDING,
     title: "Buildings (楼栋)",
     description: "Building footprints with floors, units and households; leaders' contacts are never published.",
     geometry: crate::geo_input::Expected::Polygonal,
     geometry_format: "geometry-multipolygon",
     properties: &[
         p("grid_id", "grid_id", Integer, "Grid the building belongs to (derived)", false, false),
+        p("county", COUNTY_COLUMN, Text, "County (县) code, through the building's grid", false, false),
         p("floors", "floors", Integer, "Floors", true, false),
         p("units", "units", Integer, "Units (单元)", true, false),
         p("households", "households", Integer, "Households", true, false),
@@ -127,6 +169,7 @@ pub static STATIONS: Collection = Collection {
     kind: Kind::Stations,
     id: "stations",
     table: "station",
+    joins: COUNTY_OF_STATION,
     title: "Warm-\"new\" stations (暖\"新\"驿站)",
     description: "Rest stations for delivery riders, couriers and drivers.",
     geometry: crate::geo_input::Expected::Point,
@@ -137,6 +180,7 @@ pub static STATIONS: Collection = Collection {
         p("opening_hours", "opening_hours", Text, "Opening hours", true, false),
         p("services", "services", TextArray, "Services offered", true, false),
         p("host_org", "host_org", Text, "Host organisation", true, false),
+        p("county", COUNTY_COLUMN, Text, "County (县) code, whose boundary holds the station", false, false),
         p("phone", "phone", Text, "Public phone of the station", true, false),
         p("notice", "notice", Text, "The host's notice on the station card (at most 500 characters)", true, false),
         p("source", "source", Text, "Data source", false, false),
@@ -152,6 +196,7 @@ pub static REPORTS: Collection = Collection {
     kind: Kind::Reports,
     id: "reports",
     table: "report",
+    joins: COUNTY_OF_REPORT,
     title: "Reports (事件上报)",
     description: "Street problems reported by riders and residents, assigned to the grid that contains them.",
     geometry: crate::geo_input::Expected::Point,
@@ -161,6 +206,7 @@ pub static REPORTS: Collection = Collection {
         p("status", "status", Text, "Workflow status", false, false),
         p("description", "description", Text, "What the reporter saw", false, false),
         p("grid_id", "grid_id", Integer, "Grid the report is assigned to", false, false),
+        p("county", COUNTY_COLUMN, Text, "County (县) code, through the report's subdistrict", false, false),
         p("assignment", "assignment", Text, "How it was assigned: covers, nearest or unassigned", false, false),
         p("photo_count", "photo_count", Integer, "Photos attached", false, false),
         p("version", "version", Integer, "Workflow version (the ETag)", false, false),
@@ -188,6 +234,13 @@ impl Collection {
 
 pub fn find(id: &str) -> Option<&'static Collection> {
     ALL.iter().copied().find(|c| c.id == id)
+}
+
+impl Property {
+    /// Whether the value comes from the collection's joins rather than its table.
+    pub fn is_joined(&self) -> bool {
+        self.column == COUNTY_COLUMN
+    }
 }
 
 impl Collection {

@@ -120,6 +120,18 @@ fn count_nodes(expr: &Expr, depth: usize) -> Result<usize> {
     Ok(children + 1)
 }
 
+/// Whether the filter names a property for which `wanted` holds anywhere in it.
+pub fn names_property(expr: &Expr, wanted: &dyn Fn(&str) -> bool) -> bool {
+    match expr {
+        Expr::Property { property } => wanted(property),
+        Expr::Operation { args, .. }
+        | Expr::Array(args)
+        | Expr::BBox { bbox: args }
+        | Expr::Interval { interval: args } => args.iter().any(|a| names_property(a, wanted)),
+        _ => false,
+    }
+}
+
 /// The type of a value expression, for type checks before SQL sees a mismatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ty {

@@ -141,20 +141,32 @@ fn push_where(qb: &mut QueryBuilder<'_, Postgres>, coll: &Collection, q: &ItemsQ
     Ok(())
 }
 
-/// One page of features and the number matched.
+/// One page of features and the number matched. The page's ids are chosen first, from the
+/// table alone unless a filter names a joined property (`county`), and only those rows are
+/// turned into GeoJSON with the joins: at ×10 (144,582 buildings) joining before paging made
+/// a deep `offset` page 2.5× slower, and GeoJSON was written for every row skipped.
 pub async fn items(pool: &PgPool, coll: &Collection, q: &ItemsQuery) -> Result<Page> {
     let selected: Vec<&Property> = match &q.properties {
         Some(list) => list.clone(),
         None => coll.properties.iter().collect(),
     };
+    let joined = filters_joined(coll, q);
+    let joins = if joined { coll.joins } else { "" };
     let mut data = QueryBuilder::<Postgres>::new("select ");
     push_feature_sql(&mut data, &selected);
-    data.push(" from ").push(coll.table);
+    data.push(" from ").push(coll.table).push(" ").push(coll.joins);
+    data.push(" join (select id from ").push(coll.table).push(" ").push(joins);
     push_where(&mut data, coll, q)?;
-    data.push(" order by id limit ").push_bind(q.limit).push(" offset ").push_bind(q.offset);
+    // A county's rows are contiguous in id order (a county is loaded or imported at once), which
+    // the planner cannot know: it walked the primary key until ten matches turned up, reading
+    // every county before (154 ms for the last of ten at ×10). `id + 0` takes the index away
+    // from the ordering, so the county's rows are found through the join and sorted (5 ms).
+    data.push(if joined { " order by id + 0" } else { " order by id" });
+    data.push(" limit ").push_bind(q.limit).push(" offset ").push_bind(q.offset);
+    data.push(") page using (id) order by id");
 
     let mut count = QueryBuilder::<Postgres>::new("select count(*) from ");
-    count.push(coll.table);
+    count.push(coll.table).push(" ").push(joins);
     push_where(&mut count, coll, q)?;
 
     let (features, number_matched) = tokio::try_join!(
@@ -163,6 +175,14 @@ pub async fn items(pool: &PgPool, coll: &Collection, q: &ItemsQuery) -> Result<P
     )
     .map_err(filter_error)?;
     Ok(Page { features, number_matched })
+}
+
+/// Whether a filter names a property the collection's joins provide.
+fn filters_joined(coll: &Collection, q: &ItemsQuery) -> bool {
+    q.equals.iter().any(|(p, _)| p.is_joined())
+        || q.filter
+            .as_ref()
+            .is_some_and(|f| cql::names_property(f, &|name| coll.property(name).is_some_and(Property::is_joined)))
 }
 
 /// A filter that parsed but that PostgreSQL refuses (a malformed timestamp or WKT literal) is
@@ -182,7 +202,8 @@ pub async fn one(executor: impl PgExecutor<'_>, coll: &Collection, id: i64) -> R
     let mut qb = QueryBuilder::<Postgres>::new("select ");
     let all: Vec<&Property> = coll.properties.iter().collect();
     push_feature_sql(&mut qb, &all);
-    qb.push(", ").push(coll.etag_sql).push(" from ").push(coll.table).push(" where id = ").push_bind(id);
+    qb.push(", ").push(coll.etag_sql).push(" from ").push(coll.table).push(" ").push(coll.joins);
+    qb.push(" where id = ").push_bind(id);
     Ok(qb.build_query_as::<(String, i64)>().fetch_optional(executor).await?)
 }
 

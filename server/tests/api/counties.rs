@@ -13,7 +13,7 @@ use gridmap_server::config::Role;
 
 /// Yiyuan (grids 1 and 2 from `small_city`) and a second county S002 with grids 3 and 4, two
 /// 0.01° squares sharing the edge lon = 119.0; returns the two county ids.
-async fn two_counties(pool: &PgPool) -> (i64, i64) {
+pub async fn two_counties(pool: &PgPool) -> (i64, i64) {
     crate::reports::small_city(pool).await;
     let ids: Vec<i64> = sqlx::query_scalar(
         "insert into county (code, name) values ('370323', '沂源县'), ('S002', '演示县002') returning id",
@@ -227,4 +227,108 @@ async fn counties_are_listed_and_filter_grids_and_stats(pool: PgPool) {
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
     assert_eq!(unknown.json()["field"], "county");
     let _ = a;
+}
+
+async fn items(pool: &PgPool, collection: &str, query: &str) -> crate::common::Reply {
+    call(pool, "GET", &format!("/ogc/collections/{collection}/items?{query}"), None, None, None).await
+}
+
+/// Ids of an OGC items page, checking that each feature's `county` property is `county`.
+fn ids_in(reply: &crate::common::Reply, county: Option<&str>) -> Vec<i64> {
+    assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
+    let body = reply.json();
+    let features = body["features"].as_array().expect("features");
+    assert_eq!(body["numberMatched"].as_u64(), Some(features.len() as u64), "{body}");
+    for f in features {
+        assert_eq!(f["properties"]["county"].as_str(), county, "{f}");
+    }
+    features.iter().map(|f| f["id"].as_i64().expect("id")).collect()
+}
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn buildings_stations_and_reports_have_a_county_property_that_filters_like_grids(pool: PgPool) {
+    two_counties(&pool).await;
+    // Per county one building (in grid 1, resp. 3), one station and one report (in grid 2, resp.
+    // 4); and a station outside every county boundary, which belongs to none.
+    let buildings: Vec<i64> = sqlx::query_scalar(
+        r"insert into building (geom, households)
+          select ST_Multi(ST_Buffer(ST_SetSRID(ST_MakePoint(x, 36.175), 4326), 0.0005, 2)), 30
+            from unnest(array[118.175, 118.995]) x returning id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("buildings");
+    let stations: Vec<i64> = sqlx::query_scalar(
+        r"insert into station (name, geom) select n, ST_SetSRID(ST_MakePoint(x, 36.176), 4326)
+            from unnest(array['沂源驿站', '演示驿站', '远方驿站'], array[118.176, 118.996, 100.0]) as t(n, x)
+          returning id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("stations");
+    let reports: Vec<i64> = sqlx::query_scalar(
+        r"insert into report (category, geom, input_lon, input_lat, input_crs, grid_id, subdistrict_id, assignment)
+          select 'exposed_garbage', ST_PointOnSurface(g.geom), 0, 0, 'wgs84', g.id, c.subdistrict_id, 'covers'
+            from grid g join community c on c.id = g.community_id where g.id in (2, 4) order by g.id returning id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("reports");
+    let grids: Vec<i64> =
+        sqlx::query_scalar("select grid_id from building order by id").fetch_all(&pool).await.expect("grid ids");
+    assert_eq!(grids, [1, 3], "the buildings lie in one grid of each county");
+
+    for (collection, ids) in [("buildings", &buildings), ("stations", &stations), ("reports", &reports)] {
+        let queryables =
+            call(&pool, "GET", &format!("/ogc/collections/{collection}/queryables"), None, None, None).await;
+        assert_eq!(queryables.json()["properties"]["county"]["type"], "string", "{collection}");
+        for (code, expected) in [("370323", ids[0]), ("S002", ids[1])] {
+            // The equality parameter, CQL2 text and CQL2 JSON, and the one feature, all agree.
+            assert_eq!(
+                ids_in(&items(&pool, collection, &format!("county={code}")).await, Some(code)),
+                [expected],
+                "{collection} {code}"
+            );
+            let text = format!("filter=county%20%3D%20%27{code}%27");
+            assert_eq!(
+                ids_in(&items(&pool, collection, &text).await, Some(code)),
+                [expected],
+                "{collection} {code} cql2-text"
+            );
+            let json = format!(
+                "filter-lang=cql2-json&filter=%7B%22op%22%3A%22%3D%22%2C%22args%22%3A%5B%7B%22property%22%3A%22county%22%7D%2C%22{code}%22%5D%7D"
+            );
+            assert_eq!(
+                ids_in(&items(&pool, collection, &json).await, Some(code)),
+                [expected],
+                "{collection} {code} cql2-json"
+            );
+            let one =
+                call(&pool, "GET", &format!("/ogc/collections/{collection}/items/{expected}"), None, None, None).await;
+            assert_eq!(one.json()["properties"]["county"], code, "{collection}");
+        }
+        // Combined with other terms, and asked for alone with `properties`.
+        let either =
+            items(&pool, collection, "filter=county%20IN%20(%27S002%27%2C%27370323%27)%20AND%20id%20%3E%200").await;
+        assert_eq!(either.json()["numberMatched"], 2, "{collection}");
+        let only = items(&pool, collection, "county=S002&properties=county").await;
+        assert_eq!(only.json()["features"][0]["properties"], json!({"county": "S002"}), "{collection}");
+        // A code no county has matches nothing, as any other property value does.
+        let unknown = items(&pool, collection, "county=NOPE").await;
+        assert_eq!(ids_in(&unknown, None), Vec::<i64>::new(), "{collection}");
+    }
+    // Outside every boundary: no county, found by `county IS NULL`.
+    let nowhere =
+        call(&pool, "GET", "/ogc/collections/stations/items?filter=county%20IS%20NULL", None, None, None).await;
+    assert_eq!(ids_in(&nowhere, None), [stations[2]]);
+    // Derived, like the grids' county: a write that names it changes nothing there.
+    let admin = crate::ogc::token(&pool, "admin-any", Role::Admin).await;
+    let uri = format!("/ogc/collections/stations/items/{}", stations[0]);
+    let read = call(&pool, "GET", &uri, None, None, None).await;
+    let etag = read.headers[axum::http::header::ETAG].to_str().expect("etag").to_string();
+    let moved = json!({"properties": {"county": "S002", "notice": "开放"}});
+    let r = call(&pool, "PATCH", &uri, Some(&admin), Some(&etag), Some(&moved)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["properties"]["county"], "370323");
+    assert_eq!(r.json()["properties"]["notice"], "开放");
 }

@@ -42,3 +42,45 @@ pub async fn list(pool: &PgPool) -> Result<Vec<CountySummary>, sqlx::Error> {
     .fetch_all(pool)
     .await
 }
+
+/// A county by its code: what Open311's `jurisdiction_id` names.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct County {
+    pub id: i64,
+    pub code: String,
+    pub name: String,
+}
+
+/// The county with this code, if any.
+pub async fn by_code(pool: &PgPool, code: &str) -> Result<Option<County>, sqlx::Error> {
+    sqlx::query_as("select id, code, name from county where code = $1").bind(code).fetch_optional(pool).await
+}
+
+/// Whether the database knows any county (one made before migration 0028 may not).
+pub async fn any(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("select exists (select 1 from county)").fetch_one(pool).await
+}
+
+/// Whether a WGS84 point lies in the county: within intake's margin
+/// ([`crate::reports::COUNTY_MARGIN_M`]) of its boundary, which is where intake accepts reports.
+/// A county without a boundary loaded holds the points intake would give one of its
+/// subdistricts (the containing or nearest grid's).
+pub async fn holds_point(pool: &PgPool, county_id: i64, lon: f64, lat: f64) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        r"with p as (select ST_SetSRID(ST_MakePoint($2, $3), 4326) as g)
+          select case when exists (select 1 from area where county_id = $1 and kind = 'county')
+                      then exists (select 1 from area a, p
+                                    where a.county_id = $1 and a.kind = 'county' and a.geom && ST_Expand(p.g, 0.01)
+                                      and (ST_Covers(a.geom, p.g) or ST_DWithin(a.geom::geography, p.g::geography, $4)))
+                      else coalesce((select s.county_id = $1
+                                       from p cross join lateral gridmap_report_assignment(p.g) r
+                                       join subdistrict s on s.id = r.subdistrict_id), false)
+                 end",
+    )
+    .bind(county_id)
+    .bind(lon)
+    .bind(lat)
+    .bind(crate::reports::COUNTY_MARGIN_M)
+    .fetch_one(pool)
+    .await
+}

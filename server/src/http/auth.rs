@@ -37,6 +37,10 @@ pub struct LoginResponse {
     /// The station a station host keeps (hosts only), so the host's view opens on it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub station_id: Option<i64>,
+    /// The account's county (`GET /api/counties` ids): a county-scoped planner's or admin's
+    /// scope, so the web map opens their county's statistics. Absent: every county.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub county_id: Option<i64>,
 }
 
 /// Log in for a bearer token.
@@ -72,8 +76,16 @@ pub(crate) async fn login(
                 Some(p) => crate::station_visits::hosted_station(&state.pool, p).await?,
                 None => None,
             };
+            let county_id = principal.as_ref().and_then(|p| p.county_id);
             let grid_ids = principal.map(|p| p.grid_ids).unwrap_or_default();
-            Ok(Json(LoginResponse { token: l.token, expires_at: l.expires_at, role: l.role, grid_ids, station_id }))
+            Ok(Json(LoginResponse {
+                token: l.token,
+                expires_at: l.expires_at,
+                role: l.role,
+                grid_ids,
+                station_id,
+                county_id,
+            }))
         }
         // One answer for unknown names, wrong passwords and disabled accounts: no enumeration.
         None => Err(ApiError::Unauthorized("invalid name or password".into())),

@@ -6,6 +6,12 @@
 //! Errors are `[{"code", "description"}]` in JSON and `<errors><error><code/><description/>`
 //! in XML. `api_key` is a static API key with the `open311` scope (`gridmap apikey add`), or,
 //! as before, a login token. Requests go through the same intake as `/api/reports`.
+//!
+//! `jurisdiction_id` is a county's code (`370323`, `GET /api/counties`): every method takes it
+//! (the spec's "required if the endpoint serves multiple jurisdictions", optional here, as one
+//! endpoint without it serves every county as before). A code no county has is 404, as the spec
+//! lists (a database without counties ignores it: one jurisdiction); a request's list or its
+//! one request is that county's; a POST whose point the county does not hold is 400.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -21,15 +27,20 @@ use super::extract::{Path, Query};
 use super::routes::plain_routes;
 use super::urls::BaseUrl;
 use crate::api_keys::{self, Scope};
+use crate::counties::{self, County};
 use crate::reports::intake::{self, IntakeError, Outcome};
 
 /// Outside `/api/openapi.json`: GeoReport v2 is its own specification.
 pub fn router() -> OpenApiRouter<AppState> {
     plain_routes!(OpenApiRouter::new(),
-        "/open311/v2/discovery.json" => get(async |BaseUrl(base): BaseUrl| discovery(&base, Format::Json)),
-        "/open311/v2/discovery.xml" => get(async |BaseUrl(base): BaseUrl| discovery(&base, Format::Xml)),
-        "/open311/v2/services.json" => get(async |s: State<AppState>| services(s, Format::Json).await),
-        "/open311/v2/services.xml" => get(async |s: State<AppState>| services(s, Format::Xml).await),
+        "/open311/v2/discovery.json" => get(async |s: State<AppState>, BaseUrl(base): BaseUrl, q: Query<JurisdictionQuery>|
+            discovery(s, &base, q, Format::Json).await),
+        "/open311/v2/discovery.xml" => get(async |s: State<AppState>, BaseUrl(base): BaseUrl, q: Query<JurisdictionQuery>|
+            discovery(s, &base, q, Format::Xml).await),
+        "/open311/v2/services.json" =>
+            get(async |s: State<AppState>, q: Query<JurisdictionQuery>| services(s, q, Format::Json).await),
+        "/open311/v2/services.xml" =>
+            get(async |s: State<AppState>, q: Query<JurisdictionQuery>| services(s, q, Format::Xml).await),
         "/open311/v2/services/{file}" => get(service_definition),
         "/open311/v2/requests.json" =>
             get(async |s: State<AppState>, q: Query<RequestsQuery>| list_requests(s, q, Format::Json).await)
@@ -180,6 +191,31 @@ pub async fn errors_as_open311(request: axum::extract::Request, next: axum::midd
 
 type Result311<T> = Result<T, Open311Error>;
 
+/// `?jurisdiction_id=` on the methods that take nothing else.
+#[derive(Debug, Deserialize)]
+pub struct JurisdictionQuery {
+    pub jurisdiction_id: Option<String>,
+}
+
+/// The county a `jurisdiction_id` names: `None` when it is absent or empty (the spec: an empty
+/// optional argument is no argument), 404 when no county has that code. A database without
+/// counties serves one unnamed jurisdiction, and the spec lets such an endpoint ignore the id.
+async fn jurisdiction(state: &AppState, id: Option<&str>) -> Result311<Option<County>> {
+    let Some(code) = id.map(str::trim).filter(|c| !c.is_empty()) else { return Ok(None) };
+    if let Some(county) = counties::by_code(&state.pool, code).await? {
+        return Ok(Some(county));
+    }
+    if !counties::any(&state.pool).await? {
+        return Ok(None);
+    }
+    Err(Open311Error(
+        StatusCode::NOT_FOUND,
+        format!(
+            "jurisdiction_id: no jurisdiction {code:?} here; it is a county code (GET /api/counties lists them, e.g. 370323)"
+        ),
+    ))
+}
+
 /// When the discovery document last changed (the spec's `changeset`).
 const CHANGESET: &str = "2026-12-06T00:00:00Z";
 
@@ -225,8 +261,15 @@ fn endpoint<F>(url: &str, formats: F) -> Endpoint<F> {
 const FORMATS: [&str; 2] = ["application/json", "text/xml"];
 
 /// `GET discovery.{json,xml}`: where the v2 endpoint lives (from `GRIDMAP_PUBLIC_URL`, else the
-/// request's host) and which formats it speaks.
-fn discovery(base: &str, format: Format) -> Response {
+/// request's host) and which formats it speaks — the same for every county (one endpoint), but
+/// a `jurisdiction_id` that names none is refused as everywhere else.
+async fn discovery(
+    State(state): State<AppState>,
+    base: &str,
+    Query(q): Query<JurisdictionQuery>,
+    format: Format,
+) -> Result311<Response> {
+    jurisdiction(&state, q.jurisdiction_id.as_deref()).await?;
     // Absolute as the spec's example; the base comes from `http::urls` (GRIDMAP_PUBLIC_URL).
     let url = format!("{base}/open311/v2");
     let contact = "沂源县城市网格化管理 (gridmap)";
@@ -239,7 +282,7 @@ fn discovery(base: &str, format: Format) -> Response {
         key_service,
         endpoints: XmlEndpoints { endpoint: vec![endpoint(&url, XmlFormats { format: FORMATS.to_vec() })] },
     };
-    reply(format, StatusCode::OK, &json, "discovery", &xml)
+    Ok(reply(format, StatusCode::OK, &json, "discovery", &xml))
 }
 
 /// One service (a report category), the same fields in both formats.
@@ -261,7 +304,13 @@ struct XmlServices {
     service: Vec<Service>,
 }
 
-async fn services(State(state): State<AppState>, format: Format) -> Result311<Response> {
+/// `GET services.{json,xml}`: every county offers the same services (the report categories).
+async fn services(
+    State(state): State<AppState>,
+    Query(q): Query<JurisdictionQuery>,
+    format: Format,
+) -> Result311<Response> {
+    jurisdiction(&state, q.jurisdiction_id.as_deref()).await?;
     let categories = state.reports.categories(&state.pool).await?;
     let list: Vec<Service> = categories
         .iter()
@@ -287,8 +336,13 @@ struct ServiceDefinition<A> {
     attributes: A,
 }
 
-async fn service_definition(State(state): State<AppState>, Path(file): Path<String>) -> Result311<Response> {
+async fn service_definition(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    Query(q): Query<JurisdictionQuery>,
+) -> Result311<Response> {
     let (code, format) = Format::split(&file)?;
+    jurisdiction(&state, q.jurisdiction_id.as_deref()).await?;
     let categories = state.reports.categories(&state.pool).await?;
     if !categories.iter().any(|c| c.code == code) {
         return Err(Open311Error(StatusCode::NOT_FOUND, format!("no service {code}")));
@@ -327,9 +381,10 @@ async fn open311_principal(state: &AppState, api_key: &str) -> Result311<crate::
 }
 
 /// POST requests.{json,xml}: form-encoded per the spec (JSON is accepted too). `FixMyStreet`
-/// also sends `jurisdiction_id`, `first_name`, `last_name`, `email`, `phone` and
-/// `attribute[...]`: the reporter's identity is the key's account, so those personal fields
-/// are neither needed nor stored.
+/// also sends `first_name`, `last_name`, `email`, `phone` and `attribute[...]`: the reporter's
+/// identity is the key's account, so those personal fields are neither needed nor stored.
+/// `jurisdiction_id`, when given, must name a county that holds the point (else 404 / 400):
+/// a client filing for one county never files a report into another.
 async fn create_request(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -364,6 +419,19 @@ async fn create_request(
             .ok_or_else(|| Open311Error(StatusCode::BAD_REQUEST, format!("{name}: required, a number (WGS84)")))
     };
     let (lat, lon) = (number("lat")?, number("long")?);
+    if let Some(county) = jurisdiction(&state, fields.get("jurisdiction_id").map(String::as_str)).await? {
+        if !counties::holds_point(&state.pool, county.id, lon, lat).await? {
+            return Err(Open311Error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "jurisdiction_id: the point lat {lat}, long {long} is outside {name} ({code}); send the county that holds it, or no jurisdiction_id",
+                    long = lon,
+                    name = county.name,
+                    code = county.code
+                ),
+            ));
+        }
+    }
     let service_code = fields
         .get("service_code")
         .ok_or_else(|| Open311Error(StatusCode::BAD_REQUEST, "service_code: required".into()))?;
@@ -412,6 +480,7 @@ pub struct RequestsQuery {
     pub status: Option<String>,
     pub start_date: Option<DateTime<Utc>>,
     pub end_date: Option<DateTime<Utc>>,
+    /// A county's code: only its requests (those of its subdistricts, as `/api/stats` counts).
     pub jurisdiction_id: Option<String>,
 }
 
@@ -536,6 +605,7 @@ async fn list_requests(
     let codes: Option<Vec<String>> =
         comma_list(q.service_code.as_deref()).map(|items| items.into_iter().map(str::to_string).collect());
     let closed = status_filter(q.status.as_deref())?;
+    let county = jurisdiction(&state, q.jurisdiction_id.as_deref()).await?.map(|c| c.id);
     let start = if ids.is_none() && q.start_date.is_none() && q.end_date.is_none() {
         Some(Utc::now() - chrono::Duration::days(90))
     } else {
@@ -548,6 +618,7 @@ async fn list_requests(
             and ($3::boolean is null or gridmap_report_is_open(r.status) <> $3)
             and ($4::timestamptz is null or r.created_at >= $4)
             and ($5::timestamptz is null or r.created_at <= $5)
+            and ($6::bigint is null or r.subdistrict_id in (select id from subdistrict where county_id = $6))
           order by r.created_at desc, r.id desc limit 1000"
     ))
     .bind(&ids)
@@ -555,17 +626,34 @@ async fn list_requests(
     .bind(closed)
     .bind(start)
     .bind(q.end_date)
+    .bind(county)
     .fetch_all(&state.pool)
     .await?;
     requests_reply(format, &rows)
 }
 
-async fn get_request(State(state): State<AppState>, Path(file): Path<String>) -> Result311<Response> {
+/// `GET requests/{id}.{json,xml}`: with a `jurisdiction_id`, a request of another county is not
+/// found there (404), as in a per-county endpoint.
+async fn get_request(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    Query(q): Query<JurisdictionQuery>,
+) -> Result311<Response> {
     let (stem, format) = Format::split(&file)?;
+    let county = jurisdiction(&state, q.jurisdiction_id.as_deref()).await?;
     let id: i64 = stem.parse().map_err(|_| Open311Error(StatusCode::NOT_FOUND, "no such service request".into()))?;
-    let row: Option<Row> =
-        sqlx::query_as(&format!("{SELECT} where r.id = $1")).bind(id).fetch_optional(&state.pool).await?;
-    let row = row.ok_or_else(|| Open311Error(StatusCode::NOT_FOUND, format!("no service request {id}")))?;
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "{SELECT} where r.id = $1
+            and ($2::bigint is null or r.subdistrict_id in (select id from subdistrict where county_id = $2))"
+    ))
+    .bind(id)
+    .bind(county.as_ref().map(|c| c.id))
+    .fetch_optional(&state.pool)
+    .await?;
+    let row = row.ok_or_else(|| match &county {
+        Some(c) => Open311Error(StatusCode::NOT_FOUND, format!("no service request {id} in jurisdiction {}", c.code)),
+        None => Open311Error(StatusCode::NOT_FOUND, format!("no service request {id}")),
+    })?;
     requests_reply(format, &[row])
 }
 

@@ -355,3 +355,138 @@ async fn discovery_names_an_absolute_endpoint_from_the_public_url(pool: PgPool) 
     assert_eq!(discovery["endpoints"][0]["url"], "http://grid.example.cn:8443/open311/v2");
     assert_eq!(discovery["endpoints"][0]["formats"], json!(["application/json", "text/xml"]));
 }
+
+async fn post_form_to(pool: &PgPool, path: &str, form: &str) -> crate::common::Reply {
+    let request = Request::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_string()))
+        .expect("request");
+    send(pool, request).await
+}
+
+fn request_ids(reply: &crate::common::Reply) -> Vec<String> {
+    assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
+    let body = reply.json();
+    body.as_array().expect("a list").iter().map(|r| r["service_request_id"].as_str().expect("id").to_string()).collect()
+}
+
+/// Yiyuan (370323, grids 1–2) and S002 (grids 3–4, boundary 118.9–119.1 E): `jurisdiction_id` is
+/// the county code; a POST lands only in the county that holds its point; the lists and the one
+/// request are that county's.
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn open311_jurisdiction_id_is_a_county_code_that_scopes_posts_and_lists(pool: PgPool) {
+    crate::counties::two_counties(&pool).await;
+    let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
+    let yiyuan_point = "lat=36.175&long=118.185";
+    let s002_point = "lat=36.175&long=118.995";
+
+    let in_yiyuan =
+        post_form(&pool, &format!("api_key={rider}&jurisdiction_id=370323&service_code=manhole_cover&{yiyuan_point}"))
+            .await;
+    assert_eq!(in_yiyuan.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&in_yiyuan.body));
+    let in_s002 =
+        post_form(&pool, &format!("api_key={rider}&jurisdiction_id=S002&service_code=streetlight&{s002_point}")).await;
+    assert_eq!(in_s002.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&in_s002.body));
+    // Without a jurisdiction_id, as before: any county's point.
+    let unnamed = post_form(&pool, &format!("api_key={rider}&service_code=manhole_cover&{s002_point}")).await;
+    assert_eq!(unnamed.status, StatusCode::CREATED);
+    let yiyuan_id = in_yiyuan.json()[0]["service_request_id"].as_str().expect("id").to_string();
+    let s002_ids = [&in_s002, &unnamed].map(|r| r.json()[0]["service_request_id"].as_str().expect("id").to_string());
+
+    // A point the named county does not hold: 400 in both formats, and nothing is stored.
+    let outside =
+        post_form(&pool, &format!("api_key={rider}&jurisdiction_id=S002&service_code=manhole_cover&{yiyuan_point}"))
+            .await;
+    assert_eq!(outside.status, StatusCode::BAD_REQUEST);
+    assert_eq!(outside.json()[0]["code"], 400);
+    let description = outside.json()[0]["description"].as_str().expect("description").to_string();
+    assert!(description.starts_with("jurisdiction_id") && description.contains("S002"), "{description}");
+    let outside_xml = post_form_to(
+        &pool,
+        "/open311/v2/requests.xml",
+        &format!("api_key={rider}&jurisdiction_id=370323&service_code=manhole_cover&{s002_point}"),
+    )
+    .await;
+    assert_eq!(outside_xml.status, StatusCode::BAD_REQUEST);
+    assert_eq!(xml_texts(&outside_xml.body, "errors", "code"), ["400"]);
+    assert!(xml_texts(&outside_xml.body, "errors", "description")[0].contains("370323"));
+    assert_eq!(crate::common::count(&pool, "report").await, 3);
+
+    // GET requests: that county's only; without the id, every county's.
+    assert_eq!(request_ids(&get(&pool, "/open311/v2/requests.json?jurisdiction_id=370323").await), [yiyuan_id.clone()]);
+    let mut s002_listed = request_ids(&get(&pool, "/open311/v2/requests.json?jurisdiction_id=S002").await);
+    s002_listed.sort();
+    let mut expected = s002_ids.to_vec();
+    expected.sort();
+    assert_eq!(s002_listed, expected);
+    assert_eq!(
+        request_ids(&get(&pool, "/open311/v2/requests.json?jurisdiction_id=S002&service_code=streetlight").await),
+        [s002_ids[0].clone()]
+    );
+    assert_eq!(request_ids(&get(&pool, "/open311/v2/requests.json").await).len(), 3);
+    assert_eq!(
+        request_ids(&get(&pool, "/open311/v2/requests.json?jurisdiction_id=").await).len(),
+        3,
+        "empty is the same as absent"
+    );
+    let xml = get(&pool, "/open311/v2/requests.xml?jurisdiction_id=370323").await;
+    assert_eq!(xml_texts(&xml.body, "service_requests", "service_request_id"), [yiyuan_id.clone()]);
+
+    // GET one request: found in its own county, not in another's.
+    let own = get(&pool, &format!("/open311/v2/requests/{yiyuan_id}.json?jurisdiction_id=370323")).await;
+    assert_eq!(request_ids(&own), [yiyuan_id.clone()]);
+    let other = get(&pool, &format!("/open311/v2/requests/{yiyuan_id}.json?jurisdiction_id=S002")).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    assert_eq!(other.json()[0]["code"], 404);
+
+    // Discovery, services and a service definition take it too.
+    for path in ["discovery.json", "services.json", "services/manhole_cover.json", "services.xml"] {
+        let r = get(&pool, &format!("/open311/v2/{path}?jurisdiction_id=S002")).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+    }
+}
+
+/// The spec's "404 - jurisdiction_id provided was not found", on every method, in the path's
+/// format; nothing is stored.
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn an_unknown_jurisdiction_id_is_404_on_every_open311_method(pool: PgPool) {
+    crate::counties::two_counties(&pool).await;
+    let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
+    let created =
+        post_form(&pool, &format!("api_key={rider}&service_code=manhole_cover&lat=36.175&long=118.185")).await;
+    let id = created.json()[0]["service_request_id"].as_str().expect("id").to_string();
+    for path in [
+        "discovery.json".to_string(),
+        "services.json".into(),
+        "services/manhole_cover.json".into(),
+        "requests.json".into(),
+        format!("requests/{id}.json"),
+    ] {
+        let r = get(&pool, &format!("/open311/v2/{path}?jurisdiction_id=yiyuan")).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(r.json()[0]["code"], 404, "{path}");
+        assert!(r.json()[0]["description"].as_str().expect("d").starts_with("jurisdiction_id"), "{path}");
+        let xml_path = path.replace(".json", ".xml");
+        let r = get(&pool, &format!("/open311/v2/{xml_path}?jurisdiction_id=yiyuan")).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{xml_path}");
+        assert_eq!(xml_texts(&r.body, "errors", "code"), ["404"], "{xml_path}");
+    }
+    for path in ["/open311/v2/requests.json", "/open311/v2/requests.xml"] {
+        let form = format!("api_key={rider}&jurisdiction_id=yiyuan&service_code=manhole_cover&lat=36.175&long=118.185");
+        let r = post_form_to(&pool, path, &form).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    assert_eq!(crate::common::count(&pool, "report").await, 1);
+}
+
+/// A database without counties (made before migration 0028, or `small_city` here) serves one
+/// unnamed jurisdiction: the spec lets it ignore `jurisdiction_id`, and it does, as before.
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn without_counties_open311_ignores_jurisdiction_id_as_the_spec_allows(pool: PgPool) {
+    small_city(&pool).await;
+    let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
+    let form = format!("api_key={rider}&jurisdiction_id=yiyuan&service_code=manhole_cover&lat=36.175&long=118.185");
+    assert_eq!(post_form(&pool, &form).await.status, StatusCode::CREATED);
+    assert_eq!(request_ids(&get(&pool, "/open311/v2/requests.json?jurisdiction_id=yiyuan").await).len(), 1);
+    assert_eq!(get(&pool, "/open311/v2/services.xml?jurisdiction_id=yiyuan").await.status, StatusCode::OK);
+}

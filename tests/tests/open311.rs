@@ -1,8 +1,9 @@
 //! Open311 as a GeoReport v2 client speaks it, against the real binary: the spec client in
 //! `gridmap_e2e::georeport` (XML read by an XML parser) does what `FixMyStreet`'s Open311 client
 //! does — discovery, services.xml, a service definition, POST requests.xml with a static API key
-//! and the personal fields `FixMyStreet` sends, GET requests.xml with comma lists — and checks
-//! that JSON and XML carry the same data and that errors come as `<errors>`.
+//! and the personal fields `FixMyStreet` sends, GET requests.xml with comma lists and the
+//! county's `jurisdiction_id` — and checks that JSON and XML carry the same data and that
+//! errors come as `<errors>`.
 
 use std::process::Stdio;
 
@@ -50,10 +51,11 @@ async fn a_georeport_v2_client_files_and_reads_requests_in_xml_and_json_with_a_s
     assert_eq!((definition.status, definition.root.as_str()), (200, "service_definition"));
     assert_eq!(definition.records[0]["service_code"], code);
 
-    // POST requests.xml the way FixMyStreet does (jurisdiction, name, email, phone, attribute[]).
+    // POST requests.xml the way FixMyStreet does (jurisdiction, name, email, phone, attribute[]);
+    // the jurisdiction is the county's code (GET /api/counties).
     let form = [
         ("api_key", key.as_str()),
-        ("jurisdiction_id", "yiyuan"),
+        ("jurisdiction_id", "370323"),
         ("service_code", "manhole_cover"),
         ("lat", "36.185"),
         ("long", "118.165"),
@@ -90,6 +92,12 @@ async fn a_georeport_v2_client_files_and_reads_requests_in_xml_and_json_with_a_s
     assert!(listed.records.iter().all(|r| ["manhole_cover", "streetlight"].contains(&r["service_code"].as_str())));
     let closed_only = client.requests(Format::Xml, &[("status", "closed"), ("service_code", "manhole_cover")]).await;
     assert!(closed_only.records.iter().all(|r| r["status"] == "closed"));
+    // The county's own list has it; a jurisdiction that is no county's code is 404 <errors>.
+    let county = client.requests(Format::Xml, &[("jurisdiction_id", "370323"), ("status", "open")]).await;
+    assert!(county.records.iter().any(|r| r["service_request_id"] == id), "{county:?}");
+    let unknown = client.requests(Format::Xml, &[("jurisdiction_id", "yiyuan")]).await;
+    assert_eq!((unknown.status, unknown.root.as_str()), (404, "errors"));
+    assert!(unknown.records[0]["description"].starts_with("jurisdiction_id"), "{unknown:?}");
     let same_json = client
         .requests(Format::Json, &[("status", "open,closed"), ("service_code", "manhole_cover,streetlight")])
         .await;

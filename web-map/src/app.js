@@ -15,6 +15,7 @@ import { initLeaders } from './leaders.js';
 import { initPoints } from './points.js';
 import { initWishes } from './wishes.js';
 import { initEmergency } from './emergency.js';
+import { initCounties } from './counties.js';
 import { initStations, busynessBadge, stationCardExtras } from './station.js';
 
 // Start MapLibre's worker now, while the style is read and the map is made, rather than when
@@ -577,6 +578,7 @@ initLeaders(app);
 initPoints(app);
 initWishes(app);
 initEmergency(app);
+initCounties(app);
 initStations(app);
 renderAll();
 window.__appReady = true;

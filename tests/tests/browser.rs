@@ -2709,3 +2709,87 @@ async fn admin_switches_a_community_into_emergency_mode_and_the_worker_sees_volu
     assert_no_page_errors(&browser.js("return window.__errors;").await);
     browser.close().await;
 }
+
+/// Whether the map's centre lies in `[minx, miny, maxx, maxy]`.
+async fn map_centre_in(browser: &Browser, bbox: [f64; 4]) -> bool {
+    let [minx, miny, maxx, maxy] = bbox;
+    browser
+        .js(&format!(
+            "const c = __map.getCenter(); return !__map.isMoving() && c.lng >= {minx} && c.lng <= {maxx} && c.lat >= {miny} && c.lat <= {maxy};"
+        ))
+        .await
+        == json!(true)
+}
+
+#[tokio::test]
+async fn a_county_planner_starts_on_their_county_and_the_stats_and_map_follow_the_county_picked() {
+    build_web_map();
+    let Some(browser) = Browser::start(1280, 800).await else { return };
+    let db = seeded_db(PASSWORD).await;
+    let pool = db.pool().await;
+    // A second county, S002, east of Yiyuan, with one (unassigned) report in its subdistrict, and
+    // two reports in Yiyuan; demo-planner is scoped to S002.
+    sqlx::query(
+        r"with k as (insert into county (code, name) values ('S002', '演示县002') returning id),
+               a as (insert into area (county_id, kind, name, geom, source)
+                     select id, 'county', '演示县002', ST_Multi(ST_MakeEnvelope(119.5, 36.0, 119.7, 36.2, 4326)), 'test' from k),
+               s as (insert into subdistrict (county_id, code, name) select id, 'S002-LS', '演示街道' from k returning id),
+               p as (update account set county_id = (select id from k) where name = 'demo-planner')
+          insert into report (category, geom, input_lon, input_lat, input_crs, subdistrict_id, assignment)
+          select 'exposed_garbage', ST_SetSRID(ST_MakePoint(119.6, 36.1), 4326), 119.6, 36.1, 'wgs84', s.id, 'unassigned' from s",
+    )
+    .execute(&pool)
+    .await
+    .expect("a second county");
+    sqlx::query(
+        r"insert into report (category, geom, input_lon, input_lat, input_crs, grid_id, subdistrict_id, assignment)
+          select 'exposed_garbage', ST_PointOnSurface(g.geom), 0, 0, 'wgs84', g.id, c.subdistrict_id, 'covers'
+            from grid g join community c on c.id = g.community_id order by g.id limit 2",
+    )
+    .execute(&pool)
+    .await
+    .expect("two reports in Yiyuan");
+    let yiyuan: Vec<f64> = sqlx::query_scalar(
+        "select array[ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)] from (select ST_Extent(geom)::geometry e from area where kind = 'county' and county_id = (select id from county where code = '370323')) b",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("Yiyuan's extent");
+    let yiyuan: [f64; 4] = yiyuan.try_into().expect("four numbers");
+    let server = Server::start(&db, &[]).await;
+    open(&browser, &server).await;
+    assert!(map_centre_in(&browser, yiyuan).await, "the map opens on Yiyuan");
+
+    // The county planner logs in: the card shows S002's statistics and the map goes there.
+    tab(&browser, "plan").await;
+    log_in(&browser, "#view-plan", "demo-planner").await;
+    browser.wait_for("window.__countyStats && window.__countyStats.code === 'S002'", WAIT, "S002's statistics").await;
+    assert_eq!(browser.js("return window.__countyStats.reports;").await, json!(1));
+    browser.wait_for("window.__countyFlown === 'S002' && !__map.isMoving()", WAIT, "the map to fly to S002").await;
+    assert!(map_centre_in(&browser, [119.5, 36.0, 119.7, 36.2]).await, "the map shows S002");
+    let c = &browser.client;
+    let select = c.find(Locator::Css("#county-stats-plan select.county-select")).await.expect("the county picker");
+    assert_eq!(select.prop("value").await.expect("value").as_deref(), Some("S002"));
+    browser.screenshot(&screenshot_path("planner-county-stats.png")).await;
+
+    // Yiyuan picked: its two reports, and the map flies back.
+    select.select_by_value("370323").await.expect("pick Yiyuan");
+    browser
+        .wait_for("window.__countyStats && window.__countyStats.code === '370323'", WAIT, "Yiyuan's statistics")
+        .await;
+    assert_eq!(browser.js("return window.__countyStats.reports;").await, json!(2));
+    browser.wait_for("window.__countyFlown === '370323' && !__map.isMoving()", WAIT, "the map to fly to Yiyuan").await;
+    assert!(map_centre_in(&browser, yiyuan).await, "the map shows Yiyuan");
+    let shown =
+        c.find(Locator::Css("#county-stats-plan .stats-reports")).await.expect("count").text().await.expect("text");
+    assert_eq!(shown, "2");
+    // All counties: every report.
+    let select = c.find(Locator::Css("#county-stats-plan select.county-select")).await.expect("the county picker");
+    select.select_by_value("").await.expect("pick all");
+    browser
+        .wait_for("window.__countyStats && window.__countyStats.code === ''", WAIT, "every county's statistics")
+        .await;
+    assert_eq!(browser.js("return window.__countyStats.reports;").await, json!(3));
+    assert_no_page_errors(&browser.js("return window.__errors;").await);
+    browser.close().await;
+}

@@ -419,18 +419,16 @@ async fn create_request(
             .ok_or_else(|| Open311Error(StatusCode::BAD_REQUEST, format!("{name}: required, a number (WGS84)")))
     };
     let (lat, lon) = (number("lat")?, number("long")?);
-    if let Some(county) = jurisdiction(&state, fields.get("jurisdiction_id").map(String::as_str)).await? {
-        if !counties::holds_point(&state.pool, county.id, lon, lat).await? {
-            return Err(Open311Error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "jurisdiction_id: the point lat {lat}, long {long} is outside {name} ({code}); send the county that holds it, or no jurisdiction_id",
-                    long = lon,
-                    name = county.name,
-                    code = county.code
-                ),
-            ));
-        }
+    if let Some(county) = jurisdiction(&state, fields.get("jurisdiction_id").map(String::as_str)).await?
+        && !counties::holds_point(&state.pool, county.id, lon, lat).await?
+    {
+        return Err(Open311Error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "jurisdiction_id: the point lat {lat}, long {lon} is outside {} ({}); send the county that holds it, or no jurisdiction_id",
+                county.name, county.code
+            ),
+        ));
     }
     let service_code = fields
         .get("service_code")

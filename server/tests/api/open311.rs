@@ -413,7 +413,10 @@ async fn open311_jurisdiction_id_is_a_county_code_that_scopes_posts_and_lists(po
     assert_eq!(crate::common::count(&pool, "report").await, 3);
 
     // GET requests: that county's only; without the id, every county's.
-    assert_eq!(request_ids(&get(&pool, "/open311/v2/requests.json?jurisdiction_id=370323").await), [yiyuan_id.clone()]);
+    assert_eq!(
+        request_ids(&get(&pool, "/open311/v2/requests.json?jurisdiction_id=370323").await),
+        [yiyuan_id.as_str()]
+    );
     let mut s002_listed = request_ids(&get(&pool, "/open311/v2/requests.json?jurisdiction_id=S002").await);
     s002_listed.sort();
     let mut expected = s002_ids.to_vec();
@@ -430,11 +433,11 @@ async fn open311_jurisdiction_id_is_a_county_code_that_scopes_posts_and_lists(po
         "empty is the same as absent"
     );
     let xml = get(&pool, "/open311/v2/requests.xml?jurisdiction_id=370323").await;
-    assert_eq!(xml_texts(&xml.body, "service_requests", "service_request_id"), [yiyuan_id.clone()]);
+    assert_eq!(xml_texts(&xml.body, "service_requests", "service_request_id"), [yiyuan_id.as_str()]);
 
     // GET one request: found in its own county, not in another's.
     let own = get(&pool, &format!("/open311/v2/requests/{yiyuan_id}.json?jurisdiction_id=370323")).await;
-    assert_eq!(request_ids(&own), [yiyuan_id.clone()]);
+    assert_eq!(request_ids(&own), [yiyuan_id.as_str()]);
     let other = get(&pool, &format!("/open311/v2/requests/{yiyuan_id}.json?jurisdiction_id=S002")).await;
     assert_eq!(other.status, StatusCode::NOT_FOUND);
     assert_eq!(other.json()[0]["code"], 404);
@@ -446,7 +449,7 @@ async fn open311_jurisdiction_id_is_a_county_code_that_scopes_posts_and_lists(po
     }
 }
 
-/// The spec's "404 - jurisdiction_id provided was not found", on every method, in the path's
+/// The spec's "404 - `jurisdiction_id` provided was not found", on every method, in the path's
 /// format; nothing is stored.
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
 async fn an_unknown_jurisdiction_id_is_404_on_every_open311_method(pool: PgPool) {

@@ -1,5 +1,5 @@
 // The one login of this browser: `POST /api/auth/login {name, password}` → `{token, expires_at,
-// role, grid_ids}`, kept in localStorage until it expires. The rider, grid-worker and planner
+// role, grid_ids, county_id?}`, kept in localStorage until it expires. The rider, grid-worker and planner
 // views share it; each says which roles it needs and offers its own login form otherwise.
 import { t, getLang } from './i18n.js';
 import { api } from './api.js';

@@ -30,7 +30,9 @@ command -v martin >/dev/null || cargo install martin --version 1.14.0 --locked -
 cargo build --release -p gridmap-server
 # CARGO_TARGET_DIR is honoured (a release build kept apart from the debug one the tests use).
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-GRIDMAP="$TARGET/release/gridmap"
+# GRIDMAP_BIN: another build of gridmap to measure (two builds compared in one session, each
+# against Martin in its own run: only the ratios compare across runs on a shared machine).
+GRIDMAP=${GRIDMAP_BIN:-$TARGET/release/gridmap}
 cargo bench -p gridmap-server --no-run --bench tile_load 2>/dev/null
 LOAD=$(ls -t "$TARGET"/release/deps/tile_load-* | grep -v '\.d$' | head -n1)
 
@@ -127,6 +129,12 @@ YAML
         PID=$!; BASE=http://127.0.0.1:$GRIDMAP_PORT; wait_http "$BASE/readyz"
         # Its features in memory (loaded at start; that is not a tile cache, which is empty).
         for _ in $(seq 1 300); do curl -fs "$BASE/metrics" | grep -q '^gridmap_tile_memory_loaded 1' && break; sleep 0.1; done
+        # And intake's grid index, which `serve` builds in the background at start-up (since
+        # 4bc283e): building it took a core through the whole cold run at ×10 (cold 2,200 instead
+        # of 3,100 tiles/s, bench/RESULTS.md). An older binary has no such metric: skip the wait.
+        if curl -fs "$BASE/metrics" | grep -q '^gridmap_grid_index_loaded'; then
+          for _ in $(seq 1 600); do curl -fs "$BASE/metrics" | grep -q '^gridmap_grid_index_loaded 1' && break; sleep 0.1; done
+        fi
         curl -fs "$BASE/metrics" | grep '^gridmap_tile_memory_features' | tr '\n' ' ' > "$OUT/memory.txt"
         grep -o 'tile layer loaded into memory.*' "$OUT/gridmap.log" | tail -n 4 >> "$OUT/memory.txt" || true
         ps -o rss= -p $PID | awk '{print "\nrss_kib_after_load " $1}' >> "$OUT/memory.txt"

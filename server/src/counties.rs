@@ -56,11 +56,6 @@ pub async fn by_code(pool: &PgPool, code: &str) -> Result<Option<County>, sqlx::
     sqlx::query_as("select id, code, name from county where code = $1").bind(code).fetch_optional(pool).await
 }
 
-/// Whether the database knows any county (one made before migration 0028 may not).
-pub async fn any(pool: &PgPool) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("select exists (select 1 from county)").fetch_one(pool).await
-}
-
 /// Whether a WGS84 point lies in the county: within intake's margin
 /// ([`crate::reports::COUNTY_MARGIN_M`]) of its boundary, which is where intake accepts reports.
 /// A county without a boundary loaded holds the points intake would give one of its

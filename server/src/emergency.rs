@@ -609,15 +609,7 @@ pub async fn start(
     .bind(actor.account_id)
     .fetch_one(&mut *tx)
     .await?;
-    sqlx::query(
-        "insert into emergency_event (episode_id, kind, actor_id, actor, detail) values ($1, 'started', $2, $3, $4)",
-    )
-    .bind(id)
-    .bind(actor.account_id)
-    .bind(&actor.name)
-    .bind(body.reason.trim())
-    .execute(&mut *tx)
-    .await?;
+    record(&mut tx, id, actor, Event { detail: Some(body.reason.trim()), ..Event::of("started") }).await?;
     // Every active member living in the area, at once; one who still serves another episode
     // (moved house since) stays with it.
     sqlx::query(&format!(
@@ -727,15 +719,7 @@ pub async fn end(
     .bind(&actor.name)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "insert into emergency_event (episode_id, kind, actor_id, actor, detail) values ($1, 'ended', $2, $3, $4)",
-    )
-    .bind(id)
-    .bind(actor.account_id)
-    .bind(&actor.name)
-    .bind(body.reason.trim())
-    .execute(&mut *tx)
-    .await?;
+    record(&mut tx, id, actor, Event { detail: Some(body.reason.trim()), ..Event::of("ended") }).await?;
     tx.commit().await?;
     let notice = Notice {
         kind: "ended",
@@ -910,18 +894,9 @@ pub async fn check_in(
         // Someone else checked them in (or the episode ended) since the read.
         return Err(conflict("already_checked_in", format!("member {member} has already checked in")));
     };
-    sqlx::query(
-        r"insert into emergency_event (episode_id, kind, member_id, grid_id, actor_id, actor, detail)
-          values ($1, 'checked_in', $2, $3, $4, $5, $6)",
-    )
-    .bind(id)
-    .bind(member)
-    .bind(grid_id)
-    .bind(actor.account_id)
-    .bind(&actor.name)
-    .bind(kind)
-    .execute(&mut *tx)
-    .await?;
+    let event =
+        Event { member_id: Some(member), grid_id: Some(grid_id), detail: Some(kind), ..Event::of("checked_in") };
+    record(&mut tx, id, actor, event).await?;
     let points = match member_account {
         Some(account) => crate::points::award_in_group(
             &mut tx,
@@ -998,21 +973,54 @@ pub async fn add_task(
     .bind(actor.account_id)
     .fetch_one(&mut *tx)
     .await?;
-    sqlx::query(
-        r"insert into emergency_event (episode_id, kind, grid_id, task_id, actor_id, actor, detail)
-          values ($1, 'task_added', $2, $3, $4, $5, $6)",
-    )
-    .bind(id)
-    .bind(grid)
-    .bind(task.id)
-    .bind(actor.account_id)
-    .bind(&actor.name)
-    .bind(&task.title)
-    .execute(&mut *tx)
-    .await?;
+    record(&mut tx, id, actor, Event::of_task("task_added", &task)).await?;
     tx.commit().await?;
     let notice = task_notice("task_added", &episode, &task);
     Ok((task, notice))
+}
+
+/// One row of an episode's history (`emergency_event`), written in the transaction of the
+/// change it records (the set-at-once rows of a start or an end are written by their own
+/// statements, `insert … select`).
+struct Event<'a> {
+    kind: &'static str,
+    member_id: Option<i64>,
+    grid_id: Option<i64>,
+    task_id: Option<i64>,
+    detail: Option<&'a str>,
+}
+
+impl<'a> Event<'a> {
+    fn of(kind: &'static str) -> Self {
+        Self { kind, member_id: None, grid_id: None, task_id: None, detail: None }
+    }
+
+    fn of_task(kind: &'static str, task: &'a TaskView) -> Self {
+        Self { grid_id: Some(task.grid_id), task_id: Some(task.id), detail: Some(&task.title), ..Self::of(kind) }
+    }
+}
+
+async fn record(
+    tx: &mut sqlx::PgConnection,
+    episode: i64,
+    actor: &Principal,
+    event: Event<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        r"insert into emergency_event (episode_id, kind, member_id, grid_id, task_id, actor_id, actor, detail)
+          values ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(episode)
+    .bind(event.kind)
+    .bind(event.member_id)
+    .bind(event.grid_id)
+    .bind(event.task_id)
+    .bind(actor.account_id)
+    .bind(&actor.name)
+    .bind(event.detail)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 fn task_notice(kind: &'static str, episode: &EpisodeRow, task: &TaskView) -> Notice {
@@ -1069,18 +1077,7 @@ pub async fn finish_task(
     let Some(view) = view else {
         return Err(conflict("task_done", format!("task {task} is done already")));
     };
-    sqlx::query(
-        r"insert into emergency_event (episode_id, kind, grid_id, task_id, actor_id, actor, detail)
-          values ($1, 'task_done', $2, $3, $4, $5, $6)",
-    )
-    .bind(id)
-    .bind(grid)
-    .bind(task)
-    .bind(actor.account_id)
-    .bind(&actor.name)
-    .bind(&view.title)
-    .execute(&mut *tx)
-    .await?;
+    record(&mut tx, id, actor, Event::of_task("task_done", &view)).await?;
     tx.commit().await?;
     let notice = task_notice("task_done", &episode, &view);
     Ok((view, notice))

@@ -14,10 +14,13 @@
 
 use std::collections::HashMap;
 
-use geo_types::{Coord, Geometry, LineString, MultiLineString, MultiPoint, MultiPolygon, Point, Polygon};
+use geo_types::{Coord, Geometry};
+#[cfg(test)]
+use geo_types::{LineString, MultiLineString, MultiPoint, MultiPolygon, Point, Polygon};
 use rstar::AABB;
 
 use crate::encode::Prop;
+#[cfg(test)]
 use crate::render::Feature;
 use crate::schema::{Kind, MvtLayer};
 
@@ -82,16 +85,19 @@ impl Chunk {
         &self.coords[start..self.ring_ends[ring] as usize]
     }
 
+    #[cfg(test)]
     fn line(&self, part: usize) -> LineString {
         LineString(self.rings(part).flat_map(|r| self.ring(r).iter().copied()).collect())
     }
 
+    #[cfg(test)]
     fn polygon(&self, part: usize) -> Polygon {
         let mut rings = self.rings(part).map(|r| LineString(self.ring(r).to_vec()));
         let exterior = rings.next().unwrap_or_else(|| LineString(Vec::new()));
         Polygon::new(exterior, rings.collect())
     }
 
+    #[cfg(test)]
     fn point(&self, part: usize) -> Point {
         Point(
             self.rings(part)
@@ -101,8 +107,9 @@ impl Chunk {
         )
     }
 
-    /// Feature `i` as the encoder takes it: the same geometry type, coordinates and
-    /// properties the row decodes to.
+    /// Feature `i` as a [`Feature`] of its own: the same geometry type, coordinates and
+    /// properties the row decodes to (tiles cut [`View`]s instead).
+    #[cfg(test)]
     pub fn feature(&self, i: usize, layer: &MvtLayer) -> Feature {
         let parts = self.parts(i);
         let geom = match self.shapes[i] {
@@ -124,6 +131,11 @@ impl Chunk {
         Feature { id: self.ids[i], geom, props }
     }
 
+    /// Feature `i` as the tile cutter reads it, borrowing this chunk ([`View`]).
+    pub fn view<'a>(&'a self, i: usize, layer: &'static MvtLayer) -> View<'a> {
+        View { chunk: self, i, layer }
+    }
+
     /// Bytes held (for the log line after a load).
     pub fn heap_bytes(&self) -> usize {
         self.ids.capacity() * 8
@@ -131,6 +143,56 @@ impl Chunk {
             + (self.feature_ends.capacity() + self.part_ends.capacity() + self.ring_ends.capacity()) * 4
             + self.coords.capacity() * 16
             + self.props.capacity() * 4
+    }
+}
+
+/// A feature of a [`Chunk`] cut into a tile straight from the chunk's arrays: the frame reads
+/// its rings as slices and the encoder its interned values by reference, so a tile allocates
+/// nothing per feature beyond what cutting it makes (see [`crate::render::Cut`]).
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    chunk: &'a Chunk,
+    i: usize,
+    layer: &'static MvtLayer,
+}
+
+impl<'a> View<'a> {
+    fn value(&self, column: usize) -> Option<&'a Prop> {
+        let c = self.chunk;
+        let v = c.props[self.i * c.columns + column];
+        (v != NULL).then(|| &c.values[column][v as usize])
+    }
+
+    /// Each part's rings (one for a point or a line), as slices of the chunk's coordinates.
+    fn rings_of(&self, part: usize) -> impl Iterator<Item = &'a [Coord<f64>]> {
+        let c = self.chunk;
+        c.rings(part).map(move |r| c.ring(r))
+    }
+}
+
+impl crate::render::Cut for View<'_> {
+    fn id(&self) -> i64 {
+        self.chunk.ids[self.i]
+    }
+
+    fn geometry_in(&self, frame: &crate::encode::TileFrame) -> Option<Geometry> {
+        let parts = self.chunk.parts(self.i);
+        match self.chunk.shapes[self.i] {
+            Shape::Point | Shape::MultiPoint => {
+                frame.points(parts.filter_map(|p| self.rings_of(p).next().and_then(|r| r.first().copied())))
+            }
+            Shape::LineString | Shape::MultiLineString => frame.lines(parts.flat_map(|p| self.rings_of(p))),
+            Shape::Polygon | Shape::MultiPolygon => frame.polygons(parts.map(|p| self.rings_of(p))),
+        }
+    }
+
+    fn prop(&self, key: &str) -> Option<&Prop> {
+        let column = self.layer.columns.iter().position(|c| c.name == key)?;
+        self.value(column)
+    }
+
+    fn props(&self) -> impl Iterator<Item = (&'static str, Option<&Prop>)> {
+        self.layer.columns.iter().enumerate().map(|(c, column)| (column.name, self.value(c)))
     }
 }
 

@@ -61,31 +61,34 @@ impl TileFrame {
     /// The geometry in tile units, ready to encode; `None` when nothing of it is left in the tile.
     pub fn geometry(&self, geom: &Geometry) -> Option<Geometry> {
         match geom {
-            Geometry::Point(p) => self.points(std::slice::from_ref(p)),
-            Geometry::MultiPoint(mp) => self.points(&mp.0),
-            Geometry::LineString(l) => self.lines(std::slice::from_ref(l)),
-            Geometry::MultiLineString(ml) => self.lines(&ml.0),
-            Geometry::Polygon(p) => self.polygons(std::slice::from_ref(p)),
-            Geometry::MultiPolygon(mp) => self.polygons(&mp.0),
+            Geometry::Point(p) => self.points([p.0]),
+            Geometry::MultiPoint(mp) => self.points(mp.0.iter().map(|p| p.0)),
+            Geometry::LineString(l) => self.lines([l.0.as_slice()]),
+            Geometry::MultiLineString(ml) => self.lines(ml.0.iter().map(|l| l.0.as_slice())),
+            Geometry::Polygon(p) => self.polygons([rings_of(p)]),
+            Geometry::MultiPolygon(mp) => self.polygons(mp.0.iter().map(rings_of)),
             // The tables hold points, lines and polygons only (typed geometry columns).
             _ => None,
         }
     }
 
-    fn points(&self, points: &[Point]) -> Option<Geometry> {
-        let kept: Vec<Point> =
-            points.iter().map(|p| self.project(p.0)).filter(|c| self.inside(*c)).map(|c| Point(snap(c))).collect();
+    /// Points (EPSG:3857) in tile units: a point, several, or `None` when none is in the tile.
+    pub fn points(&self, points: impl IntoIterator<Item = Coord>) -> Option<Geometry> {
+        let mut kept: Vec<Point> =
+            points.into_iter().map(|c| self.project(c)).filter(|c| self.inside(*c)).map(|c| Point(snap(c))).collect();
         match kept.len() {
             0 => None,
-            1 => Some(Geometry::Point(kept[0])),
+            1 => kept.pop().map(Geometry::Point),
             _ => Some(Geometry::MultiPoint(MultiPoint(kept))),
         }
     }
 
-    fn lines(&self, lines: &[LineString]) -> Option<Geometry> {
+    /// Lines given as their coordinates (EPSG:3857), clipped into pieces in tile units. The
+    /// in-memory store passes slices of its flat arrays: no `geo` geometry is built first.
+    pub fn lines<'a>(&self, lines: impl IntoIterator<Item = &'a [Coord]>) -> Option<Geometry> {
         let mut out = Vec::new();
         for line in lines {
-            let line = self.simplified(LineString(line.0.iter().map(|c| self.project(*c)).collect()));
+            let line = self.simplified(LineString(line.iter().map(|c| self.project(*c)).collect()));
             for piece in clip_line(&line.0, self.lo, self.hi) {
                 let piece = snap_dedup(&piece);
                 if piece.len() >= 2 {
@@ -100,11 +103,17 @@ impl TileFrame {
         }
     }
 
-    fn polygons(&self, polygons: &[Polygon]) -> Option<Geometry> {
+    /// Polygons given as their rings' coordinates (EPSG:3857; the exterior first, then the
+    /// holes), as [`Self::lines`] takes lines.
+    pub fn polygons<'a, R>(&self, polygons: impl IntoIterator<Item = R>) -> Option<Geometry>
+    where
+        R: IntoIterator<Item = &'a [Coord]>,
+    {
         let mut out: Vec<Polygon> = Vec::new();
-        for polygon in polygons {
-            let Some(exterior) = self.ring(polygon.exterior(), true) else { continue };
-            let holes = polygon.interiors().iter().filter_map(|r| self.ring(r, false)).collect();
+        for rings in polygons {
+            let mut rings = rings.into_iter();
+            let Some(exterior) = rings.next().and_then(|r| self.ring(r, true)) else { continue };
+            let holes = rings.filter_map(|r| self.ring(r, false)).collect();
             out.push(Polygon::new(exterior, holes));
         }
         match out.len() {
@@ -117,8 +126,8 @@ impl TileFrame {
     /// One ring in tile units: simplified, clipped, snapped, wound (exterior: positive area in
     /// y-down tile coordinates, i.e. clockwise on screen; holes the other way). `None` when the
     /// ring has collapsed to no area.
-    fn ring(&self, ring: &LineString, exterior: bool) -> Option<LineString> {
-        let ring = self.simplified(LineString(ring.0.iter().map(|c| self.project(*c)).collect()));
+    fn ring(&self, ring: &[Coord], exterior: bool) -> Option<LineString> {
+        let ring = self.simplified(LineString(ring.iter().map(|c| self.project(*c)).collect()));
         let mut coords = clip_ring(&ring.0, self.lo, self.hi);
         if coords.is_empty() {
             return None;
@@ -158,6 +167,11 @@ impl TileFrame {
             _ => line,
         }
     }
+}
+
+/// A polygon's rings, the exterior first.
+fn rings_of(p: &Polygon) -> impl Iterator<Item = &[Coord]> {
+    std::iter::once(p.exterior().0.as_slice()).chain(p.interiors().iter().map(|r| r.0.as_slice()))
 }
 
 fn snap(c: Coord) -> Coord {
@@ -324,14 +338,19 @@ impl LayerBuilder {
 
     /// Add a feature whose geometry is already in tile units ([`TileFrame::geometry`]).
     /// Properties that are `None` are left out, as `ST_AsMVT` leaves out nulls.
-    pub fn add(&mut self, id: i64, geometry: &Geometry, props: &[(&'static str, Option<Prop>)]) {
+    pub fn add<'k, 'p>(
+        &mut self,
+        id: i64,
+        geometry: &Geometry,
+        props: impl IntoIterator<Item = (&'k str, Option<&'p Prop>)>,
+    ) {
         let idx = self.ids.len() as u64;
         let w = &mut self.writer;
         // Each feature's command cursor starts at 0,0 again (geometry_begin resets it).
         if w.feature_begin(idx).is_err() || w.geometry_begin().is_err() || geometry.process_geom(w).is_err() {
             return;
         }
-        for (i, (key, value)) in props.iter().enumerate() {
+        for (i, (key, value)) in props.into_iter().enumerate() {
             let value = match value {
                 None => continue,
                 Some(Prop::Str(s)) => ColumnValue::String(s),
@@ -470,16 +489,13 @@ mod tests {
         let g = frame(None)
             .geometry(&Geometry::MultiPolygon(MultiPolygon(vec![square(10.0, 10.0, 20.0, 20.0)])))
             .expect("kept");
-        layer.add(
-            7,
-            &g,
-            &[
-                ("code", Some(Prop::Str("T-1".into()))),
-                ("workers", Some(Prop::Int(2))),
-                ("community", None),
-                ("balance", Some(Prop::Double(1.5))),
-            ],
-        );
+        let props = [
+            ("code", Some(Prop::Str("T-1".into()))),
+            ("workers", Some(Prop::Int(2))),
+            ("community", None),
+            ("balance", Some(Prop::Double(1.5))),
+        ];
+        layer.add(7, &g, props.iter().map(|(k, v)| (*k, v.as_ref())));
         let bytes = encode(vec![layer.finish().expect("one feature")]);
         let tile = Tile::decode(bytes.as_slice()).expect("decodes");
         let l = &tile.layers[0];

@@ -182,8 +182,8 @@ impl TileService {
         let mut out = Vec::new();
         for layer in crate::schema::drawn_at(layers, tile.z) {
             if layer.in_memory {
-                let features = self.store.features_in(&self.load_pool, layer, &within).await?;
-                out.extend(crate::render::cut(layer, &features, tile));
+                let found = self.store.features_in(&self.load_pool, layer, &within).await?;
+                out.extend(crate::render::cut(layer, found.views(), tile));
             } else {
                 let source = layer.source_at(tile.z).expect("drawn_at yields layers drawn at this zoom");
                 let mut guard = AbandonGuard { conn: Some(self.pool.acquire().await?), metrics: &self.metrics };

@@ -29,9 +29,8 @@ use rstar::{AABB, Envelope as _, RTree, RTreeObject};
 use sqlx::{PgPool, Row as _};
 use tokio::sync::Mutex;
 
-use crate::compact::{Chunk, ChunkBuilder, row_values};
+use crate::compact::{Chunk, ChunkBuilder, View, row_values};
 use crate::layer::Layer;
-use crate::render::Feature;
 use crate::schema::{MVT_LAYERS, MvtLayer};
 use crate::tile::Bbox;
 
@@ -184,6 +183,21 @@ async fn build_tree(items: Vec<Item>) -> RTree<Item> {
     tokio::task::spawn_blocking(move || RTree::bulk_load(items)).await.expect("building the R-tree does not panic")
 }
 
+/// The features of a layer that meet a tile, by id: the layer as it was when asked (a refresh
+/// meanwhile swaps in a new one and leaves this intact) and where each feature is in it.
+pub struct Found {
+    loaded: Arc<Loaded>,
+    items: Vec<Item>,
+    layer: &'static MvtLayer,
+}
+
+impl Found {
+    /// Each feature, to cut into the tile without copying it out of the store.
+    pub fn views(&self) -> impl Iterator<Item = View<'_>> {
+        self.items.iter().map(|i| self.loaded.chunks[i.chunk as usize].view(i.index as usize, self.layer))
+    }
+}
+
 impl FeatureStore {
     /// Whether the store keeps any MVT layer of `layer`.
     pub fn keeps(layer: Layer) -> bool {
@@ -196,7 +210,7 @@ impl FeatureStore {
         pool: &PgPool,
         layer: &'static MvtLayer,
         bbox: &Bbox,
-    ) -> Result<Vec<Feature>, sqlx::Error> {
+    ) -> Result<Found, sqlx::Error> {
         let slot = &self.slots[index(layer).expect("an in-memory layer")];
         let loaded = match slot.tree.load_full() {
             Some(loaded) => loaded,
@@ -207,7 +221,7 @@ impl FeatureStore {
         // Tree order depends on its history; id order makes a tile's bytes (and ETag) depend
         // on its content only.
         found.sort_unstable_by_key(|(id, _)| *id);
-        Ok(found.iter().map(|(_, i)| loaded.chunks[i.chunk as usize].feature(i.index as usize, layer)).collect())
+        Ok(Found { loaded, items: found.into_iter().map(|(_, i)| i).collect(), layer })
     }
 
     /// Load `layer` unless another task did meanwhile.

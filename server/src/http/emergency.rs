@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::etag;
-use super::extract::{Json, Path, Query, typed_body};
+use super::extract::{Json, Path, Query, county_param, typed_body};
 use super::principal::{Auth, MaybeAuth};
 use crate::emergency::{
     self, Area, CheckIn, CheckInView, EmergencyError, EndEpisode, EpisodeView, EventView, GridView, MemberView, Mine,
@@ -85,14 +85,7 @@ pub async fn list_episodes(
     MaybeAuth(viewer): MaybeAuth,
     Query(q): Query<ListEpisodesQuery>,
 ) -> ApiResult<Json<Vec<EpisodeView>>> {
-    let county = match q.county.as_deref() {
-        None => None,
-        Some(code) => Some(
-            crate::counties::id_by_code(&state.pool, code)
-                .await?
-                .ok_or_else(|| ApiError::field("county", format!("no county has the code {code:?}")))?,
-        ),
-    };
+    let county = county_param(&state.pool, q.county.as_deref()).await?;
     let filter = emergency::ListFilter { active: q.active, county };
     Ok(Json(emergency::list(&state.pool, filter, viewer.as_ref()).await?))
 }

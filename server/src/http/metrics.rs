@@ -39,6 +39,9 @@ async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {
     text.push_str("# HELP gridmap_assignments_in_sql_total Points in no grid whose assignment was left to PostGIS (near 150 m, the county margin or a tie).\n");
     text.push_str("# TYPE gridmap_assignments_in_sql_total counter\n");
     let _ = writeln!(text, "gridmap_assignments_in_sql_total {}", state.reports.assignments_in_sql());
+    text.push_str("# HELP gridmap_grid_index_loaded Whether intake's grid index is built (1; built in the background at start-up) or not yet (0).\n");
+    text.push_str("# TYPE gridmap_grid_index_loaded gauge\n");
+    let _ = writeln!(text, "gridmap_grid_index_loaded {}", u8::from(state.reports.index.is_loaded()));
     text.push_str("# HELP gridmap_instances gridmap instances connected to this database, this one included; each grants 1/N of every rate limit.\n");
     text.push_str("# TYPE gridmap_instances gauge\n");
     let _ = writeln!(text, "gridmap_instances {}", state.limits.instances());

@@ -9,9 +9,9 @@
 //!
 //! `jurisdiction_id` is a county's code (`370323`, `GET /api/counties`): every method takes it
 //! (the spec's "required if the endpoint serves multiple jurisdictions", optional here, as one
-//! endpoint without it serves every county as before). A code no county has is 404, as the spec
-//! lists (a database without counties ignores it: one jurisdiction); a request's list or its
-//! one request is that county's; a POST whose point the county does not hold is 400.
+//! endpoint without it serves every county as before). An id that names no county is ignored,
+//! as every id was before counties; a county's code makes a request's list or its one request
+//! that county's, and a POST whose point the county does not hold is 400.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -33,14 +33,10 @@ use crate::reports::intake::{self, IntakeError, Outcome};
 /// Outside `/api/openapi.json`: GeoReport v2 is its own specification.
 pub fn router() -> OpenApiRouter<AppState> {
     plain_routes!(OpenApiRouter::new(),
-        "/open311/v2/discovery.json" => get(async |s: State<AppState>, BaseUrl(base): BaseUrl, q: Query<JurisdictionQuery>|
-            discovery(s, &base, q, Format::Json).await),
-        "/open311/v2/discovery.xml" => get(async |s: State<AppState>, BaseUrl(base): BaseUrl, q: Query<JurisdictionQuery>|
-            discovery(s, &base, q, Format::Xml).await),
-        "/open311/v2/services.json" =>
-            get(async |s: State<AppState>, q: Query<JurisdictionQuery>| services(s, q, Format::Json).await),
-        "/open311/v2/services.xml" =>
-            get(async |s: State<AppState>, q: Query<JurisdictionQuery>| services(s, q, Format::Xml).await),
+        "/open311/v2/discovery.json" => get(async |BaseUrl(base): BaseUrl| discovery(&base, Format::Json)),
+        "/open311/v2/discovery.xml" => get(async |BaseUrl(base): BaseUrl| discovery(&base, Format::Xml)),
+        "/open311/v2/services.json" => get(async |s: State<AppState>| services(s, Format::Json).await),
+        "/open311/v2/services.xml" => get(async |s: State<AppState>| services(s, Format::Xml).await),
         "/open311/v2/services/{file}" => get(service_definition),
         "/open311/v2/requests.json" =>
             get(async |s: State<AppState>, q: Query<RequestsQuery>| list_requests(s, q, Format::Json).await)
@@ -191,29 +187,20 @@ pub async fn errors_as_open311(request: axum::extract::Request, next: axum::midd
 
 type Result311<T> = Result<T, Open311Error>;
 
-/// `?jurisdiction_id=` on the methods that take nothing else.
+/// `?jurisdiction_id=` of `GET requests/{id}`.
 #[derive(Debug, Deserialize)]
 pub struct JurisdictionQuery {
     pub jurisdiction_id: Option<String>,
 }
 
-/// The county a `jurisdiction_id` names: `None` when it is absent or empty (the spec: an empty
-/// optional argument is no argument), 404 when no county has that code. A database without
-/// counties serves one unnamed jurisdiction, and the spec lets such an endpoint ignore the id.
+/// The county a `jurisdiction_id` names: `None` when it is absent, empty (the spec: an empty
+/// optional argument is no argument) or names no county. Before counties the id was accepted
+/// and ignored (docs/reports.md), and integrations send whatever their operator configured
+/// (FixMyStreet: a body's `jurisdiction`, say `yiyuan`): such an id is still ignored, so they
+/// keep working, while a county's code scopes every method to that county.
 async fn jurisdiction(state: &AppState, id: Option<&str>) -> Result311<Option<County>> {
     let Some(code) = id.map(str::trim).filter(|c| !c.is_empty()) else { return Ok(None) };
-    if let Some(county) = counties::by_code(&state.pool, code).await? {
-        return Ok(Some(county));
-    }
-    if !counties::any(&state.pool).await? {
-        return Ok(None);
-    }
-    Err(Open311Error(
-        StatusCode::NOT_FOUND,
-        format!(
-            "jurisdiction_id: no jurisdiction {code:?} here; it is a county code (GET /api/counties lists them, e.g. 370323)"
-        ),
-    ))
+    Ok(counties::by_code(&state.pool, code).await?)
 }
 
 /// When the discovery document last changed (the spec's `changeset`).
@@ -261,15 +248,8 @@ fn endpoint<F>(url: &str, formats: F) -> Endpoint<F> {
 const FORMATS: [&str; 2] = ["application/json", "text/xml"];
 
 /// `GET discovery.{json,xml}`: where the v2 endpoint lives (from `GRIDMAP_PUBLIC_URL`, else the
-/// request's host) and which formats it speaks — the same for every county (one endpoint), but
-/// a `jurisdiction_id` that names none is refused as everywhere else.
-async fn discovery(
-    State(state): State<AppState>,
-    base: &str,
-    Query(q): Query<JurisdictionQuery>,
-    format: Format,
-) -> Result311<Response> {
-    jurisdiction(&state, q.jurisdiction_id.as_deref()).await?;
+/// request's host) and which formats it speaks — the same for every county (one endpoint).
+fn discovery(base: &str, format: Format) -> Response {
     // Absolute as the spec's example; the base comes from `http::urls` (GRIDMAP_PUBLIC_URL).
     let url = format!("{base}/open311/v2");
     let contact = "沂源县城市网格化管理 (gridmap)";
@@ -282,7 +262,7 @@ async fn discovery(
         key_service,
         endpoints: XmlEndpoints { endpoint: vec![endpoint(&url, XmlFormats { format: FORMATS.to_vec() })] },
     };
-    Ok(reply(format, StatusCode::OK, &json, "discovery", &xml))
+    reply(format, StatusCode::OK, &json, "discovery", &xml)
 }
 
 /// One service (a report category), the same fields in both formats.
@@ -305,12 +285,7 @@ struct XmlServices {
 }
 
 /// `GET services.{json,xml}`: every county offers the same services (the report categories).
-async fn services(
-    State(state): State<AppState>,
-    Query(q): Query<JurisdictionQuery>,
-    format: Format,
-) -> Result311<Response> {
-    jurisdiction(&state, q.jurisdiction_id.as_deref()).await?;
+async fn services(State(state): State<AppState>, format: Format) -> Result311<Response> {
     let categories = state.reports.categories(&state.pool).await?;
     let list: Vec<Service> = categories
         .iter()
@@ -336,13 +311,8 @@ struct ServiceDefinition<A> {
     attributes: A,
 }
 
-async fn service_definition(
-    State(state): State<AppState>,
-    Path(file): Path<String>,
-    Query(q): Query<JurisdictionQuery>,
-) -> Result311<Response> {
+async fn service_definition(State(state): State<AppState>, Path(file): Path<String>) -> Result311<Response> {
     let (code, format) = Format::split(&file)?;
-    jurisdiction(&state, q.jurisdiction_id.as_deref()).await?;
     let categories = state.reports.categories(&state.pool).await?;
     if !categories.iter().any(|c| c.code == code) {
         return Err(Open311Error(StatusCode::NOT_FOUND, format!("no service {code}")));
@@ -383,7 +353,7 @@ async fn open311_principal(state: &AppState, api_key: &str) -> Result311<crate::
 /// POST requests.{json,xml}: form-encoded per the spec (JSON is accepted too). `FixMyStreet`
 /// also sends `first_name`, `last_name`, `email`, `phone` and `attribute[...]`: the reporter's
 /// identity is the key's account, so those personal fields are neither needed nor stored.
-/// `jurisdiction_id`, when given, must name a county that holds the point (else 404 / 400):
+/// `jurisdiction_id`, when it names a county, must name one that holds the point (else 400):
 /// a client filing for one county never files a report into another.
 async fn create_request(
     State(state): State<AppState>,

@@ -10,8 +10,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
-use super::extract::{Json, Query};
+use super::error::ApiResult;
+use super::extract::{Json, Query, county_param};
 use crate::reports::workflow::{self, Stats};
 use crate::wishes::{self, WishStats};
 
@@ -51,14 +51,7 @@ pub struct StatsBody {
     responses((status = 200, body = StatsBody),
         (status = 400, description = "A parameter does not parse, or `county` names no county", body = super::error::ErrorBody)))]
 pub async fn get_stats(State(state): State<AppState>, Query(q): Query<StatsQuery>) -> ApiResult<Json<StatsBody>> {
-    let county = match q.county.as_deref() {
-        None => None,
-        Some(code) => Some(
-            crate::counties::id_by_code(&state.pool, code)
-                .await?
-                .ok_or_else(|| ApiError::field("county", format!("no county has the code {code:?}")))?,
-        ),
-    };
+    let county = county_param(&state.pool, q.county.as_deref()).await?;
     let reports = workflow::stats(&state.pool, q.grid, q.community, q.subdistrict, county, q.from, q.to).await?;
     let area = wishes::Area {
         grid: q.grid,

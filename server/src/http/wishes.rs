@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::etag;
-use super::extract::{Json, Path, Query, typed_body};
+use super::extract::{Json, Path, Query, county_param, typed_body};
 use super::principal::{Auth, MaybeAuth};
 use crate::wishes::{self, CreateWish, ListFilter, StatsReport, WishError, WishState, WishTransition, WishView};
 
@@ -86,17 +86,6 @@ pub struct ListWishesQuery {
     pub limit: Option<i64>,
 }
 
-async fn county_id(state: &AppState, code: Option<&str>) -> ApiResult<Option<i64>> {
-    match code {
-        None => Ok(None),
-        Some(code) => Ok(Some(
-            crate::counties::id_by_code(&state.pool, code)
-                .await?
-                .ok_or_else(|| ApiError::field("county", format!("no county has the code {code:?}")))?,
-        )),
-    }
-}
-
 fn states(text: Option<&str>) -> ApiResult<Vec<WishState>> {
     match text.map(str::trim) {
         None | Some("open") => Ok(vec![WishState::Published]),
@@ -133,7 +122,7 @@ pub async fn list_wishes(
     let filter = ListFilter {
         grid: q.grid,
         community: q.community,
-        county: county_id(&state, q.county.as_deref()).await?,
+        county: county_param(&state.pool, q.county.as_deref()).await?,
         states: states(q.state.as_deref())?,
         limit: q.limit.unwrap_or(200),
     };
@@ -238,7 +227,7 @@ pub async fn get_wish_stats(
 ) -> ApiResult<Json<StatsReport>> {
     let area = wishes::Area {
         community: q.community,
-        county: county_id(&state, q.county.as_deref()).await?,
+        county: county_param(&state.pool, q.county.as_deref()).await?,
         from: q.from,
         to: q.to,
         ..wishes::Area::default()

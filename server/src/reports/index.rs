@@ -548,6 +548,12 @@ impl GridIndexHandle {
         Ok(index)
     }
 
+    /// Whether an index is built (`gridmap_grid_index_loaded` on `/metrics`: a benchmark waits
+    /// for it, as the index built at start-up takes a core for a second at ×10).
+    pub fn is_loaded(&self) -> bool {
+        self.current.load().is_some()
+    }
+
     /// Swap in an index built elsewhere (tests, benchmarks).
     pub fn replace(&self, index: GridIndex) {
         self.current.store(Some(Arc::new(index)));

@@ -68,6 +68,14 @@ pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<uuid::Uuid, Ap
         .ok_or_else(|| ApiError::field("Idempotency-Key", "must be a UUID"))
 }
 
+/// A `county` query parameter (a county's code, e.g. `370323`) → its id; `None` when the
+/// parameter is absent, a 400 naming `county` when no county has the code.
+pub async fn county_param(pool: &sqlx::PgPool, code: Option<&str>) -> ApiResult<Option<i64>> {
+    let Some(code) = code else { return Ok(None) };
+    let id = crate::counties::id_by_code(pool, code).await?;
+    id.map(Some).ok_or_else(|| ApiError::field("county", format!("no county has the code {code:?}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,12 +100,4 @@ mod tests {
             }
         }
     }
-}
-
-/// A `county` query parameter (a county's code, e.g. `370323`) → its id; `None` when the
-/// parameter is absent, a 400 naming `county` when no county has the code.
-pub async fn county_param(pool: &sqlx::PgPool, code: Option<&str>) -> ApiResult<Option<i64>> {
-    let Some(code) = code else { return Ok(None) };
-    let id = crate::counties::id_by_code(pool, code).await?;
-    id.map(Some).ok_or_else(|| ApiError::field("county", format!("no county has the code {code:?}")))
 }

@@ -196,7 +196,7 @@ pub struct JurisdictionQuery {
 /// The county a `jurisdiction_id` names: `None` when it is absent, empty (the spec: an empty
 /// optional argument is no argument) or names no county. Before counties the id was accepted
 /// and ignored (docs/reports.md), and integrations send whatever their operator configured
-/// (FixMyStreet: a body's `jurisdiction`, say `yiyuan`): such an id is still ignored, so they
+/// (`FixMyStreet`: a body's `jurisdiction`, say `yiyuan`): such an id is still ignored, so they
 /// keep working, while a county's code scopes every method to that county.
 async fn jurisdiction(state: &AppState, id: Option<&str>) -> Result311<Option<County>> {
     let Some(code) = id.map(str::trim).filter(|c| !c.is_empty()) else { return Ok(None) };

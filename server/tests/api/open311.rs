@@ -450,7 +450,7 @@ async fn open311_jurisdiction_id_is_a_county_code_that_scopes_posts_and_lists(po
 }
 
 /// Before counties, `jurisdiction_id` was accepted and ignored (docs/reports.md said so, and
-/// FixMyStreet sends whatever its operator configured, say `yiyuan`): an id that names no
+/// `FixMyStreet` sends whatever its operator configured, say `yiyuan`): an id that names no
 /// county is still ignored — every method answers for every county and a POST is stored —
 /// so an integration set up then keeps working; a county's code scopes it.
 #[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]

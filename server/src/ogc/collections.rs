@@ -93,17 +93,25 @@ use PropType::{Integer, Text, TextArray, Timestamp};
 /// The column the county joins provide.
 const COUNTY_COLUMN: &str = "county_code";
 
-/// A grid's county: community → subdistrict → county.
-const COUNTY_OF_GRID: &str = r"left join (select g.id as county_grid_id, k.code as county_code
+/// The join giving each grid's county (community → subdistrict → county), on `$grid`: the
+/// grid id column of the table it joins.
+macro_rules! county_of_grid {
+    ($grid:literal) => {
+        concat!(
+            "left join (select g.id as county_grid_id, k.code as county_code
                    from grid g join community c on c.id = g.community_id
                    join subdistrict s on s.id = c.subdistrict_id join county k on k.id = s.county_id) county_of
-         on county_of.county_grid_id = grid.id";
+         on county_of.county_grid_id = ",
+            $grid
+        )
+    };
+}
+
+/// A grid's county.
+const COUNTY_OF_GRID: &str = county_of_grid!("grid.id");
 
 /// A building's county is its grid's (the grid covering its point on surface).
-const COUNTY_OF_BUILDING: &str = r"left join (select g.id as county_grid_id, k.code as county_code
-                   from grid g join community c on c.id = g.community_id
-                   join subdistrict s on s.id = c.subdistrict_id join county k on k.id = s.county_id) county_of
-         on county_of.county_grid_id = building.grid_id";
+const COUNTY_OF_BUILDING: &str = county_of_grid!("building.grid_id");
 
 /// A report's county is its subdistrict's, as `/api/stats?county=` counts it (an unassigned
 /// report still has the subdistrict of the nearest grid).

@@ -14,29 +14,41 @@ rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
 cpSync(join(here, 'src'), dist, { recursive: true });
 
-// The page's own modules as one minified file (esbuild): on a phone network (150 ms a round
-// trip, 1.6 Mbit/s) the sixteen modules cost a waterfall of requests (app.js's imports are found
-// only once it has arrived, theirs once they have) and 47 KiB in brotli; bundled they are one
-// request of 33 KiB (bench/web.sh). MapLibre and the planner's editor stay files of their own
-// (import map in index.html). The bundled modules are removed from dist (the source map,
-// app.js.map, leads a debugger back to them).
+// The page's own modules, minified by esbuild: app.js with what the resident's first map needs,
+// and the other views (workers', planners', leaders', points, wishes, emergency, counties) and the
+// English strings as chunks that app.js imports once the map is idle (dist/chunks/, names with a
+// content hash). On a phone network (150 ms a round trip, 1.6 Mbit/s) sixteen separate modules
+// cost a waterfall of requests; one bundle of everything was 41 KiB in brotli sharing the line
+// with MapLibre's main file, which the map waits for (bench/web.sh). The code app.js shares with
+// the chunks is a chunk app.js imports statically: index.html preloads it (below), so it is not
+// found only once app.js has arrived. MapLibre and the planner's editor stay files of their own
+// (import map in index.html). The bundled modules are removed from dist (the source maps lead a
+// debugger back to them).
 const bundled = await build({
   entryPoints: [join(here, 'src', 'app.js')],
   bundle: true,
+  splitting: true,
   format: 'esm',
   target: 'es2022',
   minify: true,
   sourcemap: 'linked',
   legalComments: 'none',
   external: ['maplibre-gl', 'terra-draw', 'terra-draw-maplibre-gl-adapter'],
-  outfile: join(dist, 'app.js'),
+  outdir: dist,
+  entryNames: '[name]',
+  chunkNames: 'chunks/[name]-[hash]',
   allowOverwrite: true,
   metafile: true,
   logLevel: 'warning',
 });
-const inBundle = new Set(Object.keys(bundled.metafile.inputs)
+const inBundle = new Set(Object.values(bundled.metafile.outputs).flatMap((output) => Object.keys(output.inputs))
   .map((input) => `/${relative(join(here, 'src'), join(here, input)).split(sep).join('/')}`)
   .filter((path) => path !== '/app.js'));
+// The chunks app.js imports statically, for index.html's modulepreload.
+const appOutput = Object.entries(bundled.metafile.outputs).find(([, output]) => output.entryPoint === 'src/app.js');
+if (!appOutput) throw new Error('esbuild: no output for src/app.js');
+const eagerChunks = appOutput[1].imports.filter((i) => i.kind === 'import-statement' && !i.external)
+  .map((i) => `/${relative(dist, join(here, i.path)).split(sep).join('/')}`);
 for (const path of inBundle) rmSync(join(dist, path));
 
 const vendor = [
@@ -72,7 +84,9 @@ const indexHtml = readFileSync(indexPath, 'utf8')
     return versions[name];
   });
 if (!indexHtml.includes(`maplibre-gl.mjs?v=${versions['maplibre-gl']}`)) throw new Error('index.html: MapLibre is no longer asked for with its version; update build.mjs');
-writeFileSync(indexPath, indexHtml);
+if (!indexHtml.includes('<!-- APP CHUNKS -->')) throw new Error('index.html: the APP CHUNKS placeholder moved; update build.mjs');
+writeFileSync(indexPath, indexHtml.replace('<!-- APP CHUNKS -->',
+  eagerChunks.map((path) => `<link rel="modulepreload" href="${path}">`).join('\n  ')));
 if (!readFileSync(join(dist, 'vendor/maplibre-gl/maplibre-gl.mjs'), 'utf8').includes(`maplibre-gl-worker.mjs`)) {
   throw new Error('MapLibre no longer names maplibre-gl-worker.mjs: check that its worker is still asked for with ?v= (http/static_files.rs)');
 }

@@ -2,20 +2,12 @@
 // searchable list and on the map with their cards, the nearest stations to a point, and "which
 // grid am I in". The rider view lives in rider.js. Every asset is served by gridmap itself.
 import * as maplibregl from 'maplibre-gl';
-import { t, setLang, getLang, applyStatic, serviceLabel, serviceSearchText, SERVICES } from './i18n.js';
+import { t, setLang, getLang, wantedLang, loadLang, applyStatic, serviceLabel, serviceSearchText, SERVICES } from './i18n.js';
 import { isOpen, isAlwaysOpen, todayHours } from './hours.js';
 import { navigationLinks } from './coords.js';
 import { api } from './api.js';
 import { h, $, fill } from './dom.js';
 import { initRider } from './rider.js';
-import { initWorker } from './worker.js';
-import { initRounds } from './rounds.js';
-import { initPlanner } from './planner.js';
-import { initLeaders } from './leaders.js';
-import { initPoints } from './points.js';
-import { initWishes } from './wishes.js';
-import { initEmergency } from './emergency.js';
-import { initCounties } from './counties.js';
 import { initStations, busynessBadge, stationCardExtras } from './station.js';
 
 // Start MapLibre's worker now, while the style is read and the map is made, rather than when
@@ -187,13 +179,32 @@ function setPoint(lon, lat) {
   );
 }
 
+/**
+ * The first view's tiles, asked for by this page the moment MapLibre wants them. MapLibre names
+ * its tiles on the page (here) as soon as it has the style, but fetches them in its worker, whose
+ * file (119 KiB in brotli) is then still on its way: on a phone network the first tiles' requests
+ * waited for its last byte, then a round trip (150 ms), then the tiles' own bytes. Fetched here,
+ * they travel while the worker's file does, and the worker takes them from the HTTP cache
+ * (`force-cache`: the copy is the one fetched a moment ago; tiles are otherwise revalidated,
+ * `max-age=0`). Only until the first idle, and not when the service worker answers (a repeat
+ * visit, where it has the tiles).
+ */
+let firstView = true;
+function firstTiles(url, kind) {
+  if (kind !== 'Tile' || !firstView || navigator.serviceWorker?.controller) return undefined;
+  fetch(url, { expectFailure: true }).catch(() => { /* the worker asks again and reports it */ });
+  return { url, cache: 'force-cache' };
+}
+
 async function initMap() {
   const style = await loadStyle();
   // The balance classes' household ranges, for the legend (getStyle() would re-serialise the
   // whole style for each legend drawn).
   app.balanceClasses = style.metadata?.['gridmap:balance_classes'] ?? null;
   performance.mark('gridmap-style');
-  const map = new maplibregl.Map({ container: 'map', style: composeStyle(style), ...savedView(), attributionControl: { compact: true } });
+  const map = new maplibregl.Map({
+    container: 'map', style: composeStyle(style), ...savedView(), attributionControl: { compact: true }, transformRequest: firstTiles,
+  });
   map.on('moveend', () => {
     const c = map.getCenter();
     try { localStorage.setItem(VIEW_KEY, JSON.stringify({ lon: c.lng, lat: c.lat, zoom: map.getZoom() })); } catch { /* storage full */ }
@@ -214,6 +225,7 @@ async function initMap() {
     applyMode();
     updateStationLayer();
     map.once('idle', () => {
+      firstView = false;
       // Map with every layer drawn, measured from navigation start (Performance API).
       window.__firstPaint = Math.round(performance.now());
       window.__mapIdle = true;
@@ -523,6 +535,40 @@ function showTab(tab) {
   for (const v of document.querySelectorAll('.view')) v.hidden = v.id !== `view-${tab}`;
   applyMode();
   window.dispatchEvent(new CustomEvent('gridmap:tab', { detail: tab }));
+  // A tab whose view is not loaded yet: load it now (it opens itself for the tab shown).
+  if (!FIRST_TABS.has(tab)) loadViews();
+}
+
+/**
+ * The views a resident's first map does not need — the grid workers', planners', building
+ * leaders', points, wishes, emergency and county views, and the English strings — as chunks of
+ * their own (build.mjs: esbuild splitting), fetched once the map is idle or a tab asks for one,
+ * whichever comes first. In one bundle they were about half of app.js's 41 KiB (brotli), which
+ * shared the phone line with MapLibre's main file that the map waits for (bench/web.sh).
+ * Offline, the service worker has them with the rest of the app shell.
+ */
+let views = null;
+// The tabs app.js, rider.js and station.js draw themselves (no chunk needed).
+const FIRST_TABS = new Set(['stations', 'nearest', 'grid', 'report', 'checkin', 'host']);
+function loadViews() {
+  views ??= Promise.all([
+    import('./worker.js'), import('./rounds.js'), import('./planner.js'), import('./leaders.js'),
+    import('./points.js'), import('./wishes.js'), import('./emergency.js'), import('./counties.js'),
+    loadLang('en'),
+  ]).then(([worker, rounds, planner, leaders, points, wishes, emergency, counties]) => {
+    worker.initWorker(app);
+    rounds.initRounds(app);
+    planner.initPlanner(app);
+    leaders.initLeaders(app);
+    points.initPoints(app);
+    wishes.initWishes(app);
+    emergency.initEmergency(app);
+    counties.initCounties(app);
+    renderAll();
+    // The tab shown before they were here: each view opens itself on this event.
+    window.dispatchEvent(new CustomEvent('gridmap:tab', { detail: state.tab }));
+  });
+  return views;
 }
 
 function renderAll() {
@@ -538,7 +584,7 @@ function renderAll() {
 
 function wire() {
   for (const b of document.querySelectorAll('#tabs button')) b.addEventListener('click', () => showTab(b.dataset.tab));
-  $('#lang').addEventListener('click', () => { setLang(getLang() === 'en' ? 'zh-CN' : 'en'); renderAll(); });
+  $('#lang').addEventListener('click', async () => { await setLang(getLang() === 'en' ? 'zh-CN' : 'en'); renderAll(); });
   $('#search').addEventListener('input', (e) => { state.query = e.target.value.trim(); renderStations(); });
   $('#locate-nearest').addEventListener('click', () => locate((lon, lat) => nearestAt(lon, lat)));
   $('#locate-grid').addEventListener('click', () => locate((lon, lat) => gridAt(lon, lat)));
@@ -566,20 +612,16 @@ function registerServiceWorker() {
 
 Object.assign(app, { nearestAt, gridAt, selectStation, showTab, setStatus, renderAll });
 
-setLang(getLang());
+await setLang(wantedLang());
 wire();
 renderAll();
 await Promise.all([initMap(), loadStations()]);
 initRider(app);
-initWorker(app);
-initRounds(app);
-initPlanner(app);
-initLeaders(app);
-initPoints(app);
-initWishes(app);
-initEmergency(app);
-initCounties(app);
 initStations(app);
 renderAll();
+// The other views once the map has drawn (or at once if a tab or link asked for one already).
+// (A map that never settles, say offline with tiles never seen, waits no longer than 8 s.)
+if (app.map && !window.__mapIdle) await new Promise((resolve) => { app.map.once('idle', resolve); setTimeout(resolve, 8000); });
+await loadViews();
 window.__appReady = true;
 registerServiceWorker();

@@ -4,7 +4,7 @@
 // one county (`GET /api/counties`) the card offers a county picker: the metrics follow it
 // (`/api/stats?county=CODE`) and the map flies to the county's extent. A county-scoped account
 // (its login's `county_id`, e.g. a county planner) starts on its own county.
-import { t } from './i18n.js';
+import { t, refusalText } from './i18n.js';
 import { h, $, fill } from './dom.js';
 import { getSession, hasRole, onSession, call } from './session.js';
 
@@ -40,7 +40,8 @@ async function loadStats(app) {
   const r = await call(counties.code ? `/api/stats?county=${encodeURIComponent(counties.code)}` : '/api/stats');
   if (asked !== counties.asked) return; // a later choice's answer is the one to show
   counties.stats = r.ok ? r.data : null;
-  counties.error = r.ok ? null : (r.data?.message ?? String(r.status));
+  // The error's stable code in the page's language, never the server's English message.
+  counties.error = r.ok ? null : { body: r.data, status: r.status };
   render(app);
   window.__countyStats = { code: counties.code, reports: counties.stats?.reports ?? null };
 }
@@ -78,7 +79,7 @@ function card(app) {
   return [
     h('h2', {}, t('stats_title')),
     picker,
-    counties.error ? h('p', { class: 'error' }, t('api_error') + counties.error) : null,
+    counties.error ? h('p', { class: 'error' }, refusalText(counties.error.body, counties.error.status)) : null,
     s ? h('dl', { class: 'county-metrics', dataset: { county: counties.code ?? '' } },
       h('dt', {}, t('stats_reports')), h('dd', { class: 'stats-reports' }, String(s.reports)),
       h('dt', {}, t('stats_closure')), h('dd', {}, percent(s.closure_rate)),

@@ -5,7 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { strings } from '../src/i18n.js';
+import { strings as chinese } from '../src/i18n.js';
+import { en } from '../src/i18n-en.js';
+
+const strings = { ...chinese, en };
 
 const server = new URL('../../server/src/', import.meta.url);
 const read = (path) => readFileSync(new URL(path, server), 'utf8');

@@ -83,7 +83,7 @@ impl Changes {
         // Every layer: a building edit changes its grid's household balance, a grid edit its label.
         self.tiles.changed(LayerSet::ALL, Bbox::from_lonlat(min_lon, min_lat, max_lon, max_lat)).await;
         if changed.kind == Some(Kind::Grids)
-            && let Err(err) = self.reports.index.reload(&self.pool).await
+            && let Err(err) = self.reports.index.refresh(&self.pool).await
         {
             tracing::error!(%err, "reloading the grid index after a grid edit failed");
         }

@@ -109,13 +109,33 @@ fn candidates(frame: &Frame, shapes: &[GridShape], within: f64) -> Vec<(f64, usi
 }
 
 impl GridIndex {
+    /// [`candidates`] among the grids, from the R-tree: only grids whose box meets the degrees
+    /// that `within` metres span in the frame (the same scale [`Frame::bbox_metres`] uses, so
+    /// every grid the bbox filter keeps is among them), ordered by distance, then position.
+    fn near_grids(&self, frame: &Frame, within: f64) -> Vec<(f64, usize)> {
+        // (A millionth wider: a box exactly `within` away is not lost to rounding.)
+        let (dlon, dlat) = (within * 1.000_001 / frame.east, within * 1.000_001 / frame.north);
+        let envelope =
+            rstar::AABB::from_corners([frame.lon - dlon, frame.lat - dlat], [frame.lon + dlon, frame.lat + dlat]);
+        let grids = self.grids();
+        let mut near: Vec<(f64, usize)> = self
+            .boxes
+            .locate_in_envelope_intersecting(&envelope)
+            .map(|b| b.data)
+            .filter(|&k| frame.bbox_metres(grids[k].bbox) <= within)
+            .map(|k| (frame.shape_metres(&grids[k]), k))
+            .filter(|(d, _)| *d <= within)
+            .collect();
+        near.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        near
+    }
+
     /// Rules 2–3 for a point that no grid covers, or `None` when the answer is too close to
     /// call here (PostGIS decides).
     pub fn fringe(&self, lon: f64, lat: f64) -> Option<Fringe> {
         let frame = Frame::at(lon, lat);
         let reach = NEAREST_GRID_M + band(NEAREST_GRID_M);
-        let mut near = candidates(&frame, self.grids(), reach);
-        near.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let near = self.near_grids(&frame, reach);
         if let Some(&(best, k)) = near.first() {
             if best > NEAREST_GRID_M - band(NEAREST_GRID_M) {
                 return None; // about 150 m away: inside or outside rule 2's reach?
@@ -135,8 +155,11 @@ impl GridIndex {
         const TIE: f64 = 1e-7;
         let bbox_degrees =
             |b: [f64; 4]| (b[0] - lon).max(lon - b[2]).max(0.0).hypot((b[1] - lat).max(lat - b[3]).max(0.0));
-        let mut order: Vec<(f64, &GridShape)> = self.grids().iter().map(|g| (bbox_degrees(g.bbox), g)).collect();
-        order.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // The grids nearest first by their box (the R-tree's order: the same distance, squared;
+        // the outcome below does not depend on the order among equal bounds).
+        let grids = self.grids();
+        let order =
+            self.boxes.nearest_neighbor_iter(&[lon, lat]).map(|b| (bbox_degrees(grids[b.data].bbox), &grids[b.data]));
         let mut best: Option<(f64, &GridShape)> = None;
         // The nearest grid of another subdistrict than the best's: only a near-tie matters.
         let mut rival = f64::INFINITY;

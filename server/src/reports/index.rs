@@ -289,12 +289,20 @@ impl LocalGrid {
     }
 }
 
+/// A grid's box in the index's R-tree, with the grid's position in [`GridIndex::grids`].
+pub(super) type GridBox = rstar::primitives::GeomWithData<rstar::primitives::Rectangle<[f64; 2]>, usize>;
+
 /// An immutable snapshot of the grids, ready for lookups.
 #[derive(Debug)]
 pub struct GridIndex {
     grids: Vec<GridShape>,
     cells: HashMap<u64, Entry, BuildHasherDefault<CellHasher>>,
     interior_cells: usize,
+    /// The grids' boxes (lon/lat), for rules 2–3 (`fringe.rs`): the grids near a point in no
+    /// grid, and the grids in order of their box's distance. A scan of every grid per such
+    /// point (and a sort of all of them for rule 3) was most of intake's CPU at ×100 (26,700
+    /// grids: 1,100 reports/s against 2,900 at ×1, bench/scale.sh).
+    pub(super) boxes: rstar::RTree<GridBox>,
     /// The county boundary, for a quick "certainly inside" before PostGIS's margin check.
     county: Vec<GridShape>,
     /// The database's `grid_index_generation` this was read at (migration 0012); `None` for an
@@ -351,7 +359,17 @@ impl GridIndex {
             };
             cells.insert(cell, entry);
         }
-        Self { grids, cells, interior_cells, county: Vec::new(), generation: None }
+        let boxes = rstar::RTree::bulk_load(
+            grids
+                .iter()
+                .enumerate()
+                .map(|(k, g)| {
+                    let [x0, y0, x1, y1] = g.bbox;
+                    GridBox::new(rstar::primitives::Rectangle::from_corners([x0, y0], [x1, y1]), k)
+                })
+                .collect(),
+        );
+        Self { grids, cells, interior_cells, boxes, county: Vec::new(), generation: None }
     }
 
     /// The same index, knowing the county boundary.
@@ -522,9 +540,32 @@ fn segment_hits_rect(a: [f64; 2], b: [f64; 2], r: [f64; 4]) -> bool {
 pub struct GridIndexHandle {
     current: ArcSwapOption<GridIndex>,
     loading: tokio::sync::Mutex<()>,
+    /// A background build started by [`GridIndexHandle::ready`] is running.
+    building: std::sync::atomic::AtomicBool,
 }
 
 impl GridIndexHandle {
+    /// The index if it is built; else `None`, with a build started in the background (unless
+    /// one runs already), so the caller answers from PostGIS meanwhile instead of waiting. At
+    /// ×100 (26,700 grids) the build takes ~25 s after a start (bench/scale.sh): reports that
+    /// waited for it were answered after 46 s, past any phone's patience.
+    pub fn ready(self: &Arc<Self>, pool: &PgPool) -> Option<Arc<GridIndex>> {
+        use std::sync::atomic::Ordering;
+        if let Some(index) = self.current.load_full() {
+            return Some(index);
+        }
+        if !self.building.swap(true, Ordering::AcqRel) {
+            let (handle, pool) = (Arc::clone(self), pool.clone());
+            tokio::spawn(async move {
+                if let Err(err) = handle.get(&pool).await {
+                    tracing::warn!(%err, "building the grid index failed; the next report tries again");
+                }
+                handle.building.store(false, Ordering::Release);
+            });
+        }
+        None
+    }
+
     /// The current index (built from the database on first use).
     pub async fn get(&self, pool: &PgPool) -> Result<Arc<GridIndex>, sqlx::Error> {
         if let Some(index) = self.current.load_full() {
@@ -543,6 +584,31 @@ impl GridIndexHandle {
     /// Call after changing grids (the server also reloads on `NOTIFY gridmap_grids_changed`).
     pub async fn reload(&self, pool: &PgPool) -> Result<Arc<GridIndex>, sqlx::Error> {
         let _guard = self.loading.lock().await;
+        let index = Arc::new(GridIndex::load(pool).await?);
+        self.current.store(Some(index.clone()));
+        Ok(index)
+    }
+
+    /// The index, as new as the grids: built if there is none, rebuilt if the grids' generation
+    /// (migration 0012) moved on since it was read. The listener calls this when it (re)connects,
+    /// as changes made while it was not listening sent it nothing. It used to rebuild
+    /// unconditionally: at start-up that was a second build right after the first (~25 s of a
+    /// core at ×100), under the first reports and tiles (bench/scale.sh: intake at ×100 fell to
+    /// half, the build 88% of the server's samples).
+    pub async fn refresh(&self, pool: &PgPool) -> Result<Arc<GridIndex>, sqlx::Error> {
+        let generation: i64 =
+            sqlx::query_scalar("select generation from grid_index_generation").fetch_one(pool).await?;
+        let fresh = |index: &Option<Arc<GridIndex>>| {
+            index.as_ref().filter(|i| i.generation().is_some_and(|g| g >= generation)).cloned()
+        };
+        if let Some(index) = fresh(&self.current.load_full()) {
+            return Ok(index);
+        }
+        let _guard = self.loading.lock().await;
+        // A build that finished while we waited may have read this generation or a later one.
+        if let Some(index) = fresh(&self.current.load_full()) {
+            return Ok(index);
+        }
         let index = Arc::new(GridIndex::load(pool).await?);
         self.current.store(Some(index.clone()));
         Ok(index)

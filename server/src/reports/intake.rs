@@ -248,8 +248,42 @@ pub async fn assign(
     lon: f64,
     lat: f64,
 ) -> Result<Option<Assignment>, sqlx::Error> {
-    let index = reports.index.get(pool).await?;
-    assign_with(pool, reports, &index, lon, lat).await
+    match reports.index.ready(pool) {
+        Some(index) => assign_with(pool, reports, &index, lon, lat).await,
+        None => Ok(assign_in_sql(pool, reports, lon, lat).await?.0),
+    }
+}
+
+/// Every rule in PostGIS, while the in-memory index is still being built (a server just
+/// started): the covering grid, else the nearest within 150 m, else the nearest grid's
+/// subdistrict, and the county margin — with the index generation the statement saw, so the
+/// insert assigns again only if the grids change in between (commit.rs).
+async fn assign_in_sql(
+    pool: &PgPool,
+    reports: &ReportMachinery,
+    lon: f64,
+    lat: f64,
+) -> Result<(Option<Assignment>, Option<i64>), sqlx::Error> {
+    reports.count_assignment_in_sql();
+    let row: (Option<bool>, Option<i64>, String, Option<i64>, Option<i64>) = sqlx::query_as(
+        r"with p as (select ST_SetSRID(ST_MakePoint($1, $2), 4326) as g)
+          select (select case when count(*) > 0 then coalesce(bool_or(ST_DWithin(a.geom::geography, p.g::geography, $3))
+                                                filter (where a.geom && ST_Expand(p.g, 0.01)), false) end
+                    from area a where a.kind = 'county'),
+                 a.grid_id, a.assignment, a.subdistrict_id, (select generation from grid_index_generation)
+            from p, gridmap_report_assignment(p.g) a",
+    )
+    .bind(lon)
+    .bind(lat)
+    .bind(super::COUNTY_MARGIN_M)
+    .fetch_one(pool)
+    .await?;
+    let in_county = row.0.unwrap_or_else(|| crate::geo_input::inside_county([lon, lat, lon, lat]));
+    if !in_county {
+        return Ok((None, row.4));
+    }
+    let method = AssignmentMethod::try_from(row.2).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok((Some(Assignment { grid_id: row.1, method, subdistrict_id: row.3 }), row.4))
 }
 
 /// [`assign`] with the index already in hand (intake also records its generation).
@@ -338,11 +372,11 @@ pub async fn submit(
     }
     // The row carries the generation of the index that assigned it: if the grids have moved on
     // since, PostgreSQL assigns it again (commit.rs).
-    let index = reports.index.get(pool).await?;
-    let index_generation = index.generation();
-    let assignment = assign_with(pool, reports, &index, report.lon, report.lat)
-        .await?
-        .ok_or_else(|| field("location", "the point is outside Yiyuan county"))?;
+    let (assignment, index_generation) = match reports.index.ready(pool) {
+        Some(index) => (assign_with(pool, reports, &index, report.lon, report.lat).await?, index.generation()),
+        None => assign_in_sql(pool, reports, report.lon, report.lat).await?,
+    };
+    let assignment = assignment.ok_or_else(|| field("location", "the point is outside Yiyuan county"))?;
     // Whole microseconds, as PostgreSQL stores it, so the in-memory copy matches the row.
     let now: DateTime<Utc> = Utc::now().trunc_subsecs(6);
     // Duplicates: the 20 nearest open reports of the category within its radius, from memory

@@ -190,8 +190,8 @@ pub fn spawn_grid_listener(pool: PgPool, reports: ReportMachinery) {
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
                 continue;
             }
-            // A change may have happened while we were not listening.
-            if let Err(err) = reports.index.reload(&pool).await {
+            // A change may have happened while we were not listening (rebuilt only if so).
+            if let Err(err) = reports.index.refresh(&pool).await {
                 tracing::warn!(%err, "grid index reload failed");
             }
             reload_open_reports(&pool, &reports).await;
@@ -227,7 +227,8 @@ pub fn spawn_grid_listener(pool: PgPool, reports: ReportMachinery) {
                     note(&n);
                 }
                 if grids {
-                    match reports.index.reload(&pool).await {
+                    // Rebuilt only if this server's own edit has not done so already (changes.rs).
+                    match reports.index.refresh(&pool).await {
                         Ok(index) => tracing::info!(grids = index.grid_count(), "grid index reloaded"),
                         Err(err) => tracing::warn!(%err, "grid index reload failed"),
                     }

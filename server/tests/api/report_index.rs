@@ -314,6 +314,8 @@ async fn intake_assignment_matches_the_sql_rules_and_the_county_margin(pool: PgP
         points.push(ring(v, 470.0, 530.0, &mut rng));
     }
     let reports = gridmap_server::reports::ReportMachinery::default();
+    // The index built, as a server has it once started (before that, every point goes to PostGIS).
+    reports.index.get(&pool).await.expect("index");
     let (mut outside, mut fast, mut in_grid) = (0, 0, 0);
     for (i, &(lon, lat)) in points.iter().enumerate() {
         let rust = gridmap_server::reports::intake::assign(&pool, &reports, lon, lat).await.expect("assign");
@@ -394,4 +396,38 @@ async fn the_fringe_band_is_ten_times_the_measured_distance_error(pool: PgPool) 
         }
     }
     eprintln!("{} points: largest |frame − ST_Distance(geography)| = {:.4} m", ours.len(), worst);
+}
+
+/// A server just started (at ×100 the grid index takes ~25 s to build): a report does not wait
+/// for the index but is assigned by PostGIS with the same rules, and the index is built in the
+/// background meanwhile.
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn a_report_before_the_grid_index_is_built_is_assigned_by_postgis_without_waiting(pool: PgPool) {
+    gridmap_server::seed::seed_demo(&pool, 1).await.expect("seed");
+    let reports = gridmap_server::reports::ReportMachinery::default();
+    assert!(!reports.index.is_loaded());
+    // A grid's label point (inside it), a point in no grid near the county seat, one far outside.
+    let (grid, lon, lat): (i64, f64, f64) = sqlx::query_as(
+        "select id, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) from grid order by id limit 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("grid");
+    let inside = gridmap_server::reports::intake::assign(&pool, &reports, lon, lat).await.expect("assign");
+    let inside = inside.expect("in the county");
+    assert_eq!((inside.grid_id, inside.method.as_str()), (Some(grid), "covers"));
+    let outside = gridmap_server::reports::intake::assign(&pool, &reports, 116.0, 30.0).await.expect("assign");
+    assert!(outside.is_none(), "far outside the county: refused as with the index");
+    assert_eq!(reports.assignments_in_sql(), 2, "both answered by PostGIS");
+    // The first report started the build; once it is there, memory answers.
+    for _ in 0..300 {
+        if reports.index.is_loaded() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(reports.index.is_loaded(), "the index was built in the background");
+    let again = gridmap_server::reports::intake::assign(&pool, &reports, lon, lat).await.expect("assign");
+    assert_eq!(again.and_then(|a| a.grid_id), Some(grid));
+    assert_eq!(reports.assignments_in_sql(), 2, "the index answered the point in a grid");
 }

@@ -179,32 +179,13 @@ function setPoint(lon, lat) {
   );
 }
 
-/**
- * The first view's tiles, asked for by this page the moment MapLibre wants them. MapLibre names
- * its tiles on the page (here) as soon as it has the style, but fetches them in its worker, whose
- * file (119 KiB in brotli) is then still on its way: on a phone network the first tiles' requests
- * waited for its last byte, then a round trip (150 ms), then the tiles' own bytes. Fetched here,
- * they travel while the worker's file does, and the worker takes them from the HTTP cache
- * (`force-cache`: the copy is the one fetched a moment ago; tiles are otherwise revalidated,
- * `max-age=0`). Only until the first idle, and not when the service worker answers (a repeat
- * visit, where it has the tiles).
- */
-let firstView = true;
-function firstTiles(url, kind) {
-  if (kind !== 'Tile' || !firstView || navigator.serviceWorker?.controller) return undefined;
-  fetch(url, { expectFailure: true }).catch(() => { /* the worker asks again and reports it */ });
-  return { url, cache: 'force-cache' };
-}
-
 async function initMap() {
   const style = await loadStyle();
   // The balance classes' household ranges, for the legend (getStyle() would re-serialise the
   // whole style for each legend drawn).
   app.balanceClasses = style.metadata?.['gridmap:balance_classes'] ?? null;
   performance.mark('gridmap-style');
-  const map = new maplibregl.Map({
-    container: 'map', style: composeStyle(style), ...savedView(), attributionControl: { compact: true }, transformRequest: firstTiles,
-  });
+  const map = new maplibregl.Map({ container: 'map', style: composeStyle(style), ...savedView(), attributionControl: { compact: true } });
   map.on('moveend', () => {
     const c = map.getCenter();
     try { localStorage.setItem(VIEW_KEY, JSON.stringify({ lon: c.lng, lat: c.lat, zoom: map.getZoom() })); } catch { /* storage full */ }
@@ -225,7 +206,6 @@ async function initMap() {
     applyMode();
     updateStationLayer();
     map.once('idle', () => {
-      firstView = false;
       // Map with every layer drawn, measured from navigation start (Performance API).
       window.__firstPaint = Math.round(performance.now());
       window.__mapIdle = true;

@@ -29,8 +29,11 @@ pub fn tile_service(pool: &PgPool, args: &TileArgs) -> Arc<TileService> {
             Box::pin(async move {
                 // Best effort: with a very short GRIDMAP_TILE_TIMEOUT_MS the warm-up itself is
                 // cancelled, and the connection is still good for tiles.
-                if let Err(err) = sqlx::query(gridmap_tiles::TILE_CONNECTION_WARM_UP).execute(conn).await {
+                if let Err(err) = sqlx::query(gridmap_tiles::TILE_CONNECTION_WARM_UP).execute(&mut *conn).await {
                     tracing::debug!(%err, "tile connection warm-up did not finish");
+                }
+                if let Err(err) = gridmap_tiles::warm_up_statements(conn).await {
+                    tracing::debug!(%err, "tile statement warm-up did not finish");
                 }
                 Ok(())
             })

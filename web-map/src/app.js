@@ -547,6 +547,10 @@ function loadViews() {
     renderAll();
     // The tab shown before they were here: each view opens itself on this event.
     window.dispatchEvent(new CustomEvent('gridmap:tab', { detail: state.tab }));
+  }).catch((err) => {
+    // Not fetched (a network gone before the service worker had them): the next tab tries again.
+    views = null;
+    console.error(`views: ${err.message}`);
   });
   return views;
 }

@@ -575,18 +575,14 @@ impl GridIndexHandle {
         if let Some(index) = self.current.load_full() {
             return Ok(index);
         }
-        let index = Arc::new(GridIndex::load(pool).await?);
-        self.current.store(Some(index.clone()));
-        Ok(index)
+        self.load_and_store(pool).await
     }
 
     /// Rebuild from the database and swap it in; lookups in flight finish on the old snapshot.
     /// Call after changing grids (the server also reloads on `NOTIFY gridmap_grids_changed`).
     pub async fn reload(&self, pool: &PgPool) -> Result<Arc<GridIndex>, sqlx::Error> {
         let _guard = self.loading.lock().await;
-        let index = Arc::new(GridIndex::load(pool).await?);
-        self.current.store(Some(index.clone()));
-        Ok(index)
+        self.load_and_store(pool).await
     }
 
     /// The index, as new as the grids: built if there is none, rebuilt if the grids' generation
@@ -609,6 +605,11 @@ impl GridIndexHandle {
         if let Some(index) = fresh(&self.current.load_full()) {
             return Ok(index);
         }
+        self.load_and_store(pool).await
+    }
+
+    /// Build from the database and swap it in (the caller holds `loading`).
+    async fn load_and_store(&self, pool: &PgPool) -> Result<Arc<GridIndex>, sqlx::Error> {
         let index = Arc::new(GridIndex::load(pool).await?);
         self.current.store(Some(index.clone()));
         Ok(index)

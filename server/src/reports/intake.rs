@@ -254,6 +254,30 @@ pub async fn assign(
     }
 }
 
+/// Whether the point `p.g` lies within `$3` metres of the county (null when no county boundary
+/// is loaded): the county-margin rule as both PostGIS assignments below ask it.
+macro_rules! within_county_margin {
+    () => {
+        r"(select case when count(*) > 0 then coalesce(bool_or(ST_DWithin(a.geom::geography, p.g::geography, $3))
+                                              filter (where a.geom && ST_Expand(p.g, 0.01)), false) end
+             from area a where a.kind = 'county')"
+    };
+}
+
+/// A PostGIS answer `(within the county margin?, grid, method, subdistrict)` as an assignment;
+/// `None` outside the county (with no county boundary loaded, outside the county's box).
+fn assignment_from_sql(
+    lon: f64,
+    lat: f64,
+    (in_county, grid_id, method, subdistrict_id): (Option<bool>, Option<i64>, String, Option<i64>),
+) -> Result<Option<Assignment>, sqlx::Error> {
+    if !in_county.unwrap_or_else(|| crate::geo_input::inside_county([lon, lat, lon, lat])) {
+        return Ok(None);
+    }
+    let method = AssignmentMethod::try_from(method).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(Some(Assignment { grid_id, method, subdistrict_id }))
+}
+
 /// Every rule in PostGIS, while the in-memory index is still being built (a server just
 /// started): the covering grid, else the nearest within 150 m, else the nearest grid's
 /// subdistrict, and the county margin — with the index generation the statement saw, so the
@@ -265,25 +289,25 @@ async fn assign_in_sql(
     lat: f64,
 ) -> Result<(Option<Assignment>, Option<i64>), sqlx::Error> {
     reports.count_assignment_in_sql();
-    let row: (Option<bool>, Option<i64>, String, Option<i64>, Option<i64>) = sqlx::query_as(
+    let (in_county, grid_id, method, subdistrict_id, generation): (
+        Option<bool>,
+        Option<i64>,
+        String,
+        Option<i64>,
+        Option<i64>,
+    ) = sqlx::query_as(concat!(
         r"with p as (select ST_SetSRID(ST_MakePoint($1, $2), 4326) as g)
-          select (select case when count(*) > 0 then coalesce(bool_or(ST_DWithin(a.geom::geography, p.g::geography, $3))
-                                                filter (where a.geom && ST_Expand(p.g, 0.01)), false) end
-                    from area a where a.kind = 'county'),
-                 a.grid_id, a.assignment, a.subdistrict_id, (select generation from grid_index_generation)
-            from p, gridmap_report_assignment(p.g) a",
-    )
+              select ",
+        within_county_margin!(),
+        r", a.grid_id, a.assignment, a.subdistrict_id, (select generation from grid_index_generation)
+                from p, gridmap_report_assignment(p.g) a"
+    ))
     .bind(lon)
     .bind(lat)
     .bind(super::COUNTY_MARGIN_M)
     .fetch_one(pool)
     .await?;
-    let in_county = row.0.unwrap_or_else(|| crate::geo_input::inside_county([lon, lat, lon, lat]));
-    if !in_county {
-        return Ok((None, row.4));
-    }
-    let method = AssignmentMethod::try_from(row.2).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    Ok((Some(Assignment { grid_id: row.1, method, subdistrict_id: row.3 }), row.4))
+    Ok((assignment_from_sql(lon, lat, (in_county, grid_id, method, subdistrict_id))?, generation))
 }
 
 /// [`assign`] with the index already in hand (intake also records its generation).
@@ -316,31 +340,21 @@ async fn assign_with(
     reports.count_assignment_in_sql();
     // Rule 1 is settled (the index agrees with gridmap_grid_at), so only rules 2 and 3 run;
     // CASE evaluates the county subquery only when memory could not decide.
-    let row: (Option<bool>, Option<i64>, String, Option<i64>) = sqlx::query_as(
+    let row: (Option<bool>, Option<i64>, String, Option<i64>) = sqlx::query_as(concat!(
         r"with p as (select ST_SetSRID(ST_MakePoint($1, $2), 4326) as g)
-          select case when $4 then true
-                      else (select case when count(*) > 0 then coalesce(bool_or(ST_DWithin(a.geom::geography, p.g::geography, $3))
-                                                   filter (where a.geom && ST_Expand(p.g, 0.01)), false) end
-                              from area a where a.kind = 'county')
-                 end,
+          select case when $4 then true else ",
+        within_county_margin!(),
+        r" end,
                  a.grid_id, a.assignment, a.subdistrict_id
-            from p, gridmap_nearest_assignment(p.g) a",
-    )
+            from p, gridmap_nearest_assignment(p.g) a"
+    ))
     .bind(lon)
     .bind(lat)
     .bind(super::COUNTY_MARGIN_M)
     .bind(margin == Some(Margin::Inside))
     .fetch_one(pool)
     .await?;
-    let in_county = row.0.unwrap_or_else(|| {
-        // No county boundary loaded (an empty database): fall back to the county's box.
-        crate::geo_input::inside_county([lon, lat, lon, lat])
-    });
-    if !in_county {
-        return Ok(None);
-    }
-    let method = AssignmentMethod::try_from(row.2).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    Ok(Some(Assignment { grid_id: row.1, method, subdistrict_id: row.3 }))
+    assignment_from_sql(lon, lat, row)
 }
 
 /// Store a checked report once per key and, when it is new, set off its effects

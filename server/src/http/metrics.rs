@@ -33,6 +33,9 @@ async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {
     );
     text.push_str("# TYPE gridmap_intake_reports_total counter\n");
     let _ = writeln!(text, "gridmap_intake_reports_total {reports}");
+    text.push_str("# HELP gridmap_intake_tables_analyzed_total Times this instance analyzed the report tables because PostgreSQL's statistics lagged behind its writes (reports/commit.rs).\n");
+    text.push_str("# TYPE gridmap_intake_tables_analyzed_total counter\n");
+    let _ = writeln!(text, "gridmap_intake_tables_analyzed_total {}", state.reports.commit.analyzed());
     text.push_str("# HELP gridmap_intake_resends_from_memory_total Resends of a recently stored key answered without the database.\n");
     text.push_str("# TYPE gridmap_intake_resends_from_memory_total counter\n");
     let _ = writeln!(text, "gridmap_intake_resends_from_memory_total {}", state.reports.resends.hits());

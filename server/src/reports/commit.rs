@@ -83,14 +83,35 @@ pub struct GroupCommit {
 struct Counts {
     statements: AtomicU64,
     reports: AtomicU64,
+    /// Times this instance analyzed the report tables ([`refresh_statistics`]).
+    analyzed: AtomicU64,
 }
 
 impl Counts {
-    fn add(&self, reports: usize) {
+    /// Count a statement of `reports` rows; `true` when the total has just passed a point at
+    /// which the report tables' statistics are checked ([`STATISTICS_CHECKS`]).
+    fn add(&self, reports: usize) -> bool {
         self.statements.fetch_add(1, Ordering::Relaxed);
-        self.reports.fetch_add(reports as u64, Ordering::Relaxed);
+        let before = self.reports.fetch_add(reports as u64, Ordering::Relaxed);
+        let after = before + reports as u64;
+        STATISTICS_CHECKS.iter().any(|&at| before < at && after >= at)
     }
 }
+
+/// Reports written by this instance after which it checks what the planner believes of the
+/// report tables (a thousand, then ten times more each time; autovacuum keeps them current
+/// after that).
+///
+/// Why: a report table analyzed while empty (a new deployment, or `vacuum analyze` after an
+/// import of the map) has statistics of 0 rows, and the plans PostgreSQL caches for intake's
+/// statements in the first few executions — the feed's read of the history, the foreign-key
+/// checks of the history row — are seq scans and nested loops over "empty" tables. They stay
+/// cached until the table is analyzed again, which autovacuum does a minute or more later: in
+/// a burst, each read of the feed scanned the whole history once per row (bench/scale.sh at
+/// ×100, whose seeded database is analyzed: the feed's read took 3.4 ms instead of 0.11 ms, and
+/// PostgreSQL spent 2.2 ms per report instead of 0.8; bench/RESULTS.md). Analyzing replaces
+/// those plans at once.
+const STATISTICS_CHECKS: [u64; 4] = [1_000, 10_000, 100_000, 1_000_000];
 
 impl GroupCommit {
     /// Store one report (durably committed when this returns).
@@ -107,6 +128,38 @@ impl GroupCommit {
     /// `(statements, reports)` written so far by the group committer.
     pub fn counts(&self) -> (u64, u64) {
         (self.counts.statements.load(Ordering::Relaxed), self.counts.reports.load(Ordering::Relaxed))
+    }
+
+    /// Times this instance analyzed the report tables because their statistics lagged behind
+    /// what it had written ([`STATISTICS_CHECKS`]).
+    pub fn analyzed(&self) -> u64 {
+        self.counts.analyzed.load(Ordering::Relaxed)
+    }
+}
+
+/// The report tables' statistics, brought up to date when PostgreSQL believes the report table
+/// holds fewer than half the rows this instance alone has written (see [`STATISTICS_CHECKS`]).
+/// Runs beside intake (ANALYZE takes no lock that inserts wait for) and only logs a failure: a
+/// role that does not own the tables gets a warning from PostgreSQL and nothing changes.
+async fn refresh_statistics(pool: &PgPool, counts: &Counts) {
+    let written = counts.reports.load(Ordering::Relaxed);
+    let believed: Result<f32, sqlx::Error> =
+        sqlx::query_scalar("select reltuples from pg_class where oid = 'report'::regclass").fetch_one(pool).await;
+    let believed = match believed {
+        Ok(rows) => rows,
+        Err(err) => return tracing::warn!(%err, "reading the report table's statistics failed"),
+    };
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^53
+    let half = written as f64 / 2.0;
+    if f64::from(believed) >= half {
+        return;
+    }
+    match sqlx::query("analyze report, report_event").execute(pool).await {
+        Ok(_) => {
+            counts.analyzed.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(written, believed, "analyzed the report tables: their statistics lagged behind intake");
+        }
+        Err(err) => tracing::warn!(%err, "analyzing the report tables failed"),
     }
 }
 
@@ -136,28 +189,33 @@ fn spawn(pool: PgPool, counts: Arc<Counts>) -> mpsc::Sender<Pending> {
 }
 
 /// Write a batch and answer each sender; on failure, retry each report alone.
-async fn write(pool: &PgPool, counts: &Counts, batch: Vec<Pending>) {
+async fn write(pool: &PgPool, counts: &Arc<Counts>, batch: Vec<Pending>) {
+    let mut check = false;
     if batch.len() == 1 {
         let Pending { row, reply } = batch.into_iter().next().expect("one report");
-        counts.add(1);
+        check |= counts.add(1);
         let _ = reply.send(insert_alone(pool, &row).await);
-        return;
+    } else {
+        let rows: Vec<&Row> = batch.iter().map(|p| &p.row).collect();
+        match insert_rows(pool, &rows).await {
+            Ok(mut stored) => {
+                check |= counts.add(rows.len());
+                for (pending, result) in batch.into_iter().zip(stored.drain(..)) {
+                    let _ = pending.reply.send(Ok(result));
+                }
+            }
+            Err(err) => {
+                tracing::warn!(%err, reports = rows.len(), "intake batch failed; storing its reports one by one");
+                for pending in batch {
+                    check |= counts.add(1);
+                    let _ = pending.reply.send(insert_alone(pool, &pending.row).await);
+                }
+            }
+        }
     }
-    let rows: Vec<&Row> = batch.iter().map(|p| &p.row).collect();
-    match insert_rows(pool, &rows).await {
-        Ok(mut stored) => {
-            counts.add(rows.len());
-            for (pending, result) in batch.into_iter().zip(stored.drain(..)) {
-                let _ = pending.reply.send(Ok(result));
-            }
-        }
-        Err(err) => {
-            tracing::warn!(%err, reports = rows.len(), "intake batch failed; storing its reports one by one");
-            for pending in batch {
-                counts.add(1);
-                let _ = pending.reply.send(insert_alone(pool, &pending.row).await);
-            }
-        }
+    if check {
+        let (pool, counts) = (pool.clone(), Arc::clone(counts));
+        tokio::spawn(async move { refresh_statistics(&pool, &counts).await });
     }
 }
 

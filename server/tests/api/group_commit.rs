@@ -198,3 +198,41 @@ async fn a_failing_batch_is_retried_one_by_one_and_batched_rows_match_lone_ones(
     assert!(matches!(again[0], Ok(None)), "{:?}", again[0]);
     assert!(matches!(again[1], Ok(Some(_))), "{:?}", again[1]);
 }
+
+/// A report table analyzed while empty (a new deployment, or `vacuum analyze` after importing
+/// the map) leaves PostgreSQL planning intake's statements for an empty table until autovacuum
+/// comes by, a minute or more later. After its first thousand reports the committer sees that
+/// the statistics lag behind what it wrote and analyzes the report tables itself.
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn a_thousand_reports_into_tables_analyzed_empty_bring_their_statistics_up_to_date(pool: PgPool) {
+    small_city(&pool).await;
+    sqlx::query("analyze report, report_event").execute(&pool).await.expect("analyze while empty");
+    let believed = || async {
+        sqlx::query_scalar::<_, f32>("select reltuples from pg_class where oid = 'report'::regclass")
+            .fetch_one(&pool)
+            .await
+            .expect("reltuples")
+    };
+    assert!(believed().await.abs() < f32::EPSILON, "analyzed empty: PostgreSQL believes 0 rows");
+    let commit = GroupCommit::default();
+    for round in 0..25 {
+        let rows = (0..40).map(|i| row("streetlight", 118.171 + f64::from(round * 40 + i) * 1e-5));
+        let stored = futures::future::join_all(rows.map(|r| commit.insert(&pool, r))).await;
+        assert!(stored.iter().all(|s| matches!(s, Ok(Some(_)))), "every row stored");
+    }
+    assert_eq!(commit.counts().1, 1_000);
+    // The analysis runs beside intake, not in a sender's way: wait for it.
+    for _ in 0..250 {
+        if commit.analyzed() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(commit.analyzed(), 1, "the committer analyzed the report tables");
+    assert!(believed().await >= 1_000.0, "PostgreSQL now believes {} rows", believed().await);
+    let history: f32 = sqlx::query_scalar("select reltuples from pg_class where oid = 'report_event'::regclass")
+        .fetch_one(&pool)
+        .await
+        .expect("reltuples");
+    assert!(history >= 1_000.0, "the history table too: {history}");
+}

@@ -139,27 +139,36 @@ impl GroupCommit {
 
 /// The report tables' statistics, brought up to date when PostgreSQL believes the report table
 /// holds fewer than half the rows this instance alone has written (see [`STATISTICS_CHECKS`]).
-/// Runs beside intake (ANALYZE takes no lock that inserts wait for) and only logs a failure: a
-/// role that does not own the tables gets a warning from PostgreSQL and nothing changes.
+/// Runs beside intake (ANALYZE takes no lock that inserts wait for) and only logs a failure. A
+/// role that does not own the tables gets a warning from PostgreSQL and nothing changes: the
+/// belief is read again, and only an analysis that moved it is counted.
 async fn refresh_statistics(pool: &PgPool, counts: &Counts) {
+    const BELIEVED: &str = "select reltuples from pg_class where oid = 'report'::regclass";
     let written = counts.reports.load(Ordering::Relaxed);
-    let believed: Result<f32, sqlx::Error> =
-        sqlx::query_scalar("select reltuples from pg_class where oid = 'report'::regclass").fetch_one(pool).await;
-    let believed = match believed {
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^53
+    let half = written as f64 / 2.0;
+    let before: f32 = match sqlx::query_scalar(BELIEVED).fetch_one(pool).await {
         Ok(rows) => rows,
         Err(err) => return tracing::warn!(%err, "reading the report table's statistics failed"),
     };
-    #[allow(clippy::cast_precision_loss)] // counts far below 2^53
-    let half = written as f64 / 2.0;
-    if f64::from(believed) >= half {
+    if f64::from(before) >= half {
         return;
     }
-    match sqlx::query("analyze report, report_event").execute(pool).await {
-        Ok(_) => {
+    if let Err(err) = sqlx::query("analyze report, report_event").execute(pool).await {
+        return tracing::warn!(%err, "analyzing the report tables failed");
+    }
+    match sqlx::query_scalar::<_, f32>(BELIEVED).fetch_one(pool).await {
+        Ok(after) if after > before => {
             counts.analyzed.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(written, believed, "analyzed the report tables: their statistics lagged behind intake");
+            tracing::info!(written, before, after, "analyzed the report tables: their statistics lagged behind intake");
         }
-        Err(err) => tracing::warn!(%err, "analyzing the report tables failed"),
+        Ok(after) => tracing::warn!(
+            written,
+            before,
+            after,
+            "analyzing the report tables changed nothing (does this role own them?); PostgreSQL plans intake for tables smaller than they are until autovacuum analyzes them"
+        ),
+        Err(err) => tracing::warn!(%err, "reading the report table's statistics failed"),
     }
 }
 

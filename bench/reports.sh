@@ -81,7 +81,8 @@ BATCH=$(( (REPORTS + STATEMENTS / 2) / (STATEMENTS > 0 ? STATEMENTS : 1) ))
 [ "$BATCH" -ge 1 ] || BATCH=1
 echo "group commit: $REPORTS reports in $STATEMENTS statements, mean batch $BATCH"
 echo "resends answered from memory: $(awk '$1 == "gridmap_intake_resends_from_memory_total" {print $2}' "$OUT/metrics.txt");" \
-  "points in no grid left to PostGIS: $(awk '$1 == "gridmap_assignments_in_sql_total" {print $2}' "$OUT/metrics.txt")"
+  "points in no grid left to PostGIS: $(awk '$1 == "gridmap_assignments_in_sql_total" {print $2}' "$OUT/metrics.txt");" \
+  "reads of the history by the live feed: $(awk '$1 == "gridmap_feed_reads_total" {print $2}' "$OUT/metrics.txt")"
 kill $SERVER; wait $SERVER 2>/dev/null || true
 trap - EXIT
 

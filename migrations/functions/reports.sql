@@ -139,3 +139,113 @@ begin
     perform pg_notify('gridmap_grids_changed', '');
     return null;
 end $$;
+
+-- Intake's statement (server/src/reports/commit.rs): grid and workers, the report rows and their
+-- history rows, for one report or a group commit's batch. The arguments are arrays, one element
+-- per report; each stored row comes back with its position (`ord`, from 1); a row whose key
+-- already existed does not come back.
+--
+-- A function so that its plan is made once per session: sent as a statement, PostgreSQL planned
+-- it again on every call (its arrays, seen as constants, always made a custom plan look cheaper
+-- than the generic one), and planning cost it as much as running it — 0.80 ms of its 1.94 ms per
+-- call at ×100 (pg_stat_statements with track_planning, bench/intake_statements.sh; bench/
+-- RESULTS.md). `plan_cache_mode = force_generic_plan` holds only while the function runs. Its
+-- generic plan reads grid, community, grid_assignment and account by primary key or index
+-- (explain at ×100), the same as the custom plans did.
+create or replace function gridmap_intake_reports(
+    categories text[],
+    descriptions text[],
+    lons float8[],
+    lats float8[],
+    input_lons float8[],
+    input_lats float8[],
+    input_crss text[],
+    accuracies float8[],
+    suspects bool[],
+    grid_ids int8[],
+    assignments text[],
+    subdistrict_ids int8[],
+    reporter_ids int8[],
+    idempotency_keys uuid[],
+    payload_hashes bytea[],
+    photo_counts int4[],
+    created_ats timestamptz[],
+    partials jsonb[],
+    duplicate_lists jsonb[],
+    actors text[],
+    index_generations int8[])
+returns table (ord bigint, id bigint, grid_id bigint, response text)
+language plpgsql
+set plan_cache_mode = force_generic_plan as $$
+#variable_conflict use_column
+begin
+    return query
+    with gen as (select gridmap_index_generation((select generation from grid_index_generation)) as generation),
+    given as (
+        select *
+          from unnest(categories, descriptions, lons, lats, input_lons, input_lats, input_crss,
+                      accuracies, suspects, grid_ids, assignments, subdistrict_ids, reporter_ids, idempotency_keys,
+                      payload_hashes, photo_counts, created_ats, partials, duplicate_lists, actors, index_generations)
+               with ordinality as given(category, description, lon, lat, input_lon, input_lat, input_crs, accuracy_m,
+                                        location_suspect, grid_id, assignment, subdistrict_id, reporter_id,
+                                        idempotency_key, payload_hash, photo_count, created_at, partial, dups, actor,
+                                        index_generation, ord)
+    ),
+    -- A report assigned from an index older than the grids is assigned again here, by the same
+    -- rules in SQL (migration 0012: this statement's snapshot is as new as the generation).
+    -- `offset 0` keeps the lateral's condition inside it, where PostgreSQL tests it once per row
+    -- before calling (a one-time filter); flattened, it became a join filter applied after
+    -- calling the function for every row (measured: all of them assigned twice).
+    checked as (
+        select given.*, given.index_generation is not distinct from gen.generation as fresh from given, gen
+    ),
+    assigned as (
+        select c.category, c.description, c.lon, c.lat, c.input_lon, c.input_lat, c.input_crs, c.accuracy_m,
+               c.location_suspect,
+               case when c.fresh then c.grid_id else again.grid_id end as grid_id,
+               case when c.fresh then c.assignment else again.assignment end as assignment,
+               case when c.fresh then c.subdistrict_id else again.subdistrict_id end as subdistrict_id,
+               c.reporter_id, c.idempotency_key, c.payload_hash, c.photo_count, c.created_at, c.partial, c.dups,
+               c.actor, c.ord
+          from checked c
+          left join lateral (select a.* from gridmap_report_assignment(ST_SetSRID(ST_MakePoint(c.lon, c.lat), 4326)) a
+                              where not c.fresh offset 0) again on true
+    ),
+    -- The grid's few assignments drive, one account lookup each (`offset 0` keeps the planner from
+    -- flattening the lateral): a plain join's generic plan on a freshly seeded database read every
+    -- account and probed grid_assignment once per account (most of PostgreSQL's time in
+    -- bench/reports.sh before this shape).
+    placed as (
+        select assigned.*, nextval(pg_get_serial_sequence('report', 'id')) as id, g.id as gid, g.code, g.name,
+               coalesce(c.subdistrict_id, assigned.subdistrict_id) as sd,
+               (select coalesce(jsonb_agg(jsonb_build_object('display_name', coalesce(a.display_name, '网格员'))
+                                          order by a.id), '[]'::jsonb)
+                  from grid_assignment ga
+                  cross join lateral (select a.id, a.display_name from account a
+                                       where a.id = ga.account_id and a.role = 'grid_worker' and not a.disabled
+                                      offset 0) a
+                 where ga.grid_id = assigned.grid_id) as workers
+          from assigned left join grid g on g.id = assigned.grid_id left join community c on c.id = g.community_id
+    ),
+    ins as (
+        insert into report (id, category, description, geom, input_lon, input_lat, input_crs, accuracy_m,
+                            location_suspect, grid_id, assignment, subdistrict_id, reporter_id, idempotency_key,
+                            payload_hash, photo_count, created_at, updated_at, response)
+        select placed.id, placed.category, placed.description, ST_SetSRID(ST_MakePoint(placed.lon, placed.lat), 4326), placed.input_lon,
+               placed.input_lat, placed.input_crs, placed.accuracy_m, placed.location_suspect, placed.gid, placed.assignment, placed.sd,
+               placed.reporter_id, placed.idempotency_key, placed.payload_hash, placed.photo_count, placed.created_at, placed.created_at,
+               placed.partial || jsonb_build_object('id', placed.id, 'assignment', placed.assignment, 'grid_id', placed.gid, 'grid_code', placed.code, 'grid_name', placed.name,
+                                               'subdistrict_id', placed.sd, 'assigned_workers', placed.workers,
+                                               'possible_duplicates', placed.dups)
+          from placed
+         order by placed.idempotency_key
+        on conflict on constraint report_idempotency_key_key do nothing
+        returning id, grid_id, response
+    ),
+    ev as (
+        insert into report_event (report_id, action, to_status, actor_id, actor, grid_id, created_at)
+        select ins.id, 'submit', 'submitted', placed.reporter_id, placed.actor, ins.grid_id, placed.created_at
+          from ins join placed on placed.id = ins.id
+    )
+    select placed.ord, ins.id, ins.grid_id, ins.response::text from ins join placed on placed.id = ins.id;
+end $$;

@@ -36,6 +36,9 @@ async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {
     text.push_str("# HELP gridmap_intake_tables_analyzed_total Times this instance analyzed the report tables because PostgreSQL's statistics lagged behind its writes (reports/commit.rs).\n");
     text.push_str("# TYPE gridmap_intake_tables_analyzed_total counter\n");
     let _ = writeln!(text, "gridmap_intake_tables_analyzed_total {}", state.reports.commit.analyzed());
+    text.push_str("# HELP gridmap_feed_reads_total Reads of the report history by this instance's live feed, at most one per 20 ms however many reports it wrote (reports/feed.rs).\n");
+    text.push_str("# TYPE gridmap_feed_reads_total counter\n");
+    let _ = writeln!(text, "gridmap_feed_reads_total {}", state.reports.feed.reads());
     text.push_str("# HELP gridmap_intake_resends_from_memory_total Resends of a recently stored key answered without the database.\n");
     text.push_str("# TYPE gridmap_intake_resends_from_memory_total counter\n");
     let _ = writeln!(text, "gridmap_intake_resends_from_memory_total {}", state.reports.resends.hits());

@@ -16,6 +16,7 @@ use std::sync::{Arc, OnceLock};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgPool;
+use sqlx::types::Json;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
@@ -54,7 +55,7 @@ pub struct Row {
     pub created_at: DateTime<Utc>,
     /// The response body's fields known before the insert.
     pub partial: Value,
-    pub duplicates: Value,
+    pub duplicates: Vec<super::open_reports::Duplicate>,
     /// The reporter's name for the history (`anonymous` without a login).
     pub actor: String,
     /// The generation of the grid index `grid_id` came from (`GridIndex::generation`); an
@@ -270,7 +271,7 @@ async fn insert_many<'e, E>(executor: E, rows: &[&Row]) -> Result<Vec<Inserted>,
 where
     E: sqlx::PgExecutor<'e>,
 {
-    fn col<T>(rows: &[&Row], f: impl Fn(&Row) -> T) -> Vec<T> {
+    fn col<'r, T>(rows: &[&'r Row], f: impl Fn(&'r Row) -> T) -> Vec<T> {
         rows.iter().map(|r| f(r)).collect()
     }
     let returned: Vec<(i64, i64, Option<i64>, String)> = sqlx::query_as(BATCH_SQL)
@@ -291,8 +292,8 @@ where
         .bind(col(rows, |r| r.hash.clone()))
         .bind(col(rows, |r| r.photo_count))
         .bind(col(rows, |r| r.created_at))
-        .bind(col(rows, |r| r.partial.clone()))
-        .bind(col(rows, |r| r.duplicates.clone()))
+        .bind(col(rows, |r| Json(&r.partial)))
+        .bind(col(rows, |r| Json(&r.duplicates)))
         .bind(col(rows, |r| r.actor.clone()))
         .bind(col(rows, |r| r.index_generation))
         .fetch_all(executor)
@@ -307,75 +308,13 @@ where
     Ok(stored)
 }
 
-/// The intake INSERT: grid and workers, the report row and its history row, for one or many
-/// reports. The parameters are arrays, one element per report, and each stored row comes back
-/// with its position (`ord`, from 1); a row whose key already existed does not come back.
-const BATCH_SQL: &str = r"
-with gen as (select gridmap_index_generation((select generation from grid_index_generation)) as generation),
-given as (
-    select *
-      from unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::text[],
-                  $8::float8[], $9::bool[], $10::int8[], $11::text[], $12::int8[], $13::int8[], $14::uuid[],
-                  $15::bytea[], $16::int4[], $17::timestamptz[], $18::jsonb[], $19::jsonb[], $20::text[], $21::int8[])
-           with ordinality as given(category, description, lon, lat, input_lon, input_lat, input_crs, accuracy_m,
-                                    location_suspect, grid_id, assignment, subdistrict_id, reporter_id,
-                                    idempotency_key, payload_hash, photo_count, created_at, partial, dups, actor,
-                                    index_generation, ord)
-),
--- A report assigned from an index older than the grids is assigned again here, by the same
--- rules in SQL (migration 0012: this statement's snapshot is as new as the generation).
--- `offset 0` keeps the lateral's condition inside it, where PostgreSQL tests it once per row
--- before calling (a one-time filter); flattened, it became a join filter applied after
--- calling the function for every row (measured: all of them assigned twice).
-checked as (
-    select given.*, given.index_generation is not distinct from gen.generation as fresh from given, gen
-),
-assigned as (
-    select c.category, c.description, c.lon, c.lat, c.input_lon, c.input_lat, c.input_crs, c.accuracy_m,
-           c.location_suspect,
-           case when c.fresh then c.grid_id else again.grid_id end as grid_id,
-           case when c.fresh then c.assignment else again.assignment end as assignment,
-           case when c.fresh then c.subdistrict_id else again.subdistrict_id end as subdistrict_id,
-           c.reporter_id, c.idempotency_key, c.payload_hash, c.photo_count, c.created_at, c.partial, c.dups,
-           c.actor, c.ord
-      from checked c
-      left join lateral (select a.* from gridmap_report_assignment(ST_SetSRID(ST_MakePoint(c.lon, c.lat), 4326)) a
-                          where not c.fresh offset 0) again on true
-),
--- The grid's few assignments drive, one account lookup each (`offset 0` keeps the planner from
--- flattening the lateral): a plain join's generic plan on a freshly seeded database read every
--- account and probed grid_assignment once per account (most of PostgreSQL's time in
--- bench/reports.sh before this shape).
-placed as (
-    select assigned.*, nextval(pg_get_serial_sequence('report', 'id')) as id, g.id as gid, g.code, g.name,
-           coalesce(c.subdistrict_id, assigned.subdistrict_id) as sd,
-           (select coalesce(jsonb_agg(jsonb_build_object('display_name', coalesce(a.display_name, '网格员'))
-                                      order by a.id), '[]'::jsonb)
-              from grid_assignment ga
-              cross join lateral (select a.id, a.display_name from account a
-                                   where a.id = ga.account_id and a.role = 'grid_worker' and not a.disabled
-                                  offset 0) a
-             where ga.grid_id = assigned.grid_id) as workers
-      from assigned left join grid g on g.id = assigned.grid_id left join community c on c.id = g.community_id
-),
-ins as (
-    insert into report (id, category, description, geom, input_lon, input_lat, input_crs, accuracy_m,
-                        location_suspect, grid_id, assignment, subdistrict_id, reporter_id, idempotency_key,
-                        payload_hash, photo_count, created_at, updated_at, response)
-    select placed.id, placed.category, placed.description, ST_SetSRID(ST_MakePoint(placed.lon, placed.lat), 4326), placed.input_lon,
-           placed.input_lat, placed.input_crs, placed.accuracy_m, placed.location_suspect, placed.gid, placed.assignment, placed.sd,
-           placed.reporter_id, placed.idempotency_key, placed.payload_hash, placed.photo_count, placed.created_at, placed.created_at,
-           placed.partial || jsonb_build_object('id', placed.id, 'assignment', placed.assignment, 'grid_id', placed.gid, 'grid_code', placed.code, 'grid_name', placed.name,
-                                           'subdistrict_id', placed.sd, 'assigned_workers', placed.workers,
-                                           'possible_duplicates', placed.dups)
-      from placed
-     order by placed.idempotency_key
-    on conflict on constraint report_idempotency_key_key do nothing
-    returning id, grid_id, response
-),
-ev as (
-    insert into report_event (report_id, action, to_status, actor_id, actor, grid_id, created_at)
-    select ins.id, 'submit', 'submitted', placed.reporter_id, placed.actor, ins.grid_id, placed.created_at
-      from ins join placed on placed.id = ins.id
-)
-select placed.ord, ins.id, ins.grid_id, ins.response::text from ins join placed on placed.id = ins.id";
+/// The intake statement: `gridmap_intake_reports` (migrations/functions/reports.sql) stores grid
+/// and workers, the report rows and their history rows, for one report or many; the arguments
+/// are arrays, one element per report, and each stored row comes back with its position (`ord`,
+/// from 1); a row whose key already existed does not come back. A function rather than a
+/// statement sent from here so that PostgreSQL plans it once per session instead of on every
+/// call (the function's comment has the figures).
+const BATCH_SQL: &str = "select ord, id, grid_id, response from gridmap_intake_reports(
+    $1::text[], $2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::text[], $8::float8[],
+    $9::bool[], $10::int8[], $11::text[], $12::int8[], $13::int8[], $14::uuid[], $15::bytea[], $16::int4[],
+    $17::timestamptz[], $18::jsonb[], $19::jsonb[], $20::text[], $21::int8[])";

@@ -24,7 +24,6 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use geo::{Distance, Geodesic, Point};
 use rstar::{AABB, PointDistance, RTree, RTreeObject};
-use serde_json::{Value, json};
 use sqlx::PgPool;
 
 /// How often the whole set is re-read even without a NOTIFY.
@@ -43,6 +42,18 @@ pub fn is_open(status: &str) -> bool {
 pub enum Change {
     /// A new report, or one whose status changed (`created_at` unknown: kept from the entry).
     Upsert { id: i64, category: String, status: String, lon: f64, lat: f64, created_at: Option<DateTime<Utc>> },
+}
+
+/// One possible duplicate, as the 201 body lists it. Serialized straight into the intake
+/// statement's jsonb: built as `serde_json::Value` objects (and cloned into the statement's
+/// arguments) these were a fifth of gridmap's CPU under ×100 intake (`perf record`, bench/RESULTS.md).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Duplicate {
+    pub id: i64,
+    pub status: Arc<str>,
+    /// RFC 3339 with microseconds, as PostgreSQL's `to_json(timestamptz)` writes it.
+    pub created_at: String,
+    pub distance_m: i64,
 }
 
 /// A report row: id, category, status, lon, lat, creation time.
@@ -222,12 +233,12 @@ impl OpenReports {
         self.state.read().expect("open reports lock").set.as_ref().map(|s| s.places.len())
     }
 
-    /// The possible duplicates of a new report at (lon, lat), WGS84: a JSON array of
-    /// `{id, status, created_at, distance_m}`, nearest first. Empty until loaded.
-    pub fn search(&self, category: &str, lon: f64, lat: f64, radius_m: f64) -> Value {
+    /// The possible duplicates of a new report at (lon, lat), WGS84, nearest first (the 201
+    /// body's `possible_duplicates`). Empty until loaded.
+    pub fn search(&self, category: &str, lon: f64, lat: f64, radius_m: f64) -> Vec<Duplicate> {
         let state = self.state.read().expect("open reports lock");
         let Some(tree) = state.set.as_ref().and_then(|s| s.trees.get(category)) else {
-            return json!([]);
+            return Vec::new();
         };
         let here = Point::new(lon, lat);
         let mut found: Vec<(i64, &Entry)> = tree
@@ -239,18 +250,14 @@ impl OpenReports {
             })
             .collect();
         found.sort_by_key(|(metres, e)| (*metres, e.id));
-        Value::Array(
-            found
-                .into_iter()
-                .map(|(metres, e)| {
-                    json!({
-                        "id": e.id,
-                        "status": &*e.status,
-                        "created_at": e.created_at.to_rfc3339_opts(SecondsFormat::Micros, false),
-                        "distance_m": metres,
-                    })
-                })
-                .collect(),
-        )
+        found
+            .into_iter()
+            .map(|(metres, e)| Duplicate {
+                id: e.id,
+                status: Arc::clone(&e.status),
+                created_at: e.created_at.to_rfc3339_opts(SecondsFormat::Micros, false),
+                distance_m: metres,
+            })
+            .collect()
     }
 }

@@ -128,7 +128,7 @@ fn row(category: &str, lon: f64) -> Row {
         photo_count: 0,
         created_at: Utc::now().trunc_subsecs(6),
         partial: json!({"status": "submitted", "version": 1}),
-        duplicates: json!([]),
+        duplicates: Vec::new(),
         actor: "anonymous".into(),
         // No index: PostgreSQL assigns the row again (migration 0012), to the same grid here.
         index_generation: None,

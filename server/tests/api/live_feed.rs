@@ -86,3 +86,57 @@ async fn a_report_moved_by_a_grid_redraw_reaches_the_worker_of_each_grid(pool: P
         sqlx::query_scalar("select version from report where id = $1").bind(id).fetch_one(&pool).await.expect("v");
     assert_eq!(stored, 2);
 }
+
+#[sqlx::test(migrator = "gridmap_server::db::TEST_MIGRATOR")]
+async fn reports_reach_the_feed_in_order_and_a_storm_of_commits_costs_one_history_read_per_20_ms(pool: PgPool) {
+    small_city(&pool).await;
+    let rider = user(&pool, "rider-li", Role::Rider, &[]).await;
+    let east = user(&pool, "gw-east", Role::GridWorker, &["G-E"]).await;
+    let mut state = AppState::new(pool.clone());
+    // One rider sends them all: lift the per-token write limit (a burst of 40) for this test.
+    let many = governor::Quota::per_second(std::num::NonZeroU32::new(1000).expect("non-zero"))
+        .allow_burst(std::num::NonZeroU32::new(1000).expect("non-zero"));
+    state.limits = gridmap_server::http::limits::Limits::with_quotas(many, many);
+    let mut feed = subscribe(&state, &east).await;
+    let mut ids = Vec::new();
+    // Each report is its own commit: before READ_EVERY the follower read the history after
+    // every one of them.
+    for n in 0..150 {
+        let request = Request::post("/api/reports")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Bearer {rider}"))
+            .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+            .body(Body::from(report_body("manhole_cover", 118.181 + f64::from(n) * 0.00005, 36.175).to_string()))
+            .expect("request");
+        let created = app(state.clone()).oneshot(request).await.expect("response");
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let body: Value =
+            serde_json::from_slice(&created.into_body().collect().await.expect("body").to_bytes()).expect("json");
+        ids.push(body["id"].as_i64().expect("id"));
+    }
+    let mut heard = Vec::new();
+    while heard.len() < ids.len() {
+        let event = next_event(&mut feed).await;
+        assert_eq!(event["kind"], "created", "{event}");
+        heard.push(event["id"].as_i64().expect("id"));
+    }
+    assert_eq!(heard, ids, "every report, once, in the order written");
+
+    // Woken after every commit (here a write announced each millisecond for 300 ms, faster than
+    // this debug build commits), the follower still reads the history once per READ_EVERY.
+    let every = gridmap_server::reports::feed::READ_EVERY;
+    let reads_before = state.reports.feed.reads();
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_millis(300) {
+        state.reports.feed.wrote(*ids.last().expect("an id"));
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let elapsed = started.elapsed();
+    let reads = state.reports.feed.reads() - reads_before;
+    let allowed = elapsed.as_millis() / every.as_millis() + 2;
+    assert!(
+        u128::from(reads) <= allowed,
+        "{reads} reads of the history in {elapsed:?} of wakes: at most one per {every:?} ({allowed})"
+    );
+    assert!(reads >= 5, "{reads} reads in {elapsed:?}: the follower reads while woken");
+}

@@ -58,7 +58,7 @@ async fn in_memory_duplicates_match_the_sql_search(pool: PgPool) {
         let category = ["exposed_garbage", "manhole_cover", "streetlight"][n % 3];
         let radius = [250.0, 100.0, 30.0][n / 3 % 3];
         let (lon, lat) = (rng.random_range(118.166..118.185), rng.random_range(36.166..36.183));
-        let memory = open.search(category, lon, lat, radius);
+        let memory = serde_json::to_value(open.search(category, lon, lat, radius)).expect("json");
         let sql: Value = sqlx::query_scalar(SQL_SEARCH)
             .bind(category)
             .bind(lon)
@@ -156,13 +156,7 @@ async fn duplicates_follow_intake_transitions_and_other_writers(pool: PgPool) {
     .await
     .expect("insert");
     wait_for("the SQL writes to reach the duplicate search", || {
-        let found: Vec<i64> = open
-            .search("exposed_garbage", 118.1754, 36.1751, 250.0)
-            .as_array()
-            .expect("array")
-            .iter()
-            .map(|d| d["id"].as_i64().expect("id"))
-            .collect();
+        let found: Vec<i64> = open.search("exposed_garbage", 118.1754, 36.1751, 250.0).iter().map(|d| d.id).collect();
         found.contains(&external) && !found.contains(&b_id) && found.contains(&c_id)
     })
     .await;

@@ -3,11 +3,15 @@
 # diagnosis, not a benchmark. Starts gridmap on a copy of TEMPLATE (or a fresh ×1 demo city),
 # waits for the grid index, sends N reports from each of 8 keep-alive clients (Python, points
 # over the county seat as server/benches/reports_load.rs sends them), then prints
-# pg_stat_statements for that database: calls, total and mean time, buffers per statement.
+# pg_stat_statements for that database: calls, plans and planning time, total and mean running
+# time, buffers per statement.
 #
 # Needs pg_stat_statements preloaded, which takes a PostgreSQL restart (undo it afterwards):
 #   psql -c "alter system set shared_preload_libraries = 'pg_stat_statements'" && pg_ctlcluster 15 main restart
-#   psql -c "alter system reset shared_preload_libraries" && pg_ctlcluster 15 main restart
+#   psql -c "alter system set pg_stat_statements.track_planning = on" -c "select pg_reload_conf()"
+#     (after the restart: planning counted apart, the `plans` and `plan_ms` columns; optional)
+#   psql -c "alter system reset pg_stat_statements.track_planning" \
+#        -c "alter system reset shared_preload_libraries" && pg_ctlcluster 15 main restart
 #
 #   bash bench/intake_statements.sh                              # ×1 demo city
 #   TEMPLATE=bench_scale_x100 bash bench/intake_statements.sh   # a copy of the ×100 database
@@ -71,7 +75,7 @@ for t in threads: t.join()
 print(f"{n * 8} reports in {time.time() - t0:.1f} s")
 PY
 curl -fs "http://127.0.0.1:$PORT/metrics" | grep -E '^gridmap_intake_(statements|reports|tables_analyzed)_total'
-psql "$DATABASE_URL" -c "select calls, round(total_exec_time::numeric, 1) as total_ms, round(mean_exec_time::numeric, 3) as mean_ms,
+psql "$DATABASE_URL" -c "select calls, plans, round(total_plan_time::numeric, 1) as plan_ms, round(total_exec_time::numeric, 1) as total_ms, round(mean_exec_time::numeric, 3) as mean_ms,
          rows, round(shared_blks_hit::numeric / greatest(calls, 1)) as hits_per_call,
          left(regexp_replace(query, '\s+', ' ', 'g'), 100) as query
     from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database())

@@ -1,8 +1,12 @@
 // Talking to gridmap's JSON API. Every error body is `{code, message, field?}` (server/src/http/error.rs).
 
+import { refusalText } from './i18n.js';
+
 export class ApiError extends Error {
   constructor(status, body, url) {
-    super((body && body.message) || `HTTP ${status} ${url}`);
+    // The page shows the refusal in its own language, from the body's stable code (never the
+    // server's English `message`: issue 20).
+    super(body && (body.code || body.reason) ? refusalText(body, status) : `HTTP ${status} ${url}`);
     this.status = status;
     this.body = body;
   }

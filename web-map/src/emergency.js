@@ -6,7 +6,7 @@
 // `emergency` events (live.js) reload the view and the map's `emergency` tiles, so a worker's
 // open page sees volunteers check in. While an episode is active the map shows the coverage
 // choropleth (volunteers per 100 households) and the grids without anyone checked in.
-import { t } from './i18n.js';
+import { t, refusalText } from './i18n.js';
 import { h, $, fill } from './dom.js';
 import { getSession, hasRole, onSession, loginForm, logout, call } from './session.js';
 import { follow } from './live.js';
@@ -64,7 +64,7 @@ async function load(app) {
 async function act(app, path, body, headers) {
   const r = await call(path, { method: 'POST', body, headers });
   em.message = r.ok ? { kind: 'ok', text: t('emergency_saved') }
-    : { kind: 'error', text: r.status === 412 ? t('emergency_stale') : (r.data?.message ?? String(r.status)) };
+    : { kind: 'error', text: r.status === 412 ? t('emergency_stale') : (refusalText(r.data, r.status)) };
   await load(app);
   return r;
 }

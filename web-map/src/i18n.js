@@ -216,6 +216,9 @@ const strings = {
     discard: '放弃修改',
     unsaved: '有未保存的修改',
     saved: (before, after, pct) => `已保存：住户 ${before} → ${after} 户（较标准 ${pct >= 0 ? '+' : ''}${pct}%）`,
+    warn_repaired: '边界自相交，已自动修复',
+    warn_clipped: (n, codes) => `已裁剪 ${n} 个相邻网格：${codes}`,
+    warn_other: '服务器有一条提示',
     overlaps: (n) => `与 ${n} 个相邻网格重叠（地图上红色区域），未保存。`,
     overlap_item: (code, m2) => `${code}：重叠 ${Math.round(m2)} 平方米`,
     outside_county: (m2) => `边界超出县界 ${m2} 平方米，未保存。`,
@@ -562,6 +565,18 @@ const has = (key) => key in strings['zh-CN'];
 
 /** The string tables loaded so far (the unit tests load English and check the server's refusal codes against both). */
 export { strings };
+
+/**
+ * A save's warnings in the page's language. The OGC API writes them as English sentences for
+ * QGIS and scripts (server/src/ogc/edit.rs); the two it writes today are recognised here, any
+ * other is counted, not shown in English.
+ */
+export function warningText(warning) {
+  if (/^the geometry was invalid/.test(warning)) return t('warn_repaired');
+  const clipped = /^clipped (\d+) neighbouring grid\(s\): (.*)$/.exec(warning);
+  if (clipped) return t('warn_clipped', Number(clipped[1]), clipped[2]);
+  return t('warn_other');
+}
 
 export function refusalText(body, status) {
   const reason = body?.reason;

@@ -3,7 +3,7 @@
 // buildings without one outlined on the map by the tiles' `leader_gaps` layer) and, by clicking
 // a building, its leader's term; planners and admins assign, renew (If-Match), replace and end
 // terms there. A building leader sees their buildings and the open reports around them.
-import { t } from './i18n.js';
+import { t, refusalText } from './i18n.js';
 import { h, $, fill } from './dom.js';
 import { getSession, hasRole, onSession, showLoginForm, logout, call } from './session.js';
 
@@ -32,7 +32,7 @@ async function loadCoverage() {
 
 async function loadBuilding(app, id) {
   const r = await call(`/api/buildings/${id}/leaders`);
-  leaders.building = r.ok ? r.data : { error: r.data?.message ?? String(r.status), building_id: id };
+  leaders.building = r.ok ? r.data : { error: refusalText(r.data, r.status), building_id: id };
   leaders.message = null;
   render(app);
 }
@@ -73,7 +73,7 @@ async function write(app, path, body, etag) {
   const headers = etag ? { 'If-Match': etag } : {};
   const r = await call(path, { method: 'POST', body, headers });
   leaders.message = r.ok ? { kind: 'ok', text: t('leader_saved') }
-    : { kind: 'error', text: r.status === 412 ? t('leader_stale') : (r.data?.message ?? String(r.status)) };
+    : { kind: 'error', text: r.status === 412 ? t('leader_stale') : (refusalText(r.data, r.status)) };
   const id = leaders.building?.building_id;
   if (id) {
     const msg = leaders.message;

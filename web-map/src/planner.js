@@ -4,7 +4,7 @@
 // out-of-county, the households the grid has after the edit against the 300 standard; a 412
 // reloads the grid and says who changed it and what; the grid's history with revert; and the
 // H3 heatmap of reports by period and category (`GET /api/reports/hexbins`).
-import { t } from './i18n.js';
+import { t, refusalText, warningText } from './i18n.js';
 import { h, $, fill } from './dom.js';
 import { getSession, hasRole, onSession, loginForm, logout, call } from './session.js';
 
@@ -156,7 +156,7 @@ async function loadHistory(id) {
 
 async function loadGrid(app, id) {
   const r = await call(`/ogc/collections/grids/items/${id}`);
-  if (!r.ok) { planner.message = { kind: 'error', text: t('api_error') + (r.data?.message ?? r.status) }; render(app); return null; }
+  if (!r.ok) { planner.message = { kind: 'error', text: t('api_error') + refusalText(r.data, r.status) }; render(app); return null; }
   // An offer to merge back belongs to the grid it was made for; a preview to the shape drawn.
   if (planner.grid?.id !== r.data.id) planner.revertMerge = null;
   clearEditPreview(app);
@@ -201,7 +201,7 @@ async function save(app, reason) {
     clearEditPreview(app);
     const after = area(r.data);
     const diff = Math.round(((after - STANDARD) / STANDARD) * 100);
-    planner.message = { kind: 'ok', text: t('saved', before, after, diff) + (r.data.warnings?.length ? ` · ${r.data.warnings.join('；')}` : '') };
+    planner.message = { kind: 'ok', text: t('saved', before, after, diff) + (r.data.warnings?.length ? ` · ${r.data.warnings.map(warningText).join('；')}` : '') };
     await loadHistory(id);
     refreshTiles(app);
     window.__plannerSaved = (window.__plannerSaved ?? 0) + 1;
@@ -213,7 +213,7 @@ async function save(app, reason) {
     } else if (d.outside_county_m2 !== undefined) {
       planner.message = { kind: 'error', text: t('outside_county', Math.round(d.outside_county_m2)) };
     } else {
-      planner.message = { kind: 'error', text: `${t('refused')}${r.data?.message ?? ''}` };
+      planner.message = { kind: 'error', text: `${t('refused')}${refusalText(r.data, r.status)}` };
     }
     window.__plannerRefused = r.data;
   } else if (r.status === 412) {
@@ -232,7 +232,7 @@ async function save(app, reason) {
     app.map.getSource('gm-mine').setData(mine);
     window.__plannerConflict = planner.conflict;
   } else {
-    planner.message = { kind: 'error', text: `${t('refused')}${r.data?.message ?? r.status}` };
+    planner.message = { kind: 'error', text: `${t('refused')}${refusalText(r.data, r.status)}` };
   }
   render(app);
 }
@@ -257,7 +257,7 @@ async function mergeBack(app) {
   const grids = [{ id: planner.grid.id, version: version(planner.etag) }];
   for (const n of offer.neighbours) {
     const g = await call(`/ogc/collections/grids/items/${n.id}`);
-    if (!g.ok) { planner.message = { kind: 'error', text: t('api_error') + (g.data?.message ?? g.status) }; render(app); return; }
+    if (!g.ok) { planner.message = { kind: 'error', text: t('api_error') + refusalText(g.data, g.status) }; render(app); return; }
     grids.push({ id: n.id, version: version(g.etag) });
   }
   const codes = offer.neighbours.map((n) => n.code).join('、');
@@ -271,7 +271,7 @@ async function mergeBack(app) {
     refreshTiles(app);
     window.__plannerMerged = r.data;
   } else {
-    planner.message = { kind: 'error', text: `${t('refused')}${r.data?.message ?? r.status}` };
+    planner.message = { kind: 'error', text: `${t('refused')}${refusalText(r.data, r.status)}` };
   }
   render(app);
 }
@@ -293,7 +293,7 @@ async function revert(app, version) {
     planner.message = { kind: 'ok', text: t('reverted', version, area(planner.grid)) };
     refreshTiles(app);
   } else {
-    planner.message = { kind: 'error', text: `${t('refused')}${r.data?.message ?? r.status}` };
+    planner.message = { kind: 'error', text: `${t('refused')}${refusalText(r.data, r.status)}` };
   }
   render(app);
 }
@@ -373,7 +373,7 @@ async function previewSplit(app) {
 }
 
 function refusal(r) {
-  return `${t('refused')}${r.data?.message ?? r.status}`;
+  return `${t('refused')}${refusalText(r.data, r.status)}`;
 }
 
 function splitPreviewView() {
@@ -403,7 +403,7 @@ async function split(app, reason) {
     refreshTiles(app);
     window.__plannerSplit = r.data.grids;
   } else {
-    planner.message = { kind: 'error', text: `${t('refused')}${r.data?.message ?? r.status}` };
+    planner.message = { kind: 'error', text: `${t('refused')}${refusalText(r.data, r.status)}` };
     if (r.status === 412) { setMode(app, null); await loadGrid(app, id); planner.message = { kind: 'error', text: t('conflict_short') }; }
   }
   render(app);
@@ -430,7 +430,7 @@ async function merge(app, reason) {
     refreshTiles(app);
     window.__plannerMerged = r.data;
   } else {
-    planner.message = { kind: 'error', text: `${t('refused')}${r.data?.message ?? r.status}` };
+    planner.message = { kind: 'error', text: `${t('refused')}${refusalText(r.data, r.status)}` };
   }
   render(app);
 }
@@ -525,7 +525,7 @@ async function heatmap(app, form) {
   if (category) params.set('category', category);
   const r = await call(`/api/reports/hexbins?${params}`);
   const out = $('#heatmap-result');
-  if (!r.ok) { out.textContent = t('api_error') + (r.data?.message ?? r.status); return; }
+  if (!r.ok) { out.textContent = t('api_error') + refusalText(r.data, r.status); return; }
   const { max, classes } = hexClasses(r.data.features);
   const total = r.data.features.reduce((s, f) => s + f.properties.count, 0);
   ensureLayers(app.map);

@@ -5,7 +5,7 @@
 // A visit goes through the rider's offline outbox (queue.js) with a key made once, so a visit
 // recorded offline is sent exactly once when the phone is back online. The coverage tile layer
 // (`coverage-fill`, `coverage-label`, hidden in the style) is shown while this view is open.
-import { t } from './i18n.js';
+import { t, refusalText } from './i18n.js';
 import { h, $, fill } from './dom.js';
 import { hasRole, onSession, call } from './session.js';
 import * as queue from './queue.js';
@@ -73,14 +73,14 @@ async function send(app) {
 async function addEntry(app, form) {
   const body = { grid_id: app.worker?.grids?.[0]?.id ?? rounds.round?.grid_id, body: form.elements.namedItem('body').value, tags: [...form.querySelectorAll('input[name=tag]:checked')].map((i) => i.value) };
   const r = await call('/api/sentiment', { method: 'POST', body });
-  rounds.message = r.ok ? { kind: 'ok', text: t('entry_saved') } : { kind: 'error', text: r.data?.message ?? String(r.status) };
+  rounds.message = r.ok ? { kind: 'ok', text: t('entry_saved') } : { kind: 'error', text: refusalText(r.data, r.status) };
   if (r.ok) await load();
   render(app);
 }
 
 async function toReport(app, entry, category) {
   const r = await call(`/api/sentiment/${entry.id}/report`, { method: 'POST', body: category ? { category } : {} });
-  rounds.message = r.ok ? { kind: 'ok', text: t('entry_reported', r.data.report.id) } : { kind: 'error', text: r.data?.message ?? String(r.status) };
+  rounds.message = r.ok ? { kind: 'ok', text: t('entry_reported', r.data.report.id) } : { kind: 'error', text: refusalText(r.data, r.status) };
   if (r.ok) await load();
   render(app);
 }

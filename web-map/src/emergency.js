@@ -64,7 +64,7 @@ async function load(app) {
 async function act(app, path, body, headers) {
   const r = await call(path, { method: 'POST', body, headers });
   em.message = r.ok ? { kind: 'ok', text: t('emergency_saved') }
-    : { kind: 'error', text: r.status === 412 ? t('emergency_stale') : (refusalText(r.data, r.status)) };
+    : { kind: 'error', text: r.status === 412 ? t('emergency_stale') : refusalText(r.data, r.status) };
   await load(app);
   return r;
 }

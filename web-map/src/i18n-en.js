@@ -212,7 +212,7 @@ export const en = {
   discard: 'Discard changes',
   unsaved: 'Unsaved changes',
   saved: (before, after, pct) => `Saved: households ${before} → ${after} (${pct >= 0 ? '+' : ''}${pct}% against the standard)`,
-  warn_repaired: 'The boundary crossed itself and was repaired',
+  warn_repaired: 'The boundary was invalid and was repaired',
   warn_clipped: (n, codes) => `Clipped ${n} neighbouring grid(s): ${codes}`,
   warn_other: 'The server sent a note',
   overlaps: (n) => `Overlaps ${n} neighbouring grid(s) (red on the map); not saved.`,

@@ -216,7 +216,7 @@ const strings = {
     discard: '放弃修改',
     unsaved: '有未保存的修改',
     saved: (before, after, pct) => `已保存：住户 ${before} → ${after} 户（较标准 ${pct >= 0 ? '+' : ''}${pct}%）`,
-    warn_repaired: '边界自相交，已自动修复',
+    warn_repaired: '边界无效，已自动修复',
     warn_clipped: (n, codes) => `已裁剪 ${n} 个相邻网格：${codes}`,
     warn_other: '服务器有一条提示',
     overlaps: (n) => `与 ${n} 个相邻网格重叠（地图上红色区域），未保存。`,

@@ -73,7 +73,7 @@ async function write(app, path, body, etag) {
   const headers = etag ? { 'If-Match': etag } : {};
   const r = await call(path, { method: 'POST', body, headers });
   leaders.message = r.ok ? { kind: 'ok', text: t('leader_saved') }
-    : { kind: 'error', text: r.status === 412 ? t('leader_stale') : (refusalText(r.data, r.status)) };
+    : { kind: 'error', text: r.status === 412 ? t('leader_stale') : refusalText(r.data, r.status) };
   const id = leaders.building?.building_id;
   if (id) {
     const msg = leaders.message;

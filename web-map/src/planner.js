@@ -213,7 +213,7 @@ async function save(app, reason) {
     } else if (d.outside_county_m2 !== undefined) {
       planner.message = { kind: 'error', text: t('outside_county', Math.round(d.outside_county_m2)) };
     } else {
-      planner.message = { kind: 'error', text: `${t('refused')}${refusalText(r.data, r.status)}` };
+      planner.message = { kind: 'error', text: refusal(r) };
     }
     window.__plannerRefused = r.data;
   } else if (r.status === 412) {
@@ -232,7 +232,7 @@ async function save(app, reason) {
     app.map.getSource('gm-mine').setData(mine);
     window.__plannerConflict = planner.conflict;
   } else {
-    planner.message = { kind: 'error', text: `${t('refused')}${refusalText(r.data, r.status)}` };
+    planner.message = { kind: 'error', text: refusal(r) };
   }
   render(app);
 }
@@ -271,7 +271,7 @@ async function mergeBack(app) {
     refreshTiles(app);
     window.__plannerMerged = r.data;
   } else {
-    planner.message = { kind: 'error', text: `${t('refused')}${refusalText(r.data, r.status)}` };
+    planner.message = { kind: 'error', text: refusal(r) };
   }
   render(app);
 }
@@ -293,7 +293,7 @@ async function revert(app, version) {
     planner.message = { kind: 'ok', text: t('reverted', version, area(planner.grid)) };
     refreshTiles(app);
   } else {
-    planner.message = { kind: 'error', text: `${t('refused')}${refusalText(r.data, r.status)}` };
+    planner.message = { kind: 'error', text: refusal(r) };
   }
   render(app);
 }
@@ -403,7 +403,7 @@ async function split(app, reason) {
     refreshTiles(app);
     window.__plannerSplit = r.data.grids;
   } else {
-    planner.message = { kind: 'error', text: `${t('refused')}${refusalText(r.data, r.status)}` };
+    planner.message = { kind: 'error', text: refusal(r) };
     if (r.status === 412) { setMode(app, null); await loadGrid(app, id); planner.message = { kind: 'error', text: t('conflict_short') }; }
   }
   render(app);
@@ -430,7 +430,7 @@ async function merge(app, reason) {
     refreshTiles(app);
     window.__plannerMerged = r.data;
   } else {
-    planner.message = { kind: 'error', text: `${t('refused')}${refusalText(r.data, r.status)}` };
+    planner.message = { kind: 'error', text: refusal(r) };
   }
   render(app);
 }

@@ -50,7 +50,7 @@ test('the warnings a grid save writes are shown in the page language, and the se
   assert.ok(edit.includes('"the geometry was invalid ({reason}) and was repaired (ST_MakeValid)"'), 'ogc/edit.rs: the repair warning');
   assert.ok(edit.includes('"clipped {} neighbouring grid(s): {}"'), 'ogc/edit.rs: the clipping warning');
   assert.equal((edit.match(/warnings\.push\(/g) ?? []).length, 2, 'ogc/edit.rs writes two warnings: a new one needs its text in i18n.js warningText');
-  assert.equal(warningText('the geometry was invalid (Self-intersection[118.1 36.1]) and was repaired (ST_MakeValid)'), '边界自相交，已自动修复');
+  assert.equal(warningText('the geometry was invalid (Self-intersection[118.1 36.1]) and was repaired (ST_MakeValid)'), '边界无效，已自动修复');
   assert.equal(warningText('clipped 2 neighbouring grid(s): LS-001, LS-002'), '已裁剪 2 个相邻网格：LS-001, LS-002');
   assert.equal(warningText('something new'), '服务器有一条提示');
 });

@@ -17,7 +17,7 @@
 //! notification, on `gridmap_reports_reassigned` (0011), after a listener reconnect, and every
 //! [`POLL_EVERY`] in any case: a missed notification delays, never loses.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -85,7 +85,7 @@ pub struct Feed {
     /// This instance, in the notices it announces (it hears its own NOTIFY too, and skips it).
     origin: String,
     /// Reads of the history by the follower, for `/metrics` (at most one per [`READ_EVERY`]).
-    reads: std::sync::atomic::AtomicU64,
+    reads: AtomicU64,
 }
 
 impl Default for Feed {
@@ -100,7 +100,7 @@ impl Default for Feed {
             started: AtomicBool::new(false),
             notices: broadcast::channel(1024).0,
             origin: uuid::Uuid::new_v4().to_string(),
-            reads: std::sync::atomic::AtomicU64::new(0),
+            reads: AtomicU64::new(0),
         }
     }
 }
